@@ -1,0 +1,517 @@
+//! Reading `commands/*.toml` into a validated `Catalog`. Every problem found is
+//! collected (not just the first) and reported as `file:line: message`.
+
+use super::model::*;
+use crate::template;
+use indexmap::IndexMap;
+use serde::Deserialize;
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::path::Path;
+use toml::Spanned;
+
+/// One thing wrong with the catalog or config, with where it is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Problem {
+    pub file: String,
+    pub line: usize,
+    pub message: String,
+}
+
+impl std::fmt::Display for Problem {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}:{}: {}", self.file, self.line, self.message)
+    }
+}
+
+/// Everything wrong with a catalog, in file order.
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("{}", .problems.iter().map(|p| p.to_string()).collect::<Vec<_>>().join("\n"))]
+pub struct CheckError {
+    pub problems: Vec<Problem>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawFile {
+    #[serde(default)]
+    target: IndexMap<String, Spanned<Target>>,
+    #[serde(default)]
+    command: IndexMap<String, IndexMap<String, Spanned<RawCommand>>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawCommand {
+    summary: String,
+    #[serde(default)]
+    args: IndexMap<String, Spanned<RawArg>>,
+    risk: Risk,
+    roles: Vec<String>,
+    #[serde(default)]
+    approve: Option<Spanned<RawApprove>>,
+    action: Spanned<Action>,
+    #[serde(default)]
+    reply: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawArg {
+    kind: String,
+    #[serde(default)]
+    values: Vec<String>,
+    #[serde(default)]
+    min: Option<i64>,
+    #[serde(default)]
+    max: Option<i64>,
+    #[serde(default)]
+    regex: Option<String>,
+    #[serde(default)]
+    max_len: Option<usize>,
+    /// Element kind of a list.
+    #[serde(default)]
+    of: Option<String>,
+    #[serde(default)]
+    flag: bool,
+    #[serde(default)]
+    optional: bool,
+    #[serde(default)]
+    default: Option<toml::Value>,
+    #[serde(default)]
+    help: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawApprove {
+    roles: Vec<String>,
+    #[serde(default = "one")]
+    count: u32,
+    #[serde(default = "fifteen_minutes")]
+    ttl: String,
+}
+
+fn one() -> u32 {
+    1
+}
+
+fn fifteen_minutes() -> String {
+    "15m".into()
+}
+
+/// What validation needs to know from outside the catalog.
+pub struct Context<'a> {
+    /// Role names that exist (built-in and configured).
+    pub roles: &'a BTreeSet<String>,
+    /// The environment, for `OPSBOT_TARGET_<NAME>` overrides.
+    pub env: &'a HashMap<String, String>,
+}
+
+/// Loads and validates every `*.toml` in `dir`, in file-name order.
+pub fn load_dir(dir: &Path, ctx: &Context) -> Result<Catalog, CheckError> {
+    let mut files: Vec<_> = match std::fs::read_dir(dir) {
+        Ok(rd) => rd
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .filter(|p| p.extension().is_some_and(|x| x == "toml"))
+            .collect(),
+        Err(e) => {
+            return Err(CheckError {
+                problems: vec![Problem {
+                    file: dir.display().to_string(),
+                    line: 0,
+                    message: format!("cannot read the catalog directory: {e}"),
+                }],
+            })
+        }
+    };
+    files.sort();
+    let mut sources = Vec::new();
+    for f in files {
+        let name = f.display().to_string();
+        match std::fs::read_to_string(&f) {
+            Ok(text) => sources.push((name, text)),
+            Err(e) => {
+                return Err(CheckError {
+                    problems: vec![Problem {
+                        file: name,
+                        line: 0,
+                        message: format!("cannot read: {e}"),
+                    }],
+                })
+            }
+        }
+    }
+    let refs: Vec<(&str, &str)> = sources
+        .iter()
+        .map(|(n, t)| (n.as_str(), t.as_str()))
+        .collect();
+    load_sources(&refs, ctx)
+}
+
+/// Loads one catalog text (tests, embedded catalogs).
+pub fn load_str(file: &str, text: &str, ctx: &Context) -> Result<Catalog, CheckError> {
+    load_sources(&[(file, text)], ctx)
+}
+
+/// Loads several `(file name, text)` sources as one catalog.
+pub fn load_sources(sources: &[(&str, &str)], ctx: &Context) -> Result<Catalog, CheckError> {
+    let mut b = Builder::default();
+    let mut parsed = Vec::new();
+    for (file, text) in sources {
+        match toml::from_str::<RawFile>(text) {
+            Ok(raw) => parsed.push((*file, *text, raw)),
+            Err(e) => {
+                let line = e.span().map(|s| line_of(text, s.start)).unwrap_or(1);
+                b.problem(file, line, e.message().trim().to_string());
+            }
+        }
+    }
+    // Targets first: commands in any file may use a target from any file.
+    for (file, text, raw) in &mut parsed {
+        for (name, t) in std::mem::take(&mut raw.target) {
+            let line = line_of(text, t.span().start);
+            b.add_target(file, line, name, t.into_inner(), ctx.env);
+        }
+    }
+    for (file, text, raw) in parsed {
+        for (profile, cmds) in raw.command {
+            for (name, c) in cmds {
+                let line = line_of(text, c.span().start);
+                let loc = Location {
+                    file: file.to_string(),
+                    line,
+                };
+                b.add_command(text, loc, profile.clone(), name, c.into_inner(), ctx);
+            }
+        }
+    }
+    if b.problems.is_empty() {
+        Ok(b.catalog)
+    } else {
+        Err(CheckError {
+            problems: b.problems,
+        })
+    }
+}
+
+/// 1-based line of a byte offset.
+pub fn line_of(text: &str, offset: usize) -> usize {
+    text[..offset.min(text.len())].matches('\n').count() + 1
+}
+
+#[derive(Default)]
+struct Builder {
+    catalog: Catalog,
+    problems: Vec<Problem>,
+}
+
+impl Builder {
+    fn problem(&mut self, file: &str, line: usize, message: String) {
+        self.problems.push(Problem {
+            file: file.to_string(),
+            line,
+            message,
+        });
+    }
+
+    fn add_target(
+        &mut self,
+        file: &str,
+        line: usize,
+        name: String,
+        mut t: Target,
+        env: &HashMap<String, String>,
+    ) {
+        if let Some(prev) = self.catalog.targets.get(&name) {
+            let at = prev.location.as_ref().map(|l| l.to_string()).unwrap_or_default();
+            self.problem(file, line, format!("target `{name}` is defined twice (also at {at})"));
+            return;
+        }
+        if let Some(url) = env.get(&target_env_var(&name)) {
+            t.url = url.clone();
+        }
+        t.name = name.clone();
+        t.location = Some(Location {
+            file: file.to_string(),
+            line,
+        });
+        self.catalog.targets.insert(name, t);
+    }
+
+    fn add_command(
+        &mut self,
+        text: &str,
+        loc: Location,
+        profile: String,
+        name: String,
+        raw: RawCommand,
+        ctx: &Context,
+    ) {
+        let before = self.problems.len();
+        let file = loc.file.clone();
+        let at = |line: usize| Location {
+            file: file.clone(),
+            line,
+        };
+        if let Some(prev) = self.catalog.get(&profile, &name) {
+            let msg = format!(
+                "command `{name}` of profile `{profile}` is defined twice (also at {})",
+                prev.location
+            );
+            self.problem(&loc.file, loc.line, msg);
+        }
+        if !valid_words(&name) {
+            let msg = format!("command name `{name}` must be lowercase words separated by single spaces");
+            self.problem(&loc.file, loc.line, msg);
+        }
+        self.check_roles(&loc, "roles", &raw.roles, ctx.roles);
+        let mut args = Vec::new();
+        for (arg_name, a) in raw.args {
+            let l = at(line_of(text, a.span().start));
+            if let Some(spec) = self.arg_spec(&l, arg_name, a.into_inner()) {
+                args.push(spec);
+            }
+        }
+        let approve = raw.approve.and_then(|a| {
+            let l = at(line_of(text, a.span().start));
+            self.approve_policy(&l, a.into_inner(), ctx.roles)
+        });
+        let action_loc = at(line_of(text, raw.action.span().start));
+        let action = raw.action.into_inner();
+        self.check_action(&action_loc, &action, &args);
+        if let Some(reply) = &raw.reply {
+            for p in template::placeholders(reply) {
+                let root = p.split('.').next().unwrap_or(p);
+                let known = matches!(root, "response" | "output" | "status" | "rows")
+                    || args.iter().any(|a| a.name == p);
+                if !known {
+                    let msg = format!("reply uses `{{{p}}}`, which is not an argument of `{name}` (nor response.*, output, status, rows)");
+                    self.problem(&loc.file, loc.line, msg);
+                }
+            }
+        }
+        if self.problems.len() == before {
+            self.catalog.commands.push(Command {
+                profile,
+                name,
+                summary: raw.summary,
+                args,
+                risk: raw.risk,
+                roles: raw.roles,
+                approve,
+                action,
+                reply: raw.reply,
+                location: loc,
+            });
+        }
+    }
+
+    fn check_roles(&mut self, loc: &Location, what: &str, roles: &[String], known: &BTreeSet<String>) {
+        if roles.is_empty() {
+            self.problem(&loc.file, loc.line, format!("{what} is empty: name at least one role (or \"anyone\")"));
+        }
+        for r in roles {
+            if !known.contains(r) {
+                let list = known.iter().cloned().collect::<Vec<_>>().join(", ");
+                self.problem(&loc.file, loc.line, format!("unknown role `{r}` in {what} (known: {list})"));
+            }
+        }
+    }
+
+    fn approve_policy(&mut self, loc: &Location, a: RawApprove, known: &BTreeSet<String>) -> Option<ApprovePolicy> {
+        let before = self.problems.len();
+        self.check_roles(loc, "approve.roles", &a.roles, known);
+        if a.roles.iter().any(|r| r == "anyone") {
+            self.problem(&loc.file, loc.line, "approve.roles cannot include `anyone`".into());
+        }
+        if a.count == 0 {
+            self.problem(&loc.file, loc.line, "approve.count must be at least 1".into());
+        }
+        let ttl = match crate::duration::parse(&a.ttl) {
+            Ok(d) if !d.is_zero() => Some(d),
+            Ok(_) => {
+                self.problem(&loc.file, loc.line, "approve.ttl must be longer than 0s".into());
+                None
+            }
+            Err(e) => {
+                self.problem(&loc.file, loc.line, format!("approve.ttl: {e}"));
+                None
+            }
+        };
+        match ttl {
+            Some(ttl) if self.problems.len() == before => Some(ApprovePolicy {
+                roles: a.roles,
+                count: a.count,
+                ttl,
+            }),
+            _ => None,
+        }
+    }
+
+    fn arg_spec(&mut self, loc: &Location, name: String, a: RawArg) -> Option<ArgSpec> {
+        let kind = match self.arg_kind(loc, &name, &a.kind, &a) {
+            Some(k) => k,
+            None => return None,
+        };
+        if matches!(kind, ArgKind::Bool) && !a.flag {
+            self.problem(&loc.file, loc.line, format!("argument `{name}`: kind \"bool\" must be a flag (flag = true)"));
+            return None;
+        }
+        let default = a.default.map(|v| match v {
+            toml::Value::String(s) => s,
+            other => other.to_string(),
+        });
+        Some(ArgSpec {
+            required: !a.flag && !a.optional && default.is_none(),
+            name,
+            kind,
+            flag: a.flag,
+            default,
+            help: a.help,
+        })
+    }
+
+    fn arg_kind(&mut self, loc: &Location, name: &str, kind: &str, a: &RawArg) -> Option<ArgKind> {
+        let bad = |b: &mut Self, msg: String| {
+            b.problem(&loc.file, loc.line, format!("argument `{name}`: {msg}"));
+            None
+        };
+        match kind {
+            "enum" if a.values.is_empty() => bad(self, "kind \"enum\" needs values = [...]".into()),
+            "enum" => Some(ArgKind::Enum(a.values.clone())),
+            "int" => {
+                let (min, max) = (a.min.unwrap_or(i64::MIN), a.max.unwrap_or(i64::MAX));
+                if min > max {
+                    return bad(self, format!("min {min} is greater than max {max}"));
+                }
+                Some(ArgKind::Int { min, max })
+            }
+            "duration" => Some(ArgKind::Duration),
+            "id" => Some(ArgKind::Id),
+            "bool" => Some(ArgKind::Bool),
+            "string" => {
+                let pattern = match &a.regex {
+                    None => None,
+                    Some(r) => match regex::Regex::new(&format!("^(?:{r})$")) {
+                        Ok(re) => Some(re),
+                        Err(e) => return bad(self, format!("regex does not compile: {e}")),
+                    },
+                };
+                Some(ArgKind::String {
+                    max_len: a.max_len.unwrap_or(200),
+                    pattern,
+                })
+            }
+            "list" => {
+                let inner = a.of.as_deref().unwrap_or("string");
+                if inner == "list" || inner == "bool" {
+                    return bad(self, format!("a list cannot hold `{inner}`"));
+                }
+                self.arg_kind(loc, name, inner, a)
+                    .map(|k| ArgKind::List(Box::new(k)))
+            }
+            other => bad(
+                self,
+                format!("unknown kind `{other}` (use enum, int, duration, string, id, bool or list)"),
+            ),
+        }
+    }
+
+    fn check_action(&mut self, loc: &Location, action: &Action, args: &[ArgSpec]) {
+        for (t, kind) in action.targets() {
+            match self.catalog.targets.get(t) {
+                None => self.problem(&loc.file, loc.line, format!("unknown target `{t}`")),
+                Some(def) if def.kind != kind => self.problem(
+                    &loc.file,
+                    loc.line,
+                    format!("target `{t}` is {:?}, but a {} action needs {:?}", def.kind, action.kind(), kind).to_lowercase(),
+                ),
+                Some(_) => {}
+            }
+        }
+        for tpl in action.templates() {
+            for p in template::placeholders(tpl) {
+                if !args.iter().any(|a| a.name == p) {
+                    self.problem(&loc.file, loc.line, format!("template `{tpl}` uses `{{{p}}}`, which is not a defined argument"));
+                }
+            }
+        }
+        match action {
+            Action::Redis(r) => {
+                let ops = [r.command.is_some(), r.scan.is_some(), r.delete_matching.is_some()];
+                if ops.iter().filter(|x| **x).count() != 1 {
+                    self.problem(&loc.file, loc.line, "a redis action needs exactly one of command, scan, delete_matching".into());
+                }
+                if r.command.as_ref().is_some_and(|c| c.is_empty()) {
+                    self.problem(&loc.file, loc.line, "redis command is empty".into());
+                }
+                if r.command.as_ref().and_then(|c| c.first()).is_some_and(|c| c.eq_ignore_ascii_case("KEYS")) {
+                    self.problem(&loc.file, loc.line, "redis KEYS blocks the server: use scan = \"<pattern>\" instead".into());
+                }
+            }
+            Action::Sql(s) => {
+                let highest = sql_placeholders(&s.query);
+                if highest != s.params.len() {
+                    self.problem(&loc.file, loc.line, format!("sql query uses {highest} parameter(s) but params has {}", s.params.len()));
+                }
+            }
+            Action::Process(p) => match p.argv.first() {
+                None => self.problem(&loc.file, loc.line, "process argv is empty".into()),
+                Some(prog) if !template::placeholders(prog).is_empty() => {
+                    self.problem(&loc.file, loc.line, "the program (argv[0]) must be fixed, not a template".into())
+                }
+                Some(_) => {}
+            },
+            Action::Health(h) if h.checks.is_empty() => {
+                self.problem(&loc.file, loc.line, "health action has no checks".into())
+            }
+            _ => {}
+        }
+    }
+}
+
+/// The highest `$n` in a SQL text.
+fn sql_placeholders(q: &str) -> usize {
+    let re = regex::Regex::new(r"\$(\d+)").expect("static regex");
+    re.captures_iter(q)
+        .filter_map(|c| c[1].parse::<usize>().ok())
+        .max()
+        .unwrap_or(0)
+}
+
+fn valid_words(name: &str) -> bool {
+    !name.is_empty()
+        && name.split(' ').all(|w| {
+            !w.is_empty()
+                && w.chars()
+                    .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+        })
+}
+
+/// `OPSBOT_TARGET_QUEUE_API` for target `queue_api`.
+pub fn target_env_var(name: &str) -> String {
+    format!("OPSBOT_TARGET_{}", name.to_uppercase().replace('-', "_"))
+}
+
+/// Unused targets are not an error, but `opsbot check` mentions them.
+pub fn unused_targets(c: &Catalog) -> Vec<&str> {
+    let used: BTreeSet<&str> = c
+        .commands
+        .iter()
+        .flat_map(|c| c.action.targets().into_iter().map(|(t, _)| t))
+        .collect();
+    c.targets
+        .keys()
+        .map(String::as_str)
+        .filter(|t| !used.contains(t))
+        .collect()
+}
+
+/// Groups commands by profile, for listings.
+pub fn by_profile(c: &Catalog) -> BTreeMap<&str, Vec<&Command>> {
+    let mut m: BTreeMap<&str, Vec<&Command>> = BTreeMap::new();
+    for cmd in &c.commands {
+        m.entry(cmd.profile.as_str()).or_default().push(cmd);
+    }
+    m
+}

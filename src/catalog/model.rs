@@ -1,0 +1,373 @@
+//! The catalog's data model: targets, commands, typed arguments and actions.
+//! Built by `catalog::load`; read by the parser, help, authorization and executors.
+
+use indexmap::IndexMap;
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+/// Where a definition came from, for `file:line` messages.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Location {
+    pub file: String,
+    pub line: usize,
+}
+
+impl std::fmt::Display for Location {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}:{}", self.file, self.line)
+    }
+}
+
+/// The whole runbook catalog: every target and every command of every profile.
+#[derive(Debug, Clone, Default)]
+pub struct Catalog {
+    pub targets: BTreeMap<String, Target>,
+    pub commands: Vec<Command>,
+}
+
+impl Catalog {
+    /// Commands whose chat words are exactly `name` (e.g. `"queue retry"`), any profile.
+    pub fn named<'a>(&'a self, name: &'a str) -> impl Iterator<Item = &'a Command> + 'a {
+        self.commands.iter().filter(move |c| c.name == name)
+    }
+
+    /// The command `name` of `profile`.
+    pub fn get(&self, profile: &str, name: &str) -> Option<&Command> {
+        self.commands
+            .iter()
+            .find(|c| c.profile == profile && c.name == name)
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum TargetKind {
+    Http,
+    Redis,
+    Sql,
+}
+
+/// Something an action talks to. `url` is the base URL (http) or DSN (redis, sql),
+/// already overridden by `OPSBOT_TARGET_<NAME>` when that is set.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Target {
+    #[serde(skip)]
+    pub name: String,
+    pub kind: TargetKind,
+    pub url: String,
+    /// Per-call timeout; `10s` when absent.
+    #[serde(default, with = "crate::duration::serde_str::opt_field")]
+    pub timeout: Option<Duration>,
+    /// Extra HTTP headers; a value `env:NAME` is read from the environment and
+    /// treated as a secret (redacted from every output).
+    #[serde(default)]
+    pub headers: BTreeMap<String, String>,
+    /// Redis: key prefixes that pattern commands may touch (`gemini:`, `project:`).
+    #[serde(default)]
+    pub key_prefixes: Vec<String>,
+    #[serde(skip)]
+    pub location: Option<Location>,
+}
+
+impl Target {
+    pub fn timeout(&self) -> Duration {
+        self.timeout.unwrap_or(Duration::from_secs(10))
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Risk {
+    Read,
+    Write,
+    Destructive,
+}
+
+impl Risk {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Risk::Read => "read",
+            Risk::Write => "write",
+            Risk::Destructive => "destructive",
+        }
+    }
+}
+
+/// A typed argument of a command.
+#[derive(Debug, Clone)]
+pub struct ArgSpec {
+    pub name: String,
+    pub kind: ArgKind,
+    /// `--name value` (or `--name` for bool) instead of a positional word.
+    pub flag: bool,
+    /// A positional that must be given (flags are never required).
+    pub required: bool,
+    /// Value used when the argument is absent.
+    pub default: Option<String>,
+    pub help: Option<String>,
+}
+
+#[derive(Debug, Clone)]
+pub enum ArgKind {
+    Enum(Vec<String>),
+    Int { min: i64, max: i64 },
+    Duration,
+    /// Free text, at most `max_len` chars, optionally matching `pattern` (anchored).
+    String {
+        max_len: usize,
+        pattern: Option<regex::Regex>,
+    },
+    /// `^[A-Za-z0-9_.:-]{1,64}$`: job ids, keys, correlation ids.
+    Id,
+    /// A switch: `--errors`.
+    Bool,
+    /// Comma-separated values of the inner kind.
+    List(Box<ArgKind>),
+}
+
+impl ArgKind {
+    /// How the value is shown in usage lines: `<queue>`, `<int 1..50>`.
+    pub fn placeholder(&self) -> String {
+        match self {
+            ArgKind::Enum(v) => v.join("|"),
+            ArgKind::Int { min, max } => format!("int {min}..{max}"),
+            ArgKind::Duration => "duration".into(),
+            ArgKind::String { .. } => "text".into(),
+            ArgKind::Id => "id".into(),
+            ArgKind::Bool => String::new(),
+            ArgKind::List(inner) => format!("{},…", inner.placeholder()),
+        }
+    }
+
+    pub fn name(&self) -> &'static str {
+        match self {
+            ArgKind::Enum(_) => "enum",
+            ArgKind::Int { .. } => "int",
+            ArgKind::Duration => "duration",
+            ArgKind::String { .. } => "string",
+            ArgKind::Id => "id",
+            ArgKind::Bool => "bool",
+            ArgKind::List(_) => "list",
+        }
+    }
+}
+
+/// Two-person rule: `count` distinct people holding one of `roles`, none of them
+/// the requester, within `ttl`.
+#[derive(Debug, Clone, Serialize)]
+pub struct ApprovePolicy {
+    pub roles: Vec<String>,
+    pub count: u32,
+    #[serde(rename = "ttl_secs", serialize_with = "ser_secs")]
+    pub ttl: Duration,
+}
+
+fn ser_secs<S: serde::Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_u64(d.as_secs())
+}
+
+/// What a command does. Values from chat reach an action only through
+/// templates (`{arg}`), which each executor escapes for its own medium.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "lowercase", deny_unknown_fields)]
+pub enum Action {
+    Http(HttpAction),
+    Redis(RedisAction),
+    Sql(SqlAction),
+    Process(ProcessAction),
+    Health(HealthAction),
+}
+
+impl Action {
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Action::Http(_) => "http",
+            Action::Redis(_) => "redis",
+            Action::Sql(_) => "sql",
+            Action::Process(_) => "process",
+            Action::Health(_) => "health",
+        }
+    }
+
+    /// Every template string of the action, for validation.
+    pub fn templates(&self) -> Vec<&str> {
+        match self {
+            Action::Http(h) => {
+                let mut v: Vec<&str> = vec![h.path.as_str()];
+                v.extend(h.query.values().map(String::as_str));
+                if let Some(b) = &h.body {
+                    collect_json_strings(b, &mut v);
+                }
+                v
+            }
+            Action::Redis(r) => r
+                .command
+                .iter()
+                .flatten()
+                .map(String::as_str)
+                .chain(r.scan.as_deref())
+                .chain(r.delete_matching.as_deref())
+                .collect(),
+            Action::Sql(s) => s.params.iter().map(String::as_str).collect(),
+            Action::Process(p) => p
+                .argv
+                .iter()
+                .chain(p.env.values())
+                .map(String::as_str)
+                .collect(),
+            Action::Health(_) => vec![],
+        }
+    }
+
+    /// Targets the action uses, for validation.
+    pub fn targets(&self) -> Vec<(&str, TargetKind)> {
+        match self {
+            Action::Http(h) => vec![(h.target.as_str(), TargetKind::Http)],
+            Action::Redis(r) => vec![(r.target.as_str(), TargetKind::Redis)],
+            Action::Sql(s) => vec![(s.target.as_str(), TargetKind::Sql)],
+            Action::Process(_) => vec![],
+            Action::Health(h) => h
+                .checks
+                .iter()
+                .map(|c| (c.target.as_str(), TargetKind::Http))
+                .collect(),
+        }
+    }
+}
+
+fn collect_json_strings<'a>(v: &'a serde_json::Value, out: &mut Vec<&'a str>) {
+    match v {
+        serde_json::Value::String(s) => out.push(s),
+        serde_json::Value::Array(a) => a.iter().for_each(|x| collect_json_strings(x, out)),
+        serde_json::Value::Object(o) => o.values().for_each(|x| collect_json_strings(x, out)),
+        _ => {}
+    }
+}
+
+/// `http = { method = "POST", target = "queue_api", path = "/api/queue/{queue}/pause" }`
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HttpAction {
+    #[serde(default = "default_method")]
+    pub method: String,
+    pub target: String,
+    /// Path template; each `{arg}` is percent-encoded as one path segment.
+    pub path: String,
+    /// Query parameters (templates); a parameter whose only placeholder is an
+    /// absent optional argument is left out.
+    #[serde(default)]
+    pub query: IndexMap<String, String>,
+    /// JSON body; `{arg}` inside string values is substituted as JSON text.
+    #[serde(default)]
+    pub body: Option<serde_json::Value>,
+    /// Accepted statuses; any 2xx when empty.
+    #[serde(default)]
+    pub expect: Vec<u16>,
+}
+
+fn default_method() -> String {
+    "GET".into()
+}
+
+/// Exactly one of `command`, `scan`, `delete_matching`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RedisAction {
+    pub target: String,
+    /// A command as argv: `["INFO", "{section}"]`. Each element is one argument.
+    #[serde(default)]
+    pub command: Option<Vec<String>>,
+    /// Lists keys matching a pattern with SCAN (never KEYS), up to `limit`.
+    #[serde(default)]
+    pub scan: Option<String>,
+    /// Deletes keys matching a pattern: SCAN, then UNLINK in batches of 500.
+    #[serde(default)]
+    pub delete_matching: Option<String>,
+    #[serde(default)]
+    pub limit: Option<u32>,
+}
+
+/// `sql = { target = "queue_db", query = "SELECT … WHERE x = $1", params = ["{x}"] }`
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SqlAction {
+    pub target: String,
+    /// Fixed SQL text with `$n` placeholders; chat values are only ever bound.
+    pub query: String,
+    #[serde(default)]
+    pub params: Vec<String>,
+    #[serde(default, with = "crate::duration::serde_str::opt_field")]
+    pub timeout: Option<Duration>,
+}
+
+/// `process = { argv = ["pm2", "restart", "{app}"], timeout = "30s" }`: no shell.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ProcessAction {
+    pub argv: Vec<String>,
+    #[serde(default)]
+    pub env: BTreeMap<String, String>,
+    #[serde(default, with = "crate::duration::serde_str::opt_field")]
+    pub timeout: Option<Duration>,
+}
+
+/// Calls every listed health endpoint concurrently and classifies each component.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HealthAction {
+    pub checks: Vec<HealthCheck>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HealthCheck {
+    pub component: String,
+    pub target: String,
+    pub path: String,
+    /// Slower than this counts as degraded (default 1s).
+    #[serde(default, with = "crate::duration::serde_str::opt_field")]
+    pub slow: Option<Duration>,
+}
+
+/// One catalog command of one profile.
+#[derive(Debug, Clone)]
+pub struct Command {
+    pub profile: String,
+    /// Chat words without the slash: `"queue retry"`.
+    pub name: String,
+    pub summary: String,
+    pub args: Vec<ArgSpec>,
+    pub risk: Risk,
+    /// Who may request it (role names; `anyone` allows unknown identities for reads).
+    pub roles: Vec<String>,
+    pub approve: Option<ApprovePolicy>,
+    pub action: Action,
+    /// Reply template; `{response.field}`, `{output}` and args may appear.
+    pub reply: Option<String>,
+    pub location: Location,
+}
+
+impl Command {
+    /// The usage line, generated from the argument definitions.
+    pub fn usage(&self) -> String {
+        let mut s = format!("/{}", self.name);
+        for a in &self.args {
+            let p = a.kind.placeholder();
+            let item = match (a.flag, &a.kind) {
+                (true, ArgKind::Bool) => format!("[--{}]", a.name),
+                (true, _) => format!("[--{} <{p}>]", a.name),
+                (false, _) if a.required => format!("<{}:{p}>", a.name),
+                (false, _) => format!("[<{}:{p}>]", a.name),
+            };
+            s.push(' ');
+            s.push_str(&item);
+        }
+        s
+    }
+
+    pub fn arg(&self, name: &str) -> Option<&ArgSpec> {
+        self.args.iter().find(|a| a.name == name)
+    }
+}
