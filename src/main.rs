@@ -1,1 +1,219 @@
-fn main() {}
+//! The `opsbot` command line. The only place that uses `anyhow`.
+
+use anyhow::Context as _;
+use clap::{Parser, Subcommand};
+use opsbot::app;
+use opsbot::clock::{SharedClock, SystemClock};
+use opsbot::config::{Config, DEFAULT_CONFIG};
+use opsbot::engine::{Invocation, Source};
+use opsbot::store::Store;
+use secrecy::ExposeSecret;
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+#[derive(Parser)]
+#[command(name = "opsbot", version, about = "ChatOps bot: runbook commands with roles, approvals and an audit chain")]
+struct Cli {
+    /// Config file.
+    #[arg(long, global = true, env = "OPSBOT_CONFIG", default_value = DEFAULT_CONFIG)]
+    config: PathBuf,
+    #[command(subcommand)]
+    command: Cmd,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// Run the HTTP server and engine (migrates the store first).
+    Serve,
+    /// Validate config and catalog; prints `file:line: problem` and exits 1 on any.
+    Check,
+    /// List the catalog.
+    Commands {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Run one chat command through the full pipeline as an identity.
+    Run {
+        /// Wire identity, e.g. console:alice or slack:U0ALICE.
+        #[arg(long = "as")]
+        identity: String,
+        /// Channel id; its profile binding picks the system (default: console).
+        #[arg(long, default_value = "console")]
+        channel: Option<String>,
+        /// The command text, e.g. "/queue stats".
+        text: String,
+    },
+    /// Apply store migrations.
+    Migrate,
+    /// Audit log tools.
+    Audit {
+        #[command(subcommand)]
+        what: AuditCmd,
+    },
+}
+
+#[derive(Subcommand)]
+enum AuditCmd {
+    /// Check the audit log's hash chain from the first entry to the last.
+    Verify,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let env: HashMap<String, String> = std::env::vars().collect();
+    let config = match Config::load(&cli.config, &env) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("{e}");
+            return ExitCode::from(1);
+        }
+    };
+    init_tracing(&config, matches!(cli.command, Cmd::Serve));
+    let rt = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("cannot start the runtime: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    match rt.block_on(dispatch(cli.command, config, env)) {
+        Ok(code) => ExitCode::from(code),
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+fn init_tracing(config: &Config, serving: bool) {
+    let default = if serving { "info" } else { "warn" };
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    if config.log_json {
+        builder.json().init();
+    } else {
+        builder.init();
+    }
+}
+
+async fn dispatch(cmd: Cmd, config: Config, env: HashMap<String, String>) -> anyhow::Result<u8> {
+    let clock: SharedClock = Arc::new(SystemClock);
+    match cmd {
+        Cmd::Check => Ok(check(&config, &env)),
+        Cmd::Commands { json } => commands(&config, &env, json),
+        Cmd::Migrate => {
+            let store = Store::connect(config.database_url.expose_secret()).await?;
+            store.migrate().await?;
+            println!("migrations applied");
+            Ok(0)
+        }
+        Cmd::Audit { what: AuditCmd::Verify } => audit_verify(&config).await,
+        Cmd::Run { identity, channel, text } => {
+            let pipeline = app::build(&config, &env, clock.clone()).await?;
+            let inv = Invocation {
+                actor: identity,
+                channel,
+                thread: None,
+                text,
+                source: Source::Console,
+                received_at: clock.now_ms(),
+            };
+            let reply = pipeline.handle(&inv).await;
+            println!("{}", reply.text);
+            pipeline.store.close().await;
+            Ok(reply.outcome.exit_code() as u8)
+        }
+        Cmd::Serve => serve(&config, &env, clock).await,
+    }
+}
+
+fn check(config: &Config, env: &HashMap<String, String>) -> u8 {
+    match app::validate(config, env) {
+        Ok((cat, _)) => {
+            let profiles: std::collections::BTreeSet<&str> = cat.commands.iter().map(|c| c.profile.as_str()).collect();
+            println!(
+                "ok: {} commands in {} profiles, {} targets, {} people; enabled: {}",
+                cat.commands.len(),
+                profiles.len(),
+                cat.targets.len(),
+                config.people.len(),
+                config.profiles.join(", ")
+            );
+            0
+        }
+        Err(problems) => {
+            for p in &problems {
+                println!("{p}");
+            }
+            eprintln!("{} problem(s) found", problems.len());
+            1
+        }
+    }
+}
+
+fn commands(config: &Config, env: &HashMap<String, String>, json: bool) -> anyhow::Result<u8> {
+    let (cat, _) = app::validate(config, env)
+        .map_err(|ps| anyhow::anyhow!(ps.iter().map(|p| p.to_string()).collect::<Vec<_>>().join("\n")))
+        .context("the catalog is invalid (run `opsbot check`)")?;
+    if json {
+        let list: Vec<_> = cat
+            .commands
+            .iter()
+            .map(|c| {
+                serde_json::json!({
+                    "profile": c.profile,
+                    "name": c.name,
+                    "usage": c.usage(),
+                    "summary": c.summary,
+                    "risk": c.risk,
+                    "roles": c.roles,
+                    "approval": c.approve,
+                    "action_kind": c.action.kind(),
+                })
+            })
+            .collect();
+        println!("{}", serde_json::to_string_pretty(&list)?);
+    } else {
+        for c in &cat.commands {
+            let approval = c.approve.as_ref().map(|a| format!(" · approval: {}", a.roles.join("/"))).unwrap_or_default();
+            println!("{:<8} {:<50} {} · {}{approval}\n         {}", c.profile, c.usage(), c.risk.as_str(), c.roles.join(","), c.summary);
+        }
+    }
+    Ok(0)
+}
+
+async fn audit_verify(config: &Config) -> anyhow::Result<u8> {
+    let store = Store::connect(config.database_url.expose_secret()).await?;
+    store.migrate().await?;
+    let records = store.audit_records().await?;
+    match opsbot::audit::verify(&records) {
+        Ok(n) => {
+            println!("ok: {n} audit entries, chain intact");
+            Ok(0)
+        }
+        Err(e) => {
+            println!("audit chain broken: {e}");
+            Ok(1)
+        }
+    }
+}
+
+async fn serve(config: &Config, env: &HashMap<String, String>, clock: SharedClock) -> anyhow::Result<u8> {
+    let pipeline = app::build(config, env, clock).await?;
+    for r in pipeline.recover().await? {
+        tracing::warn!(approval = ?r.approval, "recovered after restart: {}", r.text);
+    }
+    let listener = tokio::net::TcpListener::bind(&config.listen)
+        .await
+        .with_context(|| format!("cannot listen on {}", config.listen))?;
+    tracing::info!(listen = %config.listen, "opsbot is serving");
+    let store = pipeline.store.clone();
+    axum::serve(listener, opsbot::server::router(pipeline))
+        .with_graceful_shutdown(opsbot::server::shutdown_signal())
+        .await?;
+    store.close().await;
+    Ok(0)
+}

@@ -1,0 +1,140 @@
+//! Wiring: config → catalog, people, store, executor → one `Pipeline`.
+//! `main` and the test harness both build the bot through here.
+
+use crate::auth::{Directory, Roles};
+use crate::catalog::{self, Catalog, Problem};
+use crate::clock::SharedClock;
+use crate::config::Config;
+use crate::engine::Pipeline;
+use crate::exec::{Executor, Limits};
+use crate::metrics::Metrics;
+use crate::store::{Store, StoreError};
+use secrecy::ExposeSecret;
+use std::collections::{BTreeSet, HashMap};
+use std::sync::Arc;
+
+#[derive(Debug, thiserror::Error)]
+pub enum BuildError {
+    #[error("{}", .0.iter().map(|p| p.to_string()).collect::<Vec<_>>().join("\n"))]
+    Invalid(Vec<Problem>),
+    #[error("store: {0}")]
+    Store(#[from] StoreError),
+}
+
+/// Loads the catalog and people and cross-checks them with the config.
+/// Every problem is returned, each with `file:line`.
+pub fn validate(config: &Config, env: &HashMap<String, String>) -> Result<(Catalog, Directory), Vec<Problem>> {
+    let roles = Roles::new(&config.roles);
+    let names = roles.names();
+    let mut problems = config_problems(config, &names);
+    let ctx = catalog::Context { roles: &names, env };
+    let cat = match catalog::load_dir(&config.commands_dir, &ctx) {
+        Ok(c) => Some(c),
+        Err(e) => {
+            problems.extend(e.problems);
+            None
+        }
+    };
+    if let Some(cat) = &cat {
+        problems.extend(cross_problems(config, cat));
+    }
+    let dir = Directory::new(&config.people, &roles).map_err(|errs| {
+        errs.into_iter().map(|m| config_problem(config, 0, m)).collect::<Vec<_>>()
+    });
+    match (cat, dir) {
+        (Some(c), Ok(d)) if problems.is_empty() => Ok((c, d)),
+        (_, Err(more)) => {
+            problems.extend(more);
+            Err(problems)
+        }
+        _ => Err(problems),
+    }
+}
+
+fn config_problem(config: &Config, line: usize, message: String) -> Problem {
+    Problem {
+        file: config.path.display().to_string(),
+        line,
+        message,
+    }
+}
+
+fn config_problems(config: &Config, roles: &BTreeSet<String>) -> Vec<Problem> {
+    let mut out = Vec::new();
+    for (name, p) in &config.people {
+        let line = config.person_lines.get(name).copied().unwrap_or(0);
+        for r in &p.roles {
+            if !roles.contains(r) {
+                let known = roles.iter().cloned().collect::<Vec<_>>().join(", ");
+                out.push(config_problem(config, line, format!("person `{name}`: unknown role `{r}` (known: {known})")));
+            }
+        }
+        if p.identities().is_empty() {
+            out.push(config_problem(config, line, format!("person `{name}` has no identity (slack, discord or console)")));
+        }
+    }
+    if config.profiles.is_empty() {
+        out.push(config_problem(config, 0, "no profile is enabled: set [profiles] enabled = [\"queue\", …]".into()));
+    }
+    out
+}
+
+fn cross_problems(config: &Config, cat: &Catalog) -> Vec<Problem> {
+    let mut out = Vec::new();
+    let known: BTreeSet<&str> = cat.commands.iter().map(|c| c.profile.as_str()).collect();
+    for p in &config.profiles {
+        if !known.contains(p.as_str()) {
+            let list = known.iter().copied().collect::<Vec<_>>().join(", ");
+            out.push(config_problem(config, 0, format!("profile `{p}` is enabled but has no commands (profiles in the catalog: {list})")));
+        }
+    }
+    for (channel, p) in &config.channels {
+        if !config.profiles.contains(p) {
+            out.push(config_problem(config, 0, format!("channel `{channel}` is bound to profile `{p}`, which is not enabled")));
+        }
+    }
+    for c in &cat.commands {
+        if let catalog::Action::Process(p) = &c.action {
+            let prog = p.argv.first().map(String::as_str).unwrap_or_default();
+            if !config.process_allow.iter().any(|a| a == prog) {
+                out.push(Problem {
+                    file: c.location.file.clone(),
+                    line: c.location.line,
+                    message: format!("program `{prog}` is not in [process] allow of the config"),
+                });
+            }
+        }
+    }
+    out
+}
+
+/// Builds the pipeline: validates, connects and migrates the store.
+pub async fn build(config: &Config, env: &HashMap<String, String>, clock: SharedClock) -> Result<Pipeline, BuildError> {
+    let (catalog, directory) = validate(config, env).map_err(BuildError::Invalid)?;
+    let store = Store::connect(config.database_url.expose_secret()).await?;
+    store.migrate().await?;
+    Ok(assemble(config, catalog, directory, store, clock))
+}
+
+/// Puts already-built parts together (tests use this with their own store).
+pub fn assemble(config: &Config, catalog: Catalog, directory: Directory, store: Store, clock: SharedClock) -> Pipeline {
+    let mut secrets = config.secrets.clone();
+    for t in catalog.targets.values() {
+        secrets.extend(crate::config::dsn_password(&t.url).map(Into::into));
+    }
+    let limits = Limits {
+        output_chars: config.limits.output_chars,
+        process_allow: config.process_allow.clone(),
+        default_timeout: config.limits.exec_timeout,
+    };
+    Pipeline {
+        catalog: Arc::new(catalog),
+        directory: Arc::new(directory),
+        store,
+        executor: Arc::new(Executor::new(limits, secrets)),
+        clock,
+        profiles: Arc::new(config.profiles.clone()),
+        channels: Arc::new(config.channels.clone()),
+        metrics: Arc::new(Metrics::default()),
+    }
+}

@@ -1,0 +1,411 @@
+//! Typed configuration: `config/opsbot.toml`, then environment overrides.
+//! Secrets come only from the environment (or a file named by `<VAR>_FILE`)
+//! and are held as `SecretString`, so `Debug` and logs never show them.
+
+use crate::catalog::{line_of, Problem};
+use secrecy::SecretString;
+use serde::Deserialize;
+use std::collections::{BTreeMap, HashMap};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+use toml::Spanned;
+
+pub const DEFAULT_CONFIG: &str = "config/opsbot.toml";
+pub const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
+pub const DEFAULT_DATABASE_URL: &str = "sqlite://opsbot.db?mode=rwc";
+pub const DEFAULT_SLACK_API_URL: &str = "https://slack.com/api/";
+
+/// The loaded configuration.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// The file it came from (for messages and relative paths).
+    pub path: PathBuf,
+    pub listen: String,
+    pub database_url: SecretString,
+    pub redis_url: Option<SecretString>,
+    pub commands_dir: PathBuf,
+    pub profiles: Vec<String>,
+    /// Channel id → profile bound to it.
+    pub channels: BTreeMap<String, String>,
+    pub people: BTreeMap<String, PersonConfig>,
+    /// Extra roles beyond the built-in ones, with the roles they imply.
+    pub roles: BTreeMap<String, Vec<String>>,
+    pub limits: Limits,
+    pub process_allow: Vec<String>,
+    pub log_json: bool,
+    pub slack: Option<SlackConfig>,
+    /// Values that must never appear in output (tokens, DSN passwords).
+    pub secrets: Vec<SecretString>,
+    /// Where each person was declared, for `file:line` messages.
+    pub person_lines: BTreeMap<String, usize>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PersonConfig {
+    #[serde(default)]
+    pub slack: Vec<String>,
+    #[serde(default)]
+    pub discord: Vec<String>,
+    #[serde(default)]
+    pub console: Vec<String>,
+    #[serde(default)]
+    pub roles: Vec<String>,
+}
+
+impl PersonConfig {
+    /// Wire identities: `slack:U0ALICE`, `discord:111…`, `console:alice`.
+    pub fn identities(&self) -> Vec<String> {
+        let tag = |kind: &str, ids: &[String]| {
+            ids.iter()
+                .map(|id| format!("{kind}:{id}"))
+                .collect::<Vec<_>>()
+        };
+        [
+            tag("slack", &self.slack),
+            tag("discord", &self.discord),
+            tag("console", &self.console),
+        ]
+        .concat()
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct Limits {
+    pub output_chars: usize,
+    pub exec_timeout: Duration,
+}
+
+#[derive(Debug, Clone)]
+pub struct SlackConfig {
+    pub signing_secret: SecretString,
+    pub bot_token: SecretString,
+    pub app_token: Option<SecretString>,
+    pub api_url: String,
+}
+
+/// A config that could not be loaded: every problem with `file:line`.
+#[derive(Debug, thiserror::Error)]
+#[error("{}", .0.iter().map(|p| p.to_string()).collect::<Vec<_>>().join("\n"))]
+pub struct ConfigError(pub Vec<Problem>);
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawConfig {
+    listen: Option<String>,
+    database_url: Option<String>,
+    commands_dir: Option<String>,
+    #[serde(default)]
+    profiles: RawProfiles,
+    #[serde(default)]
+    channels: BTreeMap<String, Spanned<RawChannel>>,
+    #[serde(default)]
+    people: BTreeMap<String, Spanned<RawPerson>>,
+    #[serde(default)]
+    roles: BTreeMap<String, RawRole>,
+    #[serde(default)]
+    limits: RawLimits,
+    #[serde(default)]
+    process: RawProcess,
+    #[serde(default)]
+    log: RawLog,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawProfiles {
+    #[serde(default)]
+    enabled: Vec<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawChannel {
+    profile: String,
+}
+
+/// Identities may be written as one string or a list.
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum OneOrMany {
+    One(String),
+    Many(Vec<String>),
+}
+
+impl OneOrMany {
+    fn into_vec(self) -> Vec<String> {
+        match self {
+            OneOrMany::One(s) => vec![s],
+            OneOrMany::Many(v) => v,
+        }
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawPerson {
+    slack: Option<OneOrMany>,
+    discord: Option<OneOrMany>,
+    console: Option<OneOrMany>,
+    #[serde(default)]
+    roles: Vec<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawRole {
+    #[serde(default)]
+    implies: Vec<String>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawLimits {
+    output_chars: Option<usize>,
+    exec_timeout: Option<String>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawProcess {
+    #[serde(default)]
+    allow: Vec<String>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawLog {
+    format: Option<String>,
+}
+
+impl Config {
+    /// Loads `path` (a missing file is an empty config) and applies `env`.
+    pub fn load(path: &Path, env: &HashMap<String, String>) -> Result<Config, ConfigError> {
+        let text = match std::fs::read_to_string(path) {
+            Ok(t) => t,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => String::new(),
+            Err(e) => return Err(single(path, 0, format!("cannot read: {e}"))),
+        };
+        Self::parse(path, &text, env)
+    }
+
+    /// Parses config text as if read from `path`.
+    pub fn parse(
+        path: &Path,
+        text: &str,
+        env: &HashMap<String, String>,
+    ) -> Result<Config, ConfigError> {
+        let file = path.display().to_string();
+        let raw: RawConfig = toml::from_str(text).map_err(|e| {
+            let line = e.span().map(|s| line_of(text, s.start)).unwrap_or(1);
+            single(path, line, e.message().trim().to_string())
+        })?;
+        let mut problems = Vec::new();
+        let mut secrets = Vec::new();
+        let get = |k: &str| env.get(k).filter(|v| !v.is_empty()).cloned();
+        let secret = |k: &str, problems: &mut Vec<Problem>| -> Option<String> {
+            match secret_from_env(env, k) {
+                Ok(v) => v,
+                Err(msg) => {
+                    problems.push(problem(&file, 0, msg));
+                    None
+                }
+            }
+        };
+        let database_url = secret("OPSBOT_DATABASE_URL", &mut problems)
+            .or(raw.database_url)
+            .unwrap_or_else(|| DEFAULT_DATABASE_URL.to_string());
+        secrets.extend(dsn_password(&database_url));
+        let redis_url = secret("OPSBOT_REDIS_URL", &mut problems);
+        if let Some(r) = &redis_url {
+            secrets.extend(dsn_password(r));
+        }
+        let slack = slack_config(env, &mut problems, &file, &mut secrets);
+        let exec_timeout = match raw.limits.exec_timeout.as_deref().map(crate::duration::parse) {
+            None => Duration::from_secs(30),
+            Some(Ok(d)) => d,
+            Some(Err(e)) => {
+                problems.push(problem(&file, 0, format!("limits.exec_timeout: {e}")));
+                Duration::from_secs(30)
+            }
+        };
+        let mut channels = BTreeMap::new();
+        for (id, ch) in raw.channels {
+            channels.insert(id, ch.into_inner().profile);
+        }
+        let mut profiles = raw.profiles.enabled;
+        if let Some(p) = get("OPSBOT_PROFILES") {
+            profiles = p.split(',').map(|s| s.trim().to_string()).filter(|s| !s.is_empty()).collect();
+        }
+        let mut people = BTreeMap::new();
+        let mut person_lines = BTreeMap::new();
+        for (name, p) in raw.people {
+            person_lines.insert(name.clone(), line_of(text, p.span().start));
+            let p = p.into_inner();
+            people.insert(
+                name,
+                PersonConfig {
+                    slack: p.slack.map(OneOrMany::into_vec).unwrap_or_default(),
+                    discord: p.discord.map(OneOrMany::into_vec).unwrap_or_default(),
+                    console: p.console.map(OneOrMany::into_vec).unwrap_or_default(),
+                    roles: p.roles,
+                },
+            );
+        }
+        let base = path.parent().and_then(Path::parent).unwrap_or(Path::new(""));
+        let commands_dir = get("OPSBOT_COMMANDS_DIR")
+            .map(PathBuf::from)
+            .or(raw.commands_dir.map(|d| base.join(d)))
+            .unwrap_or_else(|| base.join("commands"));
+        let log_json = get("OPSBOT_LOG_FORMAT")
+            .or(raw.log.format)
+            .is_some_and(|f| f.eq_ignore_ascii_case("json"));
+        if !problems.is_empty() {
+            return Err(ConfigError(problems));
+        }
+        Ok(Config {
+            path: path.to_path_buf(),
+            listen: get("OPSBOT_LISTEN")
+                .or(raw.listen)
+                .unwrap_or_else(|| DEFAULT_LISTEN.to_string()),
+            database_url: database_url.into(),
+            redis_url: redis_url.map(Into::into),
+            commands_dir,
+            profiles,
+            channels,
+            people,
+            roles: raw.roles.into_iter().map(|(k, v)| (k, v.implies)).collect(),
+            limits: Limits {
+                output_chars: raw.limits.output_chars.unwrap_or(3000),
+                exec_timeout,
+            },
+            process_allow: raw.process.allow,
+            log_json,
+            slack,
+            secrets: secrets.into_iter().map(Into::into).collect(),
+            person_lines,
+        })
+    }
+}
+
+fn slack_config(
+    env: &HashMap<String, String>,
+    problems: &mut Vec<Problem>,
+    file: &str,
+    secrets: &mut Vec<String>,
+) -> Option<SlackConfig> {
+    let mut read = |k: &str| match secret_from_env(env, k) {
+        Ok(v) => {
+            secrets.extend(v.clone());
+            v
+        }
+        Err(msg) => {
+            problems.push(problem(file, 0, msg));
+            None
+        }
+    };
+    let signing = read("SLACK_SIGNING_SECRET");
+    let bot = read("SLACK_BOT_TOKEN");
+    let app = read("SLACK_APP_TOKEN");
+    match (signing, bot) {
+        (Some(s), Some(b)) => Some(SlackConfig {
+            signing_secret: s.into(),
+            bot_token: b.into(),
+            app_token: app.map(Into::into),
+            api_url: env
+                .get("OPSBOT_SLACK_API_URL")
+                .cloned()
+                .unwrap_or_else(|| DEFAULT_SLACK_API_URL.to_string()),
+        }),
+        (None, None) => None,
+        _ => {
+            let msg = "Slack needs both SLACK_SIGNING_SECRET and SLACK_BOT_TOKEN (only one is set)";
+            problems.push(problem(file, 0, msg.into()));
+            None
+        }
+    }
+}
+
+/// `VAR` from the environment, or the contents of the file named by `VAR_FILE`.
+pub fn secret_from_env(env: &HashMap<String, String>, var: &str) -> Result<Option<String>, String> {
+    if let Some(v) = env.get(var).filter(|v| !v.is_empty()) {
+        return Ok(Some(v.clone()));
+    }
+    match env.get(&format!("{var}_FILE")) {
+        None => Ok(None),
+        Some(path) => std::fs::read_to_string(path)
+            .map(|s| Some(s.trim().to_string()))
+            .map_err(|e| format!("{var}_FILE: cannot read the secret file: {e}")),
+    }
+}
+
+/// The password part of `scheme://user:password@host/…`, if any.
+pub fn dsn_password(url: &str) -> Option<String> {
+    let rest = url.split_once("://")?.1;
+    let userinfo = rest.split_once('@')?.0;
+    let pw = userinfo.split_once(':')?.1;
+    (!pw.is_empty()).then(|| pw.to_string())
+}
+
+fn problem(file: &str, line: usize, message: String) -> Problem {
+    Problem {
+        file: file.to_string(),
+        line,
+        message,
+    }
+}
+
+fn single(path: &Path, line: usize, message: String) -> ConfigError {
+    ConfigError(vec![problem(&path.display().to_string(), line, message)])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env(pairs: &[(&str, &str)]) -> HashMap<String, String> {
+        pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+    }
+
+    #[test]
+    fn defaults_and_env_overrides() {
+        let p = Path::new("config/opsbot.toml");
+        let c = Config::parse(p, "listen = \"0.0.0.0:1\"", &env(&[])).unwrap();
+        assert_eq!(c.listen, "0.0.0.0:1");
+        assert_eq!(c.commands_dir, PathBuf::from("commands"));
+        assert!(c.slack.is_none());
+        let c = Config::parse(p, "", &env(&[("OPSBOT_LISTEN", "127.0.0.1:9")])).unwrap();
+        assert_eq!(c.listen, "127.0.0.1:9");
+    }
+
+    #[test]
+    fn syntax_error_has_line() {
+        let p = Path::new("c.toml");
+        let err = Config::parse(p, "listen = \"x\"\n\n[people.a]\nroles = [1]\n", &env(&[])).unwrap_err();
+        assert_eq!(err.0[0].line, 4, "{err}");
+        assert!(err.to_string().starts_with("c.toml:4: "), "{err}");
+    }
+
+    #[test]
+    fn secrets_are_not_in_debug() {
+        let e = env(&[("SLACK_SIGNING_SECRET", "sssecret"), ("SLACK_BOT_TOKEN", "xoxb-tok"), ("OPSBOT_DATABASE_URL", "postgres://u:pw1234@h/db")]);
+        let c = Config::parse(Path::new("c.toml"), "", &e).unwrap();
+        let dbg = format!("{c:?}");
+        assert!(!dbg.contains("sssecret") && !dbg.contains("xoxb-tok") && !dbg.contains("pw1234"), "{dbg}");
+        assert_eq!(c.secrets.len(), 3);
+    }
+
+    #[test]
+    fn half_configured_slack_is_an_error() {
+        let e = env(&[("SLACK_SIGNING_SECRET", "s")]);
+        assert!(Config::parse(Path::new("c.toml"), "", &e).is_err());
+    }
+
+    #[test]
+    fn person_identities_one_or_many() {
+        let t = "[people.alice]\nslack = \"U1\"\nconsole = [\"alice\", \"al\"]\nroles = [\"sre\"]\n";
+        let c = Config::parse(Path::new("c.toml"), t, &env(&[])).unwrap();
+        assert_eq!(c.people["alice"].identities(), vec!["slack:U1", "console:alice", "console:al"]);
+        assert_eq!(c.person_lines["alice"], 1);
+    }
+}

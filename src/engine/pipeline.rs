@@ -1,0 +1,195 @@
+//! Invocation → parse → authorize → approval or execute → reply, with every
+//! step audited. Adapters call `Pipeline::handle`; nothing here knows which
+//! chat the text came from.
+
+use super::reply::{Outcome, Reply};
+use crate::audit::Entry;
+use crate::auth::{self, Actor, Directory};
+use crate::catalog::{Catalog, Command};
+use crate::clock::{Millis, SharedClock};
+use crate::command::{self, Parsed, Request, Scope};
+use crate::exec::{ExecError, ExecOutput, Executor};
+use crate::metrics::Metrics;
+use crate::store::{Store, StoreError};
+use crate::template;
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+/// Where an invocation came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Source {
+    Console,
+    Slack,
+    Discord,
+}
+
+/// The one normalized input every adapter produces.
+#[derive(Debug, Clone)]
+pub struct Invocation {
+    /// Wire identity: `slack:U0ALICE`, `console:alice`.
+    pub actor: String,
+    pub channel: Option<String>,
+    pub thread: Option<String>,
+    pub text: String,
+    pub source: Source,
+    pub received_at: Millis,
+}
+
+/// Everything the pipeline needs, shared by all adapters.
+#[derive(Clone)]
+pub struct Pipeline {
+    pub catalog: Arc<Catalog>,
+    pub directory: Arc<Directory>,
+    pub store: Store,
+    pub executor: Arc<Executor>,
+    pub clock: SharedClock,
+    pub profiles: Arc<Vec<String>>,
+    /// Channel id → bound profile.
+    pub channels: Arc<BTreeMap<String, String>>,
+    pub metrics: Arc<Metrics>,
+}
+
+/// Internal failures: logged with a reference, shown only as that reference.
+#[derive(Debug, thiserror::Error)]
+pub(super) enum Internal {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+impl Pipeline {
+    /// Handles one invocation end to end and says what to answer.
+    pub async fn handle(&self, inv: &Invocation) -> Reply {
+        let reply = match self.dispatch(inv).await {
+            Ok(r) => r,
+            Err(e) => {
+                let reference = format!("{:08x}", rand::random::<u32>());
+                tracing::error!(error = %e, reference, actor = %inv.actor, "internal error handling a command");
+                Reply::new(Outcome::Failed, format!("something went wrong (ref {reference})"))
+            }
+        };
+        self.metrics.request(reply.outcome);
+        reply
+    }
+
+    pub(super) fn now(&self) -> Millis {
+        self.clock.now_ms()
+    }
+
+    fn scope<'a>(&'a self, inv: &'a Invocation) -> Scope<'a> {
+        Scope {
+            enabled_profiles: &self.profiles,
+            channel_profile: inv
+                .channel
+                .as_ref()
+                .and_then(|c| self.channels.get(c))
+                .map(String::as_str),
+        }
+    }
+
+    async fn dispatch(&self, inv: &Invocation) -> Result<Reply, Internal> {
+        let parsed = match command::parse(&self.catalog, &self.scope(inv), &inv.text) {
+            Ok(p) => p,
+            Err(e) => return Ok(Reply::new(Outcome::Usage, e.message)),
+        };
+        let actor = self.directory.resolve(&inv.actor);
+        match parsed {
+            Parsed::Help(text) => Ok(Reply::new(Outcome::Done, text)),
+            Parsed::Builtin(b) => self.builtin(inv, &actor, b).await,
+            Parsed::Run(req) => self.run(inv, &actor, &req).await,
+        }
+    }
+
+    async fn run(&self, inv: &Invocation, actor: &Actor, req: &Request<'_>) -> Result<Reply, Internal> {
+        let cmd = req.command;
+        let args_json = serde_json::to_string(&req.args).ok();
+        let mut entry = self.entry(inv, actor, "request", Some(cmd), args_json);
+        if let Err(denied) = auth::may_request(actor, cmd) {
+            entry.kind = "denied".into();
+            entry.outcome = "not_permitted".into();
+            entry.detail = Some(denied.to_string());
+            self.store.append_audit(&entry).await?;
+            return Ok(Reply::new(Outcome::NotPermitted, denied.to_string()));
+        }
+        if let Some(policy) = &cmd.approve {
+            return self.request_approval(inv, actor, req, policy, entry).await;
+        }
+        let result = self.executor.execute(&cmd.action, &self.catalog.targets, &req.args).await;
+        let reply = self.finish_execution(cmd, &req.args, &result);
+        entry.kind = "execution".into();
+        entry.outcome = if result.is_ok() { "succeeded" } else { "failed" }.into();
+        entry.detail = Some(exec_detail(&result));
+        self.store.append_audit(&entry).await?;
+        Ok(reply)
+    }
+
+    /// Turns an execution result into the reply, counting it.
+    pub(super) fn finish_execution(
+        &self,
+        cmd: &Command,
+        args: &BTreeMap<String, String>,
+        result: &Result<ExecOutput, ExecError>,
+    ) -> Reply {
+        self.metrics.execution(result.is_ok());
+        match result {
+            Ok(out) => Reply::new(Outcome::Done, render_reply(cmd, args, out)),
+            Err(e) => Reply::new(Outcome::Failed, format!("`/{}` failed: {e}", cmd.name)),
+        }
+    }
+
+    /// An audit entry for `actor` acting in `inv`'s channel.
+    pub(super) fn entry(
+        &self,
+        inv: &Invocation,
+        actor: &Actor,
+        kind: &str,
+        cmd: Option<&Command>,
+        args: Option<String>,
+    ) -> Entry {
+        Entry {
+            at: self.now(),
+            kind: kind.into(),
+            person: actor.who().into(),
+            identity: actor.identity().into(),
+            channel: inv.channel.clone(),
+            command: cmd.map(|c| format!("{}:{}", c.profile, c.name)),
+            args,
+            outcome: "ok".into(),
+            detail: None,
+        }
+    }
+}
+
+/// One line for the audit log.
+pub(super) fn exec_detail(result: &Result<ExecOutput, ExecError>) -> String {
+    match result {
+        Ok(out) => out.summary.clone(),
+        Err(e) => e.to_string(),
+    }
+}
+
+/// The command's reply template (args, `{response.x}`, `{output}`, `{status}`),
+/// or the executor's summary and output.
+pub(super) fn render_reply(cmd: &Command, args: &BTreeMap<String, String>, out: &ExecOutput) -> String {
+    let Some(tpl) = &cmd.reply else {
+        return if out.text.is_empty() {
+            out.summary.clone()
+        } else {
+            format!("{}\n{}", out.summary, out.text)
+        };
+    };
+    template::render(tpl, |name| {
+        if let Some(path) = name.strip_prefix("response.") {
+            let v = path.split('.').try_fold(&out.fields, |v, k| v.get(k));
+            return Some(match v {
+                Some(serde_json::Value::String(s)) => s.clone(),
+                Some(other) => other.to_string(),
+                None => "?".into(),
+            });
+        }
+        match name {
+            "output" => Some(out.text.clone()),
+            "status" => Some(out.summary.clone()),
+            _ => args.get(name).cloned(),
+        }
+    })
+}

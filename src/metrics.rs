@@ -1,0 +1,44 @@
+//! Counters exposed on `/metrics` in the Prometheus text format.
+
+use std::fmt::Write;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use crate::engine::Outcome;
+
+#[derive(Debug, Default)]
+pub struct Metrics {
+    requests: [AtomicU64; Outcome::ALL.len()],
+    executions_ok: AtomicU64,
+    executions_failed: AtomicU64,
+}
+
+impl Metrics {
+    pub fn request(&self, o: Outcome) {
+        self.requests[o as usize].fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub fn execution(&self, ok: bool) {
+        let c = if ok { &self.executions_ok } else { &self.executions_failed };
+        c.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// The exposition text; `approvals` are current counts per state from the store.
+    pub fn render(&self, approvals: &[(String, i64)]) -> String {
+        let mut s = String::new();
+        s.push_str("# HELP opsbot_requests_total Chat commands handled, by outcome.\n# TYPE opsbot_requests_total counter\n");
+        for o in Outcome::ALL {
+            let n = self.requests[o as usize].load(Ordering::Relaxed);
+            let _ = writeln!(s, "opsbot_requests_total{{outcome=\"{}\"}} {n}", o.as_str());
+        }
+        s.push_str("# HELP opsbot_executions_total Runbook actions executed, by outcome.\n# TYPE opsbot_executions_total counter\n");
+        for (label, c) in [("succeeded", &self.executions_ok), ("failed", &self.executions_failed)] {
+            let _ = writeln!(s, "opsbot_executions_total{{outcome=\"{label}\"}} {}", c.load(Ordering::Relaxed));
+        }
+        s.push_str("# HELP opsbot_approvals Approvals in the store, by state.\n# TYPE opsbot_approvals gauge\n");
+        for state in crate::approval::State::ALL {
+            let n = approvals.iter().find(|(k, _)| k == state.as_str()).map_or(0, |(_, n)| *n);
+            let _ = writeln!(s, "opsbot_approvals{{state=\"{}\"}} {n}", state.as_str());
+        }
+        s
+    }
+}

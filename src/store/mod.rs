@@ -1,0 +1,156 @@
+//! The store: every SQL statement of opsbot lives under this module. One
+//! `AnyPool` serves SQLite (default, a file) and PostgreSQL with the same SQL
+//! text (`$n` placeholders work in both); only migrations differ per backend.
+//! Time values are integer milliseconds since the epoch.
+
+mod approvals;
+mod audit;
+
+pub use approvals::NewApproval;
+
+use sqlx::any::{AnyPoolOptions, AnyRow};
+use sqlx::{AnyPool, Executor, Row};
+use std::time::Duration;
+
+static SQLITE_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
+static POSTGRES_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+/// Failures of the store. These are internal errors: logged with context,
+/// shown to users only as "something went wrong (ref …)".
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("unsupported database URL (use sqlite:// or postgres://)")]
+    UnsupportedUrl,
+    #[error("database: {0}")]
+    Db(#[from] sqlx::Error),
+    #[error("migrations: {0}")]
+    Migrate(#[from] sqlx::migrate::MigrateError),
+    #[error("corrupt row: {0}")]
+    Corrupt(String),
+}
+
+pub type Result<T> = std::result::Result<T, StoreError>;
+
+#[derive(Debug, Clone)]
+pub struct Store {
+    pool: AnyPool,
+    backend: Backend,
+}
+
+impl Store {
+    /// Connects to `url` (`sqlite://…` or `postgres://…`).
+    pub async fn connect(url: &str) -> Result<Store> {
+        Self::connect_in_schema(url, None).await
+    }
+
+    /// Connects with every Postgres session confined to `schema` (created if
+    /// needed). Tests use this to run in parallel on one database.
+    pub async fn connect_in_schema(url: &str, schema: Option<&str>) -> Result<Store> {
+        sqlx::any::install_default_drivers();
+        let backend = if url.starts_with("sqlite:") {
+            Backend::Sqlite
+        } else if url.starts_with("postgres:") || url.starts_with("postgresql:") {
+            Backend::Postgres
+        } else {
+            return Err(StoreError::UnsupportedUrl);
+        };
+        if let (Backend::Postgres, Some(s)) = (backend, schema) {
+            let setup = AnyPoolOptions::new().max_connections(1).connect(url).await?;
+            setup.execute(format!("CREATE SCHEMA IF NOT EXISTS \"{}\"", ident(s)).as_str()).await?;
+            setup.close().await;
+        }
+        let init = match (backend, schema) {
+            (Backend::Sqlite, _) => {
+                "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA busy_timeout = 10000; PRAGMA foreign_keys = ON;".to_string()
+            }
+            (Backend::Postgres, Some(s)) => format!("SET search_path TO \"{}\"", ident(s)),
+            (Backend::Postgres, None) => String::new(),
+        };
+        let max = match backend {
+            Backend::Sqlite => 4,
+            Backend::Postgres => 16,
+        };
+        let pool = AnyPoolOptions::new()
+            .max_connections(max)
+            .acquire_timeout(Duration::from_secs(10))
+            .after_connect(move |conn, _| {
+                let init = init.clone();
+                Box::pin(async move {
+                    if !init.is_empty() {
+                        conn.execute(init.as_str()).await?;
+                    }
+                    Ok(())
+                })
+            })
+            .connect(url)
+            .await?;
+        Ok(Store { pool, backend })
+    }
+
+    pub fn backend(&self) -> Backend {
+        self.backend
+    }
+
+    /// Applies the backend's migrations.
+    pub async fn migrate(&self) -> Result<()> {
+        match self.backend {
+            Backend::Sqlite => SQLITE_MIGRATIONS.run(&self.pool).await?,
+            Backend::Postgres => POSTGRES_MIGRATIONS.run(&self.pool).await?,
+        }
+        Ok(())
+    }
+
+    /// Is the database reachable? (`/readyz`)
+    pub async fn ping(&self) -> Result<()> {
+        sqlx::query("SELECT 1").execute(&self.pool).await?;
+        Ok(())
+    }
+
+    pub async fn close(&self) {
+        self.pool.close().await;
+    }
+}
+
+/// Schema names come from our own tests, but quote-escape them anyway.
+fn ident(s: &str) -> String {
+    s.replace('"', "\"\"")
+}
+
+fn text(row: &AnyRow, col: &str) -> Result<String> {
+    Ok(row.try_get::<String, _>(col)?)
+}
+
+fn opt_text(row: &AnyRow, col: &str) -> Result<Option<String>> {
+    Ok(row.try_get::<Option<String>, _>(col)?)
+}
+
+fn int(row: &AnyRow, col: &str) -> Result<i64> {
+    Ok(row.try_get::<i64, _>(col)?)
+}
+
+impl Store {
+    /// Drops a test schema (Postgres). Only the test harness calls this.
+    #[doc(hidden)]
+    pub async fn drop_schema_for_tests(&self, schema: &str) -> Result<()> {
+        if self.backend == Backend::Postgres {
+            sqlx::query(&format!("DROP SCHEMA IF EXISTS \"{}\" CASCADE", ident(schema)))
+                .execute(&self.pool)
+                .await?;
+        }
+        Ok(())
+    }
+}
+
+impl Store {
+    /// Runs raw SQL. Only tests use it, to prove the audit log refuses tampering.
+    #[doc(hidden)]
+    pub async fn tamper_for_tests(&self, sql: &str) -> Result<u64> {
+        Ok(sqlx::query(sql).execute(&self.pool).await?.rows_affected())
+    }
+}

@@ -1,0 +1,199 @@
+//! The `opsbot` binary as a user runs it: separate `run` calls sharing a
+//! store, exit codes, `check`, `commands --json`, and `serve`.
+
+use crate::support::{FakeTarget, PEOPLE};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+struct Sandbox {
+    dir: tempfile::TempDir,
+    target: String,
+}
+
+impl Sandbox {
+    /// A config dir + the shipped catalog, a fresh SQLite file, the queue API at `target`.
+    fn new(target: &str) -> Sandbox {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(dir.path().join("config")).unwrap();
+        let cfg = format!("{PEOPLE}\n[channels.console]\nprofile = \"queue\"\n");
+        std::fs::write(dir.path().join("config/opsbot.toml"), cfg).unwrap();
+        Sandbox { dir, target: target.into() }
+    }
+
+    fn path(&self, p: &str) -> PathBuf {
+        self.dir.path().join(p)
+    }
+
+    fn opsbot(&self, args: &[&str]) -> Output {
+        let repo = Path::new(env!("CARGO_MANIFEST_DIR"));
+        Command::new(env!("CARGO_BIN_EXE_opsbot"))
+            .args(args)
+            .env_clear()
+            .env("PATH", std::env::var("PATH").unwrap_or_default())
+            .env("OPSBOT_CONFIG", self.path("config/opsbot.toml"))
+            .env("OPSBOT_COMMANDS_DIR", repo.join("commands"))
+            .env("OPSBOT_DATABASE_URL", format!("sqlite://{}?mode=rwc", self.path("opsbot.db").display()))
+            .env("OPSBOT_TARGET_QUEUE_API", &self.target)
+            .output()
+            .unwrap()
+    }
+}
+
+fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).trim().to_string()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn transcript_across_separate_run_calls() {
+    let target = FakeTarget::start().await;
+    let sb = Sandbox::new(&target.url);
+    let run = |who: &str, text: &str| sb.opsbot(&["run", "--as", who, text]);
+    let o = tokio::task::block_in_place(|| run("console:alice", "/queue stats"));
+    assert_eq!(o.status.code(), Some(0), "{o:?}");
+    assert!(stdout(&o).contains("ai-analysis"));
+    let o = tokio::task::block_in_place(|| run("console:alice", "/queue retry ai-analysis"));
+    assert_eq!(o.status.code(), Some(0), "{o:?}");
+    let text = stdout(&o);
+    assert!(text.starts_with("approval requested: a1 (needs sre or eng-manager, expires in 15m)"), "{text}");
+    let o = tokio::task::block_in_place(|| run("console:alice", "/approve a1"));
+    assert_eq!((o.status.code(), stdout(&o)), (Some(3), "refused: you requested a1; another person must approve it".into()));
+    let o = tokio::task::block_in_place(|| run("console:bob", "/approve a1"));
+    assert_eq!(o.status.code(), Some(0), "{o:?}");
+    assert!(stdout(&o).contains("Retried 37 failed jobs in ai-analysis"), "{}", stdout(&o));
+    assert_eq!(target.count("POST", "/api/queue/ai-analysis/retry-failed"), 1);
+    let o = tokio::task::block_in_place(|| run("console:bob", "/approve a1"));
+    assert_eq!((o.status.code(), stdout(&o)), (Some(3), "refused: a1 already executed".into()));
+    let o = tokio::task::block_in_place(|| run("console:alice", "/queue retyr ai-analysis"));
+    assert_eq!(o.status.code(), Some(2), "{o:?}");
+    let o = tokio::task::block_in_place(|| sb.opsbot(&["audit", "verify"]));
+    assert_eq!(o.status.code(), Some(0), "{o:?}");
+    assert!(stdout(&o).starts_with("ok: "), "{}", stdout(&o));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn failed_action_exits_1() {
+    let sb = Sandbox::new(&crate::support::dead_url().await);
+    let o = tokio::task::block_in_place(|| sb.opsbot(&["run", "--as", "console:alice", "/queue pause ai-analysis"]));
+    assert_eq!(o.status.code(), Some(1), "{o:?}");
+    assert!(stdout(&o).contains("queue_api"), "{}", stdout(&o));
+}
+
+#[test]
+fn check_passes_on_the_shipped_config_and_catalog() {
+    let sb = Sandbox::new("http://127.0.0.1:1");
+    let o = sb.opsbot(&["check"]);
+    assert_eq!(o.status.code(), Some(0), "{o:?}");
+    assert!(stdout(&o).starts_with("ok: "), "{}", stdout(&o));
+}
+
+#[test]
+fn check_reports_every_problem_with_file_and_line() {
+    let sb = Sandbox::new("http://127.0.0.1:1");
+    let cmds = sb.path("commands");
+    std::fs::create_dir_all(&cmds).unwrap();
+    std::fs::write(
+        cmds.join("bad.toml"),
+        r#"[target.api]
+kind = "http"
+url = "http://x"
+
+[command.queue."queue stats"]
+summary = "s"
+risk = "read"
+roles = ["wizard"]
+action = { http = { target = "nope", path = "/x/{missing}" } }
+
+[command.queue."queue pause"]
+summary = "s"
+args = { q = { kind = "colour" } }
+risk = "write"
+roles = ["oncall"]
+action = { http = { target = "api", path = "/x" } }
+"#,
+    )
+    .unwrap();
+    let o = Command::new(env!("CARGO_BIN_EXE_opsbot"))
+        .arg("check")
+        .env("OPSBOT_CONFIG", sb.path("config/opsbot.toml"))
+        .env("OPSBOT_COMMANDS_DIR", &cmds)
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(1));
+    let out = stdout(&o);
+    let file = cmds.join("bad.toml").display().to_string();
+    for expected in [
+        format!("{file}:5: unknown role `wizard` in roles"),
+        format!("{file}:5: unknown target `nope`"),
+        format!("{file}:5: template `/x/{{missing}}` uses `{{missing}}`, which is not a defined argument"),
+        format!("{file}:13: argument `q`: unknown kind `colour`"),
+    ] {
+        assert!(out.contains(&expected), "missing `{expected}` in:\n{out}");
+    }
+}
+
+#[test]
+fn check_reports_config_syntax_errors_with_line() {
+    let sb = Sandbox::new("http://127.0.0.1:1");
+    std::fs::write(sb.path("config/opsbot.toml"), "listen = \"x\"\n[people.zed]\nroles = \"sre\"\n").unwrap();
+    let o = sb.opsbot(&["check"]);
+    assert_eq!(o.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(err.contains("opsbot.toml:3: "), "{err}");
+}
+
+#[test]
+fn commands_json_lists_the_catalog() {
+    let sb = Sandbox::new("http://127.0.0.1:1");
+    let o = sb.opsbot(&["commands", "--json"]);
+    assert_eq!(o.status.code(), Some(0), "{o:?}");
+    let list: Vec<serde_json::Value> = serde_json::from_slice(&o.stdout).unwrap();
+    let retry = list.iter().find(|c| c["name"] == "queue retry").expect("queue retry");
+    assert_eq!(retry["profile"], "queue");
+    assert_eq!(retry["usage"], "/queue retry <queue:ai-analysis>");
+    assert_eq!(retry["risk"], "write");
+    assert_eq!(retry["action_kind"], "http");
+    assert_eq!(retry["approval"], serde_json::json!({"roles": ["sre", "eng-manager"], "count": 1, "ttl_secs": 900}));
+    let stats = list.iter().find(|c| c["name"] == "queue stats").unwrap();
+    assert_eq!(stats["approval"], serde_json::Value::Null);
+}
+
+#[tokio::test]
+async fn serve_answers_health_ready_metrics_and_stops_on_sigterm() {
+    let sb = Sandbox::new("http://127.0.0.1:1");
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let repo = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_opsbot"))
+        .arg("serve")
+        .env("OPSBOT_CONFIG", sb.path("config/opsbot.toml"))
+        .env("OPSBOT_COMMANDS_DIR", repo.join("commands"))
+        .env("OPSBOT_DATABASE_URL", format!("sqlite://{}?mode=rwc", sb.path("opsbot.db").display()))
+        .env("OPSBOT_LISTEN", format!("127.0.0.1:{port}"))
+        .env("OPSBOT_LOG_FORMAT", "json")
+        .stderr(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let base = format!("http://127.0.0.1:{port}");
+    let client = reqwest::Client::new();
+    let mut up = false;
+    for _ in 0..200 {
+        if let Ok(r) = client.get(format!("{base}/healthz")).send().await {
+            up = r.status() == 200;
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(25)).await;
+    }
+    assert!(up, "server did not come up");
+    assert_eq!(client.get(format!("{base}/readyz")).send().await.unwrap().status(), 200);
+    let m = client.get(format!("{base}/metrics")).send().await.unwrap().text().await.unwrap();
+    assert!(m.contains("opsbot_approvals{state=\"pending\"} 0"), "{m}");
+    let pid = child.id().unwrap();
+    Command::new("kill").args(["-TERM", &pid.to_string()]).status().unwrap();
+    let status = tokio::time::timeout(std::time::Duration::from_secs(10), child.wait()).await.unwrap().unwrap();
+    assert!(status.success(), "graceful exit: {status:?}");
+    let mut err = String::new();
+    use tokio::io::AsyncReadExt;
+    child.stderr.take().unwrap().read_to_string(&mut err).await.unwrap();
+    let first = err.lines().next().unwrap_or_default();
+    assert!(serde_json::from_str::<serde_json::Value>(first).is_ok(), "json logs: {err}");
+}

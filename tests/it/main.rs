@@ -1,0 +1,8 @@
+//! The one integration test binary. Real PostgreSQL (TEST_DATABASE_URL) and
+//! Redis (TEST_REDIS_URL); chat platforms and HTTP targets are faked at the wire.
+
+mod approvals;
+mod cli;
+mod pipeline;
+mod store;
+mod support;

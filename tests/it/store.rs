@@ -1,0 +1,130 @@
+//! Store behaviour on SQLite and Postgres alike.
+
+use crate::support::{both, TestStore};
+use opsbot::approval::State;
+use opsbot::audit::{self, Entry};
+use opsbot::store::NewApproval;
+use std::collections::BTreeMap;
+
+fn new_approval(now: i64) -> NewApproval {
+    NewApproval {
+        profile: "queue".into(),
+        command: "queue retry".into(),
+        args: BTreeMap::from([("queue".to_string(), "ai-analysis".to_string())]),
+        display: "/queue retry ai-analysis".into(),
+        request_hash: "abc".into(),
+        risk: "write".into(),
+        requester: "alice".into(),
+        requester_identity: "console:alice".into(),
+        channel: Some("C1".into()),
+        thread: None,
+        roles: vec!["sre".into(), "eng-manager".into()],
+        needed: 2,
+        created_at: now,
+        expires_at: now + 900_000,
+    }
+}
+
+fn entry(i: i64) -> Entry {
+    Entry {
+        at: i,
+        kind: "request".into(),
+        person: format!("p{i}"),
+        identity: format!("console:p{i}"),
+        channel: None,
+        command: Some("queue:queue stats".into()),
+        args: Some("{}".into()),
+        outcome: "succeeded".into(),
+        detail: None,
+    }
+}
+
+#[tokio::test]
+async fn approvals_round_trip_and_votes_dedupe() {
+    for t in both().await {
+        let s = &t.store;
+        let a = s.create_approval(&new_approval(1000)).await.unwrap();
+        assert_eq!(a.state, State::Pending, "{}", t.name);
+        let got = s.approval(a.id).await.unwrap().unwrap();
+        assert_eq!(got, a, "{}", t.name);
+        assert!(s.add_vote(a.id, "bob", "console:bob", 1100).await.unwrap());
+        assert!(!s.add_vote(a.id, "bob", "slack:UB", 1101).await.unwrap(), "same person twice: {}", t.name);
+        assert!(!s.approve_if_enough_votes(a.id, 1200).await.unwrap(), "1 of 2 is not enough: {}", t.name);
+        assert!(s.add_vote(a.id, "carol", "console:carol", 1300).await.unwrap());
+        assert!(s.approve_if_enough_votes(a.id, 1300).await.unwrap(), "{}", t.name);
+        assert!(!s.approve_if_enough_votes(a.id, 1300).await.unwrap(), "only once: {}", t.name);
+        let got = s.approval(a.id).await.unwrap().unwrap();
+        assert_eq!(got.state, State::Approved);
+        assert_eq!(got.votes.iter().map(|v| v.person.as_str()).collect::<Vec<_>>(), vec!["bob", "carol"]);
+        t.cleanup().await;
+    }
+}
+
+#[tokio::test]
+async fn transitions_are_conditional_on_the_current_state() {
+    for t in both().await {
+        let s = &t.store;
+        let a = s.create_approval(&new_approval(0)).await.unwrap();
+        assert!(!s.transition(a.id, State::Approved, State::Executing, 1, None, None).await.unwrap());
+        assert!(s.transition(a.id, State::Pending, State::Rejected, 1, Some("bob"), Some("not now")).await.unwrap());
+        assert!(!s.transition(a.id, State::Pending, State::Cancelled, 2, Some("alice"), None).await.unwrap());
+        let got = s.approval(a.id).await.unwrap().unwrap();
+        assert_eq!((got.state, got.decided_by.as_deref(), got.result.as_deref()), (State::Rejected, Some("bob"), Some("not now")));
+        assert_eq!(s.approval_counts().await.unwrap(), vec![("rejected".to_string(), 1)], "{}", t.name);
+        t.cleanup().await;
+    }
+}
+
+#[tokio::test]
+async fn expired_approvals_cannot_be_approved_and_are_not_listed() {
+    for t in both().await {
+        let s = &t.store;
+        let a = s.create_approval(&new_approval(0)).await.unwrap();
+        assert_eq!(s.pending_approvals(10).await.unwrap().len(), 1);
+        assert!(s.pending_approvals(900_000).await.unwrap().is_empty(), "{}", t.name);
+        s.add_vote(a.id, "bob", "console:bob", 900_001).await.unwrap();
+        s.add_vote(a.id, "carol", "console:carol", 900_001).await.unwrap();
+        assert!(!s.approve_if_enough_votes(a.id, 900_001).await.unwrap(), "{}", t.name);
+        t.cleanup().await;
+    }
+}
+
+#[tokio::test]
+async fn concurrent_audit_appends_form_one_chain() {
+    for t in both().await {
+        let mut tasks = Vec::new();
+        for i in 0..40 {
+            let s = t.store.clone();
+            tasks.push(tokio::spawn(async move { s.append_audit(&entry(i)).await.unwrap() }));
+        }
+        let mut seqs: Vec<i64> = futures::future::join_all(tasks).await.into_iter().map(|r| r.unwrap()).collect();
+        seqs.sort();
+        assert_eq!(seqs, (1..=40).collect::<Vec<_>>(), "{}", t.name);
+        let records = t.store.audit_records().await.unwrap();
+        assert_eq!(audit::verify(&records), Ok(40), "{}", t.name);
+        t.cleanup().await;
+    }
+}
+
+#[tokio::test]
+async fn audit_log_refuses_updates_and_deletes() {
+    for t in both().await {
+        t.store.append_audit(&entry(1)).await.unwrap();
+        let err = t.store.tamper_for_tests("UPDATE audit_log SET person = 'mallory'").await;
+        assert!(err.is_err(), "update must fail on {}", t.name);
+        let err = t.store.tamper_for_tests("DELETE FROM audit_log").await;
+        assert!(err.is_err(), "delete must fail on {}", t.name);
+        assert_eq!(audit::verify(&t.store.audit_records().await.unwrap()), Ok(1));
+        t.cleanup().await;
+    }
+}
+
+#[tokio::test]
+async fn a_second_process_sees_the_same_state() {
+    let t = TestStore::postgres().await;
+    let a = t.store.create_approval(&new_approval(0)).await.unwrap();
+    let other = t.reopen().await;
+    assert_eq!(other.approval(a.id).await.unwrap().unwrap().display, "/queue retry ai-analysis");
+    other.close().await;
+    t.cleanup().await;
+}
