@@ -2,5 +2,6 @@
 
 pub mod catalog;
 pub mod clock;
+pub mod command;
 pub mod duration;
 pub mod template;
