@@ -2,6 +2,7 @@
 
 pub mod catalog;
 pub mod clock;
+pub mod command;
 pub mod duration;
 pub mod template;
 pub mod config;
