@@ -94,15 +94,21 @@ impl Request<'_> {
     /// (JSON of the sorted map). An approval is bound to this value, so any
     /// change to the request needs a new approval.
     pub fn hash(&self) -> String {
-        let args = serde_json::to_string(&self.args).unwrap_or_default();
-        let mut h = Sha256::new();
-        for part in [&self.command.profile, &self.command.name, &args] {
-            h.update(part.as_bytes());
-            // Separator so that ("ab", "c") and ("a", "bc") differ.
-            h.update([0u8]);
-        }
-        hex::encode(h.finalize())
+        request_hash(&self.command.profile, &self.command.name, &self.args)
     }
+}
+
+/// The hash an approval binds to: profile, command words and canonical args.
+/// Recomputed at execution time from the stored args.
+pub fn request_hash(profile: &str, name: &str, args: &BTreeMap<String, String>) -> String {
+    let args = serde_json::to_string(args).unwrap_or_default();
+    let mut h = Sha256::new();
+    for part in [profile, name, args.as_str()] {
+        h.update(part.as_bytes());
+        // Separator so that ("ab", "c") and ("a", "bc") differ.
+        h.update([0u8]);
+    }
+    hex::encode(h.finalize())
 }
 
 /// Quotes a value for chat when it would not survive tokenizing as one word.
