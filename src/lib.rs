@@ -3,4 +3,5 @@
 pub mod catalog;
 pub mod clock;
 pub mod duration;
+pub mod exec;
 pub mod template;
