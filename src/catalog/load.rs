@@ -223,8 +223,16 @@ impl Builder {
         env: &HashMap<String, String>,
     ) {
         if let Some(prev) = self.catalog.targets.get(&name) {
-            let at = prev.location.as_ref().map(|l| l.to_string()).unwrap_or_default();
-            self.problem(file, line, format!("target `{name}` is defined twice (also at {at})"));
+            let at = prev
+                .location
+                .as_ref()
+                .map(|l| l.to_string())
+                .unwrap_or_default();
+            self.problem(
+                file,
+                line,
+                format!("target `{name}` is defined twice (also at {at})"),
+            );
             return;
         }
         if let Some(url) = env.get(&target_env_var(&name)) {
@@ -261,7 +269,8 @@ impl Builder {
             self.problem(&loc.file, loc.line, msg);
         }
         if !valid_words(&name) {
-            let msg = format!("command name `{name}` must be lowercase words separated by single spaces");
+            let msg =
+                format!("command name `{name}` must be lowercase words separated by single spaces");
             self.problem(&loc.file, loc.line, msg);
         }
         self.check_roles(&loc, "roles", &raw.roles, ctx.roles);
@@ -306,31 +315,62 @@ impl Builder {
         }
     }
 
-    fn check_roles(&mut self, loc: &Location, what: &str, roles: &[String], known: &BTreeSet<String>) {
+    fn check_roles(
+        &mut self,
+        loc: &Location,
+        what: &str,
+        roles: &[String],
+        known: &BTreeSet<String>,
+    ) {
         if roles.is_empty() {
-            self.problem(&loc.file, loc.line, format!("{what} is empty: name at least one role (or \"anyone\")"));
+            self.problem(
+                &loc.file,
+                loc.line,
+                format!("{what} is empty: name at least one role (or \"anyone\")"),
+            );
         }
         for r in roles {
             if !known.contains(r) {
                 let list = known.iter().cloned().collect::<Vec<_>>().join(", ");
-                self.problem(&loc.file, loc.line, format!("unknown role `{r}` in {what} (known: {list})"));
+                self.problem(
+                    &loc.file,
+                    loc.line,
+                    format!("unknown role `{r}` in {what} (known: {list})"),
+                );
             }
         }
     }
 
-    fn approve_policy(&mut self, loc: &Location, a: RawApprove, known: &BTreeSet<String>) -> Option<ApprovePolicy> {
+    fn approve_policy(
+        &mut self,
+        loc: &Location,
+        a: RawApprove,
+        known: &BTreeSet<String>,
+    ) -> Option<ApprovePolicy> {
         let before = self.problems.len();
         self.check_roles(loc, "approve.roles", &a.roles, known);
         if a.roles.iter().any(|r| r == "anyone") {
-            self.problem(&loc.file, loc.line, "approve.roles cannot include `anyone`".into());
+            self.problem(
+                &loc.file,
+                loc.line,
+                "approve.roles cannot include `anyone`".into(),
+            );
         }
         if a.count == 0 {
-            self.problem(&loc.file, loc.line, "approve.count must be at least 1".into());
+            self.problem(
+                &loc.file,
+                loc.line,
+                "approve.count must be at least 1".into(),
+            );
         }
         let ttl = match crate::duration::parse(&a.ttl) {
             Ok(d) if !d.is_zero() => Some(d),
             Ok(_) => {
-                self.problem(&loc.file, loc.line, "approve.ttl must be longer than 0s".into());
+                self.problem(
+                    &loc.file,
+                    loc.line,
+                    "approve.ttl must be longer than 0s".into(),
+                );
                 None
             }
             Err(e) => {
@@ -349,12 +389,13 @@ impl Builder {
     }
 
     fn arg_spec(&mut self, loc: &Location, name: String, a: RawArg) -> Option<ArgSpec> {
-        let kind = match self.arg_kind(loc, &name, &a.kind, &a) {
-            Some(k) => k,
-            None => return None,
-        };
+        let kind = self.arg_kind(loc, &name, &a.kind, &a)?;
         if matches!(kind, ArgKind::Bool) && !a.flag {
-            self.problem(&loc.file, loc.line, format!("argument `{name}`: kind \"bool\" must be a flag (flag = true)"));
+            self.problem(
+                &loc.file,
+                loc.line,
+                format!("argument `{name}`: kind \"bool\" must be a flag (flag = true)"),
+            );
             return None;
         }
         let default = a.default.map(|v| match v {
@@ -412,7 +453,9 @@ impl Builder {
             }
             other => bad(
                 self,
-                format!("unknown kind `{other}` (use enum, int, duration, string, id, bool or list)"),
+                format!(
+                    "unknown kind `{other}` (use enum, int, duration, string, id, bool or list)"
+                ),
             ),
         }
     }
@@ -424,7 +467,13 @@ impl Builder {
                 Some(def) if def.kind != kind => self.problem(
                     &loc.file,
                     loc.line,
-                    format!("target `{t}` is {:?}, but a {} action needs {:?}", def.kind, action.kind(), kind).to_lowercase(),
+                    format!(
+                        "target `{t}` is {:?}, but a {} action needs {:?}",
+                        def.kind,
+                        action.kind(),
+                        kind
+                    )
+                    .to_lowercase(),
                 ),
                 Some(_) => {}
             }
@@ -432,34 +481,63 @@ impl Builder {
         for tpl in action.templates() {
             for p in template::placeholders(tpl) {
                 if !args.iter().any(|a| a.name == p) {
-                    self.problem(&loc.file, loc.line, format!("template `{tpl}` uses `{{{p}}}`, which is not a defined argument"));
+                    self.problem(
+                        &loc.file,
+                        loc.line,
+                        format!("template `{tpl}` uses `{{{p}}}`, which is not a defined argument"),
+                    );
                 }
             }
         }
         match action {
             Action::Redis(r) => {
-                let ops = [r.command.is_some(), r.scan.is_some(), r.delete_matching.is_some()];
+                let ops = [
+                    r.command.is_some(),
+                    r.scan.is_some(),
+                    r.delete_matching.is_some(),
+                ];
                 if ops.iter().filter(|x| **x).count() != 1 {
-                    self.problem(&loc.file, loc.line, "a redis action needs exactly one of command, scan, delete_matching".into());
+                    self.problem(
+                        &loc.file,
+                        loc.line,
+                        "a redis action needs exactly one of command, scan, delete_matching".into(),
+                    );
                 }
                 if r.command.as_ref().is_some_and(|c| c.is_empty()) {
                     self.problem(&loc.file, loc.line, "redis command is empty".into());
                 }
-                if r.command.as_ref().and_then(|c| c.first()).is_some_and(|c| c.eq_ignore_ascii_case("KEYS")) {
-                    self.problem(&loc.file, loc.line, "redis KEYS blocks the server: use scan = \"<pattern>\" instead".into());
+                if r.command
+                    .as_ref()
+                    .and_then(|c| c.first())
+                    .is_some_and(|c| c.eq_ignore_ascii_case("KEYS"))
+                {
+                    self.problem(
+                        &loc.file,
+                        loc.line,
+                        "redis KEYS blocks the server: use scan = \"<pattern>\" instead".into(),
+                    );
                 }
             }
             Action::Sql(s) => {
                 let highest = sql_placeholders(&s.query);
                 if highest != s.params.len() {
-                    self.problem(&loc.file, loc.line, format!("sql query uses {highest} parameter(s) but params has {}", s.params.len()));
+                    self.problem(
+                        &loc.file,
+                        loc.line,
+                        format!(
+                            "sql query uses {highest} parameter(s) but params has {}",
+                            s.params.len()
+                        ),
+                    );
                 }
             }
             Action::Process(p) => match p.argv.first() {
                 None => self.problem(&loc.file, loc.line, "process argv is empty".into()),
-                Some(prog) if !template::placeholders(prog).is_empty() => {
-                    self.problem(&loc.file, loc.line, "the program (argv[0]) must be fixed, not a template".into())
-                }
+                Some(prog) if !template::placeholders(prog).is_empty() => self.problem(
+                    &loc.file,
+                    loc.line,
+                    "the program (argv[0]) must be fixed, not a template".into(),
+                ),
                 Some(_) => {}
             },
             Action::Health(h) if h.checks.is_empty() => {

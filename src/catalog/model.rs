@@ -112,7 +112,10 @@ pub struct ArgSpec {
 #[derive(Debug, Clone)]
 pub enum ArgKind {
     Enum(Vec<String>),
-    Int { min: i64, max: i64 },
+    Int {
+        min: i64,
+        max: i64,
+    },
     Duration,
     /// Free text, at most `max_len` chars, optionally matching `pattern` (anchored).
     String {
