@@ -4,6 +4,7 @@ pub mod catalog;
 pub mod clock;
 pub mod command;
 pub mod duration;
+pub mod exec;
 pub mod template;
 pub mod config;
 pub mod auth;

@@ -3,6 +3,7 @@
 
 mod approvals;
 mod cli;
+mod exec;
 mod pipeline;
 mod store;
 mod support;

@@ -1,0 +1,386 @@
+//! Executors: run one catalog [`Action`] against its targets and describe the
+//! result. They only execute: authorization, approvals, the store and chat
+//! replies live elsewhere.
+//!
+//! Argument values come from chat and are hostile. Each executor inserts them
+//! in its own medium's way and never through a shell or string-built query:
+//! URL path segments are percent-encoded, query values form-encoded, JSON built
+//! as values, Redis arguments passed as separate binary-safe arguments, SQL
+//! parameters bound, process arguments passed as argv elements.
+//!
+//! Every output and every error text passes through the [`Redactor`] and is
+//! then truncated to [`Limits::output_chars`].
+
+mod health;
+mod http;
+mod output;
+mod process;
+mod redis;
+mod sql;
+
+pub use output::{one_line, truncate, Redactor, REDACTED};
+
+use crate::catalog::{Action, Target, TargetKind};
+use crate::duration;
+use secrecy::SecretString;
+use std::collections::{BTreeMap, HashMap};
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::{Mutex, OnceCell};
+
+/// Bounds that apply to every execution.
+#[derive(Debug, Clone)]
+pub struct Limits {
+    /// Longest `text` (and longest string inside `fields`) returned, in chars.
+    pub output_chars: usize,
+    /// Programs that a process action's `argv[0]` may name, literally.
+    pub process_allow: Vec<String>,
+    /// Timeout of a process action that sets none.
+    pub default_timeout: Duration,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            output_chars: 3000,
+            process_allow: Vec::new(),
+            default_timeout: Duration::from_secs(30),
+        }
+    }
+}
+
+/// The result of one execution.
+#[derive(Debug, Clone)]
+pub struct ExecOutput {
+    /// One line for chat and audit: `POST /api/queue/x/pause → 200 in 12 ms`.
+    pub summary: String,
+    /// The output body: redacted, then truncated with a `… [truncated N chars]` marker.
+    pub text: String,
+    /// Structured result for reply templates (see each executor).
+    pub fields: serde_json::Value,
+}
+
+/// Why an execution failed. The text names the target and the reason and is
+/// meant to be shown to users as is; secrets are redacted from it.
+#[derive(Debug, thiserror::Error)]
+pub enum ExecError {
+    /// The action names a target the catalog does not define.
+    #[error("target {target} is not defined")]
+    UnknownTarget { target: String },
+    /// The target exists but speaks another protocol.
+    #[error("target {target} is a {actual} target, not {expected}")]
+    WrongKind {
+        target: String,
+        expected: &'static str,
+        actual: &'static str,
+    },
+    /// A template needs an argument that was not given.
+    #[error("argument `{name}` has no value")]
+    MissingArg { name: String },
+    /// A value or configuration that cannot be used safely or at all.
+    #[error("{message}")]
+    Invalid {
+        target: Option<String>,
+        message: String,
+    },
+    /// Could not connect.
+    #[error("target {target} unreachable: {reason} ({address})")]
+    Unreachable {
+        target: String,
+        reason: String,
+        address: String,
+    },
+    /// An HTTP target answered with a status the action does not accept.
+    #[error("target {target} answered {status} (expected {expected}): {body}")]
+    Status {
+        target: String,
+        status: u16,
+        expected: String,
+        body: String,
+    },
+    /// The call did not finish in time (a process is killed).
+    #[error("timed out after {} {what}", duration::format(*.after))]
+    Timeout {
+        target: Option<String>,
+        what: String,
+        after: Duration,
+    },
+    /// A safety rule refused the request: `pattern `*` refused: …`.
+    #[error("{what} refused: {reason}")]
+    Refused {
+        target: Option<String>,
+        what: String,
+        reason: String,
+    },
+    /// The backend (Redis, SQL) reported an error.
+    #[error("target {target}: {message}")]
+    Backend { target: String, message: String },
+    /// `argv[0]` is not on [`Limits::process_allow`].
+    #[error("program `{program}` is not on the allow-list")]
+    NotAllowed { program: String },
+    /// The program could not be started.
+    #[error("program `{program}` could not be started: {reason}")]
+    Spawn { program: String, reason: String },
+    /// The program exited unsuccessfully; `excerpt` is from stderr (or stdout).
+    #[error("{}: {excerpt}", exit_label(*.code))]
+    Exit { code: Option<i32>, excerpt: String },
+}
+
+fn exit_label(code: Option<i32>) -> String {
+    match code {
+        Some(c) => format!("exit code {c}"),
+        None => "killed by a signal".into(),
+    }
+}
+
+impl ExecError {
+    /// The target the error is about, when there is one.
+    pub fn target(&self) -> Option<&str> {
+        match self {
+            ExecError::UnknownTarget { target }
+            | ExecError::WrongKind { target, .. }
+            | ExecError::Unreachable { target, .. }
+            | ExecError::Status { target, .. }
+            | ExecError::Backend { target, .. } => Some(target),
+            ExecError::Invalid { target, .. }
+            | ExecError::Timeout { target, .. }
+            | ExecError::Refused { target, .. } => target.as_deref(),
+            ExecError::MissingArg { .. }
+            | ExecError::NotAllowed { .. }
+            | ExecError::Spawn { .. }
+            | ExecError::Exit { .. } => None,
+        }
+    }
+
+    /// The same error with every free-text field passed through `f`.
+    fn map_text(mut self, f: impl Fn(&str) -> String) -> Self {
+        for text in self.texts_mut() {
+            *text = f(text);
+        }
+        self
+    }
+
+    /// Fields that may carry values from outside (bodies, stderr, reasons).
+    fn texts_mut(&mut self) -> Vec<&mut String> {
+        use ExecError::*;
+        match self {
+            Invalid { message, .. } | Backend { message, .. } => vec![message],
+            Unreachable {
+                reason, address, ..
+            } => vec![reason, address],
+            Status { body, .. } => vec![body],
+            Timeout { what, .. } => vec![what],
+            Refused { what, reason, .. } => vec![what, reason],
+            Spawn { program, reason } => vec![program, reason],
+            NotAllowed { program } => vec![program],
+            Exit { excerpt, .. } => vec![excerpt],
+            UnknownTarget { .. } | WrongKind { .. } | MissingArg { .. } => vec![],
+        }
+    }
+}
+
+/// Lazily created, shared per-target clients (Redis connections, SQL pools).
+struct Cache<T> {
+    cells: Mutex<HashMap<String, Arc<OnceCell<T>>>>,
+}
+
+impl<T: Clone> Cache<T> {
+    fn new() -> Self {
+        Cache {
+            cells: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// The client for `key`, created by `init` on first use. A failed `init`
+    /// is not cached, so the next call tries again.
+    async fn get<F, Fut>(&self, key: &str, init: F) -> Result<T, ExecError>
+    where
+        F: FnOnce() -> Fut,
+        Fut: Future<Output = Result<T, ExecError>>,
+    {
+        let cell = {
+            let mut cells = self.cells.lock().await;
+            cells.entry(key.to_string()).or_default().clone()
+        };
+        cell.get_or_try_init(init).await.cloned()
+    }
+}
+
+/// Runs actions. Holds one HTTP client and, per target, a Redis connection
+/// manager or SQL pool created on first use. Share it behind an `Arc`.
+pub struct Executor {
+    http: reqwest::Client,
+    redis: Cache<::redis::aio::ConnectionManager>,
+    sql: Cache<sqlx::AnyPool>,
+    limits: Limits,
+    redactor: Redactor,
+}
+
+/// Longest excerpt of a body or stderr inside an error message.
+const EXCERPT_CHARS: usize = 300;
+
+impl Executor {
+    /// An executor with `limits`, redacting `secrets` from everything it returns.
+    pub fn new(limits: Limits, secrets: Vec<SecretString>) -> Self {
+        let http = reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .user_agent(concat!("opsbot/", env!("CARGO_PKG_VERSION")))
+            .build()
+            .unwrap_or_else(|_| reqwest::Client::new());
+        Executor {
+            http,
+            redis: Cache::new(),
+            sql: Cache::new(),
+            limits,
+            redactor: Redactor::new(secrets),
+        }
+    }
+
+    /// The limits this executor applies.
+    pub fn limits(&self) -> &Limits {
+        &self.limits
+    }
+
+    /// The redactor applied to every output (it also learns header secrets).
+    pub fn redactor(&self) -> &Redactor {
+        &self.redactor
+    }
+
+    /// Runs `action` with `args` (argument name → value; absent optional
+    /// arguments are simply missing) against `targets`.
+    pub async fn execute(
+        &self,
+        action: &Action,
+        targets: &BTreeMap<String, Target>,
+        args: &BTreeMap<String, String>,
+    ) -> Result<ExecOutput, ExecError> {
+        let result = match action {
+            Action::Http(a) => self.run_http(a, targets, args).await,
+            Action::Redis(a) => self.run_redis(a, targets, args).await,
+            Action::Sql(a) => self.run_sql(a, targets, args).await,
+            Action::Process(a) => self.run_process(a, args).await,
+            Action::Health(a) => Ok(self.run_health(a, targets).await),
+        };
+        self.finish(result)
+    }
+
+    /// Redacts, then truncates, everything that leaves the executor.
+    fn finish(&self, r: Result<ExecOutput, ExecError>) -> Result<ExecOutput, ExecError> {
+        let max = self.limits.output_chars;
+        match r {
+            Ok(o) => Ok(ExecOutput {
+                summary: one_line(&self.redactor.redact(&o.summary), 300),
+                text: truncate(&self.redactor.redact(&o.text), max),
+                fields: self.redactor.redact_json(&o.fields, max),
+            }),
+            Err(e) => Err(e.map_text(|s| truncate(&self.redactor.redact(s), max))),
+        }
+    }
+
+    /// A redacted, short excerpt of `s` for an error message.
+    fn excerpt(&self, s: &str) -> String {
+        truncate(self.redactor.redact(s.trim()).as_str(), EXCERPT_CHARS)
+    }
+
+    /// The target `name`, which must be of `kind`. Passwords in its URL are
+    /// added to the redactor.
+    fn target<'a>(
+        &self,
+        targets: &'a BTreeMap<String, Target>,
+        name: &str,
+        kind: TargetKind,
+    ) -> Result<&'a Target, ExecError> {
+        let t = targets.get(name).ok_or_else(|| ExecError::UnknownTarget {
+            target: name.to_string(),
+        })?;
+        if t.kind != kind {
+            return Err(ExecError::WrongKind {
+                target: name.to_string(),
+                expected: kind_name(kind),
+                actual: kind_name(t.kind),
+            });
+        }
+        if let Ok(url) = reqwest::Url::parse(&t.url) {
+            if let Some(p) = url.password() {
+                self.redactor.add(p);
+                let decoded = percent_encoding::percent_decode_str(p).decode_utf8_lossy();
+                self.redactor.add(&decoded);
+            }
+        }
+        Ok(t)
+    }
+}
+
+fn kind_name(k: TargetKind) -> &'static str {
+    match k {
+        TargetKind::Http => "http",
+        TargetKind::Redis => "redis",
+        TargetKind::Sql => "sql",
+    }
+}
+
+/// `url` without user name and password, for messages.
+fn address(url: &str) -> String {
+    match reqwest::Url::parse(url) {
+        Ok(mut u) => {
+            let _ = u.set_password(None);
+            let _ = u.set_username("");
+            u.to_string().trim_end_matches('/').to_string()
+        }
+        Err(_) => "invalid address".into(),
+    }
+}
+
+/// Renders `tpl`, passing each argument value through `escape`. A placeholder
+/// without a value is an error.
+fn render_escaped(
+    tpl: &str,
+    args: &BTreeMap<String, String>,
+    escape: impl Fn(&str) -> String,
+) -> Result<String, ExecError> {
+    let mut missing: Option<String> = None;
+    let out = crate::template::render(tpl, |name| match args.get(name) {
+        Some(v) => Some(escape(v)),
+        None => {
+            missing.get_or_insert_with(|| name.to_string());
+            None
+        }
+    });
+    match missing {
+        Some(name) => Err(ExecError::MissingArg { name }),
+        None => Ok(out),
+    }
+}
+
+/// Renders `tpl` with raw values; `None` when `tpl` is exactly the placeholder
+/// of an absent argument (the element is then dropped).
+fn render_optional(
+    tpl: &str,
+    args: &BTreeMap<String, String>,
+) -> Result<Option<String>, ExecError> {
+    match crate::template::sole_placeholder(tpl) {
+        Some(name) if !args.contains_key(name) => Ok(None),
+        _ => render_escaped(tpl, args, str::to_string).map(Some),
+    }
+}
+
+/// Milliseconds, for summaries.
+fn millis(d: Duration) -> u128 {
+    d.as_millis()
+}
+
+/// The innermost cause of an error, for messages: `connection refused`.
+fn root_cause(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut cur = e;
+    while let Some(next) = cur.source() {
+        cur = next;
+    }
+    let msg = cur.to_string();
+    let lower = msg.to_ascii_lowercase();
+    if lower.contains("connection refused") {
+        "connection refused".into()
+    } else {
+        msg
+    }
+}

@@ -1,0 +1,144 @@
+//! Process actions: argv without a shell, program on the allow-list.
+//!
+//! Each argv element is rendered separately (an element that is exactly an
+//! absent argument's placeholder is dropped), so a chat value is always one
+//! argument and shell syntax in it is just text. The child gets a minimal
+//! environment (PATH, HOME, USER, LANG, LC_ALL, TZ, TMPDIR) plus the action's
+//! rendered `env`, so the bot's own secrets are not inherited. stdin is null;
+//! on timeout the child is killed.
+
+use super::{millis, render_escaped, render_optional, ExecError, ExecOutput, Executor};
+use crate::catalog::ProcessAction;
+use serde_json::json;
+use std::collections::BTreeMap;
+use std::process::Stdio;
+use std::time::Instant;
+use tokio::io::{AsyncRead, AsyncReadExt};
+
+/// Variables passed through from the bot's environment.
+const INHERITED_ENV: &[&str] = &["PATH", "HOME", "USER", "LANG", "LC_ALL", "TZ", "TMPDIR"];
+
+/// Bytes kept of each of stdout and stderr (the rest is read and discarded).
+const MAX_CAPTURE_BYTES: usize = 1 << 20;
+
+impl Executor {
+    /// Runs a process action; `fields` is `{"exit_code", "stdout", "stderr"}`.
+    pub(super) async fn run_process(
+        &self,
+        a: &ProcessAction,
+        args: &BTreeMap<String, String>,
+    ) -> Result<ExecOutput, ExecError> {
+        let mut argv = Vec::with_capacity(a.argv.len());
+        for el in &a.argv {
+            argv.extend(render_optional(el, args)?);
+        }
+        let Some(program) = argv.first().cloned() else {
+            return Err(ExecError::Invalid {
+                target: None,
+                message: "process action has an empty argv".into(),
+            });
+        };
+        if !self.limits.process_allow.contains(&program) {
+            return Err(ExecError::NotAllowed { program });
+        }
+        let cmd = command(&program, &argv[1..], &a.env, args)?;
+        let limit = a.timeout.unwrap_or(self.limits.default_timeout);
+        let started = Instant::now();
+        let run = run_child(cmd, &program);
+        let (code, stdout, stderr) = match tokio::time::timeout(limit, run).await {
+            Ok(r) => r?,
+            // Dropping the future drops the child, which kill_on_drop kills.
+            Err(_) => {
+                return Err(ExecError::Timeout {
+                    target: None,
+                    what: format!("running `{program}` (killed)"),
+                    after: limit,
+                })
+            }
+        };
+        if code != Some(0) {
+            let source = if stderr.trim().is_empty() {
+                &stdout
+            } else {
+                &stderr
+            };
+            return Err(ExecError::Exit {
+                code,
+                excerpt: self.excerpt(source),
+            });
+        }
+        let text = if stderr.trim().is_empty() {
+            stdout.clone()
+        } else {
+            format!("{stdout}\n[stderr]\n{stderr}")
+        };
+        Ok(ExecOutput {
+            summary: format!("exit 0 in {} ms", millis(started.elapsed())),
+            text,
+            fields: json!({ "exit_code": 0, "stdout": stdout, "stderr": stderr }),
+        })
+    }
+}
+
+/// The command `program rest…`: no shell, minimal environment plus the rendered
+/// `env`, stdin null, output piped, killed when dropped.
+fn command(
+    program: &str,
+    rest: &[String],
+    env: &BTreeMap<String, String>,
+    args: &BTreeMap<String, String>,
+) -> Result<tokio::process::Command, ExecError> {
+    let mut cmd = tokio::process::Command::new(program);
+    cmd.args(rest)
+        .env_clear()
+        .envs(
+            INHERITED_ENV
+                .iter()
+                .filter_map(|k| Some((*k, std::env::var_os(k)?))),
+        )
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true);
+    for (k, v) in env {
+        cmd.env(k, render_escaped(v, args, str::to_string)?);
+    }
+    Ok(cmd)
+}
+
+/// Spawns `cmd`, reads both pipes to the end and waits; the exit code is
+/// `None` when a signal ended the child.
+async fn run_child(
+    mut cmd: tokio::process::Command,
+    program: &str,
+) -> Result<(Option<i32>, String, String), ExecError> {
+    let mut child = cmd.spawn().map_err(|e| ExecError::Spawn {
+        program: program.to_string(),
+        reason: e.to_string(),
+    })?;
+    let out = child.stdout.take();
+    let err = child.stderr.take();
+    let (stdout, stderr, status) = tokio::join!(capture(out), capture(err), child.wait());
+    let status = status.map_err(|e| ExecError::Spawn {
+        program: program.to_string(),
+        reason: e.to_string(),
+    })?;
+    Ok((status.code(), stdout, stderr))
+}
+
+/// Reads a pipe to the end, keeping at most [`MAX_CAPTURE_BYTES`].
+async fn capture<R: AsyncRead + Unpin>(pipe: Option<R>) -> String {
+    let Some(mut pipe) = pipe else {
+        return String::new();
+    };
+    let mut kept = Vec::new();
+    let mut buf = [0u8; 8192];
+    while let Ok(n) = pipe.read(&mut buf).await {
+        if n == 0 {
+            break;
+        }
+        let room = MAX_CAPTURE_BYTES.saturating_sub(kept.len());
+        kept.extend_from_slice(&buf[..n.min(room)]);
+    }
+    String::from_utf8_lossy(&kept).into_owned()
+}

@@ -1,0 +1,369 @@
+//! Redis actions: one command, a capped SCAN listing, or SCAN + UNLINK deletion.
+//!
+//! Every argv element is sent as its own binary-safe argument, so a value with
+//! spaces or CRLF can never become a second command. `KEYS`, `MONITOR` and the
+//! subscribe/replication commands are refused (they block or stream values).
+//! Patterns must start with one of the target's `key_prefixes` (deletion
+//! requires the list) and a bare `*` is always refused. Argument values inside
+//! a longer pattern template are glob-escaped, so they match literally.
+
+use super::{address, render_optional, root_cause, ExecError, ExecOutput, Executor};
+use crate::catalog::{RedisAction, Target, TargetKind};
+use redis::aio::ConnectionManager;
+use redis::Value;
+use serde_json::json;
+use std::collections::{BTreeMap, BTreeSet};
+
+/// Commands never run: they stream, block or scan the whole keyspace at once.
+const REFUSED: &[&str] = &[
+    "KEYS",
+    "MONITOR",
+    "SUBSCRIBE",
+    "PSUBSCRIBE",
+    "SSUBSCRIBE",
+    "SYNC",
+    "PSYNC",
+];
+
+/// Keys listed by `scan` when the action sets no `limit`.
+const DEFAULT_SCAN_LIMIT: usize = 200;
+/// `COUNT` hint of each SCAN round trip.
+const SCAN_COUNT: usize = 1000;
+/// Keys per UNLINK.
+const UNLINK_BATCH: usize = 500;
+
+impl Executor {
+    /// Runs a Redis action. `fields`: `{"result": …}` for a command,
+    /// `{"keys": […], "count": n, "complete": bool}` for scan,
+    /// `{"deleted": n}` for delete_matching.
+    pub(super) async fn run_redis(
+        &self,
+        a: &RedisAction,
+        targets: &BTreeMap<String, Target>,
+        args: &BTreeMap<String, String>,
+    ) -> Result<ExecOutput, ExecError> {
+        let t = self.target(targets, &a.target, TargetKind::Redis)?;
+        if let Some(argv) = &a.command {
+            let argv = render_argv(argv, args)?;
+            let mut conn = self.redis_conn(t).await?;
+            return command(t, &mut conn, &argv).await;
+        }
+        if let Some(p) = &a.scan {
+            let pattern = render_pattern(p, args)?;
+            check_pattern(t, &pattern, false)?;
+            let limit = a.limit.map_or(DEFAULT_SCAN_LIMIT, |l| l as usize);
+            let mut conn = self.redis_conn(t).await?;
+            return scan(t, &mut conn, &pattern, limit).await;
+        }
+        if let Some(p) = &a.delete_matching {
+            let pattern = render_pattern(p, args)?;
+            check_pattern(t, &pattern, true)?;
+            let mut conn = self.redis_conn(t).await?;
+            return delete_matching(t, &mut conn, &pattern).await;
+        }
+        Err(ExecError::Invalid {
+            target: Some(t.name.clone()),
+            message: "redis action needs one of command, scan, delete_matching".into(),
+        })
+    }
+
+    /// The shared connection manager of `t`, connected on first use.
+    async fn redis_conn(&self, t: &Target) -> Result<ConnectionManager, ExecError> {
+        let key = format!("{}\n{}", t.name, t.url);
+        self.redis
+            .get(&key, || async {
+                let client =
+                    redis::Client::open(t.url.as_str()).map_err(|e| ExecError::Invalid {
+                        target: Some(t.name.clone()),
+                        message: format!("target {} has an invalid Redis URL: {e}", t.name),
+                    })?;
+                let config = redis::aio::ConnectionManagerConfig::new()
+                    .set_number_of_retries(0)
+                    .set_connection_timeout(t.timeout())
+                    .set_response_timeout(t.timeout());
+                let connect = ConnectionManager::new_with_config(client, config);
+                match tokio::time::timeout(t.timeout(), connect).await {
+                    Ok(Ok(c)) => Ok(c),
+                    Ok(Err(e)) => Err(unreachable(t, &e)),
+                    Err(_) => Err(timeout(t)),
+                }
+            })
+            .await
+    }
+}
+
+fn unreachable(t: &Target, e: &redis::RedisError) -> ExecError {
+    ExecError::Unreachable {
+        target: t.name.clone(),
+        reason: root_cause(e),
+        address: address(&t.url),
+    }
+}
+
+fn timeout(t: &Target) -> ExecError {
+    ExecError::Timeout {
+        target: Some(t.name.clone()),
+        what: format!("calling target {}", t.name),
+        after: t.timeout(),
+    }
+}
+
+/// Sends one command with the target's timeout.
+async fn call<T: redis::FromRedisValue>(
+    t: &Target,
+    conn: &mut ConnectionManager,
+    cmd: &redis::Cmd,
+) -> Result<T, ExecError> {
+    match tokio::time::timeout(t.timeout(), cmd.query_async::<T>(conn)).await {
+        Ok(Ok(v)) => Ok(v),
+        Ok(Err(e)) if e.is_io_error() || e.is_connection_dropped() || e.is_connection_refusal() => {
+            Err(unreachable(t, &e))
+        }
+        Ok(Err(e)) if e.is_timeout() => Err(timeout(t)),
+        Ok(Err(e)) => Err(ExecError::Backend {
+            target: t.name.clone(),
+            message: e.to_string(),
+        }),
+        Err(_) => Err(timeout(t)),
+    }
+}
+
+/// Renders argv elements; an element that is exactly an absent argument's
+/// placeholder is dropped.
+fn render_argv(argv: &[String], args: &BTreeMap<String, String>) -> Result<Vec<String>, ExecError> {
+    let mut out = Vec::with_capacity(argv.len());
+    for el in argv {
+        out.extend(render_optional(el, args)?);
+    }
+    Ok(out)
+}
+
+/// A template that is exactly one placeholder takes the value as the pattern
+/// (checked against the allow-list afterwards). Values inside a longer
+/// template are literal: `gemini:{project}:*` with `*` for `project` matches
+/// only the project named `*`, not every project.
+fn render_pattern(tpl: &str, args: &BTreeMap<String, String>) -> Result<String, ExecError> {
+    if crate::template::sole_placeholder(tpl).is_some() {
+        return super::render_escaped(tpl, args, str::to_string);
+    }
+    super::render_escaped(tpl, args, glob_escape)
+}
+
+/// `s` with Redis glob metacharacters (`* ? [ ] \`) escaped.
+fn glob_escape(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        if matches!(c, '*' | '?' | '[' | ']' | '\\') {
+            out.push('\\');
+        }
+        out.push(c);
+    }
+    out
+}
+
+/// A pattern must not be bare `*` and must start with an allow-listed prefix
+/// (`required`: an empty allow-list refuses everything).
+fn check_pattern(t: &Target, pattern: &str, required: bool) -> Result<(), ExecError> {
+    let prefixes = &t.key_prefixes;
+    let allowed = prefixes
+        .iter()
+        .any(|p| !p.is_empty() && pattern.starts_with(p.as_str()));
+    let unrestricted = prefixes.is_empty() && !required;
+    if pattern.trim_matches('*').is_empty() || !(allowed || unrestricted) {
+        let reason = if prefixes.is_empty() {
+            format!("target {} allows no key prefixes", t.name)
+        } else {
+            format!("it must start with {}", prefixes.join(" or "))
+        };
+        return Err(ExecError::Refused {
+            target: Some(t.name.clone()),
+            what: format!("pattern `{pattern}`"),
+            reason,
+        });
+    }
+    Ok(())
+}
+
+async fn command(
+    t: &Target,
+    conn: &mut ConnectionManager,
+    argv: &[String],
+) -> Result<ExecOutput, ExecError> {
+    let Some(name) = argv.first() else {
+        return Err(ExecError::Invalid {
+            target: Some(t.name.clone()),
+            message: "redis command is empty".into(),
+        });
+    };
+    let upper = name.to_ascii_uppercase();
+    if REFUSED.contains(&upper.as_str()) {
+        return Err(ExecError::Refused {
+            target: Some(t.name.clone()),
+            what: format!("command {upper}"),
+            reason: "it blocks the server or streams values; use SCAN or INFO".into(),
+        });
+    }
+    let mut cmd = redis::cmd(name);
+    for a in &argv[1..] {
+        cmd.arg(a.as_bytes());
+    }
+    let value: Value = call(t, conn, &cmd).await?;
+    Ok(ExecOutput {
+        summary: format!("redis {}", shown_argv(argv)),
+        text: to_text(&value),
+        fields: json!({ "result": to_json(&value) }),
+    })
+}
+
+/// The command for the summary: each argument cut to 40 chars, controls escaped.
+fn shown_argv(argv: &[String]) -> String {
+    argv.iter()
+        .map(|a| super::one_line(a, 40))
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+/// One SCAN round trip: the next cursor and the keys of this page.
+async fn scan_page(
+    t: &Target,
+    conn: &mut ConnectionManager,
+    cursor: u64,
+    pattern: &str,
+) -> Result<(u64, Vec<Vec<u8>>), ExecError> {
+    let mut cmd = redis::cmd("SCAN");
+    cmd.arg(cursor)
+        .arg("MATCH")
+        .arg(pattern)
+        .arg("COUNT")
+        .arg(SCAN_COUNT);
+    call(t, conn, &cmd).await
+}
+
+async fn scan(
+    t: &Target,
+    conn: &mut ConnectionManager,
+    pattern: &str,
+    limit: usize,
+) -> Result<ExecOutput, ExecError> {
+    let mut keys = BTreeSet::new();
+    let mut cursor = 0;
+    let complete = loop {
+        let (next, page) = scan_page(t, conn, cursor, pattern).await?;
+        keys.extend(page);
+        if keys.len() >= limit {
+            break next == 0 && keys.len() == limit;
+        }
+        if next == 0 {
+            break true;
+        }
+        cursor = next;
+    };
+    let keys: Vec<String> = keys
+        .into_iter()
+        .take(limit)
+        .map(|k| String::from_utf8_lossy(&k).into_owned())
+        .collect();
+    let more = if complete {
+        ""
+    } else {
+        " (limit reached, more exist)"
+    };
+    let head = format!("{} keys matching `{pattern}`{more}", keys.len());
+    Ok(ExecOutput {
+        summary: format!("redis SCAN {pattern}: {} keys{more}", keys.len()),
+        text: std::iter::once(head)
+            .chain(keys.iter().cloned())
+            .collect::<Vec<_>>()
+            .join("\n"),
+        fields: json!({ "keys": keys, "count": keys.len(), "complete": complete }),
+    })
+}
+
+async fn delete_matching(
+    t: &Target,
+    conn: &mut ConnectionManager,
+    pattern: &str,
+) -> Result<ExecOutput, ExecError> {
+    let mut deleted: u64 = 0;
+    let mut pending: Vec<Vec<u8>> = Vec::new();
+    let mut cursor = 0;
+    loop {
+        let (next, page) = scan_page(t, conn, cursor, pattern).await?;
+        pending.extend(page);
+        while pending.len() >= UNLINK_BATCH || (next == 0 && !pending.is_empty()) {
+            let n = pending.len().min(UNLINK_BATCH);
+            let mut unlink = redis::cmd("UNLINK");
+            for key in pending.drain(..n) {
+                unlink.arg(key);
+            }
+            deleted += call::<u64>(t, conn, &unlink).await?;
+        }
+        if next == 0 {
+            break;
+        }
+        cursor = next;
+    }
+    Ok(ExecOutput {
+        summary: format!("redis UNLINK {pattern}: {deleted} keys deleted"),
+        text: format!("deleted {deleted} keys matching `{pattern}`"),
+        fields: json!({ "deleted": deleted, "pattern": pattern }),
+    })
+}
+
+/// A reply as redis-cli would show it (bulk strings and INFO as they are).
+fn to_text(v: &Value) -> String {
+    match v {
+        Value::Nil => "(nil)".into(),
+        Value::Int(i) => format!("(integer) {i}"),
+        Value::BulkString(b) => String::from_utf8_lossy(b).into_owned(),
+        Value::SimpleString(s) => s.clone(),
+        Value::Okay => "OK".into(),
+        Value::Double(d) => d.to_string(),
+        Value::Boolean(b) => b.to_string(),
+        Value::VerbatimString { text, .. } => text.clone(),
+        Value::Array(items) | Value::Set(items) => numbered(items.iter().map(to_text)),
+        Value::Map(pairs) => numbered(
+            pairs
+                .iter()
+                .map(|(k, v)| format!("{} => {}", to_text(k), to_text(v))),
+        ),
+        Value::Attribute { data, .. } => to_text(data),
+        other => format!("{other:?}"),
+    }
+}
+
+fn numbered(items: impl Iterator<Item = String>) -> String {
+    let lines: Vec<String> = items
+        .enumerate()
+        .map(|(i, s)| format!("{}) {s}", i + 1))
+        .collect();
+    if lines.is_empty() {
+        "(empty)".into()
+    } else {
+        lines.join("\n")
+    }
+}
+
+/// A reply as JSON for reply templates.
+fn to_json(v: &Value) -> serde_json::Value {
+    use serde_json::Value as J;
+    match v {
+        Value::Nil => J::Null,
+        Value::Int(i) => json!(i),
+        Value::BulkString(b) => J::String(String::from_utf8_lossy(b).into_owned()),
+        Value::SimpleString(s) => J::String(s.clone()),
+        Value::Okay => J::String("OK".into()),
+        Value::Double(d) => json!(d),
+        Value::Boolean(b) => J::Bool(*b),
+        Value::VerbatimString { text, .. } => J::String(text.clone()),
+        Value::Array(items) | Value::Set(items) => J::Array(items.iter().map(to_json).collect()),
+        Value::Map(pairs) => J::Object(
+            pairs
+                .iter()
+                .map(|(k, v)| (to_text(k), to_json(v)))
+                .collect(),
+        ),
+        Value::Attribute { data, .. } => to_json(data),
+        other => J::String(format!("{other:?}")),
+    }
+}

@@ -1,0 +1,229 @@
+//! SQL actions: fixed query text with `$1..$n`, parameters always bound.
+//!
+//! Parameters are bound as text (NULL when a parameter is exactly the
+//! placeholder of an absent argument); cast in SQL (`$1::int`) where another
+//! type is needed. The `any` driver decodes integers, floats, booleans, text
+//! and blobs; cast other column types (timestamps, numeric, uuid, json) to
+//! text in the query. On Postgres each query runs in a transaction with
+//! `SET LOCAL statement_timeout`; every backend also gets a client-side timeout.
+
+use super::{address, render_optional, ExecError, ExecOutput, Executor};
+use crate::catalog::{SqlAction, Target, TargetKind};
+use serde_json::{json, Value};
+use sqlx::any::{AnyPoolOptions, AnyRow};
+use sqlx::{AnyPool, Column, Connection, Row};
+use std::collections::BTreeMap;
+use std::sync::Once;
+use std::time::Duration;
+
+static DRIVERS: Once = Once::new();
+
+/// Widest cell in the text table.
+const CELL_CHARS: usize = 40;
+
+impl Executor {
+    /// Runs a SQL action; `fields` is `{"rows": [{column: value}], "row_count": n}`.
+    pub(super) async fn run_sql(
+        &self,
+        a: &SqlAction,
+        targets: &BTreeMap<String, Target>,
+        args: &BTreeMap<String, String>,
+    ) -> Result<ExecOutput, ExecError> {
+        let t = self.target(targets, &a.target, TargetKind::Sql)?;
+        let mut params = Vec::with_capacity(a.params.len());
+        for p in &a.params {
+            params.push(render_optional(p, args)?);
+        }
+        let limit = a.timeout.unwrap_or_else(|| t.timeout());
+        let pool = self.sql_pool(t).await?;
+        let pg = is_postgres(&t.url);
+        // On Postgres the server cancels first; the client timeout is the backstop.
+        let backstop = if pg {
+            limit + Duration::from_millis(500)
+        } else {
+            limit
+        };
+        let run = query(&pool, &a.query, params, pg, limit);
+        let rows = match tokio::time::timeout(backstop, run).await {
+            Ok(r) => r.map_err(|e| sql_error(t, e, limit))?,
+            Err(_) => return Err(timeout(t, limit)),
+        };
+        let (columns, values) = decode(&rows);
+        let n = values.len();
+        Ok(ExecOutput {
+            summary: format!("sql: {n} row{}", if n == 1 { "" } else { "s" }),
+            text: table(&columns, &values),
+            fields: json!({ "rows": objects(&columns, values), "row_count": n }),
+        })
+    }
+
+    /// The pool of `t` (at most 2 connections), created on first use.
+    async fn sql_pool(&self, t: &Target) -> Result<AnyPool, ExecError> {
+        DRIVERS.call_once(sqlx::any::install_default_drivers);
+        let key = format!("{}\n{}", t.name, t.url);
+        self.sql
+            .get(&key, || async {
+                // The pool retries refused connections until its timeout; one
+                // direct connection first reports why a target is unreachable.
+                let probe = sqlx::AnyConnection::connect(&t.url);
+                match tokio::time::timeout(t.timeout(), probe).await {
+                    Ok(Ok(conn)) => {
+                        let _ = conn.close().await;
+                    }
+                    Ok(Err(e)) => return Err(sql_error(t, e, t.timeout())),
+                    Err(_) => return Err(timeout(t, t.timeout())),
+                }
+                AnyPoolOptions::new()
+                    .max_connections(2)
+                    .acquire_timeout(t.timeout())
+                    .connect_lazy(&t.url)
+                    .map_err(|e| sql_error(t, e, t.timeout()))
+            })
+            .await
+    }
+}
+
+fn is_postgres(url: &str) -> bool {
+    url.starts_with("postgres://") || url.starts_with("postgresql://")
+}
+
+async fn query(
+    pool: &AnyPool,
+    sql: &str,
+    params: Vec<Option<String>>,
+    pg: bool,
+    limit: Duration,
+) -> Result<Vec<AnyRow>, sqlx::Error> {
+    let mut tx = pool.begin().await?;
+    if pg {
+        // Our own integer, never a chat value.
+        let ms = limit.as_millis().max(1);
+        sqlx::query(&format!("SET LOCAL statement_timeout = {ms}"))
+            .execute(&mut *tx)
+            .await?;
+    }
+    let mut q = sqlx::query(sql);
+    for p in params {
+        q = q.bind(p);
+    }
+    let rows = q.fetch_all(&mut *tx).await?;
+    tx.commit().await?;
+    Ok(rows)
+}
+
+fn timeout(t: &Target, after: Duration) -> ExecError {
+    ExecError::Timeout {
+        target: Some(t.name.clone()),
+        what: format!("querying target {}", t.name),
+        after,
+    }
+}
+
+fn sql_error(t: &Target, e: sqlx::Error, limit: Duration) -> ExecError {
+    match &e {
+        sqlx::Error::Database(db) if db.code().as_deref() == Some("57014") => timeout(t, limit),
+        sqlx::Error::PoolTimedOut => timeout(t, limit),
+        sqlx::Error::Io(_) | sqlx::Error::Tls(_) => ExecError::Unreachable {
+            target: t.name.clone(),
+            reason: super::root_cause(&e),
+            address: address(&t.url),
+        },
+        sqlx::Error::Database(db) => ExecError::Backend {
+            target: t.name.clone(),
+            message: db.message().to_string(),
+        },
+        other => {
+            let mut message = other.to_string();
+            if message.contains("does not support") {
+                message.push_str(" (cast the column to text in the query)");
+            }
+            ExecError::Backend {
+                target: t.name.clone(),
+                message,
+            }
+        }
+    }
+}
+
+/// Column names (from the first row) and every row's values as JSON.
+fn decode(rows: &[AnyRow]) -> (Vec<String>, Vec<Vec<Value>>) {
+    let columns = rows
+        .first()
+        .map(|r| r.columns().iter().map(|c| c.name().to_string()).collect())
+        .unwrap_or_default();
+    let values = rows
+        .iter()
+        .map(|r| (0..r.columns().len()).map(|i| cell(r, i)).collect())
+        .collect();
+    (columns, values)
+}
+
+/// One value, tried as integer, float, bool and text in that order.
+fn cell(row: &AnyRow, i: usize) -> Value {
+    if let Ok(v) = row.try_get::<Option<i64>, _>(i) {
+        return v.map_or(Value::Null, |x| json!(x));
+    }
+    if let Ok(v) = row.try_get::<Option<f64>, _>(i) {
+        return v.map_or(Value::Null, |x| json!(x));
+    }
+    if let Ok(v) = row.try_get::<Option<bool>, _>(i) {
+        return v.map_or(Value::Null, Value::Bool);
+    }
+    if let Ok(v) = row.try_get::<Option<String>, _>(i) {
+        return v.map_or(Value::Null, Value::String);
+    }
+    match row.try_get::<Option<Vec<u8>>, _>(i) {
+        Ok(None) => Value::Null,
+        _ => Value::String("<binary>".into()),
+    }
+}
+
+fn objects(columns: &[String], rows: Vec<Vec<Value>>) -> Vec<Value> {
+    rows.into_iter()
+        .map(|r| Value::Object(columns.iter().cloned().zip(r).collect()))
+        .collect()
+}
+
+fn cell_text(v: &Value) -> String {
+    let s = match v {
+        Value::Null => "NULL".to_string(),
+        Value::String(s) => s.clone(),
+        other => other.to_string(),
+    };
+    let s = super::one_line(&s, usize::MAX);
+    match s.char_indices().nth(CELL_CHARS) {
+        Some((cut, _)) => format!("{}…", &s[..cut]),
+        None => s,
+    }
+}
+
+/// An aligned text table with a header line.
+fn table(columns: &[String], rows: &[Vec<Value>]) -> String {
+    if rows.is_empty() {
+        return "(no rows)".into();
+    }
+    let cells: Vec<Vec<String>> = rows
+        .iter()
+        .map(|r| r.iter().map(cell_text).collect())
+        .collect();
+    let mut widths: Vec<usize> = columns.iter().map(|c| c.chars().count()).collect();
+    for r in &cells {
+        for (w, c) in widths.iter_mut().zip(r) {
+            *w = (*w).max(c.chars().count());
+        }
+    }
+    let line = |items: &[String]| {
+        items
+            .iter()
+            .zip(&widths)
+            .map(|(s, w)| format!("{s:<w$}"))
+            .collect::<Vec<_>>()
+            .join(" | ")
+            .trim_end()
+            .to_string()
+    };
+    let rule: Vec<String> = widths.iter().map(|w| "-".repeat(*w)).collect();
+    let mut out = vec![line(columns), rule.join("-+-")];
+    out.extend(cells.iter().map(|r| line(r)));
+    out.join("\n")
+}
