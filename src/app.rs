@@ -23,7 +23,10 @@ pub enum BuildError {
 
 /// Loads the catalog and people and cross-checks them with the config.
 /// Every problem is returned, each with `file:line`.
-pub fn validate(config: &Config, env: &HashMap<String, String>) -> Result<(Catalog, Directory), Vec<Problem>> {
+pub fn validate(
+    config: &Config,
+    env: &HashMap<String, String>,
+) -> Result<(Catalog, Directory), Vec<Problem>> {
     let roles = Roles::new(&config.roles);
     let names = roles.names();
     let mut problems = config_problems(config, &names);
@@ -39,7 +42,9 @@ pub fn validate(config: &Config, env: &HashMap<String, String>) -> Result<(Catal
         problems.extend(cross_problems(config, cat));
     }
     let dir = Directory::new(&config.people, &roles).map_err(|errs| {
-        errs.into_iter().map(|m| config_problem(config, 0, m)).collect::<Vec<_>>()
+        errs.into_iter()
+            .map(|m| config_problem(config, 0, m))
+            .collect::<Vec<_>>()
     });
     match (cat, dir) {
         (Some(c), Ok(d)) if problems.is_empty() => Ok((c, d)),
@@ -66,15 +71,27 @@ fn config_problems(config: &Config, roles: &BTreeSet<String>) -> Vec<Problem> {
         for r in &p.roles {
             if !roles.contains(r) {
                 let known = roles.iter().cloned().collect::<Vec<_>>().join(", ");
-                out.push(config_problem(config, line, format!("person `{name}`: unknown role `{r}` (known: {known})")));
+                out.push(config_problem(
+                    config,
+                    line,
+                    format!("person `{name}`: unknown role `{r}` (known: {known})"),
+                ));
             }
         }
         if p.identities().is_empty() {
-            out.push(config_problem(config, line, format!("person `{name}` has no identity (slack, discord or console)")));
+            out.push(config_problem(
+                config,
+                line,
+                format!("person `{name}` has no identity (slack, discord or console)"),
+            ));
         }
     }
     if config.profiles.is_empty() {
-        out.push(config_problem(config, 0, "no profile is enabled: set [profiles] enabled = [\"queue\", …]".into()));
+        out.push(config_problem(
+            config,
+            0,
+            "no profile is enabled: set [profiles] enabled = [\"queue\", …]".into(),
+        ));
     }
     out
 }
@@ -85,12 +102,20 @@ fn cross_problems(config: &Config, cat: &Catalog) -> Vec<Problem> {
     for p in &config.profiles {
         if !known.contains(p.as_str()) {
             let list = known.iter().copied().collect::<Vec<_>>().join(", ");
-            out.push(config_problem(config, 0, format!("profile `{p}` is enabled but has no commands (profiles in the catalog: {list})")));
+            out.push(config_problem(
+                config,
+                0,
+                format!("profile `{p}` is enabled but has no commands (profiles in the catalog: {list})"),
+            ));
         }
     }
     for (channel, p) in &config.channels {
         if !config.profiles.contains(p) {
-            out.push(config_problem(config, 0, format!("channel `{channel}` is bound to profile `{p}`, which is not enabled")));
+            out.push(config_problem(
+                config,
+                0,
+                format!("channel `{channel}` is bound to profile `{p}`, which is not enabled"),
+            ));
         }
     }
     for c in &cat.commands {
@@ -109,7 +134,11 @@ fn cross_problems(config: &Config, cat: &Catalog) -> Vec<Problem> {
 }
 
 /// Builds the pipeline: validates, connects and migrates the store.
-pub async fn build(config: &Config, env: &HashMap<String, String>, clock: SharedClock) -> Result<Pipeline, BuildError> {
+pub async fn build(
+    config: &Config,
+    env: &HashMap<String, String>,
+    clock: SharedClock,
+) -> Result<Pipeline, BuildError> {
     let (catalog, directory) = validate(config, env).map_err(BuildError::Invalid)?;
     let store = Store::connect(config.database_url.expose_secret()).await?;
     store.migrate().await?;
@@ -117,7 +146,13 @@ pub async fn build(config: &Config, env: &HashMap<String, String>, clock: Shared
 }
 
 /// Puts already-built parts together (tests use this with their own store).
-pub fn assemble(config: &Config, catalog: Catalog, directory: Directory, store: Store, clock: SharedClock) -> Pipeline {
+pub fn assemble(
+    config: &Config,
+    catalog: Catalog,
+    directory: Directory,
+    store: Store,
+    clock: SharedClock,
+) -> Pipeline {
     let mut secrets = config.secrets.clone();
     for t in catalog.targets.values() {
         secrets.extend(crate::config::dsn_password(&t.url).map(Into::into));

@@ -141,7 +141,11 @@ pub enum Refusal {
     #[error("{0}")]
     Denied(#[from] Denied),
     #[error("refused: {id} is {state}{}", .by.as_ref().map(|b| format!(" (by {b})")).unwrap_or_default())]
-    NotPending { id: String, state: &'static str, by: Option<String> },
+    NotPending {
+        id: String,
+        state: &'static str,
+        by: Option<String>,
+    },
     #[error("refused: {id} already executed")]
     AlreadyExecuted { id: String },
     #[error("you already approved {id}; it needs {remaining} more approver(s)")]
@@ -238,9 +242,15 @@ mod tests {
     #[test]
     fn approver_votes_requester_refused() {
         let a = approval(State::Pending);
-        assert_eq!(decide(&a, &person("bob", &["sre"]), &Decision::Approve, 10), Ok(Step::Vote));
+        assert_eq!(
+            decide(&a, &person("bob", &["sre"]), &Decision::Approve, 10),
+            Ok(Step::Vote)
+        );
         let e = decide(&a, &person("alice", &["sre"]), &Decision::Approve, 10).unwrap_err();
-        assert_eq!(e.to_string(), "refused: you requested a7; another person must approve it");
+        assert_eq!(
+            e.to_string(),
+            "refused: you requested a7; another person must approve it"
+        );
         let e = decide(&a, &person("carol", &["oncall"]), &Decision::Approve, 10).unwrap_err();
         assert!(e.to_string().contains("sre, eng-manager"), "{e}");
     }
@@ -248,22 +258,47 @@ mod tests {
     #[test]
     fn same_person_cannot_vote_twice() {
         let mut a = approval(State::Pending);
-        a.votes.push(Vote { person: "bob".into(), identity: "slack:UB".into(), at: 1 });
+        a.votes.push(Vote {
+            person: "bob".into(),
+            identity: "slack:UB".into(),
+            at: 1,
+        });
         let e = decide(&a, &person("bob", &["sre"]), &Decision::Approve, 10).unwrap_err();
-        assert_eq!(e, Refusal::AlreadyVoted { id: "a7".into(), remaining: 1 });
+        assert_eq!(
+            e,
+            Refusal::AlreadyVoted {
+                id: "a7".into(),
+                remaining: 1
+            }
+        );
     }
 
     #[test]
     fn expired_cannot_be_used() {
         let a = approval(State::Pending);
-        assert_eq!(decide(&a, &person("bob", &["sre"]), &Decision::Approve, 1000), Ok(Step::Expire));
-        let e = decide(&approval(State::Expired), &person("bob", &["sre"]), &Decision::Approve, 5).unwrap_err();
+        assert_eq!(
+            decide(&a, &person("bob", &["sre"]), &Decision::Approve, 1000),
+            Ok(Step::Expire)
+        );
+        let e = decide(
+            &approval(State::Expired),
+            &person("bob", &["sre"]),
+            &Decision::Approve,
+            5,
+        )
+        .unwrap_err();
         assert_eq!(e.to_string(), "refused: a7 is expired");
     }
 
     #[test]
     fn executed_is_reported_as_such() {
-        for s in [State::Approved, State::Executing, State::Succeeded, State::Failed, State::Unknown] {
+        for s in [
+            State::Approved,
+            State::Executing,
+            State::Succeeded,
+            State::Failed,
+            State::Unknown,
+        ] {
             let e = decide(&approval(s), &person("bob", &["sre"]), &Decision::Approve, 5).unwrap_err();
             assert_eq!(e.to_string(), "refused: a7 already executed");
         }
@@ -272,11 +307,36 @@ mod tests {
     #[test]
     fn reject_and_cancel_rules() {
         let a = approval(State::Pending);
-        assert_eq!(decide(&a, &person("bob", &["sre"]), &Decision::Reject { reason: None }, 5), Ok(Step::Reject));
-        assert_eq!(decide(&a, &person("alice", &["oncall"]), &Decision::Cancel, 5), Ok(Step::Cancel));
-        assert_eq!(decide(&a, &person("alice", &["oncall"]), &Decision::Reject { reason: None }, 5), Ok(Step::Cancel));
+        assert_eq!(
+            decide(
+                &a,
+                &person("bob", &["sre"]),
+                &Decision::Reject { reason: None },
+                5
+            ),
+            Ok(Step::Reject)
+        );
+        assert_eq!(
+            decide(&a, &person("alice", &["oncall"]), &Decision::Cancel, 5),
+            Ok(Step::Cancel)
+        );
+        assert_eq!(
+            decide(
+                &a,
+                &person("alice", &["oncall"]),
+                &Decision::Reject { reason: None },
+                5
+            ),
+            Ok(Step::Cancel)
+        );
         assert!(decide(&a, &person("carol", &["oncall"]), &Decision::Cancel, 5).is_err());
-        assert!(decide(&a, &person("carol", &["oncall"]), &Decision::Reject { reason: None }, 5).is_err());
+        assert!(decide(
+            &a,
+            &person("carol", &["oncall"]),
+            &Decision::Reject { reason: None },
+            5
+        )
+        .is_err());
     }
 
     #[test]

@@ -56,8 +56,7 @@ pub enum Broken {
 /// Checks a whole chain in order; returns the number of entries checked.
 pub fn verify(records: &[Record]) -> Result<usize, Broken> {
     let mut prev = GENESIS.to_string();
-    let mut expected_seq = 1;
-    for r in records {
+    for (expected_seq, r) in (1..).zip(records) {
         if r.prev_hash != prev || r.seq != expected_seq {
             return Err(Broken::Link { seq: r.seq });
         }
@@ -65,7 +64,6 @@ pub fn verify(records: &[Record]) -> Result<usize, Broken> {
             return Err(Broken::Hash { seq: r.seq });
         }
         prev = r.hash.clone();
-        expected_seq += 1;
     }
     Ok(records.len())
 }
@@ -90,7 +88,12 @@ mod tests {
                     detail: None,
                 };
                 let hash = chain_hash(&prev, seq, &entry);
-                let r = Record { seq, entry, prev_hash: prev.clone(), hash: hash.clone() };
+                let r = Record {
+                    seq,
+                    entry,
+                    prev_hash: prev.clone(),
+                    hash: hash.clone(),
+                };
                 prev = hash;
                 r
             })

@@ -117,10 +117,7 @@ pub enum Denied {
 
 impl Directory {
     /// Builds the directory; identities claimed by two people are reported.
-    pub fn new(
-        people: &BTreeMap<String, PersonConfig>,
-        roles: &Roles,
-    ) -> Result<Self, Vec<String>> {
+    pub fn new(people: &BTreeMap<String, PersonConfig>, roles: &Roles) -> Result<Self, Vec<String>> {
         let mut dir = Directory::default();
         let mut problems = Vec::new();
         for (name, p) in people {
@@ -188,9 +185,9 @@ pub fn may_approve(actor: &Actor, id: &str, requester: &str, roles: &[String]) -
         Actor::Unknown { identity } => Err(Denied::UnknownIdentity {
             identity: identity.clone(),
         }),
-        Actor::Person { person, .. } if person.name == requester => Err(Denied::SelfApproval {
-            id: id.to_string(),
-        }),
+        Actor::Person { person, .. } if person.name == requester => {
+            Err(Denied::SelfApproval { id: id.to_string() })
+        }
         Actor::Person { person, .. } if holds_any(&person.roles, roles) => Ok(()),
         Actor::Person { .. } => Err(Denied::CannotApprove {
             id: id.to_string(),
@@ -229,7 +226,10 @@ mod tests {
             approve: None,
             action: Action::Health(HealthAction { checks: vec![] }),
             reply: None,
-            location: Location { file: "x".into(), line: 1 },
+            location: Location {
+                file: "x".into(),
+                line: 1,
+            },
         }
     }
 
@@ -237,8 +237,13 @@ mod tests {
     fn roles_imply_transitively() {
         let d = dir();
         let bob = d.person("bob").unwrap();
-        assert!(bob.roles.contains("oncall") && bob.roles.contains("support") && bob.roles.contains("anyone"));
-        assert!(!d.person("erin").unwrap().roles.contains("oncall"), "exec approves only");
+        assert!(
+            bob.roles.contains("oncall") && bob.roles.contains("support") && bob.roles.contains("anyone")
+        );
+        assert!(
+            !d.person("erin").unwrap().roles.contains("oncall"),
+            "exec approves only"
+        );
     }
 
     #[test]
@@ -257,7 +262,10 @@ mod tests {
         assert!(may_request(&d.resolve("slack:UB"), &cmd(Risk::Write, &["oncall"])).is_ok());
         assert!(may_request(&d.resolve("slack:UA"), &cmd(Risk::Write, &["oncall"])).is_ok());
         let e = may_request(&d.resolve("slack:UA"), &cmd(Risk::Write, &["sre"])).unwrap_err();
-        assert_eq!(e.to_string(), "refused: `/queue retry` needs one of these roles: sre");
+        assert_eq!(
+            e.to_string(),
+            "refused: `/queue retry` needs one of these roles: sre"
+        );
     }
 
     #[test]
@@ -275,7 +283,12 @@ mod tests {
     #[test]
     fn identity_claimed_twice_is_reported() {
         let mut people = BTreeMap::new();
-        let p = PersonConfig { slack: vec!["U1".into()], discord: vec![], console: vec![], roles: vec![] };
+        let p = PersonConfig {
+            slack: vec!["U1".into()],
+            discord: vec![],
+            console: vec![],
+            roles: vec![],
+        };
         people.insert("a".into(), p.clone());
         people.insert("b".into(), p);
         let errs = Directory::new(&people, &Roles::new(&BTreeMap::new())).unwrap_err();

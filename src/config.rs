@@ -56,11 +56,8 @@ pub struct PersonConfig {
 impl PersonConfig {
     /// Wire identities: `slack:U0ALICE`, `discord:111…`, `console:alice`.
     pub fn identities(&self) -> Vec<String> {
-        let tag = |kind: &str, ids: &[String]| {
-            ids.iter()
-                .map(|id| format!("{kind}:{id}"))
-                .collect::<Vec<_>>()
-        };
+        let tag =
+            |kind: &str, ids: &[String]| ids.iter().map(|id| format!("{kind}:{id}")).collect::<Vec<_>>();
         [
             tag("slack", &self.slack),
             tag("discord", &self.discord),
@@ -190,11 +187,7 @@ impl Config {
     }
 
     /// Parses config text as if read from `path`.
-    pub fn parse(
-        path: &Path,
-        text: &str,
-        env: &HashMap<String, String>,
-    ) -> Result<Config, ConfigError> {
+    pub fn parse(path: &Path, text: &str, env: &HashMap<String, String>) -> Result<Config, ConfigError> {
         let file = path.display().to_string();
         let raw: RawConfig = toml::from_str(text).map_err(|e| {
             let line = e.span().map(|s| line_of(text, s.start)).unwrap_or(1);
@@ -235,7 +228,11 @@ impl Config {
         }
         let mut profiles = raw.profiles.enabled;
         if let Some(p) = get("OPSBOT_PROFILES") {
-            profiles = p.split(',').map(|s| s.trim().to_string()).filter(|s| !s.is_empty()).collect();
+            profiles = p
+                .split(',')
+                .map(|s| s.trim().to_string())
+                .filter(|s| !s.is_empty())
+                .collect();
         }
         let mut people = BTreeMap::new();
         let mut person_lines = BTreeMap::new();
@@ -364,7 +361,10 @@ mod tests {
     use super::*;
 
     fn env(pairs: &[(&str, &str)]) -> HashMap<String, String> {
-        pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
     }
 
     #[test]
@@ -388,10 +388,17 @@ mod tests {
 
     #[test]
     fn secrets_are_not_in_debug() {
-        let e = env(&[("SLACK_SIGNING_SECRET", "sssecret"), ("SLACK_BOT_TOKEN", "xoxb-tok"), ("OPSBOT_DATABASE_URL", "postgres://u:pw1234@h/db")]);
+        let e = env(&[
+            ("SLACK_SIGNING_SECRET", "sssecret"),
+            ("SLACK_BOT_TOKEN", "xoxb-tok"),
+            ("OPSBOT_DATABASE_URL", "postgres://u:pw1234@h/db"),
+        ]);
         let c = Config::parse(Path::new("c.toml"), "", &e).unwrap();
         let dbg = format!("{c:?}");
-        assert!(!dbg.contains("sssecret") && !dbg.contains("xoxb-tok") && !dbg.contains("pw1234"), "{dbg}");
+        assert!(
+            !dbg.contains("sssecret") && !dbg.contains("xoxb-tok") && !dbg.contains("pw1234"),
+            "{dbg}"
+        );
         assert_eq!(c.secrets.len(), 3);
     }
 
@@ -405,7 +412,10 @@ mod tests {
     fn person_identities_one_or_many() {
         let t = "[people.alice]\nslack = \"U1\"\nconsole = [\"alice\", \"al\"]\nroles = [\"sre\"]\n";
         let c = Config::parse(Path::new("c.toml"), t, &env(&[])).unwrap();
-        assert_eq!(c.people["alice"].identities(), vec!["slack:U1", "console:alice", "console:al"]);
+        assert_eq!(
+            c.people["alice"].identities(),
+            vec!["slack:U1", "console:alice", "console:al"]
+        );
         assert_eq!(c.person_lines["alice"], 1);
     }
 }

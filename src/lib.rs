@@ -1,17 +1,17 @@
 //! opsbot: a ChatOps bot. See ARCHITECTURE.md for the codemap and invariants.
 
+pub mod app;
+pub mod approval;
+pub mod audit;
+pub mod auth;
 pub mod catalog;
 pub mod clock;
 pub mod command;
-pub mod duration;
-pub mod exec;
-pub mod template;
 pub mod config;
-pub mod auth;
-pub mod approval;
-pub mod audit;
-pub mod store;
-pub mod metrics;
+pub mod duration;
 pub mod engine;
-pub mod app;
+pub mod exec;
+pub mod metrics;
 pub mod server;
+pub mod store;
+pub mod template;

@@ -13,8 +13,20 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
 
+/// `println!` that ignores a closed stdout (`opsbot commands | head`).
+macro_rules! say {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stdout(), $($arg)*);
+    }};
+}
+
 #[derive(Parser)]
-#[command(name = "opsbot", version, about = "ChatOps bot: runbook commands with roles, approvals and an audit chain")]
+#[command(
+    name = "opsbot",
+    version,
+    about = "ChatOps bot: runbook commands with roles, approvals and an audit chain"
+)]
 struct Cli {
     /// Config file.
     #[arg(long, global = true, env = "OPSBOT_CONFIG", default_value = DEFAULT_CONFIG)]
@@ -66,7 +78,7 @@ fn main() -> ExitCode {
     let config = match Config::load(&cli.config, &env) {
         Ok(c) => c,
         Err(e) => {
-            eprintln!("{e}");
+            esay!("{e}");
             return ExitCode::from(1);
         }
     };
@@ -74,14 +86,14 @@ fn main() -> ExitCode {
     let rt = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(rt) => rt,
         Err(e) => {
-            eprintln!("cannot start the runtime: {e}");
+            esay!("cannot start the runtime: {e}");
             return ExitCode::from(1);
         }
     };
     match rt.block_on(dispatch(cli.command, config, env)) {
         Ok(code) => ExitCode::from(code),
         Err(e) => {
-            eprintln!("error: {e:#}");
+            esay!("error: {e:#}");
             ExitCode::from(1)
         }
     }
@@ -91,7 +103,9 @@ fn init_tracing(config: &Config, serving: bool) {
     let default = if serving { "info" } else { "warn" };
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
     if config.log_json {
         builder.json().init();
     } else {
@@ -107,11 +121,17 @@ async fn dispatch(cmd: Cmd, config: Config, env: HashMap<String, String>) -> any
         Cmd::Migrate => {
             let store = Store::connect(config.database_url.expose_secret()).await?;
             store.migrate().await?;
-            println!("migrations applied");
+            say!("migrations applied");
             Ok(0)
         }
-        Cmd::Audit { what: AuditCmd::Verify } => audit_verify(&config).await,
-        Cmd::Run { identity, channel, text } => {
+        Cmd::Audit {
+            what: AuditCmd::Verify,
+        } => audit_verify(&config).await,
+        Cmd::Run {
+            identity,
+            channel,
+            text,
+        } => {
             let pipeline = app::build(&config, &env, clock.clone()).await?;
             let inv = Invocation {
                 actor: identity,
@@ -122,7 +142,7 @@ async fn dispatch(cmd: Cmd, config: Config, env: HashMap<String, String>) -> any
                 received_at: clock.now_ms(),
             };
             let reply = pipeline.handle(&inv).await;
-            println!("{}", reply.text);
+            say!("{}", reply.text);
             pipeline.store.close().await;
             Ok(reply.outcome.exit_code() as u8)
         }
@@ -133,8 +153,9 @@ async fn dispatch(cmd: Cmd, config: Config, env: HashMap<String, String>) -> any
 fn check(config: &Config, env: &HashMap<String, String>) -> u8 {
     match app::validate(config, env) {
         Ok((cat, _)) => {
-            let profiles: std::collections::BTreeSet<&str> = cat.commands.iter().map(|c| c.profile.as_str()).collect();
-            println!(
+            let profiles: std::collections::BTreeSet<&str> =
+                cat.commands.iter().map(|c| c.profile.as_str()).collect();
+            say!(
                 "ok: {} commands in {} profiles, {} targets, {} people; enabled: {}",
                 cat.commands.len(),
                 profiles.len(),
@@ -146,9 +167,9 @@ fn check(config: &Config, env: &HashMap<String, String>) -> u8 {
         }
         Err(problems) => {
             for p in &problems {
-                println!("{p}");
+                say!("{p}");
             }
-            eprintln!("{} problem(s) found", problems.len());
+            esay!("{} problem(s) found", problems.len());
             1
         }
     }
@@ -175,11 +196,22 @@ fn commands(config: &Config, env: &HashMap<String, String>, json: bool) -> anyho
                 })
             })
             .collect();
-        println!("{}", serde_json::to_string_pretty(&list)?);
+        say!("{}", serde_json::to_string_pretty(&list)?);
     } else {
         for c in &cat.commands {
-            let approval = c.approve.as_ref().map(|a| format!(" · approval: {}", a.roles.join("/"))).unwrap_or_default();
-            println!("{:<8} {:<50} {} · {}{approval}\n         {}", c.profile, c.usage(), c.risk.as_str(), c.roles.join(","), c.summary);
+            let approval = c
+                .approve
+                .as_ref()
+                .map(|a| format!(" · approval: {}", a.roles.join("/")))
+                .unwrap_or_default();
+            say!(
+                "{:<8} {:<50} {} · {}{approval}\n         {}",
+                c.profile,
+                c.usage(),
+                c.risk.as_str(),
+                c.roles.join(","),
+                c.summary
+            );
         }
     }
     Ok(0)
@@ -191,11 +223,11 @@ async fn audit_verify(config: &Config) -> anyhow::Result<u8> {
     let records = store.audit_records().await?;
     match opsbot::audit::verify(&records) {
         Ok(n) => {
-            println!("ok: {n} audit entries, chain intact");
+            say!("ok: {n} audit entries, chain intact");
             Ok(0)
         }
         Err(e) => {
-            println!("audit chain broken: {e}");
+            say!("audit chain broken: {e}");
             Ok(1)
         }
     }

@@ -18,7 +18,11 @@ impl Metrics {
     }
 
     pub fn execution(&self, ok: bool) {
-        let c = if ok { &self.executions_ok } else { &self.executions_failed };
+        let c = if ok {
+            &self.executions_ok
+        } else {
+            &self.executions_failed
+        };
         c.fetch_add(1, Ordering::Relaxed);
     }
 
@@ -31,12 +35,24 @@ impl Metrics {
             let _ = writeln!(s, "opsbot_requests_total{{outcome=\"{}\"}} {n}", o.as_str());
         }
         s.push_str("# HELP opsbot_executions_total Runbook actions executed, by outcome.\n# TYPE opsbot_executions_total counter\n");
-        for (label, c) in [("succeeded", &self.executions_ok), ("failed", &self.executions_failed)] {
-            let _ = writeln!(s, "opsbot_executions_total{{outcome=\"{label}\"}} {}", c.load(Ordering::Relaxed));
+        for (label, c) in [
+            ("succeeded", &self.executions_ok),
+            ("failed", &self.executions_failed),
+        ] {
+            let _ = writeln!(
+                s,
+                "opsbot_executions_total{{outcome=\"{label}\"}} {}",
+                c.load(Ordering::Relaxed)
+            );
         }
-        s.push_str("# HELP opsbot_approvals Approvals in the store, by state.\n# TYPE opsbot_approvals gauge\n");
+        s.push_str(
+            "# HELP opsbot_approvals Approvals in the store, by state.\n# TYPE opsbot_approvals gauge\n",
+        );
         for state in crate::approval::State::ALL {
-            let n = approvals.iter().find(|(k, _)| k == state.as_str()).map_or(0, |(_, n)| *n);
+            let n = approvals
+                .iter()
+                .find(|(k, _)| k == state.as_str())
+                .map_or(0, |(_, n)| *n);
             let _ = writeln!(s, "opsbot_approvals{{state=\"{}\"}} {n}", state.as_str());
         }
         s

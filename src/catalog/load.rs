@@ -46,7 +46,7 @@ struct RawCommand {
     #[serde(default)]
     args: IndexMap<String, Spanned<RawArg>>,
     risk: Risk,
-    roles: Vec<String>,
+    roles: Spanned<Vec<String>>,
     #[serde(default)]
     approve: Option<Spanned<RawApprove>>,
     action: Spanned<Action>,
@@ -141,10 +141,7 @@ pub fn load_dir(dir: &Path, ctx: &Context) -> Result<Catalog, CheckError> {
             }
         }
     }
-    let refs: Vec<(&str, &str)> = sources
-        .iter()
-        .map(|(n, t)| (n.as_str(), t.as_str()))
-        .collect();
+    let refs: Vec<(&str, &str)> = sources.iter().map(|(n, t)| (n.as_str(), t.as_str())).collect();
     load_sources(&refs, ctx)
 }
 
@@ -188,9 +185,7 @@ pub fn load_sources(sources: &[(&str, &str)], ctx: &Context) -> Result<Catalog, 
     if b.problems.is_empty() {
         Ok(b.catalog)
     } else {
-        Err(CheckError {
-            problems: b.problems,
-        })
+        Err(CheckError { problems: b.problems })
     }
 }
 
@@ -223,11 +218,7 @@ impl Builder {
         env: &HashMap<String, String>,
     ) {
         if let Some(prev) = self.catalog.targets.get(&name) {
-            let at = prev
-                .location
-                .as_ref()
-                .map(|l| l.to_string())
-                .unwrap_or_default();
+            let at = prev.location.as_ref().map(|l| l.to_string()).unwrap_or_default();
             self.problem(
                 file,
                 line,
@@ -269,11 +260,11 @@ impl Builder {
             self.problem(&loc.file, loc.line, msg);
         }
         if !valid_words(&name) {
-            let msg =
-                format!("command name `{name}` must be lowercase words separated by single spaces");
+            let msg = format!("command name `{name}` must be lowercase words separated by single spaces");
             self.problem(&loc.file, loc.line, msg);
         }
-        self.check_roles(&loc, "roles", &raw.roles, ctx.roles);
+        let roles_loc = at(line_of(text, raw.roles.span().start));
+        self.check_roles(&roles_loc, "roles", raw.roles.get_ref(), ctx.roles);
         let mut args = Vec::new();
         for (arg_name, a) in raw.args {
             let l = at(line_of(text, a.span().start));
@@ -306,7 +297,7 @@ impl Builder {
                 summary: raw.summary,
                 args,
                 risk: raw.risk,
-                roles: raw.roles,
+                roles: raw.roles.into_inner(),
                 approve,
                 action,
                 reply: raw.reply,
@@ -315,13 +306,7 @@ impl Builder {
         }
     }
 
-    fn check_roles(
-        &mut self,
-        loc: &Location,
-        what: &str,
-        roles: &[String],
-        known: &BTreeSet<String>,
-    ) {
+    fn check_roles(&mut self, loc: &Location, what: &str, roles: &[String], known: &BTreeSet<String>) {
         if roles.is_empty() {
             self.problem(
                 &loc.file,
@@ -357,20 +342,12 @@ impl Builder {
             );
         }
         if a.count == 0 {
-            self.problem(
-                &loc.file,
-                loc.line,
-                "approve.count must be at least 1".into(),
-            );
+            self.problem(&loc.file, loc.line, "approve.count must be at least 1".into());
         }
         let ttl = match crate::duration::parse(&a.ttl) {
             Ok(d) if !d.is_zero() => Some(d),
             Ok(_) => {
-                self.problem(
-                    &loc.file,
-                    loc.line,
-                    "approve.ttl must be longer than 0s".into(),
-                );
+                self.problem(&loc.file, loc.line, "approve.ttl must be longer than 0s".into());
                 None
             }
             Err(e) => {
@@ -453,9 +430,7 @@ impl Builder {
             }
             other => bad(
                 self,
-                format!(
-                    "unknown kind `{other}` (use enum, int, duration, string, id, bool or list)"
-                ),
+                format!("unknown kind `{other}` (use enum, int, duration, string, id, bool or list)"),
             ),
         }
     }
@@ -491,11 +466,7 @@ impl Builder {
         }
         match action {
             Action::Redis(r) => {
-                let ops = [
-                    r.command.is_some(),
-                    r.scan.is_some(),
-                    r.delete_matching.is_some(),
-                ];
+                let ops = [r.command.is_some(), r.scan.is_some(), r.delete_matching.is_some()];
                 if ops.iter().filter(|x| **x).count() != 1 {
                     self.problem(
                         &loc.file,

@@ -5,7 +5,7 @@ mod load;
 mod model;
 
 pub use load::{
-    by_profile, line_of, load_dir, load_sources, load_str, target_env_var, unused_targets,
-    CheckError, Context, Problem,
+    by_profile, line_of, load_dir, load_sources, load_str, target_env_var, unused_targets, CheckError,
+    Context, Problem,
 };
 pub use model::*;

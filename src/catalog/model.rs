@@ -214,12 +214,7 @@ impl Action {
                 .chain(r.delete_matching.as_deref())
                 .collect(),
             Action::Sql(s) => s.params.iter().map(String::as_str).collect(),
-            Action::Process(p) => p
-                .argv
-                .iter()
-                .chain(p.env.values())
-                .map(String::as_str)
-                .collect(),
+            Action::Process(p) => p.argv.iter().chain(p.env.values()).map(String::as_str).collect(),
             Action::Health(_) => vec![],
         }
     }

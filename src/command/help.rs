@@ -8,11 +8,7 @@ use std::collections::BTreeMap;
 
 /// Help for `topic` (command words, `/` optional), or everything when absent
 /// or empty. An unknown topic is an error with a did-you-mean.
-pub(super) fn help(
-    catalog: &Catalog,
-    scope: &Scope,
-    topic: Option<&str>,
-) -> Result<String, UsageError> {
+pub(super) fn help(catalog: &Catalog, scope: &Scope, topic: Option<&str>) -> Result<String, UsageError> {
     let visible = visible(catalog, scope);
     let words: Vec<String> = topic
         .unwrap_or_default()
@@ -111,11 +107,7 @@ fn command_details(c: &Command) -> String {
         Some(p) => out.push_str(&format!(
             "Approval: {} {} from {}, valid for {}; the requester cannot approve",
             p.count,
-            if p.count == 1 {
-                "approval"
-            } else {
-                "approvals"
-            },
+            if p.count == 1 { "approval" } else { "approvals" },
             p.roles.join(" or "),
             crate::duration::format(p.ttl),
         )),
@@ -140,11 +132,7 @@ fn arg_line(a: &ArgSpec) -> String {
     if let Some(d) = &a.default {
         parts.push(format!("default {d}"));
     }
-    let help = a
-        .help
-        .as_deref()
-        .map(|h| format!(": {h}"))
-        .unwrap_or_default();
+    let help = a.help.as_deref().map(|h| format!(": {h}")).unwrap_or_default();
     format!("{name} — {}{help}", parts.join("; "))
 }
 

@@ -151,11 +151,7 @@ impl UsageError {
 
 /// Parses one chat message (leading `/` optional) against the commands of the
 /// enabled profiles. Never panics; every refusal is a [`UsageError`].
-pub fn parse<'c>(
-    catalog: &'c Catalog,
-    scope: &Scope,
-    text: &str,
-) -> Result<Parsed<'c>, UsageError> {
+pub fn parse<'c>(catalog: &'c Catalog, scope: &Scope, text: &str) -> Result<Parsed<'c>, UsageError> {
     parse::parse(catalog, scope, text)
 }
 

@@ -32,11 +32,7 @@ pub(super) const BUILTINS: [(&str, &str, &str); 5] = [
     ),
 ];
 
-pub(super) fn parse<'c>(
-    catalog: &'c Catalog,
-    scope: &Scope,
-    text: &str,
-) -> Result<Parsed<'c>, UsageError> {
+pub(super) fn parse<'c>(catalog: &'c Catalog, scope: &Scope, text: &str) -> Result<Parsed<'c>, UsageError> {
     let trimmed = text.trim();
     let body = trimmed.strip_prefix('/').unwrap_or(trimmed).trim_start();
     if body.is_empty() {
@@ -45,10 +41,7 @@ pub(super) fn parse<'c>(
         ));
     }
     let tokens = tokenize(body)?;
-    let first = tokens
-        .first()
-        .filter(|t| !t.flag)
-        .map(|t| t.text.to_lowercase());
+    let first = tokens.first().filter(|t| !t.flag).map(|t| t.text.to_lowercase());
     match first.as_deref() {
         Some("help") => {
             let topic = words(&tokens[1..]).join(" ");
@@ -91,10 +84,7 @@ fn catalog_command<'c>(
     let (sys, tokens) = take_sys(tokens)?;
     let words = words(&tokens);
     if wants_help(&tokens) {
-        let end = words
-            .iter()
-            .position(|w| w == "help")
-            .unwrap_or(words.len());
+        let end = words.iter().position(|w| w == "help").unwrap_or(words.len());
         return help::help(catalog, scope, Some(&words[..end].join(" "))).map(Parsed::Help);
     }
     let Some((name, taken)) = longest_match(&visible, &words) else {
@@ -163,10 +153,7 @@ fn select_profile<'c>(
     scope: &Scope,
     body: &str,
 ) -> Result<&'c Command, UsageError> {
-    let name = candidates
-        .first()
-        .map(|c| c.name.as_str())
-        .unwrap_or_default();
+    let name = candidates.first().map(|c| c.name.as_str()).unwrap_or_default();
     let mut profiles: Vec<&str> = candidates.iter().map(|c| c.profile.as_str()).collect();
     profiles.sort_unstable();
     let find = |p: &str| candidates.iter().copied().find(|c| c.profile == p);
@@ -218,33 +205,22 @@ fn parse_args(cmd: &Command, tokens: &[Token]) -> Result<BTreeMap<String, String
                             i += 1;
                             n.text.clone()
                         }
-                        None => {
-                            return Err(usage_error(
-                                cmd,
-                                format!("`--{}` needs a value.", spec.name),
-                            ))
-                        }
+                        None => return Err(usage_error(cmd, format!("`--{}` needs a value.", spec.name))),
                     },
                 };
                 (spec, raw)
             }
             None => {
-                let next = cmd
-                    .args
-                    .iter()
-                    .find(|a| !a.flag && !args.contains_key(&a.name));
+                let next = cmd.args.iter().find(|a| !a.flag && !args.contains_key(&a.name));
                 let spec = next.ok_or_else(|| too_many(cmd, &t.text))?;
                 (spec, t.text.clone())
             }
         };
-        let normalized = value::check(&spec.kind, &spec.name, &raw)
-            .map_err(|e| usage_error(cmd, format!("{e}.")))?;
+        let normalized =
+            value::check(&spec.kind, &spec.name, &raw).map_err(|e| usage_error(cmd, format!("{e}.")))?;
         if args.insert(spec.name.clone(), normalized).is_some() {
             let dash = if spec.flag { "--" } else { "" };
-            return Err(usage_error(
-                cmd,
-                format!("`{dash}{}` is given twice.", spec.name),
-            ));
+            return Err(usage_error(cmd, format!("`{dash}{}` is given twice.", spec.name)));
         }
     }
     fill_defaults(cmd, &mut args)?;
@@ -382,10 +358,7 @@ fn unknown_in_group(first: &str, group: &[&Command], words: &[String]) -> UsageE
         }
     }
     UsageError::new(match best {
-        Some((_, typed, name)) => format!(
-            "Unknown command `/{}`. Did you mean `/{name}`?",
-            shown(&typed)
-        ),
+        Some((_, typed, name)) => format!("Unknown command `/{}`. Did you mean `/{name}`?", shown(&typed)),
         None => format!(
             "Unknown command `/{first} {}`. The `/{first}` commands are:\n{list}",
             shown(second)

@@ -17,10 +17,7 @@ pub(crate) fn distance(input: &str, candidate: &str) -> Option<usize> {
 
 /// The candidate nearest to `input`, if any is close enough; ties go to the
 /// earlier candidate.
-pub(crate) fn closest<'a>(
-    input: &str,
-    candidates: impl IntoIterator<Item = &'a str>,
-) -> Option<&'a str> {
+pub(crate) fn closest<'a>(input: &str, candidates: impl IntoIterator<Item = &'a str>) -> Option<&'a str> {
     let mut best: Option<(usize, &str)> = None;
     for c in candidates {
         if let Some(d) = distance(input, c) {

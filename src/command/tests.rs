@@ -151,10 +151,7 @@ fn table_test_catalog_both_profiles() {
         ("missing_positional", "/queue retry"),
         ("too_many", "/queue retry ai-analysis notifications"),
         ("defaults_filled", "/queue clean notifications"),
-        (
-            "duration_flag",
-            "/queue clean ai-analysis --grace 90m --dry-run",
-        ),
+        ("duration_flag", "/queue clean ai-analysis --grace 90m --dry-run"),
         (
             "duration_eq",
             "/queue clean ai-analysis --grace=1h30m --dry-run=false",
@@ -163,10 +160,7 @@ fn table_test_catalog_both_profiles() {
         ("flag_needs_value", "/queue clean ai-analysis --grace"),
         ("flag_did_you_mean", "/queue clean ai-analysis --grce 1h"),
         ("flag_unknown", "/queue clean ai-analysis --force"),
-        (
-            "flag_twice",
-            "/queue clean ai-analysis --grace 1h --grace 2h",
-        ),
+        ("flag_twice", "/queue clean ai-analysis --grace 1h --grace 2h"),
         ("bool_bad", "/queue clean ai-analysis --dry-run=maybe"),
         ("positional_by_name", "/queue clean --queue notifications"),
         ("int_ok", "/queue jobs --limit 007"),
@@ -307,11 +301,7 @@ fn odd_inputs_never_panic() {
         enabled_profiles: &enabled,
         channel_profile: None,
     };
-    let long = format!(
-        "/queue job {} {}",
-        "x".repeat(100_000),
-        "word ".repeat(10_000)
-    );
+    let long = format!("/queue job {} {}", "x".repeat(100_000), "word ".repeat(10_000));
     let many_words = "queue ".repeat(50_000);
     let odd = [
         "\"",

@@ -17,9 +17,7 @@ pub(crate) fn check(kind: &ArgKind, arg: &str, raw: &str) -> Result<String, Stri
         ArgKind::String { max_len, pattern } => {
             let n = raw.chars().count();
             if n > *max_len {
-                return Err(format!(
-                    "{arg} is too long ({n} characters, at most {max_len})"
-                ));
+                return Err(format!("{arg} is too long ({n} characters, at most {max_len})"));
             }
             match pattern {
                 Some(re) if !re.is_match(raw) => Err(format!(
@@ -106,9 +104,7 @@ pub(crate) fn pattern_text(re: &regex::Regex) -> &str {
 
 /// `^[A-Za-z0-9_.:-]{1,64}$`
 fn is_id(s: &str) -> bool {
-    (1..=64).contains(&s.len())
-        && s.chars()
-            .all(|c| c.is_ascii_alphanumeric() || "_.:-".contains(c))
+    (1..=64).contains(&s.len()) && s.chars().all(|c| c.is_ascii_alphanumeric() || "_.:-".contains(c))
 }
 
 /// A user value for an error message: at most 60 characters, no backticks

@@ -2,12 +2,12 @@
 //! `/reject`, `/cancel`, `/approvals`, executing an approved request at most
 //! once, and recovering after a crash.
 
-use super::pipeline::{exec_detail, Internal, Invocation, Pipeline};
+use super::pipeline::{Internal, Invocation, Pipeline};
 use super::reply::{Outcome, Reply};
 use crate::approval::{self, Approval, Decision, State, Step};
 use crate::audit::Entry;
 use crate::auth::Actor;
-use crate::catalog::{ApprovePolicy, Command};
+use crate::catalog::ApprovePolicy;
 use crate::command::{self, Builtin, Request};
 use crate::duration;
 use crate::store::NewApproval;
@@ -54,7 +54,12 @@ impl Pipeline {
         Ok(Reply::new(Outcome::ApprovalRequested, text).with_approval(a.id))
     }
 
-    pub(super) async fn builtin(&self, inv: &Invocation, actor: &Actor, b: Builtin) -> Result<Reply, Internal> {
+    pub(super) async fn builtin(
+        &self,
+        inv: &Invocation,
+        actor: &Actor,
+        b: Builtin,
+    ) -> Result<Reply, Internal> {
         let (id, decision) = match b {
             Builtin::Approvals => return self.list_pending().await,
             Builtin::Approve { id } => (id, Decision::Approve),
@@ -66,12 +71,21 @@ impl Pipeline {
             Err(_) => None,
         };
         let Some(a) = found else {
-            return Ok(Reply::new(Outcome::Usage, format!("there is no approval {id} (see /approvals)")));
+            return Ok(Reply::new(
+                Outcome::Usage,
+                format!("there is no approval {id} (see /approvals)"),
+            ));
         };
         self.decide(inv, actor, &a, decision).await
     }
 
-    async fn decide(&self, inv: &Invocation, actor: &Actor, a: &Approval, d: Decision) -> Result<Reply, Internal> {
+    async fn decide(
+        &self,
+        inv: &Invocation,
+        actor: &Actor,
+        a: &Approval,
+        d: Decision,
+    ) -> Result<Reply, Internal> {
         let now = self.now();
         let mut entry = self.entry(inv, actor, "approval.refused", None, None);
         entry.command = Some(format!("{}:{}", a.profile, a.command));
@@ -95,14 +109,29 @@ impl Pipeline {
             Step::Reject => (State::Rejected, "approval.rejected"),
             Step::Cancel => (State::Cancelled, "approval.cancelled"),
         };
-        if !self.store.transition(a.id, State::Pending, to, now, Some(actor.who()), reason.as_deref()).await? {
+        if !self
+            .store
+            .transition(
+                a.id,
+                State::Pending,
+                to,
+                now,
+                Some(actor.who()),
+                reason.as_deref(),
+            )
+            .await?
+        {
             return self.already_moved(a.id).await;
         }
         entry.kind = kind.into();
         entry.outcome = to.as_str().into();
         self.store.append_audit(&entry).await?;
         let text = match to {
-            State::Expired => format!("refused: {} expired at {}", a.label(), crate::clock::rfc3339(a.expires_at)),
+            State::Expired => format!(
+                "refused: {} expired at {}",
+                a.label(),
+                crate::clock::rfc3339(a.expires_at)
+            ),
             State::Rejected => format!(
                 "{} rejected by {}{}",
                 a.label(),
@@ -111,7 +140,11 @@ impl Pipeline {
             ),
             _ => format!("{} cancelled by {}", a.label(), actor.who()),
         };
-        let outcome = if to == State::Expired { Outcome::NotPermitted } else { Outcome::Done };
+        let outcome = if to == State::Expired {
+            Outcome::NotPermitted
+        } else {
+            Outcome::Done
+        };
         Ok(Reply::new(outcome, text).with_approval(a.id))
     }
 
@@ -127,9 +160,19 @@ impl Pipeline {
         Ok(Reply::new(Outcome::NotPermitted, text).with_approval(id))
     }
 
-    async fn vote(&self, inv: &Invocation, actor: &Actor, a: &Approval, mut entry: Entry) -> Result<Reply, Internal> {
+    async fn vote(
+        &self,
+        inv: &Invocation,
+        actor: &Actor,
+        a: &Approval,
+        mut entry: Entry,
+    ) -> Result<Reply, Internal> {
         let now = self.now();
-        if !self.store.add_vote(a.id, actor.who(), actor.identity(), now).await? {
+        if !self
+            .store
+            .add_vote(a.id, actor.who(), actor.identity(), now)
+            .await?
+        {
             let text = format!("you already approved {}", a.label());
             return Ok(Reply::new(Outcome::NotPermitted, text).with_approval(a.id));
         }
@@ -160,7 +203,11 @@ impl Pipeline {
     /// one caller can claim; everyone else is told it already executed.
     pub(super) async fn execute_approved(&self, inv: &Invocation, id: i64) -> Result<Reply, Internal> {
         let now = self.now();
-        if !self.store.transition(id, State::Approved, State::Executing, now, None, None).await? {
+        if !self
+            .store
+            .transition(id, State::Approved, State::Executing, now, None, None)
+            .await?
+        {
             return self.already_moved(id).await;
         }
         let Some(a) = self.store.approval(id).await? else {
@@ -169,12 +216,18 @@ impl Pipeline {
         let cmd = self.catalog.get(&a.profile, &a.command);
         let (result, reply) = match cmd {
             Some(cmd) if command::request_hash(&cmd.profile, &cmd.name, &a.args) == a.request_hash => {
-                let result = self.executor.execute(&cmd.action, &self.catalog.targets, &a.args).await;
+                let result = self
+                    .executor
+                    .execute(&cmd.action, &self.catalog.targets, &a.args)
+                    .await;
                 let reply = self.finish_execution(cmd, &a.args, &result);
                 (result.map(|o| o.summary).map_err(|e| e.to_string()), reply)
             }
             _ => {
-                let why = format!("{} no longer matches the catalog (command changed or removed); nothing was run", a.label());
+                let why = format!(
+                    "{} no longer matches the catalog (command changed or removed); nothing was run",
+                    a.label()
+                );
                 (Err(why.clone()), Reply::new(Outcome::Failed, why))
             }
         };
@@ -182,7 +235,9 @@ impl Pipeline {
             Ok(summary) => (State::Succeeded, summary.clone()),
             Err(e) => (State::Failed, e.clone()),
         };
-        self.store.transition(id, State::Executing, state, self.now(), None, Some(&detail)).await?;
+        self.store
+            .transition(id, State::Executing, state, self.now(), None, Some(&detail))
+            .await?;
         let actor = self.directory.resolve(&inv.actor);
         let mut entry = self.entry(inv, &actor, "execution", cmd, serde_json::to_string(&a.args).ok());
         entry.command = Some(format!("{}:{}", a.profile, a.command));
@@ -190,7 +245,11 @@ impl Pipeline {
         entry.detail = Some(format!("{}: {detail}", a.label()));
         self.store.append_audit(&entry).await?;
         let header = format!("{} · {} · requested by {}", a.label(), a.display, a.requester);
-        Ok(Reply { text: format!("{header}\n{}", reply.text), approval: Some(id), ..reply })
+        Ok(Reply {
+            text: format!("{header}\n{}", reply.text),
+            approval: Some(id),
+            ..reply
+        })
     }
 
     async fn list_pending(&self) -> Result<Reply, Internal> {
@@ -224,18 +283,40 @@ impl Pipeline {
     /// requests are run now. Returns what happened, for logs and chat.
     pub async fn recover(&self) -> Result<Vec<Reply>, crate::store::StoreError> {
         let mut out = Vec::new();
-        let system = Actor::Unknown { identity: "system:recovery".into() };
+        let system = Actor::Unknown {
+            identity: "system:recovery".into(),
+        };
         for a in self.store.approvals_in_state(State::Executing).await? {
             let why = "the process stopped while this was executing; its result is unknown: check the target before retrying";
-            if self.store.transition(a.id, State::Executing, State::Unknown, self.now(), None, Some(why)).await? {
+            if self
+                .store
+                .transition(
+                    a.id,
+                    State::Executing,
+                    State::Unknown,
+                    self.now(),
+                    None,
+                    Some(why),
+                )
+                .await?
+            {
                 let inv = recovery_invocation(&a, self.now());
-                let mut entry = self.entry(&inv, &system, "execution", None, serde_json::to_string(&a.args).ok());
+                let mut entry = self.entry(
+                    &inv,
+                    &system,
+                    "execution",
+                    None,
+                    serde_json::to_string(&a.args).ok(),
+                );
                 entry.command = Some(format!("{}:{}", a.profile, a.command));
                 entry.outcome = "unknown".into();
                 entry.detail = Some(format!("{}: {why}", a.label()));
                 self.store.append_audit(&entry).await?;
                 tracing::warn!(approval = %a.label(), command = %a.display, "execution interrupted by a restart: marked unknown");
-                out.push(Reply::new(Outcome::Failed, format!("{} · {} · {why}", a.label(), a.display)).with_approval(a.id));
+                out.push(
+                    Reply::new(Outcome::Failed, format!("{} · {} · {why}", a.label(), a.display))
+                        .with_approval(a.id),
+                );
             }
         }
         for a in self.store.approvals_in_state(State::Approved).await? {

@@ -113,7 +113,10 @@ impl Pipeline {
         if let Some(policy) = &cmd.approve {
             return self.request_approval(inv, actor, req, policy, entry).await;
         }
-        let result = self.executor.execute(&cmd.action, &self.catalog.targets, &req.args).await;
+        let result = self
+            .executor
+            .execute(&cmd.action, &self.catalog.targets, &req.args)
+            .await;
         let reply = self.finish_execution(cmd, &req.args, &result);
         entry.kind = "execution".into();
         entry.outcome = if result.is_ok() { "succeeded" } else { "failed" }.into();

@@ -68,11 +68,7 @@ impl Component {
     fn line(&self) -> String {
         let indent = if self.nested { "    " } else { "" };
         let ms = self.ms.map(|m| format!(" ({m} ms)")).unwrap_or_default();
-        let detail = self
-            .detail
-            .as_ref()
-            .map(|d| format!(": {d}"))
-            .unwrap_or_default();
+        let detail = self.detail.as_ref().map(|d| format!(": {d}")).unwrap_or_default();
         let (icon, name, status) = (self.status.icon(), &self.name, self.status.as_str());
         format!("{indent}{icon} {name} {status}{ms}{detail}")
     }
@@ -97,11 +93,7 @@ impl Executor {
         let checks = a.checks.iter().map(|c| self.check(c, targets));
         let results: Vec<Vec<Component>> = futures::future::join_all(checks).await;
         let all: Vec<&Component> = results.iter().flatten().collect();
-        let overall = all
-            .iter()
-            .map(|c| c.status)
-            .max()
-            .unwrap_or(Health::Healthy);
+        let overall = all.iter().map(|c| c.status).max().unwrap_or(Health::Healthy);
         let mut lines = vec![format!("overall: {}", overall.as_str())];
         lines.extend(all.iter().map(|c| c.line()));
         let mut fields = Vec::new();
@@ -175,9 +167,7 @@ fn classify(c: &HealthCheck, resp: &Response, excerpt: impl Fn(&str) -> String) 
             format!("HTTP {}: {}", resp.status, super::truncate(&text, 80))
         };
         (Health::Unhealthy, Some(detail))
-    } else if let Some(h @ (Health::Unhealthy | Health::Degraded)) =
-        word.and_then(Health::from_word)
-    {
+    } else if let Some(h @ (Health::Unhealthy | Health::Degraded)) = word.and_then(Health::from_word) {
         (h, None)
     } else if resp.elapsed > slow {
         let limit = crate::duration::format(slow);
@@ -201,9 +191,7 @@ fn classify(c: &HealthCheck, resp: &Response, excerpt: impl Fn(&str) -> String) 
 /// A `ServiceStatus`: a status word, or an object with a `status` field (and
 /// optionally `responseTime` and `message`/`error`).
 fn service(name: &str, v: &Value) -> Component {
-    let word = v
-        .as_str()
-        .or_else(|| v.get("status").and_then(Value::as_str));
+    let word = v.as_str().or_else(|| v.get("status").and_then(Value::as_str));
     let (status, mut detail) = match word.map(|w| (w, Health::from_word(w))) {
         Some((_, Some(h))) => (h, None),
         Some((w, None)) => (Health::Degraded, Some(format!("status `{w}`"))),

@@ -6,9 +6,7 @@
 //! reqwest. JSON bodies are built as values, so a chat value is always a JSON
 //! string and never JSON syntax.
 
-use super::{
-    address, millis, render_escaped, render_optional, root_cause, ExecError, ExecOutput, Executor,
-};
+use super::{address, millis, render_escaped, render_optional, root_cause, ExecError, ExecOutput, Executor};
 use crate::catalog::{HttpAction, Target, TargetKind};
 use percent_encoding::{utf8_percent_encode, AsciiSet, NON_ALPHANUMERIC};
 use reqwest::header::{HeaderMap, HeaderName, HeaderValue};
@@ -60,10 +58,7 @@ impl Executor {
             .map_err(|e| invalid(t, format!("bad request: {}", root_cause(&e))))?;
         let shown = path_and_query(built.url());
         let resp = self
-            .send(
-                t,
-                reqwest::RequestBuilder::from_parts(self.http.clone(), built),
-            )
+            .send(t, reqwest::RequestBuilder::from_parts(self.http.clone(), built))
             .await?;
         check_status(self, t, &a.expect, &resp)?;
         let parsed: Option<Value> = serde_json::from_str(&resp.body).ok();
@@ -84,11 +79,7 @@ impl Executor {
 
     /// Sends `req` to `t` with the target's headers and timeout and reads the
     /// body (at most 1 MiB). Connection failures and timeouts name the target.
-    pub(super) async fn send(
-        &self,
-        t: &Target,
-        req: reqwest::RequestBuilder,
-    ) -> Result<Response, ExecError> {
+    pub(super) async fn send(&self, t: &Target, req: reqwest::RequestBuilder) -> Result<Response, ExecError> {
         let started = Instant::now();
         let req = req.headers(self.headers(t)?).timeout(t.timeout());
         let mut resp = req.send().await.map_err(|e| request_error(t, &e))?;
@@ -118,9 +109,7 @@ impl Executor {
                     let v = std::env::var(var).map_err(|_| {
                         invalid(
                             t,
-                            format!(
-                                "header {name} needs environment variable {var}, which is not set"
-                            ),
+                            format!("header {name} needs environment variable {var}, which is not set"),
                         )
                     })?;
                     self.redactor.add(&v);
@@ -168,12 +157,7 @@ pub(super) fn request_error(t: &Target, e: &reqwest::Error) -> ExecError {
     }
 }
 
-fn check_status(
-    ex: &Executor,
-    t: &Target,
-    expect: &[u16],
-    resp: &Response,
-) -> Result<(), ExecError> {
+fn check_status(ex: &Executor, t: &Target, expect: &[u16], resp: &Response) -> Result<(), ExecError> {
     let ok = if expect.is_empty() {
         (200..300).contains(&resp.status)
     } else {
@@ -185,11 +169,7 @@ fn check_status(
     let expected = if expect.is_empty() {
         "2xx".to_string()
     } else {
-        expect
-            .iter()
-            .map(u16::to_string)
-            .collect::<Vec<_>>()
-            .join(" or ")
+        expect.iter().map(u16::to_string).collect::<Vec<_>>().join(" or ")
     };
     Err(ExecError::Status {
         target: t.name.clone(),
@@ -213,11 +193,7 @@ pub(super) fn build_url(
     let encode = |v: &str| utf8_percent_encode(v, COMPONENT).to_string();
     let path = render_escaped(path_tpl, args, encode)?;
     check_segments(t, path_tpl, &path)?;
-    let mut url = format!(
-        "{}/{}",
-        t.url.trim_end_matches('/'),
-        path.trim_start_matches('/')
-    );
+    let mut url = format!("{}/{}", t.url.trim_end_matches('/'), path.trim_start_matches('/'));
     if let Some(q) = query_tpl {
         url.push('?');
         url.push_str(&render_escaped(q, args, encode)?);
@@ -246,10 +222,7 @@ fn check_segments(t: &Target, tpl: &str, rendered: &str) -> Result<(), ExecError
 
 /// Query pairs; a parameter that is exactly the placeholder of an absent
 /// argument is left out.
-fn render_query(
-    a: &HttpAction,
-    args: &BTreeMap<String, String>,
-) -> Result<Vec<(String, String)>, ExecError> {
+fn render_query(a: &HttpAction, args: &BTreeMap<String, String>) -> Result<Vec<(String, String)>, ExecError> {
     let mut pairs = Vec::new();
     for (k, tpl) in &a.query {
         if let Some(v) = render_optional(tpl, args)? {
@@ -261,10 +234,7 @@ fn render_query(
 
 /// Substitutes placeholders inside every JSON string. A string that is exactly
 /// one placeholder of an absent argument is dropped (from its object or array).
-pub(super) fn render_json(
-    v: &Value,
-    args: &BTreeMap<String, String>,
-) -> Result<Option<Value>, ExecError> {
+pub(super) fn render_json(v: &Value, args: &BTreeMap<String, String>) -> Result<Option<Value>, ExecError> {
     Ok(Some(match v {
         Value::String(s) => match render_optional(s, args)? {
             Some(r) => Value::String(r),

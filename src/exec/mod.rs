@@ -80,10 +80,7 @@ pub enum ExecError {
     MissingArg { name: String },
     /// A value or configuration that cannot be used safely or at all.
     #[error("{message}")]
-    Invalid {
-        target: Option<String>,
-        message: String,
-    },
+    Invalid { target: Option<String>, message: String },
     /// Could not connect.
     #[error("target {target} unreachable: {reason} ({address})")]
     Unreachable {
@@ -166,9 +163,7 @@ impl ExecError {
         use ExecError::*;
         match self {
             Invalid { message, .. } | Backend { message, .. } => vec![message],
-            Unreachable {
-                reason, address, ..
-            } => vec![reason, address],
+            Unreachable { reason, address, .. } => vec![reason, address],
             Status { body, .. } => vec![body],
             Timeout { what, .. } => vec![what],
             Refused { what, reason, .. } => vec![what, reason],
@@ -355,10 +350,7 @@ fn render_escaped(
 
 /// Renders `tpl` with raw values; `None` when `tpl` is exactly the placeholder
 /// of an absent argument (the element is then dropped).
-fn render_optional(
-    tpl: &str,
-    args: &BTreeMap<String, String>,
-) -> Result<Option<String>, ExecError> {
+fn render_optional(tpl: &str, args: &BTreeMap<String, String>) -> Result<Option<String>, ExecError> {
     match crate::template::sole_placeholder(tpl) {
         Some(name) if !args.contains_key(name) => Ok(None),
         _ => render_escaped(tpl, args, str::to_string).map(Some),

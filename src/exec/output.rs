@@ -66,9 +66,7 @@ impl Redactor {
         use serde_json::Value;
         match v {
             Value::String(s) => Value::String(truncate(&self.redact(s), max_chars)),
-            Value::Array(a) => {
-                Value::Array(a.iter().map(|x| self.redact_json(x, max_chars)).collect())
-            }
+            Value::Array(a) => Value::Array(a.iter().map(|x| self.redact_json(x, max_chars)).collect()),
             Value::Object(o) => Value::Object(
                 o.iter()
                     .map(|(k, x)| (self.redact(k), self.redact_json(x, max_chars)))

@@ -72,11 +72,10 @@ impl Executor {
         let key = format!("{}\n{}", t.name, t.url);
         self.redis
             .get(&key, || async {
-                let client =
-                    redis::Client::open(t.url.as_str()).map_err(|e| ExecError::Invalid {
-                        target: Some(t.name.clone()),
-                        message: format!("target {} has an invalid Redis URL: {e}", t.name),
-                    })?;
+                let client = redis::Client::open(t.url.as_str()).map_err(|e| ExecError::Invalid {
+                    target: Some(t.name.clone()),
+                    message: format!("target {} has an invalid Redis URL: {e}", t.name),
+                })?;
                 let config = redis::aio::ConnectionManagerConfig::new()
                     .set_number_of_retries(0)
                     .set_connection_timeout(t.timeout())
@@ -184,11 +183,7 @@ fn check_pattern(t: &Target, pattern: &str, required: bool) -> Result<(), ExecEr
     Ok(())
 }
 
-async fn command(
-    t: &Target,
-    conn: &mut ConnectionManager,
-    argv: &[String],
-) -> Result<ExecOutput, ExecError> {
+async fn command(t: &Target, conn: &mut ConnectionManager, argv: &[String]) -> Result<ExecOutput, ExecError> {
     let Some(name) = argv.first() else {
         return Err(ExecError::Invalid {
             target: Some(t.name.clone()),
@@ -357,12 +352,7 @@ fn to_json(v: &Value) -> serde_json::Value {
         Value::Boolean(b) => J::Bool(*b),
         Value::VerbatimString { text, .. } => J::String(text.clone()),
         Value::Array(items) | Value::Set(items) => J::Array(items.iter().map(to_json).collect()),
-        Value::Map(pairs) => J::Object(
-            pairs
-                .iter()
-                .map(|(k, v)| (to_text(k), to_json(v)))
-                .collect(),
-        ),
+        Value::Map(pairs) => J::Object(pairs.iter().map(|(k, v)| (to_text(k), to_json(v))).collect()),
         Value::Attribute { data, .. } => to_json(data),
         other => J::String(format!("{other:?}")),
     }

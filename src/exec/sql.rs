@@ -202,10 +202,7 @@ fn table(columns: &[String], rows: &[Vec<Value>]) -> String {
     if rows.is_empty() {
         return "(no rows)".into();
     }
-    let cells: Vec<Vec<String>> = rows
-        .iter()
-        .map(|r| r.iter().map(cell_text).collect())
-        .collect();
+    let cells: Vec<Vec<String>> = rows.iter().map(|r| r.iter().map(cell_text).collect()).collect();
     let mut widths: Vec<usize> = columns.iter().map(|c| c.chars().count()).collect();
     for r in &cells {
         for (w, c) in widths.iter_mut().zip(r) {

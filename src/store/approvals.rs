@@ -26,7 +26,8 @@ pub struct NewApproval {
     pub expires_at: Millis,
 }
 
-const COLUMNS: &str = "id, profile, command, args, display, request_hash, risk, requester, requester_identity,
+const COLUMNS: &str =
+    "id, profile, command, args, display, request_hash, risk, requester, requester_identity,
      channel, thread, roles, needed, state, created_at, expires_at, decided_by, result";
 
 impl Store {
@@ -71,10 +72,12 @@ impl Store {
     }
 
     async fn votes(&self, id: i64) -> Result<Vec<Vote>> {
-        let rows = sqlx::query("SELECT person, identity, at FROM approval_votes WHERE approval_id = $1 ORDER BY at, person")
-            .bind(id)
-            .fetch_all(&self.pool)
-            .await?;
+        let rows = sqlx::query(
+            "SELECT person, identity, at FROM approval_votes WHERE approval_id = $1 ORDER BY at, person",
+        )
+        .bind(id)
+        .fetch_all(&self.pool)
+        .await?;
         rows.iter()
             .map(|r| {
                 Ok(Vote {
@@ -88,23 +91,28 @@ impl Store {
 
     /// Approvals still pending and not yet expired at `now`, oldest first.
     pub async fn pending_approvals(&self, now: Millis) -> Result<Vec<Approval>> {
-        self.approvals_where("state = 'pending' AND expires_at > $1", now).await
+        self.approvals_where("state = 'pending' AND expires_at > $1", now)
+            .await
     }
 
     /// Approvals in `state`, oldest first.
     pub async fn approvals_in_state(&self, state: State) -> Result<Vec<Approval>> {
-        let rows = sqlx::query(&format!("SELECT {COLUMNS} FROM approvals WHERE state = $1 ORDER BY id"))
-            .bind(state.as_str())
-            .fetch_all(&self.pool)
-            .await?;
+        let rows = sqlx::query(&format!(
+            "SELECT {COLUMNS} FROM approvals WHERE state = $1 ORDER BY id"
+        ))
+        .bind(state.as_str())
+        .fetch_all(&self.pool)
+        .await?;
         self.with_votes(rows).await
     }
 
     async fn approvals_where(&self, cond: &str, now: Millis) -> Result<Vec<Approval>> {
-        let rows = sqlx::query(&format!("SELECT {COLUMNS} FROM approvals WHERE {cond} ORDER BY id"))
-            .bind(now)
-            .fetch_all(&self.pool)
-            .await?;
+        let rows = sqlx::query(&format!(
+            "SELECT {COLUMNS} FROM approvals WHERE {cond} ORDER BY id"
+        ))
+        .bind(now)
+        .fetch_all(&self.pool)
+        .await?;
         self.with_votes(rows).await
     }
 
@@ -181,15 +189,18 @@ impl Store {
         let rows = sqlx::query("SELECT state, COUNT(*) AS n FROM approvals GROUP BY state ORDER BY state")
             .fetch_all(&self.pool)
             .await?;
-        rows.iter().map(|r| Ok((text(r, "state")?, int(r, "n")?))).collect()
+        rows.iter()
+            .map(|r| Ok((text(r, "state")?, int(r, "n")?)))
+            .collect()
     }
 }
 
 fn from_row(r: &AnyRow, votes: Vec<Vote>) -> Result<Approval> {
     let state_text = text(r, "state")?;
-    let state = State::parse(&state_text).ok_or_else(|| StoreError::Corrupt(format!("approval state `{state_text}`")))?;
-    let args: BTreeMap<String, String> =
-        serde_json::from_str(&text(r, "args")?).map_err(|e| StoreError::Corrupt(format!("approval args: {e}")))?;
+    let state = State::parse(&state_text)
+        .ok_or_else(|| StoreError::Corrupt(format!("approval state `{state_text}`")))?;
+    let args: BTreeMap<String, String> = serde_json::from_str(&text(r, "args")?)
+        .map_err(|e| StoreError::Corrupt(format!("approval args: {e}")))?;
     let roles = text(r, "roles")?;
     Ok(Approval {
         id: int(r, "id")?,
@@ -203,7 +214,11 @@ fn from_row(r: &AnyRow, votes: Vec<Vote>) -> Result<Approval> {
         requester_identity: text(r, "requester_identity")?,
         channel: opt_text(r, "channel")?,
         thread: opt_text(r, "thread")?,
-        roles: roles.split(',').filter(|s| !s.is_empty()).map(String::from).collect(),
+        roles: roles
+            .split(',')
+            .filter(|s| !s.is_empty())
+            .map(String::from)
+            .collect(),
         needed: u32::try_from(int(r, "needed")?).unwrap_or(1),
         votes,
         state,

@@ -62,7 +62,9 @@ impl Store {
         };
         if let (Backend::Postgres, Some(s)) = (backend, schema) {
             let setup = AnyPoolOptions::new().max_connections(1).connect(url).await?;
-            setup.execute(format!("CREATE SCHEMA IF NOT EXISTS \"{}\"", ident(s)).as_str()).await?;
+            setup
+                .execute(format!("CREATE SCHEMA IF NOT EXISTS \"{}\"", ident(s)).as_str())
+                .await?;
             setup.close().await;
         }
         let init = match (backend, schema) {

@@ -3,6 +3,7 @@
 use crate::support::{both, clock, config, dead_url, pipeline, pipeline_with, say, FakeTarget, TestStore};
 use opsbot::approval::State;
 use opsbot::audit;
+use opsbot::clock::Clock;
 use opsbot::engine::Outcome;
 
 const RETRY: (&str, &str) = ("POST", "/api/queue/ai-analysis/retry-failed");
@@ -15,11 +16,20 @@ async fn transcript_request_self_approval_refused_second_person_executes_once() 
         let r = say(&p, "console:alice", "/queue retry ai-analysis").await;
         assert_eq!(r.outcome, Outcome::ApprovalRequested, "{}: {}", t.name, r.text);
         let id = r.approval.unwrap();
-        assert_eq!(r.text, format!("approval requested: a{id} (needs sre or eng-manager, expires in 15m)"));
+        assert_eq!(
+            r.text,
+            format!("approval requested: a{id} (needs sre or eng-manager, expires in 15m)")
+        );
         assert_eq!(target.count(RETRY.0, RETRY.1), 0, "nothing runs before approval");
 
         let r = say(&p, "console:alice", &format!("/approve a{id}")).await;
-        assert_eq!((r.outcome, r.text.as_str()), (Outcome::NotPermitted, format!("refused: you requested a{id}; another person must approve it").as_str()));
+        assert_eq!(
+            (r.outcome, r.text.as_str()),
+            (
+                Outcome::NotPermitted,
+                format!("refused: you requested a{id}; another person must approve it").as_str()
+            )
+        );
         // Same person through another account: still self-approval.
         let r = say(&p, "discord:111", &format!("/approve {id}")).await;
         assert_eq!(r.outcome, Outcome::NotPermitted, "{}", r.text);
@@ -31,7 +41,11 @@ async fn transcript_request_self_approval_refused_second_person_executes_once() 
 
         let r = say(&p, "console:bob", &format!("/approve a{id}")).await;
         assert_eq!(r.outcome, Outcome::Done, "{}: {}", t.name, r.text);
-        assert!(r.text.contains("Retried 37 failed jobs in ai-analysis"), "{}", r.text);
+        assert!(
+            r.text.contains("Retried 37 failed jobs in ai-analysis"),
+            "{}",
+            r.text
+        );
         assert_eq!(target.count(RETRY.0, RETRY.1), 1);
 
         for who in ["console:bob", "console:carol"] {
@@ -47,12 +61,25 @@ async fn transcript_request_self_approval_refused_second_person_executes_once() 
         let kinds: Vec<&str> = records.iter().map(|r| r.entry.kind.as_str()).collect();
         assert_eq!(
             kinds,
-            ["approval.requested", "approval.refused", "approval.refused", "approval.refused", "approval.approved", "execution", "approval.refused", "approval.refused"],
-            "{}", t.name
+            [
+                "approval.requested",
+                "approval.refused",
+                "approval.refused",
+                "approval.refused",
+                "approval.approved",
+                "execution",
+                "approval.refused",
+                "approval.refused"
+            ],
+            "{}",
+            t.name
         );
         assert_eq!(audit::verify(&records), Ok(records.len()));
         let exec = &records[5].entry;
-        assert_eq!((exec.person.as_str(), exec.outcome.as_str()), ("bob", "succeeded"));
+        assert_eq!(
+            (exec.person.as_str(), exec.outcome.as_str()),
+            ("bob", "succeeded")
+        );
         t.cleanup().await;
     }
 }
@@ -65,28 +92,45 @@ async fn racing_approvers_across_two_processes_execute_exactly_once() {
         let target = FakeTarget::start().await;
         let mut people = String::new();
         for i in 0..16 {
-            people.push_str(&format!("[people.sre{i}]\nconsole = \"sre{i}\"\nroles = [\"sre\"]\n"));
+            people.push_str(&format!(
+                "[people.sre{i}]\nconsole = \"sre{i}\"\nroles = [\"sre\"]\n"
+            ));
         }
         let cfg = config(&people);
         let p1 = pipeline_with(&cfg, t.store.clone(), &target.url, clock());
         let p2 = pipeline_with(&cfg, t.reopen().await, &target.url, clock());
-        let id = say(&p1, "console:alice", "/queue retry ai-analysis").await.approval.unwrap();
+        let id = say(&p1, "console:alice", "/queue retry ai-analysis")
+            .await
+            .approval
+            .unwrap();
         let mut tasks = Vec::new();
         for i in 0..16 {
             let p = if i % 2 == 0 { p1.clone() } else { p2.clone() };
             // Each approver double-clicks.
             for _ in 0..2 {
                 let p = p.clone();
-                tasks.push(tokio::spawn(async move { say(&p, &format!("console:sre{i}"), &format!("/approve a{id}")).await }));
+                tasks.push(tokio::spawn(async move {
+                    say(&p, &format!("console:sre{i}"), &format!("/approve a{id}")).await
+                }));
             }
         }
-        let replies: Vec<_> = futures::future::join_all(tasks).await.into_iter().map(|r| r.unwrap()).collect();
+        let replies: Vec<_> = futures::future::join_all(tasks)
+            .await
+            .into_iter()
+            .map(|r| r.unwrap())
+            .collect();
         let executed = replies.iter().filter(|r| r.outcome == Outcome::Done).count();
         assert_eq!(executed, 1, "{}: {:#?}", t.name, replies);
         assert_eq!(target.count(RETRY.0, RETRY.1), 1, "{}", t.name);
-        assert!(replies.iter().all(|r| r.outcome != Outcome::Failed), "{replies:#?}");
-        assert_eq!(t.store.approval(id).await.unwrap().unwrap().state, State::Succeeded);
-        assert_eq!(audit::verify(&t.store.audit_records().await.unwrap()).is_ok(), true);
+        assert!(
+            replies.iter().all(|r| r.outcome != Outcome::Failed),
+            "{replies:#?}"
+        );
+        assert_eq!(
+            t.store.approval(id).await.unwrap().unwrap().state,
+            State::Succeeded
+        );
+        assert!(audit::verify(&t.store.audit_records().await.unwrap()).is_ok());
         t.cleanup().await;
     }
 }
@@ -97,28 +141,47 @@ async fn expired_rejected_and_cancelled_approvals_cannot_run() {
         let target = FakeTarget::start().await;
         let c = clock();
         let p = pipeline(t.store.clone(), &target.url, c.clone());
-        let id = say(&p, "console:alice", "/queue retry ai-analysis").await.approval.unwrap();
+        let id = say(&p, "console:alice", "/queue retry ai-analysis")
+            .await
+            .approval
+            .unwrap();
         c.advance(15 * 60 * 1000);
         let r = say(&p, "console:bob", &format!("/approve a{id}")).await;
         assert_eq!(r.outcome, Outcome::NotPermitted);
-        assert!(r.text.starts_with(&format!("refused: a{id} expired at ")), "{}", r.text);
+        assert!(
+            r.text.starts_with(&format!("refused: a{id} expired at ")),
+            "{}",
+            r.text
+        );
         assert_eq!(t.store.approval(id).await.unwrap().unwrap().state, State::Expired);
 
-        let id = say(&p, "console:alice", "/queue retry ai-analysis").await.approval.unwrap();
+        let id = say(&p, "console:alice", "/queue retry ai-analysis")
+            .await
+            .approval
+            .unwrap();
         let r = say(&p, "console:bob", &format!("/reject a{id} fix the cause first")).await;
         assert_eq!(r.text, format!("a{id} rejected by bob: fix the cause first"));
         let r = say(&p, "console:carol", &format!("/approve a{id}")).await;
         assert_eq!(r.text, format!("refused: a{id} is rejected (by bob)"));
 
-        let id = say(&p, "console:alice", "/queue retry ai-analysis").await.approval.unwrap();
+        let id = say(&p, "console:alice", "/queue retry ai-analysis")
+            .await
+            .approval
+            .unwrap();
         let r = say(&p, "console:dave", &format!("/cancel a{id}")).await;
         assert_eq!(r.outcome, Outcome::NotPermitted, "{}", r.text);
         let r = say(&p, "console:alice", &format!("/cancel a{id}")).await;
-        assert_eq!((r.outcome, r.text.clone()), (Outcome::Done, format!("a{id} cancelled by alice")));
+        assert_eq!(
+            (r.outcome, r.text.clone()),
+            (Outcome::Done, format!("a{id} cancelled by alice"))
+        );
         assert_eq!(target.count(RETRY.0, RETRY.1), 0);
 
         let r = say(&p, "console:bob", "/approve a999999").await;
-        assert_eq!((r.outcome, r.text.as_str()), (Outcome::Usage, "there is no approval a999999 (see /approvals)"));
+        assert_eq!(
+            (r.outcome, r.text.as_str()),
+            (Outcome::Usage, "there is no approval a999999 (see /approvals)")
+        );
         t.cleanup().await;
     }
 }
@@ -128,8 +191,14 @@ async fn approvals_lists_pending_with_needs_and_expiry() {
     for t in both().await {
         let target = FakeTarget::start().await;
         let p = pipeline(t.store.clone(), &target.url, clock());
-        assert_eq!(say(&p, "console:bob", "/approvals").await.text, "no approvals pending");
-        let id = say(&p, "console:alice", "/queue retry ai-analysis").await.approval.unwrap();
+        assert_eq!(
+            say(&p, "console:bob", "/approvals").await.text,
+            "no approvals pending"
+        );
+        let id = say(&p, "console:alice", "/queue retry ai-analysis")
+            .await
+            .approval
+            .unwrap();
         let r = say(&p, "console:bob", "/approvals").await;
         assert_eq!(r.text, format!("a{id} · /queue retry ai-analysis · write · by alice · needs sre or eng-manager · 0 of 1 approved · expires in 15m"));
         t.cleanup().await;
@@ -141,7 +210,10 @@ async fn unreachable_target_marks_the_approval_failed_and_says_why() {
     for t in both().await {
         let dead = dead_url().await;
         let p = pipeline(t.store.clone(), &dead, clock());
-        let id = say(&p, "console:alice", "/queue retry ai-analysis").await.approval.unwrap();
+        let id = say(&p, "console:alice", "/queue retry ai-analysis")
+            .await
+            .approval
+            .unwrap();
         let r = say(&p, "console:bob", &format!("/approve a{id}")).await;
         assert_eq!(r.outcome, Outcome::Failed, "{}", r.text);
         assert!(r.text.contains("queue_api"), "names the target: {}", r.text);
@@ -161,23 +233,41 @@ async fn restart_marks_interrupted_executions_unknown_and_runs_approved_ones_onc
         let c = clock();
         let p = pipeline(t.store.clone(), &target.url, c.clone());
         let s = &t.store;
-        let interrupted = say(&p, "console:alice", "/queue retry ai-analysis").await.approval.unwrap();
-        let waiting = say(&p, "console:alice", "/queue retry ai-analysis").await.approval.unwrap();
+        let interrupted = say(&p, "console:alice", "/queue retry ai-analysis")
+            .await
+            .approval
+            .unwrap();
+        let waiting = say(&p, "console:alice", "/queue retry ai-analysis")
+            .await
+            .approval
+            .unwrap();
         let now = c.now_ms();
         for id in [interrupted, waiting] {
             s.add_vote(id, "bob", "console:bob", now).await.unwrap();
             assert!(s.approve_if_enough_votes(id, now).await.unwrap());
         }
-        assert!(s.transition(interrupted, State::Approved, State::Executing, now, None, None).await.unwrap());
+        assert!(s
+            .transition(interrupted, State::Approved, State::Executing, now, None, None)
+            .await
+            .unwrap());
 
         // "Restart": a fresh pipeline over the same database.
         let restarted = pipeline(t.reopen().await, &target.url, c.clone());
         let replies = restarted.recover().await.unwrap();
         assert_eq!(replies.len(), 2, "{replies:#?}");
-        assert_eq!(s.approval(interrupted).await.unwrap().unwrap().state, State::Unknown);
-        assert_eq!(s.approval(waiting).await.unwrap().unwrap().state, State::Succeeded);
+        assert_eq!(
+            s.approval(interrupted).await.unwrap().unwrap().state,
+            State::Unknown
+        );
+        assert_eq!(
+            s.approval(waiting).await.unwrap().unwrap().state,
+            State::Succeeded
+        );
         assert_eq!(target.count(RETRY.0, RETRY.1), 1, "only the unclaimed one ran");
-        assert!(restarted.recover().await.unwrap().is_empty(), "recovery is idempotent");
+        assert!(
+            restarted.recover().await.unwrap().is_empty(),
+            "recovery is idempotent"
+        );
         assert_eq!(target.count(RETRY.0, RETRY.1), 1);
         let r = say(&p, "console:carol", &format!("/approve a{interrupted}")).await;
         assert_eq!(r.text, format!("refused: a{interrupted} already executed"));
@@ -197,9 +287,15 @@ async fn two_approvers_needed_when_count_is_two() {
         c.approve.as_mut().unwrap().count = 2;
     }
     p.catalog = std::sync::Arc::new(cat);
-    let id = say(&p, "console:alice", "/queue retry ai-analysis").await.approval.unwrap();
+    let id = say(&p, "console:alice", "/queue retry ai-analysis")
+        .await
+        .approval
+        .unwrap();
     let r = say(&p, "console:bob", &format!("/approve a{id}")).await;
-    assert_eq!(r.text, format!("a{id} approved by bob (1 of 2); waiting for 1 more"));
+    assert_eq!(
+        r.text,
+        format!("a{id} approved by bob (1 of 2); waiting for 1 more")
+    );
     assert_eq!(target.count(RETRY.0, RETRY.1), 0);
     let r = say(&p, "console:carol", &format!("/approve a{id}")).await;
     assert_eq!(r.outcome, Outcome::Done, "{}", r.text);

@@ -17,7 +17,10 @@ impl Sandbox {
         std::fs::create_dir_all(dir.path().join("config")).unwrap();
         let cfg = format!("{PEOPLE}\n[channels.console]\nprofile = \"queue\"\n");
         std::fs::write(dir.path().join("config/opsbot.toml"), cfg).unwrap();
-        Sandbox { dir, target: target.into() }
+        Sandbox {
+            dir,
+            target: target.into(),
+        }
     }
 
     fn path(&self, p: &str) -> PathBuf {
@@ -32,7 +35,10 @@ impl Sandbox {
             .env("PATH", std::env::var("PATH").unwrap_or_default())
             .env("OPSBOT_CONFIG", self.path("config/opsbot.toml"))
             .env("OPSBOT_COMMANDS_DIR", repo.join("commands"))
-            .env("OPSBOT_DATABASE_URL", format!("sqlite://{}?mode=rwc", self.path("opsbot.db").display()))
+            .env(
+                "OPSBOT_DATABASE_URL",
+                format!("sqlite://{}?mode=rwc", self.path("opsbot.db").display()),
+            )
             .env("OPSBOT_TARGET_QUEUE_API", &self.target)
             .output()
             .unwrap()
@@ -54,15 +60,31 @@ async fn transcript_across_separate_run_calls() {
     let o = tokio::task::block_in_place(|| run("console:alice", "/queue retry ai-analysis"));
     assert_eq!(o.status.code(), Some(0), "{o:?}");
     let text = stdout(&o);
-    assert!(text.starts_with("approval requested: a1 (needs sre or eng-manager, expires in 15m)"), "{text}");
+    assert!(
+        text.starts_with("approval requested: a1 (needs sre or eng-manager, expires in 15m)"),
+        "{text}"
+    );
     let o = tokio::task::block_in_place(|| run("console:alice", "/approve a1"));
-    assert_eq!((o.status.code(), stdout(&o)), (Some(3), "refused: you requested a1; another person must approve it".into()));
+    assert_eq!(
+        (o.status.code(), stdout(&o)),
+        (
+            Some(3),
+            "refused: you requested a1; another person must approve it".into()
+        )
+    );
     let o = tokio::task::block_in_place(|| run("console:bob", "/approve a1"));
     assert_eq!(o.status.code(), Some(0), "{o:?}");
-    assert!(stdout(&o).contains("Retried 37 failed jobs in ai-analysis"), "{}", stdout(&o));
+    assert!(
+        stdout(&o).contains("Retried 37 failed jobs in ai-analysis"),
+        "{}",
+        stdout(&o)
+    );
     assert_eq!(target.count("POST", "/api/queue/ai-analysis/retry-failed"), 1);
     let o = tokio::task::block_in_place(|| run("console:bob", "/approve a1"));
-    assert_eq!((o.status.code(), stdout(&o)), (Some(3), "refused: a1 already executed".into()));
+    assert_eq!(
+        (o.status.code(), stdout(&o)),
+        (Some(3), "refused: a1 already executed".into())
+    );
     let o = tokio::task::block_in_place(|| run("console:alice", "/queue retyr ai-analysis"));
     assert_eq!(o.status.code(), Some(2), "{o:?}");
     let o = tokio::task::block_in_place(|| sb.opsbot(&["audit", "verify"]));
@@ -73,7 +95,9 @@ async fn transcript_across_separate_run_calls() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn failed_action_exits_1() {
     let sb = Sandbox::new(&crate::support::dead_url().await);
-    let o = tokio::task::block_in_place(|| sb.opsbot(&["run", "--as", "console:alice", "/queue pause ai-analysis"]));
+    let o = tokio::task::block_in_place(|| {
+        sb.opsbot(&["run", "--as", "console:alice", "/queue pause ai-analysis"])
+    });
     assert_eq!(o.status.code(), Some(1), "{o:?}");
     assert!(stdout(&o).contains("queue_api"), "{}", stdout(&o));
 }
@@ -122,9 +146,9 @@ action = { http = { target = "api", path = "/x" } }
     let out = stdout(&o);
     let file = cmds.join("bad.toml").display().to_string();
     for expected in [
-        format!("{file}:5: unknown role `wizard` in roles"),
-        format!("{file}:5: unknown target `nope`"),
-        format!("{file}:5: template `/x/{{missing}}` uses `{{missing}}`, which is not a defined argument"),
+        format!("{file}:8: unknown role `wizard` in roles"),
+        format!("{file}:9: unknown target `nope`"),
+        format!("{file}:9: template `/x/{{missing}}` uses `{{missing}}`, which is not a defined argument"),
         format!("{file}:13: argument `q`: unknown kind `colour`"),
     ] {
         assert!(out.contains(&expected), "missing `{expected}` in:\n{out}");
@@ -134,7 +158,11 @@ action = { http = { target = "api", path = "/x" } }
 #[test]
 fn check_reports_config_syntax_errors_with_line() {
     let sb = Sandbox::new("http://127.0.0.1:1");
-    std::fs::write(sb.path("config/opsbot.toml"), "listen = \"x\"\n[people.zed]\nroles = \"sre\"\n").unwrap();
+    std::fs::write(
+        sb.path("config/opsbot.toml"),
+        "listen = \"x\"\n[people.zed]\nroles = \"sre\"\n",
+    )
+    .unwrap();
     let o = sb.opsbot(&["check"]);
     assert_eq!(o.status.code(), Some(1));
     let err = String::from_utf8_lossy(&o.stderr);
@@ -147,12 +175,18 @@ fn commands_json_lists_the_catalog() {
     let o = sb.opsbot(&["commands", "--json"]);
     assert_eq!(o.status.code(), Some(0), "{o:?}");
     let list: Vec<serde_json::Value> = serde_json::from_slice(&o.stdout).unwrap();
-    let retry = list.iter().find(|c| c["name"] == "queue retry").expect("queue retry");
+    let retry = list
+        .iter()
+        .find(|c| c["name"] == "queue retry")
+        .expect("queue retry");
     assert_eq!(retry["profile"], "queue");
     assert_eq!(retry["usage"], "/queue retry <queue:ai-analysis>");
     assert_eq!(retry["risk"], "write");
     assert_eq!(retry["action_kind"], "http");
-    assert_eq!(retry["approval"], serde_json::json!({"roles": ["sre", "eng-manager"], "count": 1, "ttl_secs": 900}));
+    assert_eq!(
+        retry["approval"],
+        serde_json::json!({"roles": ["sre", "eng-manager"], "count": 1, "ttl_secs": 900})
+    );
     let stats = list.iter().find(|c| c["name"] == "queue stats").unwrap();
     assert_eq!(stats["approval"], serde_json::Value::Null);
 }
@@ -160,13 +194,20 @@ fn commands_json_lists_the_catalog() {
 #[tokio::test]
 async fn serve_answers_health_ready_metrics_and_stops_on_sigterm() {
     let sb = Sandbox::new("http://127.0.0.1:1");
-    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
     let repo = Path::new(env!("CARGO_MANIFEST_DIR"));
     let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_opsbot"))
         .arg("serve")
         .env("OPSBOT_CONFIG", sb.path("config/opsbot.toml"))
         .env("OPSBOT_COMMANDS_DIR", repo.join("commands"))
-        .env("OPSBOT_DATABASE_URL", format!("sqlite://{}?mode=rwc", sb.path("opsbot.db").display()))
+        .env(
+            "OPSBOT_DATABASE_URL",
+            format!("sqlite://{}?mode=rwc", sb.path("opsbot.db").display()),
+        )
         .env("OPSBOT_LISTEN", format!("127.0.0.1:{port}"))
         .env("OPSBOT_LOG_FORMAT", "json")
         .stderr(std::process::Stdio::piped())
@@ -184,16 +225,46 @@ async fn serve_answers_health_ready_metrics_and_stops_on_sigterm() {
         tokio::time::sleep(std::time::Duration::from_millis(25)).await;
     }
     assert!(up, "server did not come up");
-    assert_eq!(client.get(format!("{base}/readyz")).send().await.unwrap().status(), 200);
-    let m = client.get(format!("{base}/metrics")).send().await.unwrap().text().await.unwrap();
+    assert_eq!(
+        client
+            .get(format!("{base}/readyz"))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        200
+    );
+    let m = client
+        .get(format!("{base}/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
     assert!(m.contains("opsbot_approvals{state=\"pending\"} 0"), "{m}");
     let pid = child.id().unwrap();
-    Command::new("kill").args(["-TERM", &pid.to_string()]).status().unwrap();
-    let status = tokio::time::timeout(std::time::Duration::from_secs(10), child.wait()).await.unwrap().unwrap();
+    Command::new("kill")
+        .args(["-TERM", &pid.to_string()])
+        .status()
+        .unwrap();
+    let status = tokio::time::timeout(std::time::Duration::from_secs(10), child.wait())
+        .await
+        .unwrap()
+        .unwrap();
     assert!(status.success(), "graceful exit: {status:?}");
     let mut err = String::new();
     use tokio::io::AsyncReadExt;
-    child.stderr.take().unwrap().read_to_string(&mut err).await.unwrap();
+    child
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut err)
+        .await
+        .unwrap();
     let first = err.lines().next().unwrap_or_default();
-    assert!(serde_json::from_str::<serde_json::Value>(first).is_ok(), "json logs: {err}");
+    assert!(
+        serde_json::from_str::<serde_json::Value>(first).is_ok(),
+        "json logs: {err}"
+    );
 }

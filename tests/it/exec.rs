@@ -174,9 +174,7 @@ async fn run(
 async fn http_path_values_stay_one_segment() {
     let (s, t) = http_setup().await;
     let ex = executor();
-    let a = action(
-        r#"http = { method = "POST", target = "queue_api", path = "/api/queue/{queue}/pause" }"#,
-    );
+    let a = action(r#"http = { method = "POST", target = "queue_api", path = "/api/queue/{queue}/pause" }"#);
     for (value, expected) in [
         ("ai-analysis", "/api/queue/ai-analysis/pause"),
         ("../admin", "/api/queue/..%2Fadmin/pause"),
@@ -187,14 +185,9 @@ async fn http_path_values_stay_one_segment() {
     ] {
         let out = run(&ex, &a, &t, &[("queue", value)]).await.unwrap();
         let r = s.last();
-        assert_eq!(
-            (r.method.as_str(), r.uri.as_str()),
-            ("POST", expected),
-            "{value}"
-        );
+        assert_eq!((r.method.as_str(), r.uri.as_str()), ("POST", expected), "{value}");
         assert!(
-            out.summary
-                .starts_with(&format!("POST {expected} → 200 in ")),
+            out.summary.starts_with(&format!("POST {expected} → 200 in ")),
             "{}",
             out.summary
         );
@@ -215,13 +208,8 @@ async fn http_query_values_encoded_and_absent_optional_omitted() {
         r#"http = { target = "queue_api", path = "/api/errors", query = { since = "{since}", limit = "{limit}", fixed = "1" } }"#,
     );
     let ex = executor();
-    run(&ex, &a, &t, &[("since", "1h&admin=true#x")])
-        .await
-        .unwrap();
-    assert_eq!(
-        s.last().uri,
-        "/api/errors?since=1h%26admin%3Dtrue%23x&fixed=1"
-    );
+    run(&ex, &a, &t, &[("since", "1h&admin=true#x")]).await.unwrap();
+    assert_eq!(s.last().uri, "/api/errors?since=1h%26admin%3Dtrue%23x&fixed=1");
     run(&ex, &a, &t, &[("since", "30m"), ("limit", "5")])
         .await
         .unwrap();
@@ -262,10 +250,7 @@ async fn http_json_response_becomes_fields() {
     );
     let plain = action(r#"http = { target = "queue_api", path = "/text" }"#);
     let out = run(&executor(), &plain, &t, &[]).await.unwrap();
-    assert_eq!(
-        (out.text.as_str(), &out.fields),
-        ("plain text body", &json!({}))
-    );
+    assert_eq!((out.text.as_str(), &out.fields), ("plain text body", &json!({})));
 }
 
 #[tokio::test]
@@ -281,8 +266,7 @@ async fn http_unexpected_status_names_target_and_redacts() {
     let expect = action(r#"http = { target = "queue_api", path = "/ok", expect = [202, 204] }"#);
     let err = run(&executor(), &expect, &t, &[]).await.unwrap_err();
     assert!(
-        err.to_string()
-            .contains("answered 200 (expected 202 or 204)"),
+        err.to_string().contains("answered 200 (expected 202 or 204)"),
         "{err}"
     );
 }
@@ -309,10 +293,7 @@ async fn http_timeout_names_target() {
     let started = Instant::now();
     let err = run(&executor(), &a, &t, &[]).await.unwrap_err();
     assert!(started.elapsed() < Duration::from_secs(2));
-    assert_eq!(
-        err.to_string(),
-        "timed out after 200ms calling target queue_api"
-    );
+    assert_eq!(err.to_string(), "timed out after 200ms calling target queue_api");
     assert!(matches!(err, ExecError::Timeout { .. }));
 }
 
@@ -433,9 +414,7 @@ async fn redis_info_with_and_without_section() {
     let r = RedisScope::new().await;
     let ex = executor();
     let a = action(r#"redis = { target = "queue_redis", command = ["INFO", "{section}"] }"#);
-    let out = run(&ex, &a, &r.targets, &[("section", "memory")])
-        .await
-        .unwrap();
+    let out = run(&ex, &a, &r.targets, &[("section", "memory")]).await.unwrap();
     assert_eq!(out.summary, "redis INFO memory");
     assert!(out.text.contains("# Memory") && out.text.contains("used_memory:"));
     assert!(!out.text.contains("# Server"));
@@ -458,8 +437,7 @@ async fn redis_values_are_single_binary_safe_arguments() {
         .await
         .unwrap();
     let value = format!("a b\r\nDEL {canary}\r\n");
-    let set =
-        action(r#"redis = { target = "queue_redis", command = ["SET", "{key}", "{value}"] }"#);
+    let set = action(r#"redis = { target = "queue_redis", command = ["SET", "{key}", "{value}"] }"#);
     let out = run(&ex, &set, &r.targets, &[("key", &key), ("value", &value)])
         .await
         .unwrap();
@@ -470,14 +448,9 @@ async fn redis_values_are_single_binary_safe_arguments() {
     assert_eq!(out.fields["result"], value.as_str());
     assert_eq!(out.text, value);
     assert_eq!(r.count(&canary).await, 1, "the canary key survives");
-    let nil = run(
-        &ex,
-        &get,
-        &r.targets,
-        &[("key", &format!("{}none", r.prefix))],
-    )
-    .await
-    .unwrap();
+    let nil = run(&ex, &get, &r.targets, &[("key", &format!("{}none", r.prefix))])
+        .await
+        .unwrap();
     assert_eq!(
         (nil.text.as_str(), &nil.fields["result"]),
         ("(nil)", &Value::Null)
@@ -492,13 +465,10 @@ async fn redis_refuses_keys_and_monitor() {
         let a = action(&format!(
             r#"redis = {{ target = "queue_redis", command = ["{cmd}", "{{p}}"] }}"#
         ));
-        let err = run(&executor(), &a, &r.targets, &[("p", "*")])
-            .await
-            .unwrap_err();
+        let err = run(&executor(), &a, &r.targets, &[("p", "*")]).await.unwrap_err();
         let upper = cmd.to_ascii_uppercase();
         assert!(
-            err.to_string()
-                .starts_with(&format!("command {upper} refused")),
+            err.to_string().starts_with(&format!("command {upper} refused")),
             "{err}"
         );
     }
@@ -564,13 +534,9 @@ async fn redis_values_inside_a_pattern_template_match_literally() {
         r#"redis = {{ target = "queue_redis", delete_matching = "{}g:{{id}}:*" }}"#,
         r.prefix
     ));
-    let out = run(&executor(), &a, &r.targets, &[("id", "*")])
-        .await
-        .unwrap();
+    let out = run(&executor(), &a, &r.targets, &[("id", "*")]).await.unwrap();
     assert_eq!(out.fields["deleted"], 0);
-    let out = run(&executor(), &a, &r.targets, &[("id", "a")])
-        .await
-        .unwrap();
+    let out = run(&executor(), &a, &r.targets, &[("id", "a")]).await.unwrap();
     assert_eq!(out.fields["deleted"], 3);
     assert_eq!(r.count(&format!("{}g:b:*", r.prefix)).await, 3);
     r.cleanup(&[]).await;
@@ -604,10 +570,7 @@ async fn redis_patterns_outside_the_allow_list_are_refused() {
         .unwrap_err();
     assert_eq!(
         err.to_string(),
-        format!(
-            "pattern `*` refused: it must start with {} or project:",
-            r.prefix
-        )
+        format!("pattern `*` refused: it must start with {} or project:", r.prefix)
     );
     assert_eq!(err.target(), Some("queue_redis"));
     for p in ["other:*", "*project:*", "**"] {
@@ -616,8 +579,7 @@ async fn redis_patterns_outside_the_allow_list_are_refused() {
                 .await
                 .unwrap_err();
             assert!(
-                err.to_string()
-                    .starts_with(&format!("pattern `{p}` refused")),
+                err.to_string().starts_with(&format!("pattern `{p}` refused")),
                 "{err}"
             );
         }
@@ -628,8 +590,7 @@ async fn redis_patterns_outside_the_allow_list_are_refused() {
 // ---------------------------------------------------------------- sql
 
 fn database_url() -> String {
-    std::env::var("TEST_DATABASE_URL")
-        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into())
+    std::env::var("TEST_DATABASE_URL").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into())
 }
 
 /// A table of its own, dropped at the end.
@@ -692,18 +653,14 @@ async fn sql_params_are_bound_not_spliced() {
         &["{name}"],
         None,
     );
-    let out = run(&ex, &insert, &s.targets, &[("name", &evil)])
-        .await
-        .unwrap();
+    let out = run(&ex, &insert, &s.targets, &[("name", &evil)]).await.unwrap();
     assert_eq!(out.fields["rows"][0]["name"], evil.as_str());
     let select = s.action(
         "SELECT count(*) AS n FROM TABLE WHERE name = $1",
         &["{name}"],
         None,
     );
-    let out = run(&ex, &select, &s.targets, &[("name", &evil)])
-        .await
-        .unwrap();
+    let out = run(&ex, &select, &s.targets, &[("name", &evil)]).await.unwrap();
     assert_eq!(
         out.fields["rows"][0]["n"], 1,
         "table still exists and holds the value"
@@ -756,10 +713,7 @@ async fn sql_statement_timeout() {
         "{:?}",
         started.elapsed()
     );
-    assert_eq!(
-        err.to_string(),
-        "timed out after 200ms querying target queue_db"
-    );
+    assert_eq!(err.to_string(), "timed out after 200ms querying target queue_db");
     // The pool is still usable afterwards.
     let ok = s.action("SELECT 1 AS one", &[], None);
     let out = run(&executor(), &ok, &s.targets, &[]).await.unwrap();
@@ -823,14 +777,9 @@ async fn process_env_is_rendered_and_minimal() {
     let a = action(
         r#"process = { argv = ["sh", "-c", "echo \"$WORKERS:${OPSBOT_TEST_BOT_ONLY:-unset}\""], env = { WORKERS = "{n}" } }"#,
     );
-    let out = run(
-        &proc_executor(3000),
-        &a,
-        &BTreeMap::new(),
-        &[("n", "4 $(id)")],
-    )
-    .await
-    .unwrap();
+    let out = run(&proc_executor(3000), &a, &BTreeMap::new(), &[("n", "4 $(id)")])
+        .await
+        .unwrap();
     assert_eq!(out.text, "4 $(id):unset\n");
 }
 
@@ -841,10 +790,7 @@ async fn process_program_must_be_allow_listed() {
         let err = run(&proc_executor(3000), &a, &BTreeMap::new(), &[])
             .await
             .unwrap_err();
-        assert!(
-            err.to_string().ends_with("is not on the allow-list"),
-            "{err}"
-        );
+        assert!(err.to_string().ends_with("is not on the allow-list"), "{err}");
     }
     let a = action(r#"process = { argv = ["rm"] }"#);
     let err = run(&proc_executor(3000), &a, &BTreeMap::new(), &[])
@@ -876,10 +822,7 @@ async fn process_timeout_kills_the_child() {
         "{:?}",
         started.elapsed()
     );
-    assert_eq!(
-        err.to_string(),
-        "timed out after 300ms running `sleep` (killed)"
-    );
+    assert_eq!(err.to_string(), "timed out after 300ms running `sleep` (killed)");
     tokio::time::sleep(Duration::from_millis(200)).await;
     assert!(!sleeps_alive(&marker), "sleep {marker} still running");
 }
@@ -901,19 +844,11 @@ async fn process_output_truncated_with_marker_and_redacted() {
     let out = run(&proc_executor(100), &a, &BTreeMap::new(), &[("msg", &long)])
         .await
         .unwrap();
-    assert_eq!(
-        out.text,
-        format!("{}… [truncated 401 chars]", "a".repeat(100))
-    );
+    assert_eq!(out.text, format!("{}… [truncated 401 chars]", "a".repeat(100)));
     let leak = format!("token={SECRET}");
-    let out = run(
-        &proc_executor(3000),
-        &a,
-        &BTreeMap::new(),
-        &[("msg", &leak)],
-    )
-    .await
-    .unwrap();
+    let out = run(&proc_executor(3000), &a, &BTreeMap::new(), &[("msg", &leak)])
+        .await
+        .unwrap();
     assert_eq!(out.text, "token=[redacted]\n");
     assert_eq!(out.fields["stdout"], "token=[redacted]\n");
 }
@@ -924,9 +859,7 @@ fn health_action(checks: &[(&str, &str, &str, Option<&str>)]) -> Action {
     let items: Vec<String> = checks
         .iter()
         .map(|(c, t, p, slow)| {
-            let slow = slow
-                .map(|s| format!(", slow = \"{s}\""))
-                .unwrap_or_default();
+            let slow = slow.map(|s| format!(", slow = \"{s}\"")).unwrap_or_default();
             format!(r#"{{ component = "{c}", target = "{t}", path = "{p}"{slow} }}"#)
         })
         .collect();
@@ -955,22 +888,13 @@ async fn health_degraded_from_slowness_and_services() {
     let out = run(&executor(), &a, &t, &[]).await.unwrap();
     let lines: Vec<&str> = out.text.lines().collect();
     assert_eq!(lines[0], "overall: degraded");
+    assert!(lines[1].starts_with("✅ queue api healthy ("), "{}", out.text);
     assert!(
-        lines[1].starts_with("✅ queue api healthy ("),
+        lines[2].starts_with("⚠️ slow api degraded (") && lines[2].ends_with("ms): slow, over 50ms"),
         "{}",
         out.text
     );
-    assert!(
-        lines[2].starts_with("⚠️ slow api degraded (")
-            && lines[2].ends_with("ms): slow, over 50ms"),
-        "{}",
-        out.text
-    );
-    assert!(
-        lines[3].starts_with("⚠️ chat api degraded ("),
-        "{}",
-        out.text
-    );
+    assert!(lines[3].starts_with("⚠️ chat api degraded ("), "{}", out.text);
     assert!(
         lines.contains(&"    ⚠️ ai degraded: mock fallback"),
         "{}",
@@ -985,7 +909,9 @@ async fn health_degraded_from_slowness_and_services() {
     assert_eq!(lines.len(), 10);
     assert_eq!(out.fields["status"], "degraded");
     let comps = out.fields["components"].as_array().unwrap();
-    assert!(comps.contains(&json!({"component": "chat api/ai", "status": "degraded", "ms": null, "detail": "mock fallback"})));
+    assert!(comps.contains(
+        &json!({"component": "chat api/ai", "status": "degraded", "ms": null, "detail": "mock fallback"})
+    ));
     assert_eq!(out.summary, "health: degraded (3 checks)");
 }
 
@@ -1029,10 +955,7 @@ async fn health_failures_are_reported_not_errors() {
 #[test]
 fn truncate_and_redactor_are_public() {
     assert_eq!(truncate("abcdef", 3), "abc… [truncated 3 chars]");
-    let r = Redactor::new(vec![
-        SecretString::from("abc"),
-        SecretString::from("hunter22"),
-    ]);
+    let r = Redactor::new(vec![SecretString::from("abc"), SecretString::from("hunter22")]);
     assert_eq!(r.redact("abc hunter22"), "abc [redacted]");
 }
 

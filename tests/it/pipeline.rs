@@ -14,7 +14,10 @@ async fn read_command_runs_at_once_and_is_audited() {
     assert_eq!(target.count("GET", "/api/queue/stats"), 1);
     let records = t.store.audit_records().await.unwrap();
     assert_eq!(records.len(), 1);
-    assert_eq!((records[0].entry.kind.as_str(), records[0].entry.outcome.as_str()), ("execution", "succeeded"));
+    assert_eq!(
+        (records[0].entry.kind.as_str(), records[0].entry.outcome.as_str()),
+        ("execution", "succeeded")
+    );
     assert_eq!(records[0].entry.command.as_deref(), Some("queue:queue stats"));
     t.cleanup().await;
 }
@@ -25,12 +28,28 @@ async fn write_command_without_approval_runs_for_oncall_only() {
     let target = FakeTarget::start().await;
     let p = pipeline(t.store.clone(), &target.url, clock());
     let r = say(&p, "console:dave", "/queue pause ai-analysis").await;
-    assert_eq!((r.outcome, r.text.as_str()), (Outcome::NotPermitted, "refused: `/queue pause` needs one of these roles: oncall"));
+    assert_eq!(
+        (r.outcome, r.text.as_str()),
+        (
+            Outcome::NotPermitted,
+            "refused: `/queue pause` needs one of these roles: oncall"
+        )
+    );
     assert_eq!(target.count("POST", "/api/queue/ai-analysis/pause"), 0);
     let r = say(&p, "console:alice", "/queue pause ai-analysis").await;
-    assert_eq!((r.outcome, r.text.as_str()), (Outcome::Done, "Paused ai-analysis"));
+    assert_eq!(
+        (r.outcome, r.text.as_str()),
+        (Outcome::Done, "Paused ai-analysis")
+    );
     assert_eq!(target.count("POST", "/api/queue/ai-analysis/pause"), 1);
-    let kinds: Vec<String> = t.store.audit_records().await.unwrap().into_iter().map(|r| r.entry.kind).collect();
+    let kinds: Vec<String> = t
+        .store
+        .audit_records()
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|r| r.entry.kind)
+        .collect();
     assert_eq!(kinds, ["denied", "execution"]);
     t.cleanup().await;
 }
@@ -44,7 +63,11 @@ async fn strangers_may_read_public_commands_only() {
     assert_eq!(r.outcome, Outcome::Done);
     let r = say(&p, "slack:U0STRANGER", "/queue retry ai-analysis").await;
     assert_eq!(r.outcome, Outcome::NotPermitted);
-    assert!(r.text.contains("slack:U0STRANGER") && r.text.contains("[people."), "says how to be added: {}", r.text);
+    assert!(
+        r.text.contains("slack:U0STRANGER") && r.text.contains("[people."),
+        "says how to be added: {}",
+        r.text
+    );
     let r = say(&p, "slack:U0STRANGER", "/approve a1").await;
     assert_ne!(r.outcome, Outcome::Done);
     t.cleanup().await;
@@ -63,7 +86,11 @@ async fn typos_get_help_and_store_nothing() {
     assert!(r.text.contains("ai-analysis"), "{}", r.text);
     let r = say(&p, "console:alice", "/help").await;
     assert_eq!(r.outcome, Outcome::Done);
-    assert!(r.text.contains("/queue retry") && r.text.contains("/approve"), "{}", r.text);
+    assert!(
+        r.text.contains("/queue retry") && r.text.contains("/approve"),
+        "{}",
+        r.text
+    );
     assert!(t.store.audit_records().await.unwrap().is_empty());
     assert!(target.hits.lock().unwrap().is_empty());
     t.cleanup().await;
@@ -102,8 +129,14 @@ async fn metrics_count_requests_and_approvals() {
     say(&p, "console:alice", "/queue retry ai-analysis").await;
     say(&p, "console:alice", "/nope").await;
     let text = p.metrics.render(&t.store.approval_counts().await.unwrap());
-    assert!(text.contains("opsbot_requests_total{outcome=\"approval_requested\"} 1"), "{text}");
-    assert!(text.contains("opsbot_requests_total{outcome=\"usage\"} 1"), "{text}");
+    assert!(
+        text.contains("opsbot_requests_total{outcome=\"approval_requested\"} 1"),
+        "{text}"
+    );
+    assert!(
+        text.contains("opsbot_requests_total{outcome=\"usage\"} 1"),
+        "{text}"
+    );
     assert!(text.contains("opsbot_approvals{state=\"pending\"} 1"), "{text}");
     t.cleanup().await;
 }

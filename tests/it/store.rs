@@ -48,14 +48,29 @@ async fn approvals_round_trip_and_votes_dedupe() {
         let got = s.approval(a.id).await.unwrap().unwrap();
         assert_eq!(got, a, "{}", t.name);
         assert!(s.add_vote(a.id, "bob", "console:bob", 1100).await.unwrap());
-        assert!(!s.add_vote(a.id, "bob", "slack:UB", 1101).await.unwrap(), "same person twice: {}", t.name);
-        assert!(!s.approve_if_enough_votes(a.id, 1200).await.unwrap(), "1 of 2 is not enough: {}", t.name);
+        assert!(
+            !s.add_vote(a.id, "bob", "slack:UB", 1101).await.unwrap(),
+            "same person twice: {}",
+            t.name
+        );
+        assert!(
+            !s.approve_if_enough_votes(a.id, 1200).await.unwrap(),
+            "1 of 2 is not enough: {}",
+            t.name
+        );
         assert!(s.add_vote(a.id, "carol", "console:carol", 1300).await.unwrap());
         assert!(s.approve_if_enough_votes(a.id, 1300).await.unwrap(), "{}", t.name);
-        assert!(!s.approve_if_enough_votes(a.id, 1300).await.unwrap(), "only once: {}", t.name);
+        assert!(
+            !s.approve_if_enough_votes(a.id, 1300).await.unwrap(),
+            "only once: {}",
+            t.name
+        );
         let got = s.approval(a.id).await.unwrap().unwrap();
         assert_eq!(got.state, State::Approved);
-        assert_eq!(got.votes.iter().map(|v| v.person.as_str()).collect::<Vec<_>>(), vec!["bob", "carol"]);
+        assert_eq!(
+            got.votes.iter().map(|v| v.person.as_str()).collect::<Vec<_>>(),
+            vec!["bob", "carol"]
+        );
         t.cleanup().await;
     }
 }
@@ -65,12 +80,36 @@ async fn transitions_are_conditional_on_the_current_state() {
     for t in both().await {
         let s = &t.store;
         let a = s.create_approval(&new_approval(0)).await.unwrap();
-        assert!(!s.transition(a.id, State::Approved, State::Executing, 1, None, None).await.unwrap());
-        assert!(s.transition(a.id, State::Pending, State::Rejected, 1, Some("bob"), Some("not now")).await.unwrap());
-        assert!(!s.transition(a.id, State::Pending, State::Cancelled, 2, Some("alice"), None).await.unwrap());
+        assert!(!s
+            .transition(a.id, State::Approved, State::Executing, 1, None, None)
+            .await
+            .unwrap());
+        assert!(s
+            .transition(
+                a.id,
+                State::Pending,
+                State::Rejected,
+                1,
+                Some("bob"),
+                Some("not now")
+            )
+            .await
+            .unwrap());
+        assert!(!s
+            .transition(a.id, State::Pending, State::Cancelled, 2, Some("alice"), None)
+            .await
+            .unwrap());
         let got = s.approval(a.id).await.unwrap().unwrap();
-        assert_eq!((got.state, got.decided_by.as_deref(), got.result.as_deref()), (State::Rejected, Some("bob"), Some("not now")));
-        assert_eq!(s.approval_counts().await.unwrap(), vec![("rejected".to_string(), 1)], "{}", t.name);
+        assert_eq!(
+            (got.state, got.decided_by.as_deref(), got.result.as_deref()),
+            (State::Rejected, Some("bob"), Some("not now"))
+        );
+        assert_eq!(
+            s.approval_counts().await.unwrap(),
+            vec![("rejected".to_string(), 1)],
+            "{}",
+            t.name
+        );
         t.cleanup().await;
     }
 }
@@ -81,10 +120,18 @@ async fn expired_approvals_cannot_be_approved_and_are_not_listed() {
         let s = &t.store;
         let a = s.create_approval(&new_approval(0)).await.unwrap();
         assert_eq!(s.pending_approvals(10).await.unwrap().len(), 1);
-        assert!(s.pending_approvals(900_000).await.unwrap().is_empty(), "{}", t.name);
+        assert!(
+            s.pending_approvals(900_000).await.unwrap().is_empty(),
+            "{}",
+            t.name
+        );
         s.add_vote(a.id, "bob", "console:bob", 900_001).await.unwrap();
         s.add_vote(a.id, "carol", "console:carol", 900_001).await.unwrap();
-        assert!(!s.approve_if_enough_votes(a.id, 900_001).await.unwrap(), "{}", t.name);
+        assert!(
+            !s.approve_if_enough_votes(a.id, 900_001).await.unwrap(),
+            "{}",
+            t.name
+        );
         t.cleanup().await;
     }
 }
@@ -95,9 +142,15 @@ async fn concurrent_audit_appends_form_one_chain() {
         let mut tasks = Vec::new();
         for i in 0..40 {
             let s = t.store.clone();
-            tasks.push(tokio::spawn(async move { s.append_audit(&entry(i)).await.unwrap() }));
+            tasks.push(tokio::spawn(
+                async move { s.append_audit(&entry(i)).await.unwrap() },
+            ));
         }
-        let mut seqs: Vec<i64> = futures::future::join_all(tasks).await.into_iter().map(|r| r.unwrap()).collect();
+        let mut seqs: Vec<i64> = futures::future::join_all(tasks)
+            .await
+            .into_iter()
+            .map(|r| r.unwrap())
+            .collect();
         seqs.sort();
         assert_eq!(seqs, (1..=40).collect::<Vec<_>>(), "{}", t.name);
         let records = t.store.audit_records().await.unwrap();
@@ -110,7 +163,10 @@ async fn concurrent_audit_appends_form_one_chain() {
 async fn audit_log_refuses_updates_and_deletes() {
     for t in both().await {
         t.store.append_audit(&entry(1)).await.unwrap();
-        let err = t.store.tamper_for_tests("UPDATE audit_log SET person = 'mallory'").await;
+        let err = t
+            .store
+            .tamper_for_tests("UPDATE audit_log SET person = 'mallory'")
+            .await;
         assert!(err.is_err(), "update must fail on {}", t.name);
         let err = t.store.tamper_for_tests("DELETE FROM audit_log").await;
         assert!(err.is_err(), "delete must fail on {}", t.name);
@@ -124,7 +180,10 @@ async fn a_second_process_sees_the_same_state() {
     let t = TestStore::postgres().await;
     let a = t.store.create_approval(&new_approval(0)).await.unwrap();
     let other = t.reopen().await;
-    assert_eq!(other.approval(a.id).await.unwrap().unwrap().display, "/queue retry ai-analysis");
+    assert_eq!(
+        other.approval(a.id).await.unwrap().unwrap().display,
+        "/queue retry ai-analysis"
+    );
     other.close().await;
     t.cleanup().await;
 }

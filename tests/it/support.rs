@@ -24,7 +24,12 @@ pub fn pg_url() -> String {
 /// A name no other test (or test run) uses.
 pub fn unique(prefix: &str) -> String {
     static N: AtomicU64 = AtomicU64::new(0);
-    format!("{prefix}_{}_{}_{:x}", std::process::id(), N.fetch_add(1, Ordering::SeqCst), rand::random::<u32>())
+    format!(
+        "{prefix}_{}_{}_{:x}",
+        std::process::id(),
+        N.fetch_add(1, Ordering::SeqCst),
+        rand::random::<u32>()
+    )
 }
 
 /// A store for one test; dropped schemas/files are cleaned by `cleanup`.
@@ -42,19 +47,35 @@ impl TestStore {
         let url = format!("sqlite://{}?mode=rwc", dir.path().join("opsbot.db").display());
         let store = Store::connect(&url).await.expect("sqlite connect");
         store.migrate().await.expect("sqlite migrate");
-        TestStore { name: "sqlite", store, url, schema: None, _dir: Some(dir) }
+        TestStore {
+            name: "sqlite",
+            store,
+            url,
+            schema: None,
+            _dir: Some(dir),
+        }
     }
 
     pub async fn postgres() -> TestStore {
         let schema = unique("t");
-        let store = Store::connect_in_schema(&pg_url(), Some(&schema)).await.expect("postgres connect (TEST_DATABASE_URL)");
+        let store = Store::connect_in_schema(&pg_url(), Some(&schema))
+            .await
+            .expect("postgres connect (TEST_DATABASE_URL)");
         store.migrate().await.expect("postgres migrate");
-        TestStore { name: "postgres", store, url: pg_url(), schema: Some(schema), _dir: None }
+        TestStore {
+            name: "postgres",
+            store,
+            url: pg_url(),
+            schema: Some(schema),
+            _dir: None,
+        }
     }
 
     /// A second, independent connection pool to the same database (a second process).
     pub async fn reopen(&self) -> Store {
-        Store::connect_in_schema(&self.url, self.schema.as_deref()).await.expect("reopen")
+        Store::connect_in_schema(&self.url, self.schema.as_deref())
+            .await
+            .expect("reopen")
     }
 
     pub async fn cleanup(self) {
@@ -89,9 +110,6 @@ pub struct FakeTarget {
 impl FakeTarget {
     pub async fn start() -> FakeTarget {
         let hits: Arc<Mutex<Vec<Hit>>> = Arc::default();
-        let rec = |m: &str, p: String, h: &Arc<Mutex<Vec<Hit>>>| {
-            h.lock().expect("lock").push(Hit { method: m.into(), path: p });
-        };
         let app = Router::new()
             .route("/health", get(|State(h): State<Arc<Mutex<Vec<Hit>>>>| async move {
                 rec("GET", "/health".into(), &h);
@@ -115,8 +133,20 @@ impl FakeTarget {
     }
 
     pub fn count(&self, method: &str, path: &str) -> usize {
-        self.hits.lock().expect("lock").iter().filter(|h| h.method == method && h.path == path).count()
+        self.hits
+            .lock()
+            .expect("lock")
+            .iter()
+            .filter(|h| h.method == method && h.path == path)
+            .count()
     }
+}
+
+fn rec(m: &str, p: String, h: &Arc<Mutex<Vec<Hit>>>) {
+    h.lock().expect("lock").push(Hit {
+        method: m.into(),
+        path: p,
+    });
 }
 
 /// An address where nothing listens.
@@ -154,14 +184,26 @@ roles = ["support"]
 "#;
 
 pub fn config(extra: &str) -> Config {
-    Config::parse(Path::new("config/opsbot.toml"), &format!("{PEOPLE}\n{extra}"), &HashMap::new()).expect("test config")
+    Config::parse(
+        Path::new("config/opsbot.toml"),
+        &format!("{PEOPLE}\n{extra}"),
+        &HashMap::new(),
+    )
+    .expect("test config")
 }
 
 /// The shipped catalog with the queue API pointed at `target`.
 pub fn shipped_catalog(config: &Config, target: &str) -> Catalog {
     let env: HashMap<String, String> = [("OPSBOT_TARGET_QUEUE_API".to_string(), target.to_string())].into();
     let roles = Roles::new(&config.roles).names();
-    catalog::load_dir(Path::new("commands"), &catalog::Context { roles: &roles, env: &env }).expect("shipped catalog")
+    catalog::load_dir(
+        Path::new("commands"),
+        &catalog::Context {
+            roles: &roles,
+            env: &env,
+        },
+    )
+    .expect("shipped catalog")
 }
 
 /// A pipeline over `store` exactly as `serve` builds it, on `clock`.
