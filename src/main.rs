@@ -78,7 +78,7 @@ fn main() -> ExitCode {
     let config = match Config::load(&cli.config, &env) {
         Ok(c) => c,
         Err(e) => {
-            esay!("{e}");
+            eprintln!("{e}");
             return ExitCode::from(1);
         }
     };
@@ -86,14 +86,14 @@ fn main() -> ExitCode {
     let rt = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(rt) => rt,
         Err(e) => {
-            esay!("cannot start the runtime: {e}");
+            eprintln!("cannot start the runtime: {e}");
             return ExitCode::from(1);
         }
     };
     match rt.block_on(dispatch(cli.command, config, env)) {
         Ok(code) => ExitCode::from(code),
         Err(e) => {
-            esay!("error: {e:#}");
+            eprintln!("error: {e:#}");
             ExitCode::from(1)
         }
     }
@@ -169,7 +169,7 @@ fn check(config: &Config, env: &HashMap<String, String>) -> u8 {
             for p in &problems {
                 say!("{p}");
             }
-            esay!("{} problem(s) found", problems.len());
+            eprintln!("{} problem(s) found", problems.len());
             1
         }
     }
