@@ -9,3 +9,6 @@ pub use load::{
     Context, Problem,
 };
 pub use model::*;
+
+#[cfg(test)]
+mod tests;

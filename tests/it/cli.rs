@@ -1,13 +1,14 @@
 //! The `opsbot` binary as a user runs it: separate `run` calls sharing a
 //! store, exit codes, `check`, `commands --json`, and `serve`.
 
-use crate::support::{FakeTarget, PEOPLE};
+use crate::support::{FakeTarget, TestStore, PEOPLE};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
 struct Sandbox {
     dir: tempfile::TempDir,
     target: String,
+    database_url: Option<String>,
 }
 
 impl Sandbox {
@@ -20,11 +21,18 @@ impl Sandbox {
         Sandbox {
             dir,
             target: target.into(),
+            database_url: None,
         }
     }
 
     fn path(&self, p: &str) -> PathBuf {
         self.dir.path().join(p)
+    }
+
+    fn database_url(&self) -> String {
+        self.database_url
+            .clone()
+            .unwrap_or_else(|| format!("sqlite://{}?mode=rwc", self.path("opsbot.db").display()))
     }
 
     fn opsbot(&self, args: &[&str]) -> Output {
@@ -35,10 +43,7 @@ impl Sandbox {
             .env("PATH", std::env::var("PATH").unwrap_or_default())
             .env("OPSBOT_CONFIG", self.path("config/opsbot.toml"))
             .env("OPSBOT_COMMANDS_DIR", repo.join("commands"))
-            .env(
-                "OPSBOT_DATABASE_URL",
-                format!("sqlite://{}?mode=rwc", self.path("opsbot.db").display()),
-            )
+            .env("OPSBOT_DATABASE_URL", self.database_url())
             .env("OPSBOT_TARGET_QUEUE_API", &self.target)
             .output()
             .unwrap()
@@ -50,9 +55,34 @@ fn stdout(o: &Output) -> String {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn transcript_across_separate_run_calls() {
+async fn transcript_across_separate_run_calls_on_sqlite() {
     let target = FakeTarget::start().await;
-    let sb = Sandbox::new(&target.url);
+    transcript(&Sandbox::new(&target.url), &target);
+}
+
+/// The same transcript with `OPSBOT_DATABASE_URL=postgres://…` (a private schema).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn transcript_across_separate_run_calls_on_postgres() {
+    let target = FakeTarget::start().await;
+    let t = TestStore::postgres().await;
+    let mut sb = Sandbox::new(&target.url);
+    let sep = if t.url.contains('?') { '&' } else { '?' };
+    sb.database_url = Some(format!(
+        "{}{sep}options=-c%20search_path%3D{}",
+        t.url,
+        t.schema().unwrap()
+    ));
+    transcript(&sb, &target);
+    let a = t.store.approval(1).await.unwrap().unwrap();
+    assert_eq!(
+        a.state,
+        opsbot::approval::State::Succeeded,
+        "the run calls used the test schema"
+    );
+    t.cleanup().await;
+}
+
+fn transcript(sb: &Sandbox, target: &FakeTarget) {
     let run = |who: &str, text: &str| sb.opsbot(&["run", "--as", who, text]);
     let o = tokio::task::block_in_place(|| run("console:alice", "/queue stats"));
     assert_eq!(o.status.code(), Some(0), "{o:?}");
@@ -204,10 +234,7 @@ async fn serve_answers_health_ready_metrics_and_stops_on_sigterm() {
         .arg("serve")
         .env("OPSBOT_CONFIG", sb.path("config/opsbot.toml"))
         .env("OPSBOT_COMMANDS_DIR", repo.join("commands"))
-        .env(
-            "OPSBOT_DATABASE_URL",
-            format!("sqlite://{}?mode=rwc", sb.path("opsbot.db").display()),
-        )
+        .env("OPSBOT_DATABASE_URL", sb.database_url())
         .env("OPSBOT_LISTEN", format!("127.0.0.1:{port}"))
         .env("OPSBOT_LOG_FORMAT", "json")
         .stderr(std::process::Stdio::piped())

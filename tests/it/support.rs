@@ -78,6 +78,10 @@ impl TestStore {
             .expect("reopen")
     }
 
+    pub fn schema(&self) -> Option<&str> {
+        self.schema.as_deref()
+    }
+
     pub async fn cleanup(self) {
         self.store.close().await;
         if let Some(s) = self.schema {

@@ -1,0 +1,158 @@
+//! Loader tests: every kind of catalog problem is reported with its line.
+
+use super::*;
+use std::collections::{BTreeSet, HashMap};
+
+fn roles() -> BTreeSet<String> {
+    ["anyone", "oncall", "sre"]
+        .iter()
+        .map(|s| s.to_string())
+        .collect()
+}
+
+fn load(text: &str) -> Result<Catalog, CheckError> {
+    load_str(
+        "c.toml",
+        text,
+        &Context {
+            roles: &roles(),
+            env: &HashMap::new(),
+        },
+    )
+}
+
+fn problems(text: &str) -> Vec<String> {
+    load(text)
+        .unwrap_err()
+        .problems
+        .iter()
+        .map(|p| p.to_string())
+        .collect()
+}
+
+const TARGET: &str = "[target.api]\nkind = \"http\"\nurl = \"http://x\"\n";
+
+#[test]
+fn loads_a_command_with_typed_args_in_order() {
+    let c = load(&format!(
+        "{TARGET}\n[command.queue.\"queue clean\"]\nsummary = \"s\"\nargs = {{ queue = {{ kind = \"enum\", values = [\"a\"] }}, grace = {{ kind = \"duration\", flag = true, default = \"24h\" }} }}\nrisk = \"destructive\"\nroles = [\"oncall\"]\napprove = {{ roles = [\"sre\"] }}\naction = {{ http = {{ method = \"POST\", target = \"api\", path = \"/q/{{queue}}\" }} }}\n"
+    ))
+    .unwrap();
+    let cmd = c.get("queue", "queue clean").unwrap();
+    assert_eq!(
+        cmd.args.iter().map(|a| a.name.as_str()).collect::<Vec<_>>(),
+        ["queue", "grace"]
+    );
+    assert_eq!(cmd.usage(), "/queue clean <queue:a> [--grace <duration>]");
+    let a = cmd.approve.as_ref().unwrap();
+    assert_eq!((a.count, a.ttl.as_secs()), (1, 900));
+    assert_eq!(cmd.location.line, 5);
+}
+
+#[test]
+fn syntax_errors_have_a_line() {
+    let p = problems("[target.api]\nkind = \"http\"\nurl = \n");
+    assert!(p[0].starts_with("c.toml:3: "), "{p:?}");
+}
+
+#[test]
+fn duplicate_commands_and_targets_are_reported() {
+    let cmd = "[command.q.\"queue stats\"]\nsummary = \"s\"\nrisk = \"read\"\nroles = [\"anyone\"]\naction = { http = { target = \"api\", path = \"/\" } }\n";
+    let err = load_sources(
+        &[
+            ("a.toml", &format!("{TARGET}{cmd}")),
+            ("b.toml", &format!("{TARGET}{cmd}")),
+        ],
+        &Context {
+            roles: &roles(),
+            env: &HashMap::new(),
+        },
+    )
+    .unwrap_err();
+    let text = err.to_string();
+    assert!(
+        text.contains("b.toml:1: target `api` is defined twice (also at a.toml:1)"),
+        "{text}"
+    );
+    assert!(
+        text.contains("b.toml:4: command `queue stats` of profile `q` is defined twice (also at a.toml:4)"),
+        "{text}"
+    );
+}
+
+#[test]
+fn bad_args_roles_targets_and_templates() {
+    let p = problems(&format!(
+        "{TARGET}[target.cache]\nkind = \"redis\"\nurl = \"redis://x\"\n\n[command.q.\"x y\"]\nsummary = \"s\"\nargs = {{ a = {{ kind = \"int\", min = 5, max = 1 }}, b = {{ kind = \"enum\" }}, c = {{ kind = \"string\", regex = \"(\" }}, d = {{ kind = \"bool\" }} }}\nrisk = \"write\"\nroles = [\"root\"]\naction = {{ http = {{ target = \"cache\", path = \"/{{zzz}}\" }} }}\nreply = \"{{nope}}\"\n"
+    ));
+    let expect = [
+        "c.toml:10: argument `a`: min 5 is greater than max 1",
+        "c.toml:10: argument `b`: kind \"enum\" needs values",
+        "c.toml:10: argument `c`: regex does not compile",
+        "c.toml:10: argument `d`: kind \"bool\" must be a flag",
+        "c.toml:12: unknown role `root` in roles",
+        "c.toml:13: target `cache` is redis, but a http action needs http",
+        "c.toml:13: template `/{zzz}` uses `{zzz}`, which is not a defined argument",
+        "c.toml:8: reply uses `{nope}`",
+    ];
+    for e in expect {
+        assert!(p.iter().any(|x| x.starts_with(e)), "missing {e:?} in {p:#?}");
+    }
+}
+
+#[test]
+fn action_specific_checks() {
+    let p = problems(
+        "[target.r]\nkind = \"redis\"\nurl = \"redis://x\"\n[target.db]\nkind = \"sql\"\nurl = \"postgres://x\"\n\
+         [command.q.\"a\"]\nsummary = \"s\"\nrisk = \"read\"\nroles = [\"anyone\"]\naction = { redis = { target = \"r\", command = [\"KEYS\", \"*\"] } }\n\
+         [command.q.\"b\"]\nsummary = \"s\"\nrisk = \"read\"\nroles = [\"anyone\"]\naction = { sql = { target = \"db\", query = \"SELECT $2\", params = [] } }\n\
+         [command.q.\"c\"]\nsummary = \"s\"\nargs = { p = { kind = \"id\" } }\nrisk = \"read\"\nroles = [\"anyone\"]\naction = { process = { argv = [\"{p}\"] } }\n",
+    );
+    let all = p.join("\n");
+    assert!(all.contains("redis KEYS blocks the server"), "{all}");
+    assert!(
+        all.contains("sql query uses 2 parameter(s) but params has 0"),
+        "{all}"
+    );
+    assert!(all.contains("the program (argv[0]) must be fixed"), "{all}");
+}
+
+#[test]
+fn target_urls_are_overridden_from_the_environment() {
+    let env: HashMap<String, String> =
+        [("OPSBOT_TARGET_QUEUE_API".into(), "http://10.1.1.1:3001".into())].into();
+    let c = load_str(
+        "c.toml",
+        "[target.queue_api]\nkind = \"http\"\nurl = \"http://localhost:3001\"\n",
+        &Context {
+            roles: &roles(),
+            env: &env,
+        },
+    )
+    .unwrap();
+    assert_eq!(c.targets["queue_api"].url, "http://10.1.1.1:3001");
+}
+
+#[test]
+fn the_shipped_catalog_is_valid() {
+    let all: BTreeSet<String> = crate::auth::Roles::new(&Default::default()).names();
+    let c = load_dir(
+        std::path::Path::new("commands"),
+        &Context {
+            roles: &all,
+            env: &HashMap::new(),
+        },
+    )
+    .unwrap();
+    for name in [
+        "queue stats",
+        "queue pause",
+        "queue resume",
+        "queue clean",
+        "queue retry",
+        "cache info",
+        "ops health",
+    ] {
+        assert!(c.named(name).next().is_some(), "{name} missing");
+    }
+}
