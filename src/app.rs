@@ -4,7 +4,11 @@
 use crate::auth::{Directory, Roles};
 use crate::catalog::{self, Catalog, Problem};
 use crate::clock::SharedClock;
-use crate::config::Config;
+use crate::chat::slack::api::SlackApi;
+use crate::chat::slack::inbound::SlackInbound;
+use crate::config::{Config, SlackConfig};
+use crate::engine::outbox::{spawn_sender, Outbox, Pacing};
+use crate::engine::InboxWriter;
 use crate::engine::Pipeline;
 use crate::exec::{Executor, Limits};
 use crate::metrics::Metrics;
@@ -19,6 +23,8 @@ pub enum BuildError {
     Invalid(Vec<Problem>),
     #[error("store: {0}")]
     Store(#[from] StoreError),
+    #[error("slack: {0}")]
+    Slack(String),
 }
 
 /// Loads the catalog and people and cross-checks them with the config.
@@ -172,4 +178,44 @@ pub fn assemble(
         channels: Arc::new(config.channels.clone()),
         metrics: Arc::new(Metrics::default()),
     }
+}
+
+/// The running parts around a pipeline: the HTTP router and, when Slack is
+/// configured, the inbox writer, the worker and the outbox sender.
+pub struct Services {
+    pub router: axum::Router,
+    stop: tokio::sync::watch::Sender<bool>,
+    tasks: Vec<tokio::task::JoinHandle<()>>,
+}
+
+impl Services {
+    /// Stops the background tasks (the router stops with its server).
+    pub async fn stop(self) {
+        let _ = self.stop.send(true);
+        for t in self.tasks {
+            t.abort();
+            let _ = t.await;
+        }
+    }
+}
+
+/// Starts everything that runs beside the pipeline.
+pub fn start(pipeline: Pipeline, slack: Option<&SlackConfig>, pacing: Pacing) -> Result<Services, BuildError> {
+    let (stop, stopped) = tokio::sync::watch::channel(false);
+    let mut router = crate::server::router(pipeline.clone());
+    let mut tasks = Vec::new();
+    if let Some(cfg) = slack {
+        let api = SlackApi::new(&cfg.api_url, cfg.bot_token.clone()).map_err(|e| BuildError::Slack(e.to_string()))?;
+        let outbox = Outbox::new(pipeline.store.clone());
+        tasks.push(spawn_sender(outbox.clone(), api, pipeline.clock.clone(), pacing, stopped));
+        let (stored, to_process) = tokio::sync::mpsc::channel(1024);
+        let writer = InboxWriter::spawn(pipeline.store.clone(), stored);
+        tasks.push(crate::engine::worker::spawn(pipeline.clone(), outbox, to_process));
+        router = router.merge(crate::chat::slack::inbound::routes(SlackInbound {
+            signing_secret: cfg.signing_secret.clone(),
+            writer,
+            pipeline,
+        }));
+    }
+    Ok(Services { router, stop, tasks })
 }

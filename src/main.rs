@@ -5,6 +5,7 @@ use clap::{Parser, Subcommand};
 use opsbot::app;
 use opsbot::clock::{SharedClock, SystemClock};
 use opsbot::config::{Config, DEFAULT_CONFIG};
+use opsbot::engine::outbox::Pacing;
 use opsbot::engine::{Invocation, Source};
 use opsbot::store::Store;
 use secrecy::ExposeSecret;
@@ -243,9 +244,14 @@ async fn serve(config: &Config, env: &HashMap<String, String>, clock: SharedCloc
         .with_context(|| format!("cannot listen on {}", config.listen))?;
     tracing::info!(listen = %config.listen, "opsbot is serving");
     let store = pipeline.store.clone();
-    axum::serve(listener, opsbot::server::router(pipeline))
+    if config.slack.is_some() {
+        tracing::info!("Slack is enabled: /slack/commands, /slack/interactions, /slack/events");
+    }
+    let services = app::start(pipeline, config.slack.as_ref(), Pacing::default())?;
+    axum::serve(listener, services.router.clone())
         .with_graceful_shutdown(opsbot::server::shutdown_signal())
         .await?;
+    services.stop().await;
     store.close().await;
     Ok(0)
 }

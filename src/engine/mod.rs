@@ -1,9 +1,14 @@
-//! The runtime: the one command pipeline every adapter feeds. Later waves add
-//! the outbox sender and the escalation timer loop here.
+//! The runtime: the one command pipeline every adapter feeds, the
+//! group-committing inbox writer, the worker that runs stored requests, and
+//! the outbox sender. Later waves add the escalation timer loop here.
 
 mod approvals;
+pub mod outbox;
 mod pipeline;
 mod reply;
+pub mod worker;
+mod writer;
 
 pub use pipeline::{Invocation, Pipeline, Source};
 pub use reply::{Outcome, Reply};
+pub use writer::{InboxWriter, WriteError};

@@ -86,6 +86,26 @@ impl Pipeline {
         }
     }
 
+    /// The answer when one can be given without touching the store: help,
+    /// usage errors and permission refusals. `None` means the request must be
+    /// stored and run through `handle`. Pure apart from the metrics counter.
+    pub fn quick(&self, inv: &Invocation) -> Option<Reply> {
+        let reply = match command::parse(&self.catalog, &self.scope(inv), &inv.text) {
+            Err(e) => Reply::new(Outcome::Usage, e.message),
+            Ok(Parsed::Help(text)) => Reply::new(Outcome::Done, text),
+            Ok(Parsed::Builtin(_)) => return None,
+            Ok(Parsed::Run(req)) => {
+                let actor = self.directory.resolve(&inv.actor);
+                match auth::may_request(&actor, req.command) {
+                    Ok(()) => return None,
+                    Err(denied) => Reply::new(Outcome::NotPermitted, denied.to_string()),
+                }
+            }
+        };
+        self.metrics.request(reply.outcome);
+        Some(reply)
+    }
+
     async fn dispatch(&self, inv: &Invocation) -> Result<Reply, Internal> {
         let parsed = match command::parse(&self.catalog, &self.scope(inv), &inv.text) {
             Ok(p) => p,

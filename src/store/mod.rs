@@ -5,8 +5,10 @@
 
 mod approvals;
 mod audit;
+mod inbox;
 
 pub use approvals::NewApproval;
+pub use inbox::InboxItem;
 
 use sqlx::any::{AnyPoolOptions, AnyRow};
 use sqlx::{AnyPool, Executor, Row};

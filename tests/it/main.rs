@@ -4,6 +4,9 @@
 mod approvals;
 mod cli;
 mod exec;
+mod fake_slack;
+mod outbox;
 mod pipeline;
+mod slack;
 mod store;
 mod support;

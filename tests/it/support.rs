@@ -109,31 +109,35 @@ pub struct Hit {
 pub struct FakeTarget {
     pub url: String,
     pub hits: Arc<Mutex<Vec<Hit>>>,
+    /// Extra delay of the POST endpoints, in milliseconds (slow-target tests).
+    pub delay_ms: Arc<AtomicU64>,
+}
+
+#[derive(Clone)]
+struct TargetState {
+    hits: Arc<Mutex<Vec<Hit>>>,
+    delay_ms: Arc<AtomicU64>,
 }
 
 impl FakeTarget {
     pub async fn start() -> FakeTarget {
-        let hits: Arc<Mutex<Vec<Hit>>> = Arc::default();
+        let state = TargetState {
+            hits: Arc::default(),
+            delay_ms: Arc::new(AtomicU64::new(20)),
+        };
         let app = Router::new()
-            .route("/health", get(|State(h): State<Arc<Mutex<Vec<Hit>>>>| async move {
-                rec("GET", "/health".into(), &h);
-                Json(serde_json::json!({"status": "ok"}))
-            }))
-            .route("/api/queue/stats", get(|State(h): State<Arc<Mutex<Vec<Hit>>>>| async move {
-                rec("GET", "/api/queue/stats".into(), &h);
-                Json(serde_json::json!({"ai-analysis": {"waiting": 12, "active": 3, "completed": 900, "failed": 37}}))
-            }))
-            .route("/api/queue/{q}/{op}", post(|State(h): State<Arc<Mutex<Vec<Hit>>>>, UrlPath((q, op)): UrlPath<(String, String)>| async move {
-                rec("POST", format!("/api/queue/{q}/{op}"), &h);
-                // Slow enough that racing approvers overlap with the execution.
-                tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-                Json(serde_json::json!({"retried": 37, "queue": q}))
-            }))
-            .with_state(hits.clone());
+            .route("/health", get(health))
+            .route("/api/queue/stats", get(stats))
+            .route("/api/queue/{q}/{op}", post(queue_op))
+            .with_state(state.clone());
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let url = format!("http://{}", listener.local_addr().expect("addr"));
         tokio::spawn(async move { axum::serve(listener, app).await.ok() });
-        FakeTarget { url, hits }
+        FakeTarget {
+            url,
+            hits: state.hits,
+            delay_ms: state.delay_ms,
+        }
     }
 
     pub fn count(&self, method: &str, path: &str) -> usize {
@@ -146,11 +150,32 @@ impl FakeTarget {
     }
 }
 
-fn rec(m: &str, p: String, h: &Arc<Mutex<Vec<Hit>>>) {
-    h.lock().expect("lock").push(Hit {
+fn rec(m: &str, p: String, s: &TargetState) {
+    s.hits.lock().expect("lock").push(Hit {
         method: m.into(),
         path: p,
     });
+}
+
+async fn health(State(s): State<TargetState>) -> Json<serde_json::Value> {
+    rec("GET", "/health".into(), &s);
+    Json(serde_json::json!({"status": "ok"}))
+}
+
+async fn stats(State(s): State<TargetState>) -> Json<serde_json::Value> {
+    rec("GET", "/api/queue/stats".into(), &s);
+    Json(serde_json::json!({"ai-analysis": {"waiting": 12, "active": 3, "completed": 900, "failed": 37}}))
+}
+
+async fn queue_op(
+    State(s): State<TargetState>,
+    UrlPath((q, op)): UrlPath<(String, String)>,
+) -> Json<serde_json::Value> {
+    rec("POST", format!("/api/queue/{q}/{op}"), &s);
+    // Slow enough by default that racing approvers overlap with the execution.
+    let ms = s.delay_ms.load(Ordering::SeqCst);
+    tokio::time::sleep(std::time::Duration::from_millis(ms)).await;
+    Json(serde_json::json!({"retried": 37, "queue": q}))
 }
 
 /// An address where nothing listens.
@@ -176,10 +201,12 @@ roles = ["oncall"]
 
 [people.bob]
 console = "bob"
+slack = "U0BOB"
 roles = ["sre"]
 
 [people.carol]
 console = "carol"
+slack = "U0CAROL"
 roles = ["eng-manager"]
 
 [people.dave]
@@ -236,4 +263,142 @@ pub async fn say(p: &Pipeline, identity: &str, text: &str) -> Reply {
         received_at: p.clock.now_ms(),
     };
     p.handle(&inv).await
+}
+
+pub const SLACK_SECRET: &str = "test-signing-secret";
+
+/// The real app (router, writer, worker, outbox sender) on a random port,
+/// with a fake Slack Web API and a fake queue service (zero2prod's `spawn_app`).
+pub struct TestApp {
+    pub url: String,
+    pub client: reqwest::Client,
+    pub pipeline: Pipeline,
+    pub slack: crate::fake_slack::FakeSlack,
+    pub target: FakeTarget,
+    services: Option<app::Services>,
+    server: tokio::task::JoinHandle<()>,
+}
+
+impl TestApp {
+    pub async fn spawn(store: Store) -> TestApp {
+        Self::start(store, true).await
+    }
+
+    pub async fn spawn_without_slack(store: Store) -> TestApp {
+        Self::start(store, false).await
+    }
+
+    async fn start(store: Store, slack_on: bool) -> TestApp {
+        let slack = crate::fake_slack::FakeSlack::start().await;
+        let target = FakeTarget::start().await;
+        let cfg = config("");
+        let directory = Directory::new(&cfg.people, &Roles::new(&cfg.roles)).expect("people");
+        let clock: SharedClock = Arc::new(opsbot::clock::SystemClock);
+        let pipeline = app::assemble(&cfg, shipped_catalog(&cfg, &target.url), directory, store, clock);
+        let slack_cfg = opsbot::config::SlackConfig {
+            signing_secret: SLACK_SECRET.to_string().into(),
+            bot_token: "xoxb-test-token".to_string().into(),
+            app_token: None,
+            api_url: slack.url(),
+        };
+        let pacing = opsbot::engine::outbox::Pacing { per_channel_per_sec: 50, burst: 10, global_per_sec: 500 };
+        let services = app::start(pipeline.clone(), slack_on.then_some(&slack_cfg), pacing).expect("start");
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let url = format!("http://{}", listener.local_addr().expect("addr"));
+        let router = services.router.clone();
+        let server = tokio::spawn(async move {
+            axum::serve(listener, router).await.ok();
+        });
+        TestApp { url, client: reqwest::Client::new(), pipeline, slack, target, services: Some(services), server }
+    }
+
+    pub async fn stop(mut self) {
+        if let Some(s) = self.services.take() {
+            s.stop().await;
+        }
+        self.server.abort();
+    }
+
+    pub fn now_secs(&self) -> i64 {
+        self.pipeline.clock.now_ms() / 1000
+    }
+
+    pub fn sign(&self, ts: &str, body: &str) -> String {
+        opsbot::chat::slack::verify::sign(SLACK_SECRET.as_bytes(), ts, body.as_bytes())
+    }
+
+    pub fn command_body(&self, user: &str, command: &str, text: &str) -> String {
+        serde_urlencoded::to_string([
+            ("token", "x"),
+            ("team_id", "T1"),
+            ("team_domain", "t"),
+            ("channel_id", "C_QUEUE"),
+            ("channel_name", "queue-ops"),
+            ("user_id", user),
+            ("user_name", "u"),
+            ("command", command),
+            ("text", text),
+            ("response_url", "http://127.0.0.1:9/r"),
+            ("trigger_id", "1.2.3"),
+        ])
+        .expect("form")
+    }
+
+    pub async fn post_signed(&self, path: &str, body: &str, ts: &str, sig: &str, ctype: &str) -> reqwest::Response {
+        self.client
+            .post(format!("{}{path}", self.url))
+            .header("content-type", ctype)
+            .header("x-slack-request-timestamp", ts)
+            .header("x-slack-signature", sig)
+            .body(body.to_string())
+            .send()
+            .await
+            .expect("request")
+    }
+
+    async fn signed(&self, path: &str, body: &str, ctype: &str, retry: Option<u32>) -> reqwest::Response {
+        let ts = self.now_secs().to_string();
+        let mut req = self
+            .client
+            .post(format!("{}{path}", self.url))
+            .header("content-type", ctype)
+            .header("x-slack-request-timestamp", &ts)
+            .header("x-slack-signature", self.sign(&ts, body))
+            .body(body.to_string());
+        if let Some(n) = retry {
+            req = req.header("x-slack-retry-num", n.to_string()).header("x-slack-retry-reason", "http_timeout");
+        }
+        req.send().await.expect("request")
+    }
+
+    /// A signed slash command from `user` in channel C_QUEUE.
+    pub async fn slash(&self, user: &str, command: &str, text: &str) -> reqwest::Response {
+        let body = self.command_body(user, command, text);
+        self.signed("/slack/commands", &body, "application/x-www-form-urlencoded", None).await
+    }
+
+    /// A signed click on an approval card's button.
+    pub async fn click(&self, user: &str, action: &str, label: &str, action_ts: &str) -> reqwest::Response {
+        let payload = serde_json::json!({
+            "type": "block_actions",
+            "team": {"id": "T1", "domain": "t"},
+            "user": {"id": user, "username": "u", "team_id": "T1"},
+            "api_app_id": "A1",
+            "token": "x",
+            "trigger_id": format!("trig.{action_ts}"),
+            "container": {"type": "message", "message_ts": "1.0", "channel_id": "C_QUEUE", "is_ephemeral": false},
+            "channel": {"id": "C_QUEUE", "name": "queue-ops"},
+            "message": {"type": "message", "ts": "1.0", "text": "card"},
+            "response_url": "http://127.0.0.1:9/r",
+            "actions": [{"type": "button", "action_id": action, "block_id": "b", "value": label,
+                         "text": {"type": "plain_text", "text": "Approve"}, "action_ts": action_ts}],
+        });
+        let body = serde_urlencoded::to_string([("payload", payload.to_string())]).expect("form");
+        self.signed("/slack/interactions", &body, "application/x-www-form-urlencoded", None).await
+    }
+
+    /// A signed Events API delivery (optionally marked as Slack's retry number `retry`).
+    pub async fn event(&self, event: &serde_json::Value, retry: Option<u32>) -> reqwest::Response {
+        self.signed("/slack/events", &event.to_string(), "application/json", retry).await
+    }
 }

@@ -1,0 +1,205 @@
+//! Slack's HTTP endpoints. Each request is verified, then either answered at
+//! once (help, usage errors, refusals: nothing stored) or stored through the
+//! group-committing writer and acknowledged. Everything else happens later,
+//! off the request path, in `engine::worker`.
+
+use super::render::{Origin, OriginKind};
+use super::verify;
+use crate::engine::{InboxWriter, Invocation, Outcome, Pipeline, Reply, Source};
+use crate::store::InboxItem;
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::post;
+use axum::{Json, Router};
+use secrecy::{ExposeSecret, SecretString};
+use serde_json::json;
+use slack_morphism::prelude::{
+    SlackCommandEvent, SlackEventCallbackBody, SlackInteractionEvent, SlackPushEvent,
+};
+
+/// Shared state of the Slack endpoints.
+#[derive(Clone)]
+pub struct SlackInbound {
+    pub signing_secret: SecretString,
+    pub writer: InboxWriter,
+    pub pipeline: Pipeline,
+}
+
+/// `/slack/commands`, `/slack/interactions`, `/slack/events`.
+pub fn routes(state: SlackInbound) -> Router {
+    Router::new()
+        .route("/slack/commands", post(commands))
+        .route("/slack/interactions", post(interactions))
+        .route("/slack/events", post(events))
+        .with_state(state)
+}
+
+impl SlackInbound {
+    fn verified(&self, headers: &HeaderMap, body: &[u8]) -> bool {
+        let h = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
+        let now = self.pipeline.clock.now_ms() / 1000;
+        let secret = self.signing_secret.expose_secret().as_bytes();
+        let checked = verify::verify(secret, h("x-slack-request-timestamp"), h("x-slack-signature"), body, now);
+        if let Err(why) = &checked {
+            tracing::debug!(%why, "slack request refused");
+        }
+        checked.is_ok()
+    }
+
+    /// Stores one request; the answer for Slack once it is durable.
+    async fn store(&self, inv: &Invocation, origin: &Origin, dedupe_key: Option<String>) -> Response {
+        let item = InboxItem {
+            id: self.writer.id(inv.received_at),
+            received_at: inv.received_at,
+            source: "slack".into(),
+            actor: inv.actor.clone(),
+            channel: inv.channel.clone(),
+            thread: inv.thread.clone(),
+            text: inv.text.clone(),
+            origin: serde_json::to_string(origin).unwrap_or_default(),
+            dedupe_key,
+        };
+        match self.writer.submit(item).await {
+            Ok(_) => StatusCode::OK.into_response(),
+            // Slack retries events on errors; commands show the user a failure.
+            Err(e) => {
+                tracing::error!(error = %e, "could not store a Slack request");
+                StatusCode::SERVICE_UNAVAILABLE.into_response()
+            }
+        }
+    }
+
+    fn invocation(&self, user: &str, channel: &str, thread: Option<String>, text: String) -> Invocation {
+        Invocation {
+            actor: format!("slack:{user}"),
+            channel: Some(channel.to_string()),
+            thread,
+            text,
+            source: Source::Slack,
+            received_at: self.pipeline.clock.now_ms(),
+        }
+    }
+}
+
+fn unauthorized() -> Response {
+    StatusCode::UNAUTHORIZED.into_response()
+}
+
+fn ephemeral(reply: &Reply) -> Response {
+    Json(json!({ "response_type": "ephemeral", "text": reply.text })).into_response()
+}
+
+async fn commands(State(s): State<SlackInbound>, headers: HeaderMap, body: Bytes) -> Response {
+    if !s.verified(&headers, &body) {
+        return unauthorized();
+    }
+    let Ok(cmd) = serde_urlencoded::from_bytes::<SlackCommandEvent>(&body) else {
+        return StatusCode::BAD_REQUEST.into_response();
+    };
+    let text = format!("{} {}", cmd.command.0, cmd.text.as_deref().unwrap_or_default());
+    let inv = s.invocation(&cmd.user_id.0, &cmd.channel_id.0, None, text);
+    if let Some(reply) = s.pipeline.quick(&inv) {
+        return ephemeral(&reply);
+    }
+    let origin = Origin {
+        user: cmd.user_id.0.clone(),
+        channel: cmd.channel_id.0.clone(),
+        thread_ts: None,
+        kind: OriginKind::Command,
+        response_url: Some(cmd.response_url.0.to_string()),
+    };
+    let stored = s.store(&inv, &origin, None).await;
+    if stored.status() != StatusCode::OK {
+        let busy = Reply::new(Outcome::Failed, "opsbot could not record this command right now; please retry");
+        return ephemeral(&busy);
+    }
+    // `in_channel` with no text: Slack shows the command itself to the channel.
+    Json(json!({ "response_type": "in_channel" })).into_response()
+}
+
+async fn interactions(State(s): State<SlackInbound>, headers: HeaderMap, body: Bytes) -> Response {
+    if !s.verified(&headers, &body) {
+        return unauthorized();
+    }
+    #[derive(serde::Deserialize)]
+    struct Form {
+        payload: String,
+    }
+    let event = serde_urlencoded::from_bytes::<Form>(&body)
+        .ok()
+        .and_then(|f| serde_json::from_str::<SlackInteractionEvent>(&f.payload).ok());
+    let Some(SlackInteractionEvent::BlockActions(ev)) = event else {
+        return StatusCode::OK.into_response();
+    };
+    let (Some(user), Some(action)) = (ev.user, ev.actions.and_then(|a| a.into_iter().next())) else {
+        return StatusCode::OK.into_response();
+    };
+    let verb = match action.action_id.0.as_str() {
+        "approve" => "/approve",
+        "reject" => "/reject",
+        _ => return StatusCode::OK.into_response(),
+    };
+    let channel = ev.channel.map(|c| c.id.0).unwrap_or_default();
+    let thread_ts = ev.message.as_ref().and_then(|m| m.origin.thread_ts.as_ref()).map(|t| t.0.clone());
+    let text = format!("{verb} {}", action.value.unwrap_or_default());
+    let inv = s.invocation(&user.id.0, &channel, thread_ts.clone(), text);
+    let origin = Origin {
+        user: user.id.0.clone(),
+        channel,
+        thread_ts,
+        kind: OriginKind::Action,
+        response_url: ev.response_url.map(|u| u.0.to_string()),
+    };
+    // A retried delivery of the same click carries the same action_ts.
+    let key = action.action_ts.map(|ts| format!("slack-action:{}:{}", user.id.0, ts.0));
+    s.store(&inv, &origin, key).await
+}
+
+async fn events(State(s): State<SlackInbound>, headers: HeaderMap, body: Bytes) -> Response {
+    if !s.verified(&headers, &body) {
+        return unauthorized();
+    }
+    let Ok(event) = serde_json::from_slice::<SlackPushEvent>(&body) else {
+        return StatusCode::BAD_REQUEST.into_response();
+    };
+    match event {
+        SlackPushEvent::UrlVerification(v) => Json(json!({ "challenge": v.challenge })).into_response(),
+        SlackPushEvent::EventCallback(cb) => {
+            let SlackEventCallbackBody::AppMention(m) = cb.event else {
+                return StatusCode::OK.into_response();
+            };
+            let text = strip_mentions(m.content.text.as_deref().unwrap_or_default());
+            let thread = m.origin.thread_ts.clone().unwrap_or(m.origin.ts.clone()).0;
+            let inv = s.invocation(&m.user.0, &m.channel.0, Some(thread.clone()), text);
+            let origin = Origin {
+                user: m.user.0.clone(),
+                channel: m.channel.0.clone(),
+                thread_ts: Some(thread),
+                kind: OriginKind::Mention,
+                response_url: None,
+            };
+            // Slack retries (X-Slack-Retry-Num) repeat the event_id: stored once.
+            s.store(&inv, &origin, Some(format!("slack-event:{}", cb.event_id.0))).await
+        }
+        _ => StatusCode::OK.into_response(),
+    }
+}
+
+/// `<@U0BOT> queue stats` → `queue stats`.
+fn strip_mentions(text: &str) -> String {
+    static MENTION: std::sync::LazyLock<regex::Regex> =
+        std::sync::LazyLock::new(|| regex::Regex::new(r"<@[A-Z0-9]+(\|[^>]*)?>").expect("static regex"));
+    MENTION
+        .replace_all(text, " ").split_whitespace().collect::<Vec<_>>().join(" ")
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn mentions_are_stripped() {
+        assert_eq!(super::strip_mentions("<@U0BOT> queue  stats"), "queue stats");
+        assert_eq!(super::strip_mentions("<@U0BOT|opsbot> /ops health"), "/ops health");
+    }
+}

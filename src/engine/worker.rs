@@ -1,0 +1,111 @@
+//! Processes stored chat requests off the request path: claim, run through
+//! the pipeline, turn the reply into outgoing messages, mark done. After a
+//! restart, requests that were mid-way are reported as interrupted (never
+//! re-run) and requests never started are run.
+
+use super::outbox::Outbox;
+use super::{Invocation, Pipeline, Source};
+use crate::chat::slack::render::{self, Origin, OriginKind};
+use crate::store::{InboxItem, OutMessage, OutOp, StoreError, Thread};
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::{mpsc, Semaphore};
+
+/// How many requests run at once (a slow target must not hold up the rest).
+const CONCURRENCY: usize = 32;
+/// Safety net for items the in-memory queue could not take.
+const SWEEP_EVERY: Duration = Duration::from_secs(2);
+
+/// Starts the worker; it runs until `rx` closes.
+pub fn spawn(pipeline: Pipeline, outbox: Outbox, rx: mpsc::Receiver<InboxItem>) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(run(pipeline, outbox, rx))
+}
+
+async fn run(pipeline: Pipeline, outbox: Outbox, mut rx: mpsc::Receiver<InboxItem>) {
+    if let Err(e) = report_interrupted(&pipeline, &outbox).await {
+        tracing::error!(error = %e, "could not recover interrupted requests");
+    }
+    let permits = Arc::new(Semaphore::new(CONCURRENCY));
+    let mut sweep = tokio::time::interval(SWEEP_EVERY);
+    loop {
+        let items = tokio::select! {
+            item = rx.recv() => match item {
+                Some(i) => vec![i],
+                None => break,
+            },
+            _ = sweep.tick() => pipeline.store.new_inbox_items(256).await.unwrap_or_else(|e| {
+                tracing::warn!(error = %e, "inbox sweep failed");
+                Vec::new()
+            }),
+        };
+        for item in items {
+            let Ok(permit) = permits.clone().acquire_owned().await else { return };
+            let (p, o) = (pipeline.clone(), outbox.clone());
+            tokio::spawn(async move {
+                if let Err(e) = process(&p, &o, item).await {
+                    tracing::error!(error = %e, "processing a stored request failed");
+                }
+                drop(permit);
+            });
+        }
+    }
+}
+
+/// Runs one stored request, if nobody else has claimed it.
+pub async fn process(p: &Pipeline, outbox: &Outbox, item: InboxItem) -> Result<(), StoreError> {
+    if !p.store.claim_inbox(item.id).await? {
+        return Ok(());
+    }
+    let inv = Invocation {
+        actor: item.actor.clone(),
+        channel: item.channel.clone(),
+        thread: item.thread.clone(),
+        text: item.text.clone(),
+        source: Source::Slack,
+        received_at: item.received_at,
+    };
+    let reply = p.handle(&inv).await;
+    let approval = match reply.approval {
+        Some(id) => p.store.approval(id).await?,
+        None => None,
+    };
+    let msgs = match origin(&item) {
+        Some(o) => render::messages(&reply, approval.as_ref(), &o, p.clock.now_ms()),
+        None => Vec::new(),
+    };
+    outbox.send(&msgs, p.clock.now_ms()).await?;
+    p.store.finish_inbox(item.id).await
+}
+
+fn origin(item: &InboxItem) -> Option<Origin> {
+    match item.source.as_str() {
+        "slack" => serde_json::from_str(&item.origin).ok(),
+        other => {
+            tracing::warn!(source = other, "stored request from an unknown source");
+            None
+        }
+    }
+}
+
+/// Tells each user whose request was cut off by a restart that its result is unknown.
+async fn report_interrupted(p: &Pipeline, outbox: &Outbox) -> Result<(), StoreError> {
+    for item in p.store.interrupt_inbox().await? {
+        let Some(o) = origin(&item) else { continue };
+        tracing::warn!(text = %item.text, actor = %item.actor, "request interrupted by a restart");
+        let thread = o.thread_ts.clone().map(Thread::Ts);
+        let text = format!(
+            "⚠️ opsbot restarted while handling `{}`; its result is unknown. Check the target before retrying.",
+            item.text
+        );
+        let msg = OutMessage {
+            channel: o.channel.clone(),
+            op: match o.kind {
+                OriginKind::Mention => OutOp::Post { key: None, thread },
+                _ => OutOp::Ephemeral { user: o.user.clone(), thread },
+            },
+            body: serde_json::json!({ "text": text }),
+        };
+        outbox.send(&[msg], p.clock.now_ms()).await?;
+    }
+    Ok(())
+}

@@ -1,0 +1,87 @@
+//! The group-committing writer: request handlers hand it their inbox item and
+//! wait; it writes everything that arrived meanwhile as one multi-row INSERT,
+//! then answers them all. The platform is acknowledged only after this commit.
+
+use crate::clock::Millis;
+use crate::store::{InboxItem, Store};
+use std::sync::atomic::{AtomicI64, Ordering};
+use tokio::sync::{mpsc, oneshot};
+
+/// The most rows one statement carries (9 binds each, under every backend's limit).
+const MAX_BATCH: usize = 512;
+
+/// Why an item could not be stored; the handler answers 503 so the platform retries.
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("the store is unavailable: {0}")]
+pub struct WriteError(pub String);
+
+type Job = (InboxItem, oneshot::Sender<Result<bool, WriteError>>);
+
+/// A cheap handle to the writer task.
+#[derive(Clone)]
+pub struct InboxWriter {
+    tx: mpsc::Sender<Job>,
+    next: std::sync::Arc<AtomicI64>,
+}
+
+impl InboxWriter {
+    /// Starts the writer. Newly stored items are forwarded to `stored` for
+    /// processing; when that queue is full they stay `new` in the store and
+    /// the worker's sweep picks them up.
+    pub fn spawn(store: Store, stored: mpsc::Sender<InboxItem>) -> InboxWriter {
+        let (tx, rx) = mpsc::channel::<Job>(4096);
+        tokio::spawn(run(store, rx, stored));
+        InboxWriter {
+            tx,
+            next: std::sync::Arc::new(AtomicI64::new(rand::random::<u16>() as i64)),
+        }
+    }
+
+    /// A fresh, time-ordered id for an item received at `now`.
+    pub fn id(&self, now: Millis) -> i64 {
+        (now << 20) | (self.next.fetch_add(1, Ordering::Relaxed) & 0xF_FFFF)
+    }
+
+    /// Stores `item` durably. Ok(false) when it was a duplicate (same dedupe key).
+    pub async fn submit(&self, item: InboxItem) -> Result<bool, WriteError> {
+        let (done, wait) = oneshot::channel();
+        self.tx
+            .send((item, done))
+            .await
+            .map_err(|_| WriteError("writer stopped".into()))?;
+        wait.await.map_err(|_| WriteError("writer stopped".into()))?
+    }
+}
+
+async fn run(store: Store, mut rx: mpsc::Receiver<Job>, stored: mpsc::Sender<InboxItem>) {
+    let mut batch: Vec<Job> = Vec::with_capacity(MAX_BATCH);
+    while let Some(first) = rx.recv().await {
+        batch.push(first);
+        while batch.len() < MAX_BATCH {
+            match rx.try_recv() {
+                Ok(job) => batch.push(job),
+                Err(_) => break,
+            }
+        }
+        let items: Vec<InboxItem> = batch.iter().map(|(i, _)| i.clone()).collect();
+        match store.insert_inbox_batch(&items).await {
+            Ok(inserted) => {
+                let inserted: std::collections::HashSet<i64> = inserted.into_iter().collect();
+                for (item, done) in batch.drain(..) {
+                    let fresh = inserted.contains(&item.id);
+                    if fresh {
+                        let _ = stored.try_send(item);
+                    }
+                    let _ = done.send(Ok(fresh));
+                }
+            }
+            Err(e) => {
+                tracing::error!(error = %e, rows = batch.len(), "inbox write failed");
+                let err = WriteError(e.to_string());
+                for (_, done) in batch.drain(..) {
+                    let _ = done.send(Err(err.clone()));
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,128 @@
+//! The inbox: chat requests stored before the platform is acknowledged, then
+//! processed off the request path. Many concurrent requests are written as one
+//! multi-row INSERT (see `engine::writer`).
+
+use super::{int, opt_text, text, Result, Store};
+use crate::clock::Millis;
+use sqlx::any::AnyRow;
+use sqlx::Row;
+
+/// One stored chat request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InboxItem {
+    /// Assigned by the writer; time-ordered.
+    pub id: i64,
+    pub received_at: Millis,
+    /// `slack`, `discord`, …
+    pub source: String,
+    pub actor: String,
+    pub channel: Option<String>,
+    pub thread: Option<String>,
+    pub text: String,
+    /// What the adapter needs to answer (JSON, adapter-defined).
+    pub origin: String,
+    /// Platform retries carry the same key and are stored once.
+    pub dedupe_key: Option<String>,
+}
+
+const COLUMNS: &str = "id, received_at, source, actor, channel, thread, text, origin, dedupe_key";
+
+impl Store {
+    /// Stores a batch in one statement. Returns the ids actually inserted:
+    /// items whose `dedupe_key` was seen before are left out.
+    pub async fn insert_inbox_batch(&self, items: &[InboxItem]) -> Result<Vec<i64>> {
+        if items.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut sql = format!("INSERT INTO inbox ({COLUMNS}) VALUES ");
+        for i in 0..items.len() {
+            let b = i * 9;
+            if i > 0 {
+                sql.push(',');
+            }
+            sql.push_str(&format!(
+                "(${},${},${},${},${},${},${},${},${})",
+                b + 1, b + 2, b + 3, b + 4, b + 5, b + 6, b + 7, b + 8, b + 9
+            ));
+        }
+        sql.push_str(" ON CONFLICT DO NOTHING RETURNING id");
+        let mut q = sqlx::query(&sql);
+        for it in items {
+            q = q
+                .bind(it.id)
+                .bind(it.received_at)
+                .bind(&it.source)
+                .bind(&it.actor)
+                .bind(&it.channel)
+                .bind(&it.thread)
+                .bind(&it.text)
+                .bind(&it.origin)
+                .bind(&it.dedupe_key);
+        }
+        let rows = q.fetch_all(&self.pool).await?;
+        rows.iter().map(|r| int(r, "id")).collect()
+    }
+
+    /// new → processing. True for exactly one caller.
+    pub async fn claim_inbox(&self, id: i64) -> Result<bool> {
+        let done = sqlx::query("UPDATE inbox SET state = 'processing' WHERE id = $1 AND state = 'new'")
+            .bind(id)
+            .execute(&self.pool)
+            .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    /// processing → done.
+    pub async fn finish_inbox(&self, id: i64) -> Result<()> {
+        sqlx::query("UPDATE inbox SET state = 'done' WHERE id = $1")
+            .bind(id)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    /// Up to `limit` unprocessed items, oldest first.
+    pub async fn new_inbox_items(&self, limit: i64) -> Result<Vec<InboxItem>> {
+        let rows = sqlx::query(&format!(
+            "SELECT {COLUMNS} FROM inbox WHERE state = 'new' ORDER BY id LIMIT $1"
+        ))
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(from_row).collect()
+    }
+
+    /// After a restart: items that were being processed when the process died
+    /// are marked `interrupted` (never re-run) and returned so users can be told.
+    pub async fn interrupt_inbox(&self) -> Result<Vec<InboxItem>> {
+        let rows = sqlx::query(&format!(
+            "UPDATE inbox SET state = 'interrupted' WHERE state = 'processing' RETURNING {COLUMNS}"
+        ))
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(from_row).collect()
+    }
+
+    /// The item's state (tests and diagnostics).
+    pub async fn inbox_state(&self, id: i64) -> Result<Option<String>> {
+        let row = sqlx::query("SELECT state FROM inbox WHERE id = $1")
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await?;
+        row.map(|r| text(&r, "state")).transpose()
+    }
+}
+
+fn from_row(r: &AnyRow) -> Result<InboxItem> {
+    Ok(InboxItem {
+        id: int(r, "id")?,
+        received_at: int(r, "received_at")?,
+        source: text(r, "source")?,
+        actor: text(r, "actor")?,
+        channel: opt_text(r, "channel")?,
+        thread: opt_text(r, "thread")?,
+        text: r.try_get::<String, _>("text")?,
+        origin: text(r, "origin")?,
+        dedupe_key: opt_text(r, "dedupe_key")?,
+    })
+}
