@@ -2,6 +2,7 @@
 //! the outbox sender and the escalation timer loop here.
 
 mod approvals;
+pub mod outbox;
 mod pipeline;
 mod reply;
 

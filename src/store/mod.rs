@@ -5,8 +5,10 @@
 
 mod approvals;
 mod audit;
+mod outbox;
 
 pub use approvals::NewApproval;
+pub use outbox::{KeyLookup, OutMessage, OutOp, OutboxFailure, OutboxRow, OutboxState, Thread, SLACK};
 
 use sqlx::any::{AnyPoolOptions, AnyRow};
 use sqlx::{AnyPool, Executor, Row};

@@ -4,6 +4,8 @@
 mod approvals;
 mod cli;
 mod exec;
+mod fake_slack;
+mod outbox;
 mod pipeline;
 mod store;
 mod support;
