@@ -5,6 +5,7 @@ pub mod approval;
 pub mod audit;
 pub mod auth;
 pub mod catalog;
+pub mod chat;
 pub mod clock;
 pub mod command;
 pub mod config;

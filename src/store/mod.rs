@@ -6,9 +6,11 @@
 mod approvals;
 mod audit;
 mod inbox;
+mod outbox;
 
 pub use approvals::NewApproval;
 pub use inbox::InboxItem;
+pub use outbox::{KeyLookup, OutMessage, OutOp, OutboxFailure, OutboxRow, OutboxState, Thread, SLACK};
 
 use sqlx::any::{AnyPoolOptions, AnyRow};
 use sqlx::{AnyPool, Executor, Row};

@@ -1,0 +1,418 @@
+//! The outbox: every outgoing chat post or edit is a row first, and the sender
+//! (`engine::outbox`) delivers pending rows oldest-first per channel. Every
+//! state change is a conditional UPDATE on `state = 'pending'`, so a row that
+//! was superseded while in flight is never resurrected.
+
+use super::{int, opt_text, text, Result, Store, StoreError};
+use crate::clock::Millis;
+use serde_json::Value;
+use sqlx::any::AnyRow;
+
+/// The platform name stored for Slack rows.
+pub const SLACK: &str = "slack";
+
+/// One message (or edit) to deliver to a chat channel.
+#[derive(Debug, Clone, PartialEq)]
+pub struct OutMessage {
+    /// The channel id (for an update: the channel of the keyed message).
+    pub channel: String,
+    /// What to do with the body.
+    pub op: OutOp,
+    /// Slack message JSON: `{"text": ..., "blocks": [...]?}`.
+    pub body: Value,
+}
+
+/// The kind of delivery.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum OutOp {
+    /// `chat.postMessage`; `key` names the message for later updates and replies.
+    Post {
+        key: Option<String>,
+        thread: Option<Thread>,
+    },
+    /// `chat.update` of the message posted with `key`.
+    Update { key: String },
+    /// `chat.postEphemeral` to `user`.
+    Ephemeral { user: String, thread: Option<Thread> },
+}
+
+/// Where a reply goes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Thread {
+    /// Under an existing message ts.
+    Ts(String),
+    /// Under our own message posted with this key.
+    Key(String),
+}
+
+/// States of an outbox row.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OutboxState {
+    Pending,
+    Sent,
+    Superseded,
+    Failed,
+}
+
+impl OutboxState {
+    /// Every state, in display order (for metrics).
+    pub const ALL: [OutboxState; 4] = [
+        OutboxState::Pending,
+        OutboxState::Sent,
+        OutboxState::Superseded,
+        OutboxState::Failed,
+    ];
+
+    /// The stored text.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            OutboxState::Pending => "pending",
+            OutboxState::Sent => "sent",
+            OutboxState::Superseded => "superseded",
+            OutboxState::Failed => "failed",
+        }
+    }
+}
+
+/// A pending row as the sender sees it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct OutboxRow {
+    pub id: i64,
+    pub attempts: u32,
+    pub next_at: Millis,
+    pub message: OutMessage,
+}
+
+/// A row that failed for good, for operators.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OutboxFailure {
+    pub id: i64,
+    pub channel: String,
+    pub op: String,
+    pub attempts: i64,
+    pub last_error: Option<String>,
+}
+
+/// Where the message posted under a key is, as far as the sender can tell.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum KeyLookup {
+    /// Posted: edit or reply to `ts` in `channel`.
+    Posted { channel: String, ts: String },
+    /// An earlier post with this key is still pending: wait for it.
+    Waiting,
+    /// There is no such message and never will be (its post failed, or no
+    /// post with this key was enqueued before the row asking).
+    Missing(String),
+}
+
+const ROW_COLUMNS: &str =
+    "o.id, o.channel, o.op, o.msg_key, o.thread_ts, o.thread_key, o.user_id, o.body, o.attempts, o.next_at";
+
+impl Store {
+    /// Enqueues `msgs` (Slack) in ONE transaction, in order. An update marks
+    /// older pending updates of the same key `superseded`: only the newest
+    /// edit of a message is ever sent.
+    pub async fn enqueue_messages(&self, msgs: &[OutMessage], now: Millis) -> Result<()> {
+        let mut tx = self.pool.begin().await?;
+        for m in msgs {
+            let c = Columns::of(&m.op);
+            if let OutOp::Update { key } = &m.op {
+                sqlx::query(
+                    "UPDATE outbox SET state = 'superseded'
+                     WHERE platform = $1 AND msg_key = $2 AND op = 'update' AND state = 'pending'",
+                )
+                .bind(SLACK)
+                .bind(key)
+                .execute(&mut *tx)
+                .await?;
+            }
+            sqlx::query(
+                "INSERT INTO outbox (platform, channel, op, msg_key, thread_ts, thread_key, user_id, body,
+                    state, attempts, next_at, created_at)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 'pending', 0, $9, $9)",
+            )
+            .bind(SLACK)
+            .bind(&m.channel)
+            .bind(c.op)
+            .bind(c.key)
+            .bind(c.thread_ts)
+            .bind(c.thread_key)
+            .bind(c.user)
+            .bind(m.body.to_string())
+            .bind(now)
+            .execute(&mut *tx)
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// The head of every channel of `platform`: its oldest pending row, due
+    /// or not (the sender sleeps until the earliest `next_at`). Oldest first.
+    pub async fn outbox_heads(&self, platform: &str) -> Result<Vec<OutboxRow>> {
+        let rows = sqlx::query(&format!(
+            "SELECT {ROW_COLUMNS} FROM outbox o
+             JOIN (SELECT channel, MIN(id) AS head FROM outbox
+                   WHERE platform = $1 AND state = 'pending' GROUP BY channel) h
+               ON o.id = h.head
+             ORDER BY o.id"
+        ))
+        .bind(platform)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(row_from).collect()
+    }
+
+    /// pending → sent. False if the row was no longer pending.
+    pub async fn outbox_mark_sent(&self, id: i64, now: Millis) -> Result<bool> {
+        let done = sqlx::query(
+            "UPDATE outbox SET state = 'sent', sent_at = $2, attempts = attempts + 1
+             WHERE id = $1 AND state = 'pending'",
+        )
+        .bind(id)
+        .bind(now)
+        .execute(&self.pool)
+        .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    /// pending → sent for a keyed post, recording where the message lives
+    /// (`key` → `channel`, `ts`) in the same transaction. A later post under
+    /// the same key takes the key over.
+    pub async fn outbox_mark_posted(
+        &self,
+        id: i64,
+        platform: &str,
+        key: &str,
+        channel: &str,
+        ts: &str,
+        now: Millis,
+    ) -> Result<bool> {
+        let mut tx = self.pool.begin().await?;
+        let done = sqlx::query(
+            "UPDATE outbox SET state = 'sent', sent_at = $2, attempts = attempts + 1
+             WHERE id = $1 AND state = 'pending'",
+        )
+        .bind(id)
+        .bind(now)
+        .execute(&mut *tx)
+        .await?;
+        sqlx::query(
+            "INSERT INTO chat_messages (platform, msg_key, channel, ts) VALUES ($1, $2, $3, $4)
+             ON CONFLICT (platform, msg_key) DO UPDATE SET channel = excluded.channel, ts = excluded.ts",
+        )
+        .bind(platform)
+        .bind(key)
+        .bind(channel)
+        .bind(ts)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    /// A failed attempt that will be retried at `next_at` (attempts + 1).
+    pub async fn outbox_retry_at(&self, id: i64, next_at: Millis, error: &str) -> Result<bool> {
+        let done = sqlx::query(
+            "UPDATE outbox SET next_at = $2, attempts = attempts + 1, last_error = $3
+             WHERE id = $1 AND state = 'pending'",
+        )
+        .bind(id)
+        .bind(next_at)
+        .bind(error)
+        .execute(&self.pool)
+        .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    /// Postpones a row that could not be attempted yet (it waits for the
+    /// message it refers to); not counted as an attempt.
+    pub async fn outbox_defer(&self, id: i64, next_at: Millis) -> Result<bool> {
+        let done = sqlx::query("UPDATE outbox SET next_at = $2 WHERE id = $1 AND state = 'pending'")
+            .bind(id)
+            .bind(next_at)
+            .execute(&self.pool)
+            .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    /// pending → failed, for good, with the reason.
+    pub async fn outbox_mark_failed(&self, id: i64, error: &str, now: Millis) -> Result<bool> {
+        let done = sqlx::query(
+            "UPDATE outbox SET state = 'failed', last_error = $2, sent_at = $3, attempts = attempts + 1
+             WHERE id = $1 AND state = 'pending'",
+        )
+        .bind(id)
+        .bind(error)
+        .bind(now)
+        .execute(&self.pool)
+        .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    /// Resolves `key` for the row `asking` (an update or a threaded reply):
+    /// waits while an earlier post with that key is pending, else answers
+    /// where the keyed message lives, or that it never will.
+    pub async fn resolve_message_key(&self, platform: &str, key: &str, asking: i64) -> Result<KeyLookup> {
+        let latest = sqlx::query(
+            "SELECT state FROM outbox
+             WHERE platform = $1 AND msg_key = $2 AND op = 'post' AND id < $3
+             ORDER BY id DESC LIMIT 1",
+        )
+        .bind(platform)
+        .bind(key)
+        .bind(asking)
+        .fetch_optional(&self.pool)
+        .await?;
+        let latest = latest.map(|r| text(&r, "state")).transpose()?;
+        if latest.as_deref() == Some("pending") {
+            return Ok(KeyLookup::Waiting);
+        }
+        if let Some((channel, ts)) = self.chat_message(platform, key).await? {
+            return Ok(KeyLookup::Posted { channel, ts });
+        }
+        Ok(KeyLookup::Missing(match latest.as_deref() {
+            Some("failed") => format!("message `{key}` failed to post"),
+            _ => format!("no message was posted with key `{key}`"),
+        }))
+    }
+
+    /// Where the message posted under `key` lives: `(channel, ts)`.
+    pub async fn chat_message(&self, platform: &str, key: &str) -> Result<Option<(String, String)>> {
+        let row = sqlx::query("SELECT channel, ts FROM chat_messages WHERE platform = $1 AND msg_key = $2")
+            .bind(platform)
+            .bind(key)
+            .fetch_optional(&self.pool)
+            .await?;
+        row.map(|r| Ok((text(&r, "channel")?, text(&r, "ts")?)))
+            .transpose()
+    }
+
+    /// Outbox rows per state, for `/metrics`.
+    pub async fn outbox_counts(&self) -> Result<Vec<(String, i64)>> {
+        let rows = sqlx::query("SELECT state, COUNT(*) AS n FROM outbox GROUP BY state ORDER BY state")
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter()
+            .map(|r| Ok((text(r, "state")?, int(r, "n")?)))
+            .collect()
+    }
+
+    /// Deletes finished rows (sent, superseded, failed) created before
+    /// `before`; answers how many. `chat_messages` is kept, so old messages
+    /// can still be edited and replied to.
+    pub async fn outbox_prune(&self, before: Millis) -> Result<u64> {
+        let done = sqlx::query("DELETE FROM outbox WHERE state <> 'pending' AND created_at < $1")
+            .bind(before)
+            .execute(&self.pool)
+            .await?;
+        Ok(done.rows_affected())
+    }
+
+    /// The most recent rows that failed for good, newest first.
+    pub async fn outbox_failures(&self, limit: i64) -> Result<Vec<OutboxFailure>> {
+        let rows = sqlx::query(
+            "SELECT id, channel, op, attempts, last_error FROM outbox
+             WHERE state = 'failed' ORDER BY id DESC LIMIT $1",
+        )
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(OutboxFailure {
+                    id: int(r, "id")?,
+                    channel: text(r, "channel")?,
+                    op: text(r, "op")?,
+                    attempts: int(r, "attempts")?,
+                    last_error: opt_text(r, "last_error")?,
+                })
+            })
+            .collect()
+    }
+}
+
+/// An [`OutOp`] flattened into its columns.
+struct Columns<'a> {
+    op: &'static str,
+    key: Option<&'a str>,
+    thread_ts: Option<&'a str>,
+    thread_key: Option<&'a str>,
+    user: Option<&'a str>,
+}
+
+impl<'a> Columns<'a> {
+    fn of(op: &'a OutOp) -> Self {
+        let none = Columns {
+            op: "post",
+            key: None,
+            thread_ts: None,
+            thread_key: None,
+            user: None,
+        };
+        match op {
+            OutOp::Post { key, thread } => Columns {
+                key: key.as_deref(),
+                ..none.with_thread(thread)
+            },
+            OutOp::Update { key } => Columns {
+                op: "update",
+                key: Some(key),
+                ..none
+            },
+            OutOp::Ephemeral { user, thread } => Columns {
+                op: "ephemeral",
+                user: Some(user),
+                ..none.with_thread(thread)
+            },
+        }
+    }
+
+    fn with_thread(self, thread: &'a Option<Thread>) -> Self {
+        match thread {
+            Some(Thread::Ts(ts)) => Columns {
+                thread_ts: Some(ts),
+                ..self
+            },
+            Some(Thread::Key(k)) => Columns {
+                thread_key: Some(k),
+                ..self
+            },
+            None => self,
+        }
+    }
+}
+
+fn row_from(r: &AnyRow) -> Result<OutboxRow> {
+    let thread = match (opt_text(r, "thread_ts")?, opt_text(r, "thread_key")?) {
+        (Some(ts), _) => Some(Thread::Ts(ts)),
+        (None, Some(k)) => Some(Thread::Key(k)),
+        (None, None) => None,
+    };
+    let key = opt_text(r, "msg_key")?;
+    let op_text = text(r, "op")?;
+    let op = match op_text.as_str() {
+        "post" => OutOp::Post { key, thread },
+        "update" => OutOp::Update {
+            key: key.ok_or_else(|| StoreError::Corrupt("outbox update without a key".into()))?,
+        },
+        "ephemeral" => OutOp::Ephemeral {
+            user: opt_text(r, "user_id")?
+                .ok_or_else(|| StoreError::Corrupt("outbox ephemeral without a user".into()))?,
+            thread,
+        },
+        other => return Err(StoreError::Corrupt(format!("outbox op `{other}`"))),
+    };
+    let body: Value = serde_json::from_str(&text(r, "body")?)
+        .map_err(|e| StoreError::Corrupt(format!("outbox body: {e}")))?;
+    Ok(OutboxRow {
+        id: int(r, "id")?,
+        attempts: u32::try_from(int(r, "attempts")?).unwrap_or(u32::MAX),
+        next_at: int(r, "next_at")?,
+        message: OutMessage {
+            channel: text(r, "channel")?,
+            op,
+            body,
+        },
+    })
+}
