@@ -3,9 +3,9 @@
 
 use crate::auth::{Directory, Roles};
 use crate::catalog::{self, Catalog, Problem};
-use crate::clock::SharedClock;
 use crate::chat::slack::api::SlackApi;
 use crate::chat::slack::inbound::SlackInbound;
+use crate::clock::SharedClock;
 use crate::config::{Config, SlackConfig};
 use crate::engine::outbox::{spawn_sender, Outbox, Pacing};
 use crate::engine::InboxWriter;
@@ -200,14 +200,25 @@ impl Services {
 }
 
 /// Starts everything that runs beside the pipeline.
-pub fn start(pipeline: Pipeline, slack: Option<&SlackConfig>, pacing: Pacing) -> Result<Services, BuildError> {
+pub fn start(
+    pipeline: Pipeline,
+    slack: Option<&SlackConfig>,
+    pacing: Pacing,
+) -> Result<Services, BuildError> {
     let (stop, stopped) = tokio::sync::watch::channel(false);
     let mut router = crate::server::router(pipeline.clone());
     let mut tasks = Vec::new();
     if let Some(cfg) = slack {
-        let api = SlackApi::new(&cfg.api_url, cfg.bot_token.clone()).map_err(|e| BuildError::Slack(e.to_string()))?;
+        let api = SlackApi::new(&cfg.api_url, cfg.bot_token.clone())
+            .map_err(|e| BuildError::Slack(e.to_string()))?;
         let outbox = Outbox::new(pipeline.store.clone());
-        tasks.push(spawn_sender(outbox.clone(), api, pipeline.clock.clone(), pacing, stopped));
+        tasks.push(spawn_sender(
+            outbox.clone(),
+            api,
+            pipeline.clock.clone(),
+            pacing,
+            stopped,
+        ));
         let (stored, to_process) = tokio::sync::mpsc::channel(1024);
         let writer = InboxWriter::spawn(pipeline.store.clone(), stored);
         tasks.push(crate::engine::worker::spawn(pipeline.clone(), outbox, to_process));

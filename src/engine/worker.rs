@@ -17,7 +17,11 @@ const CONCURRENCY: usize = 32;
 const SWEEP_EVERY: Duration = Duration::from_secs(2);
 
 /// Starts the worker; it runs until `rx` closes.
-pub fn spawn(pipeline: Pipeline, outbox: Outbox, rx: mpsc::Receiver<InboxItem>) -> tokio::task::JoinHandle<()> {
+pub fn spawn(
+    pipeline: Pipeline,
+    outbox: Outbox,
+    rx: mpsc::Receiver<InboxItem>,
+) -> tokio::task::JoinHandle<()> {
     tokio::spawn(run(pipeline, outbox, rx))
 }
 
@@ -39,7 +43,9 @@ async fn run(pipeline: Pipeline, outbox: Outbox, mut rx: mpsc::Receiver<InboxIte
             }),
         };
         for item in items {
-            let Ok(permit) = permits.clone().acquire_owned().await else { return };
+            let Ok(permit) = permits.clone().acquire_owned().await else {
+                return;
+            };
             let (p, o) = (pipeline.clone(), outbox.clone());
             tokio::spawn(async move {
                 if let Err(e) = process(&p, &o, item).await {
@@ -101,7 +107,10 @@ async fn report_interrupted(p: &Pipeline, outbox: &Outbox) -> Result<(), StoreEr
             channel: o.channel.clone(),
             op: match o.kind {
                 OriginKind::Mention => OutOp::Post { key: None, thread },
-                _ => OutOp::Ephemeral { user: o.user.clone(), thread },
+                _ => OutOp::Ephemeral {
+                    user: o.user.clone(),
+                    thread,
+                },
             },
             body: serde_json::json!({ "text": text }),
         };

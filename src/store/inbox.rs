@@ -42,7 +42,15 @@ impl Store {
             }
             sql.push_str(&format!(
                 "(${},${},${},${},${},${},${},${},${})",
-                b + 1, b + 2, b + 3, b + 4, b + 5, b + 6, b + 7, b + 8, b + 9
+                b + 1,
+                b + 2,
+                b + 3,
+                b + 4,
+                b + 5,
+                b + 6,
+                b + 7,
+                b + 8,
+                b + 9
             ));
         }
         sql.push_str(" ON CONFLICT DO NOTHING RETURNING id");

@@ -2,7 +2,7 @@
 //! and outbox, a fake Slack Web API and a fake queue service at the wire.
 
 use crate::fake_slack::FakeSlack;
-use crate::support::{both, FakeTarget, TestApp};
+use crate::support::{both, TestApp};
 use serde_json::{json, Value};
 use std::time::{Duration, Instant};
 
@@ -12,6 +12,23 @@ fn body_text(call: &Value) -> String {
     call.to_string()
 }
 
+/// The bodies of every call of `method` so far.
+fn bodies(slack: &FakeSlack, method: &str) -> Vec<Value> {
+    slack.calls_of(method).into_iter().map(|c| c.body).collect()
+}
+
+/// Waits for at least `n` calls of `method`; their bodies.
+async fn wait_for(slack: &FakeSlack, method: &str, n: usize, timeout: Duration) -> Vec<Value> {
+    slack
+        .wait_until(
+            timeout,
+            |calls| calls.iter().filter(|c| c.method == method).count() >= n,
+            method,
+        )
+        .await;
+    bodies(slack, method)
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn approval_flow_card_self_approval_refused_second_person_executes_once() {
     for t in both().await {
@@ -19,16 +36,19 @@ async fn approval_flow_card_self_approval_refused_second_person_executes_once() 
         let r = app.slash("U0ALICE", "/queue", "retry ai-analysis").await;
         assert_eq!(r.status(), 200);
         // The card is posted through the outbox.
-        let card = app.slack.wait_for_calls("chat.postMessage", 1, Duration::from_secs(5)).await;
+        let card = wait_for(&app.slack, "chat.postMessage", 1, Duration::from_secs(5)).await;
         let card = &card[0];
         let text = body_text(card);
-        assert!(text.contains("\"action_id\":\"approve\"") && text.contains("/queue retry ai-analysis"), "{text}");
+        assert!(
+            text.contains("\"action_id\":\"approve\"") && text.contains("/queue retry ai-analysis"),
+            "{text}"
+        );
         assert_eq!(card["channel"], "C_QUEUE");
         let label = "a1";
 
         // Self-approval by click: refused, ephemeral to alice, nothing runs.
         assert_eq!(app.click("U0ALICE", "approve", label, "1.1").await.status(), 200);
-        let eph = app.slack.wait_for_calls("chat.postEphemeral", 1, Duration::from_secs(5)).await;
+        let eph = wait_for(&app.slack, "chat.postEphemeral", 1, Duration::from_secs(5)).await;
         assert_eq!(eph[0]["user"], "U0ALICE");
         assert!(body_text(&eph[0]).contains("you requested a1"), "{}", eph[0]);
         assert_eq!(app.target.count(RETRY.0, RETRY.1), 0);
@@ -42,17 +62,25 @@ async fn approval_flow_card_self_approval_refused_second_person_executes_once() 
         assert!([a.status(), b.status(), c.status()].iter().all(|s| *s == 200));
         let deadline = Instant::now() + Duration::from_secs(5);
         loop {
-            let updates = app.slack.calls_of("chat.update");
+            let updates = bodies(&app.slack, "chat.update");
             if updates.iter().any(|u| body_text(u).contains("Retried 37")) {
                 let last = body_text(updates.last().unwrap());
                 assert!(last.contains("approved by"), "{last}");
                 break;
             }
-            assert!(Instant::now() < deadline, "card never showed the result: {updates:#?}");
+            assert!(
+                Instant::now() < deadline,
+                "card never showed the result: {updates:#?}"
+            );
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
         tokio::time::sleep(Duration::from_millis(200)).await;
-        assert_eq!(app.target.count(RETRY.0, RETRY.1), 1, "executed exactly once on {}", t.name);
+        assert_eq!(
+            app.target.count(RETRY.0, RETRY.1),
+            1,
+            "executed exactly once on {}",
+            t.name
+        );
         let a = app.pipeline.store.approval(1).await.unwrap().unwrap();
         assert_eq!(a.state, opsbot::approval::State::Succeeded);
         app.stop().await;
@@ -71,11 +99,25 @@ async fn forged_and_stale_requests_get_401_and_change_nothing() {
         ((now - 301).to_string(), app.sign(&(now - 301).to_string(), &body)),
         (now.to_string(), app.sign(&now.to_string(), "something else")),
     ] {
-        let r = app.post_signed("/slack/commands", &body, &ts, &sig, "application/x-www-form-urlencoded").await;
+        let r = app
+            .post_signed(
+                "/slack/commands",
+                &body,
+                &ts,
+                &sig,
+                "application/x-www-form-urlencoded",
+            )
+            .await;
         assert_eq!(r.status(), 401);
         assert_eq!(r.text().await.unwrap(), "", "no detail leaks");
     }
-    let r = app.client.post(format!("{}/slack/commands", app.url)).body(body.clone()).send().await.unwrap();
+    let r = app
+        .client
+        .post(format!("{}/slack/commands", app.url))
+        .body(body.clone())
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 401);
     tokio::time::sleep(Duration::from_millis(200)).await;
     assert!(app.slack.calls().is_empty());
@@ -94,9 +136,17 @@ async fn quick_answers_come_in_the_ack_and_store_nothing() {
     let v: Value = r.json().await.unwrap();
     assert_eq!(v["response_type"], "ephemeral");
     assert!(v["text"].as_str().unwrap().contains("/queue retry"), "{v}");
-    let v: Value = app.slash("U0STRANGER", "/queue", "retry ai-analysis").await.json().await.unwrap();
+    let v: Value = app
+        .slash("U0STRANGER", "/queue", "retry ai-analysis")
+        .await
+        .json()
+        .await
+        .unwrap();
     assert_eq!(v["response_type"], "ephemeral");
-    assert!(v["text"].as_str().unwrap().contains("[people."), "how to be added: {v}");
+    assert!(
+        v["text"].as_str().unwrap().contains("[people."),
+        "how to be added: {v}"
+    );
     let v: Value = app.slash("U0ALICE", "/help", "").await.json().await.unwrap();
     assert!(v["text"].as_str().unwrap().contains("/queue retry"), "{v}");
     tokio::time::sleep(Duration::from_millis(200)).await;
@@ -110,13 +160,23 @@ async fn quick_answers_come_in_the_ack_and_store_nothing() {
 async fn a_hanging_target_never_delays_the_ack() {
     let t = crate::support::TestStore::sqlite().await;
     let app = TestApp::spawn(t.store.clone()).await;
-    app.target.delay_ms.store(3_000, std::sync::atomic::Ordering::SeqCst);
+    app.target
+        .delay_ms
+        .store(3_000, std::sync::atomic::Ordering::SeqCst);
     let started = Instant::now();
     let r = app.slash("U0ALICE", "/queue", "pause ai-analysis").await;
     assert_eq!(r.status(), 200);
-    assert!(started.elapsed() < Duration::from_millis(500), "ack took {:?}", started.elapsed());
-    let posts = app.slack.wait_for_calls("chat.postMessage", 1, Duration::from_secs(6)).await;
-    assert!(body_text(&posts[0]).contains("Paused ai-analysis"), "{}", posts[0]);
+    assert!(
+        started.elapsed() < Duration::from_millis(500),
+        "ack took {:?}",
+        started.elapsed()
+    );
+    let posts = wait_for(&app.slack, "chat.postMessage", 1, Duration::from_secs(6)).await;
+    assert!(
+        body_text(&posts[0]).contains("Paused ai-analysis"),
+        "{}",
+        posts[0]
+    );
     app.stop().await;
     t.cleanup().await;
 }
@@ -125,7 +185,12 @@ async fn a_hanging_target_never_delays_the_ack() {
 async fn events_verify_url_and_run_mentions_once_in_thread() {
     let t = crate::support::TestStore::sqlite().await;
     let app = TestApp::spawn(t.store.clone()).await;
-    let r = app.event(&json!({"type": "url_verification", "token": "x", "challenge": "ch4ll"}), None).await;
+    let r = app
+        .event(
+            &json!({"type": "url_verification", "token": "x", "challenge": "ch4ll"}),
+            None,
+        )
+        .await;
     assert_eq!(r.json::<Value>().await.unwrap(), json!({"challenge": "ch4ll"}));
     let ev = json!({
         "type": "event_callback", "team_id": "T1", "api_app_id": "A1", "event_id": "Ev123", "event_time": 1700000000,
@@ -134,11 +199,15 @@ async fn events_verify_url_and_run_mentions_once_in_thread() {
     assert_eq!(app.event(&ev, None).await.status(), 200);
     assert_eq!(app.event(&ev, Some(1)).await.status(), 200, "Slack retry");
     assert_eq!(app.event(&ev, Some(2)).await.status(), 200, "Slack retry");
-    let posts = app.slack.wait_for_calls("chat.postMessage", 1, Duration::from_secs(5)).await;
+    let posts = wait_for(&app.slack, "chat.postMessage", 1, Duration::from_secs(5)).await;
     assert_eq!(posts[0]["thread_ts"], "1700000000.000100");
     assert!(body_text(&posts[0]).contains("ai-analysis"));
     tokio::time::sleep(Duration::from_millis(300)).await;
-    assert_eq!(app.slack.calls_of("chat.postMessage").len(), 1, "deduplicated by event_id");
+    assert_eq!(
+        bodies(&app.slack, "chat.postMessage").len(),
+        1,
+        "deduplicated by event_id"
+    );
     assert_eq!(app.target.count("GET", "/api/queue/stats"), 1);
     app.stop().await;
     t.cleanup().await;
@@ -148,7 +217,13 @@ async fn events_verify_url_and_run_mentions_once_in_thread() {
 async fn slack_routes_are_404_when_slack_is_disabled() {
     let t = crate::support::TestStore::sqlite().await;
     let app = TestApp::spawn_without_slack(t.store.clone()).await;
-    let r = app.client.post(format!("{}/slack/commands", app.url)).body("x").send().await.unwrap();
+    let r = app
+        .client
+        .post(format!("{}/slack/commands", app.url))
+        .body("x")
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 404);
     app.stop().await;
     t.cleanup().await;
@@ -169,17 +244,32 @@ async fn stored_requests_survive_a_restart() {
         origin: json!({"user": "U0ALICE", "channel": "C_QUEUE", "thread_ts": null, "kind": "command", "response_url": null}).to_string(),
         dedupe_key: None,
     };
-    let cut = opsbot::store::InboxItem { id: 2, text: "/queue resume ai-analysis".into(), ..pending.clone() };
+    let cut = opsbot::store::InboxItem {
+        id: 2,
+        text: "/queue resume ai-analysis".into(),
+        ..pending.clone()
+    };
     t.store.insert_inbox_batch(&[pending, cut]).await.unwrap();
     assert!(t.store.claim_inbox(2).await.unwrap());
     let app = TestApp::spawn(t.store.clone()).await;
-    let posts = app.slack.wait_for_calls("chat.postMessage", 1, Duration::from_secs(5)).await;
-    assert!(body_text(&posts[0]).contains("Paused ai-analysis"), "{}", posts[0]);
-    let eph = app.slack.wait_for_calls("chat.postEphemeral", 1, Duration::from_secs(5)).await;
+    let posts = wait_for(&app.slack, "chat.postMessage", 1, Duration::from_secs(5)).await;
+    assert!(
+        body_text(&posts[0]).contains("Paused ai-analysis"),
+        "{}",
+        posts[0]
+    );
+    let eph = wait_for(&app.slack, "chat.postEphemeral", 1, Duration::from_secs(5)).await;
     assert!(body_text(&eph[0]).contains("result is unknown"), "{}", eph[0]);
-    assert_eq!(app.target.count("POST", "/api/queue/ai-analysis/resume"), 0, "never re-run");
+    assert_eq!(
+        app.target.count("POST", "/api/queue/ai-analysis/resume"),
+        0,
+        "never re-run"
+    );
     assert_eq!(t.store.inbox_state(1).await.unwrap().as_deref(), Some("done"));
-    assert_eq!(t.store.inbox_state(2).await.unwrap().as_deref(), Some("interrupted"));
+    assert_eq!(
+        t.store.inbox_state(2).await.unwrap().as_deref(),
+        Some("interrupted")
+    );
     app.stop().await;
     t.cleanup().await;
 }

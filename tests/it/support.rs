@@ -301,7 +301,11 @@ impl TestApp {
             app_token: None,
             api_url: slack.url(),
         };
-        let pacing = opsbot::engine::outbox::Pacing { per_channel_per_sec: 50, burst: 10, global_per_sec: 500 };
+        let pacing = opsbot::engine::outbox::Pacing {
+            per_channel_per_sec: 50,
+            burst: 10,
+            global_per_sec: 500,
+        };
         let services = app::start(pipeline.clone(), slack_on.then_some(&slack_cfg), pacing).expect("start");
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let url = format!("http://{}", listener.local_addr().expect("addr"));
@@ -309,7 +313,15 @@ impl TestApp {
         let server = tokio::spawn(async move {
             axum::serve(listener, router).await.ok();
         });
-        TestApp { url, client: reqwest::Client::new(), pipeline, slack, target, services: Some(services), server }
+        TestApp {
+            url,
+            client: reqwest::Client::new(),
+            pipeline,
+            slack,
+            target,
+            services: Some(services),
+            server,
+        }
     }
 
     pub async fn stop(mut self) {
@@ -344,7 +356,14 @@ impl TestApp {
         .expect("form")
     }
 
-    pub async fn post_signed(&self, path: &str, body: &str, ts: &str, sig: &str, ctype: &str) -> reqwest::Response {
+    pub async fn post_signed(
+        &self,
+        path: &str,
+        body: &str,
+        ts: &str,
+        sig: &str,
+        ctype: &str,
+    ) -> reqwest::Response {
         self.client
             .post(format!("{}{path}", self.url))
             .header("content-type", ctype)
@@ -366,7 +385,9 @@ impl TestApp {
             .header("x-slack-signature", self.sign(&ts, body))
             .body(body.to_string());
         if let Some(n) = retry {
-            req = req.header("x-slack-retry-num", n.to_string()).header("x-slack-retry-reason", "http_timeout");
+            req = req
+                .header("x-slack-retry-num", n.to_string())
+                .header("x-slack-retry-reason", "http_timeout");
         }
         req.send().await.expect("request")
     }
@@ -374,7 +395,13 @@ impl TestApp {
     /// A signed slash command from `user` in channel C_QUEUE.
     pub async fn slash(&self, user: &str, command: &str, text: &str) -> reqwest::Response {
         let body = self.command_body(user, command, text);
-        self.signed("/slack/commands", &body, "application/x-www-form-urlencoded", None).await
+        self.signed(
+            "/slack/commands",
+            &body,
+            "application/x-www-form-urlencoded",
+            None,
+        )
+        .await
     }
 
     /// A signed click on an approval card's button.
@@ -394,11 +421,18 @@ impl TestApp {
                          "text": {"type": "plain_text", "text": "Approve"}, "action_ts": action_ts}],
         });
         let body = serde_urlencoded::to_string([("payload", payload.to_string())]).expect("form");
-        self.signed("/slack/interactions", &body, "application/x-www-form-urlencoded", None).await
+        self.signed(
+            "/slack/interactions",
+            &body,
+            "application/x-www-form-urlencoded",
+            None,
+        )
+        .await
     }
 
     /// A signed Events API delivery (optionally marked as Slack's retry number `retry`).
     pub async fn event(&self, event: &serde_json::Value, retry: Option<u32>) -> reqwest::Response {
-        self.signed("/slack/events", &event.to_string(), "application/json", retry).await
+        self.signed("/slack/events", &event.to_string(), "application/json", retry)
+            .await
     }
 }

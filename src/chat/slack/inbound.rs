@@ -41,7 +41,13 @@ impl SlackInbound {
         let h = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
         let now = self.pipeline.clock.now_ms() / 1000;
         let secret = self.signing_secret.expose_secret().as_bytes();
-        let checked = verify::verify(secret, h("x-slack-request-timestamp"), h("x-slack-signature"), body, now);
+        let checked = verify::verify(
+            secret,
+            h("x-slack-request-timestamp"),
+            h("x-slack-signature"),
+            body,
+            now,
+        );
         if let Err(why) = &checked {
             tracing::debug!(%why, "slack request refused");
         }
@@ -112,7 +118,10 @@ async fn commands(State(s): State<SlackInbound>, headers: HeaderMap, body: Bytes
     };
     let stored = s.store(&inv, &origin, None).await;
     if stored.status() != StatusCode::OK {
-        let busy = Reply::new(Outcome::Failed, "opsbot could not record this command right now; please retry");
+        let busy = Reply::new(
+            Outcome::Failed,
+            "opsbot could not record this command right now; please retry",
+        );
         return ephemeral(&busy);
     }
     // `in_channel` with no text: Slack shows the command itself to the channel.
@@ -142,7 +151,11 @@ async fn interactions(State(s): State<SlackInbound>, headers: HeaderMap, body: B
         _ => return StatusCode::OK.into_response(),
     };
     let channel = ev.channel.map(|c| c.id.0).unwrap_or_default();
-    let thread_ts = ev.message.as_ref().and_then(|m| m.origin.thread_ts.as_ref()).map(|t| t.0.clone());
+    let thread_ts = ev
+        .message
+        .as_ref()
+        .and_then(|m| m.origin.thread_ts.as_ref())
+        .map(|t| t.0.clone());
     let text = format!("{verb} {}", action.value.unwrap_or_default());
     let inv = s.invocation(&user.id.0, &channel, thread_ts.clone(), text);
     let origin = Origin {
@@ -153,7 +166,9 @@ async fn interactions(State(s): State<SlackInbound>, headers: HeaderMap, body: B
         response_url: ev.response_url.map(|u| u.0.to_string()),
     };
     // A retried delivery of the same click carries the same action_ts.
-    let key = action.action_ts.map(|ts| format!("slack-action:{}:{}", user.id.0, ts.0));
+    let key = action
+        .action_ts
+        .map(|ts| format!("slack-action:{}:{}", user.id.0, ts.0));
     s.store(&inv, &origin, key).await
 }
 
@@ -181,7 +196,8 @@ async fn events(State(s): State<SlackInbound>, headers: HeaderMap, body: Bytes) 
                 response_url: None,
             };
             // Slack retries (X-Slack-Retry-Num) repeat the event_id: stored once.
-            s.store(&inv, &origin, Some(format!("slack-event:{}", cb.event_id.0))).await
+            s.store(&inv, &origin, Some(format!("slack-event:{}", cb.event_id.0)))
+                .await
         }
         _ => StatusCode::OK.into_response(),
     }
@@ -192,7 +208,10 @@ fn strip_mentions(text: &str) -> String {
     static MENTION: std::sync::LazyLock<regex::Regex> =
         std::sync::LazyLock::new(|| regex::Regex::new(r"<@[A-Z0-9]+(\|[^>]*)?>").expect("static regex"));
     MENTION
-        .replace_all(text, " ").split_whitespace().collect::<Vec<_>>().join(" ")
+        .replace_all(text, " ")
+        .split_whitespace()
+        .collect::<Vec<_>>()
+        .join(" ")
 }
 
 #[cfg(test)]
@@ -200,6 +219,9 @@ mod tests {
     #[test]
     fn mentions_are_stripped() {
         assert_eq!(super::strip_mentions("<@U0BOT> queue  stats"), "queue stats");
-        assert_eq!(super::strip_mentions("<@U0BOT|opsbot> /ops health"), "/ops health");
+        assert_eq!(
+            super::strip_mentions("<@U0BOT|opsbot> /ops health"),
+            "/ops health"
+        );
     }
 }

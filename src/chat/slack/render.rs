@@ -40,13 +40,19 @@ pub fn messages(reply: &Reply, approval: Option<&Approval>, origin: &Origin, now
     match (reply.outcome, approval) {
         (Outcome::ApprovalRequested, Some(a)) => out.push(OutMessage {
             channel: origin.channel.clone(),
-            op: OutOp::Post { key: Some(card_key(a.id)), thread },
+            op: OutOp::Post {
+                key: Some(card_key(a.id)),
+                thread,
+            },
             body: card(a, None, now),
         }),
         (Outcome::Usage | Outcome::NotPermitted, a) => {
             out.push(OutMessage {
                 channel: origin.channel.clone(),
-                op: OutOp::Ephemeral { user: origin.user.clone(), thread },
+                op: OutOp::Ephemeral {
+                    user: origin.user.clone(),
+                    thread,
+                },
                 body: plain(&reply.text),
             });
             // A card whose approval closed meanwhile (expired) is brought up to date.
@@ -79,7 +85,8 @@ fn plain(text: &str) -> Value {
 fn result(text: &str, outcome: Outcome, user: &str) -> Value {
     let icon = if outcome == Outcome::Failed { "❌" } else { "✅" };
     let (first, rest) = text.split_once('\n').unwrap_or((text, ""));
-    let mut blocks = vec![json!({"type": "section", "text": {"type": "mrkdwn", "text": format!("{icon} {first}")}})];
+    let mut blocks =
+        vec![json!({"type": "section", "text": {"type": "mrkdwn", "text": format!("{icon} {first}")}})];
     if !rest.trim().is_empty() {
         blocks.push(json!({"type": "section", "text": {"type": "mrkdwn", "text": format!("```{rest}```")}}));
     }
@@ -100,12 +107,14 @@ pub fn card(a: &Approval, result: Option<&str>, now: Millis) -> Value {
             a.needed, a.roles.join(", "), a.votes.len(), a.needed, expiry(a, now))}]}),
     ];
     if a.state == State::Pending {
-        blocks.push(json!({"type": "actions", "block_id": format!("approval-{}", a.id), "elements": [
-            {"type": "button", "action_id": "approve", "value": label, "style": "primary",
-             "text": {"type": "plain_text", "text": "Approve"}},
-            {"type": "button", "action_id": "reject", "value": label, "style": "danger",
-             "text": {"type": "plain_text", "text": "Reject"}},
-        ]}));
+        blocks.push(
+            json!({"type": "actions", "block_id": format!("approval-{}", a.id), "elements": [
+                {"type": "button", "action_id": "approve", "value": label, "style": "primary",
+                 "text": {"type": "plain_text", "text": "Approve"}},
+                {"type": "button", "action_id": "reject", "value": label, "style": "danger",
+                 "text": {"type": "plain_text", "text": "Reject"}},
+            ]}),
+        );
     }
     if let Some(status) = status_line(a) {
         blocks.push(json!({"type": "context", "elements": [{"type": "mrkdwn", "text": status}]}));
@@ -128,7 +137,12 @@ fn expiry(a: &Approval, now: Millis) -> String {
 }
 
 fn status_line(a: &Approval) -> Option<String> {
-    let voters = a.votes.iter().map(|v| v.person.as_str()).collect::<Vec<_>>().join(", ");
+    let voters = a
+        .votes
+        .iter()
+        .map(|v| v.person.as_str())
+        .collect::<Vec<_>>()
+        .join(", ");
     let by = a.decided_by.clone().unwrap_or_default();
     let reason = a.result.clone().map(|r| format!(": {r}")).unwrap_or_default();
     Some(match a.state {
@@ -175,7 +189,13 @@ mod tests {
     }
 
     fn origin(kind: OriginKind) -> Origin {
-        Origin { user: "UA".into(), channel: "C1".into(), thread_ts: None, kind, response_url: None }
+        Origin {
+            user: "UA".into(),
+            channel: "C1".into(),
+            thread_ts: None,
+            kind,
+            response_url: None,
+        }
     }
 
     #[test]
@@ -186,7 +206,15 @@ mod tests {
         assert_eq!(m.len(), 1);
         assert!(matches!(&m[0].op, OutOp::Post { key: Some(k), .. } if k == "approval:7"));
         let body = m[0].body.to_string();
-        for needle in ["/queue retry ai-analysis", "alice", "`write`", "expires in 15m", "\"action_id\":\"approve\"", "\"value\":\"a7\"", "\"action_id\":\"reject\""] {
+        for needle in [
+            "/queue retry ai-analysis",
+            "alice",
+            "`write`",
+            "expires in 15m",
+            "\"action_id\":\"approve\"",
+            "\"value\":\"a7\"",
+            "\"action_id\":\"reject\"",
+        ] {
             assert!(body.contains(needle), "{needle} missing in {body}");
         }
     }
@@ -199,12 +227,19 @@ mod tests {
         assert!(matches!(&m[..], [OutMessage { op: OutOp::Ephemeral { user, .. }, .. }] if user == "UA"));
 
         let mut done = approval(State::Succeeded);
-        done.votes.push(Vote { person: "bob".into(), identity: "slack:UB".into(), at: 1 });
+        done.votes.push(Vote {
+            person: "bob".into(),
+            identity: "slack:UB".into(),
+            at: 1,
+        });
         let r = Reply::new(Outcome::Done, "Retried 37").with_approval(7);
         let m = messages(&r, Some(&done), &origin(OriginKind::Action), 0);
         assert!(matches!(&m[0].op, OutOp::Update { key } if key == "approval:7"));
         let body = m[0].body.to_string();
-        assert!(body.contains("approved by bob") && body.contains("Retried 37"), "{body}");
+        assert!(
+            body.contains("approved by bob") && body.contains("Retried 37"),
+            "{body}"
+        );
         assert!(!body.contains("\"action_id\""), "no buttons once decided: {body}");
     }
 

@@ -67,20 +67,47 @@ mod tests {
     #[test]
     fn accepts_a_good_signature() {
         let sig = sign(b"s3cret", "1700000000", b"a=b");
-        assert_eq!(verify(b"s3cret", Some("1700000000"), Some(&sig), b"a=b", NOW), Ok(()));
+        assert_eq!(
+            verify(b"s3cret", Some("1700000000"), Some(&sig), b"a=b", NOW),
+            Ok(())
+        );
         // Within the window on either side.
-        assert_eq!(verify(b"s3cret", Some("1700000000"), Some(&sig), b"a=b", NOW + 300), Ok(()));
+        assert_eq!(
+            verify(b"s3cret", Some("1700000000"), Some(&sig), b"a=b", NOW + 300),
+            Ok(())
+        );
     }
 
     #[test]
     fn refuses_forgeries_stale_and_missing() {
         let sig = sign(b"s3cret", "1700000000", b"a=b");
-        assert_eq!(verify(b"other", Some("1700000000"), Some(&sig), b"a=b", NOW), Err(Rejected::BadSignature));
-        assert_eq!(verify(b"s3cret", Some("1700000000"), Some(&sig), b"a=c", NOW), Err(Rejected::BadSignature));
-        assert_eq!(verify(b"s3cret", Some("1700000000"), Some(&sig), b"a=b", NOW + 301), Err(Rejected::Stale));
-        assert_eq!(verify(b"s3cret", Some("1700000000"), Some(&sig), b"a=b", NOW - 301), Err(Rejected::Stale));
-        assert_eq!(verify(b"s3cret", None, Some(&sig), b"a=b", NOW), Err(Rejected::Missing));
-        assert_eq!(verify(b"s3cret", Some("1700000000"), Some("v0=zz"), b"a=b", NOW), Err(Rejected::BadSignature));
-        assert_eq!(verify(b"s3cret", Some("1700000000"), Some("v1=00"), b"a=b", NOW), Err(Rejected::BadSignature));
+        assert_eq!(
+            verify(b"other", Some("1700000000"), Some(&sig), b"a=b", NOW),
+            Err(Rejected::BadSignature)
+        );
+        assert_eq!(
+            verify(b"s3cret", Some("1700000000"), Some(&sig), b"a=c", NOW),
+            Err(Rejected::BadSignature)
+        );
+        assert_eq!(
+            verify(b"s3cret", Some("1700000000"), Some(&sig), b"a=b", NOW + 301),
+            Err(Rejected::Stale)
+        );
+        assert_eq!(
+            verify(b"s3cret", Some("1700000000"), Some(&sig), b"a=b", NOW - 301),
+            Err(Rejected::Stale)
+        );
+        assert_eq!(
+            verify(b"s3cret", None, Some(&sig), b"a=b", NOW),
+            Err(Rejected::Missing)
+        );
+        assert_eq!(
+            verify(b"s3cret", Some("1700000000"), Some("v0=zz"), b"a=b", NOW),
+            Err(Rejected::BadSignature)
+        );
+        assert_eq!(
+            verify(b"s3cret", Some("1700000000"), Some("v1=00"), b"a=b", NOW),
+            Err(Rejected::BadSignature)
+        );
     }
 }
