@@ -221,7 +221,13 @@ pub fn start(
         ));
         let (stored, to_process) = tokio::sync::mpsc::channel(1024);
         let writer = InboxWriter::spawn(pipeline.store.clone(), stored);
-        tasks.push(crate::engine::worker::spawn(pipeline.clone(), outbox, to_process));
+        let pressure = writer.pressure();
+        tasks.push(crate::engine::worker::spawn(
+            pipeline.clone(),
+            outbox,
+            to_process,
+            pressure,
+        ));
         router = router.merge(crate::chat::slack::inbound::routes(SlackInbound {
             signing_secret: cfg.signing_secret.clone(),
             writer,

@@ -11,4 +11,4 @@ mod writer;
 
 pub use pipeline::{Invocation, Pipeline, Source};
 pub use reply::{Outcome, Reply};
-pub use writer::{InboxWriter, WriteError};
+pub use writer::{InboxWriter, Pressure, WriteError};

@@ -4,6 +4,7 @@
 //! re-run) and requests never started are run.
 
 use super::outbox::Outbox;
+use super::writer::Pressure;
 use super::{Invocation, Pipeline, Source};
 use crate::chat::slack::render::{self, Origin, OriginKind};
 use crate::store::{InboxItem, OutMessage, OutOp, StoreError, Thread};
@@ -12,7 +13,7 @@ use std::time::Duration;
 use tokio::sync::{mpsc, Semaphore};
 
 /// How many requests run at once (a slow target must not hold up the rest).
-const CONCURRENCY: usize = 32;
+const CONCURRENCY: usize = 4;
 /// Safety net for items the in-memory queue could not take.
 const SWEEP_EVERY: Duration = Duration::from_secs(2);
 
@@ -21,11 +22,12 @@ pub fn spawn(
     pipeline: Pipeline,
     outbox: Outbox,
     rx: mpsc::Receiver<InboxItem>,
+    pressure: Pressure,
 ) -> tokio::task::JoinHandle<()> {
-    tokio::spawn(run(pipeline, outbox, rx))
+    tokio::spawn(run(pipeline, outbox, rx, pressure))
 }
 
-async fn run(pipeline: Pipeline, outbox: Outbox, mut rx: mpsc::Receiver<InboxItem>) {
+async fn run(pipeline: Pipeline, outbox: Outbox, mut rx: mpsc::Receiver<InboxItem>, pressure: Pressure) {
     if let Err(e) = report_interrupted(&pipeline, &outbox).await {
         tracing::error!(error = %e, "could not recover interrupted requests");
     }
@@ -43,6 +45,8 @@ async fn run(pipeline: Pipeline, outbox: Outbox, mut rx: mpsc::Receiver<InboxIte
             }),
         };
         for item in items {
+            // During an ingest flood acknowledgements come first; the items are stored.
+            pressure.wait_low().await;
             let Ok(permit) = permits.clone().acquire_owned().await else {
                 return;
             };

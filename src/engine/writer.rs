@@ -4,7 +4,9 @@
 
 use crate::clock::Millis;
 use crate::store::{InboxItem, Store};
-use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
 use tokio::sync::{mpsc, oneshot};
 
 /// The most rows one statement carries (9 binds each, under every backend's limit).
@@ -17,11 +19,53 @@ pub struct WriteError(pub String);
 
 type Job = (InboxItem, oneshot::Sender<Result<bool, WriteError>>);
 
+/// A batch at least this large means requests are arriving faster than one
+/// commit takes: an ingest flood.
+const FLOOD_BATCH: usize = 16;
+/// How long after the last flood-sized batch background work keeps yielding.
+const FLOOD_HOLD: Duration = Duration::from_millis(100);
+
 /// A cheap handle to the writer task.
 #[derive(Clone)]
 pub struct InboxWriter {
     tx: mpsc::Sender<Job>,
-    next: std::sync::Arc<AtomicI64>,
+    next: Arc<AtomicI64>,
+    pressure: Pressure,
+}
+
+/// Whether the writer is under an ingest flood. Background work (running
+/// stored requests) yields while it is, so acknowledgements stay fast; the
+/// requests themselves are already stored and run when the flood passes.
+#[derive(Clone, Default)]
+pub struct Pressure {
+    start: Arc<OnceInstant>,
+    last_flood_ms: Arc<AtomicU64>,
+}
+
+#[derive(Default)]
+struct OnceInstant(std::sync::OnceLock<Instant>);
+
+impl Pressure {
+    fn elapsed_ms(&self) -> u64 {
+        self.start.0.get_or_init(Instant::now).elapsed().as_millis() as u64 + 1
+    }
+
+    fn flood(&self) {
+        self.last_flood_ms.store(self.elapsed_ms(), Ordering::Relaxed);
+    }
+
+    /// True while a flood-sized batch was written within the last 100 ms.
+    pub fn high(&self) -> bool {
+        let last = self.last_flood_ms.load(Ordering::Relaxed);
+        last != 0 && self.elapsed_ms().saturating_sub(last) < FLOOD_HOLD.as_millis() as u64
+    }
+
+    /// Waits until the flood has passed.
+    pub async fn wait_low(&self) {
+        while self.high() {
+            tokio::time::sleep(FLOOD_HOLD / 4).await;
+        }
+    }
 }
 
 impl InboxWriter {
@@ -30,11 +74,18 @@ impl InboxWriter {
     /// the worker's sweep picks them up.
     pub fn spawn(store: Store, stored: mpsc::Sender<InboxItem>) -> InboxWriter {
         let (tx, rx) = mpsc::channel::<Job>(4096);
-        tokio::spawn(run(store, rx, stored));
+        let pressure = Pressure::default();
+        tokio::spawn(run(store, rx, stored, pressure.clone()));
         InboxWriter {
             tx,
-            next: std::sync::Arc::new(AtomicI64::new(rand::random::<u16>() as i64)),
+            next: Arc::new(AtomicI64::new(rand::random::<u16>() as i64)),
+            pressure,
         }
+    }
+
+    /// The writer's load, for background work to yield to.
+    pub fn pressure(&self) -> Pressure {
+        self.pressure.clone()
     }
 
     /// A fresh, time-ordered id for an item received at `now`.
@@ -53,7 +104,7 @@ impl InboxWriter {
     }
 }
 
-async fn run(store: Store, mut rx: mpsc::Receiver<Job>, stored: mpsc::Sender<InboxItem>) {
+async fn run(store: Store, mut rx: mpsc::Receiver<Job>, stored: mpsc::Sender<InboxItem>, pressure: Pressure) {
     let mut batch: Vec<Job> = Vec::with_capacity(MAX_BATCH);
     while let Some(first) = rx.recv().await {
         batch.push(first);
@@ -62,6 +113,9 @@ async fn run(store: Store, mut rx: mpsc::Receiver<Job>, stored: mpsc::Sender<Inb
                 Ok(job) => batch.push(job),
                 Err(_) => break,
             }
+        }
+        if batch.len() >= FLOOD_BATCH {
+            pressure.flood();
         }
         let items: Vec<InboxItem> = batch.iter().map(|(i, _)| i.clone()).collect();
         match store.insert_inbox_batch(&items).await {

@@ -79,7 +79,7 @@ impl Store {
             (Backend::Postgres, None) => String::new(),
         };
         let max = match backend {
-            Backend::Sqlite => 4,
+            Backend::Sqlite => 1,
             Backend::Postgres => 16,
         };
         let pool = AnyPoolOptions::new()
