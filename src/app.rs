@@ -189,12 +189,17 @@ pub struct Services {
 }
 
 impl Services {
-    /// Stops the background tasks (the router stops with its server).
+    /// Stops the background tasks gracefully (running requests finish, sends
+    /// in flight complete), aborting whatever is still busy after 15 s.
     pub async fn stop(self) {
         let _ = self.stop.send(true);
-        for t in self.tasks {
-            t.abort();
-            let _ = t.await;
+        for mut t in self.tasks {
+            if tokio::time::timeout(std::time::Duration::from_secs(15), &mut t)
+                .await
+                .is_err()
+            {
+                t.abort();
+            }
         }
     }
 }
@@ -207,7 +212,11 @@ pub fn start(
 ) -> Result<Services, BuildError> {
     let (stop, stopped) = tokio::sync::watch::channel(false);
     let mut router = crate::server::router(pipeline.clone());
-    let mut tasks = Vec::new();
+    let mut tasks = vec![crate::engine::housekeeping::spawn(
+        pipeline.store.clone(),
+        pipeline.clock.clone(),
+        stopped.clone(),
+    )];
     if let Some(cfg) = slack {
         let api = SlackApi::new(&cfg.api_url, cfg.bot_token.clone())
             .map_err(|e| BuildError::Slack(e.to_string()))?;
@@ -217,17 +226,16 @@ pub fn start(
             api,
             pipeline.clock.clone(),
             pacing,
-            stopped,
+            stopped.clone(),
         ));
         let (stored, to_process) = tokio::sync::mpsc::channel(1024);
         let writer = InboxWriter::spawn(pipeline.store.clone(), stored);
-        let pressure = writer.pressure();
-        tasks.push(crate::engine::worker::spawn(
-            pipeline.clone(),
-            outbox,
-            to_process,
-            pressure,
-        ));
+        let inputs = crate::engine::worker::Inputs {
+            stored: to_process,
+            pressure: writer.pressure(),
+            stop: stopped.clone(),
+        };
+        tasks.push(crate::engine::worker::spawn(pipeline.clone(), outbox, inputs));
         router = router.merge(crate::chat::slack::inbound::routes(SlackInbound {
             signing_secret: cfg.signing_secret.clone(),
             writer,

@@ -26,8 +26,10 @@ impl Metrics {
         c.fetch_add(1, Ordering::Relaxed);
     }
 
-    /// The exposition text; `approvals` are current counts per state from the store.
-    pub fn render(&self, approvals: &[(String, i64)]) -> String {
+    /// The exposition text. `gauges` are current counts per state from the
+    /// store: approvals, inbox, outbox.
+    pub fn render(&self, gauges: &StoreGauges) -> String {
+        let approvals = &gauges.approvals;
         let mut s = String::new();
         s.push_str("# HELP opsbot_requests_total Chat commands handled, by outcome.\n# TYPE opsbot_requests_total counter\n");
         for o in Outcome::ALL {
@@ -55,6 +57,38 @@ impl Metrics {
                 .map_or(0, |(_, n)| *n);
             let _ = writeln!(s, "opsbot_approvals{{state=\"{}\"}} {n}", state.as_str());
         }
+        for (name, help, rows) in [
+            ("opsbot_inbox", "Stored chat requests, by state.", &gauges.inbox),
+            (
+                "opsbot_outbox",
+                "Outgoing chat messages, by state.",
+                &gauges.outbox,
+            ),
+        ] {
+            let _ = writeln!(s, "# HELP {name} {help}\n# TYPE {name} gauge");
+            for (state, n) in rows {
+                let _ = writeln!(s, "{name}{{state=\"{state}\"}} {n}");
+            }
+        }
         s
+    }
+}
+
+/// Counts per state read from the store when `/metrics` is scraped.
+#[derive(Debug, Default)]
+pub struct StoreGauges {
+    pub approvals: Vec<(String, i64)>,
+    pub inbox: Vec<(String, i64)>,
+    pub outbox: Vec<(String, i64)>,
+}
+
+impl StoreGauges {
+    /// Reads them; a failing query leaves its gauge empty.
+    pub async fn read(store: &crate::store::Store) -> StoreGauges {
+        StoreGauges {
+            approvals: store.approval_counts().await.unwrap_or_default(),
+            inbox: store.inbox_counts().await.unwrap_or_default(),
+            outbox: store.outbox_counts().await.unwrap_or_default(),
+        }
     }
 }

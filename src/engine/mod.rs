@@ -3,6 +3,7 @@
 //! the outbox sender. Later waves add the escalation timer loop here.
 
 mod approvals;
+pub mod housekeeping;
 pub mod outbox;
 mod pipeline;
 mod reply;

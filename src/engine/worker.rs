@@ -10,7 +10,7 @@ use crate::chat::slack::render::{self, Origin, OriginKind};
 use crate::store::{InboxItem, OutMessage, OutOp, StoreError, Thread};
 use std::sync::Arc;
 use std::time::Duration;
-use tokio::sync::{mpsc, Semaphore};
+use tokio::sync::{mpsc, watch, Semaphore};
 
 /// How many requests run at once (a slow target must not hold up the rest).
 const CONCURRENCY: usize = 4;
@@ -18,16 +18,31 @@ const CONCURRENCY: usize = 4;
 const SWEEP_EVERY: Duration = Duration::from_secs(2);
 
 /// Starts the worker; it runs until `rx` closes.
-pub fn spawn(
-    pipeline: Pipeline,
-    outbox: Outbox,
-    rx: mpsc::Receiver<InboxItem>,
-    pressure: Pressure,
-) -> tokio::task::JoinHandle<()> {
-    tokio::spawn(run(pipeline, outbox, rx, pressure))
+/// How long a graceful stop waits for requests already running.
+const DRAIN: Duration = Duration::from_secs(10);
+
+/// What the worker reads from and yields to.
+pub struct Inputs {
+    /// Newly stored requests from the writer.
+    pub stored: mpsc::Receiver<InboxItem>,
+    /// The writer's flood signal.
+    pub pressure: Pressure,
+    /// Turns true when the process is stopping.
+    pub stop: watch::Receiver<bool>,
 }
 
-async fn run(pipeline: Pipeline, outbox: Outbox, mut rx: mpsc::Receiver<InboxItem>, pressure: Pressure) {
+/// Starts the worker. On stop it takes no new requests and waits (up to 10 s)
+/// for the running ones; anything cut off is reported after the next start.
+pub fn spawn(pipeline: Pipeline, outbox: Outbox, inputs: Inputs) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(run(pipeline, outbox, inputs))
+}
+
+async fn run(pipeline: Pipeline, outbox: Outbox, inputs: Inputs) {
+    let Inputs {
+        stored: mut rx,
+        pressure,
+        mut stop,
+    } = inputs;
     if let Err(e) = report_interrupted(&pipeline, &outbox).await {
         tracing::error!(error = %e, "could not recover interrupted requests");
     }
@@ -35,6 +50,7 @@ async fn run(pipeline: Pipeline, outbox: Outbox, mut rx: mpsc::Receiver<InboxIte
     let mut sweep = tokio::time::interval(SWEEP_EVERY);
     loop {
         let items = tokio::select! {
+            _ = stop.changed() => break,
             item = rx.recv() => match item {
                 Some(i) => vec![i],
                 None => break,
@@ -58,6 +74,13 @@ async fn run(pipeline: Pipeline, outbox: Outbox, mut rx: mpsc::Receiver<InboxIte
                 drop(permit);
             });
         }
+    }
+    let all = CONCURRENCY as u32;
+    if tokio::time::timeout(DRAIN, permits.acquire_many(all))
+        .await
+        .is_err()
+    {
+        tracing::warn!("stopping with requests still running; they will be reported as interrupted");
     }
 }
 

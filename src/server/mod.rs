@@ -32,10 +32,10 @@ async fn readyz(State(p): State<Pipeline>) -> impl IntoResponse {
 }
 
 async fn metrics(State(p): State<Pipeline>) -> impl IntoResponse {
-    let approvals = p.store.approval_counts().await.unwrap_or_default();
+    let gauges = crate::metrics::StoreGauges::read(&p.store).await;
     (
         [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
-        p.metrics.render(&approvals),
+        p.metrics.render(&gauges),
     )
 }
 

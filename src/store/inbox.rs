@@ -134,3 +134,25 @@ fn from_row(r: &AnyRow) -> Result<InboxItem> {
         dedupe_key: opt_text(r, "dedupe_key")?,
     })
 }
+
+impl Store {
+    /// Counts per state, for `/metrics`.
+    pub async fn inbox_counts(&self) -> Result<Vec<(String, i64)>> {
+        let rows = sqlx::query("SELECT state, COUNT(*) AS n FROM inbox GROUP BY state ORDER BY state")
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter()
+            .map(|r| Ok((text(r, "state")?, int(r, "n")?)))
+            .collect()
+    }
+
+    /// Deletes finished requests (done, interrupted) received before `before`.
+    pub async fn inbox_prune(&self, before: Millis) -> Result<u64> {
+        let done =
+            sqlx::query("DELETE FROM inbox WHERE state IN ('done', 'interrupted') AND received_at < $1")
+                .bind(before)
+                .execute(&self.pool)
+                .await?;
+        Ok(done.rows_affected())
+    }
+}

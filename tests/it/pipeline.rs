@@ -134,7 +134,9 @@ async fn metrics_count_requests_and_approvals() {
         let p = pipeline(t.store.clone(), &target.url, clock());
         say(&p, "console:alice", "/queue retry ai-analysis").await;
         say(&p, "console:alice", "/nope").await;
-        let text = p.metrics.render(&t.store.approval_counts().await.unwrap());
+        let text = p
+            .metrics
+            .render(&opsbot::metrics::StoreGauges::read(&t.store).await);
         assert!(
             text.contains("opsbot_requests_total{outcome=\"approval_requested\"} 1"),
             "{text}"

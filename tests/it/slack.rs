@@ -8,6 +8,13 @@ use std::time::{Duration, Instant};
 
 const RETRY: (&str, &str) = ("POST", "/api/queue/ai-analysis/retry-failed");
 
+fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64
+}
+
 fn body_text(call: &Value) -> String {
     call.to_string()
 }
@@ -235,7 +242,7 @@ async fn stored_requests_survive_a_restart() {
     // A request stored (acked) but never processed, and one cut off mid-way.
     let pending = opsbot::store::InboxItem {
         id: 1,
-        received_at: 1,
+        received_at: now_ms(),
         source: "slack".into(),
         actor: "slack:U0ALICE".into(),
         channel: Some("C_QUEUE".into()),
@@ -265,7 +272,12 @@ async fn stored_requests_survive_a_restart() {
         0,
         "never re-run"
     );
-    assert_eq!(t.store.inbox_state(1).await.unwrap().as_deref(), Some("done"));
+    // The reply is queued before the item is marked done: wait for the mark.
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while t.store.inbox_state(1).await.unwrap().as_deref() != Some("done") {
+        assert!(Instant::now() < deadline, "item 1 never marked done");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
     assert_eq!(
         t.store.inbox_state(2).await.unwrap().as_deref(),
         Some("interrupted")

@@ -187,3 +187,49 @@ async fn a_second_process_sees_the_same_state() {
     other.close().await;
     t.cleanup().await;
 }
+
+#[tokio::test]
+async fn inbox_batches_dedupe_and_housekeeping_keeps_unfinished_rows() {
+    for t in both().await {
+        let s = &t.store;
+        let item = |id: i64, at: i64, key: Option<&str>| opsbot::store::InboxItem {
+            id,
+            received_at: at,
+            source: "slack".into(),
+            actor: "slack:U1".into(),
+            channel: Some("C1".into()),
+            thread: None,
+            text: "/queue stats".into(),
+            origin: "{}".into(),
+            dedupe_key: key.map(String::from),
+        };
+        let ids = s
+            .insert_inbox_batch(&[
+                item(1, 10, Some("ev1")),
+                item(2, 10, None),
+                item(3, 10, Some("ev1")),
+            ])
+            .await
+            .unwrap();
+        assert_eq!(ids.len(), 2, "the repeated event key is stored once: {}", t.name);
+        assert!(s.claim_inbox(1).await.unwrap());
+        assert!(!s.claim_inbox(1).await.unwrap(), "claimed once: {}", t.name);
+        s.finish_inbox(1).await.unwrap();
+        opsbot::engine::housekeeping::prune(s, 1_000).await;
+        assert_eq!(
+            s.inbox_state(1).await.unwrap(),
+            None,
+            "old finished row pruned on {}",
+            t.name
+        );
+        let kept = s
+            .inbox_state(2)
+            .await
+            .unwrap()
+            .or(s.inbox_state(3).await.unwrap());
+        assert_eq!(kept.as_deref(), Some("new"), "unprocessed rows are never pruned");
+        let gauges = opsbot::metrics::StoreGauges::read(s).await;
+        assert_eq!(gauges.inbox, vec![("new".to_string(), 1)]);
+        t.cleanup().await;
+    }
+}
