@@ -200,6 +200,32 @@ pub fn decide(a: &Approval, actor: &Actor, decision: &Decision, now: Millis) -> 
     }
 }
 
+/// A pending-shaped approval `a7` of `/queue retry ai-analysis` by alice (tests).
+#[cfg(test)]
+pub(crate) fn example(state: State) -> Approval {
+    Approval {
+        id: 7,
+        profile: "queue".into(),
+        command: "queue retry".into(),
+        args: BTreeMap::new(),
+        display: "/queue retry ai-analysis".into(),
+        request_hash: "h".into(),
+        risk: "write".into(),
+        requester: "alice".into(),
+        requester_identity: "console:alice".into(),
+        channel: None,
+        thread: None,
+        roles: vec!["sre".into(), "eng-manager".into()],
+        needed: 2,
+        votes: vec![],
+        state,
+        created_at: 0,
+        expires_at: 1000,
+        decided_by: None,
+        result: None,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -216,27 +242,7 @@ mod tests {
     }
 
     fn approval(state: State) -> Approval {
-        Approval {
-            id: 7,
-            profile: "queue".into(),
-            command: "queue retry".into(),
-            args: BTreeMap::new(),
-            display: "/queue retry ai-analysis".into(),
-            request_hash: "h".into(),
-            risk: "write".into(),
-            requester: "alice".into(),
-            requester_identity: "console:alice".into(),
-            channel: None,
-            thread: None,
-            roles: vec!["sre".into(), "eng-manager".into()],
-            needed: 2,
-            votes: vec![],
-            state,
-            created_at: 0,
-            expires_at: 1000,
-            decided_by: None,
-            result: None,
-        }
+        example(state)
     }
 
     #[test]

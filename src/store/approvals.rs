@@ -186,12 +186,7 @@ impl Store {
 
     /// Counts per state, for `/metrics`.
     pub async fn approval_counts(&self) -> Result<Vec<(String, i64)>> {
-        let rows = sqlx::query("SELECT state, COUNT(*) AS n FROM approvals GROUP BY state ORDER BY state")
-            .fetch_all(&self.pool)
-            .await?;
-        rows.iter()
-            .map(|r| Ok((text(r, "state")?, int(r, "n")?)))
-            .collect()
+        self.counts_by_state("approvals").await
     }
 }
 

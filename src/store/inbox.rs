@@ -138,12 +138,7 @@ fn from_row(r: &AnyRow) -> Result<InboxItem> {
 impl Store {
     /// Counts per state, for `/metrics`.
     pub async fn inbox_counts(&self) -> Result<Vec<(String, i64)>> {
-        let rows = sqlx::query("SELECT state, COUNT(*) AS n FROM inbox GROUP BY state ORDER BY state")
-            .fetch_all(&self.pool)
-            .await?;
-        rows.iter()
-            .map(|r| Ok((text(r, "state")?, int(r, "n")?)))
-            .collect()
+        self.counts_by_state("inbox").await
     }
 
     /// Deletes finished requests (done, interrupted) received before `before`.

@@ -160,3 +160,17 @@ impl Store {
         Ok(sqlx::query(sql).execute(&self.pool).await?.rows_affected())
     }
 }
+
+impl Store {
+    /// `(state, count)` rows of a table that has a `state` column, for `/metrics`.
+    async fn counts_by_state(&self, table: &'static str) -> Result<Vec<(String, i64)>> {
+        let rows = sqlx::query(&format!(
+            "SELECT state, COUNT(*) AS n FROM {table} GROUP BY state ORDER BY state"
+        ))
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| Ok((text(r, "state")?, int(r, "n")?)))
+            .collect()
+    }
+}

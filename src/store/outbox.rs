@@ -290,12 +290,7 @@ impl Store {
 
     /// Outbox rows per state, for `/metrics`.
     pub async fn outbox_counts(&self) -> Result<Vec<(String, i64)>> {
-        let rows = sqlx::query("SELECT state, COUNT(*) AS n FROM outbox GROUP BY state ORDER BY state")
-            .fetch_all(&self.pool)
-            .await?;
-        rows.iter()
-            .map(|r| Ok((text(r, "state")?, int(r, "n")?)))
-            .collect()
+        self.counts_by_state("outbox").await
     }
 
     /// Deletes finished rows (sent, superseded, failed) created before

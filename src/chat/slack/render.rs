@@ -162,30 +162,14 @@ fn status_line(a: &Approval) -> Option<String> {
 mod tests {
     use super::*;
     use crate::approval::Vote;
-    use std::collections::BTreeMap;
 
     fn approval(state: State) -> Approval {
-        Approval {
-            id: 7,
-            profile: "queue".into(),
-            command: "queue retry".into(),
-            args: BTreeMap::new(),
-            display: "/queue retry ai-analysis".into(),
-            request_hash: "h".into(),
-            risk: "write".into(),
-            requester: "alice".into(),
-            requester_identity: "slack:UA".into(),
-            channel: Some("C1".into()),
-            thread: None,
-            roles: vec!["sre".into(), "eng-manager".into()],
-            needed: 1,
-            votes: vec![],
-            state,
-            created_at: 0,
-            expires_at: 900_000,
-            decided_by: None,
-            result: None,
-        }
+        let mut a = crate::approval::example(state);
+        a.requester_identity = "slack:UA".into();
+        a.channel = Some("C1".into());
+        a.needed = 1;
+        a.expires_at = 900_000;
+        a
     }
 
     fn origin(kind: OriginKind) -> Origin {
