@@ -8,8 +8,8 @@ use crate::chat::slack::inbound::SlackInbound;
 use crate::clock::SharedClock;
 use crate::config::{Config, SlackConfig};
 use crate::engine::outbox::{spawn_sender, Outbox, Pacing};
-use crate::engine::InboxWriter;
 use crate::engine::Pipeline;
+use crate::engine::{AuditSink, InboxWriter};
 use crate::exec::{Executor, Limits};
 use crate::metrics::Metrics;
 use crate::store::{Store, StoreError};
@@ -177,6 +177,7 @@ pub fn assemble(
         profiles: Arc::new(config.profiles.clone()),
         channels: Arc::new(config.channels.clone()),
         metrics: Arc::new(Metrics::default()),
+        timers: Arc::new(tokio::sync::Notify::new()),
     }
 }
 
@@ -217,10 +218,15 @@ pub fn start(
         pipeline.clock.clone(),
         stopped.clone(),
     )];
-    if let Some(cfg) = slack {
+    let outbox = slack.map(|_| Outbox::new(pipeline.store.clone()));
+    tasks.push(crate::engine::expiry::spawn(
+        pipeline.clone(),
+        outbox.clone(),
+        stopped.clone(),
+    ));
+    if let (Some(cfg), Some(outbox)) = (slack, outbox) {
         let api = SlackApi::new(&cfg.api_url, cfg.bot_token.clone())
             .map_err(|e| BuildError::Slack(e.to_string()))?;
-        let outbox = Outbox::new(pipeline.store.clone());
         tasks.push(spawn_sender(
             outbox.clone(),
             api,
@@ -239,6 +245,7 @@ pub fn start(
         router = router.merge(crate::chat::slack::inbound::routes(SlackInbound {
             signing_secret: cfg.signing_secret.clone(),
             writer,
+            audit: AuditSink::spawn(pipeline.store.clone()),
             pipeline,
         }));
     }

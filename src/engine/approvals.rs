@@ -41,6 +41,7 @@ impl Pipeline {
             expires_at: now + policy.ttl.as_millis() as i64,
         };
         let a = self.store.create_approval(&new).await?;
+        self.timers.notify_one();
         entry.kind = "approval.requested".into();
         entry.outcome = "pending".into();
         entry.detail = Some(a.label());

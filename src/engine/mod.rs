@@ -3,6 +3,8 @@
 //! the outbox sender. Later waves add the escalation timer loop here.
 
 mod approvals;
+mod audit_sink;
+pub mod expiry;
 pub mod housekeeping;
 pub mod outbox;
 mod pipeline;
@@ -10,6 +12,7 @@ mod reply;
 pub mod worker;
 mod writer;
 
-pub use pipeline::{Invocation, Pipeline, Source};
+pub use audit_sink::AuditSink;
+pub use pipeline::{Invocation, Pipeline, Quick, Source};
 pub use reply::{Outcome, Reply};
 pub use writer::{InboxWriter, Pressure, WriteError};

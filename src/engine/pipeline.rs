@@ -35,6 +35,14 @@ pub struct Invocation {
     pub received_at: Millis,
 }
 
+/// An answer computed on the ack path (see `Pipeline::quick`).
+#[derive(Debug, Clone)]
+pub struct Quick {
+    pub reply: Reply,
+    /// The audit entry of a refusal, for a background appender.
+    pub denied: Option<Entry>,
+}
+
 /// Everything the pipeline needs, shared by all adapters.
 #[derive(Clone)]
 pub struct Pipeline {
@@ -47,6 +55,9 @@ pub struct Pipeline {
     /// Channel id → bound profile.
     pub channels: Arc<BTreeMap<String, String>>,
     pub metrics: Arc<Metrics>,
+    /// Woken when a new deadline (an approval's expiry) is set, so timer
+    /// loops can sleep until the earliest one.
+    pub timers: Arc<tokio::sync::Notify>,
 }
 
 /// Internal failures: logged with a reference, shown only as that reference.
@@ -88,22 +99,30 @@ impl Pipeline {
 
     /// The answer when one can be given without touching the store: help,
     /// usage errors and permission refusals. `None` means the request must be
-    /// stored and run through `handle`. Pure apart from the metrics counter.
-    pub fn quick(&self, inv: &Invocation) -> Option<Reply> {
-        let reply = match command::parse(&self.catalog, &self.scope(inv), &inv.text) {
-            Err(e) => Reply::new(Outcome::Usage, e.message),
-            Ok(Parsed::Help(text)) => Reply::new(Outcome::Done, text),
+    /// stored and run through `handle`. Pure apart from the metrics counter; a
+    /// refusal comes with the audit entry the caller should record.
+    pub fn quick(&self, inv: &Invocation) -> Option<Quick> {
+        let (reply, denied) = match command::parse(&self.catalog, &self.scope(inv), &inv.text) {
+            Err(e) => (Reply::new(Outcome::Usage, e.message), None),
+            Ok(Parsed::Help(text)) => (Reply::new(Outcome::Done, text), None),
             Ok(Parsed::Builtin(_)) => return None,
             Ok(Parsed::Run(req)) => {
                 let actor = self.directory.resolve(&inv.actor);
-                match auth::may_request(&actor, req.command) {
-                    Ok(()) => return None,
-                    Err(denied) => Reply::new(Outcome::NotPermitted, denied.to_string()),
-                }
+                let denial = auth::may_request(&actor, req.command).err()?;
+                let mut entry = self.entry(
+                    inv,
+                    &actor,
+                    "denied",
+                    Some(req.command),
+                    serde_json::to_string(&req.args).ok(),
+                );
+                entry.outcome = "not_permitted".into();
+                entry.detail = Some(denial.to_string());
+                (Reply::new(Outcome::NotPermitted, denial.to_string()), Some(entry))
             }
         };
         self.metrics.request(reply.outcome);
-        Some(reply)
+        Some(Quick { reply, denied })
     }
 
     async fn dispatch(&self, inv: &Invocation) -> Result<Reply, Internal> {

@@ -5,6 +5,7 @@ use super::{int, opt_text, text, Result, Store, StoreError};
 use crate::approval::{Approval, State, Vote};
 use crate::clock::Millis;
 use sqlx::any::AnyRow;
+use sqlx::Row;
 use std::collections::BTreeMap;
 
 /// What is needed to open an approval.
@@ -182,6 +183,27 @@ impl Store {
         .execute(&self.pool)
         .await?;
         Ok(done.rows_affected() == 1)
+    }
+
+    /// Marks every pending approval whose TTL ran out by `now` as expired and
+    /// returns them (with their votes).
+    pub async fn expire_due_approvals(&self, now: Millis) -> Result<Vec<Approval>> {
+        let rows = sqlx::query(&format!(
+            "UPDATE approvals SET state = 'expired', updated_at = $1
+             WHERE state = 'pending' AND expires_at <= $1 RETURNING {COLUMNS}"
+        ))
+        .bind(now)
+        .fetch_all(&self.pool)
+        .await?;
+        self.with_votes(rows).await
+    }
+
+    /// When the next pending approval expires, if any is pending.
+    pub async fn next_approval_expiry(&self) -> Result<Option<Millis>> {
+        let row = sqlx::query("SELECT MIN(expires_at) AS next FROM approvals WHERE state = 'pending'")
+            .fetch_one(&self.pool)
+            .await?;
+        Ok(row.try_get::<Option<i64>, _>("next")?)
     }
 
     /// Counts per state, for `/metrics`.

@@ -158,7 +158,17 @@ async fn quick_answers_come_in_the_ack_and_store_nothing() {
     assert!(v["text"].as_str().unwrap().contains("/queue retry"), "{v}");
     tokio::time::sleep(Duration::from_millis(200)).await;
     assert!(app.slack.calls().is_empty(), "{:#?}", app.slack.calls());
-    assert!(t.store.audit_records().await.unwrap().is_empty());
+    // Only the refusal is audited (off the request path); typos and help are not.
+    let records = t.store.audit_records().await.unwrap();
+    let kinds: Vec<(&str, &str)> = records
+        .iter()
+        .map(|r| (r.entry.kind.as_str(), r.entry.identity.as_str()))
+        .collect();
+    assert_eq!(kinds, [("denied", "slack:U0STRANGER")]);
+    assert!(
+        t.store.new_inbox_items(10).await.unwrap().is_empty(),
+        "nothing stored for processing"
+    );
     app.stop().await;
     t.cleanup().await;
 }
@@ -282,6 +292,43 @@ async fn stored_requests_survive_a_restart() {
         t.store.inbox_state(2).await.unwrap().as_deref(),
         Some("interrupted")
     );
+    app.stop().await;
+    t.cleanup().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cards_show_expiry_without_anyone_clicking() {
+    let t = crate::support::TestStore::sqlite().await;
+    let app = TestApp::spawn_with(t.store.clone(), |cat| {
+        for c in cat.commands.iter_mut().filter(|c| c.name == "queue retry") {
+            c.approve.as_mut().unwrap().ttl = Duration::from_millis(400);
+        }
+    })
+    .await;
+    app.slash("U0ALICE", "/queue", "retry ai-analysis").await;
+    wait_for(&app.slack, "chat.postMessage", 1, Duration::from_secs(5)).await;
+    let updates = wait_for(&app.slack, "chat.update", 1, Duration::from_secs(5)).await;
+    assert!(body_text(&updates[0]).contains("expired"), "{}", updates[0]);
+    assert!(
+        !body_text(&updates[0]).contains("\"action_id\""),
+        "buttons removed"
+    );
+    let a = t.store.approval(1).await.unwrap().unwrap();
+    assert_eq!(a.state, opsbot::approval::State::Expired);
+    let kinds: Vec<String> = t
+        .store
+        .audit_records()
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|r| r.entry.kind)
+        .collect();
+    assert_eq!(kinds, ["approval.requested", "approval.expired"]);
+    // A late click is refused and changes nothing.
+    app.click("U0BOB", "approve", "a1", "9.9").await;
+    let eph = wait_for(&app.slack, "chat.postEphemeral", 1, Duration::from_secs(5)).await;
+    assert!(body_text(&eph[0]).contains("a1 is expired"), "{}", eph[0]);
+    assert_eq!(app.target.count(RETRY.0, RETRY.1), 0);
     app.stop().await;
     t.cleanup().await;
 }

@@ -233,3 +233,31 @@ async fn inbox_batches_dedupe_and_housekeeping_keeps_unfinished_rows() {
         t.cleanup().await;
     }
 }
+
+#[tokio::test]
+async fn due_approvals_expire_in_one_statement() {
+    for t in both().await {
+        let s = &t.store;
+        assert_eq!(s.next_approval_expiry().await.unwrap(), None);
+        let a = s.create_approval(&new_approval(0)).await.unwrap();
+        let b = s.create_approval(&new_approval(100_000)).await.unwrap();
+        assert_eq!(
+            s.next_approval_expiry().await.unwrap(),
+            Some(900_000),
+            "{}",
+            t.name
+        );
+        assert!(s.expire_due_approvals(899_999).await.unwrap().is_empty());
+        let expired = s.expire_due_approvals(900_000).await.unwrap();
+        assert_eq!(
+            expired.iter().map(|x| x.id).collect::<Vec<_>>(),
+            vec![a.id],
+            "{}",
+            t.name
+        );
+        assert_eq!(expired[0].state, State::Expired);
+        assert_eq!(s.next_approval_expiry().await.unwrap(), Some(1_000_000));
+        assert_eq!(s.approval(b.id).await.unwrap().unwrap().state, State::Pending);
+        t.cleanup().await;
+    }
+}

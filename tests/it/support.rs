@@ -281,20 +281,27 @@ pub struct TestApp {
 
 impl TestApp {
     pub async fn spawn(store: Store) -> TestApp {
-        Self::start(store, true).await
+        Self::start(store, true, |_| {}).await
     }
 
     pub async fn spawn_without_slack(store: Store) -> TestApp {
-        Self::start(store, false).await
+        Self::start(store, false, |_| {}).await
     }
 
-    async fn start(store: Store, slack_on: bool) -> TestApp {
+    /// With the shipped catalog changed by `tweak` first.
+    pub async fn spawn_with(store: Store, tweak: impl FnOnce(&mut Catalog)) -> TestApp {
+        Self::start(store, true, tweak).await
+    }
+
+    async fn start(store: Store, slack_on: bool, tweak: impl FnOnce(&mut Catalog)) -> TestApp {
         let slack = crate::fake_slack::FakeSlack::start().await;
         let target = FakeTarget::start().await;
         let cfg = config("");
         let directory = Directory::new(&cfg.people, &Roles::new(&cfg.roles)).expect("people");
         let clock: SharedClock = Arc::new(opsbot::clock::SystemClock);
-        let pipeline = app::assemble(&cfg, shipped_catalog(&cfg, &target.url), directory, store, clock);
+        let mut catalog = shipped_catalog(&cfg, &target.url);
+        tweak(&mut catalog);
+        let pipeline = app::assemble(&cfg, catalog, directory, store, clock);
         let slack_cfg = opsbot::config::SlackConfig {
             signing_secret: SLACK_SECRET.to_string().into(),
             bot_token: "xoxb-test-token".to_string().into(),

@@ -5,7 +5,7 @@
 
 use super::render::{Origin, OriginKind};
 use super::verify;
-use crate::engine::{InboxWriter, Invocation, Outcome, Pipeline, Reply, Source};
+use crate::engine::{AuditSink, InboxWriter, Invocation, Outcome, Pipeline, Reply, Source};
 use crate::store::InboxItem;
 use axum::body::Bytes;
 use axum::extract::State;
@@ -25,6 +25,8 @@ pub struct SlackInbound {
     pub signing_secret: SecretString,
     pub writer: InboxWriter,
     pub pipeline: Pipeline,
+    /// Where refusals answered in the ack are audited, off the request path.
+    pub audit: AuditSink,
 }
 
 /// `/slack/commands`, `/slack/interactions`, `/slack/events`.
@@ -106,8 +108,11 @@ async fn commands(State(s): State<SlackInbound>, headers: HeaderMap, body: Bytes
     };
     let text = format!("{} {}", cmd.command.0, cmd.text.as_deref().unwrap_or_default());
     let inv = s.invocation(&cmd.user_id.0, &cmd.channel_id.0, None, text);
-    if let Some(reply) = s.pipeline.quick(&inv) {
-        return ephemeral(&reply);
+    if let Some(quick) = s.pipeline.quick(&inv) {
+        if let Some(entry) = quick.denied {
+            s.audit.record(entry);
+        }
+        return ephemeral(&quick.reply);
     }
     let origin = Origin {
         user: cmd.user_id.0.clone(),

@@ -70,7 +70,8 @@ pub fn messages(reply: &Reply, approval: Option<&Approval>, origin: &Origin, now
     out
 }
 
-fn card_update(a: &Approval, result: Option<&str>, now: Millis) -> OutMessage {
+/// An edit of approval `a`'s card showing its current state (and `result`).
+pub fn card_update(a: &Approval, result: Option<&str>, now: Millis) -> OutMessage {
     OutMessage {
         channel: a.channel.clone().unwrap_or_default(),
         op: OutOp::Update { key: card_key(a.id) },
