@@ -1,8 +1,9 @@
 //! Best-effort audit for answers given on the ack path. A refusal answered in
 //! Slack's ack stores nothing before the answer; its audit entry is handed to
-//! this background appender instead. Under a flood of refusals the bounded
-//! queue fills and further entries are dropped and counted (the refusals
-//! changed nothing), so the ack path never waits on the audit chain.
+//! this background appender instead. Under a flood of refusals, entries beyond
+//! 200 per second (or a full queue) are dropped and counted — the refusals
+//! changed nothing — so the ack path never waits on, or competes with, the
+//! audit chain.
 
 use crate::audit::Entry;
 use crate::store::Store;
@@ -11,11 +12,13 @@ use std::sync::Arc;
 use tokio::sync::mpsc;
 
 const QUEUE: usize = 1024;
+const PER_SECOND: u32 = 200;
 
 #[derive(Clone)]
 pub struct AuditSink {
     tx: mpsc::Sender<Entry>,
     dropped: Arc<AtomicU64>,
+    rate: Arc<governor::DefaultDirectRateLimiter>,
 }
 
 impl AuditSink {
@@ -29,20 +32,24 @@ impl AuditSink {
                 }
             }
         });
+        let per_second = std::num::NonZeroU32::new(PER_SECOND).unwrap_or(std::num::NonZeroU32::MIN);
         AuditSink {
             tx,
             dropped: Arc::default(),
+            rate: Arc::new(governor::RateLimiter::direct(governor::Quota::per_second(
+                per_second,
+            ))),
         }
     }
 
     /// Queues `entry` without waiting.
     pub fn record(&self, entry: Entry) {
-        if self.tx.try_send(entry).is_err() {
+        if self.rate.check().is_err() || self.tx.try_send(entry).is_err() {
             let n = self.dropped.fetch_add(1, Ordering::Relaxed) + 1;
             if n == 1 || n % 10_000 == 0 {
                 tracing::warn!(
                     dropped = n,
-                    "audit queue full during a flood of refusals; entries dropped"
+                    "flood of refusals: audit entries beyond the rate limit dropped"
                 );
             }
         }
