@@ -10,7 +10,6 @@ use crate::auth::Actor;
 use crate::catalog::ApprovePolicy;
 use crate::command::{self, Builtin, Request};
 use crate::duration;
-use crate::store::NewApproval;
 use std::time::Duration;
 
 impl Pipeline {
@@ -24,7 +23,8 @@ impl Pipeline {
     ) -> Result<Reply, Internal> {
         let cmd = req.command;
         let now = self.now();
-        let new = NewApproval {
+        let new = Approval {
+            id: 0,
             profile: cmd.profile.clone(),
             command: cmd.name.clone(),
             args: req.args.clone(),
@@ -37,8 +37,12 @@ impl Pipeline {
             thread: inv.thread.clone(),
             roles: policy.roles.clone(),
             needed: policy.count,
+            votes: Vec::new(),
+            state: State::Pending,
             created_at: now,
             expires_at: now + policy.ttl.as_millis() as i64,
+            decided_by: None,
+            result: None,
         };
         let a = self.store.create_approval(&new).await?;
         self.timers.notify_one();

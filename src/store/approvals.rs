@@ -8,32 +8,15 @@ use sqlx::any::AnyRow;
 use sqlx::Row;
 use std::collections::BTreeMap;
 
-/// What is needed to open an approval.
-#[derive(Debug, Clone)]
-pub struct NewApproval {
-    pub profile: String,
-    pub command: String,
-    pub args: BTreeMap<String, String>,
-    pub display: String,
-    pub request_hash: String,
-    pub risk: String,
-    pub requester: String,
-    pub requester_identity: String,
-    pub channel: Option<String>,
-    pub thread: Option<String>,
-    pub roles: Vec<String>,
-    pub needed: u32,
-    pub created_at: Millis,
-    pub expires_at: Millis,
-}
-
 const COLUMNS: &str =
     "id, profile, command, args, display, request_hash, risk, requester, requester_identity,
      channel, thread, roles, needed, state, created_at, expires_at, decided_by, result";
 
 impl Store {
-    /// Opens a pending approval and returns it.
-    pub async fn create_approval(&self, n: &NewApproval) -> Result<Approval> {
+    /// Opens `n` as a pending approval and returns it as stored. Its `id`,
+    /// `state`, `votes`, `decided_by` and `result` are ignored: a new approval
+    /// gets a fresh id and starts pending with no votes.
+    pub async fn create_approval(&self, n: &Approval) -> Result<Approval> {
         let args = serde_json::to_string(&n.args).map_err(|e| StoreError::Corrupt(e.to_string()))?;
         let row = sqlx::query(&format!(
             "INSERT INTO approvals (profile, command, args, display, request_hash, risk, requester, requester_identity,

@@ -8,7 +8,6 @@ mod audit;
 mod inbox;
 mod outbox;
 
-pub use approvals::NewApproval;
 pub use inbox::InboxItem;
 pub use outbox::{KeyLookup, OutMessage, OutOp, OutboxFailure, OutboxRow, OutboxState, Thread, SLACK};
 

@@ -1,13 +1,13 @@
 //! Store behaviour on SQLite and Postgres alike.
 
 use crate::support::{both, TestStore};
-use opsbot::approval::State;
+use opsbot::approval::{Approval, State};
 use opsbot::audit::{self, Entry};
-use opsbot::store::NewApproval;
 use std::collections::BTreeMap;
 
-fn new_approval(now: i64) -> NewApproval {
-    NewApproval {
+fn new_approval(now: i64) -> Approval {
+    Approval {
+        id: 0,
         profile: "queue".into(),
         command: "queue retry".into(),
         args: BTreeMap::from([("queue".to_string(), "ai-analysis".to_string())]),
@@ -20,8 +20,12 @@ fn new_approval(now: i64) -> NewApproval {
         thread: None,
         roles: vec!["sre".into(), "eng-manager".into()],
         needed: 2,
+        votes: Vec::new(),
+        state: State::Pending,
         created_at: now,
         expires_at: now + 900_000,
+        decided_by: None,
+        result: None,
     }
 }
 
