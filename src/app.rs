@@ -49,7 +49,7 @@ pub fn validate(
     }
     let dir = Directory::new(&config.people, &roles).map_err(|errs| {
         errs.into_iter()
-            .map(|m| config_problem(config, 0, m))
+            .map(|(who, m)| config_problem(config, line(config, &format!("people.{who}")), m))
             .collect::<Vec<_>>()
     });
     match (cat, dir) {
@@ -60,6 +60,11 @@ pub fn validate(
         }
         _ => Err(problems),
     }
+}
+
+/// The line where `key` (`people.alice`, `channels.C1`, `profiles`) was declared.
+fn line(config: &Config, key: &str) -> usize {
+    config.lines.get(key).copied().unwrap_or(0)
 }
 
 fn config_problem(config: &Config, line: usize, message: String) -> Problem {
@@ -73,7 +78,7 @@ fn config_problem(config: &Config, line: usize, message: String) -> Problem {
 fn config_problems(config: &Config, roles: &BTreeSet<String>) -> Vec<Problem> {
     let mut out = Vec::new();
     for (name, p) in &config.people {
-        let line = config.person_lines.get(name).copied().unwrap_or(0);
+        let line = line(config, &format!("people.{name}"));
         for r in &p.roles {
             if !roles.contains(r) {
                 let known = roles.iter().cloned().collect::<Vec<_>>().join(", ");
@@ -110,7 +115,7 @@ fn cross_problems(config: &Config, cat: &Catalog) -> Vec<Problem> {
             let list = known.iter().copied().collect::<Vec<_>>().join(", ");
             out.push(config_problem(
                 config,
-                0,
+                line(config, "profiles"),
                 format!("profile `{p}` is enabled but has no commands (profiles in the catalog: {list})"),
             ));
         }
@@ -119,7 +124,7 @@ fn cross_problems(config: &Config, cat: &Catalog) -> Vec<Problem> {
         if !config.profiles.contains(p) {
             out.push(config_problem(
                 config,
-                0,
+                line(config, &format!("channels.{channel}")),
                 format!("channel `{channel}` is bound to profile `{p}`, which is not enabled"),
             ));
         }

@@ -116,14 +116,21 @@ pub enum Denied {
 }
 
 impl Directory {
-    /// Builds the directory; identities claimed by two people are reported.
-    pub fn new(people: &BTreeMap<String, PersonConfig>, roles: &Roles) -> Result<Self, Vec<String>> {
+    /// Builds the directory; identities claimed by two people are reported
+    /// as `(person, problem)`.
+    pub fn new(
+        people: &BTreeMap<String, PersonConfig>,
+        roles: &Roles,
+    ) -> Result<Self, Vec<(String, String)>> {
         let mut dir = Directory::default();
         let mut problems = Vec::new();
         for (name, p) in people {
             for id in p.identities() {
                 if let Some(other) = dir.by_identity.insert(id.clone(), name.clone()) {
-                    problems.push(format!("identity `{id}` belongs to both `{other}` and `{name}`"));
+                    problems.push((
+                        name.clone(),
+                        format!("identity `{id}` belongs to both `{other}` and `{name}`"),
+                    ));
                 }
             }
             let person = Person {
@@ -292,6 +299,7 @@ mod tests {
         people.insert("a".into(), p.clone());
         people.insert("b".into(), p);
         let errs = Directory::new(&people, &Roles::new(&BTreeMap::new())).unwrap_err();
-        assert!(errs[0].contains("slack:U1"));
+        assert_eq!(errs[0].0, "b");
+        assert!(errs[0].1.contains("slack:U1"));
     }
 }

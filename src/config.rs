@@ -36,8 +36,9 @@ pub struct Config {
     pub slack: Option<SlackConfig>,
     /// Values that must never appear in output (tokens, DSN passwords).
     pub secrets: Vec<SecretString>,
-    /// Where each person was declared, for `file:line` messages.
-    pub person_lines: BTreeMap<String, usize>,
+    /// Where things were declared, for `file:line` messages: keys like
+    /// `people.alice`, `channels.C0123`, `profiles`.
+    pub lines: BTreeMap<String, usize>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -112,7 +113,7 @@ struct RawConfig {
 #[serde(deny_unknown_fields)]
 struct RawProfiles {
     #[serde(default)]
-    enabled: Vec<String>,
+    enabled: Option<Spanned<Vec<String>>>,
 }
 
 #[derive(Deserialize)]
@@ -222,11 +223,16 @@ impl Config {
                 Duration::from_secs(30)
             }
         };
+        let mut lines = BTreeMap::new();
         let mut channels = BTreeMap::new();
         for (id, ch) in raw.channels {
+            lines.insert(format!("channels.{id}"), line_of(text, ch.span().start));
             channels.insert(id, ch.into_inner().profile);
         }
-        let mut profiles = raw.profiles.enabled;
+        if let Some(e) = &raw.profiles.enabled {
+            lines.insert("profiles".to_string(), line_of(text, e.span().start));
+        }
+        let mut profiles = raw.profiles.enabled.map(Spanned::into_inner).unwrap_or_default();
         if let Some(p) = get("OPSBOT_PROFILES") {
             profiles = p
                 .split(',')
@@ -235,9 +241,8 @@ impl Config {
                 .collect();
         }
         let mut people = BTreeMap::new();
-        let mut person_lines = BTreeMap::new();
         for (name, p) in raw.people {
-            person_lines.insert(name.clone(), line_of(text, p.span().start));
+            lines.insert(format!("people.{name}"), line_of(text, p.span().start));
             let p = p.into_inner();
             people.insert(
                 name,
@@ -280,7 +285,7 @@ impl Config {
             log_json,
             slack,
             secrets: secrets.into_iter().map(Into::into).collect(),
-            person_lines,
+            lines,
         })
     }
 }
@@ -416,6 +421,6 @@ mod tests {
             c.people["alice"].identities(),
             vec!["slack:U1", "console:alice", "console:al"]
         );
-        assert_eq!(c.person_lines["alice"], 1);
+        assert_eq!(c.lines["people.alice"], 1);
     }
 }

@@ -295,3 +295,25 @@ async fn serve_answers_health_ready_metrics_and_stops_on_sigterm() {
         "json logs: {err}"
     );
 }
+
+#[test]
+fn check_reports_config_cross_problems_with_lines() {
+    let sb = Sandbox::new("http://127.0.0.1:1");
+    std::fs::write(
+        sb.path("config/opsbot.toml"),
+        "[profiles]\nenabled = [\"queue\", \"nope\"]\n\n[channels.C9]\nprofile = \"pdf\"\n\n[people.zed]\nconsole = \"zed\"\nroles = [\"wizard\"]\n\n[people.zoe]\nconsole = \"zed\"\nroles = [\"sre\"]\n",
+    )
+    .unwrap();
+    let o = sb.opsbot(&["check"]);
+    assert_eq!(o.status.code(), Some(1));
+    let out = stdout(&o);
+    let file = sb.path("config/opsbot.toml").display().to_string();
+    for expected in [
+        format!("{file}:2: profile `nope` is enabled but has no commands"),
+        format!("{file}:4: channel `C9` is bound to profile `pdf`, which is not enabled"),
+        format!("{file}:7: person `zed`: unknown role `wizard`"),
+        format!("{file}:11: identity `console:zed` belongs to both `zed` and `zoe`"),
+    ] {
+        assert!(out.contains(&expected), "missing `{expected}` in:\n{out}");
+    }
+}
