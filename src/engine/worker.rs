@@ -16,6 +16,7 @@ use tokio::sync::{mpsc, watch, Semaphore};
 const CONCURRENCY: usize = 4;
 /// Safety net for items the in-memory queue could not take.
 const SWEEP_EVERY: Duration = Duration::from_secs(2);
+const SWEEP_BATCH: i64 = 256;
 
 /// Starts the worker; it runs until `rx` closes.
 /// How long a graceful stop waits for requests already running.
@@ -55,10 +56,17 @@ async fn run(pipeline: Pipeline, outbox: Outbox, inputs: Inputs) {
                 Some(i) => vec![i],
                 None => break,
             },
-            _ = sweep.tick() => pipeline.store.new_inbox_items(256).await.unwrap_or_else(|e| {
-                tracing::warn!(error = %e, "inbox sweep failed");
-                Vec::new()
-            }),
+            _ = sweep.tick() => {
+                let found = pipeline.store.new_inbox_items(SWEEP_BATCH).await.unwrap_or_else(|e| {
+                    tracing::warn!(error = %e, "inbox sweep failed");
+                    Vec::new()
+                });
+                // A full batch means a backlog: sweep again as soon as these are under way.
+                if found.len() as i64 == SWEEP_BATCH {
+                    sweep.reset_immediately();
+                }
+                found
+            }
         };
         for item in items {
             // During an ingest flood acknowledgements come first; the items are stored.
