@@ -215,45 +215,11 @@ impl Config {
             secrets.extend(dsn_password(r));
         }
         let slack = slack_config(env, &mut problems, &file, &mut secrets);
-        let exec_timeout = match raw.limits.exec_timeout.as_deref().map(crate::duration::parse) {
-            None => Duration::from_secs(30),
-            Some(Ok(d)) => d,
-            Some(Err(e)) => {
-                problems.push(problem(&file, 0, format!("limits.exec_timeout: {e}")));
-                Duration::from_secs(30)
-            }
-        };
+        let exec_timeout = exec_timeout(raw.limits.exec_timeout.as_deref(), &file, &mut problems);
         let mut lines = BTreeMap::new();
-        let mut channels = BTreeMap::new();
-        for (id, ch) in raw.channels {
-            lines.insert(format!("channels.{id}"), line_of(text, ch.span().start));
-            channels.insert(id, ch.into_inner().profile);
-        }
-        if let Some(e) = &raw.profiles.enabled {
-            lines.insert("profiles".to_string(), line_of(text, e.span().start));
-        }
-        let mut profiles = raw.profiles.enabled.map(Spanned::into_inner).unwrap_or_default();
-        if let Some(p) = get("OPSBOT_PROFILES") {
-            profiles = p
-                .split(',')
-                .map(|s| s.trim().to_string())
-                .filter(|s| !s.is_empty())
-                .collect();
-        }
-        let mut people = BTreeMap::new();
-        for (name, p) in raw.people {
-            lines.insert(format!("people.{name}"), line_of(text, p.span().start));
-            let p = p.into_inner();
-            people.insert(
-                name,
-                PersonConfig {
-                    slack: p.slack.map(OneOrMany::into_vec).unwrap_or_default(),
-                    discord: p.discord.map(OneOrMany::into_vec).unwrap_or_default(),
-                    console: p.console.map(OneOrMany::into_vec).unwrap_or_default(),
-                    roles: p.roles,
-                },
-            );
-        }
+        let channels = channels(raw.channels, text, &mut lines);
+        let profiles = profiles(raw.profiles.enabled, get("OPSBOT_PROFILES"), text, &mut lines);
+        let people = people(raw.people, text, &mut lines);
         let base = path.parent().and_then(Path::parent).unwrap_or(Path::new(""));
         let commands_dir = get("OPSBOT_COMMANDS_DIR")
             .map(PathBuf::from)
@@ -288,6 +254,70 @@ impl Config {
             lines,
         })
     }
+}
+
+fn exec_timeout(raw: Option<&str>, file: &str, problems: &mut Vec<Problem>) -> Duration {
+    match raw.map(crate::duration::parse) {
+        None => Duration::from_secs(30),
+        Some(Ok(d)) => d,
+        Some(Err(e)) => {
+            problems.push(problem(file, 0, format!("limits.exec_timeout: {e}")));
+            Duration::from_secs(30)
+        }
+    }
+}
+
+fn channels(
+    raw: BTreeMap<String, Spanned<RawChannel>>,
+    text: &str,
+    lines: &mut BTreeMap<String, usize>,
+) -> BTreeMap<String, String> {
+    raw.into_iter()
+        .map(|(id, ch)| {
+            lines.insert(format!("channels.{id}"), line_of(text, ch.span().start));
+            (id, ch.into_inner().profile)
+        })
+        .collect()
+}
+
+/// `[profiles] enabled`, replaced by `OPSBOT_PROFILES` (comma-separated) when set.
+fn profiles(
+    raw: Option<Spanned<Vec<String>>>,
+    from_env: Option<String>,
+    text: &str,
+    lines: &mut BTreeMap<String, usize>,
+) -> Vec<String> {
+    if let Some(e) = &raw {
+        lines.insert("profiles".to_string(), line_of(text, e.span().start));
+    }
+    match from_env {
+        Some(p) => p
+            .split(',')
+            .map(|s| s.trim().to_string())
+            .filter(|s| !s.is_empty())
+            .collect(),
+        None => raw.map(Spanned::into_inner).unwrap_or_default(),
+    }
+}
+
+fn people(
+    raw: BTreeMap<String, Spanned<RawPerson>>,
+    text: &str,
+    lines: &mut BTreeMap<String, usize>,
+) -> BTreeMap<String, PersonConfig> {
+    raw.into_iter()
+        .map(|(name, p)| {
+            lines.insert(format!("people.{name}"), line_of(text, p.span().start));
+            let p = p.into_inner();
+            let person = PersonConfig {
+                slack: p.slack.map(OneOrMany::into_vec).unwrap_or_default(),
+                discord: p.discord.map(OneOrMany::into_vec).unwrap_or_default(),
+                console: p.console.map(OneOrMany::into_vec).unwrap_or_default(),
+                roles: p.roles,
+            };
+            (name, person)
+        })
+        .collect()
 }
 
 fn slack_config(

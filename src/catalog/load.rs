@@ -436,12 +436,11 @@ impl Builder {
     }
 
     fn check_action(&mut self, loc: &Location, action: &Action, args: &[ArgSpec]) {
+        let mut found = Vec::new();
         for (t, kind) in action.targets() {
             match self.catalog.targets.get(t) {
-                None => self.problem(&loc.file, loc.line, format!("unknown target `{t}`")),
-                Some(def) if def.kind != kind => self.problem(
-                    &loc.file,
-                    loc.line,
+                None => found.push(format!("unknown target `{t}`")),
+                Some(def) if def.kind != kind => found.push(
                     format!(
                         "target `{t}` is {:?}, but a {} action needs {:?}",
                         def.kind,
@@ -456,67 +455,56 @@ impl Builder {
         for tpl in action.templates() {
             for p in template::placeholders(tpl) {
                 if !args.iter().any(|a| a.name == p) {
-                    self.problem(
-                        &loc.file,
-                        loc.line,
-                        format!("template `{tpl}` uses `{{{p}}}`, which is not a defined argument"),
-                    );
+                    found.push(format!(
+                        "template `{tpl}` uses `{{{p}}}`, which is not a defined argument"
+                    ));
                 }
             }
         }
-        match action {
-            Action::Redis(r) => {
-                let ops = [r.command.is_some(), r.scan.is_some(), r.delete_matching.is_some()];
-                if ops.iter().filter(|x| **x).count() != 1 {
-                    self.problem(
-                        &loc.file,
-                        loc.line,
-                        "a redis action needs exactly one of command, scan, delete_matching".into(),
-                    );
-                }
-                if r.command.as_ref().is_some_and(|c| c.is_empty()) {
-                    self.problem(&loc.file, loc.line, "redis command is empty".into());
-                }
-                if r.command
-                    .as_ref()
-                    .and_then(|c| c.first())
-                    .is_some_and(|c| c.eq_ignore_ascii_case("KEYS"))
-                {
-                    self.problem(
-                        &loc.file,
-                        loc.line,
-                        "redis KEYS blocks the server: use scan = \"<pattern>\" instead".into(),
-                    );
-                }
-            }
-            Action::Sql(s) => {
-                let highest = sql_placeholders(&s.query);
-                if highest != s.params.len() {
-                    self.problem(
-                        &loc.file,
-                        loc.line,
-                        format!(
-                            "sql query uses {highest} parameter(s) but params has {}",
-                            s.params.len()
-                        ),
-                    );
-                }
-            }
-            Action::Process(p) => match p.argv.first() {
-                None => self.problem(&loc.file, loc.line, "process argv is empty".into()),
-                Some(prog) if !template::placeholders(prog).is_empty() => self.problem(
-                    &loc.file,
-                    loc.line,
-                    "the program (argv[0]) must be fixed, not a template".into(),
-                ),
-                Some(_) => {}
-            },
-            Action::Health(h) if h.checks.is_empty() => {
-                self.problem(&loc.file, loc.line, "health action has no checks".into())
-            }
-            _ => {}
+        found.extend(action_shape_problems(action));
+        for message in found {
+            self.problem(&loc.file, loc.line, message);
         }
     }
+}
+
+/// Problems particular to one kind of action.
+fn action_shape_problems(action: &Action) -> Vec<String> {
+    let mut out = Vec::new();
+    match action {
+        Action::Redis(r) => {
+            let ops = [r.command.is_some(), r.scan.is_some(), r.delete_matching.is_some()];
+            if ops.iter().filter(|x| **x).count() != 1 {
+                out.push("a redis action needs exactly one of command, scan, delete_matching".into());
+            }
+            match r.command.as_deref() {
+                Some([]) => out.push("redis command is empty".into()),
+                Some([first, ..]) if first.eq_ignore_ascii_case("KEYS") => {
+                    out.push("redis KEYS blocks the server: use scan = \"<pattern>\" instead".into())
+                }
+                _ => {}
+            }
+        }
+        Action::Sql(s) => {
+            let highest = sql_placeholders(&s.query);
+            if highest != s.params.len() {
+                out.push(format!(
+                    "sql query uses {highest} parameter(s) but params has {}",
+                    s.params.len()
+                ));
+            }
+        }
+        Action::Process(p) => match p.argv.first() {
+            None => out.push("process argv is empty".into()),
+            Some(prog) if !template::placeholders(prog).is_empty() => {
+                out.push("the program (argv[0]) must be fixed, not a template".into())
+            }
+            Some(_) => {}
+        },
+        Action::Health(h) if h.checks.is_empty() => out.push("health action has no checks".into()),
+        _ => {}
+    }
+    out
 }
 
 /// The highest `$n` in a SQL text.
