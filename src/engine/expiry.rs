@@ -50,7 +50,7 @@ pub async fn expire_due(p: &Pipeline, outbox: Option<&Outbox>) -> Result<Option<
     let now = p.clock.now_ms();
     for a in p.store.expire_due_approvals(now).await? {
         record(p, &a).await?;
-        if let (Some(o), true) = (outbox, a.requester_identity.starts_with("slack:")) {
+        if let (Some(o), true) = (outbox, render::has_card(&a)) {
             o.send(&[render::card_update(&a, None, now)], now).await?;
         }
     }

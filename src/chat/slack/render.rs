@@ -56,11 +56,27 @@ pub fn messages(reply: &Reply, approval: Option<&Approval>, origin: &Origin, now
                 body: plain(&reply.text),
             });
             // A card whose approval closed meanwhile (expired) is brought up to date.
-            if let Some(a) = a.filter(|a| a.state == State::Expired) {
+            if let Some(a) = a.filter(|a| a.state == State::Expired && has_card(a)) {
                 out.push(card_update(a, None, now));
             }
         }
-        (_, Some(a)) => out.push(card_update(a, Some(&reply.text), now)),
+        (_, Some(a)) => {
+            if has_card(a) {
+                out.push(card_update(a, Some(&reply.text), now));
+            }
+            // A typed `/approve` also answers its author directly: the card may
+            // live elsewhere (or not exist, for a request made from the console).
+            if origin.kind != OriginKind::Action || !has_card(a) {
+                out.push(OutMessage {
+                    channel: origin.channel.clone(),
+                    op: OutOp::Ephemeral {
+                        user: origin.user.clone(),
+                        thread,
+                    },
+                    body: plain(&reply.text),
+                });
+            }
+        }
         (outcome, None) => out.push(OutMessage {
             channel: origin.channel.clone(),
             op: OutOp::Post { key: None, thread },
@@ -68,6 +84,11 @@ pub fn messages(reply: &Reply, approval: Option<&Approval>, origin: &Origin, now
         }),
     }
     out
+}
+
+/// Approvals requested from Slack have a card; others (console) do not.
+pub fn has_card(a: &Approval) -> bool {
+    a.requester_identity.starts_with("slack:")
 }
 
 /// An edit of approval `a`'s card showing its current state (and `result`).
@@ -219,13 +240,30 @@ mod tests {
         });
         let r = Reply::new(Outcome::Done, "Retried 37").with_approval(7);
         let m = messages(&r, Some(&done), &origin(OriginKind::Action), 0);
+        assert_eq!(m.len(), 1, "a click is answered by the card alone");
         assert!(matches!(&m[0].op, OutOp::Update { key } if key == "approval:7"));
+        let typed = messages(&r, Some(&done), &origin(OriginKind::Command), 0);
+        assert!(
+            matches!(&typed[1].op, OutOp::Ephemeral { user, .. } if user == "UA"),
+            "typed /approve gets an answer"
+        );
         let body = m[0].body.to_string();
         assert!(
             body.contains("approved by bob") && body.contains("Retried 37"),
             "{body}"
         );
         assert!(!body.contains("\"action_id\""), "no buttons once decided: {body}");
+    }
+
+    #[test]
+    fn approvals_from_the_console_have_no_card_to_update() {
+        let mut a = approval(State::Succeeded);
+        a.requester_identity = "console:alice".into();
+        let r = Reply::new(Outcome::Done, "Retried 37").with_approval(7);
+        let m = messages(&r, Some(&a), &origin(OriginKind::Command), 0);
+        assert_eq!(m.len(), 1);
+        assert!(matches!(&m[0].op, OutOp::Ephemeral { .. }));
+        assert!(m[0].body.to_string().contains("Retried 37"));
     }
 
     #[test]
