@@ -19,7 +19,7 @@ port=18181
 pid=
 ms=
 PG=${PG_URL:-postgres://postgres@127.0.0.1:5432/test}
-trap 'kill $(jobs -p) 2>/dev/null; cp "$work/serve.log" /tmp/last-serve.log 2>/dev/null; rm -rf "$work"' EXIT
+trap 'kill $(jobs -p) 2>/dev/null; rm -rf "$work"' EXIT
 
 sign() {  # user command text [bad] -> wrk lua script
   python3 - "$@" > "$lua" <<'PY'
