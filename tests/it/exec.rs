@@ -354,24 +354,7 @@ impl RedisScope {
     }
 
     async fn count(&mut self, pattern: &str) -> usize {
-        let mut keys: Vec<String> = Vec::new();
-        let mut cursor = 0u64;
-        loop {
-            let (next, page): (u64, Vec<String>) = redis::cmd("SCAN")
-                .arg(cursor)
-                .arg("MATCH")
-                .arg(pattern)
-                .arg("COUNT")
-                .arg(1000)
-                .query_async(&mut self.conn)
-                .await
-                .unwrap();
-            keys.extend(page);
-            if next == 0 {
-                break keys.len();
-            }
-            cursor = next;
-        }
+        self.scan_all(pattern).await.len()
     }
 
     async fn cleanup(mut self, extra: &[&str]) {

@@ -43,14 +43,7 @@ async fn write_command_without_approval_runs_for_oncall_only() {
             (Outcome::Done, "Paused ai-analysis")
         );
         assert_eq!(target.count("POST", "/api/queue/ai-analysis/pause"), 1);
-        let kinds: Vec<String> = t
-            .store
-            .audit_records()
-            .await
-            .unwrap()
-            .into_iter()
-            .map(|r| r.entry.kind)
-            .collect();
+        let kinds = crate::support::audit_kinds(&t.store).await;
         assert_eq!(kinds, ["denied", "execution"]);
         t.cleanup().await;
     }

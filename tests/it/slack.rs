@@ -315,14 +315,7 @@ async fn cards_show_expiry_without_anyone_clicking() {
     );
     let a = t.store.approval(1).await.unwrap().unwrap();
     assert_eq!(a.state, opsbot::approval::State::Expired);
-    let kinds: Vec<String> = t
-        .store
-        .audit_records()
-        .await
-        .unwrap()
-        .into_iter()
-        .map(|r| r.entry.kind)
-        .collect();
+    let kinds = crate::support::audit_kinds(&t.store).await;
     assert_eq!(kinds, ["approval.requested", "approval.expired"]);
     // A late click is refused and changes nothing.
     app.click("U0BOB", "approve", "a1", "9.9").await;

@@ -32,6 +32,17 @@ pub fn unique(prefix: &str) -> String {
     )
 }
 
+/// The kinds of the audit entries so far, in order.
+pub async fn audit_kinds(store: &Store) -> Vec<String> {
+    store
+        .audit_records()
+        .await
+        .expect("audit")
+        .into_iter()
+        .map(|r| r.entry.kind)
+        .collect()
+}
+
 /// A store for one test; dropped schemas/files are cleaned by `cleanup`.
 pub struct TestStore {
     pub name: &'static str,

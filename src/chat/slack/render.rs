@@ -47,14 +47,7 @@ pub fn messages(reply: &Reply, approval: Option<&Approval>, origin: &Origin, now
             body: card(a, None, now),
         }),
         (Outcome::Usage | Outcome::NotPermitted, a) => {
-            out.push(OutMessage {
-                channel: origin.channel.clone(),
-                op: OutOp::Ephemeral {
-                    user: origin.user.clone(),
-                    thread,
-                },
-                body: plain(&reply.text),
-            });
+            out.push(to_author(origin, thread, &reply.text));
             // A card whose approval closed meanwhile (expired) is brought up to date.
             if let Some(a) = a.filter(|a| a.state == State::Expired && has_card(a)) {
                 out.push(card_update(a, None, now));
@@ -67,14 +60,7 @@ pub fn messages(reply: &Reply, approval: Option<&Approval>, origin: &Origin, now
             // A typed `/approve` also answers its author directly: the card may
             // live elsewhere (or not exist, for a request made from the console).
             if origin.kind != OriginKind::Action || !has_card(a) {
-                out.push(OutMessage {
-                    channel: origin.channel.clone(),
-                    op: OutOp::Ephemeral {
-                        user: origin.user.clone(),
-                        thread,
-                    },
-                    body: plain(&reply.text),
-                });
+                out.push(to_author(origin, thread, &reply.text));
             }
         }
         (outcome, None) => out.push(OutMessage {
@@ -84,6 +70,18 @@ pub fn messages(reply: &Reply, approval: Option<&Approval>, origin: &Origin, now
         }),
     }
     out
+}
+
+/// An ephemeral message only the request's author sees.
+fn to_author(origin: &Origin, thread: Option<Thread>, text: &str) -> OutMessage {
+    OutMessage {
+        channel: origin.channel.clone(),
+        op: OutOp::Ephemeral {
+            user: origin.user.clone(),
+            thread,
+        },
+        body: plain(text),
+    }
 }
 
 /// Approvals requested from Slack have a card; others (console) do not.
