@@ -325,3 +325,54 @@ async fn cards_show_expiry_without_anyone_clicking() {
     app.stop().await;
     t.cleanup().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reject_click_closes_the_card_and_nothing_runs() {
+    let t = crate::support::TestStore::sqlite().await;
+    let app = TestApp::spawn(t.store.clone()).await;
+    app.slash("U0ALICE", "/queue", "retry ai-analysis").await;
+    wait_for(&app.slack, "chat.postMessage", 1, Duration::from_secs(5)).await;
+    // A stranger cannot reject: refused, card untouched.
+    assert_eq!(app.click("U0STRANGER", "reject", "a1", "3.1").await.status(), 200);
+    let eph = wait_for(&app.slack, "chat.postEphemeral", 1, Duration::from_secs(5)).await;
+    assert!(body_text(&eph[0]).contains("refused"), "{}", eph[0]);
+    app.click("U0CAROL", "reject", "a1", "3.2").await;
+    let updates = wait_for(&app.slack, "chat.update", 1, Duration::from_secs(5)).await;
+    let card = body_text(&updates[0]);
+    assert!(
+        card.contains("rejected by carol") && !card.contains("\"action_id\""),
+        "{card}"
+    );
+    app.click("U0BOB", "approve", "a1", "3.3").await;
+    let eph = wait_for(&app.slack, "chat.postEphemeral", 2, Duration::from_secs(5)).await;
+    assert!(body_text(&eph[1]).contains("a1 is rejected"), "{}", eph[1]);
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert_eq!(app.target.count(RETRY.0, RETRY.1), 0);
+    app.stop().await;
+    t.cleanup().await;
+}
+
+/// Event ids are remembered in the store, so a retry that arrives after a
+/// restart is still recognised.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn event_dedupe_survives_a_restart() {
+    let t = crate::support::TestStore::sqlite().await;
+    let ev = json!({
+        "type": "event_callback", "team_id": "T1", "api_app_id": "A1", "event_id": "EvRestart", "event_time": 1700000000,
+        "event": {"type": "app_mention", "user": "U0ALICE", "channel": "C_QUEUE", "text": "<@U0BOT> queue stats", "ts": "1700000000.000200"}
+    });
+    let first = TestApp::spawn(t.store.clone()).await;
+    assert_eq!(first.event(&ev, None).await.status(), 200);
+    wait_for(&first.slack, "chat.postMessage", 1, Duration::from_secs(5)).await;
+    first.stop().await;
+    let second = TestApp::spawn(t.store.clone()).await;
+    assert_eq!(second.event(&ev, Some(3)).await.status(), 200);
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert!(
+        second.slack.calls_of("chat.postMessage").is_empty(),
+        "replayed event ran again"
+    );
+    assert_eq!(second.target.count("GET", "/api/queue/stats"), 0);
+    second.stop().await;
+    t.cleanup().await;
+}
