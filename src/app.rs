@@ -256,3 +256,21 @@ pub fn start(
     }
     Ok(Services { router, stop, tasks })
 }
+
+/// After a console command decided a Slack-requested approval, queue the edit
+/// of its Slack card (a running `serve` delivers it), so the card never shows
+/// buttons for a request that was already decided elsewhere.
+pub async fn console_followups(pipeline: &Pipeline, reply: &crate::engine::Reply) -> Result<(), StoreError> {
+    let Some(id) = reply.approval else { return Ok(()) };
+    let Some(a) = pipeline.store.approval(id).await? else {
+        return Ok(());
+    };
+    if !crate::chat::slack::render::has_card(&a)
+        || a.state == crate::approval::State::Pending && a.votes.is_empty()
+    {
+        return Ok(());
+    }
+    let now = pipeline.clock.now_ms();
+    let edit = crate::chat::slack::render::card_update(&a, Some(&reply.text), now);
+    pipeline.store.enqueue_messages(&[edit], now).await
+}

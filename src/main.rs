@@ -144,6 +144,9 @@ async fn dispatch(cmd: Cmd, config: Config, env: HashMap<String, String>) -> any
             };
             let reply = pipeline.handle(&inv).await;
             say!("{}", reply.text);
+            if let Err(e) = app::console_followups(&pipeline, &reply).await {
+                tracing::warn!(error = %e, "could not queue the Slack card update");
+            }
             pipeline.store.close().await;
             Ok(reply.outcome.exit_code() as u8)
         }

@@ -302,3 +302,37 @@ async fn two_approvers_needed_when_count_is_two() {
     assert_eq!(target.count(RETRY.0, RETRY.1), 1);
     t.cleanup().await;
 }
+
+/// Deciding from the console a request made in Slack queues the card's edit.
+#[tokio::test]
+async fn console_decisions_update_slack_cards_through_the_outbox() {
+    for t in both().await {
+        let target = FakeTarget::start().await;
+        let p = pipeline(t.store.clone(), &target.url, clock());
+        let id = say(&p, "slack:U0ALICE", "/queue retry ai-analysis")
+            .await
+            .approval
+            .unwrap();
+        let r = say(&p, "console:bob", &format!("/approve a{id}")).await;
+        assert_eq!(r.outcome, Outcome::Done, "{}", r.text);
+        opsbot::app::console_followups(&p, &r).await.unwrap();
+        let heads = t.store.outbox_heads(opsbot::store::SLACK).await.unwrap();
+        assert_eq!(heads.len(), 1, "{}", t.name);
+        assert!(
+            matches!(&heads[0].message.op, opsbot::store::OutOp::Update { key } if key == &format!("approval:{id}"))
+        );
+        assert!(heads[0].message.body.to_string().contains("approved by bob"));
+        // A console-requested approval has no card: nothing queued.
+        let id2 = say(&p, "console:alice", "/queue retry ai-analysis")
+            .await
+            .approval
+            .unwrap();
+        let r = say(&p, "console:bob", &format!("/approve a{id2}")).await;
+        opsbot::app::console_followups(&p, &r).await.unwrap();
+        assert_eq!(
+            t.store.outbox_counts().await.unwrap(),
+            vec![("pending".to_string(), 1)]
+        );
+        t.cleanup().await;
+    }
+}
