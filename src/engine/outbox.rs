@@ -237,6 +237,9 @@ fn millis(ms: i64) -> Duration {
     Duration::from_millis(u64::try_from(ms).unwrap_or(0))
 }
 
+/// Slack's answers when the bot may not post in a channel.
+const NOT_A_MEMBER: [&str; 2] = ["not_in_channel", "channel_not_found"];
+
 /// How one attempt at a row ended.
 #[derive(Debug)]
 enum Step {
@@ -275,12 +278,22 @@ async fn attempt(s: &Shared, row: &OutboxRow) -> Step {
     let m = &row.message;
     let body = limits::fit(m.body.clone());
     let result = match &m.op {
-        OutOp::Post { thread, .. } => match thread_ts(s, row.id, thread).await {
-            Ok(ts) => s
-                .api
-                .post_message(&m.channel, ts.as_deref(), &body)
-                .await
-                .map(Some),
+        OutOp::Post {
+            thread,
+            key,
+            fallback,
+        } => match thread_ts(s, row.id, thread).await {
+            Ok(ts) => match s.api.post_message(&m.channel, ts.as_deref(), &body).await {
+                // Not invited to the channel: a result can still go through the
+                // slash command's response_url. Cards (keyed) need the bot there.
+                Err(SendError::Permanent(code)) if key.is_none() && NOT_A_MEMBER.contains(&code.as_str()) => {
+                    match fallback {
+                        Some(url) => s.api.respond(url, &body).await.map(|()| None),
+                        None => Err(SendError::Permanent(code)),
+                    }
+                }
+                other => other.map(Some),
+            },
             Err(step) => return step,
         },
         OutOp::Update { key } => match lookup(s, key, row.id).await {

@@ -141,7 +141,11 @@ async fn report_interrupted(p: &Pipeline, outbox: &Outbox) -> Result<(), StoreEr
         let msg = OutMessage {
             channel: o.channel.clone(),
             op: match o.kind {
-                OriginKind::Mention => OutOp::Post { key: None, thread },
+                OriginKind::Mention => OutOp::Post {
+                    key: None,
+                    thread,
+                    fallback: None,
+                },
                 _ => OutOp::Ephemeral {
                     user: o.user.clone(),
                     thread,

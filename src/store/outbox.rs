@@ -26,9 +26,12 @@ pub struct OutMessage {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum OutOp {
     /// `chat.postMessage`; `key` names the message for later updates and replies.
+    /// `fallback` is a response_url to post through instead when Slack says the
+    /// bot is not in the channel (unkeyed posts only).
     Post {
         key: Option<String>,
         thread: Option<Thread>,
+        fallback: Option<String>,
     },
     /// `chat.update` of the message posted with `key`.
     Update { key: String },
@@ -106,7 +109,7 @@ pub enum KeyLookup {
 }
 
 const ROW_COLUMNS: &str =
-    "o.id, o.channel, o.op, o.msg_key, o.thread_ts, o.thread_key, o.user_id, o.body, o.attempts, o.next_at";
+    "o.id, o.channel, o.op, o.msg_key, o.thread_ts, o.thread_key, o.user_id, o.body, o.attempts, o.next_at, o.fallback_url";
 
 impl Store {
     /// Enqueues `msgs` (Slack) in ONE transaction, in order. An update marks
@@ -128,8 +131,8 @@ impl Store {
             }
             sqlx::query(
                 "INSERT INTO outbox (platform, channel, op, msg_key, thread_ts, thread_key, user_id, body,
-                    state, attempts, next_at, created_at)
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 'pending', 0, $9, $9)",
+                    state, attempts, next_at, created_at, fallback_url)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 'pending', 0, $9, $9, $10)",
             )
             .bind(SLACK)
             .bind(&m.channel)
@@ -140,6 +143,7 @@ impl Store {
             .bind(c.user)
             .bind(m.body.to_string())
             .bind(now)
+            .bind(c.fallback)
             .execute(&mut *tx)
             .await?;
         }
@@ -334,6 +338,7 @@ struct Columns<'a> {
     thread_ts: Option<&'a str>,
     thread_key: Option<&'a str>,
     user: Option<&'a str>,
+    fallback: Option<&'a str>,
 }
 
 impl<'a> Columns<'a> {
@@ -344,10 +349,16 @@ impl<'a> Columns<'a> {
             thread_ts: None,
             thread_key: None,
             user: None,
+            fallback: None,
         };
         match op {
-            OutOp::Post { key, thread } => Columns {
+            OutOp::Post {
+                key,
+                thread,
+                fallback,
+            } => Columns {
                 key: key.as_deref(),
+                fallback: fallback.as_deref(),
                 ..none.with_thread(thread)
             },
             OutOp::Update { key } => Columns {
@@ -387,7 +398,11 @@ fn row_from(r: &AnyRow) -> Result<OutboxRow> {
     let key = opt_text(r, "msg_key")?;
     let op_text = text(r, "op")?;
     let op = match op_text.as_str() {
-        "post" => OutOp::Post { key, thread },
+        "post" => OutOp::Post {
+            key,
+            thread,
+            fallback: opt_text(r, "fallback_url")?,
+        },
         "update" => OutOp::Update {
             key: key.ok_or_else(|| StoreError::Corrupt("outbox update without a key".into()))?,
         },

@@ -65,6 +65,7 @@ fn post(channel: &str, text: &str) -> OutMessage {
         op: OutOp::Post {
             key: None,
             thread: None,
+            fallback: None,
         },
         body: json!({ "text": text }),
     }
@@ -76,6 +77,7 @@ fn keyed(channel: &str, key: &str, text: &str) -> OutMessage {
         op: OutOp::Post {
             key: Some(key.into()),
             thread: None,
+            fallback: None,
         },
         body: json!({ "text": text }),
     }
@@ -482,6 +484,7 @@ async fn replies_find_their_thread_by_key() {
                 OutOp::Post {
                     key: None,
                     thread: Some(Thread::Key("incident-7".into())),
+                    fallback: None,
                 },
                 "update 1",
             ),
@@ -496,6 +499,7 @@ async fn replies_find_their_thread_by_key() {
                 OutOp::Post {
                     key: None,
                     thread: Some(Thread::Ts("1600000000.000001".into())),
+                    fallback: None,
                 },
                 "elsewhere",
             ),
@@ -538,6 +542,7 @@ async fn oversized_bodies_are_fitted_before_sending() {
             op: OutOp::Post {
                 key: None,
                 thread: None,
+                fallback: None,
             },
             body: json!({"text": "y".repeat(50_000), "blocks": blocks}),
         };
@@ -604,6 +609,7 @@ async fn block_kit_bodies_arrive_as_written() {
         op: OutOp::Post {
             key: None,
             thread: None,
+            fallback: None,
         },
         body: body.clone(),
     };

@@ -1,7 +1,7 @@
 //! Slack end to end: signed requests into the real router, the real pipeline
 //! and outbox, a fake Slack Web API and a fake queue service at the wire.
 
-use crate::fake_slack::FakeSlack;
+use crate::fake_slack::{Answer, FakeSlack};
 use crate::support::{both, TestApp};
 use serde_json::{json, Value};
 use std::time::{Duration, Instant};
@@ -374,5 +374,34 @@ async fn event_dedupe_survives_a_restart() {
     );
     assert_eq!(second.target.count("GET", "/api/queue/stats"), 0);
     second.stop().await;
+    t.cleanup().await;
+}
+
+/// Slack refuses `chat.postMessage` in channels the bot was not invited to;
+/// the result of a slash command still reaches the channel via response_url.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn results_reach_channels_the_bot_was_not_invited_to() {
+    let t = crate::support::TestStore::sqlite().await;
+    let app = TestApp::spawn(t.store.clone()).await;
+    app.slack
+        .script("chat.postMessage", 1, Answer::Error("not_in_channel".into()));
+    assert_eq!(
+        app.slash("U0ALICE", "/queue", "pause ai-analysis").await.status(),
+        200
+    );
+    let via = wait_for(&app.slack, "response_url.cmd", 1, Duration::from_secs(5)).await;
+    assert_eq!(via[0]["response_type"], "in_channel");
+    assert!(body_text(&via[0]).contains("Paused ai-analysis"), "{}", via[0]);
+    assert_eq!(
+        bodies(&app.slack, "chat.postMessage").len(),
+        1,
+        "tried the channel first"
+    );
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while t.store.outbox_counts().await.unwrap() != vec![("sent".to_string(), 1)] {
+        assert!(Instant::now() < deadline, "{:?}", t.store.outbox_counts().await);
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    app.stop().await;
     t.cleanup().await;
 }

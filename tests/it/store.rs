@@ -265,3 +265,28 @@ async fn due_approvals_expire_in_one_statement() {
         t.cleanup().await;
     }
 }
+
+#[tokio::test]
+async fn outbox_rows_keep_their_response_url_fallback() {
+    for t in both().await {
+        use opsbot::store::{OutMessage, OutOp};
+        let msg = OutMessage {
+            channel: "C1".into(),
+            op: OutOp::Post {
+                key: None,
+                thread: None,
+                fallback: Some("https://hooks.example/r/1".into()),
+            },
+            body: serde_json::json!({"text": "hi"}),
+        };
+        t.store.enqueue_messages(&[msg], 5).await.unwrap();
+        let heads = t.store.outbox_heads(opsbot::store::SLACK).await.unwrap();
+        assert!(
+            matches!(&heads[0].message.op, OutOp::Post { fallback: Some(u), .. } if u == "https://hooks.example/r/1"),
+            "{}: {:?}",
+            t.name,
+            heads[0].message.op
+        );
+        t.cleanup().await;
+    }
+}

@@ -368,7 +368,7 @@ impl TestApp {
             ("user_name", "u"),
             ("command", command),
             ("text", text),
-            ("response_url", "http://127.0.0.1:9/r"),
+            ("response_url", &format!("{}response_url.cmd", self.slack.url())),
             ("trigger_id", "1.2.3"),
         ])
         .expect("form")

@@ -60,6 +60,8 @@ type Connector = SlackClientHyperHttpsConnector;
 /// A Slack Web API client for one bot token. Cheap to share behind an `Arc`.
 pub struct SlackApi {
     client: SlackClient<Connector>,
+    /// For response_url posts, which are not Web API methods.
+    http: reqwest::Client,
     token: SecretString,
     base_url: String,
     timeout: Duration,
@@ -102,6 +104,7 @@ impl SlackApi {
         let connector = SlackClientHyperConnector::from(https).with_slack_api_url(trimmed);
         Ok(SlackApi {
             client: SlackClient::new(connector),
+            http: reqwest::Client::new(),
             token,
             base_url: trimmed.to_string(),
             timeout: DEFAULT_TIMEOUT,
@@ -150,6 +153,25 @@ impl SlackApi {
             .opt_thread_ts(thread_ts.map(SlackTs::from));
         let _: Empty = self.call("chat.postEphemeral", &req).await?;
         Ok(())
+    }
+
+    /// Posts `body` to the channel through a slash command's `response_url`
+    /// (no bot membership needed). The URL itself is never put in an error.
+    pub async fn respond(&self, response_url: &str, body: &Value) -> Result<(), SendError> {
+        let mut payload = body.clone();
+        if let Some(o) = payload.as_object_mut() {
+            o.insert("response_type".into(), Value::from("in_channel"));
+        }
+        let sent = self.http.post(response_url).json(&payload).send();
+        match tokio::time::timeout(self.timeout, sent).await {
+            Err(_) => Err(SendError::Transient("response_url timed out".into())),
+            Ok(Err(e)) => Err(SendError::Transient(format!("response_url: {}", e.without_url()))),
+            Ok(Ok(r)) if r.status().is_success() => Ok(()),
+            Ok(Ok(r)) if r.status().is_server_error() => {
+                Err(SendError::Transient(format!("response_url: HTTP {}", r.status())))
+            }
+            Ok(Ok(r)) => Err(SendError::Permanent(format!("response_url: HTTP {}", r.status()))),
+        }
     }
 
     async fn call<RQ, RS>(&self, method: &str, req: &RQ) -> Result<RS, SendError>

@@ -43,6 +43,7 @@ pub fn messages(reply: &Reply, approval: Option<&Approval>, origin: &Origin, now
             op: OutOp::Post {
                 key: Some(card_key(a.id)),
                 thread,
+                fallback: None,
             },
             body: card(a, None, now),
         }),
@@ -65,7 +66,16 @@ pub fn messages(reply: &Reply, approval: Option<&Approval>, origin: &Origin, now
         }
         (outcome, None) => out.push(OutMessage {
             channel: origin.channel.clone(),
-            op: OutOp::Post { key: None, thread },
+            // A slash command's results can still reach the channel through its
+            // response_url when the bot was never invited there.
+            op: OutOp::Post {
+                key: None,
+                thread,
+                fallback: origin
+                    .response_url
+                    .clone()
+                    .filter(|_| origin.kind == OriginKind::Command),
+            },
             body: result(&reply.text, outcome, &origin.user),
         }),
     }
@@ -270,6 +280,8 @@ mod tests {
         let mut o = origin(OriginKind::Mention);
         o.thread_ts = Some("123.4".into());
         let m = messages(&r, None, &o, 0);
-        assert!(matches!(&m[0].op, OutOp::Post { key: None, thread: Some(Thread::Ts(t)) } if t == "123.4"));
+        assert!(
+            matches!(&m[0].op, OutOp::Post { key: None, thread: Some(Thread::Ts(t)), .. } if t == "123.4")
+        );
     }
 }
