@@ -5,10 +5,11 @@ use crate::auth::{Directory, Roles};
 use crate::catalog::{self, Catalog, Problem};
 use crate::chat::slack::api::SlackApi;
 use crate::chat::slack::inbound::SlackInbound;
+use crate::chat::slack::render::SlackRenderer;
 use crate::clock::SharedClock;
 use crate::config::{Config, SlackConfig};
-use crate::engine::outbox::{spawn_sender, Outbox, Pacing};
-use crate::engine::Pipeline;
+use crate::engine::outbox::{spawn_sender, Delivery, Outbox, Pacing};
+use crate::engine::{Alarm, Pipeline, Renderers, Signal};
 use crate::engine::{AuditSink, InboxWriter};
 use crate::exec::{Executor, Limits};
 use crate::metrics::Metrics;
@@ -182,8 +183,16 @@ pub fn assemble(
         profiles: Arc::new(config.profiles.clone()),
         channels: Arc::new(config.channels.clone()),
         metrics: Arc::new(Metrics::default()),
-        timers: Arc::new(tokio::sync::Notify::new()),
+        renderers: Arc::new(renderers()),
+        outbox: Signal::default(),
+        alarm: Alarm::default(),
     }
+}
+
+/// Every chat platform's renderer: the one place that lists platforms for
+/// the engine. (Their inbound routes and senders are wired in [`start`].)
+fn renderers() -> Renderers {
+    Renderers::default().with(Arc::new(SlackRenderer))
 }
 
 /// The running parts around a pipeline: the HTTP router and, when Slack is
@@ -223,18 +232,17 @@ pub fn start(
         pipeline.clock.clone(),
         stopped.clone(),
     )];
-    let outbox = slack.map(|_| Outbox::new(pipeline.store.clone()));
-    tasks.push(crate::engine::expiry::spawn(
-        pipeline.clone(),
-        outbox.clone(),
-        stopped.clone(),
-    ));
-    if let (Some(cfg), Some(outbox)) = (slack, outbox) {
+    tasks.push(crate::engine::timers::spawn(pipeline.clone(), stopped.clone()));
+    if let Some(cfg) = slack {
         let api = SlackApi::new(&cfg.api_url, cfg.bot_token.clone())
             .map_err(|e| BuildError::Slack(e.to_string()))?;
+        let delivery = Delivery {
+            platform: crate::chat::slack::render::PLATFORM,
+            api: Arc::new(api),
+        };
         tasks.push(spawn_sender(
-            outbox.clone(),
-            api,
+            Outbox::new(pipeline.store.clone(), pipeline.outbox.clone()),
+            delivery,
             pipeline.clock.clone(),
             pacing,
             stopped.clone(),
@@ -246,7 +254,7 @@ pub fn start(
             pressure: writer.pressure(),
             stop: stopped.clone(),
         };
-        tasks.push(crate::engine::worker::spawn(pipeline.clone(), outbox, inputs));
+        tasks.push(crate::engine::worker::spawn(pipeline.clone(), inputs));
         router = router.merge(crate::chat::slack::inbound::routes(SlackInbound {
             signing_secret: cfg.signing_secret.clone(),
             writer,
@@ -255,22 +263,4 @@ pub fn start(
         }));
     }
     Ok(Services { router, stop, tasks })
-}
-
-/// After a console command decided a Slack-requested approval, queue the edit
-/// of its Slack card (a running `serve` delivers it), so the card never shows
-/// buttons for a request that was already decided elsewhere.
-pub async fn console_followups(pipeline: &Pipeline, reply: &crate::engine::Reply) -> Result<(), StoreError> {
-    let Some(id) = reply.approval else { return Ok(()) };
-    let Some(a) = pipeline.store.approval(id).await? else {
-        return Ok(());
-    };
-    if !crate::chat::slack::render::has_card(&a)
-        || a.state == crate::approval::State::Pending && a.votes.is_empty()
-    {
-        return Ok(());
-    }
-    let now = pipeline.clock.now_ms();
-    let edit = crate::chat::slack::render::card_update(&a, Some(&reply.text), now);
-    pipeline.store.enqueue_messages(&[edit], now).await
 }

@@ -4,6 +4,7 @@
 //!
 //! ```text
 //! pending ─► approved ─► executing ─► succeeded | failed
+//!    │          └─(expired while opsbot was down)─► expired
 //!    │                        └─(crash)─► unknown
 //!    └─► rejected | expired | cancelled
 //! ```
@@ -63,7 +64,7 @@ impl State {
         matches!(
             (self, to),
             (Pending, Approved | Rejected | Expired | Cancelled)
-                | (Approved, Executing)
+                | (Approved, Executing | Expired)
                 | (Executing, Succeeded | Failed | Unknown)
         )
     }
@@ -103,6 +104,9 @@ pub struct Approval {
     pub expires_at: Millis,
     pub decided_by: Option<String>,
     pub result: Option<String>,
+    /// Where it was requested: the platform that shows its card (none for
+    /// the console).
+    pub origin: Option<crate::origin::Origin>,
 }
 
 impl Approval {
@@ -223,6 +227,7 @@ pub(crate) fn example(state: State) -> Approval {
         expires_at: 1000,
         decided_by: None,
         result: None,
+        origin: None,
     }
 }
 

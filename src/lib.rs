@@ -13,6 +13,7 @@ pub mod duration;
 pub mod engine;
 pub mod exec;
 pub mod metrics;
+pub mod origin;
 pub mod server;
 pub mod store;
 pub mod template;

@@ -6,7 +6,7 @@ use opsbot::app;
 use opsbot::clock::{SharedClock, SystemClock};
 use opsbot::config::{Config, DEFAULT_CONFIG};
 use opsbot::engine::outbox::Pacing;
-use opsbot::engine::{Invocation, Source};
+use opsbot::engine::Invocation;
 use opsbot::store::Store;
 use secrecy::ExposeSecret;
 use std::collections::HashMap;
@@ -137,19 +137,11 @@ async fn dispatch(cmd: Cmd, config: Config, env: HashMap<String, String>) -> any
             text,
         } => {
             let pipeline = app::build(&config, &env, clock.clone()).await?;
-            let inv = Invocation {
-                actor: identity,
-                channel,
-                thread: None,
-                text,
-                source: Source::Console,
-                received_at: clock.now_ms(),
-            };
+            let inv = Invocation::console(&identity, channel, &text, clock.now_ms());
+            // Card edits of chat-requested approvals are queued by the step
+            // itself; a running `serve` delivers them.
             let reply = pipeline.handle(&inv).await;
             say!("{}", reply.text);
-            if let Err(e) = app::console_followups(&pipeline, &reply).await {
-                tracing::warn!(error = %e, "could not queue the Slack card update");
-            }
             pipeline.store.close().await;
             Ok(reply.outcome.exit_code() as u8)
         }

@@ -2,7 +2,7 @@
 //! `/reject`, `/cancel`, `/approvals`, executing an approved request at most
 //! once, and recovering after a crash.
 
-use super::pipeline::{Internal, Invocation, Pipeline};
+use super::pipeline::{Change, Internal, Invocation, Pipeline};
 use super::reply::{Outcome, Reply};
 use crate::approval::{self, Approval, Decision, State, Step};
 use crate::audit::Entry;
@@ -10,6 +10,7 @@ use crate::auth::Actor;
 use crate::catalog::ApprovePolicy;
 use crate::command::{self, Builtin, Request};
 use crate::duration;
+use crate::store::Tx;
 use std::time::Duration;
 
 impl Pipeline {
@@ -43,20 +44,24 @@ impl Pipeline {
             expires_at: now + policy.ttl.as_millis() as i64,
             decided_by: None,
             result: None,
+            origin: Some(inv.origin.clone()),
         };
-        let a = self.store.create_approval(&new).await?;
-        self.timers.notify_one();
+        let mut tx = self.store.begin().await?;
+        let a = tx.create_approval(&new).await?;
         entry.kind = "approval.requested".into();
         entry.outcome = "pending".into();
         entry.detail = Some(a.label());
-        self.store.append_audit(&entry).await?;
         let text = format!(
             "approval requested: {} (needs {}, expires in {})",
             a.label(),
             needs(policy.count, &policy.roles),
             duration::format(policy.ttl)
         );
-        Ok(Reply::new(Outcome::ApprovalRequested, text).with_approval(a.id))
+        let reply = Reply::new(Outcome::ApprovalRequested, text).with_approval(a.id);
+        self.commit(tx, Some(inv), Some(&reply), &[entry], Some(&a), Change::Opened)
+            .await?;
+        self.alarm.set(a.expires_at);
+        Ok(reply)
     }
 
     pub(super) async fn builtin(
@@ -66,7 +71,11 @@ impl Pipeline {
         b: Builtin,
     ) -> Result<Reply, Internal> {
         let (id, decision) = match b {
-            Builtin::Approvals => return self.list_pending().await,
+            Builtin::Approvals => {
+                let reply = self.list_pending().await?;
+                self.answer(inv, &reply, &[]).await?;
+                return Ok(reply);
+            }
             Builtin::Approve { id } => (id, Decision::Approve),
             Builtin::Reject { id, reason } => (id, Decision::Reject { reason }),
             Builtin::Cancel { id } => (id, Decision::Cancel),
@@ -76,10 +85,12 @@ impl Pipeline {
             Err(_) => None,
         };
         let Some(a) = found else {
-            return Ok(Reply::new(
+            let reply = Reply::new(
                 Outcome::Usage,
                 format!("there is no approval {id} (see /approvals)"),
-            ));
+            );
+            self.answer(inv, &reply, &[]).await?;
+            return Ok(reply);
         };
         self.decide(inv, actor, &a, decision).await
     }
@@ -100,8 +111,9 @@ impl Pipeline {
             Err(refusal) => {
                 entry.outcome = "not_permitted".into();
                 entry.detail = Some(format!("{}: {refusal}", a.label()));
-                self.store.append_audit(&entry).await?;
-                return Ok(Reply::new(Outcome::NotPermitted, refusal.to_string()).with_approval(a.id));
+                let reply = Reply::new(Outcome::NotPermitted, refusal.to_string()).with_approval(a.id);
+                self.answer(inv, &reply, &[entry]).await?;
+                return Ok(reply);
             }
         };
         let reason = match &d {
@@ -114,8 +126,8 @@ impl Pipeline {
             Step::Reject => (State::Rejected, "approval.rejected"),
             Step::Cancel => (State::Cancelled, "approval.cancelled"),
         };
-        if !self
-            .store
+        let mut tx = self.store.begin().await?;
+        if !tx
             .transition(
                 a.id,
                 State::Pending,
@@ -126,11 +138,12 @@ impl Pipeline {
             )
             .await?
         {
-            return self.already_moved(a.id).await;
+            drop(tx);
+            return self.already_moved(inv, a.id).await;
         }
+        let after = tx.approval(a.id).await?;
         entry.kind = kind.into();
         entry.outcome = to.as_str().into();
-        self.store.append_audit(&entry).await?;
         let text = match to {
             State::Expired => format!(
                 "refused: {} expired at {}",
@@ -150,11 +163,15 @@ impl Pipeline {
         } else {
             Outcome::Done
         };
-        Ok(Reply::new(outcome, text).with_approval(a.id))
+        let reply = Reply::new(outcome, text).with_approval(a.id);
+        let change = Change::Changed { result: None };
+        self.commit(tx, Some(inv), Some(&reply), &[entry], after.as_ref(), change)
+            .await?;
+        Ok(reply)
     }
 
     /// Someone else changed the approval between our read and our write.
-    async fn already_moved(&self, id: i64) -> Result<Reply, Internal> {
+    async fn already_moved(&self, inv: &Invocation, id: i64) -> Result<Reply, Internal> {
         let state = self.store.approval(id).await?.map(|a| a.state);
         let text = match state {
             Some(State::Rejected | State::Cancelled | State::Expired) | None => {
@@ -162,7 +179,9 @@ impl Pipeline {
             }
             Some(_) => format!("refused: {} already executed", approval::label(id)),
         };
-        Ok(Reply::new(Outcome::NotPermitted, text).with_approval(id))
+        let reply = Reply::new(Outcome::NotPermitted, text).with_approval(id);
+        self.answer(inv, &reply, &[]).await?;
+        Ok(reply)
     }
 
     async fn vote(
@@ -173,51 +192,88 @@ impl Pipeline {
         mut entry: Entry,
     ) -> Result<Reply, Internal> {
         let now = self.now();
-        if !self
-            .store
-            .add_vote(a.id, actor.who(), actor.identity(), now)
-            .await?
-        {
+        let mut tx = self.store.begin().await?;
+        if !tx.add_vote(a.id, actor.who(), actor.identity(), now).await? {
+            drop(tx);
             let text = format!("you already approved {}", a.label());
-            return Ok(Reply::new(Outcome::NotPermitted, text).with_approval(a.id));
+            let reply = Reply::new(Outcome::NotPermitted, text).with_approval(a.id);
+            self.answer(inv, &reply, &[]).await?;
+            return Ok(reply);
         }
         entry.kind = "approval.approved".into();
         entry.outcome = "vote".into();
-        self.store.append_audit(&entry).await?;
-        if self.store.approve_if_enough_votes(a.id, now).await? {
-            return self.execute_approved(inv, a.id).await;
+        if tx.approve_if_enough_votes(a.id, now).await? {
+            // The vote, the approval and the claim of its execution commit together.
+            let Some(claimed) = self.claim(&mut tx, a.id).await? else {
+                drop(tx);
+                return self.already_moved(inv, a.id).await;
+            };
+            self.commit(
+                tx,
+                None,
+                None,
+                &[entry],
+                Some(&claimed),
+                Change::Changed { result: None },
+            )
+            .await?;
+            return self.run_claimed(inv, claimed).await;
         }
-        let fresh = self.store.approval(a.id).await?;
-        match fresh {
-            Some(f) if f.state == State::Pending => {
-                let remaining = f.needed.saturating_sub(f.votes.len() as u32);
-                let text = format!(
-                    "{} approved by {} ({} of {}); waiting for {remaining} more",
-                    f.label(),
-                    actor.who(),
-                    f.votes.len(),
-                    f.needed
-                );
-                Ok(Reply::new(Outcome::Done, text).with_approval(a.id))
-            }
-            _ => self.already_moved(a.id).await,
+        let Some(f) = tx.approval(a.id).await?.filter(|f| f.state == State::Pending) else {
+            drop(tx);
+            return self.already_moved(inv, a.id).await;
+        };
+        let remaining = f.needed.saturating_sub(f.votes.len() as u32);
+        let text = format!(
+            "{} approved by {} ({} of {}); waiting for {remaining} more",
+            f.label(),
+            actor.who(),
+            f.votes.len(),
+            f.needed
+        );
+        let reply = Reply::new(Outcome::Done, text).with_approval(a.id);
+        let change = Change::Changed { result: None };
+        self.commit(tx, Some(inv), Some(&reply), &[entry], Some(&f), change)
+            .await?;
+        Ok(reply)
+    }
+
+    /// approved → executing in `tx`: the approval as claimed, or `None` when
+    /// another caller claimed it first.
+    async fn claim(&self, tx: &mut Tx, id: i64) -> Result<Option<Approval>, Internal> {
+        if !tx
+            .transition(id, State::Approved, State::Executing, self.now(), None, None)
+            .await?
+        {
+            return Ok(None);
         }
+        Ok(tx.approval(id).await?)
     }
 
     /// Claims an approved request (approved → executing) and runs it. Exactly
     /// one caller can claim; everyone else is told it already executed.
     pub(super) async fn execute_approved(&self, inv: &Invocation, id: i64) -> Result<Reply, Internal> {
-        let now = self.now();
-        if !self
-            .store
-            .transition(id, State::Approved, State::Executing, now, None, None)
-            .await?
-        {
-            return self.already_moved(id).await;
-        }
-        let Some(a) = self.store.approval(id).await? else {
-            return self.already_moved(id).await;
+        let mut tx = self.store.begin().await?;
+        let Some(claimed) = self.claim(&mut tx, id).await? else {
+            drop(tx);
+            return self.already_moved(inv, id).await;
         };
+        self.commit(
+            tx,
+            None,
+            None,
+            &[],
+            Some(&claimed),
+            Change::Changed { result: None },
+        )
+        .await?;
+        self.run_claimed(inv, claimed).await
+    }
+
+    /// Runs a claimed approval's request (if it still matches the catalog)
+    /// and records the result, its audit entry and its notifications at once.
+    async fn run_claimed(&self, inv: &Invocation, a: Approval) -> Result<Reply, Internal> {
+        let id = a.id;
         let cmd = self.catalog.get(&a.profile, &a.command);
         let (result, reply) = match cmd {
             Some(cmd) if command::request_hash(&cmd.profile, &cmd.name, &a.args) == a.request_hash => {
@@ -240,21 +296,27 @@ impl Pipeline {
             Ok(summary) => (State::Succeeded, summary.clone()),
             Err(e) => (State::Failed, e.clone()),
         };
-        self.store
-            .transition(id, State::Executing, state, self.now(), None, Some(&detail))
+        let mut tx = self.store.begin().await?;
+        tx.transition(id, State::Executing, state, self.now(), None, Some(&detail))
             .await?;
+        let after = tx.approval(id).await?;
         let actor = self.directory.resolve(&inv.actor);
         let mut entry = self.entry(inv, &actor, "execution", cmd, serde_json::to_string(&a.args).ok());
         entry.command = Some(format!("{}:{}", a.profile, a.command));
         entry.outcome = state.as_str().into();
         entry.detail = Some(format!("{}: {detail}", a.label()));
-        self.store.append_audit(&entry).await?;
         let header = format!("{} · {} · requested by {}", a.label(), a.display, a.requester);
-        Ok(Reply {
+        let reply = Reply {
             text: format!("{header}\n{}", reply.text),
             approval: Some(id),
             ..reply
-        })
+        };
+        let change = Change::Changed {
+            result: Some(&reply.text),
+        };
+        self.commit(tx, Some(inv), Some(&reply), &[entry], after.as_ref(), change)
+            .await?;
+        Ok(reply)
     }
 
     async fn list_pending(&self) -> Result<Reply, Internal> {
@@ -283,67 +345,144 @@ impl Pipeline {
         Ok(Reply::new(Outcome::Done, lines.join("\n")))
     }
 
-    /// After a restart: executions that were claimed but never finished are
-    /// marked `unknown` (never re-run silently); approved but unclaimed
-    /// requests are run now. Returns what happened, for logs and chat.
-    pub async fn recover(&self) -> Result<Vec<Reply>, crate::store::StoreError> {
-        let mut out = Vec::new();
-        let system = Actor::Unknown {
-            identity: "system:recovery".into(),
+    /// Expires approval `id` if it is still pending and due at `now`: state,
+    /// audit entry and card update in `tx` (the timer loop's transaction).
+    pub(super) async fn expire_in(&self, mut tx: Tx, id: i64) -> Result<(), Internal> {
+        let now = self.now();
+        let Some(a) = tx.approval(id).await? else {
+            return Ok(tx.commit().await?);
         };
+        if a.state != State::Pending
+            || a.expires_at > now
+            || !tx
+                .transition(id, State::Pending, State::Expired, now, None, None)
+                .await?
+        {
+            return Ok(tx.commit().await?);
+        }
+        let after = tx.approval(id).await?;
+        let entry = self.system_entry(
+            &a,
+            "approval.expired",
+            "expired",
+            format!(
+                "{} expired with {} of {} approvals",
+                a.label(),
+                a.votes.len(),
+                a.needed
+            ),
+        );
+        self.commit(
+            tx,
+            None,
+            None,
+            &[entry],
+            after.as_ref(),
+            Change::Changed { result: None },
+        )
+        .await
+    }
+
+    /// An audit entry written by opsbot itself (expiry, recovery).
+    fn system_entry(&self, a: &Approval, kind: &str, outcome: &str, detail: String) -> Entry {
+        let system = Actor::Unknown {
+            identity: format!("system:{}", kind.rsplit('.').next().unwrap_or(kind)),
+        };
+        Entry {
+            at: self.now(),
+            kind: kind.into(),
+            person: system.who().into(),
+            identity: system.identity().into(),
+            channel: a.channel.clone(),
+            command: Some(format!("{}:{}", a.profile, a.command)),
+            args: serde_json::to_string(&a.args).ok(),
+            outcome: outcome.into(),
+            detail: Some(detail),
+        }
+    }
+
+    /// After a restart: executions that were claimed but never finished are
+    /// marked `unknown` (never re-run silently) and their cards say so;
+    /// approved but unclaimed requests run now, unless their approval expired
+    /// meanwhile (then they are expired, not run). Returns what happened.
+    pub async fn recover(&self) -> Result<Vec<Reply>, crate::store::StoreError> {
+        self.recover_inner().await.map_err(|Internal::Store(e)| e)
+    }
+
+    async fn recover_inner(&self) -> Result<Vec<Reply>, Internal> {
+        let mut out = Vec::new();
+        let why = "the process stopped while this was executing; its result is unknown: check the target before retrying";
         for a in self.store.approvals_in_state(State::Executing).await? {
-            let why = "the process stopped while this was executing; its result is unknown: check the target before retrying";
-            if self
-                .store
-                .transition(
-                    a.id,
-                    State::Executing,
-                    State::Unknown,
-                    self.now(),
-                    None,
-                    Some(why),
-                )
+            let now = self.now();
+            let mut tx = self.store.begin().await?;
+            if !tx
+                .transition(a.id, State::Executing, State::Unknown, now, None, Some(why))
                 .await?
             {
-                let inv = recovery_invocation(&a, self.now());
-                let mut entry = self.entry(
-                    &inv,
-                    &system,
-                    "execution",
-                    None,
-                    serde_json::to_string(&a.args).ok(),
-                );
-                entry.command = Some(format!("{}:{}", a.profile, a.command));
-                entry.outcome = "unknown".into();
-                entry.detail = Some(format!("{}: {why}", a.label()));
-                self.store.append_audit(&entry).await?;
-                tracing::warn!(approval = %a.label(), command = %a.display, "execution interrupted by a restart: marked unknown");
-                out.push(
-                    Reply::new(Outcome::Failed, format!("{} · {} · {why}", a.label(), a.display))
-                        .with_approval(a.id),
-                );
+                continue;
             }
+            let after = tx.approval(a.id).await?;
+            let entry = self.system_entry(&a, "execution", "unknown", format!("{}: {why}", a.label()));
+            self.commit(
+                tx,
+                None,
+                None,
+                &[entry],
+                after.as_ref(),
+                Change::Changed { result: None },
+            )
+            .await?;
+            tracing::warn!(approval = %a.label(), command = %a.display, "execution interrupted by a restart: marked unknown");
+            out.push(
+                Reply::new(Outcome::Failed, format!("{} · {} · {why}", a.label(), a.display))
+                    .with_approval(a.id),
+            );
         }
         for a in self.store.approvals_in_state(State::Approved).await? {
-            let inv = recovery_invocation(&a, self.now());
-            match self.execute_approved(&inv, a.id).await {
-                Ok(r) => out.push(r),
-                Err(Internal::Store(e)) => return Err(e),
+            let now = self.now();
+            if a.expires_at <= now {
+                let mut tx = self.store.begin().await?;
+                if !tx
+                    .transition(a.id, State::Approved, State::Expired, now, None, None)
+                    .await?
+                {
+                    continue;
+                }
+                let after = tx.approval(a.id).await?;
+                let detail = format!(
+                    "{} was approved but not run before it expired (opsbot was down); not run",
+                    a.label()
+                );
+                let entry = self.system_entry(&a, "approval.expired", "expired", detail.clone());
+                self.commit(
+                    tx,
+                    None,
+                    None,
+                    &[entry],
+                    after.as_ref(),
+                    Change::Changed { result: None },
+                )
+                .await?;
+                tracing::warn!(approval = %a.label(), "approved request expired while opsbot was down: not run");
+                out.push(Reply::new(Outcome::NotPermitted, detail).with_approval(a.id));
+                continue;
             }
+            let inv = recovery_invocation(&a, now);
+            out.push(self.execute_approved(&inv, a.id).await?);
         }
         Ok(out)
     }
 }
 
+/// The invocation a recovered request runs under: answers go where the
+/// request was made.
 fn recovery_invocation(a: &Approval, now: i64) -> Invocation {
-    Invocation {
-        actor: "system:recovery".into(),
-        channel: a.channel.clone(),
-        thread: a.thread.clone(),
-        text: a.display.clone(),
-        source: super::Source::Console,
-        received_at: now,
+    let mut inv = Invocation::console("system:recovery", a.channel.clone(), &a.display, now);
+    inv.thread = a.thread.clone();
+    if let Some(o) = &a.origin {
+        inv.origin = o.clone();
     }
+    inv
 }
 
 /// "sre or eng-manager", "2 of sre, eng-manager".

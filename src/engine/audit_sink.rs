@@ -1,5 +1,5 @@
 //! Best-effort audit for answers given on the ack path. A refusal answered in
-//! Slack's ack stores nothing before the answer; its audit entry is handed to
+//! a platform's ack stores nothing before the answer; its audit entry is handed to
 //! this background appender instead. Under a flood of refusals, entries beyond
 //! 200 per second (or a full queue) are dropped and counted — the refusals
 //! changed nothing — so the ack path never waits on, or competes with, the

@@ -4,15 +4,19 @@
 
 mod approvals;
 mod audit_sink;
-pub mod expiry;
 pub mod housekeeping;
 pub mod outbox;
 mod pipeline;
+pub mod platform;
 mod reply;
+mod signal;
+pub mod timers;
 pub mod worker;
 mod writer;
 
 pub use audit_sink::AuditSink;
-pub use pipeline::{Invocation, Pipeline, Quick, Source};
+pub use pipeline::{Invocation, Pipeline, Quick, CONSOLE};
+pub use platform::{ChatApi, Notification, Origin, Renderer, Renderers, SendError};
 pub use reply::{Outcome, Reply};
+pub use signal::{Alarm, Signal};
 pub use writer::{InboxWriter, Pressure, WriteError};

@@ -1,8 +1,13 @@
 //! Invocation → parse → authorize → approval or execute → reply, with every
 //! step audited. Adapters call `Pipeline::handle`; nothing here knows which
-//! chat the text came from.
+//! chat the text came from. Each step ends in [`Pipeline::commit`]: its state
+//! change, audit entries, rendered notifications and the stored request's
+//! completion land in one transaction.
 
+use super::platform::{Notification, Origin, Renderers};
 use super::reply::{Outcome, Reply};
+use super::signal::{Alarm, Signal};
+use crate::approval::Approval;
 use crate::audit::Entry;
 use crate::auth::{self, Actor, Directory};
 use crate::catalog::{Catalog, Command};
@@ -10,29 +15,54 @@ use crate::clock::{Millis, SharedClock};
 use crate::command::{self, Parsed, Request, Scope};
 use crate::exec::{ExecError, ExecOutput, Executor};
 use crate::metrics::Metrics;
-use crate::store::{Store, StoreError};
+use crate::store::{Store, StoreError, Tx};
 use crate::template;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-/// Where an invocation came from.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Source {
-    Console,
-    Slack,
-    Discord,
-}
+/// The platform name of the console (`opsbot run`), which prints replies
+/// itself and has no renderer.
+pub const CONSOLE: &str = "console";
 
 /// The one normalized input every adapter produces.
 #[derive(Debug, Clone)]
 pub struct Invocation {
-    /// Wire identity: `slack:U0ALICE`, `console:alice`.
+    /// Wire identity: `<platform>:<user id>`, e.g. `console:alice`.
     pub actor: String,
     pub channel: Option<String>,
     pub thread: Option<String>,
     pub text: String,
-    pub source: Source,
     pub received_at: Millis,
+    /// Where to answer (and the audit's source: its platform).
+    pub origin: Origin,
+    /// The stored request this answers; marked done by the last step.
+    pub inbox: Option<i64>,
+}
+
+impl Invocation {
+    /// A command typed at the console as `actor` in `channel`.
+    pub fn console(actor: &str, channel: Option<String>, text: &str, now: Millis) -> Invocation {
+        Invocation {
+            actor: actor.to_string(),
+            channel,
+            thread: None,
+            text: text.to_string(),
+            received_at: now,
+            origin: Origin::new(CONSOLE, String::new()),
+            inbox: None,
+        }
+    }
+}
+
+/// What a step did to the approval it is about, for its notifications.
+#[derive(Debug, Clone, Copy)]
+pub(super) enum Change<'a> {
+    /// Nothing that shows elsewhere.
+    None,
+    /// Newly opened: show its card.
+    Opened,
+    /// Changed: update its card (with the execution's reply, if any).
+    Changed { result: Option<&'a str> },
 }
 
 /// An answer computed on the ack path (see `Pipeline::quick`).
@@ -55,9 +85,12 @@ pub struct Pipeline {
     /// Channel id → bound profile.
     pub channels: Arc<BTreeMap<String, String>>,
     pub metrics: Arc<Metrics>,
-    /// Woken when a new deadline (an approval's expiry) is set, so timer
-    /// loops can sleep until the earliest one.
-    pub timers: Arc<tokio::sync::Notify>,
+    /// Every platform's renderer (registered in `app.rs`).
+    pub renderers: Arc<Renderers>,
+    /// Raised after a commit that enqueued messages (the senders look).
+    pub outbox: Signal,
+    /// Set when a commit scheduled a deadline (the timer loop looks).
+    pub alarm: Alarm,
 }
 
 /// Internal failures: logged with a reference, shown only as that reference.
@@ -75,11 +108,75 @@ impl Pipeline {
             Err(e) => {
                 let reference = format!("{:08x}", rand::random::<u32>());
                 tracing::error!(error = %e, reference, actor = %inv.actor, "internal error handling a command");
-                Reply::new(Outcome::Failed, format!("something went wrong (ref {reference})"))
+                let r = Reply::new(Outcome::Failed, format!("something went wrong (ref {reference})"));
+                if let Err(e) = self.answer(inv, &r, &[]).await {
+                    tracing::error!(error = %e, reference, "could not even answer the failure");
+                }
+                r
             }
         };
         self.metrics.request(reply.outcome);
         reply
+    }
+
+    /// Ends a step in `tx`: appends `audit`, renders the answer to `inv`'s
+    /// origin and what `change` means for `approval` (as it stands after the
+    /// step), marks the stored request done, and commits. All or nothing.
+    pub(super) async fn commit(
+        &self,
+        mut tx: Tx,
+        inv: Option<&Invocation>,
+        reply: Option<&Reply>,
+        audit: &[Entry],
+        approval: Option<&Approval>,
+        change: Change<'_>,
+    ) -> Result<(), Internal> {
+        for e in audit {
+            tx.append_audit(e).await?;
+        }
+        let mut notes = Vec::with_capacity(2);
+        if let (Some(a), Change::Opened) = (approval, change) {
+            notes.push(Notification::ApprovalOpened { approval: a });
+        }
+        if let (Some(inv), Some(reply)) = (inv, reply) {
+            notes.push(Notification::Reply {
+                origin: &inv.origin,
+                reply,
+                approval,
+            });
+        }
+        if let (Some(a), Change::Changed { result }) = (approval, change) {
+            notes.push(Notification::ApprovalChanged { approval: a, result });
+        }
+        let now = self.now();
+        let msgs = self.renderers.render(&notes, now);
+        tx.enqueue_messages(&msgs, now).await?;
+        if let Some(id) = inv.and_then(|i| i.inbox) {
+            tx.finish_inbox(id).await?;
+        }
+        tx.commit().await?;
+        if !msgs.is_empty() {
+            self.outbox.raise();
+        }
+        Ok(())
+    }
+
+    /// A step that changes nothing but the answer (and the audit).
+    pub(super) async fn answer(
+        &self,
+        inv: &Invocation,
+        reply: &Reply,
+        audit: &[Entry],
+    ) -> Result<(), Internal> {
+        let tx = self.store.begin().await?;
+        self.commit(tx, Some(inv), Some(reply), audit, None, Change::None)
+            .await
+    }
+
+    /// [`Self::answer`], passing the reply through.
+    async fn answered(&self, inv: &Invocation, reply: Reply, audit: &[Entry]) -> Result<Reply, Internal> {
+        self.answer(inv, &reply, audit).await?;
+        Ok(reply)
     }
 
     pub(super) fn now(&self) -> Millis {
@@ -128,11 +225,15 @@ impl Pipeline {
     async fn dispatch(&self, inv: &Invocation) -> Result<Reply, Internal> {
         let parsed = match command::parse(&self.catalog, &self.scope(inv), &inv.text) {
             Ok(p) => p,
-            Err(e) => return Ok(Reply::new(Outcome::Usage, e.message)),
+            Err(e) => {
+                return self
+                    .answered(inv, Reply::new(Outcome::Usage, e.message), &[])
+                    .await
+            }
         };
         let actor = self.directory.resolve(&inv.actor);
         match parsed {
-            Parsed::Help(text) => Ok(Reply::new(Outcome::Done, text)),
+            Parsed::Help(text) => self.answered(inv, Reply::new(Outcome::Done, text), &[]).await,
             Parsed::Builtin(b) => self.builtin(inv, &actor, b).await,
             Parsed::Run(req) => self.run(inv, &actor, &req).await,
         }
@@ -146,8 +247,8 @@ impl Pipeline {
             entry.kind = "denied".into();
             entry.outcome = "not_permitted".into();
             entry.detail = Some(denied.to_string());
-            self.store.append_audit(&entry).await?;
-            return Ok(Reply::new(Outcome::NotPermitted, denied.to_string()));
+            let reply = Reply::new(Outcome::NotPermitted, denied.to_string());
+            return self.answered(inv, reply, &[entry]).await;
         }
         if let Some(policy) = &cmd.approve {
             return self.request_approval(inv, actor, req, policy, entry).await;
@@ -160,8 +261,7 @@ impl Pipeline {
         entry.kind = "execution".into();
         entry.outcome = if result.is_ok() { "succeeded" } else { "failed" }.into();
         entry.detail = Some(exec_detail(&result));
-        self.store.append_audit(&entry).await?;
-        Ok(reply)
+        self.answered(inv, reply, &[entry]).await
     }
 
     /// Turns an execution result into the reply, counting it.

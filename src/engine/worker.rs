@@ -3,11 +3,10 @@
 //! restart, requests that were mid-way are reported as interrupted (never
 //! re-run) and requests never started are run.
 
-use super::outbox::Outbox;
+use super::platform::Notification;
 use super::writer::Pressure;
-use super::{Invocation, Pipeline, Source};
-use crate::chat::slack::render::{self, Origin, OriginKind};
-use crate::store::{InboxItem, OutMessage, OutOp, StoreError, Thread};
+use super::{Invocation, Origin, Pipeline};
+use crate::store::{InboxItem, StoreError};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::{mpsc, watch, Semaphore};
@@ -34,17 +33,17 @@ pub struct Inputs {
 
 /// Starts the worker. On stop it takes no new requests and waits (up to 10 s)
 /// for the running ones; anything cut off is reported after the next start.
-pub fn spawn(pipeline: Pipeline, outbox: Outbox, inputs: Inputs) -> tokio::task::JoinHandle<()> {
-    tokio::spawn(run(pipeline, outbox, inputs))
+pub fn spawn(pipeline: Pipeline, inputs: Inputs) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(run(pipeline, inputs))
 }
 
-async fn run(pipeline: Pipeline, outbox: Outbox, inputs: Inputs) {
+async fn run(pipeline: Pipeline, inputs: Inputs) {
     let Inputs {
         stored: mut rx,
         pressure,
         mut stop,
     } = inputs;
-    if let Err(e) = report_interrupted(&pipeline, &outbox).await {
+    if let Err(e) = report_interrupted(&pipeline).await {
         tracing::error!(error = %e, "could not recover interrupted requests");
     }
     let permits = Arc::new(Semaphore::new(CONCURRENCY));
@@ -74,9 +73,9 @@ async fn run(pipeline: Pipeline, outbox: Outbox, inputs: Inputs) {
             let Ok(permit) = permits.clone().acquire_owned().await else {
                 return;
             };
-            let (p, o) = (pipeline.clone(), outbox.clone());
+            let p = pipeline.clone();
             tokio::spawn(async move {
-                if let Err(e) = process(&p, &o, item).await {
+                if let Err(e) = process(&p, item).await {
                     tracing::error!(error = %e, "processing a stored request failed");
                 }
                 drop(permit);
@@ -92,8 +91,9 @@ async fn run(pipeline: Pipeline, outbox: Outbox, inputs: Inputs) {
     }
 }
 
-/// Runs one stored request, if nobody else has claimed it.
-pub async fn process(p: &Pipeline, outbox: &Outbox, item: InboxItem) -> Result<(), StoreError> {
+/// Runs one stored request, if nobody else has claimed it. The pipeline's
+/// last step answers it and marks it done in one transaction.
+pub async fn process(p: &Pipeline, item: InboxItem) -> Result<(), StoreError> {
     if !p.store.claim_inbox(item.id).await? {
         return Ok(());
     }
@@ -102,58 +102,37 @@ pub async fn process(p: &Pipeline, outbox: &Outbox, item: InboxItem) -> Result<(
         channel: item.channel.clone(),
         thread: item.thread.clone(),
         text: item.text.clone(),
-        source: Source::Slack,
         received_at: item.received_at,
+        origin: origin(&item),
+        inbox: Some(item.id),
     };
-    let reply = p.handle(&inv).await;
-    let approval = match reply.approval {
-        Some(id) => p.store.approval(id).await?,
-        None => None,
-    };
-    let msgs = match origin(&item) {
-        Some(o) => render::messages(&reply, approval.as_ref(), &o, p.clock.now_ms()),
-        None => Vec::new(),
-    };
-    outbox.send(&msgs, p.clock.now_ms()).await?;
-    p.store.finish_inbox(item.id).await
+    p.handle(&inv).await;
+    Ok(())
 }
 
-fn origin(item: &InboxItem) -> Option<Origin> {
-    match item.source.as_str() {
-        "slack" => serde_json::from_str(&item.origin).ok(),
-        other => {
-            tracing::warn!(source = other, "stored request from an unknown source");
-            None
+fn origin(item: &InboxItem) -> Origin {
+    Origin::new(&item.source, item.origin.clone())
+}
+
+/// Tells each user whose request was cut off by a restart that its result
+/// is unknown: the state change and the notice commit together.
+async fn report_interrupted(p: &Pipeline) -> Result<(), StoreError> {
+    for item in p.store.processing_inbox_items().await? {
+        let mut tx = p.store.begin().await?;
+        if !tx.interrupt_inbox(item.id).await? {
+            continue;
         }
-    }
-}
-
-/// Tells each user whose request was cut off by a restart that its result is unknown.
-async fn report_interrupted(p: &Pipeline, outbox: &Outbox) -> Result<(), StoreError> {
-    for item in p.store.interrupt_inbox().await? {
-        let Some(o) = origin(&item) else { continue };
         tracing::warn!(text = %item.text, actor = %item.actor, "request interrupted by a restart");
-        let thread = o.thread_ts.clone().map(Thread::Ts);
-        let text = format!(
-            "⚠️ opsbot restarted while handling `{}`; its result is unknown. Check the target before retrying.",
-            item.text
-        );
-        let msg = OutMessage {
-            channel: o.channel.clone(),
-            op: match o.kind {
-                OriginKind::Mention => OutOp::Post {
-                    key: None,
-                    thread,
-                    fallback: None,
-                },
-                _ => OutOp::Ephemeral {
-                    user: o.user.clone(),
-                    thread,
-                },
-            },
-            body: serde_json::json!({ "text": text }),
+        let origin = origin(&item);
+        let now = p.clock.now_ms();
+        let note = Notification::Interrupted {
+            origin: &origin,
+            text: &item.text,
         };
-        outbox.send(&[msg], p.clock.now_ms()).await?;
+        tx.enqueue_messages(&p.renderers.render(&[note], now), now)
+            .await?;
+        tx.commit().await?;
+        p.outbox.raise();
     }
     Ok(())
 }

@@ -1,27 +1,44 @@
 //! Approvals and their votes. Every state change is a conditional UPDATE on
 //! the expected current state, so of two racing deciders exactly one wins.
 
-use super::{int, opt_text, text, Result, Store, StoreError};
+use super::timers::APPROVAL_EXPIRY;
+use super::{int, opt_text, text, Result, Store, StoreError, Tx};
 use crate::approval::{Approval, State, Vote};
 use crate::clock::Millis;
+use crate::origin::Origin;
 use sqlx::any::AnyRow;
-use sqlx::Row;
+use sqlx::AnyConnection;
 use std::collections::BTreeMap;
 
 const COLUMNS: &str =
     "id, profile, command, args, display, request_hash, risk, requester, requester_identity,
-     channel, thread, roles, needed, state, created_at, expires_at, decided_by, result";
+     channel, thread, roles, needed, state, created_at, expires_at, decided_by, result,
+     origin_platform, origin";
 
-impl Store {
-    /// Opens `n` as a pending approval and returns it as stored. Its `id`,
-    /// `state`, `votes`, `decided_by` and `result` are ignored: a new approval
-    /// gets a fresh id and starts pending with no votes.
-    pub async fn create_approval(&self, n: &Approval) -> Result<Approval> {
+super::on_tx! {
+    /// Opens `n` as a pending approval (see [`Tx::create_approval`]).
+    fn create_approval(n: &Approval) -> Approval;
+    /// One approval with its votes.
+    fn approval(id: i64) -> Option<Approval>;
+    /// Records `person`'s vote (see [`Tx::add_vote`]).
+    fn add_vote(id: i64, person: &str, identity: &str, now: Millis) -> bool;
+    /// pending → approved if enough votes (see [`Tx::approve_if_enough_votes`]).
+    fn approve_if_enough_votes(id: i64, now: Millis) -> bool;
+    /// A conditional state change (see [`Tx::transition`]).
+    fn transition(id: i64, from: State, to: State, now: Millis, decided_by: Option<&str>, result: Option<&str>) -> bool;
+}
+
+impl Tx {
+    /// Opens `n` as a pending approval and returns it as stored, with its
+    /// expiry on the timer table. Its `id`, `state`, `votes`, `decided_by`
+    /// and `result` are ignored: a new approval gets a fresh id and starts
+    /// pending with no votes.
+    pub async fn create_approval(&mut self, n: &Approval) -> Result<Approval> {
         let args = serde_json::to_string(&n.args).map_err(|e| StoreError::Corrupt(e.to_string()))?;
         let row = sqlx::query(&format!(
             "INSERT INTO approvals (profile, command, args, display, request_hash, risk, requester, requester_identity,
-                channel, thread, roles, needed, state, created_at, expires_at, updated_at)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, 'pending', $13, $14, $13)
+                channel, thread, roles, needed, state, created_at, expires_at, updated_at, origin_platform, origin)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, 'pending', $13, $14, $13, $15, $16)
              RETURNING {COLUMNS}"
         ))
         .bind(&n.profile)
@@ -38,41 +55,122 @@ impl Store {
         .bind(i64::from(n.needed))
         .bind(n.created_at)
         .bind(n.expires_at)
-        .fetch_one(&self.pool)
+        .bind(n.origin.as_ref().map(|o| o.platform.as_str()))
+        .bind(n.origin.as_ref().map(|o| o.data.as_str()))
+        .fetch_one(self.conn())
         .await?;
-        from_row(&row, Vec::new())
+        let a = from_row(&row, Vec::new())?;
+        self.schedule(APPROVAL_EXPIRY, &a.id.to_string(), a.expires_at)
+            .await?;
+        Ok(a)
     }
 
     /// One approval with its votes.
-    pub async fn approval(&self, id: i64) -> Result<Option<Approval>> {
+    pub async fn approval(&mut self, id: i64) -> Result<Option<Approval>> {
         let row = sqlx::query(&format!("SELECT {COLUMNS} FROM approvals WHERE id = $1"))
             .bind(id)
-            .fetch_optional(&self.pool)
+            .fetch_optional(self.conn())
             .await?;
         match row {
             None => Ok(None),
-            Some(r) => Ok(Some(from_row(&r, self.votes(id).await?)?)),
+            Some(r) => Ok(Some(from_row(&r, votes(self.conn(), id).await?)?)),
         }
     }
 
-    async fn votes(&self, id: i64) -> Result<Vec<Vote>> {
-        let rows = sqlx::query(
-            "SELECT person, identity, at FROM approval_votes WHERE approval_id = $1 ORDER BY at, person",
+    /// Records `person`'s vote. False when that person had already voted
+    /// (double clicks and retries are absorbed here).
+    pub async fn add_vote(&mut self, id: i64, person: &str, identity: &str, now: Millis) -> Result<bool> {
+        // Lock the approval first: concurrent voters then count each other's
+        // committed votes instead of each seeing only its own.
+        sqlx::query("UPDATE approvals SET updated_at = updated_at WHERE id = $1")
+            .bind(id)
+            .execute(self.conn())
+            .await?;
+        let done = sqlx::query(
+            "INSERT INTO approval_votes (approval_id, person, identity, at) VALUES ($1, $2, $3, $4)
+             ON CONFLICT (approval_id, person) DO NOTHING",
         )
         .bind(id)
-        .fetch_all(&self.pool)
+        .bind(person)
+        .bind(identity)
+        .bind(now)
+        .execute(self.conn())
         .await?;
-        rows.iter()
-            .map(|r| {
-                Ok(Vote {
-                    person: text(r, "person")?,
-                    identity: text(r, "identity")?,
-                    at: int(r, "at")?,
-                })
-            })
-            .collect()
+        Ok(done.rows_affected() == 1)
     }
 
+    /// pending → approved, if enough distinct people voted and it has not
+    /// expired (its expiry timer goes). True for exactly one caller.
+    pub async fn approve_if_enough_votes(&mut self, id: i64, now: Millis) -> Result<bool> {
+        let done = sqlx::query(
+            "UPDATE approvals SET state = 'approved', updated_at = $2
+             WHERE id = $1 AND state = 'pending' AND expires_at > $2
+               AND (SELECT COUNT(*) FROM approval_votes v WHERE v.approval_id = $1) >= needed",
+        )
+        .bind(id)
+        .bind(now)
+        .execute(self.conn())
+        .await?;
+        let won = done.rows_affected() == 1;
+        if won {
+            self.cancel(APPROVAL_EXPIRY, &id.to_string()).await?;
+        }
+        Ok(won)
+    }
+
+    /// Moves `id` from `from` to `to` if it is still in `from`. True for exactly
+    /// one caller; everyone else sees false and must re-read. Leaving
+    /// `pending` removes the expiry timer.
+    pub async fn transition(
+        &mut self,
+        id: i64,
+        from: State,
+        to: State,
+        now: Millis,
+        decided_by: Option<&str>,
+        result: Option<&str>,
+    ) -> Result<bool> {
+        debug_assert!(from.can_become(to), "{from:?} -> {to:?}");
+        let done = sqlx::query(
+            "UPDATE approvals SET state = $3, updated_at = $4,
+                decided_by = COALESCE($5, decided_by), result = COALESCE($6, result)
+             WHERE id = $1 AND state = $2",
+        )
+        .bind(id)
+        .bind(from.as_str())
+        .bind(to.as_str())
+        .bind(now)
+        .bind(decided_by)
+        .bind(result)
+        .execute(self.conn())
+        .await?;
+        let won = done.rows_affected() == 1;
+        if won && from == State::Pending {
+            self.cancel(APPROVAL_EXPIRY, &id.to_string()).await?;
+        }
+        Ok(won)
+    }
+}
+
+async fn votes(c: &mut AnyConnection, id: i64) -> Result<Vec<Vote>> {
+    let rows = sqlx::query(
+        "SELECT person, identity, at FROM approval_votes WHERE approval_id = $1 ORDER BY at, person",
+    )
+    .bind(id)
+    .fetch_all(c)
+    .await?;
+    rows.iter()
+        .map(|r| {
+            Ok(Vote {
+                person: text(r, "person")?,
+                identity: text(r, "identity")?,
+                at: int(r, "at")?,
+            })
+        })
+        .collect()
+}
+
+impl Store {
     /// Approvals still pending and not yet expired at `now`, oldest first.
     pub async fn pending_approvals(&self, now: Millis) -> Result<Vec<Approval>> {
         self.approvals_where("state = 'pending' AND expires_at > $1", now)
@@ -101,92 +199,13 @@ impl Store {
     }
 
     async fn with_votes(&self, rows: Vec<AnyRow>) -> Result<Vec<Approval>> {
+        let mut conn = self.pool.acquire().await?;
         let mut out = Vec::with_capacity(rows.len());
         for r in rows {
             let id = int(&r, "id")?;
-            out.push(from_row(&r, self.votes(id).await?)?);
+            out.push(from_row(&r, votes(&mut conn, id).await?)?);
         }
         Ok(out)
-    }
-
-    /// Records `person`'s vote. False when that person had already voted
-    /// (double clicks and retries are absorbed here).
-    pub async fn add_vote(&self, id: i64, person: &str, identity: &str, now: Millis) -> Result<bool> {
-        let done = sqlx::query(
-            "INSERT INTO approval_votes (approval_id, person, identity, at) VALUES ($1, $2, $3, $4)
-             ON CONFLICT (approval_id, person) DO NOTHING",
-        )
-        .bind(id)
-        .bind(person)
-        .bind(identity)
-        .bind(now)
-        .execute(&self.pool)
-        .await?;
-        Ok(done.rows_affected() == 1)
-    }
-
-    /// pending → approved, if enough distinct people voted and it has not
-    /// expired. True for exactly one caller.
-    pub async fn approve_if_enough_votes(&self, id: i64, now: Millis) -> Result<bool> {
-        let done = sqlx::query(
-            "UPDATE approvals SET state = 'approved', updated_at = $2
-             WHERE id = $1 AND state = 'pending' AND expires_at > $2
-               AND (SELECT COUNT(*) FROM approval_votes v WHERE v.approval_id = $1) >= needed",
-        )
-        .bind(id)
-        .bind(now)
-        .execute(&self.pool)
-        .await?;
-        Ok(done.rows_affected() == 1)
-    }
-
-    /// Moves `id` from `from` to `to` if it is still in `from`. True for exactly
-    /// one caller; everyone else sees false and must re-read.
-    pub async fn transition(
-        &self,
-        id: i64,
-        from: State,
-        to: State,
-        now: Millis,
-        decided_by: Option<&str>,
-        result: Option<&str>,
-    ) -> Result<bool> {
-        debug_assert!(from.can_become(to), "{from:?} -> {to:?}");
-        let done = sqlx::query(
-            "UPDATE approvals SET state = $3, updated_at = $4,
-                decided_by = COALESCE($5, decided_by), result = COALESCE($6, result)
-             WHERE id = $1 AND state = $2",
-        )
-        .bind(id)
-        .bind(from.as_str())
-        .bind(to.as_str())
-        .bind(now)
-        .bind(decided_by)
-        .bind(result)
-        .execute(&self.pool)
-        .await?;
-        Ok(done.rows_affected() == 1)
-    }
-
-    /// Marks every pending approval whose TTL ran out by `now` as expired and
-    /// returns them (with their votes).
-    pub async fn expire_due_approvals(&self, now: Millis) -> Result<Vec<Approval>> {
-        let rows = sqlx::query(&format!(
-            "UPDATE approvals SET state = 'expired', updated_at = $1
-             WHERE state = 'pending' AND expires_at <= $1 RETURNING {COLUMNS}"
-        ))
-        .bind(now)
-        .fetch_all(&self.pool)
-        .await?;
-        self.with_votes(rows).await
-    }
-
-    /// When the next pending approval expires, if any is pending.
-    pub async fn next_approval_expiry(&self) -> Result<Option<Millis>> {
-        let row = sqlx::query("SELECT MIN(expires_at) AS next FROM approvals WHERE state = 'pending'")
-            .fetch_one(&self.pool)
-            .await?;
-        Ok(row.try_get::<Option<i64>, _>("next")?)
     }
 
     /// Counts per state, for `/metrics`.
@@ -226,5 +245,12 @@ fn from_row(r: &AnyRow, votes: Vec<Vote>) -> Result<Approval> {
         expires_at: int(r, "expires_at")?,
         decided_by: opt_text(r, "decided_by")?,
         result: opt_text(r, "result")?,
+        origin: match (opt_text(r, "origin_platform")?, opt_text(r, "origin")?) {
+            (Some(platform), data) => Some(Origin {
+                platform,
+                data: data.unwrap_or_default(),
+            }),
+            (None, _) => None,
+        },
     })
 }

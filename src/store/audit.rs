@@ -1,17 +1,22 @@
 //! The audit log: appended under a lock on the single `audit_head` row, so
 //! concurrent appends (threads or processes) form one unbroken chain.
 
-use super::{int, opt_text, text, Result, Store};
+use super::{int, opt_text, text, Result, Store, Tx};
 use crate::audit::{chain_hash, Entry, Record};
 use sqlx::Row;
 
-impl Store {
+super::on_tx! {
+    /// Appends `entry` to the chain in its own transaction.
+    fn append_audit(entry: &Entry) -> i64;
+}
+
+impl Tx {
     /// Appends `entry` to the chain; returns its sequence number.
-    pub async fn append_audit(&self, entry: &Entry) -> Result<i64> {
-        let mut tx = self.pool.begin().await?;
+    pub async fn append_audit(&mut self, entry: &Entry) -> Result<i64> {
+        let tx = &mut self.inner;
         // Writing first takes the write lock at once (SQLite) / locks the row (Postgres).
         let head = sqlx::query("UPDATE audit_head SET seq = seq + 1 WHERE id = 1 RETURNING seq, hash")
-            .fetch_one(&mut *tx)
+            .fetch_one(&mut **tx)
             .await?;
         let seq = int(&head, "seq")?;
         let prev = text(&head, "hash")?;
@@ -32,16 +37,17 @@ impl Store {
         .bind(&entry.detail)
         .bind(&prev)
         .bind(&hash)
-        .execute(&mut *tx)
+        .execute(&mut **tx)
         .await?;
         sqlx::query("UPDATE audit_head SET hash = $1 WHERE id = 1")
             .bind(&hash)
-            .execute(&mut *tx)
+            .execute(&mut **tx)
             .await?;
-        tx.commit().await?;
         Ok(seq)
     }
+}
 
+impl Store {
     /// The whole chain in order (for `opsbot audit verify` and tests).
     pub async fn audit_records(&self) -> Result<Vec<Record>> {
         let rows = sqlx::query(

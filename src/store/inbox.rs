@@ -2,7 +2,7 @@
 //! processed off the request path. Many concurrent requests are written as one
 //! multi-row INSERT (see `engine::writer`).
 
-use super::{int, opt_text, text, Result, Store};
+use super::{int, opt_text, text, Result, Store, Tx};
 use crate::clock::Millis;
 use sqlx::any::AnyRow;
 use sqlx::Row;
@@ -13,7 +13,7 @@ pub struct InboxItem {
     /// Assigned by the writer; time-ordered.
     pub id: i64,
     pub received_at: Millis,
-    /// `slack`, `discord`, …
+    /// The platform name of its origin.
     pub source: String,
     pub actor: String,
     pub channel: Option<String>,
@@ -80,15 +80,6 @@ impl Store {
         Ok(done.rows_affected() == 1)
     }
 
-    /// processing → done.
-    pub async fn finish_inbox(&self, id: i64) -> Result<()> {
-        sqlx::query("UPDATE inbox SET state = 'done' WHERE id = $1")
-            .bind(id)
-            .execute(&self.pool)
-            .await?;
-        Ok(())
-    }
-
     /// Up to `limit` unprocessed items, oldest first.
     pub async fn new_inbox_items(&self, limit: i64) -> Result<Vec<InboxItem>> {
         let rows = sqlx::query(&format!(
@@ -100,11 +91,10 @@ impl Store {
         rows.iter().map(from_row).collect()
     }
 
-    /// After a restart: items that were being processed when the process died
-    /// are marked `interrupted` (never re-run) and returned so users can be told.
-    pub async fn interrupt_inbox(&self) -> Result<Vec<InboxItem>> {
+    /// Items left `processing` (after a restart: cut off mid-way).
+    pub async fn processing_inbox_items(&self) -> Result<Vec<InboxItem>> {
         let rows = sqlx::query(&format!(
-            "UPDATE inbox SET state = 'interrupted' WHERE state = 'processing' RETURNING {COLUMNS}"
+            "SELECT {COLUMNS} FROM inbox WHERE state = 'processing' ORDER BY id"
         ))
         .fetch_all(&self.pool)
         .await?;
@@ -118,6 +108,33 @@ impl Store {
             .fetch_optional(&self.pool)
             .await?;
         row.map(|r| text(&r, "state")).transpose()
+    }
+}
+
+super::on_tx! {
+    /// processing → done, in its own transaction.
+    fn finish_inbox(id: i64) -> bool;
+}
+
+impl Tx {
+    /// processing → done (in the transaction of the request's last step).
+    pub async fn finish_inbox(&mut self, id: i64) -> Result<bool> {
+        let done = sqlx::query("UPDATE inbox SET state = 'done' WHERE id = $1 AND state = 'processing'")
+            .bind(id)
+            .execute(self.conn())
+            .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    /// processing → interrupted: cut off by a restart, never re-run. True
+    /// for exactly one caller.
+    pub async fn interrupt_inbox(&mut self, id: i64) -> Result<bool> {
+        let done =
+            sqlx::query("UPDATE inbox SET state = 'interrupted' WHERE id = $1 AND state = 'processing'")
+                .bind(id)
+                .execute(self.conn())
+                .await?;
+        Ok(done.rows_affected() == 1)
     }
 }
 

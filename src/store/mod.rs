@@ -3,16 +3,34 @@
 //! text (`$n` placeholders work in both); only migrations differ per backend.
 //! Time values are integer milliseconds since the epoch.
 
+/// `Store` versions of `Tx` methods: each runs alone in its own transaction.
+macro_rules! on_tx {
+    ($($(#[$m:meta])* fn $name:ident($($arg:ident: $ty:ty),*) -> $ret:ty;)*) => {
+        impl Store {
+            $($(#[$m])*
+            pub async fn $name(&self, $($arg: $ty),*) -> Result<$ret> {
+                let mut tx = self.begin().await?;
+                let out = tx.$name($($arg),*).await?;
+                tx.commit().await?;
+                Ok(out)
+            })*
+        }
+    };
+}
+pub(crate) use on_tx;
+
 mod approvals;
 mod audit;
 mod inbox;
 mod outbox;
+mod timers;
 
 pub use inbox::InboxItem;
-pub use outbox::{KeyLookup, OutMessage, OutOp, OutboxFailure, OutboxRow, OutboxState, Thread, SLACK};
+pub use outbox::{KeyLookup, OutMessage, OutOp, OutboxFailure, OutboxRow, OutboxState, Thread};
+pub use timers::{Timer, APPROVAL_EXPIRY};
 
 use sqlx::any::{AnyPoolOptions, AnyRow};
-use sqlx::{AnyPool, Executor, Row};
+use sqlx::{Any, AnyConnection, AnyPool, Executor, Row};
 use std::time::Duration;
 
 static SQLITE_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
@@ -119,6 +137,32 @@ impl Store {
 
     pub async fn close(&self) {
         self.pool.close().await;
+    }
+
+    /// Starts a transaction: an engine step applies its state change, audit
+    /// entries, outgoing messages and timers through it, all or nothing.
+    pub async fn begin(&self) -> Result<Tx> {
+        Ok(Tx {
+            inner: self.pool.begin().await?,
+        })
+    }
+}
+
+/// One transaction of the store. Dropping it without [`Tx::commit`] rolls
+/// everything back. On SQLite it holds the only connection: never await
+/// anything but this transaction's own calls while it is open.
+pub struct Tx {
+    inner: sqlx::Transaction<'static, Any>,
+}
+
+impl Tx {
+    pub async fn commit(self) -> Result<()> {
+        self.inner.commit().await?;
+        Ok(())
+    }
+
+    fn conn(&mut self) -> &mut AnyConnection {
+        &mut self.inner
     }
 }
 

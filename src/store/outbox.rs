@@ -3,46 +3,46 @@
 //! state change is a conditional UPDATE on `state = 'pending'`, so a row that
 //! was superseded while in flight is never resurrected.
 
-use super::{int, opt_text, text, Result, Store, StoreError};
+use super::{int, opt_text, text, Result, Store, StoreError, Tx};
 use crate::clock::Millis;
 use serde_json::Value;
 use sqlx::any::AnyRow;
 
-/// The platform name stored for Slack rows.
-pub const SLACK: &str = "slack";
-
 /// One message (or edit) to deliver to a chat channel.
 #[derive(Debug, Clone, PartialEq)]
 pub struct OutMessage {
+    /// Which platform's sender delivers it (`OutMessage::platform` names a
+    /// registered `ChatApi`).
+    pub platform: String,
     /// The channel id (for an update: the channel of the keyed message).
     pub channel: String,
     /// What to do with the body.
     pub op: OutOp,
-    /// Slack message JSON: `{"text": ..., "blocks": [...]?}`.
+    /// The platform's message JSON, as its renderer built it.
     pub body: Value,
 }
 
 /// The kind of delivery.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum OutOp {
-    /// `chat.postMessage`; `key` names the message for later updates and replies.
-    /// `fallback` is a response_url to post through instead when Slack says the
-    /// bot is not in the channel (unkeyed posts only).
+    /// A new message; `key` names it for later updates and replies.
+    /// `fallback` is a reply handle the request carried, to post through
+    /// instead when the bot is not a member of the channel (unkeyed posts only).
     Post {
         key: Option<String>,
         thread: Option<Thread>,
         fallback: Option<String>,
     },
-    /// `chat.update` of the message posted with `key`.
+    /// An edit of the message posted with `key`.
     Update { key: String },
-    /// `chat.postEphemeral` to `user`.
+    /// A message only `user` sees.
     Ephemeral { user: String, thread: Option<Thread> },
 }
 
 /// Where a reply goes.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Thread {
-    /// Under an existing message ts.
+    /// Under an existing message (its platform id).
     Ts(String),
     /// Under our own message posted with this key.
     Key(String),
@@ -83,7 +83,18 @@ pub struct OutboxRow {
     pub id: i64,
     pub attempts: u32,
     pub next_at: Millis,
+    pub created_at: Millis,
+    /// The sender instance holding the row, and until when.
+    pub claimed_by: Option<String>,
+    pub claimed_until: Millis,
     pub message: OutMessage,
+}
+
+impl OutboxRow {
+    /// Held by another sender instance whose lease has not lapsed.
+    pub fn claimed_elsewhere(&self, me: &str, now: Millis) -> bool {
+        self.claimed_until > now && self.claimed_by.as_deref().is_some_and(|c| c != me)
+    }
 }
 
 /// A row that failed for good, for operators.
@@ -109,14 +120,19 @@ pub enum KeyLookup {
 }
 
 const ROW_COLUMNS: &str =
-    "o.id, o.channel, o.op, o.msg_key, o.thread_ts, o.thread_key, o.user_id, o.body, o.attempts, o.next_at, o.fallback_url";
+    "o.id, o.platform, o.channel, o.op, o.msg_key, o.thread_ts, o.thread_key, o.user_id, o.body, o.attempts, o.next_at, o.fallback_url, o.created_at, o.claimed_by, o.claimed_until";
 
-impl Store {
-    /// Enqueues `msgs` (Slack) in ONE transaction, in order. An update marks
-    /// older pending updates of the same key `superseded`: only the newest
-    /// edit of a message is ever sent.
-    pub async fn enqueue_messages(&self, msgs: &[OutMessage], now: Millis) -> Result<()> {
-        let mut tx = self.pool.begin().await?;
+super::on_tx! {
+    /// Enqueues `msgs` in their own transaction (see [`Tx::enqueue_messages`]).
+    fn enqueue_messages(msgs: &[OutMessage], now: Millis) -> ();
+}
+
+impl Tx {
+    /// Enqueues `msgs` in this transaction, in order. An update marks older
+    /// pending updates of the same key `superseded`: only the newest edit of
+    /// a message is ever sent.
+    pub async fn enqueue_messages(&mut self, msgs: &[OutMessage], now: Millis) -> Result<()> {
+        let tx = self.conn();
         for m in msgs {
             let c = Columns::of(&m.op);
             if let OutOp::Update { key } = &m.op {
@@ -124,7 +140,7 @@ impl Store {
                     "UPDATE outbox SET state = 'superseded'
                      WHERE platform = $1 AND msg_key = $2 AND op = 'update' AND state = 'pending'",
                 )
-                .bind(SLACK)
+                .bind(&m.platform)
                 .bind(key)
                 .execute(&mut *tx)
                 .await?;
@@ -134,7 +150,7 @@ impl Store {
                     state, attempts, next_at, created_at, fallback_url)
                  VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 'pending', 0, $9, $9, $10)",
             )
-            .bind(SLACK)
+            .bind(&m.platform)
             .bind(&m.channel)
             .bind(c.op)
             .bind(c.key)
@@ -147,10 +163,11 @@ impl Store {
             .execute(&mut *tx)
             .await?;
         }
-        tx.commit().await?;
         Ok(())
     }
+}
 
+impl Store {
     /// The head of every channel of `platform`: its oldest pending row, due
     /// or not (the sender sleeps until the earliest `next_at`). Oldest first.
     pub async fn outbox_heads(&self, platform: &str) -> Result<Vec<OutboxRow>> {
@@ -165,6 +182,22 @@ impl Store {
         .fetch_all(&self.pool)
         .await?;
         rows.iter().map(row_from).collect()
+    }
+
+    /// Claims pending row `id` for sender `me` until `until`, unless another
+    /// sender holds a live claim. True for exactly one claimant.
+    pub async fn outbox_claim(&self, id: i64, me: &str, now: Millis, until: Millis) -> Result<bool> {
+        let done = sqlx::query(
+            "UPDATE outbox SET claimed_by = $2, claimed_until = $4
+             WHERE id = $1 AND state = 'pending' AND (claimed_until <= $3 OR claimed_by = $2)",
+        )
+        .bind(id)
+        .bind(me)
+        .bind(now)
+        .bind(until)
+        .execute(&self.pool)
+        .await?;
+        Ok(done.rows_affected() == 1)
     }
 
     /// pending → sent. False if the row was no longer pending.
@@ -218,7 +251,7 @@ impl Store {
     /// A failed attempt that will be retried at `next_at` (attempts + 1).
     pub async fn outbox_retry_at(&self, id: i64, next_at: Millis, error: &str) -> Result<bool> {
         let done = sqlx::query(
-            "UPDATE outbox SET next_at = $2, attempts = attempts + 1, last_error = $3
+            "UPDATE outbox SET next_at = $2, attempts = attempts + 1, last_error = $3, claimed_until = 0
              WHERE id = $1 AND state = 'pending'",
         )
         .bind(id)
@@ -232,11 +265,13 @@ impl Store {
     /// Postpones a row that could not be attempted yet (it waits for the
     /// message it refers to); not counted as an attempt.
     pub async fn outbox_defer(&self, id: i64, next_at: Millis) -> Result<bool> {
-        let done = sqlx::query("UPDATE outbox SET next_at = $2 WHERE id = $1 AND state = 'pending'")
-            .bind(id)
-            .bind(next_at)
-            .execute(&self.pool)
-            .await?;
+        let done = sqlx::query(
+            "UPDATE outbox SET next_at = $2, claimed_until = 0 WHERE id = $1 AND state = 'pending'",
+        )
+        .bind(id)
+        .bind(next_at)
+        .execute(&self.pool)
+        .await?;
         Ok(done.rows_affected() == 1)
     }
 
@@ -419,7 +454,11 @@ fn row_from(r: &AnyRow) -> Result<OutboxRow> {
         id: int(r, "id")?,
         attempts: u32::try_from(int(r, "attempts")?).unwrap_or(u32::MAX),
         next_at: int(r, "next_at")?,
+        created_at: int(r, "created_at")?,
+        claimed_by: opt_text(r, "claimed_by")?,
+        claimed_until: int(r, "claimed_until")?,
         message: OutMessage {
+            platform: text(r, "platform")?,
             channel: text(r, "channel")?,
             op,
             body,

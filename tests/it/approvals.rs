@@ -1,6 +1,9 @@
 //! The two-person rule end to end through the pipeline, on both stores.
 
-use crate::support::{both, clock, config, dead_url, pipeline, pipeline_with, say, FakeTarget, TestStore};
+use crate::support::{
+    both, clock, config, dead_url, pipeline, pipeline_with, say, say_from, slack_origin, FakeTarget,
+    TestStore,
+};
 use opsbot::approval::State;
 use opsbot::audit;
 use opsbot::clock::Clock;
@@ -303,35 +306,46 @@ async fn two_approvers_needed_when_count_is_two() {
     t.cleanup().await;
 }
 
-/// Deciding from the console a request made in Slack queues the card's edit.
+/// Deciding from the console a request made in Slack queues the card's edit
+/// in the decision's own transaction.
 #[tokio::test]
 async fn console_decisions_update_slack_cards_through_the_outbox() {
     for t in both().await {
         let target = FakeTarget::start().await;
         let p = pipeline(t.store.clone(), &target.url, clock());
-        let id = say(&p, "slack:U0ALICE", "/queue retry ai-analysis")
-            .await
-            .approval
-            .unwrap();
+        let id = say_from(
+            &p,
+            "slack:U0ALICE",
+            "/queue retry ai-analysis",
+            slack_origin("U0ALICE"),
+        )
+        .await
+        .approval
+        .unwrap();
         let r = say(&p, "console:bob", &format!("/approve a{id}")).await;
         assert_eq!(r.outcome, Outcome::Done, "{}", r.text);
-        opsbot::app::console_followups(&p, &r).await.unwrap();
-        let heads = t.store.outbox_heads(opsbot::store::SLACK).await.unwrap();
-        assert_eq!(heads.len(), 1, "{}", t.name);
+        let heads = t.store.outbox_heads("slack").await.unwrap();
+        assert_eq!(heads.len(), 1, "one channel: {}", t.name);
         assert!(
-            matches!(&heads[0].message.op, opsbot::store::OutOp::Update { key } if key == &format!("approval:{id}"))
+            matches!(&heads[0].message.op, opsbot::store::OutOp::Post { key: Some(k), .. } if k == &format!("approval:{id}")),
+            "the card is posted first: {:?}",
+            heads[0].message.op
         );
-        assert!(heads[0].message.body.to_string().contains("approved by bob"));
-        // A console-requested approval has no card: nothing queued.
+        assert_eq!(
+            t.store.outbox_counts().await.unwrap(),
+            vec![("pending".to_string(), 2), ("superseded".to_string(), 1)],
+            "card + its newest edit (the 'running' edit was superseded): {}",
+            t.name
+        );
+        // A console-requested approval has no card: nothing more queued.
         let id2 = say(&p, "console:alice", "/queue retry ai-analysis")
             .await
             .approval
             .unwrap();
-        let r = say(&p, "console:bob", &format!("/approve a{id2}")).await;
-        opsbot::app::console_followups(&p, &r).await.unwrap();
+        say(&p, "console:bob", &format!("/approve a{id2}")).await;
         assert_eq!(
             t.store.outbox_counts().await.unwrap(),
-            vec![("pending".to_string(), 1)]
+            vec![("pending".to_string(), 2), ("superseded".to_string(), 1)]
         );
         t.cleanup().await;
     }

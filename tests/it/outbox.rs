@@ -3,8 +3,10 @@
 use crate::fake_slack::{Answer, Call, FakeSlack};
 use crate::support::{both, TestStore};
 use opsbot::chat::slack::api::SlackApi;
+use opsbot::chat::slack::render::PLATFORM;
 use opsbot::clock::{Clock, SharedClock, SystemClock};
-use opsbot::engine::outbox::{spawn_sender, Outbox, Pacing};
+use opsbot::engine::outbox::{spawn_sender, Delivery, Outbox, Pacing};
+use opsbot::engine::Signal;
 use opsbot::store::{OutMessage, OutOp, Store, Thread};
 use serde_json::{json, Value};
 use std::collections::{BTreeMap, HashSet};
@@ -19,7 +21,6 @@ const WAIT: Duration = Duration::from_secs(10);
 /// Pacing that never gets in the way.
 const FAST: Pacing = Pacing {
     per_channel_per_sec: 1_000,
-    burst: 1_000,
     global_per_sec: 10_000,
 };
 
@@ -32,13 +33,17 @@ struct Running {
 
 impl Running {
     fn start(store: &Store, fake: &FakeSlack, pacing: Pacing) -> Running {
-        let outbox = Outbox::new(store.clone());
+        let outbox = Outbox::new(store.clone(), Signal::default());
         let api = SlackApi::new(&fake.url(), TOKEN.to_string().into())
             .expect("api")
             .with_timeout(Duration::from_secs(2));
         let clock: SharedClock = Arc::new(SystemClock);
         let (stop, rx) = watch::channel(false);
-        let handle = spawn_sender(outbox.clone(), api, clock, pacing, rx);
+        let delivery = Delivery {
+            platform: PLATFORM,
+            api: Arc::new(api),
+        };
+        let handle = spawn_sender(outbox.clone(), delivery, clock, pacing, rx);
         Running { outbox, stop, handle }
     }
 
@@ -61,6 +66,7 @@ fn now() -> i64 {
 
 fn post(channel: &str, text: &str) -> OutMessage {
     OutMessage {
+        platform: PLATFORM.into(),
         channel: channel.into(),
         op: OutOp::Post {
             key: None,
@@ -73,6 +79,7 @@ fn post(channel: &str, text: &str) -> OutMessage {
 
 fn keyed(channel: &str, key: &str, text: &str) -> OutMessage {
     OutMessage {
+        platform: PLATFORM.into(),
         channel: channel.into(),
         op: OutOp::Post {
             key: Some(key.into()),
@@ -85,6 +92,7 @@ fn keyed(channel: &str, key: &str, text: &str) -> OutMessage {
 
 fn update(channel: &str, key: &str, text: &str) -> OutMessage {
     OutMessage {
+        platform: PLATFORM.into(),
         channel: channel.into(),
         op: OutOp::Update { key: key.into() },
         body: json!({ "text": text }),
@@ -278,7 +286,6 @@ async fn channels_are_paced_but_not_serialized() {
         let fake = FakeSlack::start().await;
         let pacing = Pacing {
             per_channel_per_sec: 10,
-            burst: 1,
             global_per_sec: 1_000,
         };
         let run = Running::start(&t.store, &fake, pacing);
@@ -445,7 +452,6 @@ async fn pending_messages_survive_a_restart() {
         // Stopped mid-way, then a new process on the same database.
         let slow = Pacing {
             per_channel_per_sec: 10,
-            burst: 1,
             global_per_sec: 100,
         };
         let fake = FakeSlack::start().await;
@@ -474,6 +480,7 @@ async fn replies_find_their_thread_by_key() {
         let fake = FakeSlack::start().await;
         let run = Running::start(&t.store, &fake, FAST);
         let reply = |op: OutOp, text: &str| OutMessage {
+            platform: PLATFORM.into(),
             channel: "C1".into(),
             op,
             body: json!({ "text": text }),
@@ -538,6 +545,7 @@ async fn oversized_bodies_are_fitted_before_sending() {
             .map(|i| section(format!("{i}:{}", "x".repeat(4_000))))
             .collect();
         let big = OutMessage {
+            platform: PLATFORM.into(),
             channel: "C1".into(),
             op: OutOp::Post {
                 key: None,
@@ -605,6 +613,7 @@ async fn block_kit_bodies_arrive_as_written() {
         ]
     });
     let msg = OutMessage {
+        platform: PLATFORM.into(),
         channel: "C1".into(),
         op: OutOp::Post {
             key: None,

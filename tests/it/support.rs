@@ -10,7 +10,7 @@ use opsbot::auth::{Directory, Roles};
 use opsbot::catalog::{self, Catalog};
 use opsbot::clock::{ManualClock, SharedClock};
 use opsbot::config::Config;
-use opsbot::engine::{Invocation, Pipeline, Reply, Source};
+use opsbot::engine::{Invocation, Origin, Pipeline, Reply};
 use opsbot::store::Store;
 use std::collections::HashMap;
 use std::path::Path;
@@ -265,14 +265,22 @@ pub fn clock() -> Arc<ManualClock> {
 
 /// Runs `text` as `identity` in channel C_QUEUE.
 pub async fn say(p: &Pipeline, identity: &str, text: &str) -> Reply {
-    let inv = Invocation {
-        actor: identity.into(),
-        channel: Some("C_QUEUE".into()),
-        thread: None,
-        text: text.into(),
-        source: Source::Console,
-        received_at: p.clock.now_ms(),
-    };
+    let inv = Invocation::console(identity, Some("C_QUEUE".into()), text, p.clock.now_ms());
+    p.handle(&inv).await
+}
+
+/// The origin of a slash command typed by Slack user `user` in C_QUEUE.
+pub fn slack_origin(user: &str) -> Origin {
+    let data = serde_json::json!({
+        "user": user, "channel": "C_QUEUE", "thread_ts": null, "kind": "command", "response_url": null
+    });
+    Origin::new("slack", data.to_string())
+}
+
+/// Runs `text` as `identity` in C_QUEUE, answered at `origin`.
+pub async fn say_from(p: &Pipeline, identity: &str, text: &str, origin: Origin) -> Reply {
+    let mut inv = Invocation::console(identity, Some("C_QUEUE".into()), text, p.clock.now_ms());
+    inv.origin = origin;
     p.handle(&inv).await
 }
 
@@ -321,7 +329,6 @@ impl TestApp {
         };
         let pacing = opsbot::engine::outbox::Pacing {
             per_channel_per_sec: 50,
-            burst: 10,
             global_per_sec: 500,
         };
         let services = app::start(pipeline.clone(), slack_on.then_some(&slack_cfg), pacing).expect("start");

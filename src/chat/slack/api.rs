@@ -7,6 +7,8 @@
 //! `ts` we need): a post that Slack accepted must never look like a failure
 //! (and be sent again) because an echoed message did not fit a richer model.
 
+use crate::engine::{ChatApi, SendError};
+use futures::future::BoxFuture;
 use secrecy::{ExposeSecret, SecretString};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
@@ -24,6 +26,9 @@ pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(15);
 /// Retry-After assumed when a 429 does not carry one.
 const DEFAULT_RETRY_AFTER: Duration = Duration::from_secs(1);
 
+/// Slack's answers when the bot may not post in a channel.
+const NOT_A_MEMBER: [&str; 2] = ["not_in_channel", "channel_not_found"];
+
 /// `ok: false` error codes that Slack documents as temporary.
 const TRANSIENT_CODES: &[&str] = &[
     "internal_error",
@@ -32,21 +37,6 @@ const TRANSIENT_CODES: &[&str] = &[
     "request_timeout",
     "ratelimited",
 ];
-
-/// Why a call did not deliver.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum SendError {
-    /// HTTP 429: wait `retry_after`, then try again.
-    #[error("rate limited by Slack (retry after {retry_after:?})")]
-    RateLimited { retry_after: Duration },
-    /// 5xx, timeouts, connection errors, temporary Slack errors: retry with backoff.
-    #[error("transient Slack failure: {0}")]
-    Transient(String),
-    /// Slack refused the call (`ok: false`, e.g. `channel_not_found`,
-    /// `invalid_auth`) or the body is not a valid message: retrying won't help.
-    #[error("Slack refused the message: {0}")]
-    Permanent(String),
-}
 
 /// Setting the client up failed.
 #[derive(Debug, thiserror::Error)]
@@ -193,6 +183,44 @@ impl SlackApi {
     }
 }
 
+impl ChatApi for SlackApi {
+    fn post<'a>(
+        &'a self,
+        channel: &'a str,
+        thread: Option<&'a str>,
+        body: &'a Value,
+    ) -> BoxFuture<'a, Result<String, SendError>> {
+        Box::pin(self.post_message(channel, thread, body))
+    }
+
+    fn update<'a>(
+        &'a self,
+        channel: &'a str,
+        id: &'a str,
+        body: &'a Value,
+    ) -> BoxFuture<'a, Result<(), SendError>> {
+        Box::pin(SlackApi::update(self, channel, id, body))
+    }
+
+    fn ephemeral<'a>(
+        &'a self,
+        channel: &'a str,
+        user: &'a str,
+        thread: Option<&'a str>,
+        body: &'a Value,
+    ) -> BoxFuture<'a, Result<(), SendError>> {
+        Box::pin(self.post_ephemeral(channel, user, thread, body))
+    }
+
+    fn respond<'a>(&'a self, handle: &'a str, body: &'a Value) -> BoxFuture<'a, Result<(), SendError>> {
+        Box::pin(SlackApi::respond(self, handle, body))
+    }
+
+    fn fit(&self, body: Value) -> Value {
+        super::limits::fit(body)
+    }
+}
+
 /// The message content (text, blocks, …) of a stored body.
 fn content(body: &Value) -> Result<SlackMessageContent, SendError> {
     serde_json::from_value(body.clone())
@@ -208,6 +236,9 @@ fn classify(e: SlackClientError) -> SendError {
         },
         SlackClientError::ApiError(a) if TRANSIENT_CODES.contains(&a.code.as_str()) => {
             SendError::Transient(a.code)
+        }
+        SlackClientError::ApiError(a) if NOT_A_MEMBER.contains(&a.code.as_str()) => {
+            SendError::NotMember(a.code)
         }
         SlackClientError::ApiError(a) => SendError::Permanent(a.code),
         SlackClientError::HttpError(h) => {
@@ -260,7 +291,11 @@ mod tests {
         let api = |code: &str| SlackClientError::ApiError(SlackClientApiError::new(code.into()));
         assert_eq!(
             classify(api("channel_not_found")),
-            SendError::Permanent("channel_not_found".into())
+            SendError::NotMember("channel_not_found".into())
+        );
+        assert_eq!(
+            classify(api("invalid_auth")),
+            SendError::Permanent("invalid_auth".into())
         );
         assert!(matches!(classify(api("internal_error")), SendError::Transient(_)));
         let http = |s: u16| {

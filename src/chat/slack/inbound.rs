@@ -3,9 +3,9 @@
 //! group-committing writer and acknowledged. Everything else happens later,
 //! off the request path, in `engine::worker`.
 
-use super::render::{Origin, OriginKind};
+use super::render::{Origin, OriginKind, PLATFORM};
 use super::verify;
-use crate::engine::{AuditSink, InboxWriter, Invocation, Outcome, Pipeline, Reply, Source};
+use crate::engine::{self, AuditSink, InboxWriter, Invocation, Outcome, Pipeline, Reply};
 use crate::store::InboxItem;
 use axum::body::Bytes;
 use axum::extract::State;
@@ -58,15 +58,23 @@ impl SlackInbound {
 
     /// Stores one request; the answer for Slack once it is durable.
     async fn store(&self, inv: &Invocation, origin: &Origin, dedupe_key: Option<String>) -> Response {
+        let origin = match serde_json::to_string(origin) {
+            Ok(o) => o,
+            Err(e) => {
+                // Never store a request whose answer could not find its way back.
+                tracing::error!(error = %e, "could not serialize a Slack origin");
+                return StatusCode::INTERNAL_SERVER_ERROR.into_response();
+            }
+        };
         let item = InboxItem {
             id: self.writer.id(inv.received_at),
             received_at: inv.received_at,
-            source: "slack".into(),
+            source: PLATFORM.into(),
             actor: inv.actor.clone(),
             channel: inv.channel.clone(),
             thread: inv.thread.clone(),
             text: inv.text.clone(),
-            origin: serde_json::to_string(origin).unwrap_or_default(),
+            origin,
             dedupe_key,
         };
         match self.writer.submit(item).await {
@@ -85,8 +93,11 @@ impl SlackInbound {
             channel: Some(channel.to_string()),
             thread,
             text,
-            source: Source::Slack,
             received_at: self.pipeline.clock.now_ms(),
+            // Answers go through the stored item's origin; this one only
+            // names the platform for the ack path.
+            origin: engine::Origin::new(PLATFORM, String::new()),
+            inbox: None,
         }
     }
 }

@@ -1,9 +1,10 @@
-//! What opsbot posts to Slack for a pipeline reply. Pure: reply + approval
-//! snapshot + where the request came from → outbox messages (Block Kit).
+//! What opsbot posts to Slack for each engine notification. Pure:
+//! notification (reply, approval snapshot, where the request came from) →
+//! outbox messages (Block Kit).
 
 use crate::approval::{Approval, State};
 use crate::clock::{rfc3339, Millis};
-use crate::engine::{Outcome, Reply};
+use crate::engine::{Notification, Outcome, Renderer, Reply};
 use crate::store::{OutMessage, OutOp, Thread};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
@@ -27,48 +28,123 @@ pub enum OriginKind {
     Action,
 }
 
+/// The platform name of Slack's origins and outbox rows.
+pub const PLATFORM: &str = "slack";
+
+/// Slack's [`Renderer`].
+#[derive(Debug, Clone, Copy, Default)]
+pub struct SlackRenderer;
+
+impl Renderer for SlackRenderer {
+    fn platform(&self) -> &'static str {
+        PLATFORM
+    }
+
+    fn render(&self, n: &Notification<'_>, now: Millis) -> Vec<OutMessage> {
+        match *n {
+            Notification::Reply {
+                origin,
+                reply,
+                approval,
+            } => match parse_origin(&origin.data) {
+                Some(o) => messages(reply, approval, &o, now),
+                None => Vec::new(),
+            },
+            Notification::ApprovalOpened { approval } => {
+                let Some(o) = approval.origin.as_ref().and_then(|o| parse_origin(&o.data)) else {
+                    return Vec::new();
+                };
+                vec![msg(
+                    &o.channel,
+                    OutOp::Post {
+                        key: Some(card_key(approval.id)),
+                        thread: o.thread_ts.clone().map(Thread::Ts),
+                        fallback: None,
+                    },
+                    card(approval, None, now),
+                )]
+            }
+            Notification::ApprovalChanged { approval, result } => {
+                vec![card_update(approval, result, now)]
+            }
+            Notification::Interrupted { origin, text } => match parse_origin(&origin.data) {
+                Some(o) => vec![interrupted(&o, text)],
+                None => Vec::new(),
+            },
+        }
+    }
+}
+
+fn parse_origin(data: &str) -> Option<Origin> {
+    match serde_json::from_str(data) {
+        Ok(o) => Some(o),
+        Err(e) => {
+            tracing::error!(error = %e, "a Slack origin could not be read; its answer is dropped");
+            None
+        }
+    }
+}
+
+fn msg(channel: &str, op: OutOp, body: Value) -> OutMessage {
+    OutMessage {
+        platform: PLATFORM.into(),
+        channel: channel.to_string(),
+        op,
+        body,
+    }
+}
+
+/// The notice for a request cut off by a restart: in the thread for a
+/// mention, to its author otherwise.
+fn interrupted(o: &Origin, text: &str) -> OutMessage {
+    let thread = o.thread_ts.clone().map(Thread::Ts);
+    let body = plain(&format!(
+        "⚠️ opsbot restarted while handling `{text}`; its result is unknown. Check the target before retrying."
+    ));
+    let op = match o.kind {
+        OriginKind::Mention => OutOp::Post {
+            key: None,
+            thread,
+            fallback: None,
+        },
+        _ => OutOp::Ephemeral {
+            user: o.user.clone(),
+            thread,
+        },
+    };
+    msg(&o.channel, op, body)
+}
+
 /// The key of an approval's card, so later edits find it.
 pub fn card_key(id: i64) -> String {
     format!("approval:{id}")
 }
 
-/// Messages answering `reply`. `approval` is the approval the reply is about,
-/// as stored after the pipeline ran.
-pub fn messages(reply: &Reply, approval: Option<&Approval>, origin: &Origin, now: Millis) -> Vec<OutMessage> {
+/// Messages answering `reply` where `origin` asked. `approval` is the
+/// approval the reply is about, as stored after the step; its card is
+/// posted and edited through the approval notifications, not here.
+pub fn messages(
+    reply: &Reply,
+    approval: Option<&Approval>,
+    origin: &Origin,
+    _now: Millis,
+) -> Vec<OutMessage> {
     let thread = origin.thread_ts.clone().map(Thread::Ts);
-    let mut out = Vec::new();
     match (reply.outcome, approval) {
-        (Outcome::ApprovalRequested, Some(a)) => out.push(OutMessage {
-            channel: origin.channel.clone(),
-            op: OutOp::Post {
-                key: Some(card_key(a.id)),
-                thread,
-                fallback: None,
-            },
-            body: card(a, None, now),
-        }),
-        (Outcome::Usage | Outcome::NotPermitted, a) => {
-            out.push(to_author(origin, thread, &reply.text));
-            // A card whose approval closed meanwhile (expired) is brought up to date.
-            if let Some(a) = a.filter(|a| a.state == State::Expired && has_card(a)) {
-                out.push(card_update(a, None, now));
-            }
+        // The card posted for the new approval is the answer.
+        (Outcome::ApprovalRequested, Some(a)) if has_card(a) => Vec::new(),
+        // A click is answered by its card, unless it was refused.
+        (Outcome::Done | Outcome::Failed, Some(a)) if origin.kind == OriginKind::Action && has_card(a) => {
+            Vec::new()
         }
-        (_, Some(a)) => {
-            if has_card(a) {
-                out.push(card_update(a, Some(&reply.text), now));
-            }
-            // A typed `/approve` also answers its author directly: the card may
-            // live elsewhere (or not exist, for a request made from the console).
-            if origin.kind != OriginKind::Action || !has_card(a) {
-                out.push(to_author(origin, thread, &reply.text));
-            }
+        (Outcome::Usage | Outcome::NotPermitted, _) | (_, Some(_)) => {
+            vec![to_author(origin, thread, &reply.text)]
         }
-        (outcome, None) => out.push(OutMessage {
-            channel: origin.channel.clone(),
+        (outcome, None) => vec![msg(
+            &origin.channel,
             // A slash command's results can still reach the channel through its
             // response_url when the bot was never invited there.
-            op: OutOp::Post {
+            OutOp::Post {
                 key: None,
                 thread,
                 fallback: origin
@@ -76,36 +152,34 @@ pub fn messages(reply: &Reply, approval: Option<&Approval>, origin: &Origin, now
                     .clone()
                     .filter(|_| origin.kind == OriginKind::Command),
             },
-            body: result(&reply.text, outcome, &origin.user),
-        }),
+            result(&reply.text, outcome, &origin.user),
+        )],
     }
-    out
 }
 
 /// An ephemeral message only the request's author sees.
 fn to_author(origin: &Origin, thread: Option<Thread>, text: &str) -> OutMessage {
-    OutMessage {
-        channel: origin.channel.clone(),
-        op: OutOp::Ephemeral {
-            user: origin.user.clone(),
-            thread,
-        },
-        body: plain(text),
-    }
+    let op = OutOp::Ephemeral {
+        user: origin.user.clone(),
+        thread,
+    };
+    msg(&origin.channel, op, plain(text))
 }
 
-/// Approvals requested from Slack have a card; others (console) do not.
+/// Approvals requested from Slack have a card (stored data: the origin's
+/// platform); others (console, another chat) do not have a Slack card.
 pub fn has_card(a: &Approval) -> bool {
-    a.requester_identity.starts_with("slack:")
+    a.origin.as_ref().is_some_and(|o| o.platform == PLATFORM)
 }
 
 /// An edit of approval `a`'s card showing its current state (and `result`).
 pub fn card_update(a: &Approval, result: Option<&str>, now: Millis) -> OutMessage {
-    OutMessage {
-        channel: a.channel.clone().unwrap_or_default(),
-        op: OutOp::Update { key: card_key(a.id) },
-        body: card(a, result, now),
-    }
+    let channel = a.channel.clone().unwrap_or_default();
+    msg(
+        &channel,
+        OutOp::Update { key: card_key(a.id) },
+        card(a, result, now),
+    )
 }
 
 fn plain(text: &str) -> Value {
@@ -181,7 +255,9 @@ fn status_line(a: &Approval) -> Option<String> {
         State::Approved | State::Executing => format!("✅ approved by {voters} · running…"),
         State::Succeeded => format!("✅ approved by {voters} · succeeded"),
         State::Failed => format!("✅ approved by {voters} · ❌ failed"),
-        State::Unknown => format!("✅ approved by {voters} · ⚠️ result unknown (interrupted by a restart)"),
+        State::Unknown => format!(
+            "✅ approved by {voters} · ⚠️ result unknown (opsbot restarted while it ran): check the target before retrying"
+        ),
         State::Rejected => format!("🚫 rejected by {by}{reason}"),
         State::Cancelled => format!("cancelled by {by}"),
         State::Expired => "⌛ expired without enough approvals".to_string(),
@@ -192,15 +268,7 @@ fn status_line(a: &Approval) -> Option<String> {
 mod tests {
     use super::*;
     use crate::approval::Vote;
-
-    fn approval(state: State) -> Approval {
-        let mut a = crate::approval::example(state);
-        a.requester_identity = "slack:UA".into();
-        a.channel = Some("C1".into());
-        a.needed = 1;
-        a.expires_at = 900_000;
-        a
-    }
+    use crate::origin::Origin as Stored;
 
     fn origin(kind: OriginKind) -> Origin {
         Origin {
@@ -208,36 +276,55 @@ mod tests {
             channel: "C1".into(),
             thread_ts: None,
             kind,
-            response_url: None,
+            response_url: Some("https://hooks.example/r".into()),
         }
     }
 
+    fn stored(o: &Origin) -> Stored {
+        Stored::new(PLATFORM, serde_json::to_string(o).unwrap())
+    }
+
+    fn approval(state: State) -> Approval {
+        let mut a = crate::approval::example(state);
+        a.requester_identity = "slack:UA".into();
+        a.channel = Some("C1".into());
+        a.needed = 1;
+        a.expires_at = 900_000;
+        a.origin = Some(stored(&origin(OriginKind::Command)));
+        a
+    }
+
+    fn render(n: Notification<'_>) -> Vec<OutMessage> {
+        SlackRenderer.render(&n, 0)
+    }
+
+    fn reply_to(kind: OriginKind, reply: &Reply, a: Option<&Approval>) -> Vec<OutMessage> {
+        let o = stored(&origin(kind));
+        render(Notification::Reply {
+            origin: &o,
+            reply,
+            approval: a,
+        })
+    }
+
     #[test]
-    fn approval_request_posts_a_card_with_buttons() {
+    fn a_new_approval_posts_a_card_with_buttons() {
         let a = approval(State::Pending);
+        let m = render(Notification::ApprovalOpened { approval: &a });
+        assert!(
+            matches!(&m[..], [OutMessage { op: OutOp::Post { key: Some(k), .. }, .. }] if k == "approval:7")
+        );
+        insta::assert_json_snapshot!("approval_card_pending", m[0].body);
+        // The requester's answer is the card itself.
         let r = Reply::new(Outcome::ApprovalRequested, "approval requested: a7").with_approval(7);
-        let m = messages(&r, Some(&a), &origin(OriginKind::Command), 0);
-        assert_eq!(m.len(), 1);
-        assert!(matches!(&m[0].op, OutOp::Post { key: Some(k), .. } if k == "approval:7"));
-        let body = m[0].body.to_string();
-        for needle in [
-            "/queue retry ai-analysis",
-            "alice",
-            "`write`",
-            "expires in 15m",
-            "\"action_id\":\"approve\"",
-            "\"value\":\"a7\"",
-            "\"action_id\":\"reject\"",
-        ] {
-            assert!(body.contains(needle), "{needle} missing in {body}");
-        }
+        assert!(reply_to(OriginKind::Command, &r, Some(&a)).is_empty());
     }
 
     #[test]
     fn refusals_are_ephemeral_and_results_update_the_card() {
         let a = approval(State::Pending);
         let r = Reply::new(Outcome::NotPermitted, "refused: you requested a7").with_approval(7);
-        let m = messages(&r, Some(&a), &origin(OriginKind::Action), 0);
+        let m = reply_to(OriginKind::Action, &r, Some(&a));
         assert!(matches!(&m[..], [OutMessage { op: OutOp::Ephemeral { user, .. }, .. }] if user == "UA"));
 
         let mut done = approval(State::Succeeded);
@@ -247,28 +334,50 @@ mod tests {
             at: 1,
         });
         let r = Reply::new(Outcome::Done, "Retried 37").with_approval(7);
-        let m = messages(&r, Some(&done), &origin(OriginKind::Action), 0);
-        assert_eq!(m.len(), 1, "a click is answered by the card alone");
-        assert!(matches!(&m[0].op, OutOp::Update { key } if key == "approval:7"));
-        let typed = messages(&r, Some(&done), &origin(OriginKind::Command), 0);
         assert!(
-            matches!(&typed[1].op, OutOp::Ephemeral { user, .. } if user == "UA"),
+            reply_to(OriginKind::Action, &r, Some(&done)).is_empty(),
+            "a click is answered by the card alone"
+        );
+        let typed = reply_to(OriginKind::Command, &r, Some(&done));
+        assert!(
+            matches!(&typed[..], [OutMessage { op: OutOp::Ephemeral { user, .. }, .. }] if user == "UA"),
             "typed /approve gets an answer"
         );
-        let body = m[0].body.to_string();
-        assert!(
-            body.contains("approved by bob") && body.contains("Retried 37"),
-            "{body}"
-        );
-        assert!(!body.contains("\"action_id\""), "no buttons once decided: {body}");
+        let m = render(Notification::ApprovalChanged {
+            approval: &done,
+            result: Some("Retried 37"),
+        });
+        assert!(matches!(&m[..], [OutMessage { op: OutOp::Update { key }, .. }] if key == "approval:7"));
+        insta::assert_json_snapshot!("approval_card_succeeded", m[0].body);
     }
 
     #[test]
-    fn approvals_from_the_console_have_no_card_to_update() {
+    fn cards_say_what_a_restart_left_unknown() {
+        let mut a = approval(State::Unknown);
+        a.votes.push(Vote {
+            person: "bob".into(),
+            identity: "slack:UB".into(),
+            at: 1,
+        });
+        let m = render(Notification::ApprovalChanged {
+            approval: &a,
+            result: None,
+        });
+        insta::assert_json_snapshot!("approval_card_unknown", m[0].body);
+        let expired = render(Notification::ApprovalChanged {
+            approval: &approval(State::Expired),
+            result: None,
+        });
+        insta::assert_json_snapshot!("approval_card_expired", expired[0].body);
+    }
+
+    #[test]
+    fn approvals_from_the_console_have_no_card() {
         let mut a = approval(State::Succeeded);
-        a.requester_identity = "console:alice".into();
+        a.origin = Some(Stored::new("console", String::new()));
+        assert!(!has_card(&a));
         let r = Reply::new(Outcome::Done, "Retried 37").with_approval(7);
-        let m = messages(&r, Some(&a), &origin(OriginKind::Command), 0);
+        let m = reply_to(OriginKind::Command, &r, Some(&a));
         assert_eq!(m.len(), 1);
         assert!(matches!(&m[0].op, OutOp::Ephemeral { .. }));
         assert!(m[0].body.to_string().contains("Retried 37"));
@@ -279,9 +388,41 @@ mod tests {
         let r = Reply::new(Outcome::Done, "ok\nline 2");
         let mut o = origin(OriginKind::Mention);
         o.thread_ts = Some("123.4".into());
-        let m = messages(&r, None, &o, 0);
+        let m = render(Notification::Reply {
+            origin: &stored(&o),
+            reply: &r,
+            approval: None,
+        });
         assert!(
-            matches!(&m[0].op, OutOp::Post { key: None, thread: Some(Thread::Ts(t)), .. } if t == "123.4")
+            matches!(&m[0].op, OutOp::Post { key: None, thread: Some(Thread::Ts(t)), fallback: None } if t == "123.4")
         );
+        let m = reply_to(OriginKind::Command, &r, None);
+        assert!(
+            matches!(
+                &m[0].op,
+                OutOp::Post {
+                    fallback: Some(_),
+                    ..
+                }
+            ),
+            "slash command results keep their response_url"
+        );
+        insta::assert_json_snapshot!("result_done", m[0].body);
+        let failed = Reply::new(Outcome::Failed, "`/queue stats` failed: connection refused");
+        insta::assert_json_snapshot!(
+            "result_failed",
+            reply_to(OriginKind::Command, &failed, None)[0].body
+        );
+    }
+
+    #[test]
+    fn interrupted_requests_are_reported_to_their_author() {
+        let o = stored(&origin(OriginKind::Command));
+        let m = render(Notification::Interrupted {
+            origin: &o,
+            text: "/queue retry ai-analysis",
+        });
+        assert!(matches!(&m[..], [OutMessage { op: OutOp::Ephemeral { user, .. }, .. }] if user == "UA"));
+        assert!(m[0].body.to_string().contains("result is unknown"));
     }
 }

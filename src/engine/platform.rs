@@ -1,0 +1,144 @@
+//! The platform boundary. The engine speaks in [`Notification`]s (what
+//! happened, for whom) and stores [`OutMessage`]s; a chat platform plugs in
+//! with three things, all registered in `app.rs` and nowhere else:
+//!
+//! - inbound translation to an [`Invocation`](super::Invocation) carrying an
+//!   [`Origin`] (the platform's own JSON: everything needed to answer there);
+//! - a [`Renderer`]: notification → the platform's messages (pure);
+//! - a [`ChatApi`]: the calls the generic outbox sender makes.
+//!
+//! Nothing in `engine/` or `store/` names a platform: platform names are data.
+
+use crate::approval::Approval;
+use crate::clock::Millis;
+use crate::engine::Reply;
+pub use crate::origin::Origin;
+use crate::store::OutMessage;
+use futures::future::BoxFuture;
+use serde_json::Value;
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// What an engine step tells the outside world. Meaning, not markup: each
+/// platform decides what (if anything) to post for it.
+#[derive(Debug, Clone, Copy)]
+pub enum Notification<'a> {
+    /// Answer `reply` where `origin` asked. `approval` is the approval the
+    /// reply is about, as stored after the step.
+    Reply {
+        origin: &'a Origin,
+        reply: &'a Reply,
+        approval: Option<&'a Approval>,
+    },
+    /// A new approval: show it (a card with buttons) where it was requested.
+    ApprovalOpened { approval: &'a Approval },
+    /// An approval changed (a vote, a decision, an expiry, a result): bring
+    /// what shows it up to date. `result` is the execution's reply text.
+    ApprovalChanged {
+        approval: &'a Approval,
+        result: Option<&'a str>,
+    },
+    /// A stored request was cut off by a restart; its result is unknown.
+    Interrupted { origin: &'a Origin, text: &'a str },
+}
+
+impl Notification<'_> {
+    /// The platform this notification is for (`None`: nowhere to post).
+    pub fn platform(&self) -> Option<&str> {
+        match self {
+            Notification::Reply { origin, .. } | Notification::Interrupted { origin, .. } => {
+                Some(&origin.platform)
+            }
+            Notification::ApprovalOpened { approval } | Notification::ApprovalChanged { approval, .. } => {
+                approval.origin.as_ref().map(|o| o.platform.as_str())
+            }
+        }
+    }
+}
+
+/// Turns notifications into one platform's messages. Pure.
+pub trait Renderer: Send + Sync {
+    /// The name its origins and messages are stored under.
+    fn platform(&self) -> &'static str;
+    /// The messages for `n` (empty: nothing to post).
+    fn render(&self, n: &Notification<'_>, now: Millis) -> Vec<OutMessage>;
+}
+
+/// Every platform's renderer, by name. Notifications for a platform without
+/// a renderer (the console prints its replies itself) render to nothing.
+#[derive(Clone, Default)]
+pub struct Renderers {
+    by_name: HashMap<&'static str, Arc<dyn Renderer>>,
+}
+
+impl std::fmt::Debug for Renderers {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_set().entries(self.by_name.keys()).finish()
+    }
+}
+
+impl Renderers {
+    pub fn with(mut self, r: Arc<dyn Renderer>) -> Self {
+        self.by_name.insert(r.platform(), r);
+        self
+    }
+
+    /// The messages for all of `notes`, in order.
+    pub fn render(&self, notes: &[Notification<'_>], now: Millis) -> Vec<OutMessage> {
+        notes
+            .iter()
+            .filter_map(|n| Some((n, self.by_name.get(n.platform()?)?)))
+            .flat_map(|(n, r)| r.render(n, now))
+            .collect()
+    }
+}
+
+/// Why a delivery did not happen.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SendError {
+    /// The platform said 429: wait `retry_after`, then try again.
+    #[error("rate limited (retry after {retry_after:?})")]
+    RateLimited { retry_after: Duration },
+    /// 5xx, timeouts, connection errors: retry with backoff.
+    #[error("transient failure: {0}")]
+    Transient(String),
+    /// The bot may not post in that channel (not invited, not found).
+    #[error("not a member of the channel: {0}")]
+    NotMember(String),
+    /// Refused for good (bad auth, invalid body): retrying won't help.
+    #[error("refused: {0}")]
+    Permanent(String),
+}
+
+/// The calls the outbox sender makes on one platform.
+pub trait ChatApi: Send + Sync {
+    /// Posts `body` (under the message `thread`, if any); answers the new
+    /// message's id.
+    fn post<'a>(
+        &'a self,
+        channel: &'a str,
+        thread: Option<&'a str>,
+        body: &'a Value,
+    ) -> BoxFuture<'a, Result<String, SendError>>;
+    /// Replaces the message `id` in `channel` with `body`.
+    fn update<'a>(
+        &'a self,
+        channel: &'a str,
+        id: &'a str,
+        body: &'a Value,
+    ) -> BoxFuture<'a, Result<(), SendError>>;
+    /// A message only `user` sees.
+    fn ephemeral<'a>(
+        &'a self,
+        channel: &'a str,
+        user: &'a str,
+        thread: Option<&'a str>,
+        body: &'a Value,
+    ) -> BoxFuture<'a, Result<(), SendError>>;
+    /// Posts through a reply handle the request carried (used when the bot
+    /// is not a member of the channel).
+    fn respond<'a>(&'a self, handle: &'a str, body: &'a Value) -> BoxFuture<'a, Result<(), SendError>>;
+    /// `body` cut to the platform's size limits.
+    fn fit(&self, body: Value) -> Value;
+}

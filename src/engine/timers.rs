@@ -1,0 +1,80 @@
+//! The timer service: one loop over the store's timer table. It sleeps until
+//! the earliest deadline (an index lookup, however many are pending), is
+//! woken early only by an earlier new deadline ([`Alarm`]), and fires each
+//! due item in the transaction that applies its effects (taking the row is
+//! the claim). Approval expiry runs here; escalation steps and reminders
+//! will be further kinds in [`fire`].
+
+use super::pipeline::Internal;
+use super::Pipeline;
+use crate::store::{StoreError, Timer, APPROVAL_EXPIRY};
+use std::time::Duration;
+use tokio::sync::watch;
+
+/// Longest sleep without a reason to wake (a safety net for deadlines set
+/// by another process, e.g. `opsbot run`).
+const MAX_SLEEP: Duration = Duration::from_secs(30);
+/// Due items read per round.
+const BATCH: i64 = 256;
+
+/// Starts the loop; it stops when `stop` turns true.
+pub fn spawn(pipeline: Pipeline, mut stop: watch::Receiver<bool>) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        let mut alarm = pipeline.alarm.listen();
+        loop {
+            let next = match fire_due(&pipeline).await {
+                Ok(next) => next,
+                Err(e) => {
+                    tracing::warn!(error = %e, "timers: firing due items failed");
+                    Some(pipeline.clock.now_ms() + 1_000)
+                }
+            };
+            pipeline.alarm.sleeping_until(next);
+            alarm.mark_unchanged();
+            let wait = next
+                .map(|at| Duration::from_millis((at - pipeline.clock.now_ms()).max(0) as u64))
+                .unwrap_or(MAX_SLEEP)
+                .min(MAX_SLEEP);
+            tokio::select! {
+                _ = tokio::time::sleep(wait) => {}
+                _ = alarm.changed() => {}
+                _ = stop.changed() => return,
+            }
+        }
+    })
+}
+
+/// Fires everything due now; answers when the next item is due.
+pub async fn fire_due(p: &Pipeline) -> Result<Option<i64>, StoreError> {
+    loop {
+        let due = p.store.due_timers(p.clock.now_ms(), BATCH).await?;
+        let full = due.len() as i64 == BATCH;
+        for t in due {
+            if let Err(Internal::Store(e)) = fire(p, &t).await {
+                tracing::warn!(kind = %t.kind, item = %t.item, error = %e, "timers: an item failed; it stays due");
+                return Ok(Some(p.clock.now_ms() + 1_000));
+            }
+        }
+        if !full {
+            return p.store.next_due().await;
+        }
+    }
+}
+
+/// Fires one item: takes it and applies its effects in one transaction.
+async fn fire(p: &Pipeline, t: &Timer) -> Result<(), Internal> {
+    let mut tx = p.store.begin().await?;
+    if !tx.take_timer(&t.kind, &t.item, p.clock.now_ms()).await? {
+        return Ok(()); // another instance fired it, or it moved
+    }
+    match t.kind.as_str() {
+        APPROVAL_EXPIRY => match t.item.parse::<i64>() {
+            Ok(id) => p.expire_in(tx, id).await,
+            Err(_) => Ok(tx.commit().await?),
+        },
+        other => {
+            tracing::warn!(kind = other, item = %t.item, "timers: unknown kind; dropped");
+            Ok(tx.commit().await?)
+        }
+    }
+}
