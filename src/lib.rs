@@ -12,6 +12,7 @@ pub mod config;
 pub mod duration;
 pub mod engine;
 pub mod exec;
+pub mod instance;
 pub mod metrics;
 pub mod origin;
 pub mod server;

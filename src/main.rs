@@ -233,6 +233,7 @@ async fn audit_verify(config: &Config) -> anyhow::Result<u8> {
 }
 
 async fn serve(config: &Config, env: &HashMap<String, String>, clock: SharedClock) -> anyhow::Result<u8> {
+    let _lock = opsbot::instance::lock(config.database_url.expose_secret())?;
     let pipeline = app::build(config, env, clock).await?;
     for r in pipeline.recover().await? {
         tracing::warn!(approval = ?r.approval, "recovered after restart: {}", r.text);

@@ -46,7 +46,7 @@ impl AuditSink {
     pub fn record(&self, entry: Entry) {
         if self.rate.check().is_err() || self.tx.try_send(entry).is_err() {
             let n = self.dropped.fetch_add(1, Ordering::Relaxed) + 1;
-            if n == 1 || n % 10_000 == 0 {
+            if n == 1 || n.is_multiple_of(10_000) {
                 tracing::warn!(
                     dropped = n,
                     "flood of refusals: audit entries beyond the rate limit dropped"

@@ -200,6 +200,17 @@ impl Store {
         Ok(done.rows_affected() == 1)
     }
 
+    /// Every pending row of `platform`, oldest first (tests and diagnostics).
+    pub async fn outbox_pending_for_tests(&self, platform: &str) -> Result<Vec<OutboxRow>> {
+        let rows = sqlx::query(&format!(
+            "SELECT {ROW_COLUMNS} FROM outbox o WHERE o.platform = $1 AND o.state = 'pending' ORDER BY o.id"
+        ))
+        .bind(platform)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(row_from).collect()
+    }
+
     /// pending → sent. False if the row was no longer pending.
     pub async fn outbox_mark_sent(&self, id: i64, now: Millis) -> Result<bool> {
         let done = sqlx::query(

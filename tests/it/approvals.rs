@@ -350,3 +350,78 @@ async fn console_decisions_update_slack_cards_through_the_outbox() {
         t.cleanup().await;
     }
 }
+
+/// Recovery is visible where the request was made: an interrupted execution's
+/// card says its result is unknown, and an approval that expired while opsbot
+/// was down is expired, not run.
+#[tokio::test]
+async fn recovery_updates_cards_and_expires_stale_approvals() {
+    for t in both().await {
+        let target = FakeTarget::start().await;
+        let c = clock();
+        let p = pipeline(t.store.clone(), &target.url, c.clone());
+        let s = &t.store;
+        let ask = || {
+            say_from(
+                &p,
+                "slack:U0ALICE",
+                "/queue retry ai-analysis",
+                slack_origin("U0ALICE"),
+            )
+        };
+        let interrupted = ask().await.approval.unwrap();
+        let stale = ask().await.approval.unwrap();
+        let now = c.now_ms();
+        for id in [interrupted, stale] {
+            s.add_vote(id, "bob", "console:bob", now).await.unwrap();
+            assert!(s.approve_if_enough_votes(id, now).await.unwrap());
+        }
+        assert!(s
+            .transition(interrupted, State::Approved, State::Executing, now, None, None)
+            .await
+            .unwrap());
+        // Down for a day: the second approval's TTL (15 min) ran out unrun.
+        c.advance(86_400_000);
+        let restarted = pipeline(t.reopen().await, &target.url, c.clone());
+        restarted.recover().await.unwrap();
+        assert_eq!(
+            s.approval(stale).await.unwrap().unwrap().state,
+            State::Expired,
+            "{}",
+            t.name
+        );
+        assert_eq!(target.count(RETRY.0, RETRY.1), 0, "{}: nothing ran", t.name);
+        let edits = pending_card_edits(s).await;
+        let card = |id: i64| {
+            edits
+                .iter()
+                .find(|(k, _)| *k == format!("approval:{id}"))
+                .map(|(_, b)| b.clone())
+        };
+        let unknown = card(interrupted).expect("the interrupted card is edited");
+        assert!(
+            unknown.contains("result unknown") && unknown.contains("check the target before retrying"),
+            "{unknown}"
+        );
+        let expired = card(stale).expect("the stale card is edited");
+        assert!(expired.contains("expired"), "{expired}");
+        assert!(!expired.contains("\"action_id\""), "no buttons left: {expired}");
+        let kinds = crate::support::audit_kinds(s).await;
+        assert!(
+            kinds.iter().filter(|k| *k == "approval.expired").count() == 1,
+            "{kinds:?}"
+        );
+        t.cleanup().await;
+    }
+}
+
+/// The newest pending edit per card key: (key, body).
+async fn pending_card_edits(s: &opsbot::store::Store) -> Vec<(String, String)> {
+    let mut out = Vec::new();
+    for row in s.outbox_pending_for_tests("slack").await.unwrap() {
+        if let opsbot::store::OutOp::Update { key } = &row.message.op {
+            out.push((key.clone(), row.message.body.to_string()));
+        }
+    }
+    out
+}

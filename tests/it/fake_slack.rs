@@ -93,7 +93,14 @@ struct Inner {
     rules: Vec<Rule>,
     responses: HashMap<String, Value>,
     seq: u64,
+    /// Slack's per-channel limit: posts closer than this to the channel's
+    /// last accepted post get 429 (with a 20 ms allowance for jitter).
+    channel_interval: Option<Duration>,
+    last_accepted: HashMap<String, Instant>,
 }
+
+/// Network jitter the per-channel limit forgives.
+const JITTER: Duration = Duration::from_millis(20);
 
 /// The fake server. Clones share state.
 #[derive(Clone)]
@@ -121,6 +128,12 @@ impl FakeSlack {
             url: format!("http://{addr}/api/"),
             ..fake
         }
+    }
+
+    /// Enforces Slack's per-channel posting rate: one `chat.postMessage` per
+    /// `every` per channel, more get 429 with the seconds left.
+    pub fn limit_channels(&self, every: Duration) {
+        self.lock().channel_interval = Some(every);
     }
 
     /// The base URL, as `OPSBOT_SLACK_API_URL` would be (with a trailing slash).
@@ -241,6 +254,24 @@ impl FakeSlack {
                 r.remaining -= 1;
                 r.answer.clone()
             });
+        let now = Instant::now();
+        let answer = match (&answer, inner.channel_interval, &channel) {
+            (Answer::Ok, Some(every), Some(ch)) if method == "chat.postMessage" => {
+                match inner.last_accepted.get(ch) {
+                    Some(last) if now.duration_since(*last) + JITTER < every => {
+                        let left = every - now.duration_since(*last);
+                        Answer::RateLimited {
+                            retry_after_secs: left.as_secs_f64().ceil() as u64,
+                        }
+                    }
+                    _ => {
+                        inner.last_accepted.insert(ch.clone(), now);
+                        Answer::Ok
+                    }
+                }
+            }
+            _ => answer,
+        };
         let ts = (answer.ok() && method == "chat.postMessage").then(|| {
             inner.seq += 100;
             format!(

@@ -156,6 +156,42 @@ async fn messages_arrive_in_order_per_channel() {
     }
 }
 
+/// One busy channel against a Slack that admits one post per second: the
+/// retry after a 429 moves the channel's schedule, so the storm costs one
+/// 429 and the channel runs at the platform's pace.
+#[tokio::test]
+async fn one_channel_runs_at_the_platform_pace_with_one_429() {
+    let t = TestStore::sqlite().await;
+    let fake = FakeSlack::start().await;
+    fake.limit_channels(Duration::from_secs(1));
+    // The channel is already hot (another app posted): the first post is refused.
+    fake.script_channel(
+        "chat.postMessage",
+        "C1",
+        1,
+        Answer::RateLimited { retry_after_secs: 1 },
+    );
+    let slack_pace = Pacing {
+        per_channel_per_sec: 1,
+        global_per_sec: 50,
+    };
+    let run = Running::start(&t.store, &fake, slack_pace);
+    let started = std::time::Instant::now();
+    run.send(&texts("r", 8).iter().map(|x| post("C1", x)).collect::<Vec<_>>())
+        .await;
+    let calls = fake.wait_for_ok(8, Duration::from_secs(20)).await;
+    let took = started.elapsed();
+    run.stop().await;
+    let limited = calls
+        .iter()
+        .filter(|c| matches!(c.answer, Answer::RateLimited { .. }))
+        .count();
+    assert_eq!(limited, 1, "one 429 for the whole storm: {calls:#?}");
+    assert_eq!(delivered_by_channel(&calls)["C1"], texts("r", 8));
+    assert!(took < Duration::from_millis(9_500), "8 results took {took:?}");
+    t.cleanup().await;
+}
+
 #[tokio::test]
 async fn a_429_storm_loses_nothing_and_waits_retry_after() {
     for t in both().await {
@@ -688,4 +724,30 @@ async fn outbox_state_changes_are_conditional_and_prunable() {
         assert!(s.chat_message("slack", "k").await.expect("lookup").is_some());
         t.cleanup().await;
     }
+}
+
+/// Two instances on one Postgres database: every row is claimed by one
+/// sender, so nothing is sent twice.
+#[tokio::test]
+async fn two_senders_on_one_database_send_each_row_once() {
+    let t = TestStore::postgres().await;
+    let fake = FakeSlack::start().await;
+    let other = t.reopen().await;
+    let a = Running::start(&t.store, &fake, FAST);
+    let b = Running::start(&other, &fake, FAST);
+    let batch: Vec<OutMessage> = (0..10)
+        .flat_map(|i| ["C1", "C2", "C3"].map(|ch| post(ch, &format!("{ch}-{i}"))))
+        .collect();
+    a.send(&batch).await;
+    b.outbox.wake();
+    let calls = fake.wait_for_ok(30, WAIT).await;
+    a.stop().await;
+    b.stop().await;
+    assert_eq!(fake.calls().len(), 30, "nothing sent twice: {:#?}", fake.calls());
+    let got = delivered_by_channel(&calls);
+    for ch in ["C1", "C2", "C3"] {
+        assert_eq!(got[ch], texts(ch, 10), "order kept in {ch}");
+    }
+    other.close().await;
+    t.cleanup().await;
 }
