@@ -413,25 +413,14 @@ impl Pipeline {
         let mut out = Vec::new();
         let why = "the process stopped while this was executing; its result is unknown: check the target before retrying";
         for a in self.store.approvals_in_state(State::Executing).await? {
-            let now = self.now();
-            let mut tx = self.store.begin().await?;
-            if !tx
-                .transition(a.id, State::Executing, State::Unknown, now, None, Some(why))
+            let detail = format!("{}: {why}", a.label());
+            let to = (State::Unknown, "execution", "unknown");
+            if !self
+                .close_after_restart(&a, State::Executing, to, &detail, Some(why))
                 .await?
             {
                 continue;
             }
-            let after = tx.approval(a.id).await?;
-            let entry = self.system_entry(&a, "execution", "unknown", format!("{}: {why}", a.label()));
-            self.commit(
-                tx,
-                None,
-                None,
-                &[entry],
-                after.as_ref(),
-                Change::Changed { result: None },
-            )
-            .await?;
             tracing::warn!(approval = %a.label(), command = %a.display, "execution interrupted by a restart: marked unknown");
             out.push(
                 Reply::new(Outcome::Failed, format!("{} · {} · {why}", a.label(), a.display))
@@ -441,28 +430,17 @@ impl Pipeline {
         for a in self.store.approvals_in_state(State::Approved).await? {
             let now = self.now();
             if a.expires_at <= now {
-                let mut tx = self.store.begin().await?;
-                if !tx
-                    .transition(a.id, State::Approved, State::Expired, now, None, None)
-                    .await?
-                {
-                    continue;
-                }
-                let after = tx.approval(a.id).await?;
                 let detail = format!(
                     "{} was approved but not run before it expired (opsbot was down); not run",
                     a.label()
                 );
-                let entry = self.system_entry(&a, "approval.expired", "expired", detail.clone());
-                self.commit(
-                    tx,
-                    None,
-                    None,
-                    &[entry],
-                    after.as_ref(),
-                    Change::Changed { result: None },
-                )
-                .await?;
+                let to = (State::Expired, "approval.expired", "expired");
+                if !self
+                    .close_after_restart(&a, State::Approved, to, &detail, None)
+                    .await?
+                {
+                    continue;
+                }
                 tracing::warn!(approval = %a.label(), "approved request expired while opsbot was down: not run");
                 out.push(Reply::new(Outcome::NotPermitted, detail).with_approval(a.id));
                 continue;
@@ -471,6 +449,32 @@ impl Pipeline {
             out.push(self.execute_approved(&inv, a.id).await?);
         }
         Ok(out)
+    }
+}
+
+impl Pipeline {
+    /// One recovery step: `from → to.0` with its audit entry (kind `to.1`,
+    /// outcome `to.2`) and the card update, in one transaction. False when
+    /// the approval had already moved.
+    async fn close_after_restart(
+        &self,
+        a: &Approval,
+        from: State,
+        to: (State, &str, &str),
+        detail: &str,
+        result: Option<&str>,
+    ) -> Result<bool, Internal> {
+        let (state, kind, outcome) = to;
+        let mut tx = self.store.begin().await?;
+        if !tx.transition(a.id, from, state, self.now(), None, result).await? {
+            return Ok(false);
+        }
+        let after = tx.approval(a.id).await?;
+        let entry = self.system_entry(a, kind, outcome, detail.to_string());
+        let change = Change::Changed { result: None };
+        self.commit(tx, None, None, &[entry], after.as_ref(), change)
+            .await?;
+        Ok(true)
     }
 }
 

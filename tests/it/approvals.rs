@@ -244,15 +244,7 @@ async fn restart_marks_interrupted_executions_unknown_and_runs_approved_ones_onc
             .await
             .approval
             .unwrap();
-        let now = c.now_ms();
-        for id in [interrupted, waiting] {
-            s.add_vote(id, "bob", "console:bob", now).await.unwrap();
-            assert!(s.approve_if_enough_votes(id, now).await.unwrap());
-        }
-        assert!(s
-            .transition(interrupted, State::Approved, State::Executing, now, None, None)
-            .await
-            .unwrap());
+        crash_between_claim_and_result(s, c.now_ms(), interrupted, waiting).await;
 
         // "Restart": a fresh pipeline over the same database.
         let restarted = pipeline(t.reopen().await, &target.url, c.clone());
@@ -371,15 +363,7 @@ async fn recovery_updates_cards_and_expires_stale_approvals() {
         };
         let interrupted = ask().await.approval.unwrap();
         let stale = ask().await.approval.unwrap();
-        let now = c.now_ms();
-        for id in [interrupted, stale] {
-            s.add_vote(id, "bob", "console:bob", now).await.unwrap();
-            assert!(s.approve_if_enough_votes(id, now).await.unwrap());
-        }
-        assert!(s
-            .transition(interrupted, State::Approved, State::Executing, now, None, None)
-            .await
-            .unwrap());
+        crash_between_claim_and_result(s, c.now_ms(), interrupted, stale).await;
         // Down for a day: the second approval's TTL (15 min) ran out unrun.
         c.advance(86_400_000);
         let restarted = pipeline(t.reopen().await, &target.url, c.clone());
@@ -424,4 +408,17 @@ async fn pending_card_edits(s: &opsbot::store::Store) -> Vec<(String, String)> {
         }
     }
     out
+}
+
+/// Both approved by bob; `claimed` was claimed for execution and then the
+/// process died; `approved` never started.
+async fn crash_between_claim_and_result(s: &opsbot::store::Store, now: i64, claimed: i64, approved: i64) {
+    for id in [claimed, approved] {
+        s.add_vote(id, "bob", "console:bob", now).await.unwrap();
+        assert!(s.approve_if_enough_votes(id, now).await.unwrap());
+    }
+    assert!(s
+        .transition(claimed, State::Approved, State::Executing, now, None, None)
+        .await
+        .unwrap());
 }
