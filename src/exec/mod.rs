@@ -16,9 +16,12 @@ mod http;
 mod output;
 mod process;
 mod redis;
+mod render;
 mod sql;
 
 pub use output::{one_line, truncate, Redactor, REDACTED};
+pub use redis::Planned as RedisPlan;
+pub use render::{render, Rendered};
 
 use crate::catalog::{Action, Target, TargetKind};
 use crate::duration;
@@ -286,16 +289,7 @@ impl Executor {
         name: &str,
         kind: TargetKind,
     ) -> Result<&'a Target, ExecError> {
-        let t = targets.get(name).ok_or_else(|| ExecError::UnknownTarget {
-            target: name.to_string(),
-        })?;
-        if t.kind != kind {
-            return Err(ExecError::WrongKind {
-                target: name.to_string(),
-                expected: kind_name(kind),
-                actual: kind_name(t.kind),
-            });
-        }
+        let t = lookup(targets, name, kind)?;
         if let Ok(url) = reqwest::Url::parse(&t.url) {
             if let Some(p) = url.password() {
                 self.redactor.add(p);
@@ -305,6 +299,25 @@ impl Executor {
         }
         Ok(t)
     }
+}
+
+/// The target `name`, which must be of `kind`.
+fn lookup<'a>(
+    targets: &'a BTreeMap<String, Target>,
+    name: &str,
+    kind: TargetKind,
+) -> Result<&'a Target, ExecError> {
+    let t = targets.get(name).ok_or_else(|| ExecError::UnknownTarget {
+        target: name.to_string(),
+    })?;
+    if t.kind != kind {
+        return Err(ExecError::WrongKind {
+            target: name.to_string(),
+            expected: kind_name(kind),
+            actual: kind_name(t.kind),
+        });
+    }
+    Ok(t)
 }
 
 fn kind_name(k: TargetKind) -> &'static str {
