@@ -370,6 +370,16 @@ fn render_optional(tpl: &str, args: &BTreeMap<String, String>) -> Result<Option<
     }
 }
 
+/// Renders argv elements (Redis arguments, process argv); an element that is
+/// exactly an absent argument's placeholder is dropped.
+fn render_argv(argv: &[String], args: &BTreeMap<String, String>) -> Result<Vec<String>, ExecError> {
+    let mut out = Vec::with_capacity(argv.len());
+    for el in argv {
+        out.extend(render_optional(el, args)?);
+    }
+    Ok(out)
+}
+
 /// Milliseconds, for summaries.
 fn millis(d: Duration) -> u128 {
     d.as_millis()

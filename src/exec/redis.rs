@@ -7,7 +7,7 @@
 //! requires the list) and a bare `*` is always refused. Argument values inside
 //! a longer pattern template are glob-escaped, so they match literally.
 
-use super::{address, render_optional, root_cause, ExecError, ExecOutput, Executor};
+use super::{address, render_argv, root_cause, ExecError, ExecOutput, Executor};
 use crate::catalog::{RedisAction, Target, TargetKind};
 use redis::aio::ConnectionManager;
 use redis::Value;
@@ -152,16 +152,6 @@ async fn call<T: redis::FromRedisValue>(
         }),
         Err(_) => Err(timeout(t)),
     }
-}
-
-/// Renders argv elements; an element that is exactly an absent argument's
-/// placeholder is dropped.
-fn render_argv(argv: &[String], args: &BTreeMap<String, String>) -> Result<Vec<String>, ExecError> {
-    let mut out = Vec::with_capacity(argv.len());
-    for el in argv {
-        out.extend(render_optional(el, args)?);
-    }
-    Ok(out)
 }
 
 /// A template that is exactly one placeholder takes the value as the pattern

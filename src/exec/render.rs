@@ -4,7 +4,7 @@
 //! functions, so the rendering is what they send; `/help`-style previews and
 //! the catalog tests' snapshots use it.
 
-use super::{http, lookup, redis, render_escaped, render_optional, sql, ExecError, RedisPlan};
+use super::{http, lookup, process, redis, render_argv, sql, ExecError, RedisPlan};
 use crate::catalog::{Action, Target, TargetKind};
 use std::collections::BTreeMap;
 use std::fmt;
@@ -75,17 +75,10 @@ pub fn render(
                 params: sql::params(a, args)?,
             }
         }
-        Action::Process(a) => {
-            let mut argv = Vec::with_capacity(a.argv.len());
-            for el in &a.argv {
-                argv.extend(render_optional(el, args)?);
-            }
-            let mut env = BTreeMap::new();
-            for (k, v) in &a.env {
-                env.insert(k.clone(), render_escaped(v, args, str::to_string)?);
-            }
-            Rendered::Process { argv, env }
-        }
+        Action::Process(a) => Rendered::Process {
+            argv: render_argv(&a.argv, args)?,
+            env: process::render_env(&a.env, args)?,
+        },
         Action::Health(a) => Rendered::Health {
             checks: a
                 .checks
