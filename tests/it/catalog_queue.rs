@@ -5,18 +5,15 @@
 //! Postgres in a private schema. Chat values that try to smuggle syntax in
 //! are refused by their argument kind or stay one inert value.
 
-use crate::support::{both, clock, config, pipeline_with, say, shipped_catalog_env, unique, FakeTarget};
+use crate::support::{
+    args, both, clock, config, pipeline_with, redis_url, say, shipped_catalog_env, unique, FakeTarget,
+};
 use opsbot::auth::{self, Directory, Roles};
 use opsbot::catalog::{Action, Catalog};
 use opsbot::command::{self, Parsed, Scope};
 use opsbot::engine::Outcome;
 use opsbot::exec::{self, Executor, Limits};
 use serde_json::{json, Value};
-use std::collections::BTreeMap;
-
-fn redis_url() -> String {
-    std::env::var("TEST_REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into())
-}
 
 /// A second sre, so that an sre-only request has someone to approve it.
 const ERIN: &str = "[people.erin]\nconsole = \"erin\"\nroles = [\"sre\"]\n";
@@ -186,13 +183,6 @@ async fn clean_all_needs_an_sre_to_request_and_another_to_approve() {
 }
 
 // ---------------------------------------------------------------- redis
-
-fn args(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
-    pairs
-        .iter()
-        .map(|(k, v)| (k.to_string(), v.to_string()))
-        .collect()
-}
 
 /// Runs the shipped `name` with `args` (as the parser would hand them over).
 async fn run_shipped(
