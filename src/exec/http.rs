@@ -40,18 +40,11 @@ impl Executor {
         args: &BTreeMap<String, String>,
     ) -> Result<ExecOutput, ExecError> {
         let t = self.target(targets, &a.target, TargetKind::Http)?;
-        let method = reqwest::Method::from_bytes(a.method.to_ascii_uppercase().as_bytes())
-            .map_err(|_| invalid(t, format!("`{}` is not an HTTP method", a.method)))?;
-        let url = build_url(t, &a.path, args)?;
-        let mut req = self.http.request(method.clone(), url.as_str());
-        let query = render_query(a, args)?;
-        if !query.is_empty() {
-            req = req.query(&query);
-        }
-        if let Some(body) = &a.body {
-            if let Some(b) = render_json(body, args)? {
-                req = req.json(&b);
-            }
+        let planned = request(t, a, args)?;
+        let method = planned.method.clone();
+        let mut req = self.http.request(planned.method, planned.url);
+        if let Some(b) = &planned.body {
+            req = req.json(b);
         }
         let built = req
             .build()
@@ -126,6 +119,37 @@ impl Executor {
         }
         Ok(map)
     }
+}
+
+/// The request an HTTP action makes, before target headers and timeout: what
+/// [`Executor::run_http`] sends and what `exec::render` shows.
+pub(super) struct Planned {
+    pub method: reqwest::Method,
+    /// Target base URL, rendered path and form-encoded query.
+    pub url: reqwest::Url,
+    pub body: Option<Value>,
+}
+
+/// Renders method, path, query and body of `a` for target `t`. No I/O.
+pub(super) fn request(
+    t: &Target,
+    a: &HttpAction,
+    args: &BTreeMap<String, String>,
+) -> Result<Planned, ExecError> {
+    let method = reqwest::Method::from_bytes(a.method.to_ascii_uppercase().as_bytes())
+        .map_err(|_| invalid(t, format!("`{}` is not an HTTP method", a.method)))?;
+    let url = build_url(t, &a.path, args)?;
+    let mut url = reqwest::Url::parse(&url).map_err(|e| invalid(t, format!("bad request: {e}")))?;
+    let query = render_query(a, args)?;
+    if !query.is_empty() {
+        // The same form encoding as reqwest's `RequestBuilder::query`.
+        url.query_pairs_mut().extend_pairs(&query);
+    }
+    let body = match &a.body {
+        Some(b) => render_json(b, args)?,
+        None => None,
+    };
+    Ok(Planned { method, url, body })
 }
 
 fn invalid(t: &Target, message: String) -> ExecError {
@@ -260,7 +284,7 @@ pub(super) fn render_json(v: &Value, args: &BTreeMap<String, String>) -> Result<
     }))
 }
 
-fn path_and_query(u: &reqwest::Url) -> String {
+pub(super) fn path_and_query(u: &reqwest::Url) -> String {
     match u.query() {
         Some(q) => format!("{}?{q}", u.path()),
         None => u.path().to_string(),

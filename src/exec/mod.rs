@@ -16,9 +16,12 @@ mod http;
 mod output;
 mod process;
 mod redis;
+mod render;
 mod sql;
 
 pub use output::{one_line, truncate, Redactor, REDACTED};
+pub use redis::Planned as RedisPlan;
+pub use render::{render, Rendered};
 
 use crate::catalog::{Action, Target, TargetKind};
 use crate::duration;
@@ -286,16 +289,7 @@ impl Executor {
         name: &str,
         kind: TargetKind,
     ) -> Result<&'a Target, ExecError> {
-        let t = targets.get(name).ok_or_else(|| ExecError::UnknownTarget {
-            target: name.to_string(),
-        })?;
-        if t.kind != kind {
-            return Err(ExecError::WrongKind {
-                target: name.to_string(),
-                expected: kind_name(kind),
-                actual: kind_name(t.kind),
-            });
-        }
+        let t = lookup(targets, name, kind)?;
         if let Ok(url) = reqwest::Url::parse(&t.url) {
             if let Some(p) = url.password() {
                 self.redactor.add(p);
@@ -305,6 +299,25 @@ impl Executor {
         }
         Ok(t)
     }
+}
+
+/// The target `name`, which must be of `kind`.
+fn lookup<'a>(
+    targets: &'a BTreeMap<String, Target>,
+    name: &str,
+    kind: TargetKind,
+) -> Result<&'a Target, ExecError> {
+    let t = targets.get(name).ok_or_else(|| ExecError::UnknownTarget {
+        target: name.to_string(),
+    })?;
+    if t.kind != kind {
+        return Err(ExecError::WrongKind {
+            target: name.to_string(),
+            expected: kind_name(kind),
+            actual: kind_name(t.kind),
+        });
+    }
+    Ok(t)
 }
 
 fn kind_name(k: TargetKind) -> &'static str {
@@ -355,6 +368,16 @@ fn render_optional(tpl: &str, args: &BTreeMap<String, String>) -> Result<Option<
         Some(name) if !args.contains_key(name) => Ok(None),
         _ => render_escaped(tpl, args, str::to_string).map(Some),
     }
+}
+
+/// Renders argv elements (Redis arguments, process argv); an element that is
+/// exactly an absent argument's placeholder is dropped.
+fn render_argv(argv: &[String], args: &BTreeMap<String, String>) -> Result<Vec<String>, ExecError> {
+    let mut out = Vec::with_capacity(argv.len());
+    for el in argv {
+        out.extend(render_optional(el, args)?);
+    }
+    Ok(out)
 }
 
 /// Milliseconds, for summaries.

@@ -7,7 +7,7 @@
 //! rendered `env`, so the bot's own secrets are not inherited. stdin is null;
 //! on timeout the child is killed.
 
-use super::{millis, render_escaped, render_optional, ExecError, ExecOutput, Executor};
+use super::{millis, render_argv, render_escaped, ExecError, ExecOutput, Executor};
 use crate::catalog::ProcessAction;
 use serde_json::json;
 use std::collections::BTreeMap;
@@ -28,10 +28,7 @@ impl Executor {
         a: &ProcessAction,
         args: &BTreeMap<String, String>,
     ) -> Result<ExecOutput, ExecError> {
-        let mut argv = Vec::with_capacity(a.argv.len());
-        for el in &a.argv {
-            argv.extend(render_optional(el, args)?);
-        }
+        let argv = render_argv(&a.argv, args)?;
         let Some(program) = argv.first().cloned() else {
             return Err(ExecError::Invalid {
                 target: None,
@@ -100,10 +97,18 @@ fn command(
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .kill_on_drop(true);
-    for (k, v) in env {
-        cmd.env(k, render_escaped(v, args, str::to_string)?);
-    }
+    cmd.envs(render_env(env, args)?);
     Ok(cmd)
+}
+
+/// The action's `env` with its templates rendered (values are literal).
+pub(super) fn render_env(
+    env: &BTreeMap<String, String>,
+    args: &BTreeMap<String, String>,
+) -> Result<BTreeMap<String, String>, ExecError> {
+    env.iter()
+        .map(|(k, v)| Ok((k.clone(), render_escaped(v, args, str::to_string)?)))
+        .collect()
 }
 
 /// Spawns `cmd`, reads both pipes to the end and waits; the exit code is

@@ -7,7 +7,7 @@
 //! requires the list) and a bare `*` is always refused. Argument values inside
 //! a longer pattern template are glob-escaped, so they match literally.
 
-use super::{address, render_optional, root_cause, ExecError, ExecOutput, Executor};
+use super::{address, render_argv, root_cause, ExecError, ExecOutput, Executor};
 use crate::catalog::{RedisAction, Target, TargetKind};
 use redis::aio::ConnectionManager;
 use redis::Value;
@@ -43,28 +43,13 @@ impl Executor {
         args: &BTreeMap<String, String>,
     ) -> Result<ExecOutput, ExecError> {
         let t = self.target(targets, &a.target, TargetKind::Redis)?;
-        if let Some(argv) = &a.command {
-            let argv = render_argv(argv, args)?;
-            let mut conn = self.redis_conn(t).await?;
-            return command(t, &mut conn, &argv).await;
+        let planned = plan(t, a, args)?;
+        let mut conn = self.redis_conn(t).await?;
+        match &planned {
+            Planned::Command { argv } => command(t, &mut conn, argv).await,
+            Planned::Scan { pattern, limit } => scan(t, &mut conn, pattern, *limit).await,
+            Planned::DeleteMatching { pattern } => delete_matching(t, &mut conn, pattern).await,
         }
-        if let Some(p) = &a.scan {
-            let pattern = render_pattern(p, args)?;
-            check_pattern(t, &pattern, false)?;
-            let limit = a.limit.map_or(DEFAULT_SCAN_LIMIT, |l| l as usize);
-            let mut conn = self.redis_conn(t).await?;
-            return scan(t, &mut conn, &pattern, limit).await;
-        }
-        if let Some(p) = &a.delete_matching {
-            let pattern = render_pattern(p, args)?;
-            check_pattern(t, &pattern, true)?;
-            let mut conn = self.redis_conn(t).await?;
-            return delete_matching(t, &mut conn, &pattern).await;
-        }
-        Err(ExecError::Invalid {
-            target: Some(t.name.clone()),
-            message: "redis action needs one of command, scan, delete_matching".into(),
-        })
     }
 
     /// The shared connection manager of `t`, connected on first use.
@@ -107,6 +92,48 @@ fn timeout(t: &Target) -> ExecError {
     }
 }
 
+/// What a Redis action sends, after rendering and every safety check: one
+/// command's argv, or a checked pattern. Used by [`Executor::run_redis`] and
+/// `exec::render`. No I/O.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Planned {
+    /// One command; each element is one argument.
+    Command { argv: Vec<String> },
+    /// SCAN … MATCH `pattern` COUNT 1000, up to `limit` keys.
+    Scan { pattern: String, limit: usize },
+    /// SCAN … MATCH `pattern`, then UNLINK in batches of 500.
+    DeleteMatching { pattern: String },
+}
+
+/// Renders `a` for target `t` and applies the refusals (blocking commands,
+/// bare `*`, patterns outside the target's key prefixes).
+pub(super) fn plan(
+    t: &Target,
+    a: &RedisAction,
+    args: &BTreeMap<String, String>,
+) -> Result<Planned, ExecError> {
+    if let Some(argv) = &a.command {
+        let argv = render_argv(argv, args)?;
+        check_command(t, &argv)?;
+        return Ok(Planned::Command { argv });
+    }
+    if let Some(p) = &a.scan {
+        let pattern = render_pattern(p, args)?;
+        check_pattern(t, &pattern, false)?;
+        let limit = a.limit.map_or(DEFAULT_SCAN_LIMIT, |l| l as usize);
+        return Ok(Planned::Scan { pattern, limit });
+    }
+    if let Some(p) = &a.delete_matching {
+        let pattern = render_pattern(p, args)?;
+        check_pattern(t, &pattern, true)?;
+        return Ok(Planned::DeleteMatching { pattern });
+    }
+    Err(ExecError::Invalid {
+        target: Some(t.name.clone()),
+        message: "redis action needs one of command, scan, delete_matching".into(),
+    })
+}
+
 /// Sends one command with the target's timeout.
 async fn call<T: redis::FromRedisValue>(
     t: &Target,
@@ -125,16 +152,6 @@ async fn call<T: redis::FromRedisValue>(
         }),
         Err(_) => Err(timeout(t)),
     }
-}
-
-/// Renders argv elements; an element that is exactly an absent argument's
-/// placeholder is dropped.
-fn render_argv(argv: &[String], args: &BTreeMap<String, String>) -> Result<Vec<String>, ExecError> {
-    let mut out = Vec::with_capacity(argv.len());
-    for el in argv {
-        out.extend(render_optional(el, args)?);
-    }
-    Ok(out)
 }
 
 /// A template that is exactly one placeholder takes the value as the pattern
@@ -183,7 +200,8 @@ fn check_pattern(t: &Target, pattern: &str, required: bool) -> Result<(), ExecEr
     Ok(())
 }
 
-async fn command(t: &Target, conn: &mut ConnectionManager, argv: &[String]) -> Result<ExecOutput, ExecError> {
+/// Refuses an empty argv and the commands in [`REFUSED`].
+fn check_command(t: &Target, argv: &[String]) -> Result<(), ExecError> {
     let Some(name) = argv.first() else {
         return Err(ExecError::Invalid {
             target: Some(t.name.clone()),
@@ -198,6 +216,13 @@ async fn command(t: &Target, conn: &mut ConnectionManager, argv: &[String]) -> R
             reason: "it blocks the server or streams values; use SCAN or INFO".into(),
         });
     }
+    Ok(())
+}
+
+/// Sends a command that [`plan`] has checked.
+async fn command(t: &Target, conn: &mut ConnectionManager, argv: &[String]) -> Result<ExecOutput, ExecError> {
+    check_command(t, argv)?;
+    let name = &argv[0];
     let mut cmd = redis::cmd(name);
     for a in &argv[1..] {
         cmd.arg(a.as_bytes());

@@ -30,10 +30,7 @@ impl Executor {
         args: &BTreeMap<String, String>,
     ) -> Result<ExecOutput, ExecError> {
         let t = self.target(targets, &a.target, TargetKind::Sql)?;
-        let mut params = Vec::with_capacity(a.params.len());
-        for p in &a.params {
-            params.push(render_optional(p, args)?);
-        }
+        let params = params(a, args)?;
         let limit = a.timeout.unwrap_or_else(|| t.timeout());
         let pool = self.sql_pool(t).await?;
         let pg = is_postgres(&t.url);
@@ -81,6 +78,15 @@ impl Executor {
             })
             .await
     }
+}
+
+/// The bound parameters of `a`: `None` (NULL) where a parameter is exactly
+/// the placeholder of an absent argument. No I/O.
+pub(super) fn params(
+    a: &SqlAction,
+    args: &BTreeMap<String, String>,
+) -> Result<Vec<Option<String>>, ExecError> {
+    a.params.iter().map(|p| render_optional(p, args)).collect()
 }
 
 fn is_postgres(url: &str) -> bool {

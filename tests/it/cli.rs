@@ -219,6 +219,17 @@ fn commands_json_lists_the_catalog() {
     );
     let stats = list.iter().find(|c| c["name"] == "queue stats").unwrap();
     assert_eq!(stats["approval"], serde_json::Value::Null);
+    for (name, kind) in [
+        ("queue clean-all", "http"),
+        ("cache get", "redis"),
+        ("db slow", "sql"),
+    ] {
+        let c = list.iter().find(|c| c["name"] == name).expect(name);
+        assert_eq!(
+            (c["profile"].as_str(), c["action_kind"].as_str()),
+            (Some("queue"), Some(kind))
+        );
+    }
 }
 
 #[tokio::test]

@@ -1,6 +1,7 @@
 //! Executors against real services: a local axum server, Redis
 //! (`TEST_REDIS_URL`) and Postgres (`TEST_DATABASE_URL`).
 
+use crate::support::{args, redis_url};
 use axum::body::{to_bytes, Body};
 use axum::extract::{Request, State};
 use axum::http::StatusCode;
@@ -19,13 +20,6 @@ const SECRET: &str = "s3cr3t-token-value";
 
 fn action(toml_text: &str) -> Action {
     toml::from_str(toml_text).expect("action toml")
-}
-
-fn args(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
-    pairs
-        .iter()
-        .map(|(k, v)| (k.to_string(), v.to_string()))
-        .collect()
 }
 
 fn target(name: &str, kind: TargetKind, url: &str) -> Target {
@@ -319,10 +313,6 @@ async fn http_secrets_redacted_from_body_and_env_headers() {
 }
 
 // ---------------------------------------------------------------- redis
-
-fn redis_url() -> String {
-    std::env::var("TEST_REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into())
-}
 
 /// A key prefix of its own; keys under it are removed on drop.
 struct RedisScope {

@@ -21,6 +21,18 @@ pub fn pg_url() -> String {
     std::env::var("TEST_DATABASE_URL").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into())
 }
 
+pub fn redis_url() -> String {
+    std::env::var("TEST_REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into())
+}
+
+/// Action arguments as the parser hands them over.
+pub fn args(pairs: &[(&str, &str)]) -> std::collections::BTreeMap<String, String> {
+    pairs
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect()
+}
+
 /// A name no other test (or test run) uses.
 pub fn unique(prefix: &str) -> String {
     static N: AtomicU64 = AtomicU64::new(0);
@@ -140,6 +152,9 @@ impl FakeTarget {
             .route("/health", get(health))
             .route("/api/queue/stats", get(stats))
             .route("/api/queue/{q}/{op}", post(queue_op))
+            .route("/api/queue/{q}/jobs/{job}/retry", post(job_retry))
+            .route("/api/queue/{op}", post(all_queues_op))
+            .route("/api/cache/warm", post(cache_warm))
             .with_state(state.clone());
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let url = format!("http://{}", listener.local_addr().expect("addr"));
@@ -189,6 +204,28 @@ async fn queue_op(
     Json(serde_json::json!({"retried": 37, "queue": q}))
 }
 
+async fn job_retry(
+    State(s): State<TargetState>,
+    UrlPath((q, job)): UrlPath<(String, String)>,
+) -> Json<serde_json::Value> {
+    rec("POST", format!("/api/queue/{q}/jobs/{job}/retry"), &s);
+    Json(serde_json::json!({"retried": 1, "queue": q, "job": job}))
+}
+
+/// `pause-all`, `resume-all`, `clean-all`.
+async fn all_queues_op(
+    State(s): State<TargetState>,
+    UrlPath(op): UrlPath<String>,
+) -> Json<serde_json::Value> {
+    rec("POST", format!("/api/queue/{op}"), &s);
+    Json(serde_json::json!({"queues": ["ai-analysis"]}))
+}
+
+async fn cache_warm(State(s): State<TargetState>) -> Json<serde_json::Value> {
+    rec("POST", "/api/cache/warm".into(), &s);
+    Json(serde_json::json!({"started": true}))
+}
+
 /// An address where nothing listens.
 pub async fn dead_url() -> String {
     let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
@@ -236,7 +273,12 @@ pub fn config(extra: &str) -> Config {
 
 /// The shipped catalog with the queue API pointed at `target`.
 pub fn shipped_catalog(config: &Config, target: &str) -> Catalog {
-    let env: HashMap<String, String> = [("OPSBOT_TARGET_QUEUE_API".to_string(), target.to_string())].into();
+    shipped_catalog_env(config, &[("OPSBOT_TARGET_QUEUE_API", target)])
+}
+
+/// The shipped catalog with `OPSBOT_TARGET_*` overrides from `env`.
+pub fn shipped_catalog_env(config: &Config, env: &[(&str, &str)]) -> Catalog {
+    let env: HashMap<String, String> = env.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
     let roles = Roles::new(&config.roles).names();
     catalog::load_dir(
         Path::new("commands"),

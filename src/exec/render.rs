@@ -1,0 +1,146 @@
+//! What an action would send, without sending it: the HTTP request line and
+//! body, the Redis argv or checked pattern, the SQL text with its bound
+//! parameters. Pure (no I/O). The executors build their requests with the same
+//! functions, so the rendering is what they send; `/help`-style previews and
+//! the catalog tests' snapshots use it.
+
+use super::{http, lookup, process, redis, render_argv, sql, ExecError, RedisPlan};
+use crate::catalog::{Action, Target, TargetKind};
+use std::collections::BTreeMap;
+use std::fmt;
+
+/// One action rendered for one invocation. `Display` gives a stable text with
+/// every chat value quoted, so injection attempts stay visible.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Rendered {
+    /// Method, path with query (never the target's base URL, which may hold
+    /// credentials) and JSON body.
+    Http {
+        target: String,
+        method: String,
+        path: String,
+        body: Option<serde_json::Value>,
+    },
+    Redis {
+        target: String,
+        plan: RedisPlan,
+    },
+    /// Query text as written in the catalog and the parameters bound to it
+    /// (`None` = NULL).
+    Sql {
+        target: String,
+        query: String,
+        params: Vec<Option<String>>,
+    },
+    Process {
+        argv: Vec<String>,
+        env: BTreeMap<String, String>,
+    },
+    /// `GET <path>` per component.
+    Health {
+        checks: Vec<(String, String, String)>,
+    },
+}
+
+/// Renders `action` with `args` against `targets` and applies the same checks
+/// as execution (unknown or wrong-kind targets, path segments, Redis refusals).
+pub fn render(
+    action: &Action,
+    targets: &BTreeMap<String, Target>,
+    args: &BTreeMap<String, String>,
+) -> Result<Rendered, ExecError> {
+    Ok(match action {
+        Action::Http(a) => {
+            let t = lookup(targets, &a.target, TargetKind::Http)?;
+            let p = http::request(t, a, args)?;
+            Rendered::Http {
+                target: t.name.clone(),
+                method: p.method.to_string(),
+                path: http::path_and_query(&p.url),
+                body: p.body,
+            }
+        }
+        Action::Redis(a) => {
+            let t = lookup(targets, &a.target, TargetKind::Redis)?;
+            Rendered::Redis {
+                target: t.name.clone(),
+                plan: redis::plan(t, a, args)?,
+            }
+        }
+        Action::Sql(a) => {
+            let t = lookup(targets, &a.target, TargetKind::Sql)?;
+            Rendered::Sql {
+                target: t.name.clone(),
+                query: a.query.clone(),
+                params: sql::params(a, args)?,
+            }
+        }
+        Action::Process(a) => Rendered::Process {
+            argv: render_argv(&a.argv, args)?,
+            env: process::render_env(&a.env, args)?,
+        },
+        Action::Health(a) => Rendered::Health {
+            checks: a
+                .checks
+                .iter()
+                .map(|c| (c.component.clone(), c.target.clone(), c.path.clone()))
+                .collect(),
+        },
+    })
+}
+
+impl fmt::Display for Rendered {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Rendered::Http {
+                target,
+                method,
+                path,
+                body,
+            } => {
+                write!(f, "http {target}: {method} {path}")?;
+                match body {
+                    Some(b) => write!(f, "\nbody: {b}"),
+                    None => Ok(()),
+                }
+            }
+            Rendered::Redis { target, plan } => match plan {
+                RedisPlan::Command { argv } => write!(f, "redis {target}: {argv:?}"),
+                RedisPlan::Scan { pattern, limit } => {
+                    write!(f, "redis {target}: SCAN MATCH {pattern:?} (at most {limit} keys)")
+                }
+                RedisPlan::DeleteMatching { pattern } => {
+                    write!(f, "redis {target}: SCAN MATCH {pattern:?}, UNLINK in batches")
+                }
+            },
+            Rendered::Sql {
+                target,
+                query,
+                params,
+            } => {
+                write!(f, "sql {target}:\n{}", query.trim())?;
+                for (i, p) in params.iter().enumerate() {
+                    match p {
+                        Some(v) => write!(f, "\n${} = {v:?}", i + 1)?,
+                        None => write!(f, "\n${} = NULL", i + 1)?,
+                    }
+                }
+                Ok(())
+            }
+            Rendered::Process { argv, env } => {
+                write!(f, "process: {argv:?}")?;
+                if !env.is_empty() {
+                    write!(f, "\nenv: {env:?}")?;
+                }
+                Ok(())
+            }
+            Rendered::Health { checks } => {
+                write!(f, "health:")?;
+                for (component, target, path) in checks {
+                    write!(f, "\n{component}: {target} GET {path}")?;
+                }
+                Ok(())
+            }
+        }
+    }
+}

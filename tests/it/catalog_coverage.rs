@@ -1,0 +1,410 @@
+//! The shipped catalog against runbooks.md §1 (issue #17). The tables of §1
+//! are parsed from `../shared/runbooks.md` (next to the crate; CI always has
+//! it) into (profile, command words, risk, roles, approval) per row; every row
+//! declared built below must be in the loaded catalog with that risk, those
+//! roles and that approval. For each tracked profile, every §1 row is either
+//! built or listed as not buildable yet with the reason, so nothing silently
+//! disappears. The bot-native table (`internal` executor) is not parsed: those
+//! rows are built-in commands, not catalog entries.
+
+use crate::support::{config, shipped_catalog};
+use opsbot::catalog::Catalog;
+use std::collections::BTreeSet;
+use std::path::PathBuf;
+
+/// Profiles whose every §1 row must appear in [`BUILT`], [`NOT_YET`] or [`OTHER_SLICE`].
+const TRACKED: &[&str] = &["queue"];
+
+/// Rows built, as (profile, ID).
+const BUILT: &[(&str, &str)] = &[
+    ("chat", "OPS-3"),
+    ("queue", "OPS-4"),
+    ("queue", "Q-2"),
+    ("queue", "Q-4"),
+    ("queue", "Q-5"),
+    ("queue", "Q-6"),
+    ("queue", "Q-7"),
+    ("queue", "Q-8"),
+    ("queue", "Q-9"),
+    ("queue", "Q-10"),
+    ("queue", "Q-12"),
+    ("queue", "Q-13"),
+    ("queue", "C-1"),
+    ("queue", "C-2"),
+    ("queue", "C-3"),
+    ("queue", "C-4"),
+    ("queue", "C-5"),
+    ("queue", "C-6"),
+    ("queue", "C-7"),
+    ("queue", "C-8"),
+    ("queue", "C-12"),
+    ("queue", "D-1"),
+    ("queue", "D-2"),
+    ("queue", "D-3"),
+    ("queue", "D-5"),
+    ("queue", "D-8"),
+    ("queue", "D-9"),
+    ("queue", "D-10"),
+    ("queue", "D-13"),
+];
+
+/// Rows of a tracked profile that the executors cannot express yet: (profile, ID, what is missing).
+const NOT_YET: &[(&str, &str, &str)] = &[
+    (
+        "queue",
+        "OPS-19",
+        "seq (five snapshots) and a process agent on the app host",
+    ),
+    (
+        "queue",
+        "OPS-22",
+        "a process agent on the app host (pm2/docker on the bot host lists the wrong machine)",
+    ),
+    (
+        "queue",
+        "OPS-23",
+        "a process agent on the app host, config values {logs.<l>} and bot-side grep",
+    ),
+    (
+        "queue",
+        "OPS-26",
+        "break-glass and a process agent on the app host",
+    ),
+    (
+        "queue",
+        "OPS-37",
+        "preview on the approval card (count of -print) and a process agent on the app host",
+    ),
+    (
+        "queue",
+        "Q-3",
+        "a reply-only (internal) action: replies cannot name a target's URL",
+    ),
+    (
+        "queue",
+        "Q-11",
+        "preview on the approval card (job state, age, attempts)",
+    ),
+    (
+        "queue",
+        "C-9",
+        "preview on the approval card (SCAN count + 5 samples; delete only previewed keys)",
+    ),
+    (
+        "queue",
+        "C-10",
+        "preview on the approval card (DBSIZE, bull:* keys); SELECT would switch the shared connection's DB",
+    ),
+    (
+        "queue",
+        "C-11",
+        "preview on the approval card (DBSIZE, bull:* keys)",
+    ),
+    (
+        "queue",
+        "D-7",
+        "preview on the approval card (pids, bound as $2) and break-glass",
+    ),
+    (
+        "queue",
+        "D-14",
+        "VACUUM cannot run inside the transaction every sql action uses; table identifiers from enums",
+    ),
+    (
+        "queue",
+        "D-15",
+        "REINDEX CONCURRENTLY cannot run inside a transaction; index/table identifiers from enums",
+    ),
+    (
+        "queue",
+        "D-16",
+        "REINDEX DATABASE cannot run inside a transaction; maintenance-window rule",
+    ),
+    (
+        "queue",
+        "D-31",
+        "a process agent on the app host (npm run db:push in {app.dir})",
+    ),
+];
+
+/// Rows of a tracked profile in §1 tables outside this slice (/deploy, /rollback, /backup).
+const OTHER_SLICE: &[(&str, &str)] = &[
+    ("queue", "DEP-2"),
+    ("queue", "DEP-9"),
+    ("queue", "DEP-10"),
+    ("queue", "RB-3"),
+    ("queue", "BK-1"),
+    ("queue", "BK-2"),
+    ("queue", "BK-7"),
+];
+
+/// One §1 row for one profile.
+#[derive(Debug, Clone)]
+struct Row {
+    id: String,
+    profile: String,
+    /// Chat words of each syntax in the row (`queue stats`); OPS-30 has two.
+    names: Vec<String>,
+    /// `None` when the cell is not a single risk (`stop destructive, start write`).
+    risk: Option<String>,
+    roles: BTreeSet<String>,
+    /// Approver roles of `2P …`; `None` for `—`.
+    approvers: Option<BTreeSet<String>>,
+}
+
+fn runbooks() -> String {
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../shared/runbooks.md");
+    std::fs::read_to_string(&path).unwrap_or_else(|e| {
+        panic!(
+            "cannot read {} ({e}): the catalog coverage test needs runbooks.md from the shared \
+             directory next to the crate (CI always has it)",
+            path.display()
+        )
+    })
+}
+
+/// Splits a Markdown table line on unescaped `|`.
+fn cells(line: &str) -> Vec<String> {
+    let mut out = vec![String::new()];
+    let mut chars = line.trim().chars().peekable();
+    while let Some(c) = chars.next() {
+        match c {
+            '\\' if chars.peek() == Some(&'|') => {
+                out.last_mut().unwrap().push('|');
+                chars.next();
+            }
+            '|' => out.push(String::new()),
+            c => out.last_mut().unwrap().push(c),
+        }
+    }
+    // The empty cells before the first and after the last `|`.
+    out.into_iter()
+        .skip(1)
+        .map(|c| c.trim().to_string())
+        .collect::<Vec<_>>()
+        .split_last()
+        .map(|(_, rest)| rest.to_vec())
+        .unwrap_or_default()
+}
+
+/// `/queue stats [<q:queue>]` → `queue stats`: the words before the first argument.
+fn command_words(syntax: &str) -> String {
+    syntax
+        .trim_start_matches('/')
+        .split_whitespace()
+        .take_while(|w| !w.starts_with(['<', '[', '-']) && !w.contains('{'))
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+/// The backticked `/…` spans of a syntax cell.
+fn syntaxes(cell: &str) -> Vec<String> {
+    cell.split('`')
+        .skip(1)
+        .step_by(2)
+        .filter(|s| s.starts_with('/'))
+        .map(command_words)
+        .collect()
+}
+
+fn role_names(s: &str) -> BTreeSet<String> {
+    s.split(['/', ' '])
+        .filter(|w| !w.is_empty() && *w != "or")
+        .map(|w| if w == "eng-mgr" { "eng-manager" } else { w }.to_string())
+        .collect()
+}
+
+/// `oncall · 2P sre/eng-mgr · BG` → roles, approvers.
+fn role_and_approval(cell: &str) -> (BTreeSet<String>, Option<BTreeSet<String>>) {
+    let mut parts = cell.split(" · ");
+    let roles = role_names(parts.next().unwrap_or(""));
+    let approvers = parts.next().and_then(|a| {
+        let a = a.split(" (").next().unwrap_or(a);
+        a.strip_prefix("2P ").map(role_names)
+    });
+    (roles, approvers)
+}
+
+fn profile_of(seed: &str) -> &'static str {
+    match seed {
+        "000" => "cap",
+        "001" => "scrape",
+        "002" => "chat",
+        "003" => "queue",
+        "004" => "pdf",
+        other => panic!("unknown seed prefix {other}"),
+    }
+}
+
+/// Profiles a row applies to: the seeds its `seed` cell cites.
+fn profiles(seed_cell: &str) -> BTreeSet<&'static str> {
+    let re = regex::Regex::new(r"\b(00[0-4])\b").unwrap();
+    re.captures_iter(seed_cell)
+        .map(|c| profile_of(c.get(1).unwrap().as_str()))
+        .collect()
+}
+
+/// Every row of the §1 tables that name an executor, once per profile.
+fn parse_section_1(text: &str) -> Vec<Row> {
+    let start = text
+        .find("## 1. Command catalog")
+        .expect("runbooks.md has `## 1. Command catalog`");
+    let end = text[start..].find("\n## 2.").map_or(text.len(), |e| start + e);
+    let mut header: Option<Vec<String>> = None;
+    let mut rows = Vec::new();
+    for line in text[start..end].lines() {
+        if !line.starts_with('|') {
+            header = None;
+            continue;
+        }
+        let c = cells(line);
+        if c.first().map(String::as_str) == Some("ID") {
+            header = Some(c);
+            continue;
+        }
+        let Some(h) = &header else { continue };
+        let col = |name: &str| h.iter().position(|x| x == name);
+        let (Some(syntax), Some(risk), Some(role), Some(seed), Some(_)) = (
+            col("syntax"),
+            col("risk"),
+            col("role · approval"),
+            col("seed"),
+            col("executor · target"),
+        ) else {
+            continue;
+        };
+        if c[0].chars().all(|x| x == '-') {
+            continue;
+        }
+        let (roles, approvers) = role_and_approval(&c[role]);
+        let risk_cell = c[risk].split(" (").next().unwrap_or("").to_string();
+        let single = ["read", "write", "destructive"].contains(&risk_cell.as_str());
+        for profile in profiles(&c[seed]) {
+            rows.push(Row {
+                id: c[0].clone(),
+                profile: profile.to_string(),
+                names: syntaxes(&c[syntax]),
+                risk: single.then(|| risk_cell.clone()),
+                roles: roles.clone(),
+                approvers: approvers.clone(),
+            });
+        }
+    }
+    rows
+}
+
+fn catalog() -> Catalog {
+    shipped_catalog(&config(""), "http://127.0.0.1:1")
+}
+
+#[test]
+fn the_parser_reads_the_shapes_used_in_section_1() {
+    assert_eq!(cells(r"| a | b \| c | d |"), ["a", "b | c", "d"]);
+    assert_eq!(command_words("/queue stats [<q:queue>]"), "queue stats");
+    assert_eq!(command_words("/db reindex <k:{index,table}> <n:x>"), "db reindex");
+    assert_eq!(
+        command_words("/ops restart app [--heap-mb <int 1024..8192>]"),
+        "ops restart app"
+    );
+    assert_eq!(
+        syntaxes("`/ops stop <s:{backend,frontend}>` / `/ops start <s>`"),
+        ["ops stop", "ops start"]
+    );
+    let (roles, approvers) = role_and_approval("dba or sre · 2P sre/eng-mgr · BG");
+    assert_eq!(roles, role_names("dba sre"));
+    assert_eq!(approvers, Some(role_names("sre eng-manager")));
+    let (_, none) = role_and_approval("oncall · —");
+    assert_eq!(none, None);
+    assert_eq!(
+        profiles("000 §P0; 002 §DB Connection; 003 §1"),
+        ["cap", "chat", "queue"].into_iter().collect()
+    );
+}
+
+#[test]
+fn every_built_row_is_in_the_catalog_as_section_1_proposes() {
+    let rows = parse_section_1(&runbooks());
+    assert!(rows.len() > 150, "parsed only {} rows of §1", rows.len());
+    let catalog = catalog();
+    let mut problems = Vec::new();
+    for (profile, id) in BUILT {
+        let Some(row) = rows.iter().find(|r| r.id == *id && r.profile == *profile) else {
+            problems.push(format!("{profile} {id}: no such row in runbooks.md §1"));
+            continue;
+        };
+        for name in &row.names {
+            let Some(cmd) = catalog.get(profile, name) else {
+                problems.push(format!("{profile} {id}: `/{name}` is not in the catalog"));
+                continue;
+            };
+            let risk = row.risk.as_deref().expect("built rows have a single risk");
+            if cmd.risk.as_str() != risk {
+                problems.push(format!("{profile} {id}: risk {} (§1: {risk})", cmd.risk.as_str()));
+            }
+            let roles: BTreeSet<String> = cmd.roles.iter().cloned().collect();
+            if roles != row.roles {
+                problems.push(format!("{profile} {id}: roles {roles:?} (§1: {:?})", row.roles));
+            }
+            let approvers = cmd
+                .approve
+                .as_ref()
+                .map(|a| a.roles.iter().cloned().collect::<BTreeSet<_>>());
+            if approvers != row.approvers {
+                problems.push(format!(
+                    "{profile} {id}: approval {approvers:?} (§1: {:?})",
+                    row.approvers
+                ));
+            }
+            if let Some(a) = &cmd.approve {
+                if (a.count, a.ttl.as_secs()) != (1, 900) {
+                    problems.push(format!("{profile} {id}: approval is not one person within 15m"));
+                }
+            }
+        }
+    }
+    assert!(problems.is_empty(), "{}", problems.join("\n"));
+}
+
+#[test]
+fn every_row_of_a_tracked_profile_is_built_or_listed_with_a_reason() {
+    let rows = parse_section_1(&runbooks());
+    let built: BTreeSet<(&str, &str)> = BUILT.iter().copied().collect();
+    let not_yet: BTreeSet<(&str, &str)> = NOT_YET.iter().map(|(p, id, _)| (*p, *id)).collect();
+    let other: BTreeSet<(&str, &str)> = OTHER_SLICE.iter().copied().collect();
+    assert!(built.is_disjoint(&not_yet), "{:?}", built.intersection(&not_yet));
+    assert!(built.is_disjoint(&other) && not_yet.is_disjoint(&other));
+    assert!(NOT_YET.iter().all(|(_, _, why)| !why.is_empty()));
+    let mut unaccounted = Vec::new();
+    for r in rows.iter().filter(|r| TRACKED.contains(&r.profile.as_str())) {
+        let key = (r.profile.as_str(), r.id.as_str());
+        if !built.contains(&key) && !not_yet.contains(&key) && !other.contains(&key) {
+            unaccounted.push(format!("{} {}", r.profile, r.id));
+        }
+    }
+    assert!(
+        unaccounted.is_empty(),
+        "rows of runbooks.md §1 neither built nor listed in NOT_YET/OTHER_SLICE: {}",
+        unaccounted.join(", ")
+    );
+    let listed = not_yet.iter().chain(&other);
+    let stale: Vec<_> = listed
+        .filter(|(p, id)| !rows.iter().any(|r| r.profile == *p && r.id == *id))
+        .collect();
+    assert!(stale.is_empty(), "listed but not in runbooks.md §1: {stale:?}");
+}
+
+#[test]
+fn rows_listed_as_not_yet_are_not_half_built() {
+    let catalog = catalog();
+    let rows = parse_section_1(&runbooks());
+    for (profile, id, why) in NOT_YET {
+        for r in rows.iter().filter(|r| r.profile == *profile && r.id == *id) {
+            for name in &r.names {
+                assert!(
+                    catalog.get(profile, name).is_none(),
+                    "{profile} {id} is listed as not buildable ({why}) but `/{name}` is in the catalog"
+                );
+            }
+        }
+    }
+}
