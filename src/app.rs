@@ -8,6 +8,7 @@ use crate::chat::slack::inbound::SlackInbound;
 use crate::chat::slack::render::SlackRenderer;
 use crate::clock::SharedClock;
 use crate::config::{Config, SlackConfig};
+use crate::engine::committer::Committer;
 use crate::engine::outbox::{spawn_sender, Delivery, Outbox, Pacing};
 use crate::engine::{Alarm, Pipeline, Renderers, Signal};
 use crate::engine::{AuditSink, InboxWriter};
@@ -174,6 +175,7 @@ pub fn assemble(
         process_allow: config.process_allow.clone(),
         default_timeout: config.limits.exec_timeout,
     };
+    let pipeline_store = store.clone();
     Pipeline {
         catalog: Arc::new(catalog),
         directory: Arc::new(directory),
@@ -186,6 +188,7 @@ pub fn assemble(
         renderers: Arc::new(renderers()),
         outbox: Signal::default(),
         alarm: Alarm::default(),
+        committer: Committer::spawn(pipeline_store.clone()),
     }
 }
 

@@ -405,11 +405,7 @@ impl Pipeline {
     /// marked `unknown` (never re-run silently) and their cards say so;
     /// approved but unclaimed requests run now, unless their approval expired
     /// meanwhile (then they are expired, not run). Returns what happened.
-    pub async fn recover(&self) -> Result<Vec<Reply>, crate::store::StoreError> {
-        self.recover_inner().await.map_err(|Internal::Store(e)| e)
-    }
-
-    async fn recover_inner(&self) -> Result<Vec<Reply>, Internal> {
+    pub async fn recover(&self) -> Result<Vec<Reply>, Internal> {
         let mut out = Vec::new();
         let why = "the process stopped while this was executing; its result is unknown: check the target before retrying";
         for a in self.store.approvals_in_state(State::Executing).await? {

@@ -4,6 +4,7 @@
 
 mod approvals;
 mod audit_sink;
+pub mod committer;
 pub mod housekeeping;
 pub mod outbox;
 mod pipeline;
@@ -15,7 +16,7 @@ pub mod worker;
 mod writer;
 
 pub use audit_sink::AuditSink;
-pub use pipeline::{Invocation, Pipeline, Quick, CONSOLE};
+pub use pipeline::{Internal as EngineError, Invocation, Pipeline, Quick, CONSOLE};
 pub use platform::{ChatApi, Notification, Origin, Renderer, Renderers, SendError};
 pub use reply::{Outcome, Reply};
 pub use signal::{Alarm, Signal};

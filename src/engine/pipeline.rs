@@ -4,6 +4,7 @@
 //! change, audit entries, rendered notifications and the stored request's
 //! completion land in one transaction.
 
+use super::committer::{CommitError, Committer, Effects};
 use super::platform::{Notification, Origin, Renderers};
 use super::reply::{Outcome, Reply};
 use super::signal::{Alarm, Signal};
@@ -57,8 +58,6 @@ impl Invocation {
 /// What a step did to the approval it is about, for its notifications.
 #[derive(Debug, Clone, Copy)]
 pub(super) enum Change<'a> {
-    /// Nothing that shows elsewhere.
-    None,
     /// Newly opened: show its card.
     Opened,
     /// Changed: update its card (with the execution's reply, if any).
@@ -91,13 +90,17 @@ pub struct Pipeline {
     pub outbox: Signal,
     /// Set when a commit scheduled a deadline (the timer loop looks).
     pub alarm: Alarm,
+    /// Group commit of stateless steps.
+    pub committer: Committer,
 }
 
 /// Internal failures: logged with a reference, shown only as that reference.
 #[derive(Debug, thiserror::Error)]
-pub(super) enum Internal {
+pub enum Internal {
     #[error(transparent)]
     Store(#[from] StoreError),
+    #[error(transparent)]
+    Commit(#[from] CommitError),
 }
 
 impl Pipeline {
@@ -161,16 +164,32 @@ impl Pipeline {
         Ok(())
     }
 
-    /// A step that changes nothing but the answer (and the audit).
+    /// A step that changes nothing but the answer (and the audit): its
+    /// effects go through the group committer, many steps per transaction.
     pub(super) async fn answer(
         &self,
         inv: &Invocation,
         reply: &Reply,
         audit: &[Entry],
     ) -> Result<(), Internal> {
-        let tx = self.store.begin().await?;
-        self.commit(tx, Some(inv), Some(reply), audit, None, Change::None)
-            .await
+        let now = self.now();
+        let note = Notification::Reply {
+            origin: &inv.origin,
+            reply,
+            approval: None,
+        };
+        let effects = Effects {
+            audit: audit.to_vec(),
+            messages: self.renderers.render(&[note], now),
+            inbox: inv.inbox,
+            now,
+        };
+        let sends = !effects.messages.is_empty();
+        self.committer.commit(effects).await?;
+        if sends {
+            self.outbox.raise();
+        }
+        Ok(())
     }
 
     /// [`Self::answer`], passing the reply through.

@@ -7,7 +7,7 @@
 
 use super::pipeline::Internal;
 use super::Pipeline;
-use crate::store::{StoreError, Timer, APPROVAL_EXPIRY};
+use crate::store::{Timer, APPROVAL_EXPIRY};
 use std::time::Duration;
 use tokio::sync::watch;
 
@@ -45,18 +45,18 @@ pub fn spawn(pipeline: Pipeline, mut stop: watch::Receiver<bool>) -> tokio::task
 }
 
 /// Fires everything due now; answers when the next item is due.
-pub async fn fire_due(p: &Pipeline) -> Result<Option<i64>, StoreError> {
+pub async fn fire_due(p: &Pipeline) -> Result<Option<i64>, Internal> {
     loop {
         let due = p.store.due_timers(p.clock.now_ms(), BATCH).await?;
         let full = due.len() as i64 == BATCH;
         for t in due {
-            if let Err(Internal::Store(e)) = fire(p, &t).await {
+            if let Err(e) = fire(p, &t).await {
                 tracing::warn!(kind = %t.kind, item = %t.item, error = %e, "timers: an item failed; it stays due");
                 return Ok(Some(p.clock.now_ms() + 1_000));
             }
         }
         if !full {
-            return p.store.next_due().await;
+            return Ok(p.store.next_due().await?);
         }
     }
 }

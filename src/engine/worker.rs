@@ -12,10 +12,11 @@ use std::time::Duration;
 use tokio::sync::{mpsc, watch, Semaphore};
 
 /// How many requests run at once (a slow target must not hold up the rest).
-const CONCURRENCY: usize = 4;
+const CONCURRENCY: usize = 64;
 /// Safety net for items the in-memory queue could not take.
 const SWEEP_EVERY: Duration = Duration::from_secs(2);
-const SWEEP_BATCH: i64 = 256;
+/// Requests claimed per statement at most.
+const CLAIM_BATCH: usize = 64;
 
 /// Starts the worker; it runs until `rx` closes.
 /// How long a graceful stop waits for requests already running.
@@ -49,37 +50,50 @@ async fn run(pipeline: Pipeline, inputs: Inputs) {
     let permits = Arc::new(Semaphore::new(CONCURRENCY));
     let mut sweep = tokio::time::interval(SWEEP_EVERY);
     loop {
-        let items = tokio::select! {
+        tokio::select! {
             _ = stop.changed() => break,
             item = rx.recv() => match item {
-                Some(i) => vec![i],
+                // A hint: the claim below picks up this item and every other new one.
+                Some(_) => while rx.try_recv().is_ok() {},
                 None => break,
             },
-            _ = sweep.tick() => {
-                let found = pipeline.store.new_inbox_items(SWEEP_BATCH).await.unwrap_or_else(|e| {
-                    tracing::warn!(error = %e, "inbox sweep failed");
-                    Vec::new()
-                });
-                // A full batch means a backlog: sweep again as soon as these are under way.
-                if found.len() as i64 == SWEEP_BATCH {
-                    sweep.reset_immediately();
-                }
-                found
-            }
-        };
-        for item in items {
+            _ = sweep.tick() => {}
+        }
+        // Claim in batches while a backlog remains, never more than can start
+        // at once (a claimed item cut off by a crash is reported as interrupted).
+        while !*stop.borrow() {
             // During an ingest flood acknowledgements come first; the items are stored.
             pressure.wait_low().await;
-            let Ok(permit) = permits.clone().acquire_owned().await else {
+            let Ok(first) = permits.clone().acquire_owned().await else {
                 return;
             };
-            let p = pipeline.clone();
-            tokio::spawn(async move {
-                if let Err(e) = process(&p, item).await {
-                    tracing::error!(error = %e, "processing a stored request failed");
+            let limit = (permits.available_permits() + 1).min(CLAIM_BATCH);
+            let batch = match pipeline.store.claim_new_inbox(limit as i64).await {
+                Ok(b) => b,
+                Err(e) => {
+                    tracing::warn!(error = %e, "claiming stored requests failed");
+                    break;
                 }
-                drop(permit);
-            });
+            };
+            let full = batch.len() == limit;
+            let mut first = Some(first);
+            for item in batch {
+                let permit = match first.take() {
+                    Some(p) => p,
+                    None => match permits.clone().acquire_owned().await {
+                        Ok(p) => p,
+                        Err(_) => return,
+                    },
+                };
+                let p = pipeline.clone();
+                tokio::spawn(async move {
+                    run_claimed(&p, item).await;
+                    drop(permit);
+                });
+            }
+            if !full {
+                break;
+            }
         }
     }
     let all = CONCURRENCY as u32;
@@ -91,12 +105,9 @@ async fn run(pipeline: Pipeline, inputs: Inputs) {
     }
 }
 
-/// Runs one stored request, if nobody else has claimed it. The pipeline's
-/// last step answers it and marks it done in one transaction.
-pub async fn process(p: &Pipeline, item: InboxItem) -> Result<(), StoreError> {
-    if !p.store.claim_inbox(item.id).await? {
-        return Ok(());
-    }
+/// Runs one claimed request. The pipeline's last step answers it and marks
+/// it done in one transaction.
+async fn run_claimed(p: &Pipeline, item: InboxItem) {
     let inv = Invocation {
         actor: item.actor.clone(),
         channel: item.channel.clone(),
@@ -107,7 +118,6 @@ pub async fn process(p: &Pipeline, item: InboxItem) -> Result<(), StoreError> {
         inbox: Some(item.id),
     };
     p.handle(&inv).await;
-    Ok(())
 }
 
 fn origin(item: &InboxItem) -> Origin {

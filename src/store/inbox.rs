@@ -80,6 +80,22 @@ impl Store {
         Ok(done.rows_affected() == 1)
     }
 
+    /// Claims up to `limit` unprocessed items, oldest first (new →
+    /// processing in one statement); each is returned to exactly one caller.
+    pub async fn claim_new_inbox(&self, limit: i64) -> Result<Vec<InboxItem>> {
+        let rows = sqlx::query(&format!(
+            "UPDATE inbox SET state = 'processing'
+             WHERE state = 'new' AND id IN (SELECT id FROM inbox WHERE state = 'new' ORDER BY id LIMIT $1)
+             RETURNING {COLUMNS}"
+        ))
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await?;
+        let mut items = rows.iter().map(from_row).collect::<Result<Vec<_>>>()?;
+        items.sort_by_key(|i| i.id);
+        Ok(items)
+    }
+
     /// Up to `limit` unprocessed items, oldest first.
     pub async fn new_inbox_items(&self, limit: i64) -> Result<Vec<InboxItem>> {
         let rows = sqlx::query(&format!(
@@ -126,6 +142,21 @@ impl Tx {
         Ok(done.rows_affected() == 1)
     }
 
+    /// processing → done for every id of `ids`.
+    pub async fn finish_inbox_batch(&mut self, ids: &[i64]) -> Result<()> {
+        for chunk in ids.chunks(500) {
+            let list = placeholders(chunk.len());
+            let sql =
+                format!("UPDATE inbox SET state = 'done' WHERE state = 'processing' AND id IN ({list})");
+            let mut q = sqlx::query(&sql);
+            for id in chunk {
+                q = q.bind(*id);
+            }
+            q.execute(self.conn()).await?;
+        }
+        Ok(())
+    }
+
     /// processing → interrupted: cut off by a restart, never re-run. True
     /// for exactly one caller.
     pub async fn interrupt_inbox(&mut self, id: i64) -> Result<bool> {
@@ -136,6 +167,11 @@ impl Tx {
                 .await?;
         Ok(done.rows_affected() == 1)
     }
+}
+
+/// `$1,$2,…,$n`.
+fn placeholders(n: usize) -> String {
+    (1..=n).map(|i| format!("${i}")).collect::<Vec<_>>().join(",")
 }
 
 fn from_row(r: &AnyRow) -> Result<InboxItem> {

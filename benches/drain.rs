@@ -1,0 +1,122 @@
+//! How fast stored requests are executed after a flood: N signed-and-stored
+//! `/queue stats` commands (as the Slack ack path leaves them in the inbox)
+//! run by the real worker against a fast local target, with every effect
+//! (audit entry, rendered result, inbox completion) committed. Prints the
+//! rate. `cargo bench --bench drain` (env N=20000, DB=sqlite|postgres,
+//! PG_URL=postgres://…).
+
+use opsbot::app;
+use opsbot::auth::{Directory, Roles};
+use opsbot::clock::{Clock, SharedClock, SystemClock};
+use opsbot::config::Config;
+use opsbot::engine::worker::{self, Inputs};
+use opsbot::engine::Pressure;
+use opsbot::store::{InboxItem, Store};
+use std::collections::HashMap;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+#[tokio::main]
+async fn main() {
+    let n: usize = std::env::var("N")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(20_000);
+    let target = fake_target().await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let db = std::env::var("DB").unwrap_or_else(|_| "sqlite".into());
+    let (store, schema) = if db == "postgres" {
+        let url =
+            std::env::var("PG_URL").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into());
+        let schema = format!("drain_{}", std::process::id());
+        (
+            Store::connect_in_schema(&url, Some(&schema))
+                .await
+                .expect("postgres"),
+            Some(schema),
+        )
+    } else {
+        let url = format!("sqlite://{}?mode=rwc", dir.path().join("drain.db").display());
+        (Store::connect(&url).await.expect("sqlite"), None)
+    };
+    store.migrate().await.expect("migrate");
+    let env: HashMap<String, String> = [("OPSBOT_TARGET_QUEUE_API".to_string(), target)].into();
+    let text = std::fs::read_to_string("config/opsbot.toml").expect("config/opsbot.toml");
+    let config = Config::parse(Path::new("config/opsbot.toml"), &text, &env).expect("config");
+    let (catalog, _) = app::validate(&config, &env).expect("catalog");
+    let directory = Directory::new(&config.people, &Roles::new(&config.roles)).expect("people");
+    let clock: SharedClock = Arc::new(SystemClock);
+    let pipeline = app::assemble(&config, catalog, directory, store.clone(), clock);
+
+    let origin = serde_json::json!({"user": "U0ALICE", "channel": "C1", "thread_ts": null,
+        "kind": "command", "response_url": "http://127.0.0.1:9/r"})
+    .to_string();
+    let now = SystemClock.now_ms();
+    let items: Vec<InboxItem> = (0..n)
+        .map(|i| InboxItem {
+            id: (now << 20) | i as i64,
+            received_at: now,
+            source: "slack".into(),
+            actor: "slack:U0ALICE".into(),
+            channel: Some("C1".into()),
+            thread: None,
+            text: "/queue stats".into(),
+            origin: origin.clone(),
+            dedupe_key: None,
+        })
+        .collect();
+    for chunk in items.chunks(512) {
+        store.insert_inbox_batch(chunk).await.expect("insert");
+    }
+    let (_keep, stored) = tokio::sync::mpsc::channel(1);
+    let (stop_tx, stop) = tokio::sync::watch::channel(false);
+    let started = Instant::now();
+    let handle = worker::spawn(
+        pipeline,
+        Inputs {
+            stored,
+            pressure: Pressure::default(),
+            stop,
+        },
+    );
+    loop {
+        let open: i64 = store
+            .inbox_counts()
+            .await
+            .expect("counts")
+            .iter()
+            .filter(|(s, _)| s == "new" || s == "processing")
+            .map(|(_, c)| c)
+            .sum();
+        if open == 0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let took = started.elapsed();
+    let _ = stop_tx.send(true);
+    let _ = handle.await;
+    let audited = store.audit_records().await.expect("audit").len();
+    println!(
+        "drain {db}: {n} stored requests executed in {:.2} s = {:.0}/s ({audited} audit entries)",
+        took.as_secs_f64(),
+        n as f64 / took.as_secs_f64()
+    );
+    if let Some(s) = schema {
+        store.drop_schema_for_tests(&s).await.ok();
+    }
+}
+
+/// The queue API of seed 003, answering at once.
+async fn fake_target() -> String {
+    use axum::routing::get;
+    let app = axum::Router::new().route(
+        "/api/queue/stats",
+        get(|| async { axum::Json(serde_json::json!({"ai-analysis": {"waiting": 1, "failed": 0}})) }),
+    );
+    let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let url = format!("http://{}", l.local_addr().expect("addr"));
+    tokio::spawn(async move { axum::serve(l, app).await.ok() });
+    url
+}
