@@ -82,13 +82,17 @@ async fn run(store: Store, mut rx: mpsc::Receiver<Job>) {
 async fn apply(store: &Store, batch: &[Job]) -> Result<(), StoreError> {
     let mut tx = store.begin().await?;
     let mut done = Vec::new();
+    let mut messages = Vec::new();
     for (effects, _) in batch {
         for entry in &effects.audit {
             tx.append_audit(entry).await?;
         }
-        tx.enqueue_messages(&effects.messages, effects.now).await?;
+        messages.extend(effects.messages.iter().cloned());
         done.extend(effects.inbox);
     }
+    // The batch's steps ran within milliseconds of each other: one enqueue time.
+    let now = batch.iter().map(|(e, _)| e.now).max().unwrap_or_default();
+    tx.enqueue_messages(&messages, now).await?;
     tx.finish_inbox_batch(&done).await?;
     tx.commit().await
 }

@@ -166,6 +166,8 @@ struct Sender {
 /// What a finished send tells the loop.
 struct Done {
     channel: String,
+    /// When its call actually started (spacing counts from there).
+    started: Instant,
     /// The platform asked this channel to wait (429).
     hold: Option<Duration>,
 }
@@ -268,9 +270,10 @@ impl Sender {
         let channel = row.message.channel.clone();
         let shared = self.shared.clone();
         let handle = self.tasks.spawn(async move {
-            let hold = deliver(&shared, &row).await;
+            let (started, hold) = deliver(&shared, &row).await;
             Done {
                 channel: row.message.channel,
+                started,
                 hold,
             }
         });
@@ -280,11 +283,17 @@ impl Sender {
     fn finished(&mut self, done: Result<(Id, Done), JoinError>) {
         let id = match done {
             Ok((id, done)) => {
-                // A 429 moves the channel's schedule: nothing goes there before
-                // Retry-After, and the retry itself takes that slot.
-                if let Some(hold) = done.hold {
-                    self.next_slot.insert(done.channel, Instant::now() + hold);
-                }
+                // Spacing counts from when the call really started (a task may
+                // start late under load); a 429 moves the channel's schedule:
+                // nothing goes there before Retry-After, and the retry itself
+                // takes that slot.
+                let from_start = done.started + self.pacing.interval();
+                let next = match done.hold {
+                    Some(hold) => Instant::now() + hold,
+                    None => from_start,
+                };
+                let slot = self.next_slot.entry(done.channel).or_insert(next);
+                *slot = (*slot).max(next);
                 id
             }
             Err(e) => {
@@ -318,22 +327,20 @@ enum Step {
 }
 
 /// One attempt at `row` (if this sender can claim it), recorded in the
-/// store. Answers how long the platform asked the channel to wait, if it did.
-async fn deliver(s: &Shared, row: &OutboxRow) -> Option<Duration> {
+/// store. Answers when the attempt started (after the claim) and how long
+/// the platform asked the channel to wait, if it did.
+async fn deliver(s: &Shared, row: &OutboxRow) -> (Instant, Option<Duration>) {
     let now = s.clock.now_ms();
-    match s
-        .outbox
-        .store
-        .outbox_claim(row.id, &s.instance, now, now + LEASE_MS)
-        .await
-    {
+    let store = &s.outbox.store;
+    match store.outbox_claim(row.id, &s.instance, now, now + LEASE_MS).await {
         Ok(true) => {}
-        Ok(false) => return None, // another instance has it, or it is done
+        Ok(false) => return (Instant::now(), None), // another instance has it, or it is done
         Err(e) => {
             tracing::warn!(id = row.id, error = %e, "outbox: claiming a row failed");
-            return None;
+            return (Instant::now(), None);
         }
     }
+    let started = Instant::now();
     let step = give_up_if_too_old(row, attempt(s, row).await, s.clock.now_ms());
     let hold = match &step {
         Step::Retry {
@@ -344,7 +351,7 @@ async fn deliver(s: &Shared, row: &OutboxRow) -> Option<Duration> {
     let mut pause = Duration::from_millis(100);
     for _ in 0..5 {
         match record(s, row, &step).await {
-            Ok(()) => return hold,
+            Ok(()) => return (started, hold),
             Err(e) => {
                 tracing::warn!(id = row.id, error = %e, "outbox: recording a send failed; retrying");
                 tokio::time::sleep(pause).await;
@@ -357,7 +364,7 @@ async fn deliver(s: &Shared, row: &OutboxRow) -> Option<Duration> {
         ?step,
         "outbox: could not record a send; the row stays pending"
     );
-    hold
+    (started, hold)
 }
 
 /// A row that keeps failing is given up after [`MAX_ATTEMPTS`] or [`MAX_AGE_MS`].

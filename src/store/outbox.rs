@@ -132,36 +132,70 @@ impl Tx {
     /// pending updates of the same key `superseded`: only the newest edit of
     /// a message is ever sent.
     pub async fn enqueue_messages(&mut self, msgs: &[OutMessage], now: Millis) -> Result<()> {
-        let tx = self.conn();
+        let mut run: Vec<&OutMessage> = Vec::new();
         for m in msgs {
-            let c = Columns::of(&m.op);
             if let OutOp::Update { key } = &m.op {
+                self.insert_rows(&run, now).await?;
+                run.clear();
                 sqlx::query(
                     "UPDATE outbox SET state = 'superseded'
                      WHERE platform = $1 AND msg_key = $2 AND op = 'update' AND state = 'pending'",
                 )
                 .bind(&m.platform)
                 .bind(key)
-                .execute(&mut *tx)
+                .execute(self.conn())
                 .await?;
             }
-            sqlx::query(
+            run.push(m);
+        }
+        self.insert_rows(&run, now).await
+    }
+
+    /// Inserts `msgs` in order, many rows per statement.
+    async fn insert_rows(&mut self, msgs: &[&OutMessage], now: Millis) -> Result<()> {
+        const PER_ROW: usize = 10;
+        for chunk in msgs.chunks(64) {
+            let values: Vec<String> = (0..chunk.len())
+                .map(|i| {
+                    let b = i * PER_ROW;
+                    let p = |k: usize| format!("${}", b + k);
+                    format!(
+                        "({}, {}, {}, {}, {}, {}, {}, {}, 'pending', 0, {}, {}, {})",
+                        p(1),
+                        p(2),
+                        p(3),
+                        p(4),
+                        p(5),
+                        p(6),
+                        p(7),
+                        p(8),
+                        p(9),
+                        p(9),
+                        p(10)
+                    )
+                })
+                .collect();
+            let sql = format!(
                 "INSERT INTO outbox (platform, channel, op, msg_key, thread_ts, thread_key, user_id, body,
-                    state, attempts, next_at, created_at, fallback_url)
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 'pending', 0, $9, $9, $10)",
-            )
-            .bind(&m.platform)
-            .bind(&m.channel)
-            .bind(c.op)
-            .bind(c.key)
-            .bind(c.thread_ts)
-            .bind(c.thread_key)
-            .bind(c.user)
-            .bind(m.body.to_string())
-            .bind(now)
-            .bind(c.fallback)
-            .execute(&mut *tx)
-            .await?;
+                    state, attempts, next_at, created_at, fallback_url) VALUES {}",
+                values.join(", ")
+            );
+            let mut q = sqlx::query(&sql);
+            for m in chunk {
+                let c = Columns::of(&m.op);
+                q = q
+                    .bind(&m.platform)
+                    .bind(&m.channel)
+                    .bind(c.op)
+                    .bind(c.key)
+                    .bind(c.thread_ts)
+                    .bind(c.thread_key)
+                    .bind(c.user)
+                    .bind(m.body.to_string())
+                    .bind(now)
+                    .bind(c.fallback);
+            }
+            q.execute(self.conn()).await?;
         }
         Ok(())
     }
