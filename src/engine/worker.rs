@@ -17,6 +17,9 @@ const CONCURRENCY: usize = 64;
 const SWEEP_EVERY: Duration = Duration::from_secs(2);
 /// Requests claimed per statement at most.
 const CLAIM_BATCH: usize = 64;
+/// The sweep claims only requests older than this (longer than any ack
+/// deadline: a younger one may still be abandoned by its writer).
+const SWEEP_AGE_MS: i64 = 5_000;
 
 /// Starts the worker; it runs until `rx` closes.
 /// How long a graceful stop waits for requests already running.
@@ -50,15 +53,24 @@ async fn run(pipeline: Pipeline, inputs: Inputs) {
     let permits = Arc::new(Semaphore::new(CONCURRENCY));
     let mut sweep = tokio::time::interval(SWEEP_EVERY);
     loop {
-        tokio::select! {
+        // Hinted: stored by the writer, their ack confirmed. The sweep takes
+        // what the hints missed (a full queue, a restart), once it is older
+        // than any ack deadline, so it never races the writer's abandon.
+        let mut hinted: Vec<i64> = Vec::new();
+        let sweeping = tokio::select! {
             _ = stop.changed() => break,
             item = rx.recv() => match item {
-                // A hint: the claim below picks up this item and every other new one.
-                Some(_) => while rx.try_recv().is_ok() {},
+                Some(i) => {
+                    hinted.push(i.id);
+                    while let Ok(i) = rx.try_recv() {
+                        hinted.push(i.id);
+                    }
+                    false
+                }
                 None => break,
             },
-            _ = sweep.tick() => {}
-        }
+            _ = sweep.tick() => true,
+        };
         // Claim in batches while a backlog remains, never more than can start
         // at once (a claimed item cut off by a crash is reported as interrupted).
         while !*stop.borrow() {
@@ -68,14 +80,24 @@ async fn run(pipeline: Pipeline, inputs: Inputs) {
                 return;
             };
             let limit = (permits.available_permits() + 1).min(CLAIM_BATCH);
-            let batch = match pipeline.store.claim_new_inbox(limit as i64).await {
+            let claimed = if hinted.is_empty() {
+                if !sweeping {
+                    break;
+                }
+                let before = pipeline.clock.now_ms() - SWEEP_AGE_MS;
+                pipeline.store.claim_new_inbox(limit as i64, before).await
+            } else {
+                let take: Vec<i64> = hinted.drain(..limit.min(hinted.len())).collect();
+                pipeline.store.claim_inbox_ids(&take).await
+            };
+            let batch = match claimed {
                 Ok(b) => b,
                 Err(e) => {
                     tracing::warn!(error = %e, "claiming stored requests failed");
                     break;
                 }
             };
-            let full = batch.len() == limit;
+            let more = !hinted.is_empty() || (sweeping && batch.len() == limit);
             let mut first = Some(first);
             for item in batch {
                 let permit = match first.take() {
@@ -91,7 +113,7 @@ async fn run(pipeline: Pipeline, inputs: Inputs) {
                     drop(permit);
                 });
             }
-            if !full {
+            if !more {
                 break;
             }
         }

@@ -12,12 +12,21 @@ use tokio::sync::{mpsc, oneshot};
 /// The most rows one statement carries (9 binds each, under every backend's limit).
 const MAX_BATCH: usize = 512;
 
-/// Why an item could not be stored; the handler answers 503 so the platform retries.
+/// Why an item was not stored.
 #[derive(Debug, Clone, thiserror::Error)]
-#[error("the store is unavailable: {0}")]
-pub struct WriteError(pub String);
+pub enum WriteError {
+    /// The store failed; the handler answers 503 so the platform retries.
+    #[error("the store is unavailable: {0}")]
+    Store(String),
+    /// Its acknowledgement deadline passed before it could be written:
+    /// nothing was stored (the platform has given up on the request).
+    #[error("not stored in time")]
+    TooLate,
+}
 
-type Job = (InboxItem, oneshot::Sender<Result<bool, WriteError>>);
+/// An item, where to answer, and the instant after which it must not be
+/// written any more (its ack would come too late).
+type Job = (InboxItem, oneshot::Sender<Result<bool, WriteError>>, Instant);
 
 /// A batch at least this large means requests are arriving faster than one
 /// commit takes: an ingest flood.
@@ -93,46 +102,73 @@ impl InboxWriter {
         (now << 20) | (self.next.fetch_add(1, Ordering::Relaxed) & 0xF_FFFF)
     }
 
-    /// Stores `item` durably. Ok(false) when it was a duplicate (same dedupe key).
-    pub async fn submit(&self, item: InboxItem) -> Result<bool, WriteError> {
+    /// Stores `item` durably unless `write_by` passes first. Ok(false) when
+    /// it was a duplicate (same dedupe key). A caller that stops waiting
+    /// (dropped, timed out) gets its item left out of the batch, or, if the
+    /// batch was already committing, marked `abandoned` and never run.
+    pub async fn submit(&self, item: InboxItem, write_by: Instant) -> Result<bool, WriteError> {
         let (done, wait) = oneshot::channel();
+        let stopped = || WriteError::Store("writer stopped".into());
         self.tx
-            .send((item, done))
+            .send((item, done, write_by))
             .await
-            .map_err(|_| WriteError("writer stopped".into()))?;
-        wait.await.map_err(|_| WriteError("writer stopped".into()))?
+            .map_err(|_| stopped())?;
+        wait.await.map_err(|_| stopped())?
     }
 }
 
 async fn run(store: Store, mut rx: mpsc::Receiver<Job>, stored: mpsc::Sender<InboxItem>, pressure: Pressure) {
     let mut batch: Vec<Job> = Vec::with_capacity(MAX_BATCH);
-    while let Some(first) = rx.recv().await {
-        batch.push(first);
-        while batch.len() < MAX_BATCH {
-            match rx.try_recv() {
-                Ok(job) => batch.push(job),
-                Err(_) => break,
-            }
-        }
+    while rx.recv_many(&mut batch, MAX_BATCH).await > 0 {
         if batch.len() >= FLOOD_BATCH {
             pressure.flood();
         }
-        let items: Vec<InboxItem> = batch.iter().map(|(i, _)| i.clone()).collect();
+        // Callers that gave up, or whose ack could no longer be in time, are
+        // not written at all.
+        let now = Instant::now();
+        let (keep, late): (Vec<Job>, Vec<Job>) = batch
+            .drain(..)
+            .partition(|(_, done, write_by)| !done.is_closed() && *write_by > now);
+        for (_, done, _) in late {
+            let _ = done.send(Err(WriteError::TooLate));
+        }
+        batch = keep;
+        if batch.is_empty() {
+            continue;
+        }
+        let items: Vec<InboxItem> = batch.iter().map(|(i, _, _)| i.clone()).collect();
         match store.insert_inbox_batch(&items).await {
             Ok(inserted) => {
                 let inserted: std::collections::HashSet<i64> = inserted.into_iter().collect();
-                for (item, done) in batch.drain(..) {
+                let mut abandoned = Vec::new();
+                let mut fresh_items = Vec::new();
+                for (item, done, _) in batch.drain(..) {
                     let fresh = inserted.contains(&item.id);
-                    if fresh {
-                        let _ = stored.try_send(item);
+                    // A caller that stopped waiting while the batch committed
+                    // was told nothing was stored: make that true.
+                    match (done.send(Ok(fresh)), fresh) {
+                        (Err(_), true) => abandoned.push(item.id),
+                        (Ok(()), true) => fresh_items.push(item),
+                        _ => {}
                     }
-                    let _ = done.send(Ok(fresh));
+                }
+                if !abandoned.is_empty() {
+                    tracing::warn!(
+                        rows = abandoned.len(),
+                        "requests committed after their caller gave up: abandoned, not run"
+                    );
+                    if let Err(e) = store.abandon_inbox(&abandoned).await {
+                        tracing::error!(error = %e, "could not mark abandoned requests");
+                    }
+                }
+                for item in fresh_items {
+                    let _ = stored.try_send(item);
                 }
             }
             Err(e) => {
                 tracing::error!(error = %e, rows = batch.len(), "inbox write failed");
-                let err = WriteError(e.to_string());
-                for (_, done) in batch.drain(..) {
+                let err = WriteError::Store(e.to_string());
+                for (_, done, _) in batch.drain(..) {
                     let _ = done.send(Err(err.clone()));
                 }
             }

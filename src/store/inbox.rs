@@ -80,20 +80,56 @@ impl Store {
         Ok(done.rows_affected() == 1)
     }
 
-    /// Claims up to `limit` unprocessed items, oldest first (new →
-    /// processing in one statement); each is returned to exactly one caller.
-    pub async fn claim_new_inbox(&self, limit: i64) -> Result<Vec<InboxItem>> {
+    /// Claims up to `limit` unprocessed items received before `before`,
+    /// oldest first (new → processing in one statement); each is returned to
+    /// exactly one caller. (Younger items are claimed by id, once their
+    /// writer has confirmed their ack: see [`Store::claim_inbox_ids`].)
+    pub async fn claim_new_inbox(&self, limit: i64, before: Millis) -> Result<Vec<InboxItem>> {
         let rows = sqlx::query(&format!(
             "UPDATE inbox SET state = 'processing'
-             WHERE state = 'new' AND id IN (SELECT id FROM inbox WHERE state = 'new' ORDER BY id LIMIT $1)
+             WHERE state = 'new' AND id IN (
+                SELECT id FROM inbox WHERE state = 'new' AND received_at < $2 ORDER BY id LIMIT $1)
              RETURNING {COLUMNS}"
         ))
         .bind(limit)
+        .bind(before)
         .fetch_all(&self.pool)
         .await?;
-        let mut items = rows.iter().map(from_row).collect::<Result<Vec<_>>>()?;
-        items.sort_by_key(|i| i.id);
-        Ok(items)
+        sorted(rows)
+    }
+
+    /// Claims the items `ids` that are still new (new → processing).
+    pub async fn claim_inbox_ids(&self, ids: &[i64]) -> Result<Vec<InboxItem>> {
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let sql = format!(
+            "UPDATE inbox SET state = 'processing' WHERE state = 'new' AND id IN ({}) RETURNING {COLUMNS}",
+            placeholders(ids.len())
+        );
+        let mut q = sqlx::query(&sql);
+        for id in ids {
+            q = q.bind(*id);
+        }
+        sorted(q.fetch_all(&self.pool).await?)
+    }
+
+    /// new → abandoned: committed after the caller stopped waiting for the
+    /// ack, so the user was told nothing was stored. Never run; the dedupe
+    /// key is released so the platform's retry is accepted.
+    pub async fn abandon_inbox(&self, ids: &[i64]) -> Result<()> {
+        for chunk in ids.chunks(500) {
+            let sql = format!(
+                "UPDATE inbox SET state = 'abandoned', dedupe_key = NULL WHERE state = 'new' AND id IN ({})",
+                placeholders(chunk.len())
+            );
+            let mut q = sqlx::query(&sql);
+            for id in chunk {
+                q = q.bind(*id);
+            }
+            q.execute(&self.pool).await?;
+        }
+        Ok(())
     }
 
     /// Up to `limit` unprocessed items, oldest first.
@@ -169,6 +205,12 @@ impl Tx {
     }
 }
 
+fn sorted(rows: Vec<AnyRow>) -> Result<Vec<InboxItem>> {
+    let mut items = rows.iter().map(from_row).collect::<Result<Vec<_>>>()?;
+    items.sort_by_key(|i| i.id);
+    Ok(items)
+}
+
 /// `$1,$2,…,$n`.
 fn placeholders(n: usize) -> String {
     (1..=n).map(|i| format!("${i}")).collect::<Vec<_>>().join(",")
@@ -196,11 +238,12 @@ impl Store {
 
     /// Deletes finished requests (done, interrupted) received before `before`.
     pub async fn inbox_prune(&self, before: Millis) -> Result<u64> {
-        let done =
-            sqlx::query("DELETE FROM inbox WHERE state IN ('done', 'interrupted') AND received_at < $1")
-                .bind(before)
-                .execute(&self.pool)
-                .await?;
+        let done = sqlx::query(
+            "DELETE FROM inbox WHERE state IN ('done', 'interrupted', 'abandoned') AND received_at < $1",
+        )
+        .bind(before)
+        .execute(&self.pool)
+        .await?;
         Ok(done.rows_affected())
     }
 }

@@ -90,7 +90,7 @@ impl Store {
         }
         let init = match (backend, schema) {
             (Backend::Sqlite, _) => {
-                "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA busy_timeout = 10000; PRAGMA foreign_keys = ON;".to_string()
+                "PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; PRAGMA busy_timeout = 10000; PRAGMA foreign_keys = ON;".to_string()
             }
             (Backend::Postgres, Some(s)) => format!("SET search_path TO \"{}\"", ident(s)),
             (Backend::Postgres, None) => String::new(),

@@ -249,10 +249,11 @@ async fn slack_routes_are_404_when_slack_is_disabled() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn stored_requests_survive_a_restart() {
     let t = crate::support::TestStore::sqlite().await;
-    // A request stored (acked) but never processed, and one cut off mid-way.
+    // A request stored (acked) but never processed, and one cut off mid-way,
+    // by a process that stopped a while ago.
     let pending = opsbot::store::InboxItem {
         id: 1,
-        received_at: now_ms(),
+        received_at: now_ms() - 10_000,
         source: "slack".into(),
         actor: "slack:U0ALICE".into(),
         channel: Some("C_QUEUE".into()),
@@ -402,6 +403,76 @@ async fn results_reach_channels_the_bot_was_not_invited_to() {
         assert!(Instant::now() < deadline, "{:?}", t.store.outbox_counts().await);
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
+    app.stop().await;
+    t.cleanup().await;
+}
+
+/// The same signed slash command delivered twice (a replay within the
+/// signature window, or a retry): stored and run once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_replayed_slash_command_runs_once() {
+    for t in both().await {
+        let app = TestApp::spawn(t.store.clone()).await;
+        let body = app.command_body("U0ALICE", "/queue", "stats");
+        let ts = app.now_secs().to_string();
+        let sig = app.sign(&ts, &body);
+        let ctype = "application/x-www-form-urlencoded";
+        for _ in 0..3 {
+            let r = app.post_signed("/slack/commands", &body, &ts, &sig, ctype).await;
+            assert_eq!(r.status(), 200, "{}", t.name);
+        }
+        wait_for(&app.slack, "chat.postMessage", 1, Duration::from_secs(5)).await;
+        // A later, different command goes through behind it: the replays are not pending.
+        app.slash("U0ALICE", "/queue", "stats").await;
+        wait_for(&app.slack, "chat.postMessage", 2, Duration::from_secs(5)).await;
+        assert_eq!(
+            app.target.count("GET", "/api/queue/stats"),
+            2,
+            "{}: replays ran",
+            t.name
+        );
+        app.stop().await;
+        t.cleanup().await;
+    }
+}
+
+/// A request whose ack cannot be given in time (the store is stuck) is
+/// answered "nothing was run" within Slack's 3 s, and when the store frees
+/// up it is not run behind the user's back.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_late_ack_is_abandoned_and_never_run() {
+    let t = crate::support::TestStore::sqlite().await;
+    let app = TestApp::spawn(t.store.clone()).await;
+    // SQLite has one connection: holding it stalls every write.
+    let stuck = t.store.begin().await.expect("hold the connection");
+    let started = Instant::now();
+    let r = app.slash("U0ALICE", "/queue", "stats").await;
+    let took = started.elapsed();
+    assert_eq!(r.status(), 200);
+    let answer: Value = r.json().await.expect("json");
+    assert!(
+        answer["text"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("nothing was run"),
+        "{answer}"
+    );
+    assert!(took < Duration::from_millis(2_900), "answered after {took:?}");
+    drop(stuck);
+    // The write that was already under way lands, and is marked abandoned.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let counts = t.store.inbox_counts().await.expect("counts");
+        if counts.iter().any(|(s, n)| s == "abandoned" && *n == 1) {
+            break;
+        }
+        assert!(Instant::now() < deadline, "not abandoned: {counts:?}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    // A later command still runs, and it is the only one that ever did.
+    app.slash("U0ALICE", "/queue", "stats").await;
+    wait_for(&app.slack, "chat.postMessage", 1, Duration::from_secs(5)).await;
+    assert_eq!(app.target.count("GET", "/api/queue/stats"), 1);
     app.stop().await;
     t.cleanup().await;
 }

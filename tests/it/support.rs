@@ -418,7 +418,7 @@ impl TestApp {
             ("command", command),
             ("text", text),
             ("response_url", &format!("{}response_url.cmd", self.slack.url())),
-            ("trigger_id", "1.2.3"),
+            ("trigger_id", &unique("trig")),
         ])
         .expect("form")
     }

@@ -18,6 +18,13 @@ use serde_json::json;
 use slack_morphism::prelude::{
     SlackCommandEvent, SlackEventCallbackBody, SlackInteractionEvent, SlackPushEvent,
 };
+use std::time::Duration;
+use tokio::time::Instant;
+
+/// Slack gives up on an ack after 3 s: answer within this, or not at all.
+const ACK_DEADLINE: Duration = Duration::from_millis(2_500);
+/// A request not in a batch by then is not written (its ack would be late).
+const WRITE_BY: Duration = Duration::from_millis(2_000);
 
 /// Shared state of the Slack endpoints.
 #[derive(Clone)]
@@ -56,8 +63,17 @@ impl SlackInbound {
         checked.is_ok()
     }
 
-    /// Stores one request; the answer for Slack once it is durable.
-    async fn store(&self, inv: &Invocation, origin: &Origin, dedupe_key: Option<String>) -> Response {
+    /// Stores one request; the answer for Slack once it is durable. Within
+    /// [`ACK_DEADLINE`] of `started` or not at all: a request whose ack
+    /// would come too late is not stored (503), so it never runs behind the
+    /// back of a user who saw a timeout and retypes it.
+    async fn store(
+        &self,
+        started: Instant,
+        inv: &Invocation,
+        origin: &Origin,
+        dedupe_key: Option<String>,
+    ) -> Response {
         let origin = match serde_json::to_string(origin) {
             Ok(o) => o,
             Err(e) => {
@@ -77,11 +93,16 @@ impl SlackInbound {
             origin,
             dedupe_key,
         };
-        match self.writer.submit(item).await {
-            Ok(_) => StatusCode::OK.into_response(),
+        let write_by = (started + WRITE_BY).into_std();
+        match tokio::time::timeout_at(started + ACK_DEADLINE, self.writer.submit(item, write_by)).await {
+            Ok(Ok(_)) => StatusCode::OK.into_response(),
             // Slack retries events on errors; commands show the user a failure.
-            Err(e) => {
+            Ok(Err(e)) => {
                 tracing::error!(error = %e, "could not store a Slack request");
+                StatusCode::SERVICE_UNAVAILABLE.into_response()
+            }
+            Err(_) => {
+                tracing::warn!("a Slack request could not be stored within its ack deadline; not run");
                 StatusCode::SERVICE_UNAVAILABLE.into_response()
             }
         }
@@ -111,6 +132,7 @@ fn ephemeral(reply: &Reply) -> Response {
 }
 
 async fn commands(State(s): State<SlackInbound>, headers: HeaderMap, body: Bytes) -> Response {
+    let started = Instant::now();
     if !s.verified(&headers, &body) {
         return unauthorized();
     }
@@ -132,11 +154,13 @@ async fn commands(State(s): State<SlackInbound>, headers: HeaderMap, body: Bytes
         kind: OriginKind::Command,
         response_url: Some(cmd.response_url.0.to_string()),
     };
-    let stored = s.store(&inv, &origin, None).await;
+    // A replay of the same signed request (same trigger_id) is stored once.
+    let key = format!("slack-cmd:{}", cmd.trigger_id.0);
+    let stored = s.store(started, &inv, &origin, Some(key)).await;
     if stored.status() != StatusCode::OK {
         let busy = Reply::new(
             Outcome::Failed,
-            "opsbot could not record this command right now; please retry",
+            "opsbot could not record this command in time; nothing was run. Please retry.",
         );
         return ephemeral(&busy);
     }
@@ -145,6 +169,7 @@ async fn commands(State(s): State<SlackInbound>, headers: HeaderMap, body: Bytes
 }
 
 async fn interactions(State(s): State<SlackInbound>, headers: HeaderMap, body: Bytes) -> Response {
+    let started = Instant::now();
     if !s.verified(&headers, &body) {
         return unauthorized();
     }
@@ -185,10 +210,11 @@ async fn interactions(State(s): State<SlackInbound>, headers: HeaderMap, body: B
     let key = action
         .action_ts
         .map(|ts| format!("slack-action:{}:{}", user.id.0, ts.0));
-    s.store(&inv, &origin, key).await
+    s.store(started, &inv, &origin, key).await
 }
 
 async fn events(State(s): State<SlackInbound>, headers: HeaderMap, body: Bytes) -> Response {
+    let started = Instant::now();
     if !s.verified(&headers, &body) {
         return unauthorized();
     }
@@ -212,8 +238,8 @@ async fn events(State(s): State<SlackInbound>, headers: HeaderMap, body: Bytes) 
                 response_url: None,
             };
             // Slack retries (X-Slack-Retry-Num) repeat the event_id: stored once.
-            s.store(&inv, &origin, Some(format!("slack-event:{}", cb.event_id.0)))
-                .await
+            let key = format!("slack-event:{}", cb.event_id.0);
+            s.store(started, &inv, &origin, Some(key)).await
         }
         _ => StatusCode::OK.into_response(),
     }
