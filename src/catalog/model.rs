@@ -285,6 +285,10 @@ pub struct RedisAction {
     pub delete_matching: Option<String>,
     #[serde(default)]
     pub limit: Option<u32>,
+    /// One deadline for the whole action (connecting, every SCAN page and
+    /// UNLINK batch); the target's timeout when absent.
+    #[serde(default, with = "crate::duration::serde_str::opt_field")]
+    pub timeout: Option<Duration>,
 }
 
 /// `sql = { target = "queue_db", query = "SELECT … WHERE x = $1", params = ["{x}"] }`

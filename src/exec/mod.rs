@@ -10,6 +10,13 @@
 //!
 //! Every output and every error text passes through the [`Redactor`] and is
 //! then truncated to [`Limits::output_chars`].
+//!
+//! Reading is bounded too, before any of that: SQL rows are streamed and the
+//! reading stops at [`READ_ITEMS`] rows or [`READ_BYTES`] bytes; a Redis reply
+//! is converted up to [`READ_ITEMS`] elements and [`READ_BYTES`] bytes of
+//! strings; HTTP bodies and process output stop at 1 MiB. Where anything was
+//! cut, the output says so (`… (first 200 rows of more)`). Each action has one
+//! deadline for all of its round trips (a SCAN loop included), not one per call.
 
 mod health;
 mod http;
@@ -217,6 +224,11 @@ pub struct Executor {
 
 /// Longest excerpt of a body or stderr inside an error message.
 const EXCERPT_CHARS: usize = 300;
+
+/// Most SQL rows, and most elements of a Redis reply, read into an output.
+pub const READ_ITEMS: usize = 200;
+/// Most bytes of values (SQL cells, Redis strings) read into an output.
+pub const READ_BYTES: usize = 1 << 20;
 
 impl Executor {
     /// An executor with `limits`, redacting `secrets` from everything it returns.
