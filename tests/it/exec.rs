@@ -50,6 +50,13 @@ fn rand_tag() -> String {
     format!("{:08x}", rand::random::<u32>())
 }
 
+/// `err` reads `expected` and came within 3 s of `started`.
+fn assert_quick(started: Instant, err: &ExecError, expected: &str) {
+    let took = started.elapsed();
+    assert!(took < Duration::from_secs(3), "took {took:?}: {err}");
+    assert_eq!(err.to_string(), expected);
+}
+
 /// A port nothing listens on.
 async fn closed_port() -> u16 {
     let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -522,14 +529,10 @@ async fn redis_unreachable_names_target() {
     let a = action(r#"redis = { target = "queue_redis", command = ["PING"] }"#);
     let started = Instant::now();
     let err = run(&executor(), &a, &t, &[]).await.unwrap_err();
-    assert!(
-        started.elapsed() < Duration::from_secs(3),
-        "{:?}",
-        started.elapsed()
-    );
-    assert_eq!(
-        err.to_string(),
-        format!("target queue_redis unreachable: connection refused ({url})")
+    assert_quick(
+        started,
+        &err,
+        &format!("target queue_redis unreachable: connection refused ({url})"),
     );
 }
 
@@ -1120,15 +1123,8 @@ async fn one_deadline_covers_a_whole_scan_or_delete() {
             .await
             .expect("the action ended at its deadline")
             .unwrap_err();
-        assert!(
-            started.elapsed() < Duration::from_secs(3),
-            "{:?}",
-            started.elapsed()
-        );
-        assert_eq!(
-            err.to_string(),
-            format!("timed out after 1s calling target queue_redis {progress}")
-        );
+        let expected = format!("timed out after 1s calling target queue_redis {progress}");
+        assert_quick(started, &err, &expected);
     }
     let own =
         action(r#"redis = { target = "queue_redis", scan = "fk:*", limit = 100000, timeout = "300ms" }"#);
