@@ -123,7 +123,7 @@ impl Executor {
 }
 
 /// `env:NAME` → `("", NAME)`; `Bearer env:NAME` → `("Bearer ", NAME)`.
-fn env_reference(raw: &str) -> Option<(&str, &str)> {
+pub(super) fn env_reference(raw: &str) -> Option<(&str, &str)> {
     let at = if raw.starts_with("env:") {
         0
     } else {
@@ -136,7 +136,7 @@ fn env_reference(raw: &str) -> Option<(&str, &str)> {
 
 /// `var` from the environment, or the trimmed contents of the file named by
 /// `<var>_FILE`; `None` when neither gives a non-empty value.
-fn env_secret(var: &str) -> Option<String> {
+pub(super) fn env_secret(var: &str) -> Option<String> {
     let direct = std::env::var(var).ok().filter(|v| !v.is_empty());
     direct.or_else(|| {
         let path = std::env::var(format!("{var}_FILE")).ok()?;

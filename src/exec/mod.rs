@@ -265,6 +265,7 @@ impl Executor {
         targets: &BTreeMap<String, Target>,
         args: &BTreeMap<String, String>,
     ) -> Result<ExecOutput, ExecError> {
+        self.learn_header_secrets(targets);
         let result = match action {
             Action::Http(a) => self.run_http(a, targets, args).await,
             Action::Redis(a) => self.run_redis(a, targets, args).await,
@@ -273,6 +274,18 @@ impl Executor {
             Action::Health(a) => Ok(self.run_health(a, targets).await),
         };
         self.finish(result)
+    }
+
+    /// Adds every header secret of `targets` (`env:NAME` values) to the
+    /// redactor, so that a secret is redacted from any target's output, not
+    /// only after its own target was first called.
+    fn learn_header_secrets(&self, targets: &BTreeMap<String, Target>) {
+        let refs = targets.values().flat_map(|t| t.headers.values());
+        for (_, var) in refs.filter_map(|v| http::env_reference(v)) {
+            if let Some(secret) = http::env_secret(var) {
+                self.redactor.add(&secret);
+            }
+        }
     }
 
     /// Redacts, then truncates, everything that leaves the executor.

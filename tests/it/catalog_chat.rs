@@ -16,6 +16,7 @@ use axum::routing::get;
 use axum::{Json, Router};
 use opsbot::catalog::Catalog;
 use opsbot::engine::Outcome;
+use opsbot::exec::{Executor, Limits};
 use serde_json::{json, Value};
 use std::sync::atomic::{AtomicU16, Ordering};
 use std::sync::{Arc, Mutex};
@@ -110,6 +111,10 @@ impl FakeChat {
         let app = Router::new()
             .route("/api/health", get(app_health))
             .route("/health", get(deepseek_health))
+            .route(
+                "/leak",
+                get(|| async { format!("debug dump: DEEPSEEK_API_KEY={KEY}") }),
+            )
             .with_state(fake.clone());
         let url = serve(app).await;
         FakeChat { url, ..fake }
@@ -231,6 +236,21 @@ async fn the_deepseek_key_comes_from_the_environment_and_is_redacted() {
         text.contains("Bearer [redacted]") && !text.contains("sk-test-wrong"),
         "{text}"
     );
+}
+
+#[tokio::test]
+async fn the_deepseek_key_is_redacted_from_every_target_before_first_use() {
+    std::env::set_var("DEEPSEEK_API_KEY", KEY);
+    let api = FakeChat::start().await;
+    let c = catalog(&api.url, "postgres://127.0.0.1:1/chat");
+    // A fresh executor whose first call goes to another target that leaks it.
+    let leak: opsbot::catalog::Action =
+        toml::from_str(r#"http = { target = "chat_api", path = "/leak" }"#).expect("action");
+    let out = Executor::new(Limits::default(), vec![])
+        .execute(&leak, &c.targets, &Default::default())
+        .await
+        .unwrap();
+    assert_eq!(out.text, "debug dump: DEEPSEEK_API_KEY=[redacted]");
 }
 
 // ---------------------------------------------------------------- sql
