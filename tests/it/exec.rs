@@ -977,6 +977,24 @@ async fn sql_reading_stops_at_200_rows_and_says_so() {
 }
 
 #[tokio::test]
+async fn sql_a_write_cut_while_reading_still_commits_whole() {
+    let s = SqlScope::new().await;
+    let fill = s.action(
+        "INSERT INTO TABLE (name) SELECT 'n' || g FROM generate_series(1, 500) g",
+        &[],
+        None,
+    );
+    run(&executor(), &fill, &s.targets, &[]).await.unwrap();
+    let update = s.action("UPDATE TABLE SET ok = true RETURNING id", &[], None);
+    let out = run(&executor(), &update, &s.targets, &[]).await.unwrap();
+    assert_eq!(out.summary, "sql: first 200 rows of more");
+    let count = s.action("SELECT count(*) AS n FROM TABLE WHERE ok", &[], None);
+    let out = run(&executor(), &count, &s.targets, &[]).await.unwrap();
+    assert_eq!(out.fields["rows"][0]["n"], 500, "every row was updated");
+    s.drop().await;
+}
+
+#[tokio::test]
 async fn sql_reading_stops_after_1_mib_of_values() {
     let s = SqlScope::new().await;
     // 300 kB per row: the fourth row passes 1 MiB, the fifth is not read.
