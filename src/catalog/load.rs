@@ -279,6 +279,10 @@ impl Builder {
         let action_loc = at(line_of(text, raw.action.span().start));
         let action = raw.action.into_inner();
         self.check_action(&action_loc, &action, &args);
+        let guarded = raw.risk == Risk::Destructive && approve.is_some();
+        for message in redis_command_problems(&action, guarded) {
+            self.problem(&action_loc.file, action_loc.line, message);
+        }
         if let Some(reply) = &raw.reply {
             for p in template::placeholders(reply) {
                 let root = p.split('.').next().unwrap_or(p);
@@ -505,6 +509,59 @@ fn action_shape_problems(action: &Action) -> Vec<String> {
         _ => {}
     }
     out
+}
+
+/// Redis commands a catalog entry may send only when it is `destructive` and
+/// needs approval, with why. `EVAL_RO` stays allowed: Redis refuses writes
+/// from it.
+const GUARDED_REDIS: &[(&str, &str)] = &[
+    ("FLUSHALL", "it empties every database"),
+    ("FLUSHDB", "it empties the database"),
+    ("CONFIG", "it changes or rewrites the server's configuration"),
+    ("EVAL", "its script may write anything (use EVAL_RO for reads)"),
+    (
+        "EVALSHA",
+        "its script may write anything (use EVALSHA_RO for reads)",
+    ),
+    (
+        "FCALL",
+        "its function may write anything (use FCALL_RO for reads)",
+    ),
+    ("SCRIPT", "it loads or flushes server-side scripts"),
+    ("FUNCTION", "it loads or deletes server-side functions"),
+    ("DEBUG", "it can crash, block or corrupt the server"),
+    ("SHUTDOWN", "it stops the server"),
+    (
+        "SELECT",
+        "it switches the database of the connection every action shares",
+    ),
+    ("SWAPDB", "it swaps whole databases"),
+];
+
+/// A redis `command` must name a literal command, and the commands of
+/// [`GUARDED_REDIS`] need `guarded` (destructive and approved).
+fn redis_command_problems(action: &Action, guarded: bool) -> Vec<String> {
+    let Action::Redis(RedisAction {
+        command: Some(argv), ..
+    }) = action
+    else {
+        return vec![];
+    };
+    let Some(name) = argv.first() else {
+        return vec![];
+    };
+    if !template::placeholders(name).is_empty() {
+        return vec![format!(
+            "the redis command name `{name}` must be a literal, not a template (chat values may only be arguments)"
+        )];
+    }
+    let upper = name.to_ascii_uppercase();
+    match GUARDED_REDIS.iter().find(|(n, _)| *n == upper) {
+        Some((_, why)) if !guarded => vec![format!(
+            "redis {upper} is refused here: {why}; only a command with risk = \"destructive\" and an approve policy may send it"
+        )],
+        _ => vec![],
+    }
 }
 
 /// The highest `$n` in a SQL text.

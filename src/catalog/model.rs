@@ -60,8 +60,10 @@ pub struct Target {
     /// Per-call timeout; `10s` when absent.
     #[serde(default, with = "crate::duration::serde_str::opt_field")]
     pub timeout: Option<Duration>,
-    /// Extra HTTP headers; a value `env:NAME` is read from the environment and
-    /// treated as a secret (redacted from every output).
+    /// Extra HTTP headers; a value `env:NAME` (or `<literal> env:NAME`, e.g.
+    /// `Bearer env:DEEPSEEK_API_KEY`) takes NAME from the environment (or the
+    /// file named by `NAME_FILE`), and that value is a secret (redacted from
+    /// every output).
     #[serde(default)]
     pub headers: BTreeMap<String, String>,
     /// Redis: key prefixes that pattern commands may touch (`gemini:`, `project:`).
@@ -285,6 +287,10 @@ pub struct RedisAction {
     pub delete_matching: Option<String>,
     #[serde(default)]
     pub limit: Option<u32>,
+    /// One deadline for the whole action (connecting, every SCAN page and
+    /// UNLINK batch); the target's timeout when absent.
+    #[serde(default, with = "crate::duration::serde_str::opt_field")]
+    pub timeout: Option<Duration>,
 }
 
 /// `sql = { target = "queue_db", query = "SELECT … WHERE x = $1", params = ["{x}"] }`

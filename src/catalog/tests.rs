@@ -156,3 +156,53 @@ fn the_shipped_catalog_is_valid() {
         assert!(c.named(name).next().is_some(), "{name} missing");
     }
 }
+
+/// A catalog with one redis command `argv` of `risk`, approved by sre when `approve`.
+fn redis_command(argv: &str, risk: &str, approve: bool) -> Result<Catalog, CheckError> {
+    let approve = if approve {
+        "approve = { roles = [\"sre\"] }\n"
+    } else {
+        ""
+    };
+    load(&format!(
+        "[target.r]\nkind = \"redis\"\nurl = \"redis://x\"\n\n[command.q.\"c\"]\nsummary = \"s\"\nargs = {{ x = {{ kind = \"enum\", values = [\"GET\", \"FLUSHALL\"] }} }}\nrisk = \"{risk}\"\nroles = [\"oncall\"]\n{approve}action = {{ redis = {{ target = \"r\", command = {argv} }} }}\n"
+    ))
+}
+
+#[test]
+fn redis_command_names_are_literal() {
+    let p = redis_command(r#"["{x}", "k"]"#, "destructive", true)
+        .unwrap_err()
+        .to_string();
+    assert_eq!(
+        p,
+        "c.toml:11: the redis command name `{x}` must be a literal, not a template (chat values may only be arguments)"
+    );
+    assert!(redis_command(r#"["GET", "{x}"]"#, "read", false).is_ok());
+}
+
+#[test]
+fn dangerous_redis_commands_need_destructive_and_approval() {
+    for name in [
+        "FLUSHALL", "flushdb", "CONFIG", "EVAL", "DEBUG", "SHUTDOWN", "SELECT",
+    ] {
+        let argv = format!(r#"["{name}", "0"]"#);
+        for (risk, approve) in [("read", false), ("write", true), ("destructive", false)] {
+            let err = redis_command(&argv, risk, approve).unwrap_err().to_string();
+            let upper = name.to_ascii_uppercase();
+            assert!(
+                err.starts_with(&format!(
+                    "c.toml:{}: redis {upper} is refused here: ",
+                    10 + approve as u8
+                )),
+                "{name} {risk} {approve}: {err}"
+            );
+            assert!(
+                err.ends_with("only a command with risk = \"destructive\" and an approve policy may send it"),
+                "{err}"
+            );
+        }
+        assert!(redis_command(&argv, "destructive", true).is_ok(), "{name}");
+    }
+    assert!(redis_command(r#"["EVAL_RO", "return 1", "0"]"#, "read", false).is_ok());
+}

@@ -92,21 +92,22 @@ impl Executor {
         })
     }
 
-    /// The target's extra headers; `env:NAME` values are read from the
-    /// environment and become secrets.
+    /// The target's extra headers. A value `env:NAME`, or `<literal> env:NAME`
+    /// such as `Bearer env:DEEPSEEK_API_KEY`, takes NAME from the environment
+    /// (or the file named by `NAME_FILE`); that value becomes a secret.
     fn headers(&self, t: &Target) -> Result<HeaderMap, ExecError> {
         let mut map = HeaderMap::new();
         for (name, raw) in &t.headers {
-            let (value, secret) = match raw.strip_prefix("env:") {
-                Some(var) => {
-                    let v = std::env::var(var).map_err(|_| {
+            let (value, secret) = match env_reference(raw) {
+                Some((prefix, var)) => {
+                    let v = env_secret(var).ok_or_else(|| {
                         invalid(
                             t,
                             format!("header {name} needs environment variable {var}, which is not set"),
                         )
                     })?;
                     self.redactor.add(&v);
-                    (v, true)
+                    (format!("{prefix}{v}"), true)
                 }
                 None => (raw.clone(), false),
             };
@@ -119,6 +120,29 @@ impl Executor {
         }
         Ok(map)
     }
+}
+
+/// `env:NAME` → `("", NAME)`; `Bearer env:NAME` → `("Bearer ", NAME)`.
+pub(super) fn env_reference(raw: &str) -> Option<(&str, &str)> {
+    let at = if raw.starts_with("env:") {
+        0
+    } else {
+        raw.rfind(" env:")? + 1
+    };
+    let var = &raw[at + 4..];
+    let plain = !var.is_empty() && var.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
+    plain.then(|| (&raw[..at], var))
+}
+
+/// `var` from the environment, or the trimmed contents of the file named by
+/// `<var>_FILE`; `None` when neither gives a non-empty value.
+pub(super) fn env_secret(var: &str) -> Option<String> {
+    let direct = std::env::var(var).ok().filter(|v| !v.is_empty());
+    direct.or_else(|| {
+        let path = std::env::var(format!("{var}_FILE")).ok()?;
+        let v = std::fs::read_to_string(path).ok()?.trim().to_string();
+        (!v.is_empty()).then_some(v)
+    })
 }
 
 /// The request an HTTP action makes, before target headers and timeout: what

@@ -10,6 +10,13 @@
 //!
 //! Every output and every error text passes through the [`Redactor`] and is
 //! then truncated to [`Limits::output_chars`].
+//!
+//! Reading is bounded too, before any of that: SQL rows are streamed and the
+//! reading stops at [`READ_ITEMS`] rows or [`READ_BYTES`] bytes; a Redis reply
+//! is converted up to [`READ_ITEMS`] elements and [`READ_BYTES`] bytes of
+//! strings; HTTP bodies and process output stop at 1 MiB. Where anything was
+//! cut, the output says so (`… (first 200 rows of more)`). Each action has one
+//! deadline for all of its round trips (a SCAN loop included), not one per call.
 
 mod health;
 mod http;
@@ -218,6 +225,11 @@ pub struct Executor {
 /// Longest excerpt of a body or stderr inside an error message.
 const EXCERPT_CHARS: usize = 300;
 
+/// Most SQL rows, and most elements of a Redis reply, read into an output.
+pub const READ_ITEMS: usize = 200;
+/// Most bytes of values (SQL cells, Redis strings) read into an output.
+pub const READ_BYTES: usize = 1 << 20;
+
 impl Executor {
     /// An executor with `limits`, redacting `secrets` from everything it returns.
     pub fn new(limits: Limits, secrets: Vec<SecretString>) -> Self {
@@ -253,6 +265,7 @@ impl Executor {
         targets: &BTreeMap<String, Target>,
         args: &BTreeMap<String, String>,
     ) -> Result<ExecOutput, ExecError> {
+        self.learn_header_secrets(targets);
         let result = match action {
             Action::Http(a) => self.run_http(a, targets, args).await,
             Action::Redis(a) => self.run_redis(a, targets, args).await,
@@ -261,6 +274,18 @@ impl Executor {
             Action::Health(a) => Ok(self.run_health(a, targets).await),
         };
         self.finish(result)
+    }
+
+    /// Adds every header secret of `targets` (`env:NAME` values) to the
+    /// redactor, so that a secret is redacted from any target's output, not
+    /// only after its own target was first called.
+    fn learn_header_secrets(&self, targets: &BTreeMap<String, Target>) {
+        let refs = targets.values().flat_map(|t| t.headers.values());
+        for (_, var) in refs.filter_map(|v| http::env_reference(v)) {
+            if let Some(secret) = http::env_secret(var) {
+                self.redactor.add(&secret);
+            }
+        }
     }
 
     /// Redacts, then truncates, everything that leaves the executor.

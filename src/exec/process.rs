@@ -6,8 +6,15 @@
 //! environment (PATH, HOME, USER, LANG, LC_ALL, TZ, TMPDIR) plus the action's
 //! rendered `env`, so the bot's own secrets are not inherited. stdin is null;
 //! on timeout the child is killed.
+//!
+//! A value never becomes an option: an element that starts with `-` only
+//! because of an argument's value (`{key}` given as `-rf`, or `--help`) is
+//! refused, whatever the argument's kind, unless a literal `--` earlier in
+//! the argv ends the program's options. Options are written in the catalog
+//! (`--lines={n}`, `-n`, `{n}`), never typed in chat; a negative number as a
+//! separate element is refused too.
 
-use super::{millis, render_argv, render_escaped, ExecError, ExecOutput, Executor};
+use super::{millis, render_escaped, render_optional, ExecError, ExecOutput, Executor};
 use crate::catalog::ProcessAction;
 use serde_json::json;
 use std::collections::BTreeMap;
@@ -28,7 +35,7 @@ impl Executor {
         a: &ProcessAction,
         args: &BTreeMap<String, String>,
     ) -> Result<ExecOutput, ExecError> {
-        let argv = render_argv(&a.argv, args)?;
+        let argv = render_args(&a.argv, args)?;
         let Some(program) = argv.first().cloned() else {
             return Err(ExecError::Invalid {
                 target: None,
@@ -75,6 +82,32 @@ impl Executor {
             fields: json!({ "exit_code": 0, "stdout": stdout, "stderr": stderr }),
         })
     }
+}
+
+/// The rendered argv (an element that is exactly an absent argument's
+/// placeholder is dropped), refusing values that would be read as options.
+/// Used by [`Executor::run_process`] and `exec::render`. No I/O.
+pub(super) fn render_args(
+    argv: &[String],
+    args: &BTreeMap<String, String>,
+) -> Result<Vec<String>, ExecError> {
+    let mut out = Vec::with_capacity(argv.len());
+    let mut options_ended = false;
+    for tpl in argv {
+        let Some(el) = render_optional(tpl, args)? else {
+            continue;
+        };
+        if !out.is_empty() && !options_ended && el.starts_with('-') && !tpl.starts_with('-') {
+            return Err(ExecError::Refused {
+                target: None,
+                what: format!("argument `{}`", super::one_line(&el, 40)),
+                reason: "a value may not start with `-` where the program would read it as an option".into(),
+            });
+        }
+        options_ended |= tpl == "--";
+        out.push(el);
+    }
+    Ok(out)
 }
 
 /// The command `program rest…`: no shell, minimal environment plus the rendered

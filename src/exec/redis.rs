@@ -6,13 +6,22 @@
 //! Patterns must start with one of the target's `key_prefixes` (deletion
 //! requires the list) and a bare `*` is always refused. Argument values inside
 //! a longer pattern template are glob-escaped, so they match literally.
+//!
+//! One deadline covers the whole action (connecting, every SCAN page, every
+//! UNLINK batch): the action's `timeout`, else the target's. A deletion cut by
+//! it says how many keys it had deleted. A reply is converted up to
+//! [`READ_ITEMS`] elements and [`READ_BYTES`] bytes of strings, and the output
+//! says where it was cut (`fields.complete` is false). The driver itself
+//! parses a reply whole before we see it; what we keep and copy is bounded.
 
-use super::{address, render_argv, root_cause, ExecError, ExecOutput, Executor};
+use super::{address, render_argv, root_cause, ExecError, ExecOutput, Executor, READ_BYTES, READ_ITEMS};
 use crate::catalog::{RedisAction, Target, TargetKind};
 use redis::aio::ConnectionManager;
 use redis::Value;
 use serde_json::json;
 use std::collections::{BTreeMap, BTreeSet};
+use std::time::Duration;
+use tokio::time::Instant;
 
 /// Commands never run: they stream, block or scan the whole keyspace at once.
 const REFUSED: &[&str] = &[
@@ -33,7 +42,7 @@ const SCAN_COUNT: usize = 1000;
 const UNLINK_BATCH: usize = 500;
 
 impl Executor {
-    /// Runs a Redis action. `fields`: `{"result": …}` for a command,
+    /// Runs a Redis action. `fields`: `{"result": …, "complete": bool}` for a command,
     /// `{"keys": […], "count": n, "complete": bool}` for scan,
     /// `{"deleted": n}` for delete_matching.
     pub(super) async fn run_redis(
@@ -44,11 +53,18 @@ impl Executor {
     ) -> Result<ExecOutput, ExecError> {
         let t = self.target(targets, &a.target, TargetKind::Redis)?;
         let planned = plan(t, a, args)?;
-        let mut conn = self.redis_conn(t).await?;
+        let limit = a.timeout.unwrap_or_else(|| t.timeout());
+        let call = Call {
+            t,
+            deadline: Instant::now() + limit,
+            limit,
+        };
+        let connect = tokio::time::timeout_at(call.deadline, self.redis_conn(t));
+        let mut conn = connect.await.map_err(|_| call.timed_out("connecting"))??;
         match &planned {
-            Planned::Command { argv } => command(t, &mut conn, argv).await,
-            Planned::Scan { pattern, limit } => scan(t, &mut conn, pattern, *limit).await,
-            Planned::DeleteMatching { pattern } => delete_matching(t, &mut conn, pattern).await,
+            Planned::Command { argv } => command(&call, &mut conn, argv).await,
+            Planned::Scan { pattern, limit } => scan(&call, &mut conn, pattern, *limit).await,
+            Planned::DeleteMatching { pattern } => delete_matching(&call, &mut conn, pattern).await,
         }
     }
 
@@ -69,7 +85,11 @@ impl Executor {
                 match tokio::time::timeout(t.timeout(), connect).await {
                     Ok(Ok(c)) => Ok(c),
                     Ok(Err(e)) => Err(unreachable(t, &e)),
-                    Err(_) => Err(timeout(t)),
+                    Err(_) => Err(ExecError::Timeout {
+                        target: Some(t.name.clone()),
+                        what: format!("connecting target {}", t.name),
+                        after: t.timeout(),
+                    }),
                 }
             })
             .await
@@ -81,14 +101,6 @@ fn unreachable(t: &Target, e: &redis::RedisError) -> ExecError {
         target: t.name.clone(),
         reason: root_cause(e),
         address: address(&t.url),
-    }
-}
-
-fn timeout(t: &Target) -> ExecError {
-    ExecError::Timeout {
-        target: Some(t.name.clone()),
-        what: format!("calling target {}", t.name),
-        after: t.timeout(),
     }
 }
 
@@ -134,23 +146,54 @@ pub(super) fn plan(
     })
 }
 
-/// Sends one command with the target's timeout.
-async fn call<T: redis::FromRedisValue>(
-    t: &Target,
-    conn: &mut ConnectionManager,
-    cmd: &redis::Cmd,
-) -> Result<T, ExecError> {
-    match tokio::time::timeout(t.timeout(), cmd.query_async::<T>(conn)).await {
-        Ok(Ok(v)) => Ok(v),
-        Ok(Err(e)) if e.is_io_error() || e.is_connection_dropped() || e.is_connection_refusal() => {
-            Err(unreachable(t, &e))
+/// The round trips of one action: its target and its one deadline.
+struct Call<'a> {
+    t: &'a Target,
+    deadline: Instant,
+    limit: Duration,
+}
+
+impl Call<'_> {
+    /// Sends `cmd`, failing when the action's deadline passes.
+    async fn send<T: redis::FromRedisValue>(
+        &self,
+        conn: &mut ConnectionManager,
+        cmd: &redis::Cmd,
+    ) -> Result<T, ExecError> {
+        let t = self.t;
+        match tokio::time::timeout_at(self.deadline, cmd.query_async::<T>(conn)).await {
+            Ok(Ok(v)) => Ok(v),
+            Ok(Err(e)) if e.is_io_error() || e.is_connection_dropped() || e.is_connection_refusal() => {
+                Err(unreachable(t, &e))
+            }
+            Ok(Err(e)) if e.is_timeout() => Err(self.timed_out("calling")),
+            Ok(Err(e)) => Err(ExecError::Backend {
+                target: t.name.clone(),
+                message: e.to_string(),
+            }),
+            Err(_) => Err(self.timed_out("calling")),
         }
-        Ok(Err(e)) if e.is_timeout() => Err(timeout(t)),
-        Ok(Err(e)) => Err(ExecError::Backend {
-            target: t.name.clone(),
-            message: e.to_string(),
-        }),
-        Err(_) => Err(timeout(t)),
+    }
+
+    /// The deadline error: `timed out after 10s <doing> target queue_redis`.
+    fn timed_out(&self, doing: &str) -> ExecError {
+        ExecError::Timeout {
+            target: Some(self.t.name.clone()),
+            what: format!("{doing} target {}", self.t.name),
+            after: self.limit,
+        }
+    }
+
+    /// A deadline error that says what the action did before it.
+    fn with_progress(&self, e: ExecError, progress: String) -> ExecError {
+        match e {
+            ExecError::Timeout { target, what, after } => ExecError::Timeout {
+                target,
+                what: format!("{what} ({progress} before the deadline)"),
+                after,
+            },
+            other => other,
+        }
     }
 }
 
@@ -220,19 +263,37 @@ fn check_command(t: &Target, argv: &[String]) -> Result<(), ExecError> {
 }
 
 /// Sends a command that [`plan`] has checked.
-async fn command(t: &Target, conn: &mut ConnectionManager, argv: &[String]) -> Result<ExecOutput, ExecError> {
-    check_command(t, argv)?;
+async fn command(
+    call: &Call<'_>,
+    conn: &mut ConnectionManager,
+    argv: &[String],
+) -> Result<ExecOutput, ExecError> {
+    check_command(call.t, argv)?;
     let name = &argv[0];
     let mut cmd = redis::cmd(name);
     for a in &argv[1..] {
         cmd.arg(a.as_bytes());
     }
-    let value: Value = call(t, conn, &cmd).await?;
+    let value: Value = call.send(conn, &cmd).await?;
+    let mut budget = Budget::new();
+    let mut text = to_text(&value, &mut budget);
+    let result = to_json(&value, &mut Budget::new());
+    let mut summary = format!("redis {}", shown_argv(argv));
+    if let Some(cut) = &budget.cut {
+        // First, so that cutting the text to chat size keeps it.
+        text = format!("reply cut: {cut}\n{text}");
+        summary.push_str(&format!(" ({cut})"));
+    }
     Ok(ExecOutput {
-        summary: format!("redis {}", shown_argv(argv)),
-        text: to_text(&value),
-        fields: json!({ "result": to_json(&value) }),
+        summary,
+        text,
+        fields: json!({ "result": result, "complete": budget.cut.is_none() }),
     })
+}
+
+/// `1 key`, `2 keys`.
+fn key_count(n: usize) -> String {
+    format!("{n} key{}", if n == 1 { "" } else { "s" })
 }
 
 /// The command for the summary: each argument cut to 40 chars, controls escaped.
@@ -245,7 +306,7 @@ fn shown_argv(argv: &[String]) -> String {
 
 /// One SCAN round trip: the next cursor and the keys of this page.
 async fn scan_page(
-    t: &Target,
+    call: &Call<'_>,
     conn: &mut ConnectionManager,
     cursor: u64,
     pattern: &str,
@@ -256,11 +317,11 @@ async fn scan_page(
         .arg(pattern)
         .arg("COUNT")
         .arg(SCAN_COUNT);
-    call(t, conn, &cmd).await
+    call.send(conn, &cmd).await
 }
 
 async fn scan(
-    t: &Target,
+    call: &Call<'_>,
     conn: &mut ConnectionManager,
     pattern: &str,
     limit: usize,
@@ -268,7 +329,9 @@ async fn scan(
     let mut keys = BTreeSet::new();
     let mut cursor = 0;
     let complete = loop {
-        let (next, page) = scan_page(t, conn, cursor, pattern).await?;
+        let (next, page) = scan_page(call, conn, cursor, pattern)
+            .await
+            .map_err(|e| call.with_progress(e, format!("{} found", key_count(keys.len()))))?;
         keys.extend(page);
         if keys.len() >= limit {
             break next == 0 && keys.len() == limit;
@@ -300,15 +363,19 @@ async fn scan(
 }
 
 async fn delete_matching(
-    t: &Target,
+    call: &Call<'_>,
     conn: &mut ConnectionManager,
     pattern: &str,
 ) -> Result<ExecOutput, ExecError> {
     let mut deleted: u64 = 0;
     let mut pending: Vec<Vec<u8>> = Vec::new();
     let mut cursor = 0;
+    let progress =
+        |call: &Call<'_>, e, n: u64| call.with_progress(e, format!("{} deleted", key_count(n as usize)));
     loop {
-        let (next, page) = scan_page(t, conn, cursor, pattern).await?;
+        let (next, page) = scan_page(call, conn, cursor, pattern)
+            .await
+            .map_err(|e| progress(call, e, deleted))?;
         pending.extend(page);
         while pending.len() >= UNLINK_BATCH || (next == 0 && !pending.is_empty()) {
             let n = pending.len().min(UNLINK_BATCH);
@@ -316,7 +383,10 @@ async fn delete_matching(
             for key in pending.drain(..n) {
                 unlink.arg(key);
             }
-            deleted += call::<u64>(t, conn, &unlink).await?;
+            deleted += call
+                .send::<u64>(conn, &unlink)
+                .await
+                .map_err(|e| progress(call, e, deleted))?;
         }
         if next == 0 {
             break;
@@ -330,55 +400,119 @@ async fn delete_matching(
     })
 }
 
-/// A reply as redis-cli would show it (bulk strings and INFO as they are).
-fn to_text(v: &Value) -> String {
+/// What converting a reply may still produce; `cut` says where it stopped.
+struct Budget {
+    items: usize,
+    bytes: usize,
+    cut: Option<String>,
+}
+
+impl Budget {
+    fn new() -> Budget {
+        Budget {
+            items: READ_ITEMS,
+            bytes: READ_BYTES,
+            cut: None,
+        }
+    }
+
+    /// How many of `total` elements to convert (each costs one item).
+    fn take_items(&mut self, total: usize) -> usize {
+        let n = total.min(self.items);
+        self.items -= n;
+        if n < total && self.cut.is_none() {
+            self.cut = Some(format!("first {n} of {total} elements"));
+        }
+        n
+    }
+
+    /// `b` as text, cut to the bytes left (on a character boundary).
+    fn take_str(&mut self, b: &[u8]) -> String {
+        let mut n = b.len().min(self.bytes);
+        if n < b.len() {
+            // Not inside a character split by the cut.
+            if let Err(e) = std::str::from_utf8(&b[..n]) {
+                if e.error_len().is_none() {
+                    n = e.valid_up_to();
+                }
+            }
+            if self.cut.is_none() {
+                self.cut = Some(format!("first {n} of {} bytes", b.len()));
+            }
+        }
+        self.bytes -= n;
+        String::from_utf8_lossy(&b[..n]).into_owned()
+    }
+}
+
+/// A reply as redis-cli would show it (bulk strings and INFO as they are),
+/// within `budget`.
+fn to_text(v: &Value, budget: &mut Budget) -> String {
     match v {
         Value::Nil => "(nil)".into(),
         Value::Int(i) => format!("(integer) {i}"),
-        Value::BulkString(b) => String::from_utf8_lossy(b).into_owned(),
-        Value::SimpleString(s) => s.clone(),
+        Value::BulkString(b) => budget.take_str(b),
+        Value::SimpleString(s) => budget.take_str(s.as_bytes()),
         Value::Okay => "OK".into(),
         Value::Double(d) => d.to_string(),
         Value::Boolean(b) => b.to_string(),
-        Value::VerbatimString { text, .. } => text.clone(),
-        Value::Array(items) | Value::Set(items) => numbered(items.iter().map(to_text)),
-        Value::Map(pairs) => numbered(
-            pairs
+        Value::VerbatimString { text, .. } => budget.take_str(text.as_bytes()),
+        Value::Array(items) | Value::Set(items) => {
+            let n = budget.take_items(items.len());
+            let lines: Vec<String> = items[..n].iter().map(|x| to_text(x, budget)).collect();
+            numbered(lines, items.is_empty())
+        }
+        Value::Map(pairs) => {
+            let n = budget.take_items(pairs.len());
+            let lines: Vec<String> = pairs[..n]
                 .iter()
-                .map(|(k, v)| format!("{} => {}", to_text(k), to_text(v))),
-        ),
-        Value::Attribute { data, .. } => to_text(data),
+                .map(|(k, v)| format!("{} => {}", to_text(k, budget), to_text(v, budget)))
+                .collect();
+            numbered(lines, pairs.is_empty())
+        }
+        Value::Attribute { data, .. } => to_text(data, budget),
         other => format!("{other:?}"),
     }
 }
 
-fn numbered(items: impl Iterator<Item = String>) -> String {
-    let lines: Vec<String> = items
+fn numbered(lines: Vec<String>, empty: bool) -> String {
+    if empty {
+        return "(empty)".into();
+    }
+    lines
+        .into_iter()
         .enumerate()
         .map(|(i, s)| format!("{}) {s}", i + 1))
-        .collect();
-    if lines.is_empty() {
-        "(empty)".into()
-    } else {
-        lines.join("\n")
-    }
+        .collect::<Vec<_>>()
+        .join("\n")
 }
 
-/// A reply as JSON for reply templates.
-fn to_json(v: &Value) -> serde_json::Value {
+/// A reply as JSON for reply templates, within `budget` (lists are cut short).
+fn to_json(v: &Value, budget: &mut Budget) -> serde_json::Value {
     use serde_json::Value as J;
     match v {
         Value::Nil => J::Null,
         Value::Int(i) => json!(i),
-        Value::BulkString(b) => J::String(String::from_utf8_lossy(b).into_owned()),
-        Value::SimpleString(s) => J::String(s.clone()),
+        Value::BulkString(b) => J::String(budget.take_str(b)),
+        Value::SimpleString(s) => J::String(budget.take_str(s.as_bytes())),
         Value::Okay => J::String("OK".into()),
         Value::Double(d) => json!(d),
         Value::Boolean(b) => J::Bool(*b),
-        Value::VerbatimString { text, .. } => J::String(text.clone()),
-        Value::Array(items) | Value::Set(items) => J::Array(items.iter().map(to_json).collect()),
-        Value::Map(pairs) => J::Object(pairs.iter().map(|(k, v)| (to_text(k), to_json(v))).collect()),
-        Value::Attribute { data, .. } => to_json(data),
+        Value::VerbatimString { text, .. } => J::String(budget.take_str(text.as_bytes())),
+        Value::Array(items) | Value::Set(items) => {
+            let n = budget.take_items(items.len());
+            J::Array(items[..n].iter().map(|x| to_json(x, budget)).collect())
+        }
+        Value::Map(pairs) => {
+            let n = budget.take_items(pairs.len());
+            J::Object(
+                pairs[..n]
+                    .iter()
+                    .map(|(k, v)| (to_text(k, budget), to_json(v, budget)))
+                    .collect(),
+            )
+        }
+        Value::Attribute { data, .. } => to_json(data, budget),
         other => J::String(format!("{other:?}")),
     }
 }

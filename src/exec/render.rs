@@ -4,7 +4,7 @@
 //! functions, so the rendering is what they send; `/help`-style previews and
 //! the catalog tests' snapshots use it.
 
-use super::{http, lookup, process, redis, render_argv, sql, ExecError, RedisPlan};
+use super::{http, lookup, process, redis, sql, ExecError, RedisPlan};
 use crate::catalog::{Action, Target, TargetKind};
 use std::collections::BTreeMap;
 use std::fmt;
@@ -76,7 +76,7 @@ pub fn render(
             }
         }
         Action::Process(a) => Rendered::Process {
-            argv: render_argv(&a.argv, args)?,
+            argv: process::render_args(&a.argv, args)?,
             env: process::render_env(&a.env, args)?,
         },
         Action::Health(a) => Rendered::Health {

@@ -6,9 +6,16 @@
 //! and blobs; cast other column types (timestamps, numeric, uuid, json) to
 //! text in the query. On Postgres each query runs in a transaction with
 //! `SET LOCAL statement_timeout`; every backend also gets a client-side timeout.
+//!
+//! Rows are streamed (`fetch`, never `fetch_all`): reading stops after
+//! [`READ_ITEMS`] rows or once the values read pass [`READ_BYTES`], and the
+//! output then says `first N rows of more` (`fields.complete` is false). The
+//! statement itself still runs to its end; the rest of its rows are discarded
+//! unread.
 
-use super::{address, render_optional, ExecError, ExecOutput, Executor};
+use super::{address, render_optional, ExecError, ExecOutput, Executor, READ_BYTES, READ_ITEMS};
 use crate::catalog::{SqlAction, Target, TargetKind};
+use futures::TryStreamExt;
 use serde_json::{json, Value};
 use sqlx::any::{AnyPoolOptions, AnyRow};
 use sqlx::{AnyPool, Column, Connection, Row};
@@ -22,7 +29,8 @@ static DRIVERS: Once = Once::new();
 const CELL_CHARS: usize = 40;
 
 impl Executor {
-    /// Runs a SQL action; `fields` is `{"rows": [{column: value}], "row_count": n}`.
+    /// Runs a SQL action; `fields` is `{"rows": [{column: value}], "row_count": n,
+    /// "complete": bool}` (`complete` is false when reading stopped at a cap).
     pub(super) async fn run_sql(
         &self,
         a: &SqlAction,
@@ -41,16 +49,25 @@ impl Executor {
             limit
         };
         let run = query(&pool, &a.query, params, pg, limit);
-        let rows = match tokio::time::timeout(backstop, run).await {
+        let read = match tokio::time::timeout(backstop, run).await {
             Ok(r) => r.map_err(|e| sql_error(t, e, limit))?,
             Err(_) => return Err(timeout(t, limit)),
         };
-        let (columns, values) = decode(&rows);
-        let n = values.len();
+        let n = read.rows.len();
+        let count = rows_label(n, read.cut);
+        let mut text = table(&read.columns, &read.rows);
+        if read.cut {
+            // First, so that cutting the text to chat size keeps it.
+            text = format!("{count} (the rest was not read)\n{text}");
+        }
         Ok(ExecOutput {
-            summary: format!("sql: {n} row{}", if n == 1 { "" } else { "s" }),
-            text: table(&columns, &values),
-            fields: json!({ "rows": objects(&columns, values), "row_count": n }),
+            summary: format!("sql: {count}"),
+            text,
+            fields: json!({
+                "rows": objects(&read.columns, read.rows),
+                "row_count": n,
+                "complete": !read.cut,
+            }),
         })
     }
 
@@ -93,13 +110,32 @@ fn is_postgres(url: &str) -> bool {
     url.starts_with("postgres://") || url.starts_with("postgresql://")
 }
 
+/// `3 rows`, `1 row`, or `first 200 rows of more` when reading was cut.
+fn rows_label(n: usize, cut: bool) -> String {
+    let s = if n == 1 { "" } else { "s" };
+    if cut {
+        format!("first {n} row{s} of more")
+    } else {
+        format!("{n} row{s}")
+    }
+}
+
+/// What was read of a result: column names, decoded rows, and whether
+/// reading stopped at a cap with rows left.
+#[derive(Default)]
+struct Read {
+    columns: Vec<String>,
+    rows: Vec<Vec<Value>>,
+    cut: bool,
+}
+
 async fn query(
     pool: &AnyPool,
     sql: &str,
     params: Vec<Option<String>>,
     pg: bool,
     limit: Duration,
-) -> Result<Vec<AnyRow>, sqlx::Error> {
+) -> Result<Read, sqlx::Error> {
     let mut tx = pool.begin().await?;
     if pg {
         // Our own integer, never a chat value.
@@ -112,9 +148,39 @@ async fn query(
     for p in params {
         q = q.bind(p);
     }
-    let rows = q.fetch_all(&mut *tx).await?;
+    let read = read_capped(q.fetch(&mut *tx)).await?;
     tx.commit().await?;
-    Ok(rows)
+    Ok(read)
+}
+
+/// Decodes rows as they arrive and stops at [`READ_ITEMS`] rows or once the
+/// values passed [`READ_BYTES`]; dropping the stream discards the rest.
+async fn read_capped(
+    mut rows: impl futures::Stream<Item = Result<AnyRow, sqlx::Error>> + Unpin,
+) -> Result<Read, sqlx::Error> {
+    let mut read = Read::default();
+    let mut bytes = 0;
+    while let Some(row) = rows.try_next().await? {
+        if read.rows.len() >= READ_ITEMS || bytes >= READ_BYTES {
+            read.cut = true;
+            break;
+        }
+        if read.columns.is_empty() {
+            read.columns = row.columns().iter().map(|c| c.name().to_string()).collect();
+        }
+        let values: Vec<Value> = (0..row.columns().len()).map(|i| cell(&row, i)).collect();
+        bytes += values.iter().map(value_bytes).sum::<usize>();
+        read.rows.push(values);
+    }
+    Ok(read)
+}
+
+/// Bytes a decoded value holds (strings by length, others a word).
+fn value_bytes(v: &Value) -> usize {
+    match v {
+        Value::String(s) => s.len(),
+        _ => 8,
+    }
 }
 
 fn timeout(t: &Target, after: Duration) -> ExecError {
@@ -149,19 +215,6 @@ fn sql_error(t: &Target, e: sqlx::Error, limit: Duration) -> ExecError {
             }
         }
     }
-}
-
-/// Column names (from the first row) and every row's values as JSON.
-fn decode(rows: &[AnyRow]) -> (Vec<String>, Vec<Vec<Value>>) {
-    let columns = rows
-        .first()
-        .map(|r| r.columns().iter().map(|c| c.name().to_string()).collect())
-        .unwrap_or_default();
-    let values = rows
-        .iter()
-        .map(|r| (0..r.columns().len()).map(|i| cell(r, i)).collect())
-        .collect();
-    (columns, values)
 }
 
 /// One value, tried as integer, float, bool and text in that order.

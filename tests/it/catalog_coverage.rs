@@ -13,11 +13,23 @@ use std::collections::BTreeSet;
 use std::path::PathBuf;
 
 /// Profiles whose every §1 row must appear in [`BUILT`], [`NOT_YET`] or [`OTHER_SLICE`].
-const TRACKED: &[&str] = &["queue"];
+const TRACKED: &[&str] = &["queue", "chat"];
 
 /// Rows built, as (profile, ID).
 const BUILT: &[(&str, &str)] = &[
     ("chat", "OPS-3"),
+    ("chat", "AI-1"),
+    ("chat", "AI-6"),
+    ("chat", "D-1"),
+    ("chat", "D-3"),
+    ("chat", "D-4"),
+    ("chat", "D-5"),
+    ("chat", "D-6"),
+    ("chat", "D-12"),
+    ("chat", "D-13"),
+    ("chat", "D-20"),
+    ("chat", "D-21"),
+    ("chat", "SEC-1"),
     ("queue", "OPS-4"),
     ("queue", "Q-2"),
     ("queue", "Q-4"),
@@ -125,10 +137,79 @@ const NOT_YET: &[(&str, &str, &str)] = &[
         "D-31",
         "a process agent on the app host (npm run db:push in {app.dir})",
     ),
+    (
+        "chat",
+        "OPS-19",
+        "seq (five snapshots) and a process agent on the app host",
+    ),
+    (
+        "chat",
+        "OPS-23",
+        "a process agent on the app host, config values {logs.<l>} and bot-side grep",
+    ),
+    (
+        "chat",
+        "OPS-26",
+        "break-glass and a process agent on the app host (docker-compose / pm2 restart app)",
+    ),
+    (
+        "chat",
+        "D-14",
+        "VACUUM cannot run inside the transaction every sql action uses; table identifiers from enums",
+    ),
+    (
+        "chat",
+        "D-17",
+        "CREATE INDEX CONCURRENTLY cannot run inside the transaction every sql action uses",
+    ),
+    (
+        "chat",
+        "AI-7",
+        "a process agent on the app host (tail of {logs.app}) and a bot-side count",
+    ),
+    (
+        "chat",
+        "AI-8",
+        "seq (restart, AI-1, AI-2) and a process agent on the app host",
+    ),
+    (
+        "chat",
+        "DR-5",
+        "seq of guided steps confirmed in the thread (the seed has no commands)",
+    ),
+    (
+        "chat",
+        "SEC-3",
+        "a process agent on the app host (sudo ufw) and an ip argument kind that refuses private ranges",
+    ),
+    (
+        "chat",
+        "SEC-7",
+        "a process agent on the app host (the seed names no command for extra logging)",
+    ),
+    (
+        "chat",
+        "SEC-9",
+        "a process agent on the app host (npm audit / npm outdated in {app.dir})",
+    ),
+    (
+        "chat",
+        "SEC-11",
+        "seed 002 names no API or table for accounts: the profile needs the app's endpoint first",
+    ),
+    (
+        "chat",
+        "SEC-12",
+        "seq (secret store out of band, restart, verify)",
+    ),
 ];
 
-/// Rows of a tracked profile in §1 tables outside this slice (/deploy, /rollback, /backup).
+/// Rows of a tracked profile in §1 tables outside these slices (/deploy, /rollback, /backup).
 const OTHER_SLICE: &[(&str, &str)] = &[
+    ("chat", "RB-3"),
+    ("chat", "BK-1"),
+    ("chat", "BK-4"),
+    ("chat", "BK-5"),
     ("queue", "DEP-2"),
     ("queue", "DEP-9"),
     ("queue", "DEP-10"),

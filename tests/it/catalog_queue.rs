@@ -6,11 +6,10 @@
 //! are refused by their argument kind or stay one inert value.
 
 use crate::support::{
-    args, both, clock, config, pipeline_with, redis_url, say, shipped_catalog_env, unique, FakeTarget,
+    args, both, clock, config, pipeline_with, redis_url, render_cases, say, shipped_catalog_env, unique,
+    FakeTarget, PgSchema,
 };
-use opsbot::auth::{self, Directory, Roles};
 use opsbot::catalog::{Action, Catalog};
-use opsbot::command::{self, Parsed, Scope};
 use opsbot::engine::Outcome;
 use opsbot::exec::{self, Executor, Limits};
 use serde_json::{json, Value};
@@ -28,43 +27,6 @@ fn catalog(api: &str, db: &str) -> Catalog {
             ("OPSBOT_TARGET_QUEUE_DB", db),
         ],
     )
-}
-
-/// Parses `text` for `identity` in a channel bound to `queue`, authorizes it
-/// and renders its action, as one block of text.
-fn parse_authorize_render(catalog: &Catalog, identity: &str, text: &str) -> String {
-    let cfg = config(ERIN);
-    let directory = Directory::new(&cfg.people, &Roles::new(&cfg.roles)).expect("people");
-    let scope = Scope {
-        enabled_profiles: &cfg.profiles,
-        channel_profile: Some("queue"),
-    };
-    let req = match command::parse(catalog, &scope, text) {
-        Ok(Parsed::Run(r)) => r,
-        Ok(other) => return format!("not a catalog command: {other:?}"),
-        Err(e) => return format!("usage error: {}", e.message.escape_debug()),
-    };
-    let cmd = req.command;
-    let approval = cmd
-        .approve
-        .as_ref()
-        .map(|a| format!(", approval {}", a.roles.join("/")))
-        .unwrap_or_default();
-    let head = format!(
-        "{}:{} {:?} ({}, {}{approval})",
-        cmd.profile,
-        cmd.name,
-        req.args,
-        cmd.risk.as_str(),
-        cmd.roles.join("/")
-    );
-    if let Err(denied) = auth::may_request(&directory.resolve(identity), cmd) {
-        return format!("{head}\n{denied}");
-    }
-    match exec::render(&cmd.action, &catalog.targets, &req.args) {
-        Ok(r) => format!("{head}\n{r}"),
-        Err(e) => format!("{head}\nrender refused: {e}"),
-    }
 }
 
 #[test]
@@ -112,17 +74,7 @@ fn every_queue_command_parses_authorizes_and_renders() {
         ("console:alice", "/db analyze"),
         ("console:alice", "/db analyze projects"),
     ];
-    let out: Vec<String> = cases
-        .iter()
-        .map(|(who, text)| {
-            format!(
-                "> {who}: {}\n{}",
-                text.escape_debug(),
-                parse_authorize_render(&catalog, who, text)
-            )
-        })
-        .collect();
-    insta::assert_snapshot!(out.join("\n\n"));
+    insta::assert_snapshot!(render_cases(&catalog, &config(ERIN), "queue", &cases));
 }
 
 // ---------------------------------------------------------------- http, end to end
@@ -184,16 +136,13 @@ async fn clean_all_needs_an_sre_to_request_and_another_to_approve() {
 
 // ---------------------------------------------------------------- redis
 
-/// Runs the shipped `name` with `args` (as the parser would hand them over).
+/// Runs the shipped queue command `name` with `args`.
 async fn run_shipped(
     catalog: &Catalog,
     name: &str,
     a: &[(&str, &str)],
 ) -> Result<exec::ExecOutput, exec::ExecError> {
-    let cmd = catalog.get("queue", name).expect("shipped command");
-    Executor::new(Limits::default(), vec![])
-        .execute(&cmd.action, &catalog.targets, &args(a))
-        .await
+    crate::support::run_shipped(catalog, "queue", name, a).await
 }
 
 /// Keys under `gemini:<tag>:` (inside the shipped allow-list, apart from every
@@ -382,43 +331,6 @@ async fn redis_failed_jobs_newest_first_with_reason() {
 
 // ---------------------------------------------------------------- sql
 
-/// A private schema, the DSN that uses it, and a pool to arrange data in it.
-struct Schema {
-    name: String,
-    url: String,
-    pool: sqlx::PgPool,
-}
-
-impl Schema {
-    async fn new() -> Schema {
-        let base = crate::support::pg_url();
-        let name = unique("q");
-        let pool = sqlx::PgPool::connect(&base).await.expect("postgres");
-        sqlx::query(&format!("CREATE SCHEMA {name}"))
-            .execute(&pool)
-            .await
-            .unwrap();
-        let sep = if base.contains('?') { '&' } else { '?' };
-        let url = format!("{base}{sep}options=-c%20search_path%3D{name}");
-        Schema { name, url, pool }
-    }
-
-    async fn exec(&self, sql: &str) {
-        sqlx::query(&sql.replace("SCHEMA", &self.name))
-            .execute(&self.pool)
-            .await
-            .unwrap_or_else(|e| panic!("{sql}: {e}"));
-    }
-
-    async fn drop(self) {
-        sqlx::query(&format!("DROP SCHEMA {} CASCADE", self.name))
-            .execute(&self.pool)
-            .await
-            .expect("drop schema");
-        self.pool.close().await;
-    }
-}
-
 fn columns(out: &exec::ExecOutput) -> Vec<String> {
     match out.fields["rows"].get(0) {
         Some(Value::Object(o)) => o.keys().cloned().collect(),
@@ -428,7 +340,7 @@ fn columns(out: &exec::ExecOutput) -> Vec<String> {
 
 #[tokio::test]
 async fn sql_ping_version_connections() {
-    let s = Schema::new().await;
+    let s = PgSchema::new().await;
     let c = catalog("http://127.0.0.1:1", &s.url);
     let ping = run_shipped(&c, "db ping", &[]).await.unwrap();
     assert_eq!(ping.fields["rows"], json!([{"ok": 1}]));
@@ -456,7 +368,7 @@ async fn sql_ping_version_connections() {
 
 #[tokio::test]
 async fn sql_slow_statements_bound_threshold_and_limit() {
-    let s = Schema::new().await;
+    let s = PgSchema::new().await;
     // Stands in for the extension's view (not installed on the test server).
     s.exec(
         "CREATE TABLE SCHEMA.pg_stat_statements (query text, calls bigint, mean_exec_time float8, \
@@ -490,7 +402,7 @@ async fn sql_slow_statements_bound_threshold_and_limit() {
 
 #[tokio::test]
 async fn sql_index_and_table_reports_and_analyze() {
-    let s = Schema::new().await;
+    let s = PgSchema::new().await;
     s.exec("CREATE TABLE SCHEMA.scenes (id serial PRIMARY KEY, project_id int)")
         .await;
     s.exec("CREATE INDEX scenes_project ON SCHEMA.scenes (project_id)")

@@ -50,6 +50,13 @@ fn rand_tag() -> String {
     format!("{:08x}", rand::random::<u32>())
 }
 
+/// `err` reads `expected` and came within 3 s of `started`.
+fn assert_quick(started: Instant, err: &ExecError, expected: &str) {
+    let took = started.elapsed();
+    assert!(took < Duration::from_secs(3), "took {took:?}: {err}");
+    assert_eq!(err.to_string(), expected);
+}
+
 /// A port nothing listens on.
 async fn closed_port() -> u16 {
     let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -522,14 +529,10 @@ async fn redis_unreachable_names_target() {
     let a = action(r#"redis = { target = "queue_redis", command = ["PING"] }"#);
     let started = Instant::now();
     let err = run(&executor(), &a, &t, &[]).await.unwrap_err();
-    assert!(
-        started.elapsed() < Duration::from_secs(3),
-        "{:?}",
-        started.elapsed()
-    );
-    assert_eq!(
-        err.to_string(),
-        format!("target queue_redis unreachable: connection refused ({url})")
+    assert_quick(
+        started,
+        &err,
+        &format!("target queue_redis unreachable: connection refused ({url})"),
     );
 }
 
@@ -946,4 +949,237 @@ async fn executor_is_shareable_across_tasks() {
     for task in tasks {
         assert_eq!(task.await.unwrap().unwrap().fields["retried"], 3);
     }
+}
+
+// ---------------------------------------------------------------- bounds (issue #13, finding 8)
+
+#[tokio::test]
+async fn sql_reading_stops_at_200_rows_and_says_so() {
+    let s = SqlScope::new().await;
+    let many = s.action("SELECT g AS n FROM generate_series(1, 1000) g", &[], None);
+    let out = run(&executor(), &many, &s.targets, &[]).await.unwrap();
+    assert_eq!(
+        (&out.fields["row_count"], &out.fields["complete"]),
+        (&json!(200), &json!(false))
+    );
+    assert_eq!(out.summary, "sql: first 200 rows of more");
+    assert!(
+        out.text
+            .starts_with("first 200 rows of more (the rest was not read)\nn\n"),
+        "{}",
+        out.text
+    );
+    let exact = s.action("SELECT g AS n FROM generate_series(1, 200) g", &[], None);
+    let out = run(&executor(), &exact, &s.targets, &[]).await.unwrap();
+    assert_eq!(out.summary, "sql: 200 rows");
+    assert_eq!(out.fields["complete"], true);
+    s.drop().await;
+}
+
+#[tokio::test]
+async fn sql_a_write_cut_while_reading_still_commits_whole() {
+    let s = SqlScope::new().await;
+    let fill = s.action(
+        "INSERT INTO TABLE (name) SELECT 'n' || g FROM generate_series(1, 500) g",
+        &[],
+        None,
+    );
+    run(&executor(), &fill, &s.targets, &[]).await.unwrap();
+    let update = s.action("UPDATE TABLE SET ok = true RETURNING id", &[], None);
+    let out = run(&executor(), &update, &s.targets, &[]).await.unwrap();
+    assert_eq!(out.summary, "sql: first 200 rows of more");
+    let count = s.action("SELECT count(*) AS n FROM TABLE WHERE ok", &[], None);
+    let out = run(&executor(), &count, &s.targets, &[]).await.unwrap();
+    assert_eq!(out.fields["rows"][0]["n"], 500, "every row was updated");
+    s.drop().await;
+}
+
+#[tokio::test]
+async fn sql_reading_stops_after_1_mib_of_values() {
+    let s = SqlScope::new().await;
+    // 300 kB per row: the fourth row passes 1 MiB, the fifth is not read.
+    let wide = s.action(
+        "SELECT g AS n, repeat('x', 300000) AS v FROM generate_series(1, 20) g",
+        &[],
+        None,
+    );
+    let out = run(&executor(), &wide, &s.targets, &[]).await.unwrap();
+    assert_eq!(
+        (&out.fields["row_count"], &out.fields["complete"]),
+        (&json!(4), &json!(false))
+    );
+    assert_eq!(out.summary, "sql: first 4 rows of more");
+    s.drop().await;
+}
+
+#[tokio::test]
+async fn redis_replies_are_cut_at_200_elements_and_1_mib() {
+    let mut r = RedisScope::new().await;
+    let list = format!("{}list", r.prefix);
+    let big = format!("{}big", r.prefix);
+    let items: Vec<String> = (0..500).map(|i| i.to_string()).collect();
+    let _: () = redis::cmd("RPUSH")
+        .arg(&list)
+        .arg(&items)
+        .query_async(&mut r.conn)
+        .await
+        .unwrap();
+    let _: () = redis::cmd("SET")
+        .arg(&big)
+        .arg("é".repeat(1 << 20))
+        .query_async(&mut r.conn)
+        .await
+        .unwrap();
+    let ex = executor();
+    let lrange = action(r#"redis = { target = "queue_redis", command = ["LRANGE", "{key}", "0", "-1"] }"#);
+    let out = run(&ex, &lrange, &r.targets, &[("key", &list)]).await.unwrap();
+    assert_eq!(out.fields["result"].as_array().map(Vec::len), Some(200));
+    assert_eq!(out.fields["complete"], false);
+    assert!(
+        out.summary.ends_with(" 0 -1 (first 200 of 500 elements)"),
+        "{}",
+        out.summary
+    );
+    assert!(
+        out.text
+            .starts_with("reply cut: first 200 of 500 elements\n1) 0\n"),
+        "{}",
+        out.text
+    );
+    let get = action(r#"redis = { target = "queue_redis", command = ["GET", "{key}"] }"#);
+    let out = run(&ex, &get, &r.targets, &[("key", &big)]).await.unwrap();
+    // 2 MiB of two-byte characters, cut at 1 MiB on a character boundary.
+    assert_eq!(out.fields["complete"], false);
+    assert!(
+        out.text
+            .starts_with("reply cut: first 1048576 of 2097152 bytes\néé"),
+        "{}",
+        &out.text[..80]
+    );
+    let whole = run(&ex, &lrange, &r.targets, &[("key", &format!("{}none", r.prefix))])
+        .await
+        .unwrap();
+    assert_eq!(
+        (whole.text.as_str(), &whole.fields["complete"]),
+        ("(empty)", &json!(true))
+    );
+    r.cleanup(&[]).await;
+}
+
+/// One RESP command from a client: its arguments, `None` at end of stream.
+async fn read_command(r: &mut (impl tokio::io::AsyncBufRead + Unpin)) -> Option<Vec<String>> {
+    use tokio::io::{AsyncBufReadExt, AsyncReadExt};
+    let mut line = String::new();
+    r.read_line(&mut line).await.ok().filter(|n| *n > 0)?;
+    let n: usize = line.trim().strip_prefix('*')?.parse().ok()?;
+    let mut args = Vec::with_capacity(n);
+    for _ in 0..n {
+        line.clear();
+        r.read_line(&mut line).await.ok()?;
+        let len: usize = line.trim().strip_prefix('$')?.parse().ok()?;
+        let mut buf = vec![0; len + 2];
+        r.read_exact(&mut buf).await.ok()?;
+        buf.truncate(len);
+        args.push(String::from_utf8_lossy(&buf).into_owned());
+    }
+    Some(args)
+}
+
+/// A Redis faked at the wire whose SCAN never ends: each page takes
+/// `page_ms` and returns the key `fk:stuck` with cursor 1. UNLINK answers 1,
+/// anything else OK.
+async fn endless_scan_redis(page_ms: u64) -> String {
+    use tokio::io::AsyncWriteExt;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("redis://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move {
+        while let Ok((sock, _)) = listener.accept().await {
+            tokio::spawn(async move {
+                let (r, mut w) = sock.into_split();
+                let mut r = tokio::io::BufReader::new(r);
+                while let Some(cmd) = read_command(&mut r).await {
+                    let reply: &[u8] = match cmd[0].to_ascii_uppercase().as_str() {
+                        "SCAN" => {
+                            tokio::time::sleep(Duration::from_millis(page_ms)).await;
+                            b"*2\r\n$1\r\n1\r\n*1\r\n$8\r\nfk:stuck\r\n"
+                        }
+                        "UNLINK" => b":1\r\n",
+                        _ => b"+OK\r\n",
+                    };
+                    if w.write_all(reply).await.is_err() {
+                        return;
+                    }
+                }
+            });
+        }
+    });
+    url
+}
+
+#[tokio::test]
+async fn one_deadline_covers_a_whole_scan_or_delete() {
+    let url = endless_scan_redis(100).await;
+    let mut t = target("queue_redis", TargetKind::Redis, &url);
+    t.timeout = Some(Duration::from_secs(1));
+    t.key_prefixes = vec!["fk:".into()];
+    let t = targets(vec![t]);
+    let ex = executor();
+    for (a, progress) in [
+        (
+            r#"redis = { target = "queue_redis", scan = "fk:*", limit = 100000 }"#,
+            "(1 key found before the deadline)",
+        ),
+        (
+            r#"redis = { target = "queue_redis", delete_matching = "fk:*" }"#,
+            "(0 keys deleted before the deadline)",
+        ),
+    ] {
+        let started = Instant::now();
+        // Every page answers well within the target's timeout: only an
+        // overall deadline ends this.
+        let err = tokio::time::timeout(Duration::from_secs(10), run(&ex, &action(a), &t, &[]))
+            .await
+            .expect("the action ended at its deadline")
+            .unwrap_err();
+        let expected = format!("timed out after 1s calling target queue_redis {progress}");
+        assert_quick(started, &err, &expected);
+    }
+    let own =
+        action(r#"redis = { target = "queue_redis", scan = "fk:*", limit = 100000, timeout = "300ms" }"#);
+    let err = run(&ex, &own, &t, &[]).await.unwrap_err();
+    assert!(err.to_string().starts_with("timed out after 300ms "), "{err}");
+}
+
+#[tokio::test]
+async fn process_values_never_become_options() {
+    let ex = proc_executor(3000);
+    let echo = action(r#"process = { argv = ["echo", "{msg}"] }"#);
+    for value in ["-n", "--help", "-e\\x41"] {
+        let err = run(&ex, &echo, &BTreeMap::new(), &[("msg", value)])
+            .await
+            .unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            format!(
+                "argument `{value}` refused: a value may not start with `-` where the program would read it as an option"
+            )
+        );
+    }
+    // A dash inside the value, or an option written in the catalog, is fine.
+    let out = run(&ex, &echo, &BTreeMap::new(), &[("msg", "a-n")])
+        .await
+        .unwrap();
+    assert_eq!(out.text, "a-n\n");
+    let opt = action(r#"process = { argv = ["echo", "-n", "{msg}"] }"#);
+    let out = run(&ex, &opt, &BTreeMap::new(), &[("msg", "x")]).await.unwrap();
+    assert_eq!(out.text, "x");
+    // After a literal `--` the program reads no more options: the value stays.
+    let grep = action(r#"process = { argv = ["grep", "-F", "--", "{corr}", "app.log"] }"#);
+    let rendered = opsbot::exec::render(&grep, &BTreeMap::new(), &args(&[("corr", "-v")])).unwrap();
+    assert_eq!(
+        rendered.to_string(),
+        r#"process: ["grep", "-F", "--", "-v", "app.log"]"#
+    );
+    let no_end = action(r#"process = { argv = ["grep", "-F", "{corr}", "app.log"] }"#);
+    assert!(opsbot::exec::render(&no_end, &BTreeMap::new(), &args(&[("corr", "-v")])).is_err());
 }

@@ -156,9 +156,7 @@ impl FakeTarget {
             .route("/api/queue/{op}", post(all_queues_op))
             .route("/api/cache/warm", post(cache_warm))
             .with_state(state.clone());
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
-        let url = format!("http://{}", listener.local_addr().expect("addr"));
-        tokio::spawn(async move { axum::serve(listener, app).await.ok() });
+        let url = serve(app).await;
         FakeTarget {
             url,
             hits: state.hits,
@@ -224,6 +222,14 @@ async fn all_queues_op(
 async fn cache_warm(State(s): State<TargetState>) -> Json<serde_json::Value> {
     rec("POST", "/api/cache/warm".into(), &s);
     Json(serde_json::json!({"started": true}))
+}
+
+/// Serves `app` on a free local port; its base URL.
+pub async fn serve(app: Router) -> String {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let url = format!("http://{}", listener.local_addr().expect("addr"));
+    tokio::spawn(async move { axum::serve(listener, app).await.ok() });
+    url
 }
 
 /// An address where nothing listens.
@@ -292,9 +298,14 @@ pub fn shipped_catalog_env(config: &Config, env: &[(&str, &str)]) -> Catalog {
 
 /// A pipeline over `store` exactly as `serve` builds it, on `clock`.
 pub fn pipeline_with(config: &Config, store: Store, target: &str, clock: Arc<ManualClock>) -> Pipeline {
+    pipeline_for(config, shipped_catalog(config, target), store, clock)
+}
+
+/// A pipeline over `store` running `catalog`, on `clock`.
+pub fn pipeline_for(config: &Config, catalog: Catalog, store: Store, clock: Arc<ManualClock>) -> Pipeline {
     let directory = Directory::new(&config.people, &Roles::new(&config.roles)).expect("people");
     let clock: SharedClock = clock;
-    app::assemble(config, shipped_catalog(config, target), directory, store, clock)
+    app::assemble(config, catalog, directory, store, clock)
 }
 
 pub fn pipeline(store: Store, target: &str, clock: Arc<ManualClock>) -> Pipeline {
@@ -307,7 +318,12 @@ pub fn clock() -> Arc<ManualClock> {
 
 /// Runs `text` as `identity` in channel C_QUEUE.
 pub async fn say(p: &Pipeline, identity: &str, text: &str) -> Reply {
-    let inv = Invocation::console(identity, Some("C_QUEUE".into()), text, p.clock.now_ms());
+    say_in(p, "C_QUEUE", identity, text).await
+}
+
+/// Runs `text` as `identity` in `channel`.
+pub async fn say_in(p: &Pipeline, channel: &str, identity: &str, text: &str) -> Reply {
+    let inv = Invocation::console(identity, Some(channel.into()), text, p.clock.now_ms());
     p.handle(&inv).await
 }
 
@@ -501,5 +517,117 @@ impl TestApp {
     pub async fn event(&self, event: &serde_json::Value, retry: Option<u32>) -> reqwest::Response {
         self.signed("/slack/events", &event.to_string(), "application/json", retry)
             .await
+    }
+}
+
+/// Parses `text` for `identity` in a channel bound to `profile`, authorizes
+/// it against `config`'s people and renders its action, as one block of text
+/// (the catalog tests' snapshots).
+pub fn parse_authorize_render(
+    catalog: &Catalog,
+    config: &Config,
+    profile: &str,
+    identity: &str,
+    text: &str,
+) -> String {
+    use opsbot::command::{self, Parsed, Scope};
+    let directory = Directory::new(&config.people, &Roles::new(&config.roles)).expect("people");
+    let scope = Scope {
+        enabled_profiles: &config.profiles,
+        channel_profile: Some(profile),
+    };
+    let req = match command::parse(catalog, &scope, text) {
+        Ok(Parsed::Run(r)) => r,
+        Ok(other) => return format!("not a catalog command: {other:?}"),
+        Err(e) => return format!("usage error: {}", e.message.escape_debug()),
+    };
+    let cmd = req.command;
+    let approval = cmd
+        .approve
+        .as_ref()
+        .map(|a| format!(", approval {}", a.roles.join("/")))
+        .unwrap_or_default();
+    let head = format!(
+        "{}:{} {:?} ({}, {}{approval})",
+        cmd.profile,
+        cmd.name,
+        req.args,
+        cmd.risk.as_str(),
+        cmd.roles.join("/")
+    );
+    if let Err(denied) = opsbot::auth::may_request(&directory.resolve(identity), cmd) {
+        return format!("{head}\n{denied}");
+    }
+    match opsbot::exec::render(&cmd.action, &catalog.targets, &req.args) {
+        Ok(r) => format!("{head}\n{r}"),
+        Err(e) => format!("{head}\nrender refused: {e}"),
+    }
+}
+
+/// Parses and renders each `(identity, text)` of `cases` as one snapshot text.
+pub fn render_cases(catalog: &Catalog, config: &Config, profile: &str, cases: &[(&str, &str)]) -> String {
+    cases
+        .iter()
+        .map(|(who, text)| {
+            format!(
+                "> {who}: {}\n{}",
+                text.escape_debug(),
+                parse_authorize_render(catalog, config, profile, who, text)
+            )
+        })
+        .collect::<Vec<_>>()
+        .join("\n\n")
+}
+
+/// Runs the shipped command `name` of `profile` with `args` (as the parser
+/// would hand them over), with default limits and no extra secrets.
+pub async fn run_shipped(
+    catalog: &Catalog,
+    profile: &str,
+    name: &str,
+    a: &[(&str, &str)],
+) -> Result<opsbot::exec::ExecOutput, opsbot::exec::ExecError> {
+    let cmd = catalog.get(profile, name).expect("shipped command");
+    opsbot::exec::Executor::new(opsbot::exec::Limits::default(), vec![])
+        .execute(&cmd.action, &catalog.targets, &args(a))
+        .await
+}
+
+/// A private Postgres schema, a DSN whose search_path is that schema, and a
+/// pool to arrange data in it.
+pub struct PgSchema {
+    pub name: String,
+    pub url: String,
+    pub pool: sqlx::PgPool,
+}
+
+impl PgSchema {
+    pub async fn new() -> PgSchema {
+        let base = pg_url();
+        let name = unique("q");
+        let pool = sqlx::PgPool::connect(&base).await.expect("postgres");
+        sqlx::query(&format!("CREATE SCHEMA {name}"))
+            .execute(&pool)
+            .await
+            .unwrap();
+        let sep = if base.contains('?') { '&' } else { '?' };
+        let url = format!("{base}{sep}options=-c%20search_path%3D{name}");
+        PgSchema { name, url, pool }
+    }
+
+    /// Runs `sql` with `SCHEMA` replaced by the schema's name.
+    pub async fn exec(&self, sql: &str) {
+        sqlx::query(&sql.replace("SCHEMA", &self.name))
+            .execute(&self.pool)
+            .await
+            .unwrap_or_else(|e| panic!("{sql}: {e}"));
+    }
+
+    pub async fn drop(self) {
+        sqlx::query(&format!("DROP SCHEMA {} CASCADE", self.name))
+            .execute(&self.pool)
+            .await
+            .expect("drop schema");
+        self.pool.close().await;
     }
 }
