@@ -209,16 +209,21 @@ pub struct Services {
 impl Services {
     /// Stops the background tasks gracefully (running requests finish, sends
     /// in flight complete), aborting whatever is still busy after 15 s.
-    pub async fn stop(self) {
+    /// Answers how many of the tasks panicked (each is logged).
+    pub async fn stop(self) -> usize {
         let _ = self.stop.send(true);
+        let mut panicked = 0;
         for mut t in self.tasks {
-            if tokio::time::timeout(std::time::Duration::from_secs(15), &mut t)
-                .await
-                .is_err()
-            {
-                t.abort();
+            match tokio::time::timeout(std::time::Duration::from_secs(15), &mut t).await {
+                Err(_) => t.abort(),
+                Ok(Err(e)) if e.is_panic() => {
+                    tracing::error!(error = %e, "a background task panicked");
+                    panicked += 1;
+                }
+                Ok(_) => {}
             }
         }
+        panicked
     }
 }
 

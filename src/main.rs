@@ -250,7 +250,9 @@ async fn serve(config: &Config, env: &HashMap<String, String>, clock: SharedCloc
     axum::serve(listener, services.router.clone())
         .with_graceful_shutdown(opsbot::server::shutdown_signal())
         .await?;
-    services.stop().await;
+    if services.stop().await > 0 {
+        tracing::error!("background tasks panicked while serving (see above)");
+    }
     store.close().await;
     Ok(0)
 }

@@ -10,6 +10,7 @@ pub struct Metrics {
     requests: [AtomicU64; Outcome::ALL.len()],
     executions_ok: AtomicU64,
     executions_failed: AtomicU64,
+    panics: AtomicU64,
 }
 
 impl Metrics {
@@ -24,6 +25,16 @@ impl Metrics {
             &self.executions_failed
         };
         c.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// A background task panicked (it was logged; the process goes on).
+    pub fn task_panicked(&self) {
+        self.panics.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Background task panics so far (the test harness fails on any).
+    pub fn panics(&self) -> u64 {
+        self.panics.load(Ordering::Relaxed)
     }
 
     /// The exposition text. `gauges` are current counts per state from the
@@ -47,6 +58,11 @@ impl Metrics {
                 c.load(Ordering::Relaxed)
             );
         }
+        let _ = writeln!(
+            s,
+            "# HELP opsbot_task_panics_total Background tasks that panicked.\n# TYPE opsbot_task_panics_total counter\nopsbot_task_panics_total {}",
+            self.panics()
+        );
         s.push_str(
             "# HELP opsbot_approvals Approvals in the store, by state.\n# TYPE opsbot_approvals gauge\n",
         );

@@ -52,7 +52,9 @@ async fn run(pipeline: Pipeline, inputs: Inputs) {
     }
     let permits = Arc::new(Semaphore::new(CONCURRENCY));
     let mut sweep = tokio::time::interval(SWEEP_EVERY);
+    let mut running = tokio::task::JoinSet::new();
     loop {
+        reap(&pipeline, &mut running);
         // Hinted: stored by the writer, their ack confirmed. The sweep takes
         // what the hints missed (a full queue, a restart), once it is older
         // than any ack deadline, so it never races the writer's abandon.
@@ -108,10 +110,11 @@ async fn run(pipeline: Pipeline, inputs: Inputs) {
                     },
                 };
                 let p = pipeline.clone();
-                tokio::spawn(async move {
+                running.spawn(async move {
                     run_claimed(&p, item).await;
                     drop(permit);
                 });
+                reap(&pipeline, &mut running);
             }
             if !more {
                 break;
@@ -124,6 +127,19 @@ async fn run(pipeline: Pipeline, inputs: Inputs) {
         .is_err()
     {
         tracing::warn!("stopping with requests still running; they will be reported as interrupted");
+    }
+}
+
+/// Forgets finished request tasks; a panic is logged and counted (the
+/// request stays `processing` and is reported as interrupted after a restart).
+fn reap(p: &Pipeline, running: &mut tokio::task::JoinSet<()>) {
+    while let Some(done) = running.try_join_next() {
+        if let Err(e) = done {
+            if e.is_panic() {
+                p.metrics.task_panicked();
+                tracing::error!(error = %e, "a stored request's task panicked");
+            }
+        }
     }
 }
 

@@ -1,8 +1,8 @@
 //! The two-person rule end to end through the pipeline, on both stores.
 
 use crate::support::{
-    both, clock, config, dead_url, pipeline, pipeline_with, say, say_from, slack_origin, FakeTarget,
-    TestStore,
+    both, clock, config, dead_url, pipeline, pipeline_with, run_test, say, say_from, slack_origin,
+    FakeTarget, TestStore,
 };
 use opsbot::approval::State;
 use opsbot::audit;
@@ -348,55 +348,57 @@ async fn console_decisions_update_slack_cards_through_the_outbox() {
 /// was down is expired, not run.
 #[tokio::test]
 async fn recovery_updates_cards_and_expires_stale_approvals() {
-    for t in both().await {
-        let target = FakeTarget::start().await;
-        let c = clock();
-        let p = pipeline(t.store.clone(), &target.url, c.clone());
-        let s = &t.store;
-        let ask = || {
-            say_from(
-                &p,
-                "slack:U0ALICE",
-                "/queue retry ai-analysis",
-                slack_origin("U0ALICE"),
-            )
-        };
-        let interrupted = ask().await.approval.unwrap();
-        let stale = ask().await.approval.unwrap();
-        crash_between_claim_and_result(s, c.now_ms(), interrupted, stale).await;
-        // Down for a day: the second approval's TTL (15 min) ran out unrun.
-        c.advance(86_400_000);
-        let restarted = pipeline(t.reopen().await, &target.url, c.clone());
-        restarted.recover().await.unwrap();
-        assert_eq!(
-            s.approval(stale).await.unwrap().unwrap().state,
-            State::Expired,
-            "{}",
-            t.name
-        );
-        assert_eq!(target.count(RETRY.0, RETRY.1), 0, "{}: nothing ran", t.name);
-        let edits = pending_card_edits(s).await;
-        let card = |id: i64| {
-            edits
-                .iter()
-                .find(|(k, _)| *k == format!("approval:{id}"))
-                .map(|(_, b)| b.clone())
-        };
-        let unknown = card(interrupted).expect("the interrupted card is edited");
-        assert!(
-            unknown.contains("result unknown") && unknown.contains("check the target before retrying"),
-            "{unknown}"
-        );
-        let expired = card(stale).expect("the stale card is edited");
-        assert!(expired.contains("expired"), "{expired}");
-        assert!(!expired.contains("\"action_id\""), "no buttons left: {expired}");
-        let kinds = crate::support::audit_kinds(s).await;
-        assert!(
-            kinds.iter().filter(|k| *k == "approval.expired").count() == 1,
-            "{kinds:?}"
-        );
-        t.cleanup().await;
-    }
+    run_test(|t| {
+        Box::pin(async move {
+            let target = FakeTarget::start().await;
+            let c = clock();
+            let p = pipeline(t.store.clone(), &target.url, c.clone());
+            let s = &t.store;
+            let ask = || {
+                say_from(
+                    &p,
+                    "slack:U0ALICE",
+                    "/queue retry ai-analysis",
+                    slack_origin("U0ALICE"),
+                )
+            };
+            let interrupted = ask().await.approval.unwrap();
+            let stale = ask().await.approval.unwrap();
+            crash_between_claim_and_result(s, c.now_ms(), interrupted, stale).await;
+            // Down for a day: the second approval's TTL (15 min) ran out unrun.
+            c.advance(86_400_000);
+            let restarted = pipeline(t.reopen().await, &target.url, c.clone());
+            restarted.recover().await.unwrap();
+            assert_eq!(
+                s.approval(stale).await.unwrap().unwrap().state,
+                State::Expired,
+                "{}",
+                t.name
+            );
+            assert_eq!(target.count(RETRY.0, RETRY.1), 0, "{}: nothing ran", t.name);
+            let edits = pending_card_edits(s).await;
+            let card = |id: i64| {
+                edits
+                    .iter()
+                    .find(|(k, _)| *k == format!("approval:{id}"))
+                    .map(|(_, b)| b.clone())
+            };
+            let unknown = card(interrupted).expect("the interrupted card is edited");
+            assert!(
+                unknown.contains("result unknown") && unknown.contains("check the target before retrying"),
+                "{unknown}"
+            );
+            let expired = card(stale).expect("the stale card is edited");
+            assert!(expired.contains("expired"), "{expired}");
+            assert!(!expired.contains("\"action_id\""), "no buttons left: {expired}");
+            let kinds = crate::support::audit_kinds(s).await;
+            assert!(
+                kinds.iter().filter(|k| *k == "approval.expired").count() == 1,
+                "{kinds:?}"
+            );
+        })
+    })
+    .await;
 }
 
 /// The newest pending edit per card key: (key, body).

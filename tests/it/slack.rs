@@ -2,7 +2,7 @@
 //! and outbox, a fake Slack Web API and a fake queue service at the wire.
 
 use crate::fake_slack::{Answer, FakeSlack};
-use crate::support::{both, TestApp};
+use crate::support::{both, run_test, TestApp};
 use serde_json::{json, Value};
 use std::time::{Duration, Instant};
 
@@ -411,29 +411,31 @@ async fn results_reach_channels_the_bot_was_not_invited_to() {
 /// signature window, or a retry): stored and run once.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_replayed_slash_command_runs_once() {
-    for t in both().await {
-        let app = TestApp::spawn(t.store.clone()).await;
-        let body = app.command_body("U0ALICE", "/queue", "stats");
-        let ts = app.now_secs().to_string();
-        let sig = app.sign(&ts, &body);
-        let ctype = "application/x-www-form-urlencoded";
-        for _ in 0..3 {
-            let r = app.post_signed("/slack/commands", &body, &ts, &sig, ctype).await;
-            assert_eq!(r.status(), 200, "{}", t.name);
-        }
-        wait_for(&app.slack, "chat.postMessage", 1, Duration::from_secs(5)).await;
-        // A later, different command goes through behind it: the replays are not pending.
-        app.slash("U0ALICE", "/queue", "stats").await;
-        wait_for(&app.slack, "chat.postMessage", 2, Duration::from_secs(5)).await;
-        assert_eq!(
-            app.target.count("GET", "/api/queue/stats"),
-            2,
-            "{}: replays ran",
-            t.name
-        );
-        app.stop().await;
-        t.cleanup().await;
-    }
+    run_test(|t| {
+        Box::pin(async move {
+            let app = TestApp::spawn(t.store.clone()).await;
+            let body = app.command_body("U0ALICE", "/queue", "stats");
+            let ts = app.now_secs().to_string();
+            let sig = app.sign(&ts, &body);
+            let ctype = "application/x-www-form-urlencoded";
+            for _ in 0..3 {
+                let r = app.post_signed("/slack/commands", &body, &ts, &sig, ctype).await;
+                assert_eq!(r.status(), 200, "{}", t.name);
+            }
+            wait_for(&app.slack, "chat.postMessage", 1, Duration::from_secs(5)).await;
+            // A later, different command goes through behind it: the replays are not pending.
+            app.slash("U0ALICE", "/queue", "stats").await;
+            wait_for(&app.slack, "chat.postMessage", 2, Duration::from_secs(5)).await;
+            assert_eq!(
+                app.target.count("GET", "/api/queue/stats"),
+                2,
+                "{}: replays ran",
+                t.name
+            );
+            app.stop().await;
+        })
+    })
+    .await;
 }
 
 /// A request whose ack cannot be given in time (the store is stuck) is

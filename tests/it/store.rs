@@ -1,6 +1,6 @@
 //! Store behaviour on SQLite and Postgres alike.
 
-use crate::support::{both, TestStore};
+use crate::support::{both, run_test, TestStore};
 use opsbot::approval::{Approval, State};
 use opsbot::audit::{self, Entry};
 use std::collections::BTreeMap;
@@ -242,72 +242,76 @@ async fn inbox_batches_dedupe_and_housekeeping_keeps_unfinished_rows() {
 #[tokio::test]
 async fn approvals_keep_their_expiry_on_the_timer_table() {
     use opsbot::store::APPROVAL_EXPIRY;
-    for t in both().await {
-        let s = &t.store;
-        assert_eq!(s.next_due().await.unwrap(), None);
-        let a = s.create_approval(&new_approval(0)).await.unwrap();
-        let b = s.create_approval(&new_approval(100_000)).await.unwrap();
-        assert_eq!(s.next_due().await.unwrap(), Some(900_000), "{}", t.name);
-        assert!(s.due_timers(899_999, 10).await.unwrap().is_empty());
-        let due = s.due_timers(900_000, 10).await.unwrap();
-        assert_eq!(due.len(), 1, "{}", t.name);
-        assert_eq!(
-            (due[0].kind.as_str(), due[0].item.clone()),
-            (APPROVAL_EXPIRY, a.id.to_string())
-        );
-        // Taking a due item is a claim: exactly once.
-        let mut tx = s.begin().await.unwrap();
-        assert!(tx
-            .take_timer(APPROVAL_EXPIRY, &due[0].item, 900_000)
-            .await
-            .unwrap());
-        assert!(!tx
-            .take_timer(APPROVAL_EXPIRY, &due[0].item, 900_000)
-            .await
-            .unwrap());
-        tx.commit().await.unwrap();
-        assert_eq!(s.next_due().await.unwrap(), Some(1_000_000));
-        // Deciding an approval removes its deadline in the same transaction.
-        assert!(s
-            .transition(b.id, State::Pending, State::Cancelled, 5, Some("alice"), None)
-            .await
-            .unwrap());
-        assert_eq!(s.next_due().await.unwrap(), None, "{}", t.name);
-        assert_eq!(s.timer_count().await.unwrap(), 0);
-        t.cleanup().await;
-    }
+    run_test(|t| {
+        Box::pin(async move {
+            let s = &t.store;
+            assert_eq!(s.next_due().await.unwrap(), None);
+            let a = s.create_approval(&new_approval(0)).await.unwrap();
+            let b = s.create_approval(&new_approval(100_000)).await.unwrap();
+            assert_eq!(s.next_due().await.unwrap(), Some(900_000), "{}", t.name);
+            assert!(s.due_timers(899_999, 10).await.unwrap().is_empty());
+            let due = s.due_timers(900_000, 10).await.unwrap();
+            assert_eq!(due.len(), 1, "{}", t.name);
+            assert_eq!(
+                (due[0].kind.as_str(), due[0].item.clone()),
+                (APPROVAL_EXPIRY, a.id.to_string())
+            );
+            // Taking a due item is a claim: exactly once.
+            let mut tx = s.begin().await.unwrap();
+            assert!(tx
+                .take_timer(APPROVAL_EXPIRY, &due[0].item, 900_000)
+                .await
+                .unwrap());
+            assert!(!tx
+                .take_timer(APPROVAL_EXPIRY, &due[0].item, 900_000)
+                .await
+                .unwrap());
+            tx.commit().await.unwrap();
+            assert_eq!(s.next_due().await.unwrap(), Some(1_000_000));
+            // Deciding an approval removes its deadline in the same transaction.
+            assert!(s
+                .transition(b.id, State::Pending, State::Cancelled, 5, Some("alice"), None)
+                .await
+                .unwrap());
+            assert_eq!(s.next_due().await.unwrap(), None, "{}", t.name);
+            assert_eq!(s.timer_count().await.unwrap(), 0);
+        })
+    })
+    .await;
 }
 
 #[tokio::test]
 async fn a_rolled_back_step_leaves_nothing() {
-    for t in both().await {
-        let s = &t.store;
-        let before = s.audit_records().await.unwrap().len();
-        {
-            let mut tx = s.begin().await.unwrap();
-            let a = tx.create_approval(&new_approval(0)).await.unwrap();
-            tx.append_audit(&entry(1)).await.unwrap();
-            tx.enqueue_messages(
-                &[opsbot::store::OutMessage {
-                    platform: "p".into(),
-                    channel: "C1".into(),
-                    op: opsbot::store::OutOp::Update {
-                        key: format!("approval:{}", a.id),
-                    },
-                    body: serde_json::json!({}),
-                }],
-                1,
-            )
-            .await
-            .unwrap();
-            // dropped without commit: a crash mid-step
-        }
-        assert_eq!(s.audit_records().await.unwrap().len(), before, "{}", t.name);
-        assert!(s.outbox_heads("p").await.unwrap().is_empty(), "{}", t.name);
-        assert_eq!(s.timer_count().await.unwrap(), 0, "{}", t.name);
-        assert!(s.pending_approvals(0).await.unwrap().is_empty(), "{}", t.name);
-        t.cleanup().await;
-    }
+    run_test(|t| {
+        Box::pin(async move {
+            let s = &t.store;
+            let before = s.audit_records().await.unwrap().len();
+            {
+                let mut tx = s.begin().await.unwrap();
+                let a = tx.create_approval(&new_approval(0)).await.unwrap();
+                tx.append_audit(&entry(1)).await.unwrap();
+                tx.enqueue_messages(
+                    &[opsbot::store::OutMessage {
+                        platform: "p".into(),
+                        channel: "C1".into(),
+                        op: opsbot::store::OutOp::Update {
+                            key: format!("approval:{}", a.id),
+                        },
+                        body: serde_json::json!({}),
+                    }],
+                    1,
+                )
+                .await
+                .unwrap();
+                // dropped without commit: a crash mid-step
+            }
+            assert_eq!(s.audit_records().await.unwrap().len(), before, "{}", t.name);
+            assert!(s.outbox_heads("p").await.unwrap().is_empty(), "{}", t.name);
+            assert_eq!(s.timer_count().await.unwrap(), 0, "{}", t.name);
+            assert!(s.pending_approvals(0).await.unwrap().is_empty(), "{}", t.name);
+        })
+    })
+    .await;
 }
 
 #[tokio::test]

@@ -115,6 +115,25 @@ impl TestStore {
     }
 }
 
+/// Runs `test` on SQLite and on Postgres (bors's `run_test`): each store is
+/// torn down afterwards even when the test fails, and the failure is then
+/// re-raised. Use with `|t| Box::pin(async move { … })`.
+pub async fn run_test<F>(test: F)
+where
+    F: for<'a> Fn(&'a TestStore) -> futures::future::BoxFuture<'a, ()>,
+{
+    use futures::FutureExt;
+    for t in both().await {
+        let outcome = std::panic::AssertUnwindSafe(test(&t)).catch_unwind().await;
+        let name = t.name;
+        t.cleanup().await;
+        if let Err(panic) = outcome {
+            eprintln!("test failed on {name}");
+            std::panic::resume_unwind(panic);
+        }
+    }
+}
+
 /// Both backends, for tests that must hold on each.
 pub async fn both() -> Vec<TestStore> {
     vec![TestStore::sqlite().await, TestStore::postgres().await]
@@ -407,11 +426,15 @@ impl TestApp {
         }
     }
 
+    /// Stops the app; fails the test if any background task panicked.
     pub async fn stop(mut self) {
-        if let Some(s) = self.services.take() {
-            s.stop().await;
-        }
+        let panicked = match self.services.take() {
+            Some(s) => s.stop().await,
+            None => 0,
+        };
         self.server.abort();
+        assert_eq!(panicked, 0, "background tasks panicked");
+        assert_eq!(self.pipeline.metrics.panics(), 0, "request tasks panicked");
     }
 
     pub fn now_secs(&self) -> i64 {
