@@ -5,16 +5,12 @@
 //! rate. `cargo bench --bench drain` (env N=20000, DB=sqlite|postgres,
 //! PG_URL=postgres://…).
 
-use opsbot::app;
-use opsbot::auth::{Directory, Roles};
-use opsbot::clock::{Clock, SharedClock, SystemClock};
-use opsbot::config::Config;
+mod support;
+
+use opsbot::clock::{Clock, SystemClock};
 use opsbot::engine::worker::{self, Inputs};
 use opsbot::engine::Pressure;
-use opsbot::store::{InboxItem, Store};
-use std::collections::HashMap;
-use std::path::Path;
-use std::sync::Arc;
+use opsbot::store::InboxItem;
 use std::time::{Duration, Instant};
 
 #[tokio::main]
@@ -24,30 +20,8 @@ async fn main() {
         .and_then(|v| v.parse().ok())
         .unwrap_or(20_000);
     let target = fake_target().await;
-    let dir = tempfile::tempdir().expect("tempdir");
-    let db = std::env::var("DB").unwrap_or_else(|_| "sqlite".into());
-    let (store, schema) = if db == "postgres" {
-        let url =
-            std::env::var("PG_URL").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into());
-        let schema = format!("drain_{}", std::process::id());
-        (
-            Store::connect_in_schema(&url, Some(&schema))
-                .await
-                .expect("postgres"),
-            Some(schema),
-        )
-    } else {
-        let url = format!("sqlite://{}?mode=rwc", dir.path().join("drain.db").display());
-        (Store::connect(&url).await.expect("sqlite"), None)
-    };
-    store.migrate().await.expect("migrate");
-    let env: HashMap<String, String> = [("OPSBOT_TARGET_QUEUE_API".to_string(), target)].into();
-    let text = std::fs::read_to_string("config/opsbot.toml").expect("config/opsbot.toml");
-    let config = Config::parse(Path::new("config/opsbot.toml"), &text, &env).expect("config");
-    let (catalog, _) = app::validate(&config, &env).expect("catalog");
-    let directory = Directory::new(&config.people, &Roles::new(&config.roles)).expect("people");
-    let clock: SharedClock = Arc::new(SystemClock);
-    let pipeline = app::assemble(&config, catalog, directory, store.clone(), clock);
+    let bench = support::Bench::start(&target).await;
+    let (store, pipeline, db) = (bench.store.clone(), bench.pipeline.clone(), bench.db.clone());
 
     let origin = serde_json::json!({"user": "U0ALICE", "channel": "C1", "thread_ts": null,
         "kind": "command", "response_url": "http://127.0.0.1:9/r"})
@@ -104,9 +78,7 @@ async fn main() {
         took.as_secs_f64(),
         n as f64 / took.as_secs_f64()
     );
-    if let Some(s) = schema {
-        store.drop_schema_for_tests(&s).await.ok();
-    }
+    bench.finish().await;
 }
 
 /// The queue API of seed 003, answering at once.

@@ -34,6 +34,26 @@ impl Tx {
         Ok(())
     }
 
+    /// Sets many deadlines of one kind at once (many rows per statement).
+    pub async fn schedule_many(&mut self, kind: &str, items: &[(String, Millis)]) -> Result<()> {
+        for chunk in items.chunks(300) {
+            let values: Vec<String> = (0..chunk.len())
+                .map(|i| format!("($1, ${}, ${})", 2 * i + 2, 2 * i + 3))
+                .collect();
+            let sql = format!(
+                "INSERT INTO timers (kind, item, due_at) VALUES {}
+                 ON CONFLICT (kind, item) DO UPDATE SET due_at = excluded.due_at, claimed_until = 0",
+                values.join(", ")
+            );
+            let mut q = sqlx::query(&sql).bind(kind);
+            for (item, due) in chunk {
+                q = q.bind(item).bind(*due);
+            }
+            q.execute(self.conn()).await?;
+        }
+        Ok(())
+    }
+
     /// Removes the deadline of `(kind, item)`, if any.
     pub async fn cancel(&mut self, kind: &str, item: &str) -> Result<()> {
         sqlx::query("DELETE FROM timers WHERE kind = $1 AND item = $2")
@@ -61,6 +81,8 @@ impl Tx {
 super::on_tx! {
     /// Sets (or moves) a deadline in its own transaction.
     fn schedule(kind: &str, item: &str, due_at: Millis) -> ();
+    /// Sets many deadlines in one transaction.
+    fn schedule_many(kind: &str, items: &[(String, Millis)]) -> ();
 }
 
 impl Store {
@@ -89,6 +111,16 @@ impl Store {
                 })
             })
             .collect()
+    }
+
+    /// When `(kind, item)` is due, if it is pending.
+    pub async fn timer_due(&self, kind: &str, item: &str) -> Result<Option<Millis>> {
+        let row = sqlx::query("SELECT due_at FROM timers WHERE kind = $1 AND item = $2")
+            .bind(kind)
+            .bind(item)
+            .fetch_optional(&self.pool)
+            .await?;
+        row.map(|r| int(&r, "due_at")).transpose()
     }
 
     /// How many deadlines are pending (metrics, tests).

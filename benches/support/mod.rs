@@ -1,0 +1,65 @@
+//! What the benchmarks share: a store (a temp SQLite file, or a private
+//! Postgres schema with DB=postgres) and the shipped config and catalog wired
+//! into a pipeline exactly as `serve` does.
+
+use opsbot::app;
+use opsbot::auth::{Directory, Roles};
+use opsbot::clock::{SharedClock, SystemClock};
+use opsbot::config::Config;
+use opsbot::engine::Pipeline;
+use opsbot::store::Store;
+use std::collections::HashMap;
+use std::path::Path;
+use std::sync::Arc;
+
+pub struct Bench {
+    pub store: Store,
+    pub pipeline: Pipeline,
+    /// `sqlite` or `postgres`.
+    pub db: String,
+    schema: Option<String>,
+    _dir: tempfile::TempDir,
+}
+
+impl Bench {
+    /// `queue_api`: the base URL the shipped queue commands call.
+    pub async fn start(queue_api: &str) -> Bench {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let db = std::env::var("DB").unwrap_or_else(|_| "sqlite".into());
+        let (store, schema) = if db == "postgres" {
+            let url =
+                std::env::var("PG_URL").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into());
+            let schema = format!("bench_{}", std::process::id());
+            let store = Store::connect_in_schema(&url, Some(&schema))
+                .await
+                .expect("postgres");
+            (store, Some(schema))
+        } else {
+            let url = format!("sqlite://{}?mode=rwc", dir.path().join("bench.db").display());
+            (Store::connect(&url).await.expect("sqlite"), None)
+        };
+        store.migrate().await.expect("migrate");
+        let env: HashMap<String, String> =
+            [("OPSBOT_TARGET_QUEUE_API".to_string(), queue_api.to_string())].into();
+        let text = std::fs::read_to_string("config/opsbot.toml").expect("config/opsbot.toml");
+        let config = Config::parse(Path::new("config/opsbot.toml"), &text, &env).expect("config");
+        let (catalog, _) = app::validate(&config, &env).expect("catalog");
+        let directory = Directory::new(&config.people, &Roles::new(&config.roles)).expect("people");
+        let clock: SharedClock = Arc::new(SystemClock);
+        let pipeline = app::assemble(&config, catalog, directory, store.clone(), clock);
+        Bench {
+            store,
+            pipeline,
+            db,
+            schema,
+            _dir: dir,
+        }
+    }
+
+    pub async fn finish(self) {
+        if let Some(s) = &self.schema {
+            self.store.drop_schema_for_tests(s).await.ok();
+        }
+        self.store.close().await;
+    }
+}
