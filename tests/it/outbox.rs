@@ -448,7 +448,7 @@ async fn superseded_edits_are_collapsed() {
         let fake = FakeSlack::start().await;
         let run = Running::start(&t.store, &fake, FAST);
         fake.wait_for_ok(2, WAIT).await;
-        tokio::time::sleep(Duration::from_millis(150)).await;
+        crate::support::settle(&t.store).await;
         run.stop().await;
         let posts = fake.calls_of("chat.postMessage");
         let updates = fake.calls_of("chat.update");
@@ -501,7 +501,7 @@ async fn pending_messages_survive_a_restart() {
         let reopened = t.reopen().await;
         let run = Running::start(&reopened, &fake, slow);
         let calls = fake.wait_for_ok(10, WAIT).await;
-        tokio::time::sleep(Duration::from_millis(150)).await;
+        crate::support::settle(&reopened).await;
         run.stop().await;
         reopened.close().await;
         assert_eq!(delivered_by_channel(&calls)["C9"], texts("m", 10), "{}", t.name);

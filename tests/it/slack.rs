@@ -81,7 +81,7 @@ async fn approval_flow_card_self_approval_refused_second_person_executes_once() 
             );
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
-        tokio::time::sleep(Duration::from_millis(200)).await;
+        app.settle().await;
         assert_eq!(
             app.target.count(RETRY.0, RETRY.1),
             1,
@@ -126,7 +126,7 @@ async fn forged_and_stale_requests_get_401_and_change_nothing() {
         .await
         .unwrap();
     assert_eq!(r.status(), 401);
-    tokio::time::sleep(Duration::from_millis(200)).await;
+    app.settle().await;
     assert!(app.slack.calls().is_empty());
     assert_eq!(app.target.count("POST", "/api/queue/ai-analysis/pause"), 0);
     assert!(t.store.new_inbox_items(10).await.unwrap().is_empty());
@@ -156,7 +156,7 @@ async fn quick_answers_come_in_the_ack_and_store_nothing() {
     );
     let v: Value = app.slash("U0ALICE", "/help", "").await.json().await.unwrap();
     assert!(v["text"].as_str().unwrap().contains("/queue retry"), "{v}");
-    tokio::time::sleep(Duration::from_millis(200)).await;
+    app.settle().await;
     assert!(app.slack.calls().is_empty(), "{:#?}", app.slack.calls());
     // Only the refusal is audited (off the request path); typos and help are not.
     let records = t.store.audit_records().await.unwrap();
@@ -219,7 +219,7 @@ async fn events_verify_url_and_run_mentions_once_in_thread() {
     let posts = wait_for(&app.slack, "chat.postMessage", 1, Duration::from_secs(5)).await;
     assert_eq!(posts[0]["thread_ts"], "1700000000.000100");
     assert!(body_text(&posts[0]).contains("ai-analysis"));
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    app.settle().await;
     assert_eq!(
         bodies(&app.slack, "chat.postMessage").len(),
         1,
@@ -347,7 +347,7 @@ async fn reject_click_closes_the_card_and_nothing_runs() {
     app.click("U0BOB", "approve", "a1", "3.3").await;
     let eph = wait_for(&app.slack, "chat.postEphemeral", 2, Duration::from_secs(5)).await;
     assert!(body_text(&eph[1]).contains("a1 is rejected"), "{}", eph[1]);
-    tokio::time::sleep(Duration::from_millis(200)).await;
+    app.settle().await;
     assert_eq!(app.target.count(RETRY.0, RETRY.1), 0);
     app.stop().await;
     t.cleanup().await;
@@ -368,7 +368,7 @@ async fn event_dedupe_survives_a_restart() {
     first.stop().await;
     let second = TestApp::spawn(t.store.clone()).await;
     assert_eq!(second.event(&ev, Some(3)).await.status(), 200);
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    second.settle().await;
     assert!(
         second.slack.calls_of("chat.postMessage").is_empty(),
         "replayed event ran again"

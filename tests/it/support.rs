@@ -134,6 +134,28 @@ where
     }
 }
 
+/// Waits (at most 10 s) until `store` has no stored request left to run and
+/// no message left to send.
+pub async fn settle(store: &Store) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        let inbox = store.inbox_counts().await.expect("inbox counts");
+        let outbox = store.outbox_counts().await.expect("outbox counts");
+        let busy = inbox
+            .iter()
+            .any(|(s, n)| (s == "new" || s == "processing") && *n > 0)
+            || outbox.iter().any(|(s, n)| s == "pending" && *n > 0);
+        if !busy {
+            return;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "never settled: inbox {inbox:?}, outbox {outbox:?}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+}
+
 /// Both backends, for tests that must hold on each.
 pub async fn both() -> Vec<TestStore> {
     vec![TestStore::sqlite().await, TestStore::postgres().await]
@@ -424,6 +446,13 @@ impl TestApp {
             services: Some(services),
             server,
         }
+    }
+
+    /// Waits (at most 10 s) until everything stored has run and every queued
+    /// message was delivered: after that nothing more can happen, so a test
+    /// can assert what did not.
+    pub async fn settle(&self) {
+        settle(&self.pipeline.store).await;
     }
 
     /// Stops the app; fails the test if any background task panicked.
