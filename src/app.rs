@@ -241,6 +241,7 @@ pub fn start(
         stopped.clone(),
     )];
     tasks.push(crate::engine::timers::spawn(pipeline.clone(), stopped.clone()));
+    tasks.push(crate::engine::recovery::spawn(pipeline.clone(), stopped.clone()));
     if let Some(cfg) = slack {
         let api = SlackApi::new(&cfg.api_url, cfg.bot_token.clone())
             .map_err(|e| BuildError::Slack(e.to_string()))?;

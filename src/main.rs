@@ -137,7 +137,11 @@ async fn dispatch(cmd: Cmd, config: Config, env: HashMap<String, String>) -> any
             text,
         } => {
             let pipeline = app::build(&config, &env, clock.clone()).await?;
-            let inv = Invocation::console(&identity, channel, &text, clock.now_ms());
+            let now = clock.now_ms();
+            // Alive long enough for an inline execution: a running `serve`
+            // never takes this process's claims for a crashed one's.
+            pipeline.store.heartbeat(now, now + 600_000).await?;
+            let inv = Invocation::console(&identity, channel, &text, now);
             // Card edits of chat-requested approvals are queued by the step
             // itself; a running `serve` delivers them.
             let reply = pipeline.handle(&inv).await;
@@ -235,9 +239,6 @@ async fn audit_verify(config: &Config) -> anyhow::Result<u8> {
 async fn serve(config: &Config, env: &HashMap<String, String>, clock: SharedClock) -> anyhow::Result<u8> {
     let _lock = opsbot::instance::lock(config.database_url.expose_secret())?;
     let pipeline = app::build(config, env, clock).await?;
-    for r in pipeline.recover().await? {
-        tracing::warn!(approval = ?r.approval, "recovered after restart: {}", r.text);
-    }
     let listener = tokio::net::TcpListener::bind(&config.listen)
         .await
         .with_context(|| format!("cannot listen on {}", config.listen))?;

@@ -401,14 +401,14 @@ impl Pipeline {
         }
     }
 
-    /// After a restart: executions that were claimed but never finished are
-    /// marked `unknown` (never re-run silently) and their cards say so;
+    /// After a crash: executions claimed by an instance that is no longer
+    /// alive are marked `unknown` (never re-run silently) and their cards say so;
     /// approved but unclaimed requests run now, unless their approval expired
     /// meanwhile (then they are expired, not run). Returns what happened.
     pub async fn recover(&self) -> Result<Vec<Reply>, Internal> {
         let mut out = Vec::new();
         let why = "the process stopped while this was executing; its result is unknown: check the target before retrying";
-        for a in self.store.approvals_in_state(State::Executing).await? {
+        for a in self.store.orphaned_executions(self.now()).await? {
             let detail = format!("{}: {why}", a.label());
             let to = (State::Unknown, "execution", "unknown");
             if !self

@@ -9,6 +9,7 @@ pub mod housekeeping;
 pub mod outbox;
 mod pipeline;
 pub mod platform;
+pub mod recovery;
 mod reply;
 mod signal;
 pub mod timers;

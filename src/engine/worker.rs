@@ -3,10 +3,9 @@
 //! restart, requests that were mid-way are reported as interrupted (never
 //! re-run) and requests never started are run.
 
-use super::platform::Notification;
 use super::writer::Pressure;
 use super::{Invocation, Origin, Pipeline};
-use crate::store::{InboxItem, StoreError};
+use crate::store::InboxItem;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::{mpsc, watch, Semaphore};
@@ -47,9 +46,6 @@ async fn run(pipeline: Pipeline, inputs: Inputs) {
         pressure,
         mut stop,
     } = inputs;
-    if let Err(e) = report_interrupted(&pipeline).await {
-        tracing::error!(error = %e, "could not recover interrupted requests");
-    }
     let permits = Arc::new(Semaphore::new(CONCURRENCY));
     let mut sweep = tokio::time::interval(SWEEP_EVERY);
     let mut running = tokio::task::JoinSet::new();
@@ -158,29 +154,6 @@ async fn run_claimed(p: &Pipeline, item: InboxItem) {
     p.handle(&inv).await;
 }
 
-fn origin(item: &InboxItem) -> Origin {
+pub(super) fn origin(item: &InboxItem) -> Origin {
     Origin::new(&item.source, item.origin.clone())
-}
-
-/// Tells each user whose request was cut off by a restart that its result
-/// is unknown: the state change and the notice commit together.
-async fn report_interrupted(p: &Pipeline) -> Result<(), StoreError> {
-    for item in p.store.processing_inbox_items().await? {
-        let mut tx = p.store.begin().await?;
-        if !tx.interrupt_inbox(item.id).await? {
-            continue;
-        }
-        tracing::warn!(text = %item.text, actor = %item.actor, "request interrupted by a restart");
-        let origin = origin(&item);
-        let now = p.clock.now_ms();
-        let note = Notification::Interrupted {
-            origin: &origin,
-            text: &item.text,
-        };
-        tx.enqueue_messages(&p.renderers.render(&[note], now), now)
-            .await?;
-        tx.commit().await?;
-        p.outbox.raise();
-    }
-    Ok(())
 }

@@ -2,7 +2,7 @@
 //! the expected current state, so of two racing deciders exactly one wins.
 
 use super::timers::APPROVAL_EXPIRY;
-use super::{int, opt_text, text, Result, Store, StoreError, Tx};
+use super::{int, opt_text, text, Result, Store, StoreError, Tx, ORPHANED};
 use crate::approval::{Approval, State, Vote};
 use crate::clock::Millis;
 use crate::origin::Origin;
@@ -131,9 +131,13 @@ impl Tx {
         result: Option<&str>,
     ) -> Result<bool> {
         debug_assert!(from.can_become(to), "{from:?} -> {to:?}");
+        // Whoever moves it to `executing` owns the execution (recovery leaves
+        // a live owner's executions alone).
+        let owner = (to == State::Executing).then(|| self.instance.to_string());
         let done = sqlx::query(
             "UPDATE approvals SET state = $3, updated_at = $4,
-                decided_by = COALESCE($5, decided_by), result = COALESCE($6, result)
+                decided_by = COALESCE($5, decided_by), result = COALESCE($6, result),
+                owner = COALESCE($7, owner)
              WHERE id = $1 AND state = $2",
         )
         .bind(id)
@@ -142,6 +146,7 @@ impl Tx {
         .bind(now)
         .bind(decided_by)
         .bind(result)
+        .bind(owner)
         .execute(self.conn())
         .await?;
         let won = done.rows_affected() == 1;
@@ -174,6 +179,13 @@ impl Store {
     /// Approvals still pending and not yet expired at `now`, oldest first.
     pub async fn pending_approvals(&self, now: Millis) -> Result<Vec<Approval>> {
         self.approvals_where("state = 'pending' AND expires_at > $1", now)
+            .await
+    }
+
+    /// Executions whose owner is no longer alive at `now` (cut off by a
+    /// crash), oldest first.
+    pub async fn orphaned_executions(&self, now: Millis) -> Result<Vec<Approval>> {
+        self.approvals_where(&format!("state = 'executing' AND {ORPHANED}"), now)
             .await
     }
 

@@ -2,7 +2,7 @@
 //! processed off the request path. Many concurrent requests are written as one
 //! multi-row INSERT (see `engine::writer`).
 
-use super::{int, opt_text, text, Result, Store, Tx};
+use super::{int, opt_text, text, Result, Store, Tx, ORPHANED};
 use crate::clock::Millis;
 use sqlx::any::AnyRow;
 use sqlx::Row;
@@ -73,10 +73,12 @@ impl Store {
 
     /// new → processing. True for exactly one caller.
     pub async fn claim_inbox(&self, id: i64) -> Result<bool> {
-        let done = sqlx::query("UPDATE inbox SET state = 'processing' WHERE id = $1 AND state = 'new'")
-            .bind(id)
-            .execute(&self.pool)
-            .await?;
+        let done =
+            sqlx::query("UPDATE inbox SET state = 'processing', owner = $2 WHERE id = $1 AND state = 'new'")
+                .bind(id)
+                .bind(&*self.instance)
+                .execute(&self.pool)
+                .await?;
         Ok(done.rows_affected() == 1)
     }
 
@@ -86,13 +88,14 @@ impl Store {
     /// writer has confirmed their ack: see [`Store::claim_inbox_ids`].)
     pub async fn claim_new_inbox(&self, limit: i64, before: Millis) -> Result<Vec<InboxItem>> {
         let rows = sqlx::query(&format!(
-            "UPDATE inbox SET state = 'processing'
+            "UPDATE inbox SET state = 'processing', owner = $3
              WHERE state = 'new' AND id IN (
                 SELECT id FROM inbox WHERE state = 'new' AND received_at < $2 ORDER BY id LIMIT $1)
              RETURNING {COLUMNS}"
         ))
         .bind(limit)
         .bind(before)
+        .bind(&*self.instance)
         .fetch_all(&self.pool)
         .await?;
         sorted(rows)
@@ -104,10 +107,10 @@ impl Store {
             return Ok(Vec::new());
         }
         let sql = format!(
-            "UPDATE inbox SET state = 'processing' WHERE state = 'new' AND id IN ({}) RETURNING {COLUMNS}",
-            placeholders(ids.len())
+            "UPDATE inbox SET state = 'processing', owner = $1 WHERE state = 'new' AND id IN ({}) RETURNING {COLUMNS}",
+            placeholders_from(2, ids.len())
         );
-        let mut q = sqlx::query(&sql);
+        let mut q = sqlx::query(&sql).bind(&*self.instance);
         for id in ids {
             q = q.bind(*id);
         }
@@ -143,11 +146,13 @@ impl Store {
         rows.iter().map(from_row).collect()
     }
 
-    /// Items left `processing` (after a restart: cut off mid-way).
-    pub async fn processing_inbox_items(&self) -> Result<Vec<InboxItem>> {
+    /// Items left `processing` by an instance that is no longer alive at
+    /// `now` (cut off mid-way by a crash or a stop).
+    pub async fn orphaned_inbox_items(&self, now: Millis) -> Result<Vec<InboxItem>> {
         let rows = sqlx::query(&format!(
-            "SELECT {COLUMNS} FROM inbox WHERE state = 'processing' ORDER BY id"
+            "SELECT {COLUMNS} FROM inbox WHERE state = 'processing' AND {ORPHANED} ORDER BY id"
         ))
+        .bind(now)
         .fetch_all(&self.pool)
         .await?;
         rows.iter().map(from_row).collect()
@@ -213,7 +218,15 @@ fn sorted(rows: Vec<AnyRow>) -> Result<Vec<InboxItem>> {
 
 /// `$1,$2,…,$n`.
 fn placeholders(n: usize) -> String {
-    (1..=n).map(|i| format!("${i}")).collect::<Vec<_>>().join(",")
+    placeholders_from(1, n)
+}
+
+/// `$first,…` (n of them).
+fn placeholders_from(first: usize, n: usize) -> String {
+    (first..first + n)
+        .map(|i| format!("${i}"))
+        .collect::<Vec<_>>()
+        .join(",")
 }
 
 fn from_row(r: &AnyRow) -> Result<InboxItem> {

@@ -62,6 +62,9 @@ pub type Result<T> = std::result::Result<T, StoreError>;
 pub struct Store {
     pool: AnyPool,
     backend: Backend,
+    /// This process's name on its claims (inbox rows, executions); see
+    /// [`Store::heartbeat`].
+    instance: std::sync::Arc<str>,
 }
 
 impl Store {
@@ -113,7 +116,36 @@ impl Store {
             })
             .connect(url)
             .await?;
-        Ok(Store { pool, backend })
+        let instance = format!("{:016x}", rand::random::<u64>()).into();
+        Ok(Store {
+            pool,
+            backend,
+            instance,
+        })
+    }
+
+    /// This process's instance id (a new one per connect).
+    pub fn instance(&self) -> &str {
+        &self.instance
+    }
+
+    /// Declares this instance alive until `until` (recovery leaves its
+    /// claims alone until then).
+    pub async fn heartbeat(&self, now: crate::clock::Millis, until: crate::clock::Millis) -> Result<()> {
+        sqlx::query(
+            "INSERT INTO instances (id, started_at, alive_until) VALUES ($1, $2, $3)
+             ON CONFLICT (id) DO UPDATE SET alive_until = excluded.alive_until",
+        )
+        .bind(&*self.instance)
+        .bind(now)
+        .bind(until)
+        .execute(&self.pool)
+        .await?;
+        sqlx::query("DELETE FROM instances WHERE alive_until < $1")
+            .bind(now - 86_400_000)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
     }
 
     pub fn backend(&self) -> Backend {
@@ -144,6 +176,7 @@ impl Store {
     pub async fn begin(&self) -> Result<Tx> {
         Ok(Tx {
             inner: self.pool.begin().await?,
+            instance: self.instance.clone(),
         })
     }
 }
@@ -153,7 +186,12 @@ impl Store {
 /// anything but this transaction's own calls while it is open.
 pub struct Tx {
     inner: sqlx::Transaction<'static, Any>,
+    instance: std::sync::Arc<str>,
 }
+
+/// SQL condition: the claim `owner` of the row belongs to no live instance
+/// (`$1` = now).
+const ORPHANED: &str = "(owner IS NULL OR owner NOT IN (SELECT id FROM instances WHERE alive_until > $1))";
 
 impl Tx {
     pub async fn commit(self) -> Result<()> {

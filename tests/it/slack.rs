@@ -269,7 +269,8 @@ async fn stored_requests_survive_a_restart() {
     };
     t.store.insert_inbox_batch(&[pending, cut]).await.unwrap();
     assert!(t.store.claim_inbox(2).await.unwrap());
-    let app = TestApp::spawn(t.store.clone()).await;
+    // The restarted process: a new instance over the same database.
+    let app = TestApp::spawn(t.reopen().await).await;
     let posts = wait_for(&app.slack, "chat.postMessage", 1, Duration::from_secs(5)).await;
     assert!(
         body_text(&posts[0]).contains("Paused ai-analysis"),
