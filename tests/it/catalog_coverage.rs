@@ -13,7 +13,7 @@ use std::collections::BTreeSet;
 use std::path::PathBuf;
 
 /// Profiles whose every §1 row must appear in [`BUILT`], [`NOT_YET`] or [`OTHER_SLICE`].
-const TRACKED: &[&str] = &["queue", "chat"];
+const TRACKED: &[&str] = &["queue", "chat", "cap"];
 
 /// Rows built, as (profile, ID).
 const BUILT: &[(&str, &str)] = &[
@@ -58,6 +58,27 @@ const BUILT: &[(&str, &str)] = &[
     ("queue", "D-9"),
     ("queue", "D-10"),
     ("queue", "D-13"),
+    ("cap", "OPS-1"),
+    ("cap", "OPS-9"),
+    ("cap", "OPS-12"),
+    ("cap", "OPS-15"),
+    ("cap", "OPS-16"),
+    ("cap", "OPS-17"),
+    ("cap", "OPS-18"),
+    ("cap", "Q-1"),
+    ("cap", "Q-14"),
+    ("cap", "C-1"),
+    ("cap", "D-1"),
+    ("cap", "D-3"),
+    ("cap", "D-5"),
+    ("cap", "D-10"),
+    ("cap", "D-11"),
+    ("cap", "D-12"),
+    ("cap", "D-13"),
+    ("cap", "D-19"),
+    ("cap", "DEP-1"),
+    ("cap", "DEP-4"),
+    ("cap", "DEP-5"),
 ];
 
 /// Rows of a tracked profile that the executors cannot express yet: (profile, ID, what is missing).
@@ -201,6 +222,146 @@ const NOT_YET: &[(&str, &str, &str)] = &[
         "chat",
         "SEC-12",
         "seq (secret store out of band, restart, verify)",
+    ),
+    (
+        "cap",
+        "OPS-19",
+        "seq (five snapshots) and a process agent on the app host",
+    ),
+    (
+        "cap",
+        "OPS-22",
+        "a process agent on the app host (pm2 status on the bot host lists the wrong machine)",
+    ),
+    (
+        "cap",
+        "OPS-23",
+        "a process agent on the app host, config values {logs.<l>} and bot-side grep",
+    ),
+    (
+        "cap",
+        "OPS-24",
+        "a process agent on the app host and the config value {logs.app_all}",
+    ),
+    (
+        "cap",
+        "OPS-26",
+        "break-glass and a process agent on the app host (pm2 restart all --update-env)",
+    ),
+    (
+        "cap",
+        "OPS-27",
+        "a process agent on the app host (pm2 restart workers)",
+    ),
+    (
+        "cap",
+        "OPS-28",
+        "break-glass and a process agent on the app host (pm2 with WORKER_CONCURRENCY)",
+    ),
+    (
+        "cap",
+        "OPS-31",
+        "break-glass and a process agent on the app host (sudo systemctl restart redis)",
+    ),
+    (
+        "cap",
+        "OPS-36",
+        "a process agent on the app host (docker system prune, npm cache clean)",
+    ),
+    (
+        "cap",
+        "OPS-37",
+        "preview on the approval card (count of -print) and a process agent on the app host",
+    ),
+    (
+        "cap",
+        "Q-15",
+        "preview on the approval card (TYPE and size of the stalled key)",
+    ),
+    (
+        "cap",
+        "C-10",
+        "preview on the approval card (DBSIZE, bull:* keys); SELECT would switch the shared connection's DB",
+    ),
+    (
+        "cap",
+        "C-11",
+        "preview on the approval card (DBSIZE, bull:* keys)",
+    ),
+    (
+        "cap",
+        "D-14",
+        "VACUUM cannot run inside the transaction every sql action uses; table identifiers from enums",
+    ),
+    (
+        "cap",
+        "D-15",
+        "REINDEX CONCURRENTLY cannot run inside a transaction; index/table identifiers from enums",
+    ),
+    (
+        "cap",
+        "D-16",
+        "REINDEX DATABASE cannot run inside a transaction; maintenance-window rule",
+    ),
+    (
+        "cap",
+        "D-17",
+        "CREATE INDEX CONCURRENTLY cannot run inside the transaction every sql action uses",
+    ),
+    (
+        "cap",
+        "D-18",
+        "preview on the approval card (count of the queue_jobs rows to delete)",
+    ),
+    (
+        "cap",
+        "DEP-2",
+        "seq, polled: a bot-side watch that edits one message",
+    ),
+    (
+        "cap",
+        "DEP-3",
+        "preview on the approval card (phase, health, error rate) and a confirmation token injected from the environment into the body",
+    ),
+    (
+        "cap",
+        "DEP-6",
+        "seq (OPS-1, DEP-4, OPS-9, DEP-1)",
+    ),
+    (
+        "cap",
+        "DEP-7",
+        "a process agent on the app host and the config value {app.dir} as cwd",
+    ),
+    (
+        "cap",
+        "DEP-8",
+        "a process agent on the app host and the config value {app.dir} as cwd",
+    ),
+    (
+        "cap",
+        "RB-1",
+        "break-glass, and seq (rollback, then rollout-status)",
+    ),
+    (
+        "cap",
+        "RB-2",
+        "shares the words /rollback with RB-1 but needs other approvers (sre/tech-lead against eng-manager/sre): one command has one approval policy",
+    ),
+    (
+        "cap",
+        "BK-1",
+        "a process agent on the host with {backup.dir} (pg_dump, aws s3 cp) and config values",
+    ),
+    (
+        "cap",
+        "BK-4",
+        "seq (createdb, pg_restore, counts, dropdb)",
+    ),
+    (
+        "cap",
+        "BK-5",
+        "preview on the approval card (count of -print) and a process agent on the host with {backup.dir}",
     ),
 ];
 

@@ -2,6 +2,7 @@
 //! Redis (TEST_REDIS_URL); chat platforms and HTTP targets are faked at the wire.
 
 mod approvals;
+mod catalog_cap;
 mod catalog_chat;
 mod catalog_coverage;
 mod catalog_queue;

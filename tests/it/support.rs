@@ -224,6 +224,72 @@ async fn cache_warm(State(s): State<TargetState>) -> Json<serde_json::Value> {
     Json(serde_json::json!({"started": true}))
 }
 
+/// One request a [`FakeApi`] received: method, path with query, JSON body.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Received {
+    pub method: String,
+    pub uri: String,
+    pub body: Option<serde_json::Value>,
+}
+
+/// A seed system's HTTP API faked at the wire: each `(method, path)` of its
+/// routes answers 200 with a fixed JSON body, anything else 404; every request
+/// is recorded, so a test sees exactly what a command sent.
+#[derive(Clone)]
+pub struct FakeApi {
+    pub url: String,
+    received: Arc<Mutex<Vec<Received>>>,
+}
+
+impl FakeApi {
+    pub async fn start(routes: &[(&str, &str, serde_json::Value)]) -> FakeApi {
+        let routes: Arc<HashMap<(String, String), serde_json::Value>> = Arc::new(
+            routes
+                .iter()
+                .map(|(m, p, v)| ((m.to_string(), p.to_string()), v.clone()))
+                .collect(),
+        );
+        let received: Arc<Mutex<Vec<Received>>> = Arc::default();
+        let log = received.clone();
+        let app = Router::new().fallback(
+            move |method: axum::http::Method, uri: axum::http::Uri, body: axum::body::Bytes| {
+                let (routes, log) = (routes.clone(), log.clone());
+                async move {
+                    log.lock().expect("lock").push(Received {
+                        method: method.to_string(),
+                        uri: uri.to_string(),
+                        body: serde_json::from_slice(&body).ok(),
+                    });
+                    match routes.get(&(method.to_string(), uri.path().to_string())) {
+                        Some(v) => (axum::http::StatusCode::OK, Json(v.clone())),
+                        None => (
+                            axum::http::StatusCode::NOT_FOUND,
+                            Json(serde_json::json!({"error": "no such route"})),
+                        ),
+                    }
+                }
+            },
+        );
+        FakeApi {
+            url: serve(app).await,
+            received,
+        }
+    }
+
+    /// The requests received since the last call, oldest first.
+    pub fn take(&self) -> Vec<Received> {
+        std::mem::take(&mut *self.received.lock().expect("lock"))
+    }
+}
+
+/// `(method, path with query)` of each request, for short assertions.
+pub fn requests(received: &[Received]) -> Vec<(String, String)> {
+    received
+        .iter()
+        .map(|r| (r.method.clone(), r.uri.clone()))
+        .collect()
+}
+
 /// Serves `app` on a free local port; its base URL.
 pub async fn serve(app: Router) -> String {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
@@ -275,6 +341,14 @@ pub fn config(extra: &str) -> Config {
         &HashMap::new(),
     )
     .expect("test config")
+}
+
+/// `config(extra)` with `profile` enabled too (the shared people enable only
+/// queue and chat, so other tests keep their meaning of unbound channels).
+pub fn config_enabling(extra: &str, profile: &str) -> Config {
+    let mut c = config(extra);
+    c.profiles.push(profile.to_string());
+    c
 }
 
 /// The shipped catalog with the queue API pointed at `target`.
