@@ -6,8 +6,8 @@
 //! enums and ints are refused by their kind or stay one inert value.
 
 use crate::support::{
-    clock, config_enabling, pipeline_for, redis_url, render_cases, requests, run_shipped, say_in,
-    shipped_catalog_env, FakeApi, PgSchema, Received, TestStore,
+    assert_each_sends, clock, config_enabling, pipeline_for, redis_url, render_cases, requests, run_shipped,
+    say_in, shipped_catalog_env, FakeApi, PgSchema, Received, TestStore,
 };
 use opsbot::catalog::Catalog;
 use opsbot::config::Config;
@@ -177,8 +177,7 @@ async fn http_commands_run_through_the_pipeline() {
     );
     let r = say_in(&p, "C_CAP", "slack:U0STRANGER", "/deploy status").await;
     assert!(r.text.starts_with("phase: 10%\n"), "{}", r.text);
-    api.take();
-    for (who, text, method, uri) in [
+    let sends = [
         (
             "slack:U0STRANGER",
             "/ops health --project p_7",
@@ -253,15 +252,8 @@ async fn http_commands_run_through_the_pipeline() {
             "POST",
             "/api/reports/test-generation",
         ),
-    ] {
-        let r = say_in(&p, "C_CAP", who, text).await;
-        assert_eq!(r.outcome, Outcome::Done, "{text}: {}", r.text);
-        assert_eq!(
-            requests(&api.take()),
-            [(method.to_string(), uri.to_string())],
-            "{text}"
-        );
-    }
+    ];
+    assert_each_sends(&p, "C_CAP", &api, &sends).await;
     t.cleanup().await;
 }
 

@@ -13,7 +13,7 @@ use std::collections::BTreeSet;
 use std::path::PathBuf;
 
 /// Profiles whose every §1 row must appear in [`BUILT`], [`NOT_YET`] or [`OTHER_SLICE`].
-const TRACKED: &[&str] = &["queue", "chat", "cap"];
+const TRACKED: &[&str] = &["queue", "chat", "cap", "scrape"];
 
 /// Rows built, as (profile, ID).
 const BUILT: &[(&str, &str)] = &[
@@ -79,6 +79,18 @@ const BUILT: &[(&str, &str)] = &[
     ("cap", "DEP-1"),
     ("cap", "DEP-4"),
     ("cap", "DEP-5"),
+    ("scrape", "OPS-2"),
+    ("scrape", "OPS-6"),
+    ("scrape", "OPS-7"),
+    ("scrape", "OPS-8"),
+    ("scrape", "OPS-11"),
+    ("scrape", "S-1"),
+    ("scrape", "S-2"),
+    ("scrape", "S-3"),
+    ("scrape", "S-4"),
+    ("scrape", "S-5"),
+    ("scrape", "S-6"),
+    ("scrape", "AI-1"),
 ];
 
 /// Rows of a tracked profile that the executors cannot express yet: (profile, ID, what is missing).
@@ -362,6 +374,191 @@ const NOT_YET: &[(&str, &str, &str)] = &[
         "cap",
         "BK-5",
         "preview on the approval card (count of -print) and a process agent on the host with {backup.dir}",
+    ),
+    (
+        "scrape",
+        "OPS-19",
+        "seq (five snapshots) and a process agent on the app host",
+    ),
+    (
+        "scrape",
+        "OPS-20",
+        "seq (history and current metrics) and a bot-side computation of averages, peaks and advice",
+    ),
+    (
+        "scrape",
+        "OPS-21",
+        "a process agent on the app host (ss) and a bot-side count",
+    ),
+    (
+        "scrape",
+        "OPS-22",
+        "a process agent on the app host (sudo supervisorctl status)",
+    ),
+    (
+        "scrape",
+        "OPS-23",
+        "a process agent on the app host, config values {logs.<l>} and bot-side grep",
+    ),
+    (
+        "scrape",
+        "OPS-29",
+        "break-glass and a process agent on the app host (sudo supervisorctl restart)",
+    ),
+    (
+        "scrape",
+        "OPS-30",
+        "a process agent on the app host (sudo supervisorctl stop/start)",
+    ),
+    (
+        "scrape",
+        "OPS-32",
+        "break-glass and a process agent on the DB host (sudo systemctl restart mongod)",
+    ),
+    (
+        "scrape",
+        "OPS-35",
+        "seq (sync, then sysctl) and a process agent on the app host",
+    ),
+    (
+        "scrape",
+        "OPS-43",
+        "a process agent on the app host; seed 001 names no status-page command",
+    ),
+    (
+        "scrape",
+        "S-7",
+        "seq (list, then stop each listed job), the frozen job list on the approval card and break-glass",
+    ),
+    (
+        "scrape",
+        "S-8",
+        "preview on the approval card (count of queued jobs)",
+    ),
+    (
+        "scrape",
+        "S-9",
+        "a bot-side computation of the job limit from cpu and memory",
+    ),
+    (
+        "scrape",
+        "M-1",
+        "no Mongo executor: mongosh as a process would need the DSN and its password from the environment, which process actions do not pass on",
+    ),
+    (
+        "scrape",
+        "M-2",
+        "no Mongo executor: mongosh as a process would need the DSN and its password from the environment, which process actions do not pass on",
+    ),
+    (
+        "scrape",
+        "M-3",
+        "no Mongo executor: mongosh as a process would need the DSN and its password from the environment, which process actions do not pass on",
+    ),
+    (
+        "scrape",
+        "M-4",
+        "no Mongo executor: mongosh as a process would need the DSN and its password from the environment, which process actions do not pass on",
+    ),
+    (
+        "scrape",
+        "M-5",
+        "no Mongo executor: mongosh as a process would need the DSN and its password from the environment, which process actions do not pass on",
+    ),
+    (
+        "scrape",
+        "M-6",
+        "no Mongo executor: mongosh as a process would need the DSN and its password from the environment, which process actions do not pass on",
+    ),
+    (
+        "scrape",
+        "M-7",
+        "no Mongo executor: mongosh as a process would need the DSN and its password from the environment, which process actions do not pass on",
+    ),
+    (
+        "scrape",
+        "M-8",
+        "no Mongo executor: mongosh as a process would need the DSN and its password from the environment, which process actions do not pass on",
+    ),
+    (
+        "scrape",
+        "M-9",
+        "no Mongo executor: mongosh as a process would need the DSN and its password from the environment, which process actions do not pass on",
+    ),
+    (
+        "scrape",
+        "M-10",
+        "no Mongo executor: mongosh as a process would need the DSN and its password from the environment, which process actions do not pass on",
+    ),
+    (
+        "scrape",
+        "AI-2",
+        "the path and the fixed body depend on k: one action has one path template and one body",
+    ),
+    (
+        "scrape",
+        "AI-3",
+        "a process agent on the app host and the config value {scripts.ai_selftest}",
+    ),
+    (
+        "scrape",
+        "AI-4",
+        "a process agent on the app host and the config value {scripts.ai_keycheck}",
+    ),
+    (
+        "scrape",
+        "AI-5",
+        "a process agent on the app host (reachability from the bot's host says nothing of the app's)",
+    ),
+    (
+        "scrape",
+        "AI-8",
+        "seq (OPS-29, AI-1, AI-2)",
+    ),
+    (
+        "scrape",
+        "BK-1",
+        "a process agent on the DB host with {backup.dir} (mongodump, tar)",
+    ),
+    (
+        "scrape",
+        "BK-3",
+        "a process agent on the host with {backup.dir}",
+    ),
+    (
+        "scrape",
+        "BK-5",
+        "preview on the approval card (count of -print) and a process agent on the host with {backup.dir}",
+    ),
+    (
+        "scrape",
+        "BK-7",
+        "preview on the approval card (time, size, target), the pre-restore backup (seq) and a process agent on the DB host",
+    ),
+    (
+        "scrape",
+        "SEC-1",
+        "a process agent on the app host (tail of {logs.security}) and a bot-side filter",
+    ),
+    (
+        "scrape",
+        "SEC-2",
+        "a bot-side filter of the errors dashboard (category rate_limiting) and a process agent for the log tails",
+    ),
+    (
+        "scrape",
+        "SEC-3",
+        "a process agent on the app host (sudo ufw) and an ip argument kind that refuses private ranges",
+    ),
+    (
+        "scrape",
+        "SEC-4",
+        "seq (nginx -t, then reload) and a process agent on the app host",
+    ),
+    (
+        "scrape",
+        "SEC-12",
+        "seq (secret store out of band, restart, verify)",
     ),
 ];
 

@@ -6,6 +6,7 @@ mod catalog_cap;
 mod catalog_chat;
 mod catalog_coverage;
 mod catalog_queue;
+mod catalog_scrape;
 mod cli;
 mod exec;
 mod fake_slack;

@@ -290,6 +290,23 @@ pub fn requests(received: &[Received]) -> Vec<(String, String)> {
         .collect()
 }
 
+/// Runs each `(identity, text, method, path with query)` of `cases` in
+/// `channel` and asserts that it is done and sent exactly that one request.
+pub async fn assert_each_sends(
+    p: &Pipeline,
+    channel: &str,
+    api: &FakeApi,
+    cases: &[(&str, &str, &str, &str)],
+) {
+    api.take();
+    for (who, text, method, uri) in cases {
+        let r = say_in(p, channel, who, text).await;
+        assert_eq!(r.outcome, opsbot::engine::Outcome::Done, "{text}: {}", r.text);
+        let sent = requests(&api.take());
+        assert_eq!(sent, [(method.to_string(), uri.to_string())], "{text}");
+    }
+}
+
 /// Serves `app` on a free local port; its base URL.
 pub async fn serve(app: Router) -> String {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
