@@ -6,8 +6,8 @@
 //! enums and ints are refused by their kind or stay one inert value.
 
 use crate::support::{
-    assert_each_sends, clock, config_enabling, pipeline_for, redis_url, render_cases, requests, run_shipped,
-    say_in, shipped_catalog_env, FakeApi, PgSchema, Received, TestStore,
+    assert_each_sends, clock, column, config_enabling, pipeline_for, redis_url, render_cases, requests,
+    run_shipped, say_in, shipped_catalog_env, FakeApi, PgSchema, Received, TestStore,
 };
 use opsbot::catalog::Catalog;
 use opsbot::config::Config;
@@ -340,27 +340,17 @@ async fn sql_reads_ping_connections_slow_sizes_stats() {
     assert_eq!(all.fields["rows"][0]["state"], "all");
     // The seed's defaults: slower than 1000 ms on average, the 10 slowest.
     let slow = run("db slow", &[("min-ms", "1000"), ("limit", "10")]).await;
-    let queries: Vec<&str> = slow.fields["rows"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|r| r["query"].as_str().unwrap())
-        .collect();
     let expected: Vec<String> = (5..=12).rev().map(|g| format!("SELECT {g}")).collect();
-    assert_eq!(queries, expected);
+    assert_eq!(column(&slow.fields["rows"], "query"), expected);
     let sizes = run("db table-sizes", &[]).await;
-    let tables = sizes.fields["rows"].as_array().unwrap();
-    assert!(
-        tables.iter().any(|r| r["tablename"] == "reports"),
-        "{}",
-        sizes.text
-    );
+    let tables = column(&sizes.fields["rows"], "tablename");
+    assert!(tables.iter().any(|t| t == "reports"), "{}", sizes.text);
     let size = run("db size", &[]).await;
     assert!(size.fields["rows"][0]["size"].as_str().is_some(), "{}", size.text);
     let stats = run("db column-stats", &[("table", "reports")]).await;
-    let rows = stats.fields["rows"].as_array().unwrap();
+    let tables = column(&stats.fields["rows"], "tablename");
     assert!(
-        !rows.is_empty() && rows.iter().all(|r| r["tablename"] == "reports"),
+        !tables.is_empty() && tables.iter().all(|t| t == "reports"),
         "{}",
         stats.text
     );

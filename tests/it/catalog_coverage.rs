@@ -13,7 +13,7 @@ use std::collections::BTreeSet;
 use std::path::PathBuf;
 
 /// Profiles whose every §1 row must appear in [`BUILT`], [`NOT_YET`] or [`OTHER_SLICE`].
-const TRACKED: &[&str] = &["queue", "chat", "cap", "scrape"];
+const TRACKED: &[&str] = &["queue", "chat", "cap", "scrape", "pdf"];
 
 /// Rows built, as (profile, ID).
 const BUILT: &[(&str, &str)] = &[
@@ -91,6 +91,17 @@ const BUILT: &[(&str, &str)] = &[
     ("scrape", "S-5"),
     ("scrape", "S-6"),
     ("scrape", "AI-1"),
+    ("pdf", "Q-16"),
+    ("pdf", "Q-18"),
+    ("pdf", "Q-19"),
+    ("pdf", "D-3"),
+    ("pdf", "D-5"),
+    ("pdf", "D-10"),
+    ("pdf", "D-13"),
+    ("pdf", "D-22"),
+    ("pdf", "D-23"),
+    ("pdf", "D-24"),
+    ("pdf", "D-25"),
 ];
 
 /// Rows of a tracked profile that the executors cannot express yet: (profile, ID, what is missing).
@@ -559,6 +570,236 @@ const NOT_YET: &[(&str, &str, &str)] = &[
         "scrape",
         "SEC-12",
         "seq (secret store out of band, restart, verify)",
+    ),
+    (
+        "pdf",
+        "OPS-5",
+        "a process agent on the app host and the config value {app.dir} as the working directory (npm run monitoring:health, system:health-check)",
+    ),
+    (
+        "pdf",
+        "OPS-6",
+        "a process agent on the app host and the config value {app.dir} as the working directory (npm run monitoring:status, supabase status)",
+    ),
+    (
+        "pdf",
+        "OPS-10",
+        "a process agent on the app host and the config value {app.dir} as the working directory (npm run monitoring:errors, monitoring:network)",
+    ),
+    (
+        "pdf",
+        "OPS-13",
+        "a process agent on the app host and the config value {app.dir} as the working directory (npm run monitoring:<v>)",
+    ),
+    (
+        "pdf",
+        "OPS-14",
+        "a process agent on the app host and the config value {app.dir} as the working directory (npm run monitoring:export)",
+    ),
+    (
+        "pdf",
+        "OPS-23",
+        "a process agent on the app host, config values {logs.<l>} and bot-side grep",
+    ),
+    (
+        "pdf",
+        "OPS-25",
+        "a process agent on the app host and the config value {app.dir} as the working directory (supabase functions logs)",
+    ),
+    (
+        "pdf",
+        "OPS-33",
+        "a process agent on the app host and the config value {app.dir} as the working directory (docker-compose up -d --scale)",
+    ),
+    (
+        "pdf",
+        "OPS-34",
+        "a process agent on the app host and the config value {app.dir} as the working directory (npm run workers:scale)",
+    ),
+    (
+        "pdf",
+        "OPS-38",
+        "the maintenance-mode silence (internal) and a process agent on the app host and the config value {app.dir} as the working directory (npm run maintenance:enable)",
+    ),
+    (
+        "pdf",
+        "OPS-39",
+        "seq, the maintenance-mode silence (internal) and a process agent on the app host and the config value {app.dir} as the working directory (npm run maintenance:disable, maintenance:verify)",
+    ),
+    (
+        "pdf",
+        "OPS-40",
+        "the maintenance-window silence (internal) and a process agent on the app host and the config value {app.dir} as the working directory (npm run maintenance:schedule)",
+    ),
+    (
+        "pdf",
+        "OPS-41",
+        "the maintenance-mode state (internal: only while it is on) and a process agent on the app host and the config value {app.dir} as the working directory (npm run maintenance:apply-updates)",
+    ),
+    (
+        "pdf",
+        "OPS-42",
+        "a process agent on the app host and the config value {app.dir} as the working directory (npm run maintenance:<w>)",
+    ),
+    (
+        "pdf",
+        "OPS-43",
+        "a process agent on the app host and the config value {app.dir} as the working directory (npm run status:update, the message via env)",
+    ),
+    (
+        "pdf",
+        "Q-17",
+        "a process agent on the app host and the config value {app.dir} as the working directory (npm run queue:failed)",
+    ),
+    (
+        "pdf",
+        "D-14",
+        "VACUUM cannot run inside the transaction every sql action uses; table identifiers from enums",
+    ),
+    (
+        "pdf",
+        "D-17",
+        "CREATE INDEX CONCURRENTLY cannot run inside the transaction every sql action uses",
+    ),
+    (
+        "pdf",
+        "D-26",
+        "a process agent on the app host and the config value {app.dir} as the working directory (npm run db:integrity-check)",
+    ),
+    (
+        "pdf",
+        "D-27",
+        "a process agent on the app host and the config value {app.dir} as the working directory (supabase db inspect, db logs)",
+    ),
+    (
+        "pdf",
+        "D-28",
+        "a process agent on the app host and the config value {app.dir} as the working directory (npm run db:optimize-pool)",
+    ),
+    (
+        "pdf",
+        "D-29",
+        "a process agent on the app host and the config value {app.dir} as the working directory (supabase db upgrade)",
+    ),
+    (
+        "pdf",
+        "D-30",
+        "seq and a process agent on the app host and the config value {app.dir} as the working directory (supabase db replica create, npm run db:configure-reads)",
+    ),
+    (
+        "pdf",
+        "DEP-11",
+        "seq and a process agent on the app host and the config value {app.dir} as the working directory (git checkout, npm run deploy:hotfix)",
+    ),
+    (
+        "pdf",
+        "DEP-12",
+        "a process agent on the app host and the config value {app.dir} as the working directory (supabase functions deploy)",
+    ),
+    (
+        "pdf",
+        "ST-1",
+        "a process agent on the app host and the config value {app.dir} as the working directory (supabase storage ls)",
+    ),
+    (
+        "pdf",
+        "ST-2",
+        "a process agent on the app host and the config value {app.dir} as the working directory (supabase storage du, npm run storage:quota-check)",
+    ),
+    (
+        "pdf",
+        "ST-3",
+        "a process agent on the app host and the config value {app.dir} as the working directory (npm run test:storage*)",
+    ),
+    (
+        "pdf",
+        "ST-4",
+        "a process agent on the app host and the config value {app.dir} as the working directory (supabase storage logs)",
+    ),
+    (
+        "pdf",
+        "ST-5",
+        "preview on the approval card (D-25's orphans) and a process agent on the app host and the config value {app.dir} as the working directory (npm run storage:cleanup)",
+    ),
+    (
+        "pdf",
+        "ST-6",
+        "a process agent on the app host and the config value {app.dir} as the working directory (npm run storage:optimize)",
+    ),
+    (
+        "pdf",
+        "BK-1",
+        "a process agent on the app host and the config value {app.dir} as the working directory (npm run backup:database)",
+    ),
+    (
+        "pdf",
+        "BK-4",
+        "a process agent on the app host and the config value {app.dir} as the working directory (npm run backup:verify)",
+    ),
+    (
+        "pdf",
+        "BK-6",
+        "a process agent on the app host and the config value {app.dir} as the working directory (npm run backup:storage, backup:sync-remote)",
+    ),
+    (
+        "pdf",
+        "BK-7",
+        "preview on the approval card (time, size, target), the pre-restore backup (seq) and a process agent on the app host and the config value {app.dir} as the working directory (npm run restore:database)",
+    ),
+    (
+        "pdf",
+        "BK-8",
+        "a process agent on the app host and the config value {app.dir} as the working directory (npm run restore:files)",
+    ),
+    (
+        "pdf",
+        "DR-1",
+        "a process agent on the app host and the config value {app.dir} as the working directory (npm run deploy:disaster-recovery)",
+    ),
+    (
+        "pdf",
+        "DR-2",
+        "a process agent on the app host and the config value {app.dir} as the working directory (npm run dr:sync-data, dr:sync-back)",
+    ),
+    (
+        "pdf",
+        "DR-3",
+        "a process agent on the app host and the config value {app.dir} as the working directory (npm run dr:failover)",
+    ),
+    (
+        "pdf",
+        "DR-4",
+        "seq and a process agent on the app host and the config value {app.dir} as the working directory (npm run dr:failback, system:health-check)",
+    ),
+    (
+        "pdf",
+        "SEC-5",
+        "break-glass and a process agent on the app host and the config value {app.dir} as the working directory (npm run security:isolate)",
+    ),
+    (
+        "pdf",
+        "SEC-6",
+        "a process agent on the app host and the config value {app.dir} as the working directory (npm run security:breach-check)",
+    ),
+    (
+        "pdf",
+        "SEC-7",
+        "a process agent on the app host and the config value {app.dir} as the working directory (npm run security:enhanced-monitoring)",
+    ),
+    (
+        "pdf",
+        "SEC-8",
+        "a process agent on the app host and the config value {app.dir} as the working directory (npm run security:collect-logs, analyze-access, incident-report)",
+    ),
+    (
+        "pdf",
+        "SEC-9",
+        "a process agent on the app host and the config value {app.dir} as the working directory (npm audit, npm outdated, npm run security:scan)",
+    ),
+    (
+        "pdf",
+        "SEC-10",
+        "a process agent on the app host and the config value {app.dir} as the working directory (npm run security:access-review, admin-audit, api-audit)",
     ),
 ];
 

@@ -5,6 +5,7 @@ mod approvals;
 mod catalog_cap;
 mod catalog_chat;
 mod catalog_coverage;
+mod catalog_pdf;
 mod catalog_queue;
 mod catalog_scrape;
 mod cli;

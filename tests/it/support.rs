@@ -684,6 +684,15 @@ pub async fn run_shipped(
         .await
 }
 
+/// The values of `key` in every row of `rows` (an sql output's
+/// `fields["rows"]`), as text: strings as they are, other values as JSON.
+pub fn column(rows: &serde_json::Value, key: &str) -> Vec<String> {
+    let text = |v: &serde_json::Value| v.as_str().map_or_else(|| v.to_string(), str::to_string);
+    rows.as_array()
+        .map(|a| a.iter().map(|r| text(&r[key])).collect())
+        .unwrap_or_default()
+}
+
 /// A private Postgres schema, a DSN whose search_path is that schema, and a
 /// pool to arrange data in it.
 pub struct PgSchema {
@@ -721,4 +730,56 @@ impl PgSchema {
             .expect("drop schema");
         self.pool.close().await;
     }
+}
+
+/// A private Postgres database, its DSN and a pool to arrange data in it, for
+/// catalogs whose queries name schemas of their own (Supabase's `auth` and
+/// `storage`), which a private schema cannot hold apart from other tests.
+pub struct PgDatabase {
+    pub name: String,
+    pub url: String,
+    pub pool: sqlx::PgPool,
+}
+
+impl PgDatabase {
+    pub async fn new() -> PgDatabase {
+        let name = unique("db");
+        let admin = sqlx::PgPool::connect(&pg_url()).await.expect("postgres");
+        sqlx::query(&format!("CREATE DATABASE {name}"))
+            .execute(&admin)
+            .await
+            .expect("create database");
+        admin.close().await;
+        let url = database_url(&pg_url(), &name);
+        let pool = sqlx::PgPool::connect(&url).await.expect("private database");
+        PgDatabase { name, url, pool }
+    }
+
+    pub async fn exec(&self, sql: &str) {
+        sqlx::query(sql)
+            .execute(&self.pool)
+            .await
+            .unwrap_or_else(|e| panic!("{sql}: {e}"));
+    }
+
+    /// Drops the database, ending connections the executors left open.
+    pub async fn drop(self) {
+        self.pool.close().await;
+        let admin = sqlx::PgPool::connect(&pg_url()).await.expect("postgres");
+        sqlx::query(&format!("DROP DATABASE {} WITH (FORCE)", self.name))
+            .execute(&admin)
+            .await
+            .expect("drop database");
+        admin.close().await;
+    }
+}
+
+/// `base` (a Postgres DSN) with its database replaced by `name`.
+fn database_url(base: &str, name: &str) -> String {
+    let (head, query) = match base.split_once('?') {
+        Some((h, q)) => (h, format!("?{q}")),
+        None => (base, String::new()),
+    };
+    let server = head.rsplit_once('/').map_or(head, |(s, _)| s);
+    format!("{server}/{name}{query}")
 }
