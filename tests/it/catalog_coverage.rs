@@ -13,7 +13,7 @@ use std::collections::BTreeSet;
 use std::path::PathBuf;
 
 /// Profiles whose every §1 row must appear in [`BUILT`], [`NOT_YET`] or [`OTHER_SLICE`].
-const TRACKED: &[&str] = &["queue", "chat"];
+const TRACKED: &[&str] = &["queue", "chat", "cap", "scrape", "pdf"];
 
 /// Rows built, as (profile, ID).
 const BUILT: &[(&str, &str)] = &[
@@ -58,6 +58,50 @@ const BUILT: &[(&str, &str)] = &[
     ("queue", "D-9"),
     ("queue", "D-10"),
     ("queue", "D-13"),
+    ("cap", "OPS-1"),
+    ("cap", "OPS-9"),
+    ("cap", "OPS-12"),
+    ("cap", "OPS-15"),
+    ("cap", "OPS-16"),
+    ("cap", "OPS-17"),
+    ("cap", "OPS-18"),
+    ("cap", "Q-1"),
+    ("cap", "Q-14"),
+    ("cap", "C-1"),
+    ("cap", "D-1"),
+    ("cap", "D-3"),
+    ("cap", "D-5"),
+    ("cap", "D-10"),
+    ("cap", "D-11"),
+    ("cap", "D-12"),
+    ("cap", "D-13"),
+    ("cap", "D-19"),
+    ("cap", "DEP-1"),
+    ("cap", "DEP-4"),
+    ("cap", "DEP-5"),
+    ("scrape", "OPS-2"),
+    ("scrape", "OPS-6"),
+    ("scrape", "OPS-7"),
+    ("scrape", "OPS-8"),
+    ("scrape", "OPS-11"),
+    ("scrape", "S-1"),
+    ("scrape", "S-2"),
+    ("scrape", "S-3"),
+    ("scrape", "S-4"),
+    ("scrape", "S-5"),
+    ("scrape", "S-6"),
+    ("scrape", "AI-1"),
+    ("pdf", "Q-16"),
+    ("pdf", "Q-18"),
+    ("pdf", "Q-19"),
+    ("pdf", "D-3"),
+    ("pdf", "D-5"),
+    ("pdf", "D-10"),
+    ("pdf", "D-13"),
+    ("pdf", "D-22"),
+    ("pdf", "D-23"),
+    ("pdf", "D-24"),
+    ("pdf", "D-25"),
 ];
 
 /// Rows of a tracked profile that the executors cannot express yet: (profile, ID, what is missing).
@@ -201,6 +245,561 @@ const NOT_YET: &[(&str, &str, &str)] = &[
         "chat",
         "SEC-12",
         "seq (secret store out of band, restart, verify)",
+    ),
+    (
+        "cap",
+        "OPS-19",
+        "seq (five snapshots) and a process agent on the app host",
+    ),
+    (
+        "cap",
+        "OPS-22",
+        "a process agent on the app host (pm2 status on the bot host lists the wrong machine)",
+    ),
+    (
+        "cap",
+        "OPS-23",
+        "a process agent on the app host, config values {logs.<l>} and bot-side grep",
+    ),
+    (
+        "cap",
+        "OPS-24",
+        "a process agent on the app host and the config value {logs.app_all}",
+    ),
+    (
+        "cap",
+        "OPS-26",
+        "break-glass and a process agent on the app host (pm2 restart all --update-env)",
+    ),
+    (
+        "cap",
+        "OPS-27",
+        "a process agent on the app host (pm2 restart workers)",
+    ),
+    (
+        "cap",
+        "OPS-28",
+        "break-glass and a process agent on the app host (pm2 with WORKER_CONCURRENCY)",
+    ),
+    (
+        "cap",
+        "OPS-31",
+        "break-glass and a process agent on the app host (sudo systemctl restart redis)",
+    ),
+    (
+        "cap",
+        "OPS-36",
+        "a process agent on the app host (docker system prune, npm cache clean)",
+    ),
+    (
+        "cap",
+        "OPS-37",
+        "preview on the approval card (count of -print) and a process agent on the app host",
+    ),
+    (
+        "cap",
+        "Q-15",
+        "preview on the approval card (TYPE and size of the stalled key)",
+    ),
+    (
+        "cap",
+        "C-10",
+        "preview on the approval card (DBSIZE, bull:* keys); SELECT would switch the shared connection's DB",
+    ),
+    (
+        "cap",
+        "C-11",
+        "preview on the approval card (DBSIZE, bull:* keys)",
+    ),
+    (
+        "cap",
+        "D-14",
+        "VACUUM cannot run inside the transaction every sql action uses; table identifiers from enums",
+    ),
+    (
+        "cap",
+        "D-15",
+        "REINDEX CONCURRENTLY cannot run inside a transaction; index/table identifiers from enums",
+    ),
+    (
+        "cap",
+        "D-16",
+        "REINDEX DATABASE cannot run inside a transaction; maintenance-window rule",
+    ),
+    (
+        "cap",
+        "D-17",
+        "CREATE INDEX CONCURRENTLY cannot run inside the transaction every sql action uses",
+    ),
+    (
+        "cap",
+        "D-18",
+        "preview on the approval card (count of the queue_jobs rows to delete)",
+    ),
+    (
+        "cap",
+        "DEP-2",
+        "seq, polled: a bot-side watch that edits one message",
+    ),
+    (
+        "cap",
+        "DEP-3",
+        "preview on the approval card (phase, health, error rate) and a confirmation token injected from the environment into the body",
+    ),
+    (
+        "cap",
+        "DEP-6",
+        "seq (OPS-1, DEP-4, OPS-9, DEP-1)",
+    ),
+    (
+        "cap",
+        "DEP-7",
+        "a process agent on the app host and the config value {app.dir} as cwd",
+    ),
+    (
+        "cap",
+        "DEP-8",
+        "a process agent on the app host and the config value {app.dir} as cwd",
+    ),
+    (
+        "cap",
+        "RB-1",
+        "break-glass, and seq (rollback, then rollout-status)",
+    ),
+    (
+        "cap",
+        "RB-2",
+        "shares the words /rollback with RB-1 but needs other approvers (sre/tech-lead against eng-manager/sre): one command has one approval policy",
+    ),
+    (
+        "cap",
+        "BK-1",
+        "a process agent on the host with {backup.dir} (pg_dump, aws s3 cp) and config values",
+    ),
+    (
+        "cap",
+        "BK-4",
+        "seq (createdb, pg_restore, counts, dropdb)",
+    ),
+    (
+        "cap",
+        "BK-5",
+        "preview on the approval card (count of -print) and a process agent on the host with {backup.dir}",
+    ),
+    (
+        "scrape",
+        "OPS-19",
+        "seq (five snapshots) and a process agent on the app host",
+    ),
+    (
+        "scrape",
+        "OPS-20",
+        "seq (history and current metrics) and a bot-side computation of averages, peaks and advice",
+    ),
+    (
+        "scrape",
+        "OPS-21",
+        "a process agent on the app host (ss) and a bot-side count",
+    ),
+    (
+        "scrape",
+        "OPS-22",
+        "a process agent on the app host (sudo supervisorctl status)",
+    ),
+    (
+        "scrape",
+        "OPS-23",
+        "a process agent on the app host, config values {logs.<l>} and bot-side grep",
+    ),
+    (
+        "scrape",
+        "OPS-29",
+        "break-glass and a process agent on the app host (sudo supervisorctl restart)",
+    ),
+    (
+        "scrape",
+        "OPS-30",
+        "a process agent on the app host (sudo supervisorctl stop/start)",
+    ),
+    (
+        "scrape",
+        "OPS-32",
+        "break-glass and a process agent on the DB host (sudo systemctl restart mongod)",
+    ),
+    (
+        "scrape",
+        "OPS-35",
+        "seq (sync, then sysctl) and a process agent on the app host",
+    ),
+    (
+        "scrape",
+        "OPS-43",
+        "a process agent on the app host; seed 001 names no status-page command",
+    ),
+    (
+        "scrape",
+        "S-7",
+        "seq (list, then stop each listed job), the frozen job list on the approval card and break-glass",
+    ),
+    (
+        "scrape",
+        "S-8",
+        "preview on the approval card (count of queued jobs)",
+    ),
+    (
+        "scrape",
+        "S-9",
+        "a bot-side computation of the job limit from cpu and memory",
+    ),
+    (
+        "scrape",
+        "M-1",
+        "no Mongo executor: mongosh as a process would need the DSN and its password from the environment, which process actions do not pass on",
+    ),
+    (
+        "scrape",
+        "M-2",
+        "no Mongo executor: mongosh as a process would need the DSN and its password from the environment, which process actions do not pass on",
+    ),
+    (
+        "scrape",
+        "M-3",
+        "no Mongo executor: mongosh as a process would need the DSN and its password from the environment, which process actions do not pass on",
+    ),
+    (
+        "scrape",
+        "M-4",
+        "no Mongo executor: mongosh as a process would need the DSN and its password from the environment, which process actions do not pass on",
+    ),
+    (
+        "scrape",
+        "M-5",
+        "no Mongo executor: mongosh as a process would need the DSN and its password from the environment, which process actions do not pass on",
+    ),
+    (
+        "scrape",
+        "M-6",
+        "no Mongo executor: mongosh as a process would need the DSN and its password from the environment, which process actions do not pass on",
+    ),
+    (
+        "scrape",
+        "M-7",
+        "no Mongo executor: mongosh as a process would need the DSN and its password from the environment, which process actions do not pass on",
+    ),
+    (
+        "scrape",
+        "M-8",
+        "no Mongo executor: mongosh as a process would need the DSN and its password from the environment, which process actions do not pass on",
+    ),
+    (
+        "scrape",
+        "M-9",
+        "no Mongo executor: mongosh as a process would need the DSN and its password from the environment, which process actions do not pass on",
+    ),
+    (
+        "scrape",
+        "M-10",
+        "no Mongo executor: mongosh as a process would need the DSN and its password from the environment, which process actions do not pass on",
+    ),
+    (
+        "scrape",
+        "AI-2",
+        "the path and the fixed body depend on k: one action has one path template and one body",
+    ),
+    (
+        "scrape",
+        "AI-3",
+        "a process agent on the app host and the config value {scripts.ai_selftest}",
+    ),
+    (
+        "scrape",
+        "AI-4",
+        "a process agent on the app host and the config value {scripts.ai_keycheck}",
+    ),
+    (
+        "scrape",
+        "AI-5",
+        "a process agent on the app host (reachability from the bot's host says nothing of the app's)",
+    ),
+    (
+        "scrape",
+        "AI-8",
+        "seq (OPS-29, AI-1, AI-2)",
+    ),
+    (
+        "scrape",
+        "BK-1",
+        "a process agent on the DB host with {backup.dir} (mongodump, tar)",
+    ),
+    (
+        "scrape",
+        "BK-3",
+        "a process agent on the host with {backup.dir}",
+    ),
+    (
+        "scrape",
+        "BK-5",
+        "preview on the approval card (count of -print) and a process agent on the host with {backup.dir}",
+    ),
+    (
+        "scrape",
+        "BK-7",
+        "preview on the approval card (time, size, target), the pre-restore backup (seq) and a process agent on the DB host",
+    ),
+    (
+        "scrape",
+        "SEC-1",
+        "a process agent on the app host (tail of {logs.security}) and a bot-side filter",
+    ),
+    (
+        "scrape",
+        "SEC-2",
+        "a bot-side filter of the errors dashboard (category rate_limiting) and a process agent for the log tails",
+    ),
+    (
+        "scrape",
+        "SEC-3",
+        "a process agent on the app host (sudo ufw) and an ip argument kind that refuses private ranges",
+    ),
+    (
+        "scrape",
+        "SEC-4",
+        "seq (nginx -t, then reload) and a process agent on the app host",
+    ),
+    (
+        "scrape",
+        "SEC-12",
+        "seq (secret store out of band, restart, verify)",
+    ),
+    (
+        "pdf",
+        "OPS-5",
+        "a process agent on the app host and the config value {app.dir} as the working directory (npm run monitoring:health, system:health-check)",
+    ),
+    (
+        "pdf",
+        "OPS-6",
+        "a process agent on the app host and the config value {app.dir} as the working directory (npm run monitoring:status, supabase status)",
+    ),
+    (
+        "pdf",
+        "OPS-10",
+        "a process agent on the app host and the config value {app.dir} as the working directory (npm run monitoring:errors, monitoring:network)",
+    ),
+    (
+        "pdf",
+        "OPS-13",
+        "a process agent on the app host and the config value {app.dir} as the working directory (npm run monitoring:<v>)",
+    ),
+    (
+        "pdf",
+        "OPS-14",
+        "a process agent on the app host and the config value {app.dir} as the working directory (npm run monitoring:export)",
+    ),
+    (
+        "pdf",
+        "OPS-23",
+        "a process agent on the app host, config values {logs.<l>} and bot-side grep",
+    ),
+    (
+        "pdf",
+        "OPS-25",
+        "a process agent on the app host and the config value {app.dir} as the working directory (supabase functions logs)",
+    ),
+    (
+        "pdf",
+        "OPS-33",
+        "a process agent on the app host and the config value {app.dir} as the working directory (docker-compose up -d --scale)",
+    ),
+    (
+        "pdf",
+        "OPS-34",
+        "a process agent on the app host and the config value {app.dir} as the working directory (npm run workers:scale)",
+    ),
+    (
+        "pdf",
+        "OPS-38",
+        "the maintenance-mode silence (internal) and a process agent on the app host and the config value {app.dir} as the working directory (npm run maintenance:enable)",
+    ),
+    (
+        "pdf",
+        "OPS-39",
+        "seq, the maintenance-mode silence (internal) and a process agent on the app host and the config value {app.dir} as the working directory (npm run maintenance:disable, maintenance:verify)",
+    ),
+    (
+        "pdf",
+        "OPS-40",
+        "the maintenance-window silence (internal) and a process agent on the app host and the config value {app.dir} as the working directory (npm run maintenance:schedule)",
+    ),
+    (
+        "pdf",
+        "OPS-41",
+        "the maintenance-mode state (internal: only while it is on) and a process agent on the app host and the config value {app.dir} as the working directory (npm run maintenance:apply-updates)",
+    ),
+    (
+        "pdf",
+        "OPS-42",
+        "a process agent on the app host and the config value {app.dir} as the working directory (npm run maintenance:<w>)",
+    ),
+    (
+        "pdf",
+        "OPS-43",
+        "a process agent on the app host and the config value {app.dir} as the working directory (npm run status:update, the message via env)",
+    ),
+    (
+        "pdf",
+        "Q-17",
+        "a process agent on the app host and the config value {app.dir} as the working directory (npm run queue:failed)",
+    ),
+    (
+        "pdf",
+        "D-14",
+        "VACUUM cannot run inside the transaction every sql action uses; table identifiers from enums",
+    ),
+    (
+        "pdf",
+        "D-17",
+        "CREATE INDEX CONCURRENTLY cannot run inside the transaction every sql action uses",
+    ),
+    (
+        "pdf",
+        "D-26",
+        "a process agent on the app host and the config value {app.dir} as the working directory (npm run db:integrity-check)",
+    ),
+    (
+        "pdf",
+        "D-27",
+        "a process agent on the app host and the config value {app.dir} as the working directory (supabase db inspect, db logs)",
+    ),
+    (
+        "pdf",
+        "D-28",
+        "a process agent on the app host and the config value {app.dir} as the working directory (npm run db:optimize-pool)",
+    ),
+    (
+        "pdf",
+        "D-29",
+        "a process agent on the app host and the config value {app.dir} as the working directory (supabase db upgrade)",
+    ),
+    (
+        "pdf",
+        "D-30",
+        "seq and a process agent on the app host and the config value {app.dir} as the working directory (supabase db replica create, npm run db:configure-reads)",
+    ),
+    (
+        "pdf",
+        "DEP-11",
+        "seq and a process agent on the app host and the config value {app.dir} as the working directory (git checkout, npm run deploy:hotfix)",
+    ),
+    (
+        "pdf",
+        "DEP-12",
+        "a process agent on the app host and the config value {app.dir} as the working directory (supabase functions deploy)",
+    ),
+    (
+        "pdf",
+        "ST-1",
+        "a process agent on the app host and the config value {app.dir} as the working directory (supabase storage ls)",
+    ),
+    (
+        "pdf",
+        "ST-2",
+        "a process agent on the app host and the config value {app.dir} as the working directory (supabase storage du, npm run storage:quota-check)",
+    ),
+    (
+        "pdf",
+        "ST-3",
+        "a process agent on the app host and the config value {app.dir} as the working directory (npm run test:storage*)",
+    ),
+    (
+        "pdf",
+        "ST-4",
+        "a process agent on the app host and the config value {app.dir} as the working directory (supabase storage logs)",
+    ),
+    (
+        "pdf",
+        "ST-5",
+        "preview on the approval card (D-25's orphans) and a process agent on the app host and the config value {app.dir} as the working directory (npm run storage:cleanup)",
+    ),
+    (
+        "pdf",
+        "ST-6",
+        "a process agent on the app host and the config value {app.dir} as the working directory (npm run storage:optimize)",
+    ),
+    (
+        "pdf",
+        "BK-1",
+        "a process agent on the app host and the config value {app.dir} as the working directory (npm run backup:database)",
+    ),
+    (
+        "pdf",
+        "BK-4",
+        "a process agent on the app host and the config value {app.dir} as the working directory (npm run backup:verify)",
+    ),
+    (
+        "pdf",
+        "BK-6",
+        "a process agent on the app host and the config value {app.dir} as the working directory (npm run backup:storage, backup:sync-remote)",
+    ),
+    (
+        "pdf",
+        "BK-7",
+        "preview on the approval card (time, size, target), the pre-restore backup (seq) and a process agent on the app host and the config value {app.dir} as the working directory (npm run restore:database)",
+    ),
+    (
+        "pdf",
+        "BK-8",
+        "a process agent on the app host and the config value {app.dir} as the working directory (npm run restore:files)",
+    ),
+    (
+        "pdf",
+        "DR-1",
+        "a process agent on the app host and the config value {app.dir} as the working directory (npm run deploy:disaster-recovery)",
+    ),
+    (
+        "pdf",
+        "DR-2",
+        "a process agent on the app host and the config value {app.dir} as the working directory (npm run dr:sync-data, dr:sync-back)",
+    ),
+    (
+        "pdf",
+        "DR-3",
+        "a process agent on the app host and the config value {app.dir} as the working directory (npm run dr:failover)",
+    ),
+    (
+        "pdf",
+        "DR-4",
+        "seq and a process agent on the app host and the config value {app.dir} as the working directory (npm run dr:failback, system:health-check)",
+    ),
+    (
+        "pdf",
+        "SEC-5",
+        "break-glass and a process agent on the app host and the config value {app.dir} as the working directory (npm run security:isolate)",
+    ),
+    (
+        "pdf",
+        "SEC-6",
+        "a process agent on the app host and the config value {app.dir} as the working directory (npm run security:breach-check)",
+    ),
+    (
+        "pdf",
+        "SEC-7",
+        "a process agent on the app host and the config value {app.dir} as the working directory (npm run security:enhanced-monitoring)",
+    ),
+    (
+        "pdf",
+        "SEC-8",
+        "a process agent on the app host and the config value {app.dir} as the working directory (npm run security:collect-logs, analyze-access, incident-report)",
+    ),
+    (
+        "pdf",
+        "SEC-9",
+        "a process agent on the app host and the config value {app.dir} as the working directory (npm audit, npm outdated, npm run security:scan)",
+    ),
+    (
+        "pdf",
+        "SEC-10",
+        "a process agent on the app host and the config value {app.dir} as the working directory (npm run security:access-review, admin-audit, api-audit)",
     ),
 ];
 

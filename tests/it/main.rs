@@ -2,9 +2,12 @@
 //! Redis (TEST_REDIS_URL); chat platforms and HTTP targets are faked at the wire.
 
 mod approvals;
+mod catalog_cap;
 mod catalog_chat;
 mod catalog_coverage;
+mod catalog_pdf;
 mod catalog_queue;
+mod catalog_scrape;
 mod cli;
 mod exec;
 mod fake_slack;

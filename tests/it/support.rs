@@ -265,6 +265,89 @@ async fn cache_warm(State(s): State<TargetState>) -> Json<serde_json::Value> {
     Json(serde_json::json!({"started": true}))
 }
 
+/// One request a [`FakeApi`] received: method, path with query, JSON body.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Received {
+    pub method: String,
+    pub uri: String,
+    pub body: Option<serde_json::Value>,
+}
+
+/// A seed system's HTTP API faked at the wire: each `(method, path)` of its
+/// routes answers 200 with a fixed JSON body, anything else 404; every request
+/// is recorded, so a test sees exactly what a command sent.
+#[derive(Clone)]
+pub struct FakeApi {
+    pub url: String,
+    received: Arc<Mutex<Vec<Received>>>,
+}
+
+impl FakeApi {
+    pub async fn start(routes: &[(&str, &str, serde_json::Value)]) -> FakeApi {
+        let routes: Arc<HashMap<(String, String), serde_json::Value>> = Arc::new(
+            routes
+                .iter()
+                .map(|(m, p, v)| ((m.to_string(), p.to_string()), v.clone()))
+                .collect(),
+        );
+        let received: Arc<Mutex<Vec<Received>>> = Arc::default();
+        let log = received.clone();
+        let app = Router::new().fallback(
+            move |method: axum::http::Method, uri: axum::http::Uri, body: axum::body::Bytes| {
+                let (routes, log) = (routes.clone(), log.clone());
+                async move {
+                    log.lock().expect("lock").push(Received {
+                        method: method.to_string(),
+                        uri: uri.to_string(),
+                        body: serde_json::from_slice(&body).ok(),
+                    });
+                    match routes.get(&(method.to_string(), uri.path().to_string())) {
+                        Some(v) => (axum::http::StatusCode::OK, Json(v.clone())),
+                        None => (
+                            axum::http::StatusCode::NOT_FOUND,
+                            Json(serde_json::json!({"error": "no such route"})),
+                        ),
+                    }
+                }
+            },
+        );
+        FakeApi {
+            url: serve(app).await,
+            received,
+        }
+    }
+
+    /// The requests received since the last call, oldest first.
+    pub fn take(&self) -> Vec<Received> {
+        std::mem::take(&mut *self.received.lock().expect("lock"))
+    }
+}
+
+/// `(method, path with query)` of each request, for short assertions.
+pub fn requests(received: &[Received]) -> Vec<(String, String)> {
+    received
+        .iter()
+        .map(|r| (r.method.clone(), r.uri.clone()))
+        .collect()
+}
+
+/// Runs each `(identity, text, method, path with query)` of `cases` in
+/// `channel` and asserts that it is done and sent exactly that one request.
+pub async fn assert_each_sends(
+    p: &Pipeline,
+    channel: &str,
+    api: &FakeApi,
+    cases: &[(&str, &str, &str, &str)],
+) {
+    api.take();
+    for (who, text, method, uri) in cases {
+        let r = say_in(p, channel, who, text).await;
+        assert_eq!(r.outcome, opsbot::engine::Outcome::Done, "{text}: {}", r.text);
+        let sent = requests(&api.take());
+        assert_eq!(sent, [(method.to_string(), uri.to_string())], "{text}");
+    }
+}
+
 /// Serves `app` on a free local port; its base URL.
 pub async fn serve(app: Router) -> String {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
@@ -316,6 +399,14 @@ pub fn config(extra: &str) -> Config {
         &HashMap::new(),
     )
     .expect("test config")
+}
+
+/// `config(extra)` with `profile` enabled too (the shared people enable only
+/// queue and chat, so other tests keep their meaning of unbound channels).
+pub fn config_enabling(extra: &str, profile: &str) -> Config {
+    let mut c = config(extra);
+    c.profiles.push(profile.to_string());
+    c
 }
 
 /// The shipped catalog with the queue API pointed at `target`.
@@ -645,6 +736,15 @@ pub async fn run_shipped(
         .await
 }
 
+/// The values of `key` in every row of `rows` (an sql output's
+/// `fields["rows"]`), as text: strings as they are, other values as JSON.
+pub fn column(rows: &serde_json::Value, key: &str) -> Vec<String> {
+    let text = |v: &serde_json::Value| v.as_str().map_or_else(|| v.to_string(), str::to_string);
+    rows.as_array()
+        .map(|a| a.iter().map(|r| text(&r[key])).collect())
+        .unwrap_or_default()
+}
+
 /// A private Postgres schema, a DSN whose search_path is that schema, and a
 /// pool to arrange data in it.
 pub struct PgSchema {
@@ -682,4 +782,56 @@ impl PgSchema {
             .expect("drop schema");
         self.pool.close().await;
     }
+}
+
+/// A private Postgres database, its DSN and a pool to arrange data in it, for
+/// catalogs whose queries name schemas of their own (Supabase's `auth` and
+/// `storage`), which a private schema cannot hold apart from other tests.
+pub struct PgDatabase {
+    pub name: String,
+    pub url: String,
+    pub pool: sqlx::PgPool,
+}
+
+impl PgDatabase {
+    pub async fn new() -> PgDatabase {
+        let name = unique("db");
+        let admin = sqlx::PgPool::connect(&pg_url()).await.expect("postgres");
+        sqlx::query(&format!("CREATE DATABASE {name}"))
+            .execute(&admin)
+            .await
+            .expect("create database");
+        admin.close().await;
+        let url = database_url(&pg_url(), &name);
+        let pool = sqlx::PgPool::connect(&url).await.expect("private database");
+        PgDatabase { name, url, pool }
+    }
+
+    pub async fn exec(&self, sql: &str) {
+        sqlx::query(sql)
+            .execute(&self.pool)
+            .await
+            .unwrap_or_else(|e| panic!("{sql}: {e}"));
+    }
+
+    /// Drops the database, ending connections the executors left open.
+    pub async fn drop(self) {
+        self.pool.close().await;
+        let admin = sqlx::PgPool::connect(&pg_url()).await.expect("postgres");
+        sqlx::query(&format!("DROP DATABASE {} WITH (FORCE)", self.name))
+            .execute(&admin)
+            .await
+            .expect("drop database");
+        admin.close().await;
+    }
+}
+
+/// `base` (a Postgres DSN) with its database replaced by `name`.
+fn database_url(base: &str, name: &str) -> String {
+    let (head, query) = match base.split_once('?') {
+        Some((h, q)) => (h, format!("?{q}")),
+        None => (base, String::new()),
+    };
+    let server = head.rsplit_once('/').map_or(head, |(s, _)| s);
+    format!("{server}/{name}{query}")
 }

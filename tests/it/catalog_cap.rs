@@ -1,0 +1,397 @@
+//! The shipped commands of the `cap` profile (seed 000): each one parsed,
+//! authorized and rendered for a sample invocation (one snapshot), then run
+//! for real: HTTP ones through the pipeline against a fake of the platform's
+//! API, `cache ping` against Redis, SQL ones against Postgres in a private
+//! schema. Chat values that try to smuggle syntax in through ids, durations,
+//! enums and ints are refused by their kind or stay one inert value.
+
+use crate::support::{
+    assert_each_sends, clock, column, config_enabling, pipeline_for, redis_url, render_cases, requests,
+    run_shipped, say_in, shipped_catalog_env, FakeApi, PgSchema, Received, TestStore,
+};
+use opsbot::catalog::Catalog;
+use opsbot::config::Config;
+use opsbot::engine::{Outcome, Pipeline};
+use serde_json::{json, Value};
+
+/// A cap channel bound to the profile, with cap enabled besides queue and chat.
+fn cfg() -> Config {
+    config_enabling("[channels.C_CAP]\nprofile = \"cap\"\n", "cap")
+}
+
+/// The shipped catalog with the cap targets pointed at test services.
+fn catalog(api: &str, db: &str) -> Catalog {
+    shipped_catalog_env(
+        &cfg(),
+        &[
+            ("OPSBOT_TARGET_CAP_API", api),
+            ("OPSBOT_TARGET_CAP_DB", db),
+            ("OPSBOT_TARGET_CAP_REDIS", &redis_url()),
+        ],
+    )
+}
+
+#[test]
+fn every_cap_command_parses_authorizes_and_renders() {
+    let catalog = catalog("http://127.0.0.1:1", "postgres://127.0.0.1:1/cap");
+    let cases = [
+        ("slack:U0STRANGER", "/ops health"),
+        ("slack:U0STRANGER", "/ops health --project proj_42"),
+        ("slack:U0STRANGER", "/ops health --project \"42&projectId=1\""),
+        ("slack:U0STRANGER", "/ops health --project .."),
+        ("slack:U0STRANGER", "/ops errors"),
+        ("console:dave", "/ops errors"),
+        ("console:dave", "/ops errors --since 24h"),
+        ("console:dave", "/ops errors --since 30m"),
+        ("console:dave", "/ops errors --since \"30min&since=1y\""),
+        ("console:dave", "/ops perf"),
+        ("console:dave", "/ops perf --period 24h"),
+        ("console:dave", "/ops report weekly"),
+        ("console:dave", "/ops report monthly"),
+        ("console:dave", "/ops report \"../admin\""),
+        ("console:dave", "/ops failed-reports"),
+        ("console:dave", "/ops failed-reports --since 24h"),
+        ("console:dave", "/ops data data-freshness"),
+        ("console:dave", "/ops data competitor-accessibility-check"),
+        ("console:dave", "/ops data freshness"),
+        ("console:dave", "/ops memory"),
+        ("slack:U0STRANGER", "/queue health"),
+        ("console:dave", "/queue requeue-failed"),
+        ("console:alice", "/queue requeue-failed"),
+        ("slack:U0STRANGER", "/cache ping"),
+        ("slack:U0STRANGER", "/db ping"),
+        ("console:dave", "/db connections"),
+        ("console:dave", "/db connections --by-state"),
+        ("console:dave", "/db connections --by-state=\"true'; --\""),
+        ("console:dave", "/db slow"),
+        ("console:alice", "/db slow"),
+        ("console:alice", "/db slow --min-ms 250 --limit 5"),
+        ("console:alice", "/db slow --limit \"5; DROP TABLE reports\""),
+        ("console:dave", "/db table-sizes"),
+        ("console:dave", "/db size"),
+        ("console:alice", "/db column-stats"),
+        ("console:alice", "/db column-stats --table reports"),
+        ("console:alice", "/db column-stats --table \"reports' OR '1'='1\""),
+        ("console:alice", "/db analyze"),
+        ("console:alice", "/db archive reports"),
+        ("console:bob", "/db archive reports"),
+        ("console:bob", "/db archive reports --days 120"),
+        ("console:bob", "/db archive reports --days 7"),
+        ("console:bob", "/db archive reports --days \"90) OR (true\""),
+        ("slack:U0STRANGER", "/deploy status"),
+        ("console:dave", "/deploy flags"),
+        ("console:dave", "/deploy test-report"),
+        ("console:alice", "/deploy test-report"),
+    ];
+    insta::assert_snapshot!(render_cases(&catalog, &cfg(), "cap", &cases));
+}
+
+// ---------------------------------------------------------------- http, end to end
+
+/// The seed's healthy answer of the primary health dashboard (000 §Primary
+/// Health Dashboard).
+fn dashboard() -> Value {
+    json!({
+        "status": "healthy",
+        "systemHealth": {
+            "overall": "healthy", "reportGeneration": "healthy",
+            "queueProcessing": "healthy", "database": "healthy"
+        },
+        "metrics": {
+            "activeProjects": 150, "reportsGenerated24h": 45,
+            "avgProcessingTime": "1.8min", "errorRate": "2.1%"
+        }
+    })
+}
+
+/// The platform's API as seed 000 names it.
+async fn fake_cap() -> FakeApi {
+    let mut routes = vec![
+        ("GET", "/api/debug/comparative-reports", dashboard()),
+        ("GET", "/api/debug/error-rates", json!({"errorRate": "2.1%"})),
+        ("GET", "/api/debug/performance-trends", json!({"trend": "flat"})),
+        (
+            "GET",
+            "/api/reports/failed-reports",
+            json!([{"projectId": "p1", "error": "timeout"}]),
+        ),
+        ("GET", "/api/debug/memory-usage", json!({"heapUsedPercent": 61})),
+        (
+            "GET",
+            "/api/queue/health",
+            json!({"status": "healthy", "queueDepth": 12}),
+        ),
+        ("POST", "/api/queue/requeue-failed", json!({"requeued": 4})),
+        (
+            "GET",
+            "/api/deployment/rollout-status",
+            json!({"currentPhase": "10%"}),
+        ),
+        (
+            "GET",
+            "/api/debug/feature-flags",
+            json!({"comparative-reports-v2": true}),
+        ),
+        ("POST", "/api/reports/test-generation", json!({"reportId": "r1"})),
+    ];
+    let reports = ["weekly", "monthly"].map(|k| format!("/api/debug/{k}-performance-report"));
+    let checks = [
+        "data-freshness",
+        "data-freshness-audit",
+        "competitor-health",
+        "competitor-accessibility-check",
+        "product-data-validation",
+        "report-quality-metrics",
+    ]
+    .map(|c| format!("/api/debug/{c}"));
+    for path in reports.iter().chain(&checks) {
+        routes.push(("GET", path.as_str(), json!({"ok": true})));
+    }
+    FakeApi::start(&routes).await
+}
+
+/// A store, the fake API and a pipeline running the shipped catalog against it.
+async fn http_pipeline() -> (TestStore, FakeApi, Pipeline) {
+    let t = TestStore::sqlite().await;
+    let api = fake_cap().await;
+    let c = catalog(&api.url, "postgres://127.0.0.1:1/cap");
+    let p = pipeline_for(&cfg(), c, t.store.clone(), clock());
+    (t, api, p)
+}
+
+#[tokio::test]
+async fn http_commands_run_through_the_pipeline() {
+    let (t, api, p) = http_pipeline().await;
+    let r = say_in(&p, "C_CAP", "slack:U0STRANGER", "/ops health").await;
+    let health = "healthy: overall healthy · report generation healthy · queue healthy · database healthy\n\
+                  active projects 150 · reports in 24h 45 (alert below 50/day)\n\
+                  avg processing 1.8min (warning 2–5 min, critical over 5) · error rate 2.1% (warning 5–10 %, critical over 10)";
+    assert_eq!((r.outcome, r.text.as_str()), (Outcome::Done, health));
+    let r = say_in(&p, "C_CAP", "slack:U0STRANGER", "/queue health").await;
+    assert!(
+        r.outcome == Outcome::Done
+            && r.text
+                .starts_with("queue depth 12 (warning 50–100, critical over 100)\n"),
+        "{}",
+        r.text
+    );
+    let r = say_in(&p, "C_CAP", "slack:U0STRANGER", "/deploy status").await;
+    assert!(r.text.starts_with("phase: 10%\n"), "{}", r.text);
+    let sends = [
+        (
+            "slack:U0STRANGER",
+            "/ops health --project p_7",
+            "GET",
+            "/api/debug/comparative-reports?projectId=p_7",
+        ),
+        (
+            "console:dave",
+            "/ops errors",
+            "GET",
+            "/api/debug/error-rates?since=30min",
+        ),
+        (
+            "console:dave",
+            "/ops errors --since 7d",
+            "GET",
+            "/api/debug/error-rates?since=7d",
+        ),
+        (
+            "console:dave",
+            "/ops perf",
+            "GET",
+            "/api/debug/performance-trends",
+        ),
+        (
+            "console:dave",
+            "/ops perf --period 24h",
+            "GET",
+            "/api/debug/performance-trends?period=24h",
+        ),
+        (
+            "console:dave",
+            "/ops report weekly",
+            "GET",
+            "/api/debug/weekly-performance-report",
+        ),
+        (
+            "console:dave",
+            "/ops report monthly",
+            "GET",
+            "/api/debug/monthly-performance-report",
+        ),
+        (
+            "console:dave",
+            "/ops failed-reports",
+            "GET",
+            "/api/reports/failed-reports",
+        ),
+        (
+            "console:dave",
+            "/ops failed-reports --since 24h",
+            "GET",
+            "/api/reports/failed-reports?since=24h",
+        ),
+        (
+            "console:dave",
+            "/ops data data-freshness-audit",
+            "GET",
+            "/api/debug/data-freshness-audit",
+        ),
+        (
+            "console:dave",
+            "/ops data report-quality-metrics",
+            "GET",
+            "/api/debug/report-quality-metrics",
+        ),
+        ("console:dave", "/ops memory", "GET", "/api/debug/memory-usage"),
+        ("console:dave", "/deploy flags", "GET", "/api/debug/feature-flags"),
+        (
+            "console:alice",
+            "/deploy test-report",
+            "POST",
+            "/api/reports/test-generation",
+        ),
+    ];
+    assert_each_sends(&p, "C_CAP", &api, &sends).await;
+    t.cleanup().await;
+}
+
+#[tokio::test]
+async fn test_report_sends_the_seed_body_and_requeue_needs_an_sre() {
+    let (t, api, p) = http_pipeline().await;
+    let r = say_in(&p, "C_CAP", "console:alice", "/deploy test-report").await;
+    assert_eq!(r.outcome, Outcome::Done, "{}", r.text);
+    let sent = Received {
+        method: "POST".into(),
+        uri: "/api/reports/test-generation".into(),
+        body: Some(json!({"testMode": true})),
+    };
+    assert_eq!(api.take(), [sent]);
+    let r = say_in(&p, "C_CAP", "console:dave", "/queue requeue-failed").await;
+    assert_eq!(r.outcome, Outcome::NotPermitted, "{}", r.text);
+    let r = say_in(&p, "C_CAP", "console:alice", "/queue requeue-failed").await;
+    assert_eq!(r.outcome, Outcome::ApprovalRequested, "{}", r.text);
+    let id = r.approval.expect("approval id");
+    let r = say_in(&p, "C_CAP", "console:carol", &format!("/approve a{id}")).await;
+    assert_eq!(
+        r.outcome,
+        Outcome::NotPermitted,
+        "eng-manager is not an approver: {}",
+        r.text
+    );
+    assert!(api.take().is_empty(), "nothing ran before the approval");
+    let r = say_in(&p, "C_CAP", "console:bob", &format!("/approve a{id}")).await;
+    assert_eq!(r.outcome, Outcome::Done, "{}", r.text);
+    assert_eq!(
+        requests(&api.take()),
+        [("POST".to_string(), "/api/queue/requeue-failed".to_string())]
+    );
+    t.cleanup().await;
+}
+
+#[tokio::test]
+async fn cache_ping_answers_pong() {
+    let c = catalog("http://127.0.0.1:1", "postgres://127.0.0.1:1/cap");
+    let ping = run_shipped(&c, "cap", "cache ping", &[]).await.unwrap();
+    assert_eq!(
+        (ping.summary.as_str(), ping.text.as_str()),
+        ("redis PING", "PONG")
+    );
+}
+
+// ---------------------------------------------------------------- sql
+
+/// A private schema with the seed's reports (two older than 90 days, one of
+/// them archived already; one of 40 days; one new), projects and queue_jobs.
+async fn cap_schema() -> PgSchema {
+    let s = PgSchema::new().await;
+    for sql in [
+        "CREATE TABLE SCHEMA.projects (id int PRIMARY KEY, name text)",
+        "CREATE TABLE SCHEMA.reports (id int PRIMARY KEY, project_id int, created_at timestamptz NOT NULL, \
+         archived bool NOT NULL DEFAULT false)",
+        "CREATE TABLE SCHEMA.queue_jobs (id int PRIMARY KEY, status text, completed_at timestamptz)",
+        "INSERT INTO SCHEMA.projects SELECT g, 'p' || g FROM generate_series(1, 30) g",
+        "INSERT INTO SCHEMA.reports VALUES (1, 1, now() - interval '200 days', false), \
+         (2, 1, now() - interval '100 days', false), (3, 2, now() - interval '120 days', true), \
+         (4, 2, now() - interval '40 days', false), (5, 3, now(), false)",
+        // Stands in for the extension's view (not installed on the test server).
+        "CREATE TABLE SCHEMA.pg_stat_statements (query text, calls bigint, mean_exec_time float8, \
+         total_exec_time float8, rows bigint)",
+        "INSERT INTO SCHEMA.pg_stat_statements SELECT 'SELECT ' || g, g, g * 250.0, g * 1000.0, g \
+         FROM generate_series(1, 12) g",
+    ] {
+        s.exec(sql).await;
+    }
+    s
+}
+
+#[tokio::test]
+async fn sql_reads_ping_connections_slow_sizes_stats() {
+    let s = cap_schema().await;
+    s.exec("ANALYZE SCHEMA.reports").await;
+    let c = catalog("http://127.0.0.1:1", &s.url);
+    let run = |name: &'static str, a: &'static [(&'static str, &'static str)]| {
+        let c = c.clone();
+        async move { run_shipped(&c, "cap", name, a).await.unwrap() }
+    };
+    assert_eq!(run("db ping", &[]).await.fields["rows"], json!([{"ok": 1}]));
+    let all = run("db connections", &[]).await;
+    assert_eq!(all.fields["rows"][0]["state"], "all");
+    // The seed's defaults: slower than 1000 ms on average, the 10 slowest.
+    let slow = run("db slow", &[("min-ms", "1000"), ("limit", "10")]).await;
+    let expected: Vec<String> = (5..=12).rev().map(|g| format!("SELECT {g}")).collect();
+    assert_eq!(column(&slow.fields["rows"], "query"), expected);
+    let sizes = run("db table-sizes", &[]).await;
+    let tables = column(&sizes.fields["rows"], "tablename");
+    assert!(tables.iter().any(|t| t == "reports"), "{}", sizes.text);
+    let size = run("db size", &[]).await;
+    assert!(size.fields["rows"][0]["size"].as_str().is_some(), "{}", size.text);
+    let stats = run("db column-stats", &[("table", "reports")]).await;
+    let tables = column(&stats.fields["rows"], "tablename");
+    assert!(
+        !tables.is_empty() && tables.iter().all(|t| t == "reports"),
+        "{}",
+        stats.text
+    );
+    // Bound, an enum-shaped injection is one value that names no table.
+    let none = run("db column-stats", &[("table", "reports' OR '1'='1")]).await;
+    assert_eq!(none.fields["rows"], json!([]));
+    assert_eq!(run("db analyze", &[]).await.summary, "sql: 0 rows");
+    s.drop().await;
+}
+
+/// `(archived, not archived)` reports.
+async fn archived(s: &PgSchema) -> (i64, i64) {
+    let q = format!(
+        "SELECT count(*) FILTER (WHERE archived), count(*) FILTER (WHERE NOT archived) FROM {}.reports",
+        s.name
+    );
+    sqlx::query_as(&q).fetch_one(&s.pool).await.unwrap()
+}
+
+#[tokio::test]
+async fn archive_reports_needs_an_sre_and_marks_only_old_unarchived_rows() {
+    let s = cap_schema().await;
+    let t = TestStore::sqlite().await;
+    let c = catalog("http://127.0.0.1:1", &s.url);
+    let p = pipeline_for(&cfg(), c.clone(), t.store.clone(), clock());
+    let r = say_in(&p, "C_CAP", "console:alice", "/db archive reports").await;
+    assert_eq!(r.outcome, Outcome::NotPermitted, "{}", r.text);
+    assert_eq!(archived(&s).await, (1, 4));
+    let r = say_in(&p, "C_CAP", "console:bob", "/db archive reports").await;
+    let reply = "Marked reports older than 90 days as archived:\narchived\n--------\n2";
+    assert!(
+        r.outcome == Outcome::Done && r.text.ends_with(reply),
+        "{}",
+        r.text
+    );
+    assert_eq!(archived(&s).await, (3, 2));
+    let out = run_shipped(&c, "cap", "db archive reports", &[("days", "30")])
+        .await
+        .unwrap();
+    assert_eq!(out.fields["rows"], json!([{"archived": 1}]));
+    assert_eq!(archived(&s).await, (4, 1));
+    t.cleanup().await;
+    s.drop().await;
+}
