@@ -424,3 +424,44 @@ async fn crash_between_claim_and_result(s: &opsbot::store::Store, now: i64, clai
         .await
         .unwrap());
 }
+
+/// A second instance's recovery never takes a live instance's execution for
+/// a crashed one; once that instance's heartbeat lapses, it does.
+#[tokio::test]
+async fn recovery_leaves_a_live_instances_executions_alone() {
+    run_test(|t| {
+        Box::pin(async move {
+            let target = FakeTarget::start().await;
+            let c = clock();
+            let p = pipeline(t.store.clone(), &target.url, c.clone());
+            let s = &t.store;
+            let running = say(&p, "console:alice", "/queue retry ai-analysis")
+                .await
+                .approval
+                .unwrap();
+            let unused = say(&p, "console:alice", "/queue retry ai-analysis")
+                .await
+                .approval
+                .unwrap();
+            s.heartbeat(c.now_ms(), c.now_ms() + 30_000).await.unwrap();
+            crash_between_claim_and_result(s, c.now_ms(), running, unused).await;
+            let other = pipeline(t.reopen().await, &target.url, c.clone());
+            other.recover().await.unwrap();
+            assert_eq!(
+                s.approval(running).await.unwrap().unwrap().state,
+                State::Executing,
+                "{}: a live instance's execution was taken",
+                t.name
+            );
+            c.advance(31_000);
+            other.recover().await.unwrap();
+            assert_eq!(
+                s.approval(running).await.unwrap().unwrap().state,
+                State::Unknown,
+                "{}",
+                t.name
+            );
+        })
+    })
+    .await;
+}
