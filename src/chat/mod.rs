@@ -3,6 +3,7 @@
 
 pub mod ack;
 pub mod card;
+pub mod discord;
 pub mod signature;
 pub mod slack;
 pub mod text;

@@ -31,3 +31,22 @@ pub fn fresh<'a>(
     }
     Ok((ts, sig))
 }
+
+/// Checks a request's signature headers `ts_header` and `sig_header` with
+/// `check` (timestamp, signature → verdict), logging why a request was refused.
+pub fn verified(
+    headers: &axum::http::HeaderMap,
+    ts_header: &str,
+    sig_header: &str,
+    platform: &str,
+    check: impl FnOnce(Option<&str>, Option<&str>) -> Result<(), Rejected>,
+) -> bool {
+    let h = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
+    match check(h(ts_header), h(sig_header)) {
+        Ok(()) => true,
+        Err(why) => {
+            tracing::debug!(%why, platform, "request refused");
+            false
+        }
+    }
+}
