@@ -473,3 +473,87 @@ async fn a_used_up_bucket_is_waited_out_before_the_next_call() {
         "channels do not wait for each other"
     );
 }
+
+#[tokio::test]
+async fn a_wrong_bot_token_is_refused_once_and_not_retried() {
+    let fake = FakeDiscord::start().await;
+    let clock: SharedClock = Arc::new(opsbot::clock::SystemClock);
+    let api = opsbot::chat::discord::api::DiscordApi::new(
+        &fake.url(),
+        APPLICATION_ID,
+        "not-the-token".to_string().into(),
+        clock,
+    )
+    .unwrap();
+    let e = api
+        .create_message("C1", &json!({"content": "x"}))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&e, opsbot::engine::SendError::Permanent(m) if m.contains("401")),
+        "{e:?}"
+    );
+    assert!(!e.to_string().contains("not-the-token"));
+    assert_eq!(fake.calls().len(), 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_replayed_interaction_runs_once() {
+    let t = TestStore::sqlite().await;
+    let app = TestApp::spawn(t.store.clone()).await;
+    let pause = json!([{"type": 1, "name": "pause",
+        "options": [{"type": 3, "name": "queue", "value": "ai-analysis"}]}]);
+    let cmd = TestApp::discord_command("111", "queue", pause);
+    let (a, b) = tokio::join!(app.discord(&cmd), app.discord(&cmd));
+    assert_eq!(json_of(a).await, json!({"type": 5}));
+    assert_eq!(json_of(b).await, json!({"type": 5}));
+    let result = app.discord.wait_first(Call::is_edit_original, "the result").await;
+    assert!(result.text().contains("Paused ai-analysis"), "{}", result.text());
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while !t.store.new_inbox_items(10).await.unwrap().is_empty()
+        || !t.store.processing_inbox_items().await.unwrap().is_empty()
+    {
+        assert!(tokio::time::Instant::now() < deadline, "requests never finished");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(app.target.count("POST", "/api/queue/ai-analysis/pause"), 1);
+    assert_eq!(app.discord.calls().len(), 1, "{:#?}", app.discord.calls());
+    app.stop().await;
+    t.cleanup().await;
+}
+
+#[tokio::test]
+async fn a_global_429_holds_every_channel() {
+    let fake = FakeDiscord::start().await;
+    fake.script(
+        "/channels/C1/",
+        1,
+        Answer::RateLimited {
+            retry_after: 0.3,
+            global: true,
+        },
+    );
+    let clock: SharedClock = Arc::new(opsbot::clock::SystemClock);
+    let api = opsbot::chat::discord::api::DiscordApi::new(
+        &fake.url(),
+        APPLICATION_ID,
+        BOT_TOKEN.to_string().into(),
+        clock,
+    )
+    .unwrap();
+    let body = json!({"content": "x"});
+    let e = api.create_message("C1", &body).await.unwrap_err();
+    assert_eq!(
+        e,
+        opsbot::engine::SendError::RateLimited {
+            retry_after: Duration::from_millis(300)
+        }
+    );
+    api.create_message("C2", &body).await.unwrap();
+    let calls = fake.calls();
+    assert!(
+        calls[1].at - calls[0].at >= Duration::from_millis(290),
+        "{:?}",
+        calls[1].at - calls[0].at
+    );
+}
