@@ -5,6 +5,7 @@
 use crate::fake_discord::{Answer, Call, FakeDiscord, APPLICATION_ID, BOT_TOKEN};
 use crate::support::{both, discord_key, discord_sign, TestApp, TestStore};
 use opsbot::approval::State;
+use opsbot::chat::discord::api::DiscordApi;
 use opsbot::clock::SharedClock;
 use opsbot::engine::outbox::{spawn_sender, Delivery, Outbox, Pacing};
 use opsbot::engine::Signal;
@@ -21,6 +22,19 @@ fn retry_options() -> Value {
 
 fn approve_options(id: &str) -> Value {
     json!([{"type": 3, "name": "id", "value": id}])
+}
+
+/// The edit of `interaction`'s deferred response, once it arrives.
+async fn answer_to(fake: &FakeDiscord, interaction: &Value, what: &str) -> Call {
+    let token = interaction["token"].as_str().expect("token").to_string();
+    fake.wait_first(|c| c.is_edit_original() && c.path.contains(&token), what)
+        .await
+}
+
+/// A REST client against `fake` with bot token `token`.
+fn api_for(fake: &FakeDiscord, token: &str) -> DiscordApi {
+    let clock: SharedClock = Arc::new(opsbot::clock::SystemClock);
+    DiscordApi::new(&fake.url(), APPLICATION_ID, token.to_string().into(), clock).expect("api")
 }
 
 async fn json_of(r: reqwest::Response) -> Value {
@@ -217,14 +231,7 @@ async fn a_slack_request_is_approved_from_discord_and_the_slack_card_follows() {
         let own = TestApp::discord_command("111", "approve", approve_options("a1"));
         let v = json_of(app.discord(&own).await).await;
         assert_eq!(v, json!({"type": 5, "data": {"flags": 64}}));
-        let own_token = own["token"].as_str().unwrap().to_string();
-        let refusal = app
-            .discord
-            .wait_first(
-                |c| c.is_edit_original() && c.path.contains(&own_token),
-                "alice's refusal",
-            )
-            .await;
+        let refusal = answer_to(&app.discord, &own, "alice's refusal").await;
         assert!(refusal.text().contains("you requested a1"), "{}", refusal.text());
         assert_eq!(app.target.count(RETRY.0, RETRY.1), 0);
 
@@ -241,14 +248,7 @@ async fn a_slack_request_is_approved_from_discord_and_the_slack_card_follows() {
                 "the Slack card with the result",
             )
             .await;
-        let bob_token = bob["token"].as_str().unwrap().to_string();
-        let answer = app
-            .discord
-            .wait_first(
-                |c| c.is_edit_original() && c.path.contains(&bob_token),
-                "bob's answer",
-            )
-            .await;
+        let answer = answer_to(&app.discord, &bob, "bob's answer").await;
         assert!(answer.text().contains("Retried 37"), "{}", answer.text());
         settled(&t.store, 1, State::Succeeded).await;
         assert_eq!(app.target.count(RETRY.0, RETRY.1), 1);
@@ -276,14 +276,7 @@ async fn registration_payload_from_the_shipped_catalog() {
 
     // `discord-register` sends exactly that, as a bulk overwrite with the bot token.
     let fake = FakeDiscord::start().await;
-    let clock: SharedClock = Arc::new(opsbot::clock::SystemClock);
-    let api = opsbot::chat::discord::api::DiscordApi::new(
-        &fake.url(),
-        APPLICATION_ID,
-        BOT_TOKEN.to_string().into(),
-        clock,
-    )
-    .unwrap();
+    let api = api_for(&fake, BOT_TOKEN);
     let n = api.overwrite_commands(Some("G1"), &commands).await.unwrap();
     assert_eq!(n, commands.len());
     let calls = fake.calls();
@@ -330,13 +323,7 @@ async fn entries_discord_cannot_hold_are_named_by_file_and_line() {
 /// A sender of Discord rows against `fake`.
 fn discord_sender(store: &Store, fake: &FakeDiscord) -> (Outbox, tokio::sync::watch::Sender<bool>) {
     let clock: SharedClock = Arc::new(opsbot::clock::SystemClock);
-    let api = opsbot::chat::discord::api::DiscordApi::new(
-        &fake.url(),
-        APPLICATION_ID,
-        BOT_TOKEN.to_string().into(),
-        clock.clone(),
-    )
-    .unwrap();
+    let api = api_for(fake, BOT_TOKEN);
     let outbox = Outbox::new(store.clone(), Signal::default());
     let (stop, rx) = tokio::sync::watch::channel(false);
     let delivery = Delivery {
@@ -449,14 +436,7 @@ async fn expired_interactions_answer_in_the_channel_and_429s_wait_without_retry_
 async fn a_used_up_bucket_is_waited_out_before_the_next_call() {
     let fake = FakeDiscord::start().await;
     fake.exhaust_buckets(0.3);
-    let clock: SharedClock = Arc::new(opsbot::clock::SystemClock);
-    let api = opsbot::chat::discord::api::DiscordApi::new(
-        &fake.url(),
-        APPLICATION_ID,
-        BOT_TOKEN.to_string().into(),
-        clock,
-    )
-    .unwrap();
+    let api = api_for(&fake, BOT_TOKEN);
     let body = json!({"content": "x"});
     api.create_message("C1", &body).await.unwrap();
     api.create_message("C2", &body).await.unwrap(); // another channel: its own bucket
@@ -477,14 +457,7 @@ async fn a_used_up_bucket_is_waited_out_before_the_next_call() {
 #[tokio::test]
 async fn a_wrong_bot_token_is_refused_once_and_not_retried() {
     let fake = FakeDiscord::start().await;
-    let clock: SharedClock = Arc::new(opsbot::clock::SystemClock);
-    let api = opsbot::chat::discord::api::DiscordApi::new(
-        &fake.url(),
-        APPLICATION_ID,
-        "not-the-token".to_string().into(),
-        clock,
-    )
-    .unwrap();
+    let api = api_for(&fake, "not-the-token");
     let e = api
         .create_message("C1", &json!({"content": "x"}))
         .await
@@ -533,14 +506,7 @@ async fn a_global_429_holds_every_channel() {
             global: true,
         },
     );
-    let clock: SharedClock = Arc::new(opsbot::clock::SystemClock);
-    let api = opsbot::chat::discord::api::DiscordApi::new(
-        &fake.url(),
-        APPLICATION_ID,
-        BOT_TOKEN.to_string().into(),
-        clock,
-    )
-    .unwrap();
+    let api = api_for(&fake, BOT_TOKEN);
     let body = json!({"content": "x"});
     let e = api.create_message("C1", &body).await.unwrap_err();
     assert_eq!(
