@@ -3,11 +3,14 @@
 
 use crate::auth::{Directory, Roles};
 use crate::catalog::{self, Catalog, Problem};
+use crate::chat::discord::api::DiscordApi;
+use crate::chat::discord::inbound::DiscordInbound;
+use crate::chat::discord::render::DiscordRenderer;
 use crate::chat::slack::api::SlackApi;
 use crate::chat::slack::inbound::SlackInbound;
 use crate::chat::slack::render::SlackRenderer;
 use crate::clock::SharedClock;
-use crate::config::{Config, SlackConfig};
+use crate::config::{Config, DiscordConfig, SlackConfig};
 use crate::engine::committer::Committer;
 use crate::engine::outbox::{spawn_sender, Delivery, Outbox, Pacing};
 use crate::engine::{Alarm, Pipeline, Renderers, Signal};
@@ -27,6 +30,8 @@ pub enum BuildError {
     Store(#[from] StoreError),
     #[error("slack: {0}")]
     Slack(String),
+    #[error("discord: {0}")]
+    Discord(String),
 }
 
 /// Loads the catalog and people and cross-checks them with the config.
@@ -48,6 +53,10 @@ pub fn validate(
     };
     if let Some(cat) = &cat {
         problems.extend(cross_problems(config, cat));
+        if config.discord.is_some() {
+            let mapped = crate::chat::discord::register::commands(cat, &config.profiles);
+            problems.extend(mapped.err().unwrap_or_default());
+        }
     }
     let dir = Directory::new(&config.people, &roles).map_err(|errs| {
         errs.into_iter()
@@ -195,11 +204,20 @@ pub fn assemble(
 /// Every chat platform's renderer: the one place that lists platforms for
 /// the engine. (Their inbound routes and senders are wired in [`start`].)
 fn renderers() -> Renderers {
-    Renderers::default().with(Arc::new(SlackRenderer))
+    Renderers::default()
+        .with(Arc::new(SlackRenderer))
+        .with(Arc::new(DiscordRenderer))
 }
 
-/// The running parts around a pipeline: the HTTP router and, when Slack is
-/// configured, the inbox writer, the worker and the outbox sender.
+/// The chat platforms to serve (each absent: its routes answer 404).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Chats<'a> {
+    pub slack: Option<&'a SlackConfig>,
+    pub discord: Option<&'a DiscordConfig>,
+}
+
+/// The running parts around a pipeline: the HTTP router and, when a chat is
+/// configured, the inbox writer, the worker and one outbox sender per chat.
 pub struct Services {
     pub router: axum::Router,
     stop: tokio::sync::watch::Sender<bool>,
@@ -228,11 +246,7 @@ impl Services {
 }
 
 /// Starts everything that runs beside the pipeline.
-pub fn start(
-    pipeline: Pipeline,
-    slack: Option<&SlackConfig>,
-    pacing: Pacing,
-) -> Result<Services, BuildError> {
+pub fn start(pipeline: Pipeline, chats: Chats<'_>, pacing: Pacing) -> Result<Services, BuildError> {
     let (stop, stopped) = tokio::sync::watch::channel(false);
     let mut router = crate::server::router(pipeline.clone());
     let mut tasks = vec![crate::engine::housekeeping::spawn(
@@ -242,34 +256,61 @@ pub fn start(
     )];
     tasks.push(crate::engine::timers::spawn(pipeline.clone(), stopped.clone()));
     tasks.push(crate::engine::recovery::spawn(pipeline.clone(), stopped.clone()));
-    if let Some(cfg) = slack {
-        let api = SlackApi::new(&cfg.api_url, cfg.bot_token.clone())
-            .map_err(|e| BuildError::Slack(e.to_string()))?;
-        let delivery = Delivery {
-            platform: crate::chat::slack::render::PLATFORM,
-            api: Arc::new(api),
-        };
-        tasks.push(spawn_sender(
+    if chats.slack.is_none() && chats.discord.is_none() {
+        return Ok(Services { router, stop, tasks });
+    }
+    let sender = |delivery: Delivery| {
+        spawn_sender(
             Outbox::new(pipeline.store.clone(), pipeline.outbox.clone()),
             delivery,
             pipeline.clock.clone(),
             pacing,
             stopped.clone(),
-        ));
-        let (stored, to_process) = tokio::sync::mpsc::channel(1024);
-        let writer = InboxWriter::spawn(pipeline.store.clone(), stored);
-        let inputs = crate::engine::worker::Inputs {
-            stored: to_process,
-            pressure: writer.pressure(),
-            stop: stopped.clone(),
-        };
-        tasks.push(crate::engine::worker::spawn(pipeline.clone(), inputs));
+        )
+    };
+    let (stored, to_process) = tokio::sync::mpsc::channel(1024);
+    let writer = InboxWriter::spawn(pipeline.store.clone(), stored);
+    let audit = AuditSink::spawn(pipeline.store.clone());
+    if let Some(cfg) = chats.slack {
+        let api = SlackApi::new(&cfg.api_url, cfg.bot_token.clone())
+            .map_err(|e| BuildError::Slack(e.to_string()))?;
+        tasks.push(sender(Delivery {
+            platform: crate::chat::slack::render::PLATFORM,
+            api: Arc::new(api),
+        }));
         router = router.merge(crate::chat::slack::inbound::routes(SlackInbound {
             signing_secret: cfg.signing_secret.clone(),
-            writer,
-            audit: AuditSink::spawn(pipeline.store.clone()),
-            pipeline,
+            writer: writer.clone(),
+            audit: audit.clone(),
+            pipeline: pipeline.clone(),
         }));
     }
+    if let Some(cfg) = chats.discord {
+        let verifier =
+            crate::chat::discord::verify::verifier(&cfg.public_key).map_err(BuildError::Discord)?;
+        let api = discord_api(cfg, pipeline.clock.clone())?;
+        tasks.push(sender(Delivery {
+            platform: crate::chat::discord::render::PLATFORM,
+            api: Arc::new(api),
+        }));
+        router = router.merge(crate::chat::discord::inbound::routes(DiscordInbound {
+            verifier,
+            writer: writer.clone(),
+            audit: audit.clone(),
+            pipeline: pipeline.clone(),
+        }));
+    }
+    let inputs = crate::engine::worker::Inputs {
+        stored: to_process,
+        pressure: writer.pressure(),
+        stop: stopped.clone(),
+    };
+    tasks.push(crate::engine::worker::spawn(pipeline, inputs));
     Ok(Services { router, stop, tasks })
+}
+
+/// The Discord REST client for `cfg` (the outbox's, and `discord-register`'s).
+pub fn discord_api(cfg: &DiscordConfig, clock: SharedClock) -> Result<DiscordApi, BuildError> {
+    DiscordApi::new(&cfg.api_url, &cfg.application_id, cfg.bot_token.clone(), clock)
+        .map_err(|e| BuildError::Discord(e.to_string()))
 }

@@ -14,6 +14,7 @@ pub const DEFAULT_CONFIG: &str = "config/opsbot.toml";
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
 pub const DEFAULT_DATABASE_URL: &str = "sqlite://opsbot.db?mode=rwc";
 pub const DEFAULT_SLACK_API_URL: &str = "https://slack.com/api/";
+pub const DEFAULT_DISCORD_API_URL: &str = "https://discord.com/api/v10";
 
 /// The loaded configuration.
 #[derive(Debug, Clone)]
@@ -34,6 +35,7 @@ pub struct Config {
     pub process_allow: Vec<String>,
     pub log_json: bool,
     pub slack: Option<SlackConfig>,
+    pub discord: Option<DiscordConfig>,
     /// Values that must never appear in output (tokens, DSN passwords).
     pub secrets: Vec<SecretString>,
     /// Where things were declared, for `file:line` messages: keys like
@@ -79,6 +81,15 @@ pub struct SlackConfig {
     pub signing_secret: SecretString,
     pub bot_token: SecretString,
     pub app_token: Option<SecretString>,
+    pub api_url: String,
+}
+
+#[derive(Debug, Clone)]
+pub struct DiscordConfig {
+    /// The application's Ed25519 public key (hex; not a secret).
+    pub public_key: String,
+    pub bot_token: SecretString,
+    pub application_id: String,
     pub api_url: String,
 }
 
@@ -215,6 +226,7 @@ impl Config {
             secrets.extend(dsn_password(r));
         }
         let slack = slack_config(env, &mut problems, &file, &mut secrets);
+        let discord = discord_config(env, &mut problems, &file, &mut secrets);
         let exec_timeout = exec_timeout(raw.limits.exec_timeout.as_deref(), &file, &mut problems);
         let mut lines = BTreeMap::new();
         let channels = channels(raw.channels, text, &mut lines);
@@ -250,6 +262,7 @@ impl Config {
             process_allow: raw.process.allow,
             log_json,
             slack,
+            discord,
             secrets: secrets.into_iter().map(Into::into).collect(),
             lines,
         })
@@ -358,6 +371,55 @@ fn slack_config(
     }
 }
 
+/// Discord needs all three of its variables (or none: disabled).
+fn discord_config(
+    env: &HashMap<String, String>,
+    problems: &mut Vec<Problem>,
+    file: &str,
+    secrets: &mut Vec<String>,
+) -> Option<DiscordConfig> {
+    let token = match secret_from_env(env, "DISCORD_BOT_TOKEN") {
+        Ok(v) => {
+            secrets.extend(v.clone());
+            v
+        }
+        Err(msg) => {
+            problems.push(problem(file, 0, msg));
+            None
+        }
+    };
+    let get = |k: &str| env.get(k).map(|v| v.trim().to_string()).filter(|v| !v.is_empty());
+    let key = get("DISCORD_PUBLIC_KEY");
+    let app = get("DISCORD_APPLICATION_ID");
+    match (key, token, app) {
+        (Some(public_key), Some(t), Some(application_id)) => {
+            let hex_key = public_key.len() == 64 && public_key.chars().all(|c| c.is_ascii_hexdigit());
+            if !hex_key {
+                problems.push(problem(
+                    file,
+                    0,
+                    "DISCORD_PUBLIC_KEY must be 64 hex digits".into(),
+                ));
+            }
+            if !application_id.chars().all(|c| c.is_ascii_digit()) {
+                problems.push(problem(file, 0, "DISCORD_APPLICATION_ID must be a number".into()));
+            }
+            Some(DiscordConfig {
+                public_key,
+                bot_token: t.into(),
+                application_id,
+                api_url: get("OPSBOT_DISCORD_API_URL").unwrap_or_else(|| DEFAULT_DISCORD_API_URL.to_string()),
+            })
+        }
+        (None, None, None) => None,
+        _ => {
+            let msg = "Discord needs DISCORD_PUBLIC_KEY, DISCORD_BOT_TOKEN and DISCORD_APPLICATION_ID (only some are set)";
+            problems.push(problem(file, 0, msg.into()));
+            None
+        }
+    }
+}
+
 /// `VAR` from the environment, or the contents of the file named by `VAR_FILE`.
 pub fn secret_from_env(env: &HashMap<String, String>, var: &str) -> Result<Option<String>, String> {
     if let Some(v) = env.get(var).filter(|v| !v.is_empty()) {
@@ -441,6 +503,33 @@ mod tests {
     fn half_configured_slack_is_an_error() {
         let e = env(&[("SLACK_SIGNING_SECRET", "s")]);
         assert!(Config::parse(Path::new("c.toml"), "", &e).is_err());
+    }
+
+    #[test]
+    fn discord_needs_all_three_variables_and_hides_its_token() {
+        let key = "ab".repeat(32);
+        let all = env(&[
+            ("DISCORD_PUBLIC_KEY", &key),
+            ("DISCORD_BOT_TOKEN", "bot-tok-9"),
+            ("DISCORD_APPLICATION_ID", "42"),
+        ]);
+        let c = Config::parse(Path::new("c.toml"), "", &all).unwrap();
+        let d = c.discord.as_ref().unwrap();
+        assert_eq!(d.api_url, DEFAULT_DISCORD_API_URL);
+        assert!(!format!("{c:?}").contains("bot-tok-9"));
+        assert_eq!(c.secrets.len(), 1);
+        let some = env(&[("DISCORD_PUBLIC_KEY", &key)]);
+        assert!(Config::parse(Path::new("c.toml"), "", &some).is_err());
+        let bad = env(&[
+            ("DISCORD_PUBLIC_KEY", "xyz"),
+            ("DISCORD_BOT_TOKEN", "t"),
+            ("DISCORD_APPLICATION_ID", "42"),
+        ]);
+        assert!(Config::parse(Path::new("c.toml"), "", &bad).is_err());
+        assert!(Config::parse(Path::new("c.toml"), "", &env(&[]))
+            .unwrap()
+            .discord
+            .is_none());
     }
 
     #[test]

@@ -60,6 +60,12 @@ enum Cmd {
     },
     /// Apply store migrations.
     Migrate,
+    /// Bulk-overwrite the Discord application's commands from the catalog.
+    DiscordRegister {
+        /// Register in this guild only (updates at once; global ones take a while).
+        #[arg(long)]
+        guild: Option<String>,
+    },
     /// Audit log tools.
     Audit {
         #[command(subcommand)]
@@ -149,6 +155,7 @@ async fn dispatch(cmd: Cmd, config: Config, env: HashMap<String, String>) -> any
             pipeline.store.close().await;
             Ok(reply.outcome.exit_code() as u8)
         }
+        Cmd::DiscordRegister { guild } => discord_register(&config, &env, clock, guild.as_deref()).await,
         Cmd::Serve => serve(&config, &env, clock).await,
     }
 }
@@ -236,6 +243,42 @@ async fn audit_verify(config: &Config) -> anyhow::Result<u8> {
     }
 }
 
+async fn discord_register(
+    config: &Config,
+    env: &HashMap<String, String>,
+    clock: SharedClock,
+    guild: Option<&str>,
+) -> anyhow::Result<u8> {
+    let Some(discord) = &config.discord else {
+        anyhow::bail!(
+            "Discord is not configured: set DISCORD_PUBLIC_KEY, DISCORD_BOT_TOKEN and DISCORD_APPLICATION_ID"
+        );
+    };
+    // `validate` already refuses entries Discord cannot hold (named file:line).
+    let (cat, _) = match app::validate(config, env) {
+        Ok(v) => v,
+        Err(problems) => {
+            for p in &problems {
+                say!("{p}");
+            }
+            eprintln!("{} problem(s) found; nothing registered", problems.len());
+            return Ok(1);
+        }
+    };
+    let commands = opsbot::chat::discord::register::commands(&cat, &config.profiles)
+        .map_err(|ps| anyhow::anyhow!(ps.iter().map(|p| p.to_string()).collect::<Vec<_>>().join("\n")))?;
+    let api = app::discord_api(discord, clock)?;
+    let n = api
+        .overwrite_commands(guild, &commands)
+        .await
+        .context("Discord refused the commands")?;
+    match guild {
+        Some(g) => say!("registered {n} commands in guild {g}"),
+        None => say!("registered {n} global commands (Discord may take up to an hour to show them)"),
+    }
+    Ok(0)
+}
+
 async fn serve(config: &Config, env: &HashMap<String, String>, clock: SharedClock) -> anyhow::Result<u8> {
     let _lock = opsbot::instance::lock(config.database_url.expose_secret())?;
     let pipeline = app::build(config, env, clock).await?;
@@ -247,7 +290,14 @@ async fn serve(config: &Config, env: &HashMap<String, String>, clock: SharedCloc
     if config.slack.is_some() {
         tracing::info!("Slack is enabled: /slack/commands, /slack/interactions, /slack/events");
     }
-    let services = app::start(pipeline, config.slack.as_ref(), Pacing::default())?;
+    if config.discord.is_some() {
+        tracing::info!("Discord is enabled: /discord/interactions");
+    }
+    let chats = app::Chats {
+        slack: config.slack.as_ref(),
+        discord: config.discord.as_ref(),
+    };
+    let services = app::start(pipeline, chats, Pacing::default())?;
     axum::serve(listener, services.router.clone())
         .with_graceful_shutdown(opsbot::server::shutdown_signal())
         .await?;

@@ -111,8 +111,9 @@ pub fn request_hash(profile: &str, name: &str, args: &BTreeMap<String, String>) 
     hex::encode(h.finalize())
 }
 
-/// Quotes a value for chat when it would not survive tokenizing as one word.
-fn quote(v: &str) -> String {
+/// Quotes a value for chat when it would not survive tokenizing as one word
+/// (also after `--name=`).
+pub fn quote(v: &str) -> String {
     let plain = !v.is_empty()
         && !v.starts_with("--")
         && !v

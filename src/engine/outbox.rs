@@ -18,6 +18,10 @@
 //! - **Claimed**: a row is claimed (lease [`LEASE_MS`]) before its send, so
 //!   two instances on one database never send it twice; a dead instance's
 //!   claims lapse.
+//! - **Reply handles**: a `Respond` row goes through the handle its request
+//!   carried (e.g. an interaction's own response) while the platform accepts
+//!   it; once the platform says it expired, a public answer is posted to the
+//!   channel instead and a private one is given up.
 //! - **Idle is idle**: it sleeps until the earliest due row, a pacing slot, a
 //!   finished send or a wake-up ([`Outbox::wake`]); at most 5 s as a safety net.
 //!
@@ -412,6 +416,15 @@ async fn attempt(s: &Shared, row: &OutboxRow) -> Step {
                 .map(|()| None),
             Err(step) => return step,
         },
+        // Through the request's own reply handle while it is valid; then a
+        // public answer goes to the channel, a private one is given up.
+        OutOp::Respond { handle, user, .. } => match api.answer(handle, &body).await {
+            Err(SendError::Expired(why)) if user.is_none() => {
+                tracing::info!(channel = %m.channel, %why, "outbox: reply handle expired; posting to the channel");
+                api.post(&m.channel, None, &body).await.map(Some)
+            }
+            other => other,
+        },
     };
     match result {
         Ok(ts) => Step::Sent { ts },
@@ -425,7 +438,7 @@ async fn attempt(s: &Shared, row: &OutboxRow) -> Step {
             hold: false,
             error: e,
         },
-        Err(SendError::Permanent(e) | SendError::NotMember(e)) => Step::Failed(e),
+        Err(SendError::Permanent(e) | SendError::NotMember(e) | SendError::Expired(e)) => Step::Failed(e),
     }
 }
 
@@ -468,7 +481,7 @@ async fn record(s: &Shared, row: &OutboxRow, step: &Step) -> Result<(), StoreErr
     let m = &row.message;
     match step {
         Step::Sent { ts: Some(ts) } => match &m.op {
-            OutOp::Post { key: Some(key), .. } => {
+            OutOp::Post { key: Some(key), .. } | OutOp::Respond { key: Some(key), .. } => {
                 store
                     .outbox_mark_posted(row.id, &m.platform, key, &m.channel, ts, now)
                     .await?

@@ -109,6 +109,10 @@ pub enum SendError {
     /// Refused for good (bad auth, invalid body): retrying won't help.
     #[error("refused: {0}")]
     Permanent(String),
+    /// The reply handle is no longer valid (the platform's time for answering
+    /// through it is over): answer in the channel instead, if at all.
+    #[error("reply handle expired: {0}")]
+    Expired(String),
 }
 
 /// The calls the outbox sender makes on one platform.
@@ -139,6 +143,17 @@ pub trait ChatApi: Send + Sync {
     /// Posts through a reply handle the request carried (used when the bot
     /// is not a member of the channel).
     fn respond<'a>(&'a self, handle: &'a str, body: &'a Value) -> BoxFuture<'a, Result<(), SendError>>;
+    /// Answers through a reply handle the platform's renderer stored with the
+    /// message (`OutOp::Respond`); answers the resulting message's id, if
+    /// there is one to edit later. [`SendError::Expired`] when the handle can
+    /// no longer be used. By default the same as [`ChatApi::respond`].
+    fn answer<'a>(
+        &'a self,
+        handle: &'a str,
+        body: &'a Value,
+    ) -> BoxFuture<'a, Result<Option<String>, SendError>> {
+        Box::pin(async move { self.respond(handle, body).await.map(|()| None) })
+    }
     /// `body` cut to the platform's size limits.
     fn fit(&self, body: Value) -> Value;
 }

@@ -37,6 +37,17 @@ pub enum OutOp {
     Update { key: String },
     /// A message only `user` sees.
     Ephemeral { user: String, thread: Option<Thread> },
+    /// An answer through `handle`, a reply handle the request carried (e.g. a
+    /// chat interaction's own response, valid for a limited time), in
+    /// `channel`. `user`: only that user sees it. `key` names the resulting
+    /// message for later updates and replies. When the platform says the
+    /// handle has expired, a public answer is posted to the channel instead
+    /// (under the same key); a private one is given up.
+    Respond {
+        handle: String,
+        key: Option<String>,
+        user: Option<String>,
+    },
 }
 
 /// Where a reply goes.
@@ -120,7 +131,7 @@ pub enum KeyLookup {
 }
 
 const ROW_COLUMNS: &str =
-    "o.id, o.platform, o.channel, o.op, o.msg_key, o.thread_ts, o.thread_key, o.user_id, o.body, o.attempts, o.next_at, o.fallback_url, o.created_at, o.claimed_by, o.claimed_until";
+    "o.id, o.platform, o.channel, o.op, o.msg_key, o.thread_ts, o.thread_key, o.user_id, o.body, o.attempts, o.next_at, o.fallback_url, o.created_at, o.claimed_by, o.claimed_until, o.reply_handle";
 
 super::on_tx! {
     /// Enqueues `msgs` in their own transaction (see [`Tx::enqueue_messages`]).
@@ -153,14 +164,14 @@ impl Tx {
 
     /// Inserts `msgs` in order, many rows per statement.
     async fn insert_rows(&mut self, msgs: &[&OutMessage], now: Millis) -> Result<()> {
-        const PER_ROW: usize = 10;
+        const PER_ROW: usize = 11;
         for chunk in msgs.chunks(64) {
             let values: Vec<String> = (0..chunk.len())
                 .map(|i| {
                     let b = i * PER_ROW;
                     let p = |k: usize| format!("${}", b + k);
                     format!(
-                        "({}, {}, {}, {}, {}, {}, {}, {}, 'pending', 0, {}, {}, {})",
+                        "({}, {}, {}, {}, {}, {}, {}, {}, 'pending', 0, {}, {}, {}, {})",
                         p(1),
                         p(2),
                         p(3),
@@ -171,13 +182,14 @@ impl Tx {
                         p(8),
                         p(9),
                         p(9),
-                        p(10)
+                        p(10),
+                        p(11)
                     )
                 })
                 .collect();
             let sql = format!(
                 "INSERT INTO outbox (platform, channel, op, msg_key, thread_ts, thread_key, user_id, body,
-                    state, attempts, next_at, created_at, fallback_url) VALUES {}",
+                    state, attempts, next_at, created_at, fallback_url, reply_handle) VALUES {}",
                 values.join(", ")
             );
             let mut q = sqlx::query(&sql);
@@ -193,7 +205,8 @@ impl Tx {
                     .bind(c.user)
                     .bind(m.body.to_string())
                     .bind(now)
-                    .bind(c.fallback);
+                    .bind(c.fallback)
+                    .bind(c.handle);
             }
             q.execute(self.conn()).await?;
         }
@@ -419,6 +432,7 @@ struct Columns<'a> {
     thread_key: Option<&'a str>,
     user: Option<&'a str>,
     fallback: Option<&'a str>,
+    handle: Option<&'a str>,
 }
 
 impl<'a> Columns<'a> {
@@ -430,6 +444,7 @@ impl<'a> Columns<'a> {
             thread_key: None,
             user: None,
             fallback: None,
+            handle: None,
         };
         match op {
             OutOp::Post {
@@ -450,6 +465,15 @@ impl<'a> Columns<'a> {
                 op: "ephemeral",
                 user: Some(user),
                 ..none.with_thread(thread)
+            },
+            // A public answer is a post, a private one an ephemeral: only the
+            // handle tells them from ordinary ones.
+            OutOp::Respond { handle, key, user } => Columns {
+                op: if user.is_some() { "ephemeral" } else { "post" },
+                key: key.as_deref(),
+                user: user.as_deref(),
+                handle: Some(handle),
+                ..none
             },
         }
     }
@@ -477,21 +501,28 @@ fn row_from(r: &AnyRow) -> Result<OutboxRow> {
     };
     let key = opt_text(r, "msg_key")?;
     let op_text = text(r, "op")?;
-    let op = match op_text.as_str() {
-        "post" => OutOp::Post {
+    let op = match (op_text.as_str(), opt_text(r, "reply_handle")?) {
+        ("post" | "ephemeral", Some(handle)) => OutOp::Respond {
+            handle,
             key,
-            thread,
-            fallback: opt_text(r, "fallback_url")?,
+            user: opt_text(r, "user_id")?,
         },
-        "update" => OutOp::Update {
-            key: key.ok_or_else(|| StoreError::Corrupt("outbox update without a key".into()))?,
+        (op_text, _) => match op_text {
+            "post" => OutOp::Post {
+                key,
+                thread,
+                fallback: opt_text(r, "fallback_url")?,
+            },
+            "update" => OutOp::Update {
+                key: key.ok_or_else(|| StoreError::Corrupt("outbox update without a key".into()))?,
+            },
+            "ephemeral" => OutOp::Ephemeral {
+                user: opt_text(r, "user_id")?
+                    .ok_or_else(|| StoreError::Corrupt("outbox ephemeral without a user".into()))?,
+                thread,
+            },
+            other => return Err(StoreError::Corrupt(format!("outbox op `{other}`"))),
         },
-        "ephemeral" => OutOp::Ephemeral {
-            user: opt_text(r, "user_id")?
-                .ok_or_else(|| StoreError::Corrupt("outbox ephemeral without a user".into()))?,
-            thread,
-        },
-        other => return Err(StoreError::Corrupt(format!("outbox op `{other}`"))),
     };
     let body: Value = serde_json::from_str(&text(r, "body")?)
         .map_err(|e| StoreError::Corrupt(format!("outbox body: {e}")))?;

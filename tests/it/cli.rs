@@ -36,6 +36,11 @@ impl Sandbox {
     }
 
     fn opsbot(&self, args: &[&str]) -> Output {
+        self.opsbot_with(args, &[])
+    }
+
+    /// `opsbot args` with `extra` variables in its environment.
+    fn opsbot_with(&self, args: &[&str], extra: &[(String, String)]) -> Output {
         let repo = Path::new(env!("CARGO_MANIFEST_DIR"));
         Command::new(env!("CARGO_BIN_EXE_opsbot"))
             .args(args)
@@ -45,6 +50,7 @@ impl Sandbox {
             .env("OPSBOT_COMMANDS_DIR", repo.join("commands"))
             .env("OPSBOT_DATABASE_URL", self.database_url())
             .env("OPSBOT_TARGET_QUEUE_API", &self.target)
+            .envs(extra.iter().cloned())
             .output()
             .unwrap()
     }
@@ -327,4 +333,52 @@ fn check_reports_config_cross_problems_with_lines() {
     ] {
         assert!(out.contains(&expected), "missing `{expected}` in:\n{out}");
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn discord_register_overwrites_the_commands_and_check_knows_discord() {
+    use crate::fake_discord::{FakeDiscord, APPLICATION_ID, BOT_TOKEN};
+    let fake = FakeDiscord::start().await;
+    let sb = Sandbox::new("http://127.0.0.1:9");
+    let token_file = sb.path("discord-token");
+    std::fs::write(&token_file, format!("{BOT_TOKEN}\n")).unwrap();
+    let public_key = hex::encode(crate::support::discord_key().verifying_key().to_bytes());
+    let env: Vec<(String, String)> = [
+        ("DISCORD_PUBLIC_KEY", public_key.as_str()),
+        ("DISCORD_BOT_TOKEN_FILE", token_file.to_str().unwrap()),
+        ("DISCORD_APPLICATION_ID", APPLICATION_ID),
+        ("OPSBOT_DISCORD_API_URL", &fake.url()),
+    ]
+    .iter()
+    .map(|(k, v)| (k.to_string(), v.to_string()))
+    .collect();
+    let (check, register, unset) = tokio::task::spawn_blocking(move || {
+        (
+            sb.opsbot_with(&["check"], &env),
+            sb.opsbot_with(&["discord-register", "--guild", "G1"], &env),
+            sb.opsbot(&["discord-register"]),
+        )
+    })
+    .await
+    .unwrap();
+    assert!(check.status.success(), "{}", stdout(&check));
+    assert!(
+        register.status.success(),
+        "{}",
+        String::from_utf8_lossy(&register.stderr)
+    );
+    let calls = fake.calls();
+    assert_eq!(calls.len(), 1, "{calls:#?}");
+    assert_eq!(
+        calls[0].path,
+        format!("/applications/{APPLICATION_ID}/guilds/G1/commands")
+    );
+    let n = calls[0].body.as_array().unwrap().len();
+    assert_eq!(stdout(&register), format!("registered {n} commands in guild G1"));
+    assert!(
+        !stdout(&register).contains(BOT_TOKEN)
+            && !String::from_utf8_lossy(&register.stderr).contains(BOT_TOKEN)
+    );
+    assert_eq!(unset.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&unset.stderr).contains("DISCORD_PUBLIC_KEY"));
 }

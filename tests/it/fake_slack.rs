@@ -210,23 +210,15 @@ impl FakeSlack {
         done: impl Fn(&[Call]) -> bool,
         what: &str,
     ) -> Vec<Call> {
-        let deadline = tokio::time::Instant::now() + timeout;
-        loop {
-            let notified = self.changed.notified();
-            tokio::pin!(notified);
-            notified.as_mut().enable();
-            let calls = self.calls();
-            if done(&calls) {
-                return calls;
-            }
-            if tokio::time::timeout_at(deadline, notified).await.is_err() {
-                let seen: Vec<String> = calls
-                    .iter()
-                    .map(|c| format!("{} {:?} {:?}", c.method, c.text(), c.answer))
-                    .collect();
-                panic!("fake Slack: timed out waiting for {what}; got {seen:#?}");
-            }
-        }
+        crate::support::wait_for_calls(
+            &self.changed,
+            timeout,
+            || self.calls(),
+            done,
+            &format!("fake Slack: {what}"),
+            |c| format!("{} {:?} {:?}", c.method, c.text(), c.answer),
+        )
+        .await
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {

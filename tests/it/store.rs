@@ -339,3 +339,52 @@ async fn outbox_rows_keep_their_response_url_fallback() {
         t.cleanup().await;
     }
 }
+
+#[tokio::test]
+async fn outbox_rows_keep_their_reply_handle_and_keyed_answers_resolve() {
+    for t in both().await {
+        use opsbot::store::{KeyLookup, OutMessage, OutOp};
+        let respond = |key: Option<&str>, user: Option<&str>| OutMessage {
+            platform: "p".into(),
+            channel: "C1".into(),
+            op: OutOp::Respond {
+                handle: "handle-1".into(),
+                key: key.map(Into::into),
+                user: user.map(Into::into),
+            },
+            body: serde_json::json!({"content": "hi"}),
+        };
+        let msgs = [respond(Some("approval:1"), None), respond(None, Some("U1"))];
+        t.store.enqueue_messages(&msgs, 5).await.unwrap();
+        let rows = t.store.outbox_pending_for_tests("p").await.unwrap();
+        let ops: Vec<OutOp> = rows.iter().map(|r| r.message.op.clone()).collect();
+        assert_eq!(ops, [msgs[0].op.clone(), msgs[1].op.clone()], "{}", t.name);
+        // A later edit waits for the keyed answer, then finds where it landed.
+        assert_eq!(
+            t.store
+                .resolve_message_key("p", "approval:1", rows[1].id + 1)
+                .await
+                .unwrap(),
+            KeyLookup::Waiting,
+            "{}",
+            t.name
+        );
+        t.store
+            .outbox_mark_posted(rows[0].id, "p", "approval:1", "C1", "M1", 6)
+            .await
+            .unwrap();
+        assert_eq!(
+            t.store
+                .resolve_message_key("p", "approval:1", rows[1].id + 1)
+                .await
+                .unwrap(),
+            KeyLookup::Posted {
+                channel: "C1".into(),
+                ts: "M1".into()
+            },
+            "{}",
+            t.name
+        );
+        t.cleanup().await;
+    }
+}

@@ -356,6 +356,32 @@ pub async fn serve(app: Router) -> String {
     url
 }
 
+/// Waits until `done` holds for a fake's recorded calls (`calls()`), woken by
+/// `changed`; after `timeout` panics with `what` and every call, as `show` prints it.
+pub async fn wait_for_calls<T>(
+    changed: &tokio::sync::Notify,
+    timeout: std::time::Duration,
+    calls: impl Fn() -> Vec<T>,
+    done: impl Fn(&[T]) -> bool,
+    what: &str,
+    show: impl Fn(&T) -> String,
+) -> Vec<T> {
+    let deadline = tokio::time::Instant::now() + timeout;
+    loop {
+        let notified = changed.notified();
+        tokio::pin!(notified);
+        notified.as_mut().enable();
+        let seen = calls();
+        if done(&seen) {
+            return seen;
+        }
+        if tokio::time::timeout_at(deadline, notified).await.is_err() {
+            let seen: Vec<String> = seen.iter().map(&show).collect();
+            panic!("timed out waiting for {what}; got {seen:#?}");
+        }
+    }
+}
+
 /// An address where nothing listens.
 pub async fn dead_url() -> String {
     let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
@@ -380,11 +406,13 @@ roles = ["oncall"]
 [people.bob]
 console = "bob"
 slack = "U0BOB"
+discord = "222"
 roles = ["sre"]
 
 [people.carol]
 console = "carol"
 slack = "U0CAROL"
+discord = "333"
 roles = ["eng-manager"]
 
 [people.dave]
@@ -483,6 +511,7 @@ pub struct TestApp {
     pub client: reqwest::Client,
     pub pipeline: Pipeline,
     pub slack: crate::fake_slack::FakeSlack,
+    pub discord: crate::fake_discord::FakeDiscord,
     pub target: FakeTarget,
     services: Option<app::Services>,
     server: tokio::task::JoinHandle<()>,
@@ -504,6 +533,7 @@ impl TestApp {
 
     async fn start(store: Store, slack_on: bool, tweak: impl FnOnce(&mut Catalog)) -> TestApp {
         let slack = crate::fake_slack::FakeSlack::start().await;
+        let discord = crate::fake_discord::FakeDiscord::start().await;
         let target = FakeTarget::start().await;
         let cfg = config("");
         let directory = Directory::new(&cfg.people, &Roles::new(&cfg.roles)).expect("people");
@@ -521,7 +551,18 @@ impl TestApp {
             per_channel_per_sec: 50,
             global_per_sec: 500,
         };
-        let services = app::start(pipeline.clone(), slack_on.then_some(&slack_cfg), pacing).expect("start");
+        let discord_cfg = opsbot::config::DiscordConfig {
+            public_key: hex::encode(discord_key().verifying_key().to_bytes()),
+            bot_token: crate::fake_discord::BOT_TOKEN.to_string().into(),
+            application_id: crate::fake_discord::APPLICATION_ID.into(),
+            api_url: discord.url(),
+        };
+        // "Without Slack" is without any chat: both platforms' routes answer 404.
+        let chats = app::Chats {
+            slack: slack_on.then_some(&slack_cfg),
+            discord: slack_on.then_some(&discord_cfg),
+        };
+        let services = app::start(pipeline.clone(), chats, pacing).expect("start");
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let url = format!("http://{}", listener.local_addr().expect("addr"));
         let router = services.router.clone();
@@ -533,6 +574,7 @@ impl TestApp {
             client: reqwest::Client::new(),
             pipeline,
             slack,
+            discord,
             target,
             services: Some(services),
             server,
@@ -660,6 +702,61 @@ impl TestApp {
     pub async fn event(&self, event: &serde_json::Value, retry: Option<u32>) -> reqwest::Response {
         self.signed("/slack/events", &event.to_string(), "application/json", retry)
             .await
+    }
+}
+
+/// The key the test Discord application signs with.
+pub fn discord_key() -> ed25519_dalek::SigningKey {
+    ed25519_dalek::SigningKey::from_bytes(&[7; 32])
+}
+
+/// `X-Signature-Ed25519` for `body` at `ts`, as Discord signs it with `key`.
+pub fn discord_sign(key: &ed25519_dalek::SigningKey, ts: &str, body: &str) -> String {
+    use ed25519_dalek::Signer;
+    hex::encode(key.sign(format!("{ts}{body}").as_bytes()).to_bytes())
+}
+
+impl TestApp {
+    /// Posts `body` to `/discord/interactions` with the given signature headers.
+    pub async fn discord_post(&self, body: &str, ts: &str, sig: &str) -> reqwest::Response {
+        self.client
+            .post(format!("{}/discord/interactions", self.url))
+            .header("content-type", "application/json")
+            .header("x-signature-timestamp", ts)
+            .header("x-signature-ed25519", sig)
+            .body(body.to_string())
+            .send()
+            .await
+            .expect("request")
+    }
+
+    /// An interaction signed now with the application's key.
+    pub async fn discord(&self, interaction: &serde_json::Value) -> reqwest::Response {
+        let ts = self.now_secs().to_string();
+        let body = interaction.to_string();
+        self.discord_post(&body, &ts, &discord_sign(&discord_key(), &ts, &body))
+            .await
+    }
+
+    /// `/{name} {sub} option:value…` typed by Discord user `user` in channel C_QUEUE.
+    pub fn discord_command(user: &str, name: &str, options: serde_json::Value) -> serde_json::Value {
+        serde_json::json!({
+            "id": unique("i"), "application_id": crate::fake_discord::APPLICATION_ID, "type": 2,
+            "token": unique("tok"), "version": 1, "channel_id": "C_QUEUE", "guild_id": "G1",
+            "member": {"user": {"id": user, "username": "u"}, "roles": []},
+            "data": {"id": "1", "name": name, "type": 1, "options": options},
+        })
+    }
+
+    /// A click on a card's button (`approve:a1`) by Discord user `user`.
+    pub fn discord_click(user: &str, custom_id: &str) -> serde_json::Value {
+        serde_json::json!({
+            "id": unique("i"), "application_id": crate::fake_discord::APPLICATION_ID, "type": 3,
+            "token": unique("tok"), "version": 1, "channel_id": "C_QUEUE", "guild_id": "G1",
+            "member": {"user": {"id": user, "username": "u"}, "roles": []},
+            "message": {"id": "M1", "channel_id": "C_QUEUE"},
+            "data": {"custom_id": custom_id, "component_type": 2},
+        })
     }
 }
 

@@ -6,7 +6,6 @@
 use super::render::{Origin, OriginKind, PLATFORM};
 use super::verify;
 use crate::engine::{self, AuditSink, InboxWriter, Invocation, Outcome, Pipeline, Reply};
-use crate::store::InboxItem;
 use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
@@ -18,13 +17,7 @@ use serde_json::json;
 use slack_morphism::prelude::{
     SlackCommandEvent, SlackEventCallbackBody, SlackInteractionEvent, SlackPushEvent,
 };
-use std::time::Duration;
 use tokio::time::Instant;
-
-/// Slack gives up on an ack after 3 s: answer within this, or not at all.
-const ACK_DEADLINE: Duration = Duration::from_millis(2_500);
-/// A request not in a batch by then is not written (its ack would be late).
-const WRITE_BY: Duration = Duration::from_millis(2_000);
 
 /// Shared state of the Slack endpoints.
 #[derive(Clone)]
@@ -47,26 +40,16 @@ pub fn routes(state: SlackInbound) -> Router {
 
 impl SlackInbound {
     fn verified(&self, headers: &HeaderMap, body: &[u8]) -> bool {
-        let h = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
         let now = self.pipeline.clock.now_ms() / 1000;
         let secret = self.signing_secret.expose_secret().as_bytes();
-        let checked = verify::verify(
-            secret,
-            h("x-slack-request-timestamp"),
-            h("x-slack-signature"),
-            body,
-            now,
-        );
-        if let Err(why) = &checked {
-            tracing::debug!(%why, "slack request refused");
-        }
-        checked.is_ok()
+        let (ts, sig) = ("x-slack-request-timestamp", "x-slack-signature");
+        crate::chat::signature::verified(headers, ts, sig, PLATFORM, |ts, sig| {
+            verify::verify(secret, ts, sig, body, now)
+        })
     }
 
-    /// Stores one request; the answer for Slack once it is durable. Within
-    /// [`ACK_DEADLINE`] of `started` or not at all: a request whose ack
-    /// would come too late is not stored (503), so it never runs behind the
-    /// back of a user who saw a timeout and retypes it.
+    /// Stores one request; the answer for Slack once it is durable (see
+    /// [`crate::chat::ack::store`]: within the ack deadline or not at all).
     async fn store(
         &self,
         started: Instant,
@@ -82,30 +65,10 @@ impl SlackInbound {
                 return StatusCode::INTERNAL_SERVER_ERROR.into_response();
             }
         };
-        let item = InboxItem {
-            id: self.writer.id(inv.received_at),
-            received_at: inv.received_at,
-            source: PLATFORM.into(),
-            actor: inv.actor.clone(),
-            channel: inv.channel.clone(),
-            thread: inv.thread.clone(),
-            text: inv.text.clone(),
-            origin,
-            dedupe_key,
-        };
-        let write_by = (started + WRITE_BY).into_std();
-        match tokio::time::timeout_at(started + ACK_DEADLINE, self.writer.submit(item, write_by)).await {
-            Ok(Ok(_)) => StatusCode::OK.into_response(),
-            // Slack retries events on errors; commands show the user a failure.
-            Ok(Err(e)) => {
-                tracing::error!(error = %e, "could not store a Slack request");
-                StatusCode::SERVICE_UNAVAILABLE.into_response()
-            }
-            Err(_) => {
-                tracing::warn!("a Slack request could not be stored within its ack deadline; not run");
-                StatusCode::SERVICE_UNAVAILABLE.into_response()
-            }
-        }
+        // Slack retries events on errors; commands show the user a failure.
+        crate::chat::ack::store(&self.writer, started, PLATFORM, inv, origin, dedupe_key)
+            .await
+            .into_response()
     }
 
     fn invocation(&self, user: &str, channel: &str, thread: Option<String>, text: String) -> Invocation {

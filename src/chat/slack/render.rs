@@ -3,7 +3,8 @@
 //! outbox messages (Block Kit).
 
 use crate::approval::{Approval, State};
-use crate::clock::{rfc3339, Millis};
+use crate::chat::card::{expiry, status_line};
+use crate::clock::Millis;
 use crate::engine::{Notification, Outcome, Renderer, Reply};
 use crate::store::{OutMessage, OutOp, Thread};
 use serde::{Deserialize, Serialize};
@@ -220,7 +221,7 @@ pub fn card(a: &Approval, result: Option<&str>, now: Millis) -> Value {
             ]}),
         );
     }
-    if let Some(status) = status_line(a) {
+    if let Some(status) = status_line(a, &str::to_string) {
         blocks.push(json!({"type": "context", "elements": [{"type": "mrkdwn", "text": status}]}));
     }
     if let Some(r) = result.filter(|r| !r.trim().is_empty()) {
@@ -229,38 +230,6 @@ pub fn card(a: &Approval, result: Option<&str>, now: Millis) -> Value {
     json!({
         "text": format!("Approval {label} ({}) by {}: {} — {}", a.risk, a.requester, a.display, a.state.as_str()),
         "blocks": blocks,
-    })
-}
-
-fn expiry(a: &Approval, now: Millis) -> String {
-    if a.expires_at <= now {
-        return format!("at {} (expired)", rfc3339(a.expires_at));
-    }
-    let left = std::time::Duration::from_secs(((a.expires_at - now) / 1000) as u64);
-    format!("in {} ({})", crate::duration::format(left), rfc3339(a.expires_at))
-}
-
-fn status_line(a: &Approval) -> Option<String> {
-    let voters = a
-        .votes
-        .iter()
-        .map(|v| v.person.as_str())
-        .collect::<Vec<_>>()
-        .join(", ");
-    let by = a.decided_by.clone().unwrap_or_default();
-    let reason = a.result.clone().map(|r| format!(": {r}")).unwrap_or_default();
-    Some(match a.state {
-        State::Pending if a.votes.is_empty() => return None,
-        State::Pending => format!("👍 approved by {voters}; waiting for more"),
-        State::Approved | State::Executing => format!("✅ approved by {voters} · running…"),
-        State::Succeeded => format!("✅ approved by {voters} · succeeded"),
-        State::Failed => format!("✅ approved by {voters} · ❌ failed"),
-        State::Unknown => format!(
-            "✅ approved by {voters} · ⚠️ result unknown (opsbot restarted while it ran): check the target before retrying"
-        ),
-        State::Rejected => format!("🚫 rejected by {by}{reason}"),
-        State::Cancelled => format!("cancelled by {by}"),
-        State::Expired => "⌛ expired without enough approvals".to_string(),
     })
 }
 

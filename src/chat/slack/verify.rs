@@ -5,19 +5,7 @@
 use hmac::{Hmac, Mac};
 use sha2::Sha256;
 
-/// How far a request's timestamp may be from now, in seconds.
-pub const WINDOW_SECS: i64 = 300;
-
-/// Why a request was refused. Never shown to the caller (it gets a bare 401).
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum Rejected {
-    #[error("missing signature headers")]
-    Missing,
-    #[error("timestamp outside the five-minute window")]
-    Stale,
-    #[error("signature does not match")]
-    BadSignature,
-}
+pub use crate::chat::signature::{Rejected, WINDOW_SECS};
 
 /// Checks one request; `now_secs` is the current Unix time.
 pub fn verify(
@@ -27,13 +15,7 @@ pub fn verify(
     body: &[u8],
     now_secs: i64,
 ) -> Result<(), Rejected> {
-    let (Some(ts), Some(sig)) = (timestamp, signature) else {
-        return Err(Rejected::Missing);
-    };
-    let ts_num: i64 = ts.parse().map_err(|_| Rejected::Missing)?;
-    if (now_secs - ts_num).abs() > WINDOW_SECS {
-        return Err(Rejected::Stale);
-    }
+    let (ts, sig) = crate::chat::signature::fresh(timestamp, signature, now_secs)?;
     let hex_sig = sig.strip_prefix("v0=").ok_or(Rejected::BadSignature)?;
     let expected = hex::decode(hex_sig).map_err(|_| Rejected::BadSignature)?;
     let mut mac = Hmac::<Sha256>::new_from_slice(secret).map_err(|_| Rejected::BadSignature)?;

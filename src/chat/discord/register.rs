@@ -1,0 +1,458 @@
+//! The catalog as Discord application commands. Pure: catalog → the JSON of
+//! a bulk overwrite (`PUT /applications/{id}/commands`) and every entry that
+//! Discord's limits cannot hold, named by `file:line`.
+//!
+//! Chat words map to Discord's nesting: `/queue retry <queue>` is command
+//! `queue`, subcommand `retry`, option `queue`; `/db archive conversations`
+//! is command `db`, group `archive`, subcommand `conversations`. Enums become
+//! string options with choices, ints integer options with their range, flags
+//! boolean options; everything else is a string the parser checks as typed.
+//! Words in several profiles become one subcommand with a `sys` choice.
+
+use crate::catalog::{ArgKind, ArgSpec, Catalog, Command, Problem};
+use crate::command::quote;
+use serde_json::{json, Value};
+use serenity::all::{
+    CommandDataOption, CommandDataOptionValue, CommandOptionType, CreateCommand, CreateCommandOption,
+};
+use std::collections::BTreeMap;
+
+/// Discord's limits on application commands.
+pub const MAX_NAME: usize = 32;
+pub const MAX_DESCRIPTION: usize = 100;
+pub const MAX_CHOICES: usize = 25;
+pub const MAX_OPTIONS: usize = 25;
+pub const MAX_COMMANDS: usize = 100;
+/// Longest value of a string option Discord accepts.
+pub const MAX_STRING: usize = 6_000;
+
+/// One option of a built-in: name, description, required.
+pub type BuiltinOption = (&'static str, &'static str, bool);
+
+/// The built-in commands: name, description, options.
+pub const BUILTINS: [(&str, &str, &[BuiltinOption]); 5] = [
+    (
+        "approve",
+        "Approve a pending request",
+        &[("id", "the request's id, like a12", true)],
+    ),
+    (
+        "reject",
+        "Reject a pending request",
+        &[
+            ("id", "the request's id, like a12", true),
+            ("reason", "why, for the requester", false),
+        ],
+    ),
+    (
+        "cancel",
+        "Cancel your own pending request",
+        &[("id", "the request's id, like a12", true)],
+    ),
+    ("approvals", "List the requests waiting for approval", &[]),
+    (
+        "help",
+        "What opsbot can do, or how to use one command",
+        &[("command", "a command, e.g. queue retry", false)],
+    ),
+];
+
+/// The commands to register, or every catalog entry that cannot be mapped.
+pub fn commands(catalog: &Catalog, profiles: &[String]) -> Result<Vec<Value>, Vec<Problem>> {
+    let mut problems = Vec::new();
+    let mut tops: BTreeMap<&str, Top> = BTreeMap::new();
+    for cmd in catalog.commands.iter().filter(|c| profiles.contains(&c.profile)) {
+        let words: Vec<&str> = cmd.name.split(' ').collect();
+        for w in &words {
+            if let Err(why) = check_name(w) {
+                problems.push(problem(cmd, format!("`{w}` {why}")));
+            }
+        }
+        let top = tops.entry(words[0]).or_default();
+        match words[1..] {
+            [] => top.direct.push(cmd),
+            [sub] => top.subs.entry(sub).or_default().push(cmd),
+            [group, sub] => top
+                .groups
+                .entry(group)
+                .or_default()
+                .entry(sub)
+                .or_default()
+                .push(cmd),
+            _ => problems.push(problem(
+                cmd,
+                format!(
+                    "`/{}` has {} words; Discord nests at most three (command, group, subcommand)",
+                    cmd.name,
+                    words.len()
+                ),
+            )),
+        }
+    }
+    let mut out: Vec<Value> = BUILTINS.iter().map(builtin).collect();
+    for (name, top) in &tops {
+        if let Some((_, _, _)) = BUILTINS.iter().find(|b| b.0 == *name) {
+            for c in top.all() {
+                problems.push(problem(c, format!("`/{name}` is a built-in command")));
+            }
+            continue;
+        }
+        match top.build(name, &mut problems) {
+            Some(c) => out.push(to_json(&c)),
+            None => continue,
+        }
+    }
+    if out.len() > MAX_COMMANDS {
+        let first = catalog.commands.first();
+        problems.push(Problem {
+            file: first.map(|c| c.location.file.clone()).unwrap_or_default(),
+            line: 0,
+            message: format!(
+                "{} top-level commands; Discord allows at most {MAX_COMMANDS}",
+                out.len()
+            ),
+        });
+    }
+    if problems.is_empty() {
+        Ok(out)
+    } else {
+        Err(problems)
+    }
+}
+
+/// Catalog commands under one first word.
+#[derive(Default)]
+struct Top<'a> {
+    direct: Vec<&'a Command>,
+    subs: BTreeMap<&'a str, Vec<&'a Command>>,
+    groups: BTreeMap<&'a str, BTreeMap<&'a str, Vec<&'a Command>>>,
+}
+
+impl<'a> Top<'a> {
+    fn all(&self) -> Vec<&'a Command> {
+        let nested = self.groups.values().flat_map(|g| g.values().flatten());
+        self.direct
+            .iter()
+            .chain(self.subs.values().flatten())
+            .chain(nested)
+            .copied()
+            .collect()
+    }
+
+    fn build(&self, name: &str, problems: &mut Vec<Problem>) -> Option<CreateCommand> {
+        if !self.direct.is_empty() && (!self.subs.is_empty() || !self.groups.is_empty()) {
+            for c in &self.direct {
+                problems.push(problem(
+                    c,
+                    format!(
+                        "`/{name}` is both a command and a group of commands; Discord needs one or the other"
+                    ),
+                ));
+            }
+            return None;
+        }
+        let before = problems.len();
+        let command = if self.direct.is_empty() {
+            let mut subs: Vec<CreateCommandOption> = Vec::new();
+            for (sub, cmds) in &self.subs {
+                if self.groups.contains_key(sub) {
+                    for c in cmds {
+                        problems.push(problem(
+                            c,
+                            format!(
+                                "`/{}` is both a subcommand and a group; Discord needs one or the other",
+                                c.name
+                            ),
+                        ));
+                    }
+                    continue;
+                }
+                subs.push(subcommand(sub, cmds, problems));
+            }
+            for (group, inner) in &self.groups {
+                let mut g = CreateCommandOption::new(
+                    CommandOptionType::SubCommandGroup,
+                    *group,
+                    format!("/{name} {group} …"),
+                );
+                let cmds: Vec<&Command> = inner.values().flatten().copied().collect();
+                too_many(inner.len(), "subcommands", &cmds, problems);
+                for (sub, cmds) in inner {
+                    g = g.add_sub_option(subcommand(sub, cmds, problems));
+                }
+                subs.push(g);
+            }
+            too_many(subs.len(), "subcommands and groups", &self.all(), problems);
+            CreateCommand::new(name)
+                .description(format!("/{name} commands"))
+                .set_options(subs)
+        } else {
+            let desc = description(&self.direct, problems);
+            CreateCommand::new(name)
+                .description(desc)
+                .set_options(options(&self.direct, problems))
+        };
+        (problems.len() == before).then_some(command)
+    }
+}
+
+/// One subcommand for the commands with these words (one per profile).
+fn subcommand(name: &str, cmds: &[&Command], problems: &mut Vec<Problem>) -> CreateCommandOption {
+    let desc = description(cmds, problems);
+    let mut sub = CreateCommandOption::new(CommandOptionType::SubCommand, name, desc);
+    for o in options(cmds, problems) {
+        sub = sub.add_sub_option(o);
+    }
+    sub
+}
+
+/// The summary (the same in every profile, or the first profile's).
+fn description(cmds: &[&Command], problems: &mut Vec<Problem>) -> String {
+    let c = cmds[0];
+    let n = c.summary.chars().count();
+    if n == 0 || n > MAX_DESCRIPTION {
+        problems.push(problem(
+            c,
+            format!(
+                "summary of `/{}` has {n} characters; Discord needs 1 to {MAX_DESCRIPTION}",
+                c.name
+            ),
+        ));
+    }
+    c.summary.clone()
+}
+
+/// The options of these commands: the union of their args (required ones
+/// first, as Discord demands), plus `sys` when the words are in several profiles.
+fn options(cmds: &[&Command], problems: &mut Vec<Problem>) -> Vec<CreateCommandOption> {
+    let mut seen: BTreeMap<&str, (&Command, &ArgSpec)> = BTreeMap::new();
+    let mut specs: Vec<(&Command, &ArgSpec, bool)> = Vec::new();
+    for c in cmds {
+        for a in &c.args {
+            match seen.get(a.name.as_str()) {
+                Some((first, prev)) if prev.kind.name() != a.kind.name() => problems.push(problem(
+                    c,
+                    format!(
+                        "option `{}` of `/{}` is {} here but {} in profile `{}`; one Discord option cannot be both",
+                        a.name,
+                        c.name,
+                        a.kind.name(),
+                        prev.kind.name(),
+                        first.profile
+                    ),
+                )),
+                Some(_) => {}
+                None => {
+                    seen.insert(&a.name, (c, a));
+                    let everywhere = cmds.iter().all(|o| o.arg(&a.name).is_some_and(required));
+                    specs.push((c, a, everywhere));
+                }
+            }
+        }
+    }
+    specs.sort_by_key(|(_, _, req)| !*req);
+    let mut out: Vec<CreateCommandOption> = specs
+        .into_iter()
+        .map(|(c, a, req)| option(c, a, req, problems))
+        .collect();
+    if cmds.len() > 1 {
+        let mut sys =
+            CreateCommandOption::new(CommandOptionType::String, "sys", "which system").required(false);
+        for c in cmds {
+            sys = sys.add_string_choice(&c.profile, &c.profile);
+        }
+        out.push(sys);
+    }
+    too_many(out.len(), "options", cmds, problems);
+    out
+}
+
+fn required(a: &ArgSpec) -> bool {
+    a.required && a.default.is_none()
+}
+
+fn option(c: &Command, a: &ArgSpec, req: bool, problems: &mut Vec<Problem>) -> CreateCommandOption {
+    if let Err(why) = check_name(&a.name) {
+        problems.push(problem(c, format!("option `{}` {why}", a.name)));
+    }
+    let desc = match &a.help {
+        Some(h) => {
+            let n = h.chars().count();
+            if n > MAX_DESCRIPTION {
+                problems.push(problem(
+                    c,
+                    format!(
+                        "help of option `{}` has {n} characters; Discord allows {MAX_DESCRIPTION}",
+                        a.name
+                    ),
+                ));
+            }
+            h.clone()
+        }
+        None => generated_help(a),
+    };
+    let kind = match &a.kind {
+        ArgKind::Bool => CommandOptionType::Boolean,
+        ArgKind::Int { .. } => CommandOptionType::Integer,
+        _ => CommandOptionType::String,
+    };
+    let mut o = CreateCommandOption::new(kind, &a.name, desc).required(req);
+    match &a.kind {
+        ArgKind::Enum(values) => {
+            if values.len() > MAX_CHOICES {
+                problems.push(problem(
+                    c,
+                    format!(
+                        "option `{}` has {} choices; Discord allows {MAX_CHOICES}",
+                        a.name,
+                        values.len()
+                    ),
+                ));
+            }
+            for v in values {
+                if v.chars().count() > MAX_DESCRIPTION {
+                    problems.push(problem(
+                        c,
+                        format!("choice `{v}` is longer than {MAX_DESCRIPTION} characters"),
+                    ));
+                }
+                o = o.add_string_choice(v, v);
+            }
+        }
+        // serenity's builder takes only non-negative bounds; a negative one is
+        // left to the parser, which checks every range as typed.
+        ArgKind::Int { min, max } => {
+            if let Ok(lo) = u64::try_from(*min) {
+                o = o.min_int_value(lo);
+            }
+            if let Ok(hi) = u64::try_from(*max) {
+                o = o.max_int_value(hi);
+            }
+        }
+        ArgKind::String { max_len, .. } => {
+            o = o.max_length(u16::try_from((*max_len).min(MAX_STRING)).unwrap_or(u16::MAX));
+        }
+        _ => {}
+    }
+    o
+}
+
+/// An option description from the kind when the catalog gives none.
+fn generated_help(a: &ArgSpec) -> String {
+    let mut s = match &a.kind {
+        ArgKind::Enum(_) => "one of the listed values".to_string(),
+        ArgKind::Int { min, max } => format!("a whole number, {min} to {max}"),
+        ArgKind::Duration => "a duration, e.g. 30s, 5m, 1h".into(),
+        ArgKind::String { .. } => "text".into(),
+        ArgKind::Id => "an id (letters, digits, _ . : -)".into(),
+        ArgKind::Bool => "switch it on".into(),
+        ArgKind::List(inner) => format!("comma-separated: {}", inner.placeholder()),
+    };
+    if let Some(d) = &a.default {
+        s.push_str(&format!(" (default {d})"));
+    }
+    crate::chat::text::truncate(&mut s, MAX_DESCRIPTION);
+    s
+}
+
+fn too_many(n: usize, what: &str, cmds: &[&Command], problems: &mut Vec<Problem>) {
+    if n > MAX_OPTIONS {
+        if let Some(c) = cmds.first() {
+            problems.push(problem(
+                c,
+                format!("`/{}`: {n} {what}; Discord allows {MAX_OPTIONS}", c.name),
+            ));
+        }
+    }
+}
+
+/// Discord's rule for command and option names: 1–32 lower-case letters,
+/// digits, `-` or `_`.
+pub fn check_name(name: &str) -> Result<(), String> {
+    let n = name.chars().count();
+    if n == 0 || n > MAX_NAME {
+        return Err(format!("has {n} characters; Discord names have 1 to {MAX_NAME}"));
+    }
+    let ok = |c: char| c == '-' || c == '_' || c.is_numeric() || (c.is_alphabetic() && !c.is_uppercase());
+    match name.chars().find(|c| !ok(*c)) {
+        None => Ok(()),
+        Some(c) => Err(format!(
+            "contains `{c}`; Discord names are lower-case letters, digits, - and _"
+        )),
+    }
+}
+
+/// The chat text of an invoked command: `/queue retry --queue="ai-analysis"`
+/// (each option by name, which the parser accepts for positionals too), or
+/// a built-in's own syntax (`/approve a7`, `/reject a7 too risky`).
+pub fn text(name: &str, options: &[CommandDataOption]) -> String {
+    let mut words = vec![format!("/{name}")];
+    let mut opts = options;
+    // Descend through the group and subcommand.
+    while let [CommandDataOption {
+        name,
+        value: CommandDataOptionValue::SubCommand(inner) | CommandDataOptionValue::SubCommandGroup(inner),
+        ..
+    }] = opts
+    {
+        words.push(name.clone());
+        opts = inner;
+    }
+    if BUILTINS.iter().any(|b| b.0 == name) {
+        // Built-ins take their options positionally, in the registered order.
+        let order = BUILTINS
+            .iter()
+            .find(|b| b.0 == name)
+            .map(|b| b.2)
+            .unwrap_or_default();
+        for (opt, _, _) in order {
+            if let Some(v) = opts.iter().find(|o| o.name == *opt).and_then(|o| plain(&o.value)) {
+                words.push(quote(&v));
+            }
+        }
+        return words.join(" ");
+    }
+    for o in opts {
+        match &o.value {
+            CommandDataOptionValue::Boolean(true) => words.push(format!("--{}", o.name)),
+            CommandDataOptionValue::Boolean(false) => {}
+            v => {
+                if let Some(v) = plain(v) {
+                    words.push(format!("--{}={}", o.name, quote(&v)));
+                }
+            }
+        }
+    }
+    words.join(" ")
+}
+
+fn plain(v: &CommandDataOptionValue) -> Option<String> {
+    match v {
+        CommandDataOptionValue::String(s) => Some(s.clone()),
+        CommandDataOptionValue::Integer(i) => Some(i.to_string()),
+        CommandDataOptionValue::Number(n) => Some(n.to_string()),
+        CommandDataOptionValue::Boolean(b) => Some(b.to_string()),
+        _ => None,
+    }
+}
+
+fn builtin((name, desc, opts): &(&str, &str, &[BuiltinOption])) -> Value {
+    let options = opts
+        .iter()
+        .map(|(n, d, req)| CreateCommandOption::new(CommandOptionType::String, *n, *d).required(*req))
+        .collect();
+    to_json(&CreateCommand::new(*name).description(*desc).set_options(options))
+}
+
+/// The JSON Discord receives.
+fn to_json(c: &CreateCommand) -> Value {
+    serde_json::to_value(c).unwrap_or_else(|_| json!({}))
+}
+
+fn problem(c: &Command, message: String) -> Problem {
+    Problem {
+        file: c.location.file.clone(),
+        line: c.location.line,
+        message: format!("discord: {message}"),
+    }
+}

@@ -1,0 +1,521 @@
+//! What opsbot posts to Discord for each engine notification. Pure:
+//! notification (reply, approval snapshot, where the request came from) →
+//! outbox messages (Discord message JSON built with serenity's builders).
+//!
+//! A slash command is acknowledged with a deferred response; its answer
+//! (the result, or the approval card) edits that response through the
+//! interaction's webhook (`OutOp::Respond`), which Discord keeps open for 15
+//! minutes; later answers go to the channel with the bot token. Refusals of
+//! button clicks are ephemeral followups, which only the webhook can send.
+//! Cards are edited with the bot token (`OutOp::Update`), however old.
+
+use crate::approval::{Approval, State};
+use crate::chat::card::{expiry, status_line};
+use crate::clock::Millis;
+use crate::engine::{Notification, Outcome, Renderer, Reply};
+use crate::store::{OutMessage, OutOp};
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Value};
+use serenity::all::{ButtonStyle, CreateActionRow, CreateButton, CreateEmbed, CreateEmbedFooter};
+
+/// The platform name of Discord's origins and outbox rows.
+pub const PLATFORM: &str = "discord";
+
+/// How long Discord accepts answers through an interaction's token.
+pub const TOKEN_TTL_MS: Millis = 15 * 60 * 1000;
+
+/// `flags` of a message only its recipient sees.
+pub const EPHEMERAL: u64 = 1 << 6;
+
+/// Where a Discord request came from: everything needed to answer it later.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Origin {
+    pub user: String,
+    pub channel: String,
+    pub kind: OriginKind,
+    /// The interaction's token (answers through its webhook) and until when
+    /// Discord accepts it.
+    pub token: String,
+    pub expires_at: Millis,
+    /// The deferred response is visible only to the user (built-ins such as
+    /// `/approve`): every answer to it stays private.
+    pub private: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum OriginKind {
+    /// A slash command (acknowledged with a deferred response).
+    Command,
+    /// A button on a card (acknowledged with a deferred update).
+    Component,
+}
+
+/// The reply handle stored with an answer (`OutOp::Respond`); read by `api`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Handle {
+    pub token: String,
+    pub expires_at: Millis,
+    pub to: Target,
+}
+
+/// What an answer through the webhook does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Target {
+    /// Edits the deferred response (`@original`).
+    Original,
+    /// A new (ephemeral) followup message.
+    Followup,
+}
+
+/// Discord's [`Renderer`].
+#[derive(Debug, Clone, Copy, Default)]
+pub struct DiscordRenderer;
+
+impl Renderer for DiscordRenderer {
+    fn platform(&self) -> &'static str {
+        PLATFORM
+    }
+
+    fn render(&self, n: &Notification<'_>, now: Millis) -> Vec<OutMessage> {
+        match *n {
+            Notification::Reply {
+                origin,
+                reply,
+                approval,
+            } => parse_origin(&origin.data)
+                .map(|o| messages(reply, approval, &o))
+                .unwrap_or_default(),
+            Notification::ApprovalOpened { approval } => {
+                let Some(o) = approval.origin.as_ref().and_then(|o| parse_origin(&o.data)) else {
+                    return Vec::new();
+                };
+                let key = Some(card_key(approval.id));
+                let op = match (o.kind, o.private) {
+                    // The card is the command's answer: it replaces "thinking…".
+                    (OriginKind::Command, false) => respond(&o, Target::Original, key, None),
+                    _ => OutOp::Post {
+                        key,
+                        thread: None,
+                        fallback: None,
+                    },
+                };
+                vec![msg(&o.channel, op, card(approval, None, now))]
+            }
+            Notification::ApprovalChanged { approval, result } => {
+                vec![card_update(approval, result, now)]
+            }
+            Notification::Interrupted { origin, text } => match parse_origin(&origin.data) {
+                Some(o) => {
+                    let notice = format!(
+                        "⚠️ opsbot restarted while handling `{}`; its result is unknown. Check the target before retrying.",
+                        code_span(text)
+                    );
+                    vec![answer(&o, &notice)]
+                }
+                None => Vec::new(),
+            },
+        }
+    }
+}
+
+fn parse_origin(data: &str) -> Option<Origin> {
+    match serde_json::from_str(data) {
+        Ok(o) => Some(o),
+        Err(e) => {
+            tracing::error!(error = %e, "a Discord origin could not be read; its answer is dropped");
+            None
+        }
+    }
+}
+
+fn msg(channel: &str, op: OutOp, body: Value) -> OutMessage {
+    OutMessage {
+        platform: PLATFORM.into(),
+        channel: channel.to_string(),
+        op,
+        body,
+    }
+}
+
+fn respond(o: &Origin, to: Target, key: Option<String>, user: Option<String>) -> OutOp {
+    let handle = Handle {
+        token: o.token.clone(),
+        expires_at: o.expires_at,
+        to,
+    };
+    OutOp::Respond {
+        handle: serde_json::to_string(&handle).unwrap_or_default(),
+        key,
+        user,
+    }
+}
+
+/// The key of an approval's card, so later edits find it.
+pub fn card_key(id: i64) -> String {
+    format!("approval:{id}")
+}
+
+/// Messages answering `reply` where `origin` asked (see the module docs).
+pub fn messages(reply: &Reply, approval: Option<&Approval>, origin: &Origin) -> Vec<OutMessage> {
+    match (reply.outcome, approval) {
+        // The card posted for the new approval is the answer.
+        (Outcome::ApprovalRequested, Some(a)) if has_card(a) => Vec::new(),
+        // A click is answered by its card, unless it was refused.
+        (Outcome::Done | Outcome::Failed, Some(a)) if origin.kind == OriginKind::Component && has_card(a) => {
+            Vec::new()
+        }
+        (Outcome::Usage | Outcome::NotPermitted, _) | (_, Some(_)) => {
+            vec![answer(origin, &reply.text)]
+        }
+        (outcome, None) => vec![msg(
+            &origin.channel,
+            respond(origin, Target::Original, None, private_to(origin)),
+            result(&reply.text, outcome, &origin.user),
+        )],
+    }
+}
+
+/// Only the user sees the answer to a private deferral.
+fn private_to(o: &Origin) -> Option<String> {
+    o.private.then(|| o.user.clone())
+}
+
+/// A plain answer to the request's author: it edits a command's deferred
+/// response (private if that was), or follows up on a click ephemerally.
+fn answer(o: &Origin, text: &str) -> OutMessage {
+    let (op, body) = match o.kind {
+        OriginKind::Command => (respond(o, Target::Original, None, private_to(o)), plain(text)),
+        OriginKind::Component => {
+            let mut body = plain(text);
+            body["flags"] = json!(EPHEMERAL);
+            (respond(o, Target::Followup, None, Some(o.user.clone())), body)
+        }
+    };
+    msg(&o.channel, op, body)
+}
+
+/// Approvals requested from Discord have a card there; others do not.
+pub fn has_card(a: &Approval) -> bool {
+    a.origin.as_ref().is_some_and(|o| o.platform == PLATFORM)
+}
+
+/// An edit of approval `a`'s card showing its current state (and `result`).
+pub fn card_update(a: &Approval, result: Option<&str>, now: Millis) -> OutMessage {
+    let channel = a.channel.clone().unwrap_or_default();
+    msg(
+        &channel,
+        OutOp::Update { key: card_key(a.id) },
+        card(a, result, now),
+    )
+}
+
+/// Mentions are shown but never ping anyone.
+fn no_pings() -> Value {
+    json!({ "parse": [] })
+}
+
+fn plain(text: &str) -> Value {
+    json!({ "content": escape_outside_code(text), "allowed_mentions": no_pings() })
+}
+
+fn result(text: &str, outcome: Outcome, user: &str) -> Value {
+    let icon = if outcome == Outcome::Failed { "❌" } else { "✅" };
+    let (first, rest) = text.split_once('\n').unwrap_or((text, ""));
+    let mut content = format!("{icon} {}", escape_outside_code(first));
+    if !rest.trim().is_empty() {
+        content.push_str(&format!("\n{}", code_block(rest)));
+    }
+    content.push_str(&format!("\n-# requested by <@{user}>"));
+    json!({ "content": content, "allowed_mentions": no_pings() })
+}
+
+/// The approval card: an embed with the exact request, requester, risk and
+/// expiry, and either the buttons (pending) or the decision and result.
+pub fn card(a: &Approval, result: Option<&str>, now: Millis) -> Value {
+    let label = a.label();
+    let mut embed = CreateEmbed::new()
+        .title(format!("Approval {label}"))
+        .description(code_block(&a.display))
+        .color(color(a.state))
+        .field("Requested by", escape(&a.requester), true)
+        .field("Risk", format!("`{}`", code_span(&a.risk)), true)
+        .field(
+            "Approvals",
+            format!(
+                "{} of {} from {}",
+                a.votes.len(),
+                a.needed,
+                escape(&a.roles.join(", "))
+            ),
+            true,
+        )
+        .field("Expires", expiry(a, now), false);
+    if let Some(status) = status_line(a, &escape) {
+        embed = embed.field("Status", status, false);
+    }
+    if let Some(r) = result.filter(|r| !r.trim().is_empty()) {
+        embed = embed.field("Result", code_block(r), false);
+    }
+    embed = embed.footer(CreateEmbedFooter::new(format!("{label} · {}", a.state.as_str())));
+    // An empty list removes the buttons when the card is edited.
+    let components = if a.state == State::Pending {
+        vec![CreateActionRow::Buttons(vec![
+            CreateButton::new(format!("approve:{label}"))
+                .label("Approve")
+                .style(ButtonStyle::Success),
+            CreateButton::new(format!("reject:{label}"))
+                .label("Reject")
+                .style(ButtonStyle::Danger),
+        ])]
+    } else {
+        Vec::new()
+    };
+    json!({
+        "content": "",
+        "embeds": [embed],
+        "components": components,
+        "allowed_mentions": no_pings(),
+    })
+}
+
+fn color(s: State) -> u32 {
+    match s {
+        State::Pending => 0xF1C40F,
+        State::Approved | State::Executing => 0x3498DB,
+        State::Succeeded => 0x2ECC71,
+        State::Failed | State::Rejected => 0xE74C3C,
+        State::Unknown => 0xE67E22,
+        State::Expired | State::Cancelled => 0x95A5A6,
+    }
+}
+
+/// `text` with Discord markdown made literal: `*bold*`, `_x_`, `~~x~~`,
+/// `||spoiler||`, `[masked](links)`, `<@mentions>`, and headings, quotes
+/// and lists at the start of a line.
+pub fn escape(text: &str) -> String {
+    let mut out = String::with_capacity(text.len() + 8);
+    let mut line_start = true;
+    for c in text.chars() {
+        let special = matches!(c, '\\' | '*' | '_' | '~' | '`' | '|' | '[' | ']' | '<')
+            || (line_start && matches!(c, '#' | '>' | '-'));
+        if special {
+            out.push('\\');
+        }
+        out.push(c);
+        line_start = c == '\n' || (line_start && c == ' ');
+    }
+    out
+}
+
+/// Engine text keeps its `code spans`; everything outside them is escaped.
+pub fn escape_outside_code(text: &str) -> String {
+    text.split('`')
+        .enumerate()
+        .map(|(i, part)| {
+            if i % 2 == 1 {
+                part.to_string()
+            } else {
+                escape(part)
+            }
+        })
+        .collect::<Vec<_>>()
+        .join("`")
+}
+
+/// A code block that no backticks inside can close early.
+pub fn code_block(text: &str) -> String {
+    format!("```\n{}\n```", text.replace("```", "`\u{200b}``"))
+}
+
+/// Text for inside a `code span` (a backtick would end it).
+fn code_span(text: &str) -> String {
+    text.replace('`', "'")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::approval::Vote;
+    use crate::origin::Origin as Stored;
+
+    fn origin(kind: OriginKind) -> Origin {
+        Origin {
+            user: "111".into(),
+            channel: "C1".into(),
+            kind,
+            token: "tok".into(),
+            expires_at: TOKEN_TTL_MS,
+            private: false,
+        }
+    }
+
+    fn stored(o: &Origin) -> Stored {
+        Stored::new(PLATFORM, serde_json::to_string(o).unwrap())
+    }
+
+    fn approval(state: State) -> Approval {
+        let mut a = crate::approval::example(state);
+        a.requester_identity = "discord:111".into();
+        a.channel = Some("C1".into());
+        a.needed = 1;
+        a.expires_at = 900_000;
+        a.origin = Some(stored(&origin(OriginKind::Command)));
+        a
+    }
+
+    fn render(n: Notification<'_>) -> Vec<OutMessage> {
+        DiscordRenderer.render(&n, 0)
+    }
+
+    fn reply_to(o: &Origin, reply: &Reply, a: Option<&Approval>) -> Vec<OutMessage> {
+        render(Notification::Reply {
+            origin: &stored(o),
+            reply,
+            approval: a,
+        })
+    }
+
+    fn handle(op: &OutOp) -> Handle {
+        match op {
+            OutOp::Respond { handle, .. } => serde_json::from_str(handle).unwrap(),
+            other => panic!("not an answer through the webhook: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_new_approval_edits_the_deferred_response_into_a_card_with_buttons() {
+        let a = approval(State::Pending);
+        let m = render(Notification::ApprovalOpened { approval: &a });
+        assert!(
+            matches!(&m[..], [OutMessage { op: OutOp::Respond { key: Some(k), user: None, .. }, .. }] if k == "approval:7")
+        );
+        assert_eq!(handle(&m[0].op).to, Target::Original);
+        insta::assert_json_snapshot!("approval_card_pending", m[0].body);
+        let r = Reply::new(Outcome::ApprovalRequested, "approval requested: a7").with_approval(7);
+        assert!(reply_to(&origin(OriginKind::Command), &r, Some(&a)).is_empty());
+        assert!(m[0].body["components"][0]["components"][0]["custom_id"]
+            .as_str()
+            .is_some_and(|id| id == "approve:a7"));
+    }
+
+    #[test]
+    fn refusals_are_ephemeral_and_results_update_the_card() {
+        let a = approval(State::Pending);
+        let r = Reply::new(Outcome::NotPermitted, "refused: you requested a7").with_approval(7);
+        let m = reply_to(&origin(OriginKind::Component), &r, Some(&a));
+        assert!(
+            matches!(&m[..], [OutMessage { op: OutOp::Respond { user: Some(u), .. }, .. }] if u == "111")
+        );
+        assert_eq!(handle(&m[0].op).to, Target::Followup);
+        assert_eq!(m[0].body["flags"], EPHEMERAL);
+
+        let mut done = approval(State::Succeeded);
+        done.votes.push(Vote {
+            person: "bob".into(),
+            identity: "discord:222".into(),
+            at: 1,
+        });
+        let r = Reply::new(Outcome::Done, "Retried 37").with_approval(7);
+        assert!(
+            reply_to(&origin(OriginKind::Component), &r, Some(&done)).is_empty(),
+            "a click is answered by the card alone"
+        );
+        let mut typed = origin(OriginKind::Command);
+        typed.private = true;
+        let m = reply_to(&typed, &r, Some(&done));
+        assert!(
+            matches!(&m[..], [OutMessage { op: OutOp::Respond { user: Some(u), .. }, .. }] if u == "111"),
+            "typed /approve gets a private answer: {m:?}"
+        );
+        let m = render(Notification::ApprovalChanged {
+            approval: &done,
+            result: Some("Retried 37"),
+        });
+        assert!(matches!(&m[..], [OutMessage { op: OutOp::Update { key }, .. }] if key == "approval:7"));
+        assert_eq!(m[0].body["components"], json!([]), "buttons are removed");
+        insta::assert_json_snapshot!("approval_card_succeeded", m[0].body);
+    }
+
+    #[test]
+    fn cards_say_what_a_restart_left_unknown() {
+        let mut a = approval(State::Unknown);
+        a.votes.push(Vote {
+            person: "bob".into(),
+            identity: "discord:222".into(),
+            at: 1,
+        });
+        let m = render(Notification::ApprovalChanged {
+            approval: &a,
+            result: None,
+        });
+        insta::assert_json_snapshot!("approval_card_unknown", m[0].body);
+        let expired = render(Notification::ApprovalChanged {
+            approval: &approval(State::Expired),
+            result: None,
+        });
+        insta::assert_json_snapshot!("approval_card_expired", expired[0].body);
+    }
+
+    #[test]
+    fn approvals_from_elsewhere_have_no_discord_card() {
+        let mut a = approval(State::Succeeded);
+        a.origin = Some(Stored::new("slack", String::new()));
+        assert!(!has_card(&a));
+        let r = Reply::new(Outcome::Done, "Retried 37").with_approval(7);
+        let mut typed = origin(OriginKind::Command);
+        typed.private = true;
+        let m = reply_to(&typed, &r, Some(&a));
+        assert_eq!(m.len(), 1);
+        assert!(m[0].body.to_string().contains("Retried 37"));
+    }
+
+    #[test]
+    fn plain_results_edit_the_deferred_response() {
+        let r = Reply::new(Outcome::Done, "ok\nline 2");
+        let m = reply_to(&origin(OriginKind::Command), &r, None);
+        assert!(matches!(
+            &m[0].op,
+            OutOp::Respond {
+                key: None,
+                user: None,
+                ..
+            }
+        ));
+        assert_eq!(handle(&m[0].op).to, Target::Original);
+        insta::assert_json_snapshot!("result_done", m[0].body);
+        let failed = Reply::new(Outcome::Failed, "`/queue stats` failed: connection refused");
+        insta::assert_json_snapshot!(
+            "result_failed",
+            reply_to(&origin(OriginKind::Command), &failed, None)[0].body
+        );
+    }
+
+    #[test]
+    fn interrupted_requests_are_reported_to_their_author() {
+        let m = render(Notification::Interrupted {
+            origin: &stored(&origin(OriginKind::Component)),
+            text: "/queue retry ai-analysis",
+        });
+        assert!(
+            matches!(&m[..], [OutMessage { op: OutOp::Respond { user: Some(u), .. }, .. }] if u == "111")
+        );
+        assert!(m[0].body.to_string().contains("result is unknown"));
+    }
+
+    #[test]
+    fn dynamic_text_cannot_format_link_or_ping() {
+        assert_eq!(
+            escape("*bold* _i_ ~~s~~ ||sp||"),
+            r"\*bold\* \_i\_ \~\~s\~\~ \|\|sp\|\|"
+        );
+        assert_eq!(escape("[click](https://x)"), r"\[click\](https://x)");
+        assert_eq!(escape("# h\n> q\n- l a-b"), "\\# h\n\\> q\n\\- l a-b");
+        assert_eq!(escape("<@123> @everyone"), r"\<@123> @everyone");
+        assert_eq!(escape_outside_code("run `/x *y*` *now*"), r"run `/x *y*` \*now\*");
+        assert_eq!(code_block("a```b"), "```\na`\u{200b}``b\n```");
+        let body = plain("@everyone");
+        assert_eq!(body["allowed_mentions"], json!({"parse": []}));
+    }
+}
