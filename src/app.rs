@@ -86,8 +86,35 @@ fn config_problem(config: &Config, line: usize, message: String) -> Problem {
     }
 }
 
+/// The severity policies, calendars and rotations of `config`, checked
+/// against its people and roles; every problem with `file:line`.
+pub fn policies(config: &Config, roles: &BTreeSet<String>) -> (crate::policy::Policies, Vec<Problem>) {
+    let people: BTreeSet<String> = config.people.keys().cloned().collect();
+    let known = crate::policy::Known {
+        people: &people,
+        roles,
+    };
+    let file = config.path.display().to_string();
+    let (policies, mut problems) =
+        crate::policy::load(config.policy_tables.clone(), &config.source, &file, &known);
+    for (role, cal) in &config.role_calendars {
+        if !policies.calendars.contains_key(cal) {
+            let line = config
+                .source
+                .lines()
+                .position(|l| l.trim_start().starts_with(&format!("[roles.{role}]")));
+            problems.push(config_problem(
+                config,
+                line.map_or(0, |l| l + 1),
+                format!("roles.{role}: `available` names unknown calendar `{cal}`"),
+            ));
+        }
+    }
+    (policies, problems)
+}
+
 fn config_problems(config: &Config, roles: &BTreeSet<String>) -> Vec<Problem> {
-    let mut out = Vec::new();
+    let mut out = policies(config, roles).1;
     for (name, p) in &config.people {
         let line = line(config, &format!("people.{name}"));
         for r in &p.roles {

@@ -41,6 +41,13 @@ pub struct Config {
     /// Where things were declared, for `file:line` messages: keys like
     /// `people.alice`, `channels.C0123`, `profiles`.
     pub lines: BTreeMap<String, usize>,
+    /// `[calendars]`, `[rotations]`, `[policies]` as written (checked by
+    /// `policy::load`, which needs the people and roles).
+    pub policy_tables: crate::policy::Raw,
+    /// Role → calendar it is available in (`[roles.<r>] available`).
+    pub role_calendars: BTreeMap<String, String>,
+    /// The file's text, to place policy problems on their lines.
+    pub source: std::sync::Arc<str>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -118,6 +125,12 @@ struct RawConfig {
     process: RawProcess,
     #[serde(default)]
     log: RawLog,
+    #[serde(default)]
+    calendars: toml::Table,
+    #[serde(default)]
+    rotations: toml::Table,
+    #[serde(default)]
+    policies: toml::Table,
 }
 
 #[derive(Deserialize, Default)]
@@ -165,6 +178,9 @@ struct RawPerson {
 struct RawRole {
     #[serde(default)]
     implies: Vec<String>,
+    /// A calendar: people of this role are paged only while it is open
+    /// (except at rank 1).
+    available: Option<String>,
 }
 
 #[derive(Deserialize, Default)]
@@ -254,6 +270,11 @@ impl Config {
             profiles,
             channels,
             people,
+            role_calendars: raw
+                .roles
+                .iter()
+                .filter_map(|(k, v)| Some((k.clone(), v.available.clone()?)))
+                .collect(),
             roles: raw.roles.into_iter().map(|(k, v)| (k, v.implies)).collect(),
             limits: Limits {
                 output_chars: raw.limits.output_chars.unwrap_or(3000),
@@ -265,6 +286,12 @@ impl Config {
             discord,
             secrets: secrets.into_iter().map(Into::into).collect(),
             lines,
+            policy_tables: crate::policy::Raw {
+                calendars: raw.calendars,
+                rotations: raw.rotations,
+                policies: raw.policies,
+            },
+            source: text.into(),
         })
     }
 }

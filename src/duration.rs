@@ -1,5 +1,5 @@
 //! Durations as people write them in chat and config: `30s`, `5m`, `1h`, `1d`,
-//! and combinations such as `1h30m`. Pure.
+//! `1w`, and combinations such as `1h30m`. Pure.
 
 use std::time::Duration;
 
@@ -10,7 +10,7 @@ pub struct DurationError {
     pub input: String,
 }
 
-/// Parses `30s`, `5m`, `1h`, `1d`, `250ms` and sums of them (`1h30m`).
+/// Parses `30s`, `5m`, `1h`, `1d`, `1w`, `250ms` and sums of them (`1h30m`).
 pub fn parse(input: &str) -> Result<Duration, DurationError> {
     let err = || DurationError {
         input: input.to_string(),
@@ -37,6 +37,7 @@ pub fn parse(input: &str) -> Result<Duration, DurationError> {
             "m" => 60_000,
             "h" => 3_600_000,
             "d" => 86_400_000,
+            "w" => 604_800_000,
             _ => return Err(err()),
         };
         let add = n.checked_mul(ms_per).ok_or_else(err)?;
@@ -90,6 +91,7 @@ mod tests {
 
     #[test]
     fn parses_units_and_sums() {
+        assert_eq!(parse("1w").unwrap(), Duration::from_secs(7 * 86_400));
         assert_eq!(parse("30s").unwrap(), Duration::from_secs(30));
         assert_eq!(parse("5m").unwrap(), Duration::from_secs(300));
         assert_eq!(parse("1h30m").unwrap(), Duration::from_secs(5400));

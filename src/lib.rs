@@ -17,6 +17,7 @@ pub mod exec;
 pub mod instance;
 pub mod metrics;
 pub mod origin;
+pub mod policy;
 pub mod server;
 pub mod store;
 pub mod template;

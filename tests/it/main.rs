@@ -15,6 +15,7 @@ mod fake_discord;
 mod fake_slack;
 mod outbox;
 mod pipeline;
+mod policies;
 mod slack;
 mod store;
 mod support;
