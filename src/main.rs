@@ -47,11 +47,12 @@ enum Cmd {
         #[arg(long)]
         json: bool,
     },
-    /// Run one chat command through the full pipeline as an identity.
+    /// Run one chat command through the full pipeline as a console identity.
     Run {
-        /// Wire identity, e.g. console:alice or slack:U0ALICE.
+        /// Console identity, e.g. console:alice (default: console:$USER).
+        /// Chat identities (slack:…, discord:…) are refused.
         #[arg(long = "as")]
-        identity: String,
+        identity: Option<String>,
         /// Channel id; its profile binding picks the system (default: console).
         #[arg(long, default_value = "console")]
         channel: Option<String>,
@@ -69,7 +70,8 @@ enum Cmd {
 
 #[derive(Subcommand)]
 enum AuditCmd {
-    /// Check the audit log's hash chain from the first entry to the last.
+    /// Check the audit log's hash chain from the first entry to the last, and
+    /// its end against the stored head.
     Verify,
 }
 
@@ -136,6 +138,15 @@ async fn dispatch(cmd: Cmd, config: Config, env: HashMap<String, String>) -> any
             channel,
             text,
         } => {
+            let os_user = env.get("USER").or_else(|| env.get("LOGNAME"));
+            let identity =
+                match opsbot::auth::console_identity(identity.as_deref(), os_user.map(String::as_str)) {
+                    Ok(i) => i,
+                    Err(why) => {
+                        eprintln!("{why}");
+                        return Ok(2);
+                    }
+                };
             let pipeline = app::build(&config, &env, clock.clone()).await?;
             let inv = Invocation::console(&identity, channel, &text, clock.now_ms());
             // Card edits of chat-requested approvals are queued by the step
@@ -219,8 +230,10 @@ fn commands(config: &Config, env: &HashMap<String, String>, json: bool) -> anyho
 async fn audit_verify(config: &Config) -> anyhow::Result<u8> {
     let store = Store::connect(config.database_url.expose_secret()).await?;
     store.migrate().await?;
+    // The head first: entries appended while we read may follow it.
+    let head = store.audit_head().await?;
     let records = store.audit_records().await?;
-    match opsbot::audit::verify(&records) {
+    match opsbot::audit::verify(&records, &head) {
         Ok(n) => {
             say!("ok: {n} audit entries, chain intact");
             Ok(0)

@@ -2,7 +2,7 @@
 //! `/reject`, `/cancel`, `/approvals`, executing an approved request at most
 //! once, and recovering after a crash.
 
-use super::pipeline::{Change, Internal, Invocation, Pipeline};
+use super::pipeline::{Change, Internal, Invocation, Pipeline, SOURCE_SYSTEM, SOURCE_TIMER};
 use super::reply::{Outcome, Reply};
 use crate::approval::{self, Approval, Decision, State, Step};
 use crate::audit::Entry;
@@ -363,8 +363,8 @@ impl Pipeline {
         let after = tx.approval(id).await?;
         let entry = self.system_entry(
             &a,
-            "approval.expired",
-            "expired",
+            SOURCE_TIMER,
+            ("approval.expired", "expired"),
             format!(
                 "{} expired with {} of {} approvals",
                 a.label(),
@@ -383,8 +383,10 @@ impl Pipeline {
         .await
     }
 
-    /// An audit entry written by opsbot itself (expiry, recovery).
-    fn system_entry(&self, a: &Approval, kind: &str, outcome: &str, detail: String) -> Entry {
+    /// An audit entry written by opsbot itself: expiry (source `timer`) or
+    /// recovery (source `system`).
+    fn system_entry(&self, a: &Approval, source: &str, what: (&str, &str), detail: String) -> Entry {
+        let (kind, outcome) = what;
         let system = Actor::Unknown {
             identity: format!("system:{}", kind.rsplit('.').next().unwrap_or(kind)),
         };
@@ -393,6 +395,7 @@ impl Pipeline {
             kind: kind.into(),
             person: system.who().into(),
             identity: system.identity().into(),
+            source: source.into(),
             channel: a.channel.clone(),
             command: Some(format!("{}:{}", a.profile, a.command)),
             args: serde_json::to_string(&a.args).ok(),
@@ -470,7 +473,7 @@ impl Pipeline {
             return Ok(false);
         }
         let after = tx.approval(a.id).await?;
-        let entry = self.system_entry(a, kind, outcome, detail.to_string());
+        let entry = self.system_entry(a, SOURCE_SYSTEM, (kind, outcome), detail.to_string());
         let change = Change::Changed { result: None };
         self.commit(tx, None, None, &[entry], after.as_ref(), change)
             .await?;

@@ -1,11 +1,10 @@
 //! The two-person rule end to end through the pipeline, on both stores.
 
 use crate::support::{
-    both, clock, config, dead_url, pipeline, pipeline_with, say, say_from, slack_origin, FakeTarget,
-    TestStore,
+    both, clock, config, dead_url, pipeline, pipeline_with, say, say_from, slack_origin, verify_audit,
+    FakeTarget, TestStore,
 };
 use opsbot::approval::State;
-use opsbot::audit;
 use opsbot::clock::Clock;
 use opsbot::engine::Outcome;
 
@@ -77,11 +76,17 @@ async fn transcript_request_self_approval_refused_second_person_executes_once() 
             "{}",
             t.name
         );
-        assert_eq!(audit::verify(&records), Ok(records.len()));
+        assert_eq!(verify_audit(&t.store).await, Ok(records.len()));
         let exec = &records[5].entry;
         assert_eq!(
             (exec.person.as_str(), exec.outcome.as_str()),
             ("bob", "succeeded")
+        );
+        assert!(
+            records
+                .iter()
+                .all(|r| r.entry.source == "console" && r.version == 2),
+            "every entry says where it came from"
         );
         t.cleanup().await;
     }
@@ -133,7 +138,7 @@ async fn racing_approvers_across_two_processes_execute_exactly_once() {
             t.store.approval(id).await.unwrap().unwrap().state,
             State::Succeeded
         );
-        assert!(audit::verify(&t.store.audit_records().await.unwrap()).is_ok());
+        assert!(verify_audit(&t.store).await.is_ok());
         t.cleanup().await;
     }
 }
@@ -394,6 +399,22 @@ async fn recovery_updates_cards_and_expires_stale_approvals() {
         assert!(
             kinds.iter().filter(|k| *k == "approval.expired").count() == 1,
             "{kinds:?}"
+        );
+        let sources: Vec<(String, String)> = s
+            .audit_records()
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|r| (r.entry.kind, r.entry.source))
+            .collect();
+        assert!(
+            sources.iter().all(|(k, src)| src
+                == if k == "approval.requested" {
+                    "slack"
+                } else {
+                    "system"
+                }),
+            "recovery steps are the system's: {sources:?}"
         );
         t.cleanup().await;
     }

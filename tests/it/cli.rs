@@ -36,10 +36,16 @@ impl Sandbox {
     }
 
     fn opsbot(&self, args: &[&str]) -> Output {
+        self.opsbot_env(args, &[])
+    }
+
+    /// `opsbot` with `env` added to the sandbox's environment.
+    fn opsbot_env(&self, args: &[&str], env: &[(&str, &str)]) -> Output {
         let repo = Path::new(env!("CARGO_MANIFEST_DIR"));
         Command::new(env!("CARGO_BIN_EXE_opsbot"))
             .args(args)
             .env_clear()
+            .envs(env.iter().copied())
             .env("PATH", std::env::var("PATH").unwrap_or_default())
             .env("OPSBOT_CONFIG", self.path("config/opsbot.toml"))
             .env("OPSBOT_COMMANDS_DIR", repo.join("commands"))
@@ -120,6 +126,48 @@ fn transcript(sb: &Sandbox, target: &FakeTarget) {
     let o = tokio::task::block_in_place(|| sb.opsbot(&["audit", "verify"]));
     assert_eq!(o.status.code(), Some(0), "{o:?}");
     assert!(stdout(&o).starts_with("ok: "), "{}", stdout(&o));
+}
+
+/// `opsbot run --as slack:U0BOB "/approve a1"` used to approve as bob, and
+/// the audit showed bob approving from Slack.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_console_cannot_act_as_a_chat_identity() {
+    let target = FakeTarget::start().await;
+    let sb = Sandbox::new(&target.url);
+    let o = tokio::task::block_in_place(|| {
+        sb.opsbot(&["run", "--as", "console:alice", "/queue retry ai-analysis"])
+    });
+    assert_eq!(o.status.code(), Some(0), "{o:?}");
+    for who in ["slack:U0BOB", "discord:111", "bob"] {
+        let o = tokio::task::block_in_place(|| sb.opsbot(&["run", "--as", who, "/approve a1"]));
+        assert_eq!(o.status.code(), Some(2), "{who}: {o:?}");
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert!(err.contains("is not a console identity"), "{who}: {err}");
+        assert_eq!(stdout(&o), "");
+    }
+    assert_eq!(target.count("POST", "/api/queue/ai-analysis/retry-failed"), 0);
+    // Without --as: the OS user, as a console identity.
+    let o = tokio::task::block_in_place(|| sb.opsbot_env(&["run", "/approve a1"], &[("USER", "bob")]));
+    assert_eq!(o.status.code(), Some(0), "{o:?}");
+    assert_eq!(target.count("POST", "/api/queue/ai-analysis/retry-failed"), 1);
+    let store = opsbot::store::Store::connect(&sb.database_url()).await.unwrap();
+    let records = store.audit_records().await.unwrap();
+    let seen: Vec<(&str, &str, &str)> = records
+        .iter()
+        .map(|r| {
+            let e = &r.entry;
+            (e.kind.as_str(), e.identity.as_str(), e.source.as_str())
+        })
+        .collect();
+    assert_eq!(
+        seen,
+        [
+            ("approval.requested", "console:alice", "console"),
+            ("approval.approved", "console:bob", "console"),
+            ("execution", "console:bob", "console"),
+        ]
+    );
+    store.close().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -55,6 +55,12 @@ pub async fn audit_kinds(store: &Store) -> Vec<String> {
         .collect()
 }
 
+/// `opsbot audit verify` on `store`: the chain, and its end against the head.
+pub async fn verify_audit(store: &Store) -> Result<usize, opsbot::audit::Broken> {
+    let head = store.audit_head().await.expect("audit head");
+    opsbot::audit::verify(&store.audit_records().await.expect("audit"), &head)
+}
+
 /// A store for one test; dropped schemas/files are cleaned by `cleanup`.
 pub struct TestStore {
     pub name: &'static str,
