@@ -412,3 +412,59 @@ async fn results_reach_channels_the_bot_was_not_invited_to() {
     app.stop().await;
     t.cleanup().await;
 }
+
+/// A target answering `<!channel> <https://evil.example|runbook>` must not
+/// ping the channel or post a spoofed link; what users typed arrives as typed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn injected_markup_from_a_target_arrives_escaped() {
+    let t = crate::support::TestStore::sqlite().await;
+    let app = TestApp::spawn_with(t.store.clone(), |cat| {
+        for c in cat.commands.iter_mut().filter(|c| c.name == "queue stats") {
+            c.reply = Some("note: {response.note}\n{output}".into());
+        }
+    })
+    .await;
+    let evil = "<!channel> <https://evil.example|runbook> ``` <@U0BOB>";
+    *app.target.stats.lock().unwrap() = json!({ "note": evil });
+    assert_eq!(app.slash("U0ALICE", "/queue", "stats").await.status(), 200);
+    let posted = wait_for(&app.slack, "chat.postMessage", 1, Duration::from_secs(5)).await;
+    let body = body_text(&posted[0]);
+    for raw in ["<!channel>", "<https://evil", "<@U0BOB>"] {
+        assert!(!body.contains(raw), "{raw} reached Slack raw: {body}");
+    }
+    assert!(
+        body.contains("note: &lt;!channel&gt; &lt;https://evil.example|runbook&gt;"),
+        "{body}"
+    );
+    let code = posted[0]["blocks"][1]["text"]["text"].as_str().unwrap();
+    assert!(code.starts_with("```") && code.ends_with("```"), "{code}");
+    assert_eq!(
+        code.matches("```").count(),
+        2,
+        "the output cannot close its block: {code}"
+    );
+    assert!(
+        body.contains("requested by <@U0ALICE>"),
+        "the one mention opsbot means"
+    );
+
+    // Slack sends typed `<`, `>`, `&` as entities: they are parsed as typed
+    // and escaped once on the way back.
+    let v: Value = app
+        .slash("U0ALICE", "/queue", "&lt;!channel&gt;")
+        .await
+        .json()
+        .await
+        .unwrap();
+    let text = v["text"].as_str().unwrap();
+    assert!(
+        text.contains("Unknown command `/queue &lt;!channel&gt;`"),
+        "{text}"
+    );
+    assert!(
+        !text.contains("&amp;lt;") && !text.contains("<!channel>"),
+        "{text}"
+    );
+    app.stop().await;
+    t.cleanup().await;
+}

@@ -140,12 +140,15 @@ pub struct FakeTarget {
     pub hits: Arc<Mutex<Vec<Hit>>>,
     /// Extra delay of the POST endpoints, in milliseconds (slow-target tests).
     pub delay_ms: Arc<AtomicU64>,
+    /// What `GET /api/queue/stats` answers (tests may replace it).
+    pub stats: Arc<Mutex<serde_json::Value>>,
 }
 
 #[derive(Clone)]
 struct TargetState {
     hits: Arc<Mutex<Vec<Hit>>>,
     delay_ms: Arc<AtomicU64>,
+    stats: Arc<Mutex<serde_json::Value>>,
 }
 
 impl FakeTarget {
@@ -153,6 +156,9 @@ impl FakeTarget {
         let state = TargetState {
             hits: Arc::default(),
             delay_ms: Arc::new(AtomicU64::new(20)),
+            stats: Arc::new(Mutex::new(
+                serde_json::json!({"ai-analysis": {"waiting": 12, "active": 3, "completed": 900, "failed": 37}}),
+            )),
         };
         let app = Router::new()
             .route("/health", get(health))
@@ -169,6 +175,7 @@ impl FakeTarget {
             url,
             hits: state.hits,
             delay_ms: state.delay_ms,
+            stats: state.stats,
         }
     }
 
@@ -196,7 +203,7 @@ async fn health(State(s): State<TargetState>) -> Json<serde_json::Value> {
 
 async fn stats(State(s): State<TargetState>) -> Json<serde_json::Value> {
     rec("GET", "/api/queue/stats".into(), &s);
-    Json(serde_json::json!({"ai-analysis": {"waiting": 12, "active": 3, "completed": 900, "failed": 37}}))
+    Json(s.stats.lock().expect("lock").clone())
 }
 
 async fn queue_op(

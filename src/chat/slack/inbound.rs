@@ -107,7 +107,8 @@ fn unauthorized() -> Response {
 }
 
 fn ephemeral(reply: &Reply) -> Response {
-    Json(json!({ "response_type": "ephemeral", "text": reply.text })).into_response()
+    let text = super::escape::text(&reply.text);
+    Json(json!({ "response_type": "ephemeral", "text": text })).into_response()
 }
 
 async fn commands(State(s): State<SlackInbound>, headers: HeaderMap, body: Bytes) -> Response {
@@ -117,7 +118,9 @@ async fn commands(State(s): State<SlackInbound>, headers: HeaderMap, body: Bytes
     let Ok(cmd) = serde_urlencoded::from_bytes::<SlackCommandEvent>(&body) else {
         return StatusCode::BAD_REQUEST.into_response();
     };
-    let text = format!("{} {}", cmd.command.0, cmd.text.as_deref().unwrap_or_default());
+    // Slack sends `&`, `<`, `>` as entities; parse what the user typed.
+    let typed = super::escape::unescape(cmd.text.as_deref().unwrap_or_default());
+    let text = format!("{} {typed}", cmd.command.0);
     let inv = s.invocation(&cmd.user_id.0, &cmd.channel_id.0, None, text);
     if let Some(quick) = s.pipeline.quick(&inv) {
         if let Some(entry) = quick.denied {
