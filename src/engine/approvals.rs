@@ -7,11 +7,14 @@ use super::reply::{Outcome, Reply};
 use crate::approval::{self, Approval, Decision, State, Step};
 use crate::audit::Entry;
 use crate::auth::Actor;
-use crate::catalog::ApprovePolicy;
+use crate::catalog::{ApprovePolicy, Command};
 use crate::command::{self, Builtin, Request};
 use crate::duration;
 use crate::store::Tx;
 use std::time::Duration;
+
+/// What a requester is told when the catalog command changed under an approval.
+const CHANGED: &str = "the command changed since it was requested; request it again";
 
 impl Pipeline {
     pub(super) async fn request_approval(
@@ -121,7 +124,18 @@ impl Pipeline {
             _ => None,
         };
         let (to, kind) = match step {
-            Step::Vote => return self.vote(inv, actor, a, entry).await,
+            Step::Vote => {
+                if let Err(why) = self.unchanged_command(a) {
+                    // An approval given now would be for a command nobody asked for.
+                    entry.outcome = "command_changed".into();
+                    entry.detail = Some(format!("{}: {why}", a.label()));
+                    let text = format!("refused: {}: {CHANGED}", a.label());
+                    let reply = Reply::new(Outcome::NotPermitted, text).with_approval(a.id);
+                    self.answer(inv, &reply, &[entry]).await?;
+                    return Ok(reply);
+                }
+                return self.vote(inv, actor, a, entry).await;
+            }
             Step::Expire => (State::Expired, "approval.expired"),
             Step::Reject => (State::Rejected, "approval.rejected"),
             Step::Cancel => (State::Cancelled, "approval.cancelled"),
@@ -270,13 +284,29 @@ impl Pipeline {
         self.run_claimed(inv, claimed).await
     }
 
+    /// The catalog command `a` was requested for, if it is still that
+    /// command: same definition, and its stored args pass the current specs.
+    /// Otherwise why not (for the audit).
+    fn unchanged_command(&self, a: &Approval) -> Result<&Command, String> {
+        let cmd = self
+            .catalog
+            .get(&a.profile, &a.command)
+            .ok_or("the command was removed from the catalog")?;
+        if command::request_hash(cmd, &a.args) != a.request_hash {
+            return Err("its definition (action, risk, roles, approval or arguments) changed".into());
+        }
+        command::revalidate(cmd, &a.args).map_err(|e| format!("its stored arguments no longer pass: {e}"))?;
+        Ok(cmd)
+    }
+
     /// Runs a claimed approval's request (if it still matches the catalog)
     /// and records the result, its audit entry and its notifications at once.
     async fn run_claimed(&self, inv: &Invocation, a: Approval) -> Result<Reply, Internal> {
         let id = a.id;
-        let cmd = self.catalog.get(&a.profile, &a.command);
-        let (result, reply) = match cmd {
-            Some(cmd) if command::request_hash(&cmd.profile, &cmd.name, &a.args) == a.request_hash => {
+        let checked = self.unchanged_command(&a);
+        let cmd = checked.as_ref().ok().copied();
+        let (result, reply) = match &checked {
+            Ok(cmd) => {
                 let result = self
                     .executor
                     .execute(&cmd.action, &self.catalog.targets, &a.args)
@@ -284,12 +314,12 @@ impl Pipeline {
                 let reply = self.finish_execution(cmd, &a.args, &result);
                 (result.map(|o| o.summary).map_err(|e| e.to_string()), reply)
             }
-            _ => {
-                let why = format!(
-                    "{} no longer matches the catalog (command changed or removed); nothing was run",
-                    a.label()
-                );
-                (Err(why.clone()), Reply::new(Outcome::Failed, why))
+            Err(why) => {
+                let text = format!("refused: {}: {CHANGED}; nothing was run", a.label());
+                (
+                    Err(format!("{why}; nothing was run")),
+                    Reply::new(Outcome::Failed, text),
+                )
             }
         };
         let (state, detail) = match &result {

@@ -443,3 +443,79 @@ async fn crash_between_claim_and_result(s: &opsbot::store::Store, now: i64, clai
         .await
         .unwrap());
 }
+
+/// The same pipeline with the catalog's `queue retry` pointed elsewhere (a
+/// new release of the catalog between request and approval).
+fn with_changed_retry(p: &opsbot::engine::Pipeline) -> opsbot::engine::Pipeline {
+    let mut cat = (*p.catalog).clone();
+    for c in cat.commands.iter_mut().filter(|c| c.name == "queue retry") {
+        if let opsbot::catalog::Action::Http(h) = &mut c.action {
+            h.path = "/api/queue/{queue}/clean".into();
+        }
+    }
+    let mut changed = p.clone();
+    changed.catalog = std::sync::Arc::new(cat);
+    changed
+}
+
+/// An approval outlives a changed command no more: approving it is refused,
+/// and an approved request whose command changed before it ran is not run.
+#[tokio::test]
+async fn a_changed_catalog_refuses_an_old_approval() {
+    for t in both().await {
+        let target = FakeTarget::start().await;
+        let p = pipeline(t.store.clone(), &target.url, clock());
+        let id = say(&p, "console:alice", "/queue retry ai-analysis")
+            .await
+            .approval
+            .unwrap();
+        let changed = with_changed_retry(&p);
+        let r = say(&changed, "console:bob", &format!("/approve a{id}")).await;
+        assert_eq!(r.outcome, Outcome::NotPermitted, "{}: {}", t.name, r.text);
+        assert_eq!(
+            r.text,
+            format!("refused: a{id}: the command changed since it was requested; request it again")
+        );
+        assert!(target.hits.lock().unwrap().is_empty(), "nothing ran");
+        assert_eq!(t.store.approval(id).await.unwrap().unwrap().state, State::Pending);
+        let records = t.store.audit_records().await.unwrap();
+        let last = &records.last().unwrap().entry;
+        assert_eq!(
+            (last.kind.as_str(), last.outcome.as_str(), last.person.as_str()),
+            ("approval.refused", "command_changed", "bob"),
+            "{}",
+            t.name
+        );
+        // Rejecting it is still fine.
+        let r = say(&changed, "console:bob", &format!("/reject a{id} stale")).await;
+        assert_eq!(r.outcome, Outcome::Done, "{}", r.text);
+
+        // Approved under the old catalog, run (after a restart) under the new one.
+        let id = say(&p, "console:alice", "/queue retry ai-analysis")
+            .await
+            .approval
+            .unwrap();
+        let now = p.clock.now_ms();
+        t.store.add_vote(id, "bob", "console:bob", now).await.unwrap();
+        assert!(t.store.approve_if_enough_votes(id, now).await.unwrap());
+        let restarted = with_changed_retry(&pipeline(t.reopen().await, &target.url, clock()));
+        let replies = restarted.recover().await.unwrap();
+        assert!(
+            replies[0]
+                .text
+                .contains("the command changed since it was requested; request it again"),
+            "{replies:?}"
+        );
+        assert!(target.hits.lock().unwrap().is_empty(), "{}: nothing ran", t.name);
+        let a = t.store.approval(id).await.unwrap().unwrap();
+        assert_eq!(a.state, State::Failed, "{}", t.name);
+        assert!(a.result.unwrap().contains("definition"), "{}", t.name);
+        let last = t.store.audit_records().await.unwrap().pop().unwrap().entry;
+        assert_eq!(
+            (last.kind.as_str(), last.outcome.as_str()),
+            ("execution", "failed")
+        );
+        assert!(verify_audit(&t.store).await.is_ok());
+        t.cleanup().await;
+    }
+}
