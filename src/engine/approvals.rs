@@ -75,7 +75,11 @@ impl Pipeline {
     ) -> Result<Reply, Internal> {
         let (id, decision) = match b {
             Builtin::Approvals => {
-                let reply = self.list_pending().await?;
+                if let Some((reply, entry)) = self.refuse_listing(inv, actor) {
+                    self.answer(inv, &reply, &[entry]).await?;
+                    return Ok(reply);
+                }
+                let reply = self.list_pending().await?.private();
                 self.answer(inv, &reply, &[]).await?;
                 return Ok(reply);
             }
@@ -347,6 +351,21 @@ impl Pipeline {
         self.commit(tx, Some(inv), Some(&reply), &[entry], after.as_ref(), change)
             .await?;
         Ok(reply)
+    }
+
+    /// `/approvals` lists other people's requests (args, requesters): only
+    /// for people opsbot knows. A stranger's refusal says nothing about what
+    /// is pending; it comes with its audit entry.
+    pub(super) fn refuse_listing(&self, inv: &Invocation, actor: &Actor) -> Option<(Reply, Entry)> {
+        let Actor::Unknown { .. } = actor else {
+            return None;
+        };
+        let text = "refused: only people opsbot knows may list approvals";
+        let mut entry = self.entry(inv, actor, "denied", None, None);
+        entry.command = Some("approvals".into());
+        entry.outcome = "not_permitted".into();
+        entry.detail = Some(text.into());
+        Some((Reply::new(Outcome::NotPermitted, text).private(), entry))
     }
 
     async fn list_pending(&self) -> Result<Reply, Internal> {

@@ -207,6 +207,11 @@ impl Pipeline {
         let (reply, denied) = match command::parse(&self.catalog, &self.scope(inv), &inv.text) {
             Err(e) => (Reply::new(Outcome::Usage, e.message), None),
             Ok(Parsed::Help(text)) => (Reply::new(Outcome::Done, text), None),
+            Ok(Parsed::Builtin(command::Builtin::Approvals)) => {
+                let actor = self.directory.resolve(&inv.actor);
+                let (reply, entry) = self.refuse_listing(inv, &actor)?;
+                (reply, Some(entry))
+            }
             Ok(Parsed::Builtin(_)) => return None,
             Ok(Parsed::Run(req)) => {
                 let actor = self.directory.resolve(&inv.actor);

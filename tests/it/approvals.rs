@@ -209,6 +209,20 @@ async fn approvals_lists_pending_with_needs_and_expiry() {
             .unwrap();
         let r = say(&p, "console:bob", "/approvals").await;
         assert_eq!(r.text, format!("a{id} · /queue retry ai-analysis · write · by alice · needs sre or eng-manager · 0 of 1 approved · expires in 15m"));
+        assert!(r.private, "the list is for the asker alone");
+        let r = say(&p, "console:mallory", "/approvals").await;
+        assert_eq!(
+            (r.outcome, r.text.as_str()),
+            (
+                Outcome::NotPermitted,
+                "refused: only people opsbot knows may list approvals"
+            )
+        );
+        let last = t.store.audit_records().await.unwrap().pop().unwrap().entry;
+        assert_eq!(
+            (last.kind.as_str(), last.identity.as_str()),
+            ("denied", "console:mallory")
+        );
         t.cleanup().await;
     }
 }

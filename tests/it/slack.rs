@@ -468,3 +468,56 @@ async fn injected_markup_from_a_target_arrives_escaped() {
     app.stop().await;
     t.cleanup().await;
 }
+
+/// `/approvals` lists other people's requests: strangers get a refusal that
+/// reveals nothing (in the ack: nothing stored), people get the list to
+/// themselves alone (ephemeral), never posted to the channel.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn approvals_are_listed_to_known_people_alone() {
+    for t in both().await {
+        let app = TestApp::spawn(t.store.clone()).await;
+        app.slash("U0ALICE", "/queue", "retry ai-analysis").await;
+        wait_for(&app.slack, "chat.postMessage", 1, Duration::from_secs(5)).await;
+
+        let r = app.slash("U0STRANGER", "/approvals", "").await;
+        assert_eq!(r.status(), 200);
+        let v: Value = r.json().await.unwrap();
+        assert_eq!(v["response_type"], "ephemeral", "{}: {v}", t.name);
+        let text = v["text"].as_str().unwrap();
+        assert_eq!(text, "refused: only people opsbot knows may list approvals");
+        assert_eq!(
+            t.store
+                .inbox_counts()
+                .await
+                .unwrap()
+                .iter()
+                .map(|(_, n)| n)
+                .sum::<i64>(),
+            1,
+            "{}: only alice's request was stored",
+            t.name
+        );
+
+        assert_eq!(app.slash("U0BOB", "/approvals", "").await.status(), 200);
+        let eph = wait_for(&app.slack, "chat.postEphemeral", 1, Duration::from_secs(5)).await;
+        assert_eq!(eph[0]["user"], "U0BOB", "{}", eph[0]);
+        let list = body_text(&eph[0]);
+        assert!(
+            list.contains("a1") && list.contains("/queue retry ai-analysis"),
+            "{list}"
+        );
+        let posts = bodies(&app.slack, "chat.postMessage");
+        assert_eq!(posts.len(), 1, "{}: only the card is public: {posts:#?}", t.name);
+        // The stranger's refusal is audited (in the background).
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while !crate::support::audit_kinds(&t.store)
+            .await
+            .contains(&"denied".to_string())
+        {
+            assert!(Instant::now() < deadline, "{}: refusal never audited", t.name);
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        app.stop().await;
+        t.cleanup().await;
+    }
+}

@@ -134,6 +134,9 @@ pub fn messages(
     _now: Millis,
 ) -> Vec<OutMessage> {
     let thread = origin.thread_ts.clone().map(Thread::Ts);
+    if reply.private {
+        return vec![to_author(origin, thread, &reply.text)];
+    }
     match (reply.outcome, approval) {
         // The card posted for the new approval is the answer.
         (Outcome::ApprovalRequested, Some(a)) if has_card(a) => Vec::new(),
@@ -427,6 +430,18 @@ mod tests {
             "result_failed",
             reply_to(OriginKind::Command, &failed, None)[0].body
         );
+    }
+
+    #[test]
+    fn private_replies_go_to_the_asker_alone() {
+        let r = Reply::new(Outcome::Done, "a7 · /queue retry ai-analysis · by alice").private();
+        for kind in [OriginKind::Command, OriginKind::Mention, OriginKind::Action] {
+            let m = reply_to(kind, &r, None);
+            assert!(
+                matches!(&m[..], [OutMessage { op: OutOp::Ephemeral { user, .. }, .. }] if user == "UA"),
+                "{kind:?}: {m:?}"
+            );
+        }
     }
 
     #[test]
