@@ -7,12 +7,13 @@ use crate::chat::slack::api::SlackApi;
 use crate::chat::slack::inbound::SlackInbound;
 use crate::chat::slack::render::SlackRenderer;
 use crate::clock::SharedClock;
-use crate::config::{Config, SlackConfig};
+use crate::config::{Config, HttpLimits, SlackConfig};
 use crate::engine::outbox::{spawn_sender, Delivery, Outbox, Pacing};
+use crate::engine::{ActorRateLimit, AuditSink, InboxWriter};
 use crate::engine::{Alarm, Pipeline, Renderers, Signal};
-use crate::engine::{AuditSink, InboxWriter};
 use crate::exec::{Executor, Limits};
 use crate::metrics::Metrics;
+use crate::server::edge;
 use crate::store::{Store, StoreError};
 use secrecy::ExposeSecret;
 use std::collections::{BTreeSet, HashMap};
@@ -199,6 +200,9 @@ fn renderers() -> Renderers {
 /// configured, the inbox writer, the worker and the outbox sender.
 pub struct Services {
     pub router: axum::Router,
+    /// `/metrics` alone, when it is served on its own listener (otherwise
+    /// it is part of `router`).
+    pub metrics: Option<axum::Router>,
     stop: tokio::sync::watch::Sender<bool>,
     tasks: Vec<tokio::task::JoinHandle<()>>,
 }
@@ -219,19 +223,51 @@ impl Services {
     }
 }
 
+/// How the HTTP edge is set up: its limits, and whether `/metrics` gets
+/// its own listener (`OPSBOT_METRICS_LISTEN`).
+#[derive(Debug, Clone, Default)]
+pub struct Edge {
+    pub limits: HttpLimits,
+    pub metrics_apart: bool,
+}
+
+impl Edge {
+    pub fn from_config(config: &Config) -> Edge {
+        Edge {
+            limits: config.http.clone(),
+            metrics_apart: config.metrics_listen.is_some(),
+        }
+    }
+}
+
 /// Starts everything that runs beside the pipeline.
 pub fn start(
     pipeline: Pipeline,
     slack: Option<&SlackConfig>,
     pacing: Pacing,
+    edge: &Edge,
 ) -> Result<Services, BuildError> {
     let (stop, stopped) = tokio::sync::watch::channel(false);
+    let limits = &edge.limits;
     let mut router = crate::server::router(pipeline.clone());
+    let metrics = crate::server::metrics_router(pipeline.metrics.clone());
+    let metrics = if edge.metrics_apart {
+        Some(metrics)
+    } else {
+        router = router.merge(metrics);
+        None
+    };
     let mut tasks = vec![crate::engine::housekeeping::spawn(
         pipeline.store.clone(),
         pipeline.clock.clone(),
         stopped.clone(),
     )];
+    tasks.push(crate::server::spawn_gauges(
+        pipeline.store.clone(),
+        pipeline.metrics.clone(),
+        limits.metrics_refresh,
+        stopped.clone(),
+    ));
     tasks.push(crate::engine::timers::spawn(pipeline.clone(), stopped.clone()));
     if let Some(cfg) = slack {
         let api = SlackApi::new(&cfg.api_url, cfg.bot_token.clone())
@@ -255,12 +291,20 @@ pub fn start(
             stop: stopped.clone(),
         };
         tasks.push(crate::engine::worker::spawn(pipeline.clone(), inputs));
-        router = router.merge(crate::chat::slack::inbound::routes(SlackInbound {
+        let slack_routes = crate::chat::slack::inbound::routes(SlackInbound {
             signing_secret: cfg.signing_secret.clone(),
             writer,
             audit: AuditSink::spawn(pipeline.store.clone()),
-            pipeline,
-        }));
+            rate: ActorRateLimit::new(limits.commands_per_minute, limits.command_burst),
+            pipeline: pipeline.clone(),
+        });
+        router = router.merge(edge::chat_routes(slack_routes, limits));
     }
-    Ok(Services { router, stop, tasks })
+    let router = edge::limit_concurrency(router, limits.max_concurrent, pipeline.metrics.clone());
+    Ok(Services {
+        router,
+        metrics,
+        stop,
+        tasks,
+    })
 }

@@ -259,10 +259,29 @@ async fn serve(config: &Config, env: &HashMap<String, String>, clock: SharedCloc
     if config.slack.is_some() {
         tracing::info!("Slack is enabled: /slack/commands, /slack/interactions, /slack/events");
     }
-    let services = app::start(pipeline, config.slack.as_ref(), Pacing::default())?;
-    axum::serve(listener, services.router.clone())
-        .with_graceful_shutdown(opsbot::server::shutdown_signal())
-        .await?;
+    let edge = app::Edge::from_config(config);
+    let services = app::start(pipeline, config.slack.as_ref(), Pacing::default(), &edge)?;
+    let header_timeout = config.http.header_timeout;
+    let stop = futures::FutureExt::shared(opsbot::server::shutdown_signal());
+    let metrics = match (&config.metrics_listen, services.metrics.clone()) {
+        (Some(addr), Some(router)) => {
+            let l = tokio::net::TcpListener::bind(addr)
+                .await
+                .with_context(|| format!("cannot listen on {addr} (OPSBOT_METRICS_LISTEN)"))?;
+            tracing::info!(listen = %addr, "/metrics is served apart");
+            Some(tokio::spawn(opsbot::server::edge::serve(
+                l,
+                router,
+                header_timeout,
+                stop.clone(),
+            )))
+        }
+        _ => None,
+    };
+    opsbot::server::edge::serve(listener, services.router.clone(), header_timeout, stop).await?;
+    if let Some(m) = metrics {
+        m.await??;
+    }
     services.stop().await;
     store.close().await;
     Ok(0)

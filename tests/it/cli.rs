@@ -280,55 +280,46 @@ fn commands_json_lists_the_catalog() {
     }
 }
 
-#[tokio::test]
-async fn serve_answers_health_ready_metrics_and_stops_on_sigterm() {
-    let sb = Sandbox::new("http://127.0.0.1:1");
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
         .unwrap()
-        .port();
+        .port()
+}
+
+/// `opsbot serve` on `port` with `env` added; waits until `/healthz` answers.
+async fn serve(sb: &Sandbox, port: u16, env: &[(&str, String)]) -> tokio::process::Child {
     let repo = Path::new(env!("CARGO_MANIFEST_DIR"));
-    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_opsbot"))
+    let child = tokio::process::Command::new(env!("CARGO_BIN_EXE_opsbot"))
         .arg("serve")
         .env("OPSBOT_CONFIG", sb.path("config/opsbot.toml"))
         .env("OPSBOT_COMMANDS_DIR", repo.join("commands"))
         .env("OPSBOT_DATABASE_URL", sb.database_url())
         .env("OPSBOT_LISTEN", format!("127.0.0.1:{port}"))
         .env("OPSBOT_LOG_FORMAT", "json")
+        .envs(env.iter().map(|(k, v)| (*k, v.as_str())))
         .stderr(std::process::Stdio::piped())
         .kill_on_drop(true)
         .spawn()
         .unwrap();
-    let base = format!("http://127.0.0.1:{port}");
     let client = reqwest::Client::new();
-    let mut up = false;
     for _ in 0..200 {
-        if let Ok(r) = client.get(format!("{base}/healthz")).send().await {
-            up = r.status() == 200;
-            break;
+        if let Ok(r) = client
+            .get(format!("http://127.0.0.1:{port}/healthz"))
+            .send()
+            .await
+        {
+            assert_eq!(r.status(), 200);
+            return child;
         }
         tokio::time::sleep(std::time::Duration::from_millis(25)).await;
     }
-    assert!(up, "server did not come up");
-    assert_eq!(
-        client
-            .get(format!("{base}/readyz"))
-            .send()
-            .await
-            .unwrap()
-            .status(),
-        200
-    );
-    let m = client
-        .get(format!("{base}/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    assert!(m.contains("opsbot_approvals{state=\"pending\"} 0"), "{m}");
+    panic!("server did not come up");
+}
+
+/// SIGTERM, then the exit status and everything logged.
+async fn terminate(mut child: tokio::process::Child) -> (std::process::ExitStatus, String) {
     let pid = child.id().unwrap();
     Command::new("kill")
         .args(["-TERM", &pid.to_string()])
@@ -338,7 +329,6 @@ async fn serve_answers_health_ready_metrics_and_stops_on_sigterm() {
         .await
         .unwrap()
         .unwrap();
-    assert!(status.success(), "graceful exit: {status:?}");
     let mut err = String::new();
     use tokio::io::AsyncReadExt;
     child
@@ -348,11 +338,49 @@ async fn serve_answers_health_ready_metrics_and_stops_on_sigterm() {
         .read_to_string(&mut err)
         .await
         .unwrap();
+    (status, err)
+}
+
+async fn get(url: String) -> (u16, String) {
+    let r = reqwest::get(url).await.unwrap();
+    (r.status().as_u16(), r.text().await.unwrap())
+}
+
+#[tokio::test]
+async fn serve_answers_health_ready_metrics_and_stops_on_sigterm() {
+    let sb = Sandbox::new("http://127.0.0.1:1");
+    let port = free_port();
+    let child = serve(&sb, port, &[]).await;
+    let base = format!("http://127.0.0.1:{port}");
+    assert_eq!(get(format!("{base}/readyz")).await.0, 200);
+    let (_, m) = get(format!("{base}/metrics")).await;
+    assert!(m.contains("opsbot_approvals{state=\"pending\"} 0"), "{m}");
+    let (status, err) = terminate(child).await;
+    assert!(status.success(), "graceful exit: {status:?}");
     let first = err.lines().next().unwrap_or_default();
     assert!(
         serde_json::from_str::<serde_json::Value>(first).is_ok(),
         "json logs: {err}"
     );
+}
+
+/// `OPSBOT_METRICS_LISTEN`: `/metrics` there and only there.
+#[tokio::test]
+async fn metrics_can_have_their_own_listen_address() {
+    let sb = Sandbox::new("http://127.0.0.1:1");
+    let (port, metrics_port) = (free_port(), free_port());
+    let env = [("OPSBOT_METRICS_LISTEN", format!("127.0.0.1:{metrics_port}"))];
+    let child = serve(&sb, port, &env).await;
+    assert_eq!(get(format!("http://127.0.0.1:{port}/metrics")).await.0, 404);
+    let (status, m) = get(format!("http://127.0.0.1:{metrics_port}/metrics")).await;
+    assert_eq!(status, 200);
+    assert!(m.contains("opsbot_requests_total"), "{m}");
+    assert_eq!(
+        get(format!("http://127.0.0.1:{metrics_port}/healthz")).await.0,
+        404
+    );
+    let (status, err) = terminate(child).await;
+    assert!(status.success(), "both listeners stop: {status:?} {err}");
 }
 
 #[test]

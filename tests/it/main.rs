@@ -5,6 +5,7 @@ mod approvals;
 mod catalog_coverage;
 mod catalog_queue;
 mod cli;
+mod edge;
 mod exec;
 mod fake_slack;
 mod outbox;

@@ -353,21 +353,42 @@ pub struct TestApp {
     server: tokio::task::JoinHandle<()>,
 }
 
+/// The edge as `serve` sets it up by default, with gauges refreshed often.
+pub fn test_edge() -> app::Edge {
+    app::Edge {
+        limits: opsbot::config::HttpLimits {
+            metrics_refresh: std::time::Duration::from_millis(50),
+            ..Default::default()
+        },
+        metrics_apart: false,
+    }
+}
+
 impl TestApp {
     pub async fn spawn(store: Store) -> TestApp {
-        Self::start(store, true, |_| {}).await
+        Self::start(store, true, |_| {}, test_edge()).await
     }
 
     pub async fn spawn_without_slack(store: Store) -> TestApp {
-        Self::start(store, false, |_| {}).await
+        Self::start(store, false, |_| {}, test_edge()).await
     }
 
     /// With the shipped catalog changed by `tweak` first.
     pub async fn spawn_with(store: Store, tweak: impl FnOnce(&mut Catalog)) -> TestApp {
-        Self::start(store, true, tweak).await
+        Self::start(store, true, tweak, test_edge()).await
     }
 
-    async fn start(store: Store, slack_on: bool, tweak: impl FnOnce(&mut Catalog)) -> TestApp {
+    /// With the HTTP edge set up as `edge` says.
+    pub async fn spawn_with_edge(store: Store, edge: app::Edge) -> TestApp {
+        Self::start(store, true, |_| {}, edge).await
+    }
+
+    async fn start(
+        store: Store,
+        slack_on: bool,
+        tweak: impl FnOnce(&mut Catalog),
+        edge: app::Edge,
+    ) -> TestApp {
         let slack = crate::fake_slack::FakeSlack::start().await;
         let target = FakeTarget::start().await;
         let cfg = config("");
@@ -381,17 +402,24 @@ impl TestApp {
             bot_token: "xoxb-test-token".to_string().into(),
             app_token: None,
             api_url: slack.url(),
+            team_id: None,
+            app_id: None,
         };
         let pacing = opsbot::engine::outbox::Pacing {
             per_channel_per_sec: 50,
             global_per_sec: 500,
         };
-        let services = app::start(pipeline.clone(), slack_on.then_some(&slack_cfg), pacing).expect("start");
+        let services =
+            app::start(pipeline.clone(), slack_on.then_some(&slack_cfg), pacing, &edge).expect("start");
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let url = format!("http://{}", listener.local_addr().expect("addr"));
         let router = services.router.clone();
+        let header_timeout = edge.limits.header_timeout;
         let server = tokio::spawn(async move {
-            axum::serve(listener, router).await.ok();
+            let forever = std::future::pending::<()>();
+            opsbot::server::edge::serve(listener, router, header_timeout, forever)
+                .await
+                .ok();
         });
         TestApp {
             url,

@@ -5,7 +5,7 @@
 
 use super::render::{Origin, OriginKind, PLATFORM};
 use super::verify;
-use crate::engine::{self, AuditSink, InboxWriter, Invocation, Outcome, Pipeline, Reply};
+use crate::engine::{self, ActorRateLimit, AuditSink, InboxWriter, Invocation, Outcome, Pipeline, Reply};
 use crate::store::InboxItem;
 use axum::body::Bytes;
 use axum::extract::State;
@@ -27,6 +27,8 @@ pub struct SlackInbound {
     pub pipeline: Pipeline,
     /// Where refusals answered in the ack are audited, off the request path.
     pub audit: AuditSink,
+    /// Per-identity command rate limit, checked before anything is stored.
+    pub rate: ActorRateLimit,
 }
 
 /// `/slack/commands`, `/slack/interactions`, `/slack/events`.
@@ -87,6 +89,16 @@ impl SlackInbound {
         }
     }
 
+    /// `Err(refusal)` when `inv`'s actor is over the rate limit: nothing is
+    /// stored (or audited: a flood changes nothing).
+    fn over_limit(&self, inv: &Invocation) -> Result<(), String> {
+        self.rate.check(&inv.actor).map_err(|wait| {
+            self.pipeline.metrics.rate_limited();
+            tracing::debug!(actor = %inv.actor, "rate limited");
+            self.rate.refusal(wait)
+        })
+    }
+
     fn invocation(&self, user: &str, channel: &str, thread: Option<String>, text: String) -> Invocation {
         Invocation {
             actor: format!("slack:{user}"),
@@ -127,6 +139,9 @@ async fn commands(State(s): State<SlackInbound>, headers: HeaderMap, body: Bytes
             s.audit.record(entry);
         }
         return ephemeral(&quick.reply);
+    }
+    if let Err(refusal) = s.over_limit(&inv) {
+        return ephemeral(&Reply::new(Outcome::NotPermitted, refusal));
     }
     let origin = Origin {
         user: cmd.user_id.0.clone(),
@@ -188,6 +203,10 @@ async fn interactions(State(s): State<SlackInbound>, headers: HeaderMap, body: B
     let key = action
         .action_ts
         .map(|ts| format!("slack-action:{}:{}", user.id.0, ts.0));
+    if s.over_limit(&inv).is_err() {
+        // A click's ack carries no message: dropped (and counted).
+        return StatusCode::OK.into_response();
+    }
     s.store(&inv, &origin, key).await
 }
 
@@ -214,6 +233,10 @@ async fn events(State(s): State<SlackInbound>, headers: HeaderMap, body: Bytes) 
                 kind: OriginKind::Mention,
                 response_url: None,
             };
+            if s.over_limit(&inv).is_err() {
+                // 200 so Slack does not retry it; dropped (and counted).
+                return StatusCode::OK.into_response();
+            }
             // Slack retries (X-Slack-Retry-Num) repeat the event_id: stored once.
             s.store(&inv, &origin, Some(format!("slack-event:{}", cb.event_id.0)))
                 .await
