@@ -296,6 +296,8 @@ pub fn start(
             writer,
             audit: AuditSink::spawn(pipeline.store.clone()),
             rate: ActorRateLimit::new(limits.commands_per_minute, limits.command_burst),
+            team_id: cfg.team_id.clone(),
+            app_id: cfg.app_id.clone(),
             pipeline: pipeline.clone(),
         });
         router = router.merge(edge::chat_routes(slack_routes, limits));

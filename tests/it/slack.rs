@@ -521,3 +521,45 @@ async fn approvals_are_listed_to_known_people_alone() {
         t.cleanup().await;
     }
 }
+
+/// A body Slack signed but opsbot cannot read gets 200 (logged): a 4xx makes
+/// Slack retry it and eventually disable the event subscription.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn verified_but_unparseable_events_get_200() {
+    let t = crate::support::TestStore::sqlite().await;
+    let app = TestApp::spawn(t.store.clone()).await;
+    for body in ["not json", "{\"type\": \"event_callback\"}", "[]"] {
+        let r = app.signed("/slack/events", body, "application/json", None).await;
+        assert_eq!(r.status(), 200, "{body}");
+    }
+    assert!(t.store.new_inbox_items(10).await.unwrap().is_empty());
+    app.stop().await;
+    t.cleanup().await;
+}
+
+/// With SLACK_TEAM_ID / SLACK_APP_ID set, verified requests naming another
+/// workspace or app are refused (events: 200 and dropped) and store nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn requests_for_another_workspace_or_app_are_refused() {
+    let t = crate::support::TestStore::sqlite().await;
+    let app = TestApp::spawn_for(t.store.clone(), "T1", "A1").await;
+    let form = "application/x-www-form-urlencoded";
+    for (team, app_id) in [("T2", "A1"), ("T1", "A2")] {
+        let body = app.command_body_from(team, app_id, "U0ALICE", "/queue", "stats");
+        let r = app.signed("/slack/commands", &body, form, None).await;
+        assert_eq!(r.status(), 403, "{team}/{app_id}");
+    }
+    let ev = json!({
+        "type": "event_callback", "team_id": "T2", "api_app_id": "A1", "event_id": "Ev9", "event_time": 1700000000,
+        "event": {"type": "app_mention", "user": "U0ALICE", "channel": "C_QUEUE", "text": "<@U0BOT> queue stats", "ts": "1700000000.000100"}
+    });
+    assert_eq!(app.event(&ev, None).await.status(), 200);
+    assert!(t.store.new_inbox_items(10).await.unwrap().is_empty());
+    assert!(app.slack.calls().is_empty());
+    // The configured workspace and app still work (clicks come from T1 / A1).
+    assert_eq!(app.slash("U0ALICE", "/queue", "stats").await.status(), 200);
+    wait_for(&app.slack, "chat.postMessage", 1, Duration::from_secs(5)).await;
+    assert_eq!(app.click("U0BOB", "approve", "a9", "3.3").await.status(), 200);
+    app.stop().await;
+    t.cleanup().await;
+}

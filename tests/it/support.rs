@@ -353,6 +353,24 @@ pub struct TestApp {
     server: tokio::task::JoinHandle<()>,
 }
 
+/// How a [`TestApp`] is started beyond its store.
+struct Setup {
+    slack_on: bool,
+    edge: app::Edge,
+    /// `SLACK_TEAM_ID`, `SLACK_APP_ID`.
+    ids: (Option<String>, Option<String>),
+}
+
+impl Setup {
+    fn new(slack_on: bool) -> Setup {
+        Setup {
+            slack_on,
+            edge: test_edge(),
+            ids: (None, None),
+        }
+    }
+}
+
 /// The edge as `serve` sets it up by default, with gauges refreshed often.
 pub fn test_edge() -> app::Edge {
     app::Edge {
@@ -366,29 +384,38 @@ pub fn test_edge() -> app::Edge {
 
 impl TestApp {
     pub async fn spawn(store: Store) -> TestApp {
-        Self::start(store, true, |_| {}, test_edge()).await
+        Self::start(store, Setup::new(true), |_| {}).await
     }
 
     pub async fn spawn_without_slack(store: Store) -> TestApp {
-        Self::start(store, false, |_| {}, test_edge()).await
+        Self::start(store, Setup::new(false), |_| {}).await
     }
 
     /// With the shipped catalog changed by `tweak` first.
     pub async fn spawn_with(store: Store, tweak: impl FnOnce(&mut Catalog)) -> TestApp {
-        Self::start(store, true, tweak, test_edge()).await
+        Self::start(store, Setup::new(true), tweak).await
     }
 
     /// With the HTTP edge set up as `edge` says.
     pub async fn spawn_with_edge(store: Store, edge: app::Edge) -> TestApp {
-        Self::start(store, true, |_| {}, edge).await
+        let setup = Setup {
+            edge,
+            ..Setup::new(true)
+        };
+        Self::start(store, setup, |_| {}).await
     }
 
-    async fn start(
-        store: Store,
-        slack_on: bool,
-        tweak: impl FnOnce(&mut Catalog),
-        edge: app::Edge,
-    ) -> TestApp {
+    /// Accepting only workspace `team` and app `app` (`SLACK_TEAM_ID`, `SLACK_APP_ID`).
+    pub async fn spawn_for(store: Store, team: &str, app: &str) -> TestApp {
+        let setup = Setup {
+            ids: (Some(team.into()), Some(app.into())),
+            ..Setup::new(true)
+        };
+        Self::start(store, setup, |_| {}).await
+    }
+
+    async fn start(store: Store, setup: Setup, tweak: impl FnOnce(&mut Catalog)) -> TestApp {
+        let Setup { slack_on, edge, ids } = setup;
         let slack = crate::fake_slack::FakeSlack::start().await;
         let target = FakeTarget::start().await;
         let cfg = config("");
@@ -402,8 +429,8 @@ impl TestApp {
             bot_token: "xoxb-test-token".to_string().into(),
             app_token: None,
             api_url: slack.url(),
-            team_id: None,
-            app_id: None,
+            team_id: ids.0,
+            app_id: ids.1,
         };
         let pacing = opsbot::engine::outbox::Pacing {
             per_channel_per_sec: 50,
@@ -448,9 +475,15 @@ impl TestApp {
     }
 
     pub fn command_body(&self, user: &str, command: &str, text: &str) -> String {
+        self.command_body_from("T1", "A1", user, command, text)
+    }
+
+    /// A slash command's form as workspace `team`'s app `app` sends it.
+    pub fn command_body_from(&self, team: &str, app: &str, user: &str, command: &str, text: &str) -> String {
         serde_urlencoded::to_string([
             ("token", "x"),
-            ("team_id", "T1"),
+            ("team_id", team),
+            ("api_app_id", app),
             ("team_domain", "t"),
             ("channel_id", "C_QUEUE"),
             ("channel_name", "queue-ops"),
@@ -483,7 +516,8 @@ impl TestApp {
             .expect("request")
     }
 
-    async fn signed(&self, path: &str, body: &str, ctype: &str, retry: Option<u32>) -> reqwest::Response {
+    /// A signed POST of `body` to `path`, timestamped now.
+    pub async fn signed(&self, path: &str, body: &str, ctype: &str, retry: Option<u32>) -> reqwest::Response {
         let ts = self.now_secs().to_string();
         let mut req = self
             .client

@@ -29,6 +29,10 @@ pub struct SlackInbound {
     pub audit: AuditSink,
     /// Per-identity command rate limit, checked before anything is stored.
     pub rate: ActorRateLimit,
+    /// When set, requests naming another workspace are refused (`SLACK_TEAM_ID`).
+    pub team_id: Option<String>,
+    /// When set, requests naming another app are refused (`SLACK_APP_ID`).
+    pub app_id: Option<String>,
 }
 
 /// `/slack/commands`, `/slack/interactions`, `/slack/events`.
@@ -89,6 +93,22 @@ impl SlackInbound {
         }
     }
 
+    /// Whether a verified request names the configured workspace and app
+    /// (each checked only when configured; a missing id does not match).
+    fn ours(&self, team: Option<&str>, app: Option<&str>) -> bool {
+        let matches =
+            |want: &Option<String>, got: Option<&str>| want.as_deref().is_none_or(|w| got == Some(w));
+        let ok = matches(&self.team_id, team) && matches(&self.app_id, app);
+        if !ok {
+            tracing::warn!(
+                team,
+                app,
+                "verified Slack request for another workspace or app refused"
+            );
+        }
+        ok
+    }
+
     /// `Err(refusal)` when `inv`'s actor is over the rate limit: nothing is
     /// stored (or audited: a flood changes nothing).
     fn over_limit(&self, inv: &Invocation) -> Result<(), String> {
@@ -130,6 +150,17 @@ async fn commands(State(s): State<SlackInbound>, headers: HeaderMap, body: Bytes
     let Ok(cmd) = serde_urlencoded::from_bytes::<SlackCommandEvent>(&body) else {
         return StatusCode::BAD_REQUEST.into_response();
     };
+    // slack-morphism's command type has no `api_app_id`; Slack sends it.
+    #[derive(serde::Deserialize)]
+    struct App {
+        api_app_id: Option<String>,
+    }
+    let app = serde_urlencoded::from_bytes::<App>(&body)
+        .ok()
+        .and_then(|a| a.api_app_id);
+    if !s.ours(Some(&cmd.team_id.0), app.as_deref()) {
+        return StatusCode::FORBIDDEN.into_response();
+    }
     // Slack sends `&`, `<`, `>` as entities; parse what the user typed.
     let typed = super::escape::unescape(cmd.text.as_deref().unwrap_or_default());
     let text = format!("{} {typed}", cmd.command.0);
@@ -176,6 +207,9 @@ async fn interactions(State(s): State<SlackInbound>, headers: HeaderMap, body: B
     let Some(SlackInteractionEvent::BlockActions(ev)) = event else {
         return StatusCode::OK.into_response();
     };
+    if !s.ours(Some(&ev.team.id.0), Some(&ev.api_app_id.0)) {
+        return StatusCode::FORBIDDEN.into_response();
+    }
     let (Some(user), Some(action)) = (ev.user, ev.actions.and_then(|a| a.into_iter().next())) else {
         return StatusCode::OK.into_response();
     };
@@ -215,10 +249,20 @@ async fn events(State(s): State<SlackInbound>, headers: HeaderMap, body: Bytes) 
         return unauthorized();
     }
     let Ok(event) = serde_json::from_slice::<SlackPushEvent>(&body) else {
-        return StatusCode::BAD_REQUEST.into_response();
+        // Signed by Slack, so not an attack: a 4xx would only make Slack
+        // retry it and eventually disable the subscription.
+        tracing::warn!(
+            bytes = body.len(),
+            "a verified Slack event could not be parsed; ignored"
+        );
+        return StatusCode::OK.into_response();
     };
     match event {
         SlackPushEvent::UrlVerification(v) => Json(json!({ "challenge": v.challenge })).into_response(),
+        // Another workspace's or app's event: 200 (no retries), dropped.
+        SlackPushEvent::EventCallback(cb) if !s.ours(Some(&cb.team_id.0), Some(&cb.api_app_id.0)) => {
+            StatusCode::OK.into_response()
+        }
         SlackPushEvent::EventCallback(cb) => {
             let SlackEventCallbackBody::AppMention(m) = cb.event else {
                 return StatusCode::OK.into_response();

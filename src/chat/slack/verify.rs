@@ -31,7 +31,8 @@ pub fn verify(
         return Err(Rejected::Missing);
     };
     let ts_num: i64 = ts.parse().map_err(|_| Rejected::Missing)?;
-    if (now_secs - ts_num).abs() > WINDOW_SECS {
+    // abs_diff: any i64 pair, no overflow (a timestamp of i64::MIN is just stale).
+    if now_secs.abs_diff(ts_num) > WINDOW_SECS.unsigned_abs() {
         return Err(Rejected::Stale);
     }
     let hex_sig = sig.strip_prefix("v0=").ok_or(Rejected::BadSignature)?;
@@ -100,6 +101,19 @@ mod tests {
         assert_eq!(
             verify(b"s3cret", None, Some(&sig), b"a=b", NOW),
             Err(Rejected::Missing)
+        );
+        // Extreme timestamps are stale, never an overflow.
+        for ts in [i64::MIN, i64::MAX] {
+            let ts = ts.to_string();
+            let sig = sign(b"s3cret", &ts, b"a=b");
+            assert_eq!(
+                verify(b"s3cret", Some(&ts), Some(&sig), b"a=b", NOW),
+                Err(Rejected::Stale)
+            );
+        }
+        assert_eq!(
+            verify(b"s3cret", Some("0"), Some(&sig), b"a=b", i64::MIN),
+            Err(Rejected::Stale)
         );
         assert_eq!(
             verify(b"s3cret", Some("1700000000"), Some("v0=zz"), b"a=b", NOW),
