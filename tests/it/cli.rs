@@ -170,6 +170,40 @@ async fn the_console_cannot_act_as_a_chat_identity() {
     store.close().await;
 }
 
+/// `opsbot audit verify` finds a removed tail (exit 1), against the head.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn audit_verify_exits_1_when_the_tail_was_removed() {
+    let target = FakeTarget::start().await;
+    let sb = Sandbox::new(&target.url);
+    for _ in 0..2 {
+        let o = tokio::task::block_in_place(|| sb.opsbot(&["run", "--as", "console:alice", "/queue stats"]));
+        assert_eq!(o.status.code(), Some(0), "{o:?}");
+    }
+    let o = tokio::task::block_in_place(|| sb.opsbot(&["audit", "verify"]));
+    assert_eq!(
+        (o.status.code(), stdout(&o)),
+        (Some(0), "ok: 2 audit entries, chain intact".into())
+    );
+    let store = opsbot::store::Store::connect(&sb.database_url()).await.unwrap();
+    store
+        .tamper_for_tests("DROP TRIGGER audit_log_no_delete")
+        .await
+        .unwrap();
+    store
+        .tamper_for_tests("DELETE FROM audit_log WHERE seq = 2")
+        .await
+        .unwrap();
+    store.close().await;
+    let o = tokio::task::block_in_place(|| sb.opsbot(&["audit", "verify"]));
+    assert_eq!(
+        (o.status.code(), stdout(&o)),
+        (
+            Some(1),
+            "audit chain broken: the log ends at entry 1 but its head says 2 (tail removed?)".into()
+        )
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn failed_action_exits_1() {
     let sb = Sandbox::new(&crate::support::dead_url().await);

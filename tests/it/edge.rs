@@ -2,7 +2,7 @@
 //! body limits, slow clients, the concurrency limit, the per-identity rate
 //! limit, and `/metrics` served from memory.
 
-use crate::support::{test_edge, TestApp, TestStore};
+use crate::support::{eventually, test_edge, TestApp, TestStore};
 use serde_json::Value;
 use std::time::{Duration, Instant};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -35,17 +35,42 @@ async fn status_line(s: &mut TcpStream, within: Duration) -> Option<String> {
 
 const FORM: &str = "application/x-www-form-urlencoded";
 
+/// A POST to `/slack/commands` announcing `length` bytes of body and
+/// sending only `sent` of it.
+async fn partial_post(app: &TestApp, length: usize, sent: &str) -> TcpStream {
+    let mut s = connect(app).await;
+    let head = format!(
+        "POST /slack/commands HTTP/1.1\r\nHost: x\r\nContent-Type: {FORM}\r\nContent-Length: {length}\r\n\r\n{sent}"
+    );
+    s.write_all(head.as_bytes()).await.unwrap();
+    s
+}
+
+/// `/metrics` as a scraper sees it.
+async fn scrape(app: &TestApp) -> String {
+    let r = app
+        .client
+        .get(format!("{}/metrics", app.url))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    r.text().await.unwrap()
+}
+
+/// Asserts that no request was stored, then stops the app.
+async fn nothing_stored(app: TestApp, t: TestStore) {
+    assert!(t.store.new_inbox_items(10).await.unwrap().is_empty());
+    app.stop().await;
+    t.cleanup().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_1_mib_body_gets_413_at_once_and_stores_nothing() {
     let t = TestStore::sqlite().await;
     let app = TestApp::spawn(t.store.clone()).await;
     // Announced: answered from Content-Length before a byte of body is sent.
-    let mut s = connect(&app).await;
-    let head = format!(
-        "POST /slack/commands HTTP/1.1\r\nHost: x\r\nContent-Type: {FORM}\r\nContent-Length: {}\r\n\r\n",
-        1024 * 1024
-    );
-    s.write_all(head.as_bytes()).await.unwrap();
+    let mut s = partial_post(&app, 1024 * 1024, "").await;
     let started = Instant::now();
     let line = status_line(&mut s, Duration::from_secs(2)).await;
     assert_eq!(line.as_deref(), Some("HTTP/1.1 413 Payload Too Large"));
@@ -73,9 +98,7 @@ async fn a_1_mib_body_gets_413_at_once_and_stores_nothing() {
     }
     let line = status_line(&mut s, Duration::from_secs(2)).await;
     assert_eq!(line.as_deref(), Some("HTTP/1.1 413 Payload Too Large"));
-    assert!(t.store.new_inbox_items(10).await.unwrap().is_empty());
-    app.stop().await;
-    t.cleanup().await;
+    nothing_stored(app, t).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -99,18 +122,12 @@ async fn slow_clients_are_cut_off() {
         started.elapsed()
     );
     // A body that never arrives.
-    let mut s = connect(&app).await;
-    let head = format!(
-        "POST /slack/commands HTTP/1.1\r\nHost: x\r\nContent-Type: {FORM}\r\nContent-Length: 100\r\n\r\ntext=abc"
-    );
-    s.write_all(head.as_bytes()).await.unwrap();
+    let mut s = partial_post(&app, 100, "text=abc").await;
     let answer = read_until_closed(&mut s, Duration::from_secs(5))
         .await
         .expect("a slow-body client was never cut off");
-    assert!(answer.starts_with("HTTP/1.1 4"), "{answer}");
-    assert!(t.store.new_inbox_items(10).await.unwrap().is_empty());
-    app.stop().await;
-    t.cleanup().await;
+    assert!(answer.starts_with("HTTP/1.1 400 Bad Request"), "{answer}");
+    nothing_stored(app, t).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -123,12 +140,7 @@ async fn beyond_the_concurrency_limit_requests_get_503_at_once() {
     // Two requests inside handlers, waiting for bodies that are slow to come.
     let mut held = Vec::new();
     for _ in 0..2 {
-        let mut s = connect(&app).await;
-        let head = format!(
-            "POST /slack/commands HTTP/1.1\r\nHost: x\r\nContent-Type: {FORM}\r\nContent-Length: 100\r\n\r\nx"
-        );
-        s.write_all(head.as_bytes()).await.unwrap();
-        held.push(s);
+        held.push(partial_post(&app, 100, "x").await);
     }
     let health = || app.client.get(format!("{}/healthz", app.url)).send();
     let deadline = Instant::now() + Duration::from_secs(2);
@@ -146,16 +158,9 @@ async fn beyond_the_concurrency_limit_requests_get_503_at_once() {
         read_until_closed(&mut s, Duration::from_secs(5)).await;
     }
     assert_eq!(health().await.unwrap().status(), 200);
-    let m = app
-        .client
-        .get(format!("{}/metrics", app.url))
-        .send()
-        .await
-        .unwrap();
-    let m = m.text().await.unwrap();
+    let m = scrape(&app).await;
     assert!(!m.contains("opsbot_http_shed_total 0"), "{m}");
-    app.stop().await;
-    t.cleanup().await;
+    nothing_stored(app, t).await;
 }
 
 /// One stranger typing `/queue stats` 1,000 times: after a burst of 10 the
@@ -191,6 +196,18 @@ async fn a_thousand_commands_from_one_identity_leave_the_channel_usable() {
         text.starts_with("slow down: at most 20 commands a minute per person"),
         "{text}"
     );
+    // Clicks and mentions from the same identity are dropped the same way.
+    let stored_before = stored_count(&t).await;
+    assert_eq!(
+        app.click("U0STRANGER", "approve", "a1", "7.7").await.status(),
+        200
+    );
+    let mention = serde_json::json!({
+        "type": "event_callback", "team_id": "T1", "api_app_id": "A1", "event_id": "EvFlood", "event_time": 1700000000,
+        "event": {"type": "app_mention", "user": "U0STRANGER", "channel": "C_QUEUE", "text": "<@U0BOT> queue stats", "ts": "1700000000.000200"}
+    });
+    assert_eq!(app.event(&mention, None).await.status(), 200);
+    assert_eq!(stored_count(&t).await, stored_before, "nothing more stored");
 
     let asked = Instant::now();
     app.slash("U0ALICE", "/queue", "retry ai-analysis").await;
@@ -208,22 +225,22 @@ async fn a_thousand_commands_from_one_identity_leave_the_channel_usable() {
         .await;
     drop(card);
     assert!(asked.elapsed() < Duration::from_secs(5));
-    let stored = t.store.inbox_counts().await.unwrap();
-    let stored: i64 = stored.iter().map(|(_, n)| n).sum();
-    assert!(stored as usize <= accepted + 1, "{stored} stored");
-    let m = app
-        .client
-        .get(format!("{}/metrics", app.url))
-        .send()
-        .await
-        .unwrap();
-    let m = m.text().await.unwrap();
+    let stored = stored_count(&t).await;
+    assert!(stored <= accepted + 1, "{stored} stored");
+    let m = scrape(&app).await;
+    // The refused commands, the click and the mention.
     assert!(
-        m.contains(&format!("opsbot_rate_limited_total {}", refused.len())),
+        m.contains(&format!("opsbot_rate_limited_total {}", refused.len() + 2)),
         "{m}"
     );
     app.stop().await;
     t.cleanup().await;
+}
+
+/// Inbox rows in any state.
+async fn stored_count(t: &TestStore) -> usize {
+    let counts = t.store.inbox_counts().await.unwrap();
+    counts.iter().map(|(_, n)| *n as usize).sum()
 }
 
 /// `/metrics` reads counts refreshed in the background: a scrape never
@@ -233,25 +250,15 @@ async fn metrics_come_from_memory() {
     let t = TestStore::sqlite().await;
     let app = TestApp::spawn(t.store.clone()).await;
     app.slash("U0ALICE", "/queue", "retry ai-analysis").await;
-    let scrape = || async {
-        let r = app
-            .client
-            .get(format!("{}/metrics", app.url))
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(r.status(), 200);
-        r.text().await.unwrap()
-    };
-    let deadline = Instant::now() + Duration::from_secs(5);
-    while !scrape().await.contains("opsbot_approvals{state=\"pending\"} 1") {
-        assert!(Instant::now() < deadline, "the gauges were never refreshed");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    let pending = "opsbot_approvals{state=\"pending\"} 1";
+    eventually("the gauges' refresh", || async {
+        scrape(&app).await.contains(pending)
+    })
+    .await;
     t.store.close().await;
     for _ in 0..20 {
-        let m = scrape().await;
-        assert!(m.contains("opsbot_approvals{state=\"pending\"} 1"), "{m}");
+        let m = scrape(&app).await;
+        assert!(m.contains(pending), "{m}");
     }
     app.stop().await;
     t.cleanup().await;

@@ -55,6 +55,18 @@ pub async fn audit_kinds(store: &Store) -> Vec<String> {
         .collect()
 }
 
+/// Waits (up to 5 s) until `done` answers true; panics naming `what` if not.
+pub async fn eventually<F: std::future::Future<Output = bool>>(what: &str, mut done: impl FnMut() -> F) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    while !done().await {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "timed out waiting for {what}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+}
+
 /// `opsbot audit verify` on `store`: the chain, and its end against the head.
 pub async fn verify_audit(store: &Store) -> Result<usize, opsbot::audit::Broken> {
     let head = store.audit_head().await.expect("audit head");
