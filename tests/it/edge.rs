@@ -121,6 +121,14 @@ async fn slow_clients_are_cut_off() {
         "{:?}",
         started.elapsed()
     );
+    // An idle keep-alive connection: closed after the same timeout.
+    let mut s = connect(&app).await;
+    s.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+        .await
+        .unwrap();
+    let first = status_line(&mut s, Duration::from_secs(2)).await;
+    assert_eq!(first.as_deref(), Some("HTTP/1.1 200 OK"));
+    assert!(read_until_closed(&mut s, Duration::from_secs(3)).await.is_some());
     // A body that never arrives.
     let mut s = partial_post(&app, 100, "text=abc").await;
     let answer = read_until_closed(&mut s, Duration::from_secs(5))

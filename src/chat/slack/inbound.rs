@@ -155,9 +155,12 @@ async fn commands(State(s): State<SlackInbound>, headers: HeaderMap, body: Bytes
     struct App {
         api_app_id: Option<String>,
     }
-    let app = serde_urlencoded::from_bytes::<App>(&body)
-        .ok()
-        .and_then(|a| a.api_app_id);
+    let app = match &s.app_id {
+        Some(_) => serde_urlencoded::from_bytes::<App>(&body)
+            .ok()
+            .and_then(|a| a.api_app_id),
+        None => None,
+    };
     if !s.ours(Some(&cmd.team_id.0), app.as_deref()) {
         return StatusCode::FORBIDDEN.into_response();
     }
