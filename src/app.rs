@@ -10,13 +10,14 @@ use crate::chat::slack::api::SlackApi;
 use crate::chat::slack::inbound::SlackInbound;
 use crate::chat::slack::render::SlackRenderer;
 use crate::clock::SharedClock;
-use crate::config::{Config, DiscordConfig, SlackConfig};
+use crate::config::{Config, DiscordConfig, HttpLimits, SlackConfig};
 use crate::engine::committer::Committer;
 use crate::engine::outbox::{spawn_sender, Delivery, Outbox, Pacing};
+use crate::engine::{ActorRateLimit, AuditSink, InboxWriter};
 use crate::engine::{Alarm, Pipeline, Renderers, Signal};
-use crate::engine::{AuditSink, InboxWriter};
 use crate::exec::{Executor, Limits};
 use crate::metrics::Metrics;
+use crate::server::edge;
 use crate::store::{Store, StoreError};
 use secrecy::ExposeSecret;
 use std::collections::{BTreeSet, HashMap};
@@ -247,6 +248,9 @@ pub struct Chats<'a> {
 /// configured, the inbox writer, the worker and one outbox sender per chat.
 pub struct Services {
     pub router: axum::Router,
+    /// `/metrics` alone, when it is served on its own listener (otherwise
+    /// it is part of `router`).
+    pub metrics: Option<axum::Router>,
     stop: tokio::sync::watch::Sender<bool>,
     tasks: Vec<tokio::task::JoinHandle<()>>,
 }
@@ -272,19 +276,64 @@ impl Services {
     }
 }
 
+/// How the HTTP edge is set up: its limits, and whether `/metrics` gets
+/// its own listener (`OPSBOT_METRICS_LISTEN`).
+#[derive(Debug, Clone, Default)]
+pub struct Edge {
+    pub limits: HttpLimits,
+    pub metrics_apart: bool,
+}
+
+impl Edge {
+    pub fn from_config(config: &Config) -> Edge {
+        Edge {
+            limits: config.http.clone(),
+            metrics_apart: config.metrics_listen.is_some(),
+        }
+    }
+}
+
 /// Starts everything that runs beside the pipeline.
-pub fn start(pipeline: Pipeline, chats: Chats<'_>, pacing: Pacing) -> Result<Services, BuildError> {
+pub fn start(
+    pipeline: Pipeline,
+    chats: Chats<'_>,
+    pacing: Pacing,
+    edge: &Edge,
+) -> Result<Services, BuildError> {
     let (stop, stopped) = tokio::sync::watch::channel(false);
+    let limits = &edge.limits;
     let mut router = crate::server::router(pipeline.clone());
+    let metrics = crate::server::metrics_router(pipeline.metrics.clone());
+    let metrics = if edge.metrics_apart {
+        Some(metrics)
+    } else {
+        router = router.merge(metrics);
+        None
+    };
     let mut tasks = vec![crate::engine::housekeeping::spawn(
         pipeline.store.clone(),
         pipeline.clock.clone(),
         stopped.clone(),
     )];
+    tasks.push(crate::server::spawn_gauges(
+        pipeline.store.clone(),
+        pipeline.metrics.clone(),
+        limits.metrics_refresh,
+        stopped.clone(),
+    ));
     tasks.push(crate::engine::timers::spawn(pipeline.clone(), stopped.clone()));
     tasks.push(crate::engine::recovery::spawn(pipeline.clone(), stopped.clone()));
+    let done = |router: axum::Router, tasks| {
+        let router = edge::limit_concurrency(router, limits.max_concurrent, pipeline.metrics.clone());
+        Ok(Services {
+            router,
+            metrics: metrics.clone(),
+            stop: stop.clone(),
+            tasks,
+        })
+    };
     if chats.slack.is_none() && chats.discord.is_none() {
-        return Ok(Services { router, stop, tasks });
+        return done(router, tasks);
     }
     let sender = |delivery: Delivery| {
         spawn_sender(
@@ -305,12 +354,16 @@ pub fn start(pipeline: Pipeline, chats: Chats<'_>, pacing: Pacing) -> Result<Ser
             platform: crate::chat::slack::render::PLATFORM,
             api: Arc::new(api),
         }));
-        router = router.merge(crate::chat::slack::inbound::routes(SlackInbound {
+        let slack_routes = crate::chat::slack::inbound::routes(SlackInbound {
             signing_secret: cfg.signing_secret.clone(),
             writer: writer.clone(),
             audit: audit.clone(),
+            rate: ActorRateLimit::new(limits.commands_per_minute, limits.command_burst),
+            team_id: cfg.team_id.clone(),
+            app_id: cfg.app_id.clone(),
             pipeline: pipeline.clone(),
-        }));
+        });
+        router = router.merge(edge::chat_routes(slack_routes, limits));
     }
     if let Some(cfg) = chats.discord {
         let verifier =
@@ -320,20 +373,21 @@ pub fn start(pipeline: Pipeline, chats: Chats<'_>, pacing: Pacing) -> Result<Ser
             platform: crate::chat::discord::render::PLATFORM,
             api: Arc::new(api),
         }));
-        router = router.merge(crate::chat::discord::inbound::routes(DiscordInbound {
+        let discord_routes = crate::chat::discord::inbound::routes(DiscordInbound {
             verifier,
             writer: writer.clone(),
             audit: audit.clone(),
             pipeline: pipeline.clone(),
-        }));
+        });
+        router = router.merge(edge::chat_routes(discord_routes, limits));
     }
     let inputs = crate::engine::worker::Inputs {
         stored: to_process,
         pressure: writer.pressure(),
         stop: stopped.clone(),
     };
-    tasks.push(crate::engine::worker::spawn(pipeline, inputs));
-    Ok(Services { router, stop, tasks })
+    tasks.push(crate::engine::worker::spawn(pipeline.clone(), inputs));
+    done(router, tasks)
 }
 
 /// The Discord REST client for `cfg` (the outbox's, and `discord-register`'s).

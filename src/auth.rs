@@ -102,6 +102,31 @@ impl Actor {
     }
 }
 
+/// The identity `opsbot run` acts as: `requested` (`--as`) when given, else
+/// `console:<os_user>`. Only `console:` identities are accepted: the console
+/// must not act as a chat account (that would approve "from Slack" as
+/// someone else). The error is the message to print.
+pub fn console_identity(requested: Option<&str>, os_user: Option<&str>) -> Result<String, String> {
+    let identity = match (requested, os_user.filter(|u| !u.is_empty())) {
+        (Some(r), _) => r.to_string(),
+        (None, Some(user)) => format!("console:{user}"),
+        (None, None) => {
+            return Err(
+                "cannot tell who you are: $USER and $LOGNAME are unset; pass --as console:<name>".into(),
+            )
+        }
+    };
+    let name = identity.strip_prefix("console:").unwrap_or_default();
+    let plain = !name.is_empty() && !name.contains(|c: char| c.is_whitespace() || c.is_control() || c == ':');
+    if plain {
+        Ok(identity)
+    } else {
+        Err(format!(
+            "refused: `{identity}` is not a console identity; `opsbot run` acts only as console:<name> (chat identities act from their chat)"
+        ))
+    }
+}
+
 /// Why something is not allowed; the text is what the user sees.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum Denied {
@@ -207,6 +232,31 @@ pub fn may_approve(actor: &Actor, id: &str, requester: &str, roles: &[String]) -
 mod tests {
     use super::*;
     use crate::catalog::{Action, HealthAction, Location};
+
+    #[test]
+    fn the_console_acts_only_as_console_identities() {
+        assert_eq!(
+            console_identity(Some("console:bob"), Some("alice")),
+            Ok("console:bob".into())
+        );
+        assert_eq!(console_identity(None, Some("alice")), Ok("console:alice".into()));
+        for bad in [
+            "slack:U0BOB",
+            "discord:111",
+            "bob",
+            "console:",
+            "console:a b",
+            "console:x:y",
+            "system:recovery",
+        ] {
+            let e = console_identity(Some(bad), Some("alice")).unwrap_err();
+            assert!(e.contains("not a console identity"), "{bad}: {e}");
+        }
+        assert!(console_identity(None, None)
+            .unwrap_err()
+            .contains("--as console:<name>"));
+        assert!(console_identity(None, Some("")).is_err());
+    }
 
     fn dir() -> Directory {
         let mut people = BTreeMap::new();

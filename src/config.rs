@@ -22,6 +22,8 @@ pub struct Config {
     /// The file it came from (for messages and relative paths).
     pub path: PathBuf,
     pub listen: String,
+    /// Where `/metrics` is served instead of `listen` (`OPSBOT_METRICS_LISTEN`).
+    pub metrics_listen: Option<String>,
     pub database_url: SecretString,
     pub redis_url: Option<SecretString>,
     pub commands_dir: PathBuf,
@@ -32,6 +34,7 @@ pub struct Config {
     /// Extra roles beyond the built-in ones, with the roles they imply.
     pub roles: BTreeMap<String, Vec<String>>,
     pub limits: Limits,
+    pub http: HttpLimits,
     pub process_allow: Vec<String>,
     pub log_json: bool,
     pub slack: Option<SlackConfig>,
@@ -83,12 +86,53 @@ pub struct Limits {
     pub exec_timeout: Duration,
 }
 
+/// The HTTP edge's own limits (`[http]`); see the README's "Bad input and
+/// abuse" table.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HttpLimits {
+    /// Largest body of a chat endpoint (`/slack/*`), in bytes.
+    pub chat_body_bytes: usize,
+    /// Largest body of an alert batch (reserved for the alert endpoints).
+    pub alert_body_bytes: usize,
+    /// A connection that has not sent a whole request head by then is closed.
+    pub header_timeout: Duration,
+    /// A request whose body has not arrived by then is refused.
+    pub body_timeout: Duration,
+    /// Requests handled at once; more are answered 503 at once.
+    pub max_concurrent: usize,
+    /// Commands one identity may send per minute (sustained) …
+    pub commands_per_minute: u32,
+    /// … and at once (burst).
+    pub command_burst: u32,
+    /// How often `/metrics`' store gauges are recounted in the background.
+    pub metrics_refresh: Duration,
+}
+
+impl Default for HttpLimits {
+    fn default() -> Self {
+        HttpLimits {
+            chat_body_bytes: 64 * 1024,
+            alert_body_bytes: 1024 * 1024,
+            header_timeout: Duration::from_secs(10),
+            body_timeout: Duration::from_secs(10),
+            max_concurrent: 256,
+            commands_per_minute: 20,
+            command_burst: 10,
+            metrics_refresh: Duration::from_secs(10),
+        }
+    }
+}
+
 #[derive(Debug, Clone)]
 pub struct SlackConfig {
     pub signing_secret: SecretString,
     pub bot_token: SecretString,
     pub app_token: Option<SecretString>,
     pub api_url: String,
+    /// When set, requests from another workspace are refused (`SLACK_TEAM_ID`).
+    pub team_id: Option<String>,
+    /// When set, requests for another app are refused (`SLACK_APP_ID`).
+    pub app_id: Option<String>,
 }
 
 #[derive(Debug, Clone)]
@@ -109,6 +153,7 @@ pub struct ConfigError(pub Vec<Problem>);
 #[serde(deny_unknown_fields)]
 struct RawConfig {
     listen: Option<String>,
+    metrics_listen: Option<String>,
     database_url: Option<String>,
     commands_dir: Option<String>,
     #[serde(default)]
@@ -121,6 +166,8 @@ struct RawConfig {
     roles: BTreeMap<String, RawRole>,
     #[serde(default)]
     limits: RawLimits,
+    #[serde(default)]
+    http: RawHttp,
     #[serde(default)]
     process: RawProcess,
     #[serde(default)]
@@ -192,6 +239,19 @@ struct RawLimits {
 
 #[derive(Deserialize, Default)]
 #[serde(deny_unknown_fields)]
+struct RawHttp {
+    chat_body_bytes: Option<usize>,
+    alert_body_bytes: Option<usize>,
+    header_timeout: Option<String>,
+    body_timeout: Option<String>,
+    max_concurrent: Option<usize>,
+    commands_per_minute: Option<u32>,
+    command_burst: Option<u32>,
+    metrics_refresh: Option<String>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
 struct RawProcess {
     #[serde(default)]
     allow: Vec<String>,
@@ -243,7 +303,13 @@ impl Config {
         }
         let slack = slack_config(env, &mut problems, &file, &mut secrets);
         let discord = discord_config(env, &mut problems, &file, &mut secrets);
-        let exec_timeout = exec_timeout(raw.limits.exec_timeout.as_deref(), &file, &mut problems);
+        let exec_timeout = duration_key(
+            ("limits.exec_timeout", raw.limits.exec_timeout.as_deref()),
+            Duration::from_secs(30),
+            &file,
+            &mut problems,
+        );
+        let http = http_limits(raw.http, env, &file, &mut problems);
         let mut lines = BTreeMap::new();
         let channels = channels(raw.channels, text, &mut lines);
         let profiles = profiles(raw.profiles.enabled, get("OPSBOT_PROFILES"), text, &mut lines);
@@ -264,6 +330,7 @@ impl Config {
             listen: get("OPSBOT_LISTEN")
                 .or(raw.listen)
                 .unwrap_or_else(|| DEFAULT_LISTEN.to_string()),
+            metrics_listen: get("OPSBOT_METRICS_LISTEN").or(raw.metrics_listen),
             database_url: database_url.into(),
             redis_url: redis_url.map(Into::into),
             commands_dir,
@@ -280,6 +347,7 @@ impl Config {
                 output_chars: raw.limits.output_chars.unwrap_or(3000),
                 exec_timeout,
             },
+            http,
             process_allow: raw.process.allow,
             log_json,
             slack,
@@ -296,15 +364,66 @@ impl Config {
     }
 }
 
-fn exec_timeout(raw: Option<&str>, file: &str, problems: &mut Vec<Problem>) -> Duration {
+/// The duration at `key` (`(name, raw value)`), `default` when absent.
+fn duration_key(
+    key: (&str, Option<&str>),
+    default: Duration,
+    file: &str,
+    problems: &mut Vec<Problem>,
+) -> Duration {
+    let (name, raw) = key;
     match raw.map(crate::duration::parse) {
-        None => Duration::from_secs(30),
+        None => default,
         Some(Ok(d)) => d,
         Some(Err(e)) => {
-            problems.push(problem(file, 0, format!("limits.exec_timeout: {e}")));
-            Duration::from_secs(30)
+            problems.push(problem(file, 0, format!("{name}: {e}")));
+            default
         }
     }
+}
+
+/// `[http]`, with `OPSBOT_COMMANDS_PER_MINUTE` / `OPSBOT_COMMAND_BURST`
+/// overriding the rate limit (benchmarks of one identity lift it).
+fn http_limits(
+    mut raw: RawHttp,
+    env: &HashMap<String, String>,
+    file: &str,
+    problems: &mut Vec<Problem>,
+) -> HttpLimits {
+    for (var, slot) in [
+        ("OPSBOT_COMMANDS_PER_MINUTE", &mut raw.commands_per_minute),
+        ("OPSBOT_COMMAND_BURST", &mut raw.command_burst),
+    ] {
+        match env.get(var).filter(|v| !v.is_empty()).map(|v| v.parse::<u32>()) {
+            None => {}
+            Some(Ok(n)) => *slot = Some(n),
+            Some(Err(e)) => problems.push(problem(file, 0, format!("{var}: {e}"))),
+        }
+    }
+    let d = HttpLimits::default();
+    let mut dur = |name: &str, v: Option<String>, default: Duration| {
+        duration_key((name, v.as_deref()), default, file, problems)
+    };
+    let limits = HttpLimits {
+        chat_body_bytes: raw.chat_body_bytes.unwrap_or(d.chat_body_bytes),
+        alert_body_bytes: raw.alert_body_bytes.unwrap_or(d.alert_body_bytes),
+        header_timeout: dur("http.header_timeout", raw.header_timeout, d.header_timeout),
+        body_timeout: dur("http.body_timeout", raw.body_timeout, d.body_timeout),
+        max_concurrent: raw.max_concurrent.unwrap_or(d.max_concurrent),
+        commands_per_minute: raw.commands_per_minute.unwrap_or(d.commands_per_minute),
+        command_burst: raw.command_burst.unwrap_or(d.command_burst),
+        metrics_refresh: dur("http.metrics_refresh", raw.metrics_refresh, d.metrics_refresh),
+    };
+    let zero = [
+        ("chat_body_bytes", limits.chat_body_bytes == 0),
+        ("max_concurrent", limits.max_concurrent == 0),
+        ("commands_per_minute", limits.commands_per_minute == 0),
+        ("command_burst", limits.command_burst == 0),
+    ];
+    for (name, _) in zero.iter().filter(|(_, z)| *z) {
+        problems.push(problem(file, 0, format!("http.{name} must be at least 1")));
+    }
+    limits
 }
 
 fn channels(
@@ -388,6 +507,8 @@ fn slack_config(
                 .get("OPSBOT_SLACK_API_URL")
                 .cloned()
                 .unwrap_or_else(|| DEFAULT_SLACK_API_URL.to_string()),
+            team_id: env.get("SLACK_TEAM_ID").filter(|v| !v.is_empty()).cloned(),
+            app_id: env.get("SLACK_APP_ID").filter(|v| !v.is_empty()).cloned(),
         }),
         (None, None) => None,
         _ => {
@@ -500,6 +621,40 @@ mod tests {
         assert!(c.slack.is_none());
         let c = Config::parse(p, "", &env(&[("OPSBOT_LISTEN", "127.0.0.1:9")])).unwrap();
         assert_eq!(c.listen, "127.0.0.1:9");
+    }
+
+    #[test]
+    fn http_limits_have_defaults_and_are_checked() {
+        let p = Path::new("c.toml");
+        let c = Config::parse(p, "", &env(&[])).unwrap();
+        assert_eq!(c.http, HttpLimits::default());
+        assert_eq!(c.metrics_listen, None);
+        let t = "[http]\nchat_body_bytes = 1024\nheader_timeout = \"2s\"\ncommand_burst = 3\n";
+        let e = env(&[
+            ("OPSBOT_METRICS_LISTEN", "127.0.0.1:9100"),
+            ("OPSBOT_COMMANDS_PER_MINUTE", "600000"),
+        ]);
+        let c = Config::parse(p, t, &e).unwrap();
+        assert_eq!(c.http.commands_per_minute, 600_000);
+        assert!(Config::parse(p, "", &env(&[("OPSBOT_COMMAND_BURST", "lots")])).is_err());
+        assert_eq!(
+            (
+                c.http.chat_body_bytes,
+                c.http.header_timeout,
+                c.http.command_burst
+            ),
+            (1024, Duration::from_secs(2), 3)
+        );
+        assert_eq!(c.metrics_listen.as_deref(), Some("127.0.0.1:9100"));
+        let err = Config::parse(
+            p,
+            "[http]\nmax_concurrent = 0\nbody_timeout = \"soon\"\n",
+            &env(&[]),
+        )
+        .unwrap_err();
+        let text = err.to_string();
+        assert!(text.contains("http.max_concurrent must be at least 1"), "{text}");
+        assert!(text.contains("http.body_timeout"), "{text}");
     }
 
     #[test]

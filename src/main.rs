@@ -47,11 +47,12 @@ enum Cmd {
         #[arg(long)]
         json: bool,
     },
-    /// Run one chat command through the full pipeline as an identity.
+    /// Run one chat command through the full pipeline as a console identity.
     Run {
-        /// Wire identity, e.g. console:alice or slack:U0ALICE.
+        /// Console identity, e.g. console:alice (default: console:$USER).
+        /// Chat identities (slack:…, discord:…) are refused.
         #[arg(long = "as")]
-        identity: String,
+        identity: Option<String>,
         /// Channel id; its profile binding picks the system (default: console).
         #[arg(long, default_value = "console")]
         channel: Option<String>,
@@ -75,7 +76,8 @@ enum Cmd {
 
 #[derive(Subcommand)]
 enum AuditCmd {
-    /// Check the audit log's hash chain from the first entry to the last.
+    /// Check the audit log's hash chain from the first entry to the last, and
+    /// its end against the stored head.
     Verify,
 }
 
@@ -142,6 +144,15 @@ async fn dispatch(cmd: Cmd, config: Config, env: HashMap<String, String>) -> any
             channel,
             text,
         } => {
+            let os_user = env.get("USER").or_else(|| env.get("LOGNAME"));
+            let identity =
+                match opsbot::auth::console_identity(identity.as_deref(), os_user.map(String::as_str)) {
+                    Ok(i) => i,
+                    Err(why) => {
+                        eprintln!("{why}");
+                        return Ok(2);
+                    }
+                };
             let pipeline = app::build(&config, &env, clock.clone()).await?;
             let now = clock.now_ms();
             // Alive long enough for an inline execution: a running `serve`
@@ -230,8 +241,10 @@ fn commands(config: &Config, env: &HashMap<String, String>, json: bool) -> anyho
 async fn audit_verify(config: &Config) -> anyhow::Result<u8> {
     let store = Store::connect(config.database_url.expose_secret()).await?;
     store.migrate().await?;
+    // The head first: entries appended while we read may follow it.
+    let head = store.audit_head().await?;
     let records = store.audit_records().await?;
-    match opsbot::audit::verify(&records) {
+    match opsbot::audit::verify(&records, &head) {
         Ok(n) => {
             say!("ok: {n} audit entries, chain intact");
             Ok(0)
@@ -297,10 +310,29 @@ async fn serve(config: &Config, env: &HashMap<String, String>, clock: SharedCloc
         slack: config.slack.as_ref(),
         discord: config.discord.as_ref(),
     };
-    let services = app::start(pipeline, chats, Pacing::default())?;
-    axum::serve(listener, services.router.clone())
-        .with_graceful_shutdown(opsbot::server::shutdown_signal())
-        .await?;
+    let edge = app::Edge::from_config(config);
+    let services = app::start(pipeline, chats, Pacing::default(), &edge)?;
+    let header_timeout = config.http.header_timeout;
+    let stop = futures::FutureExt::shared(opsbot::server::shutdown_signal());
+    let metrics = match (&config.metrics_listen, services.metrics.clone()) {
+        (Some(addr), Some(router)) => {
+            let l = tokio::net::TcpListener::bind(addr)
+                .await
+                .with_context(|| format!("cannot listen on {addr} (OPSBOT_METRICS_LISTEN)"))?;
+            tracing::info!(listen = %addr, "/metrics is served apart");
+            Some(tokio::spawn(opsbot::server::edge::serve(
+                l,
+                router,
+                header_timeout,
+                stop.clone(),
+            )))
+        }
+        _ => None,
+    };
+    opsbot::server::edge::serve(listener, services.router.clone(), header_timeout, stop).await?;
+    if let Some(m) = metrics {
+        m.await??;
+    }
     if services.stop().await > 0 {
         tracing::error!("background tasks panicked while serving (see above)");
     }

@@ -1,7 +1,10 @@
-//! Counters exposed on `/metrics` in the Prometheus text format.
+//! Counters exposed on `/metrics` in the Prometheus text format. The store
+//! gauges are counted by a background task (`server::spawn_gauges`) and
+//! kept here, so a scrape never queries the store the ack path shares.
 
 use std::fmt::Write;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, RwLock};
 
 use crate::engine::Outcome;
 
@@ -11,6 +14,12 @@ pub struct Metrics {
     executions_ok: AtomicU64,
     executions_failed: AtomicU64,
     panics: AtomicU64,
+    /// Commands refused by the per-identity rate limit.
+    rate_limited: AtomicU64,
+    /// Requests answered 503 by the concurrency limit.
+    shed: AtomicU64,
+    /// The latest store counts (empty until the first refresh).
+    gauges: RwLock<Arc<StoreGauges>>,
 }
 
 impl Metrics {
@@ -37,6 +46,27 @@ impl Metrics {
         self.panics.load(Ordering::Relaxed)
     }
 
+    pub fn rate_limited(&self) {
+        self.rate_limited.fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub fn shed(&self) {
+        self.shed.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Replaces the store gauges (the background refresher).
+    pub fn set_gauges(&self, g: StoreGauges) {
+        if let Ok(mut cur) = self.gauges.write() {
+            *cur = Arc::new(g);
+        }
+    }
+
+    /// The exposition text with the last refreshed store gauges.
+    pub fn render_cached(&self) -> String {
+        let gauges = self.gauges.read().map(|g| g.clone()).unwrap_or_default();
+        self.render(&gauges)
+    }
+
     /// The exposition text. `gauges` are current counts per state from the
     /// store: approvals, inbox, outbox.
     pub fn render(&self, gauges: &StoreGauges) -> String {
@@ -58,11 +88,26 @@ impl Metrics {
                 c.load(Ordering::Relaxed)
             );
         }
-        let _ = writeln!(
-            s,
-            "# HELP opsbot_task_panics_total Background tasks that panicked.\n# TYPE opsbot_task_panics_total counter\nopsbot_task_panics_total {}",
-            self.panics()
-        );
+        for (name, help, c) in [
+            (
+                "opsbot_rate_limited_total",
+                "Commands refused by the per-identity rate limit.",
+                &self.rate_limited,
+            ),
+            (
+                "opsbot_http_shed_total",
+                "Requests answered 503 by the concurrency limit.",
+                &self.shed,
+            ),
+            (
+                "opsbot_task_panics_total",
+                "Background tasks that panicked.",
+                &self.panics,
+            ),
+        ] {
+            let n = c.load(Ordering::Relaxed);
+            let _ = writeln!(s, "# HELP {name} {help}\n# TYPE {name} counter\n{name} {n}");
+        }
         s.push_str(
             "# HELP opsbot_approvals Approvals in the store, by state.\n# TYPE opsbot_approvals gauge\n",
         );
@@ -90,7 +135,7 @@ impl Metrics {
     }
 }
 
-/// Counts per state read from the store when `/metrics` is scraped.
+/// Counts per state read from the store by the background refresher.
 #[derive(Debug, Default)]
 pub struct StoreGauges {
     pub approvals: Vec<(String, i64)>,
@@ -99,6 +144,15 @@ pub struct StoreGauges {
 }
 
 impl StoreGauges {
+    /// Reads them all, or the first failure.
+    pub async fn try_read(store: &crate::store::Store) -> Result<StoreGauges, crate::store::StoreError> {
+        Ok(StoreGauges {
+            approvals: store.approval_counts().await?,
+            inbox: store.inbox_counts().await?,
+            outbox: store.outbox_counts().await?,
+        })
+    }
+
     /// Reads them; a failing query leaves its gauge empty.
     pub async fn read(store: &crate::store::Store) -> StoreGauges {
         StoreGauges {

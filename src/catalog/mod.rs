@@ -1,6 +1,7 @@
 //! The runbook catalog: `commands/*.toml` loaded, validated and indexed.
 //! Loading reports every problem as `file:line: what is wrong`.
 
+mod definition;
 mod load;
 mod model;
 

@@ -26,7 +26,8 @@ pub fn fresh<'a>(
         return Err(Rejected::Missing);
     };
     let ts_num: i64 = ts.parse().map_err(|_| Rejected::Missing)?;
-    if (now_secs - ts_num).abs() > WINDOW_SECS {
+    // abs_diff: any i64 pair, no overflow (a timestamp of i64::MIN is just stale).
+    if now_secs.abs_diff(ts_num) > WINDOW_SECS.unsigned_abs() {
         return Err(Rejected::Stale);
     }
     Ok((ts, sig))

@@ -90,25 +90,53 @@ impl Request<'_> {
         out
     }
 
-    /// SHA-256 (hex) of the profile, the command name and the canonical args
-    /// (JSON of the sorted map). An approval is bound to this value, so any
-    /// change to the request needs a new approval.
+    /// SHA-256 (hex) of the profile, the command name, the canonical args
+    /// (JSON of the sorted map) and the command's definition. An approval is
+    /// bound to this value, so any change to the request, or to what the
+    /// command does, needs a new approval.
     pub fn hash(&self) -> String {
-        request_hash(&self.command.profile, &self.command.name, &self.args)
+        request_hash(self.command, &self.args)
     }
 }
 
-/// The hash an approval binds to: profile, command words and canonical args.
-/// Recomputed at execution time from the stored args.
-pub fn request_hash(profile: &str, name: &str, args: &BTreeMap<String, String>) -> String {
+/// The hash an approval binds to: profile, command words, canonical args and
+/// the command's [definition hash](Command::definition_hash). Recomputed at
+/// decision and execution time from the stored args and the current catalog.
+pub fn request_hash(cmd: &Command, args: &BTreeMap<String, String>) -> String {
     let args = serde_json::to_string(args).unwrap_or_default();
+    let definition = cmd.definition_hash();
     let mut h = Sha256::new();
-    for part in [profile, name, args.as_str()] {
+    for part in [&cmd.profile, &cmd.name, &args, &definition] {
         h.update(part.as_bytes());
         // Separator so that ("ab", "c") and ("a", "bc") differ.
         h.update([0u8]);
     }
     hex::encode(h.finalize())
+}
+
+/// Checks stored `args` against `cmd`'s current argument specs, as the
+/// parser would: every arg is defined, every value is what the parser
+/// would produce for it, and every required positional is there. The error
+/// names the first problem.
+pub fn revalidate(cmd: &Command, args: &BTreeMap<String, String>) -> Result<(), String> {
+    for (name, v) in args {
+        let spec = cmd
+            .arg(name)
+            .ok_or_else(|| format!("`{name}` is no longer an argument of `/{}`", cmd.name))?;
+        match value::check(&spec.kind, name, v) {
+            Ok(normal) if normal == *v => {}
+            Ok(_) => return Err(format!("{name}: `{v}` is not in its normal form")),
+            Err(e) => return Err(e),
+        }
+    }
+    match cmd
+        .args
+        .iter()
+        .find(|s| s.required && !args.contains_key(&s.name))
+    {
+        Some(s) => Err(format!("<{}> is missing", s.name)),
+        None => Ok(()),
+    }
 }
 
 /// Quotes a value for chat when it would not survive tokenizing as one word

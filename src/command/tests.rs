@@ -389,6 +389,33 @@ fn display_round_trips_and_hash_binds_args() {
         other => panic!("{other:?}"),
     };
     assert_ne!(run("/ops health").hash(), other_profile);
+
+    // Stored args are revalidated against the current specs at execution.
+    let r = run("/queue clean ai-analysis --grace 24h");
+    assert_eq!(revalidate(r.command, &r.args), Ok(()));
+    let with = |k: &str, v: &str| {
+        let mut args = r.args.clone();
+        args.insert(k.into(), v.into());
+        args
+    };
+    let refused = |args: &BTreeMap<String, String>| revalidate(r.command, args).unwrap_err();
+    assert!(refused(&with("queue", "everything")).contains("not a valid queue"));
+    assert!(refused(&with("grace", "24 hours")).contains("grace"));
+    assert!(
+        refused(&with("grace", "24h")).contains("normal form"),
+        "stored values are normalized"
+    );
+    assert!(refused(&with("force", "true")).contains("no longer an argument"));
+    let mut missing = r.args.clone();
+    missing.remove("queue");
+    assert_eq!(refused(&missing), "<queue> is missing");
+    // The request hash covers the definition: a changed path is a new request.
+    let mut changed = r.command.clone();
+    if let crate::catalog::Action::Http(h) = &mut changed.action {
+        h.path = "/elsewhere".into();
+    }
+    assert_ne!(request_hash(&changed, &r.args), r.hash());
+    assert_eq!(request_hash(r.command, &r.args), r.hash());
 }
 
 #[test]

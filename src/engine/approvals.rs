@@ -2,16 +2,19 @@
 //! `/reject`, `/cancel`, `/approvals`, executing an approved request at most
 //! once, and recovering after a crash.
 
-use super::pipeline::{Change, Internal, Invocation, Pipeline};
+use super::pipeline::{Change, Internal, Invocation, Pipeline, SOURCE_SYSTEM, SOURCE_TIMER};
 use super::reply::{Outcome, Reply};
 use crate::approval::{self, Approval, Decision, State, Step};
 use crate::audit::Entry;
 use crate::auth::Actor;
-use crate::catalog::ApprovePolicy;
+use crate::catalog::{ApprovePolicy, Command};
 use crate::command::{self, Builtin, Request};
 use crate::duration;
 use crate::store::Tx;
 use std::time::Duration;
+
+/// What a requester is told when the catalog command changed under an approval.
+const CHANGED: &str = "the command changed since it was requested; request it again";
 
 impl Pipeline {
     pub(super) async fn request_approval(
@@ -72,7 +75,11 @@ impl Pipeline {
     ) -> Result<Reply, Internal> {
         let (id, decision) = match b {
             Builtin::Approvals => {
-                let reply = self.list_pending().await?;
+                if let Some((reply, entry)) = self.refuse_listing(inv, actor) {
+                    self.answer(inv, &reply, &[entry]).await?;
+                    return Ok(reply);
+                }
+                let reply = self.list_pending().await?.private();
                 self.answer(inv, &reply, &[]).await?;
                 return Ok(reply);
             }
@@ -121,7 +128,18 @@ impl Pipeline {
             _ => None,
         };
         let (to, kind) = match step {
-            Step::Vote => return self.vote(inv, actor, a, entry).await,
+            Step::Vote => {
+                if let Err(why) = self.unchanged_command(a) {
+                    // An approval given now would be for a command nobody asked for.
+                    entry.outcome = "command_changed".into();
+                    entry.detail = Some(format!("{}: {why}", a.label()));
+                    let text = format!("refused: {}: {CHANGED}", a.label());
+                    let reply = Reply::new(Outcome::NotPermitted, text).with_approval(a.id);
+                    self.answer(inv, &reply, &[entry]).await?;
+                    return Ok(reply);
+                }
+                return self.vote(inv, actor, a, entry).await;
+            }
             Step::Expire => (State::Expired, "approval.expired"),
             Step::Reject => (State::Rejected, "approval.rejected"),
             Step::Cancel => (State::Cancelled, "approval.cancelled"),
@@ -270,13 +288,29 @@ impl Pipeline {
         self.run_claimed(inv, claimed).await
     }
 
+    /// The catalog command `a` was requested for, if it is still that
+    /// command: same definition, and its stored args pass the current specs.
+    /// Otherwise why not (for the audit).
+    fn unchanged_command(&self, a: &Approval) -> Result<&Command, String> {
+        let cmd = self
+            .catalog
+            .get(&a.profile, &a.command)
+            .ok_or("the command was removed from the catalog")?;
+        if command::request_hash(cmd, &a.args) != a.request_hash {
+            return Err("its definition (action, risk, roles, approval or arguments) changed".into());
+        }
+        command::revalidate(cmd, &a.args).map_err(|e| format!("its stored arguments no longer pass: {e}"))?;
+        Ok(cmd)
+    }
+
     /// Runs a claimed approval's request (if it still matches the catalog)
     /// and records the result, its audit entry and its notifications at once.
     async fn run_claimed(&self, inv: &Invocation, a: Approval) -> Result<Reply, Internal> {
         let id = a.id;
-        let cmd = self.catalog.get(&a.profile, &a.command);
-        let (result, reply) = match cmd {
-            Some(cmd) if command::request_hash(&cmd.profile, &cmd.name, &a.args) == a.request_hash => {
+        let checked = self.unchanged_command(&a);
+        let cmd = checked.as_ref().ok().copied();
+        let (result, reply) = match &checked {
+            Ok(cmd) => {
                 let result = self
                     .executor
                     .execute(&cmd.action, &self.catalog.targets, &a.args)
@@ -284,12 +318,12 @@ impl Pipeline {
                 let reply = self.finish_execution(cmd, &a.args, &result);
                 (result.map(|o| o.summary).map_err(|e| e.to_string()), reply)
             }
-            _ => {
-                let why = format!(
-                    "{} no longer matches the catalog (command changed or removed); nothing was run",
-                    a.label()
-                );
-                (Err(why.clone()), Reply::new(Outcome::Failed, why))
+            Err(why) => {
+                let text = format!("refused: {}: {CHANGED}; nothing was run", a.label());
+                (
+                    Err(format!("{why}; nothing was run")),
+                    Reply::new(Outcome::Failed, text),
+                )
             }
         };
         let (state, detail) = match &result {
@@ -317,6 +351,21 @@ impl Pipeline {
         self.commit(tx, Some(inv), Some(&reply), &[entry], after.as_ref(), change)
             .await?;
         Ok(reply)
+    }
+
+    /// `/approvals` lists other people's requests (args, requesters): only
+    /// for people opsbot knows. A stranger's refusal says nothing about what
+    /// is pending; it comes with its audit entry.
+    pub(super) fn refuse_listing(&self, inv: &Invocation, actor: &Actor) -> Option<(Reply, Entry)> {
+        let Actor::Unknown { .. } = actor else {
+            return None;
+        };
+        let text = "refused: only people opsbot knows may list approvals";
+        let mut entry = self.entry(inv, actor, "denied", None, None);
+        entry.command = Some("approvals".into());
+        entry.outcome = "not_permitted".into();
+        entry.detail = Some(text.into());
+        Some((Reply::new(Outcome::NotPermitted, text).private(), entry))
     }
 
     async fn list_pending(&self) -> Result<Reply, Internal> {
@@ -363,8 +412,8 @@ impl Pipeline {
         let after = tx.approval(id).await?;
         let entry = self.system_entry(
             &a,
-            "approval.expired",
-            "expired",
+            SOURCE_TIMER,
+            ("approval.expired", "expired"),
             format!(
                 "{} expired with {} of {} approvals",
                 a.label(),
@@ -383,8 +432,10 @@ impl Pipeline {
         .await
     }
 
-    /// An audit entry written by opsbot itself (expiry, recovery).
-    fn system_entry(&self, a: &Approval, kind: &str, outcome: &str, detail: String) -> Entry {
+    /// An audit entry written by opsbot itself: expiry (source `timer`) or
+    /// recovery (source `system`).
+    fn system_entry(&self, a: &Approval, source: &str, what: (&str, &str), detail: String) -> Entry {
+        let (kind, outcome) = what;
         let system = Actor::Unknown {
             identity: format!("system:{}", kind.rsplit('.').next().unwrap_or(kind)),
         };
@@ -393,6 +444,7 @@ impl Pipeline {
             kind: kind.into(),
             person: system.who().into(),
             identity: system.identity().into(),
+            source: source.into(),
             channel: a.channel.clone(),
             command: Some(format!("{}:{}", a.profile, a.command)),
             args: serde_json::to_string(&a.args).ok(),
@@ -466,7 +518,7 @@ impl Pipeline {
             return Ok(false);
         }
         let after = tx.approval(a.id).await?;
-        let entry = self.system_entry(a, kind, outcome, detail.to_string());
+        let entry = self.system_entry(a, SOURCE_SYSTEM, (kind, outcome), detail.to_string());
         let change = Change::Changed { result: None };
         self.commit(tx, None, None, &[entry], after.as_ref(), change)
             .await?;

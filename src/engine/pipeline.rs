@@ -25,6 +25,11 @@ use std::sync::Arc;
 /// itself and has no renderer.
 pub const CONSOLE: &str = "console";
 
+/// The audit source of steps the timer loop takes (expiry).
+pub const SOURCE_TIMER: &str = "timer";
+/// The audit source of steps opsbot takes on its own (recovery after a restart).
+pub const SOURCE_SYSTEM: &str = "system";
+
 /// The one normalized input every adapter produces.
 #[derive(Debug, Clone)]
 pub struct Invocation {
@@ -221,6 +226,11 @@ impl Pipeline {
         let (reply, denied) = match command::parse(&self.catalog, &self.scope(inv), &inv.text) {
             Err(e) => (Reply::new(Outcome::Usage, e.message), None),
             Ok(Parsed::Help(text)) => (Reply::new(Outcome::Done, text), None),
+            Ok(Parsed::Builtin(command::Builtin::Approvals)) => {
+                let actor = self.directory.resolve(&inv.actor);
+                let (reply, entry) = self.refuse_listing(inv, &actor)?;
+                (reply, Some(entry))
+            }
             Ok(Parsed::Builtin(_)) => return None,
             Ok(Parsed::Run(req)) => {
                 let actor = self.directory.resolve(&inv.actor);
@@ -311,12 +321,23 @@ impl Pipeline {
             kind: kind.into(),
             person: actor.who().into(),
             identity: actor.identity().into(),
+            source: source(inv).into(),
             channel: inv.channel.clone(),
             command: cmd.map(|c| format!("{}:{}", c.profile, c.name)),
             args,
             outcome: "ok".into(),
             detail: None,
         }
+    }
+}
+
+/// Where `inv` came from, for the audit: its platform, or `system` for the
+/// invocations opsbot makes itself (recovery runs as `system:recovery`).
+fn source(inv: &Invocation) -> &str {
+    if inv.actor.starts_with("system:") {
+        SOURCE_SYSTEM
+    } else {
+        &inv.origin.platform
     }
 }
 

@@ -52,6 +52,9 @@ pub struct Reply {
     pub text: String,
     /// The approval this reply is about, if any.
     pub approval: Option<i64>,
+    /// For the asker's eyes only (Slack: ephemeral), whatever the outcome:
+    /// answers that list other people's requests.
+    pub private: bool,
 }
 
 impl Reply {
@@ -60,7 +63,14 @@ impl Reply {
             outcome,
             text: text.into(),
             approval: None,
+            private: false,
         }
+    }
+
+    /// Marks the reply as for the asker alone.
+    pub fn private(mut self) -> Reply {
+        self.private = true;
+        self
     }
 
     pub fn with_approval(mut self, id: i64) -> Reply {

@@ -1,20 +1,56 @@
 //! The HTTP server: health, readiness and metrics now; chat and alert
 //! endpoints mount here as their adapters land. Handlers only translate.
+//! [`edge`] holds the limits every connection and request meets first.
+
+pub mod edge;
 
 use crate::engine::Pipeline;
+use crate::metrics::{Metrics, StoreGauges};
+use crate::store::Store;
 use axum::extract::State;
 use axum::http::{header, StatusCode};
 use axum::response::IntoResponse;
 use axum::routing::get;
 use axum::Router;
+use std::sync::Arc;
+use std::time::Duration;
 
-/// The router with every endpoint, sharing one pipeline.
+/// `/healthz` and `/readyz`, sharing one pipeline.
 pub fn router(pipeline: Pipeline) -> Router {
     Router::new()
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
-        .route("/metrics", get(metrics))
         .with_state(pipeline)
+}
+
+/// `/metrics`: on the main listener, or alone on `OPSBOT_METRICS_LISTEN`.
+pub fn metrics_router(metrics: Arc<Metrics>) -> Router {
+    Router::new()
+        .route("/metrics", get(metrics_text))
+        .with_state(metrics)
+}
+
+/// Recounts the store gauges every `every` until `stop`, so scrapes read
+/// memory only. The first count is taken at once; a failed count keeps the
+/// previous one (and is logged).
+pub fn spawn_gauges(
+    store: Store,
+    metrics: Arc<Metrics>,
+    every: Duration,
+    mut stop: tokio::sync::watch::Receiver<bool>,
+) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        loop {
+            match StoreGauges::try_read(&store).await {
+                Ok(g) => metrics.set_gauges(g),
+                Err(e) => tracing::warn!(error = %e, "could not count the store for /metrics"),
+            }
+            tokio::select! {
+                _ = tokio::time::sleep(every) => {}
+                _ = stop.changed() => return,
+            }
+        }
+    })
 }
 
 async fn healthz() -> &'static str {
@@ -31,11 +67,10 @@ async fn readyz(State(p): State<Pipeline>) -> impl IntoResponse {
     }
 }
 
-async fn metrics(State(p): State<Pipeline>) -> impl IntoResponse {
-    let gauges = crate::metrics::StoreGauges::read(&p.store).await;
+async fn metrics_text(State(m): State<Arc<Metrics>>) -> impl IntoResponse {
     (
         [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
-        p.metrics.render(&gauges),
+        m.render_cached(),
     )
 }
 

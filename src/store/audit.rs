@@ -2,7 +2,7 @@
 //! concurrent appends (threads or processes) form one unbroken chain.
 
 use super::{int, opt_text, text, Result, Store, Tx};
-use crate::audit::{chain_hash, Entry, Record};
+use crate::audit::{chain_hash, Entry, Head, Record, CURRENT_VERSION};
 use sqlx::Row;
 
 super::on_tx! {
@@ -22,14 +22,15 @@ impl Tx {
         let prev = text(&head, "hash")?;
         let hash = chain_hash(&prev, seq, entry);
         sqlx::query(
-            "INSERT INTO audit_log (seq, at, kind, person, identity, channel, command, args, outcome, detail, prev_hash, hash)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
+            "INSERT INTO audit_log (seq, at, kind, person, identity, source, channel, command, args, outcome, detail, prev_hash, hash, hash_version)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)",
         )
         .bind(seq)
         .bind(entry.at)
         .bind(&entry.kind)
         .bind(&entry.person)
         .bind(&entry.identity)
+        .bind(&entry.source)
         .bind(&entry.channel)
         .bind(&entry.command)
         .bind(&entry.args)
@@ -37,6 +38,7 @@ impl Tx {
         .bind(&entry.detail)
         .bind(&prev)
         .bind(&hash)
+        .bind(i64::from(CURRENT_VERSION))
         .execute(&mut **tx)
         .await?;
         sqlx::query("UPDATE audit_head SET hash = $1 WHERE id = 1")
@@ -48,10 +50,22 @@ impl Tx {
 }
 
 impl Store {
+    /// The stored head: the last appended entry's seq and hash. Read it
+    /// before [`Store::audit_records`] to check the chain's end.
+    pub async fn audit_head(&self) -> Result<Head> {
+        let row = sqlx::query("SELECT seq, hash FROM audit_head WHERE id = 1")
+            .fetch_one(&self.pool)
+            .await?;
+        Ok(Head {
+            seq: int(&row, "seq")?,
+            hash: text(&row, "hash")?,
+        })
+    }
+
     /// The whole chain in order (for `opsbot audit verify` and tests).
     pub async fn audit_records(&self) -> Result<Vec<Record>> {
         let rows = sqlx::query(
-            "SELECT seq, at, kind, person, identity, channel, command, args, outcome, detail, prev_hash, hash
+            "SELECT seq, at, kind, person, identity, source, channel, command, args, outcome, detail, prev_hash, hash, hash_version
              FROM audit_log ORDER BY seq",
         )
         .fetch_all(&self.pool)
@@ -65,6 +79,7 @@ impl Store {
                         kind: text(r, "kind")?,
                         person: text(r, "person")?,
                         identity: text(r, "identity")?,
+                        source: opt_text(r, "source")?.unwrap_or_default(),
                         channel: opt_text(r, "channel")?,
                         command: opt_text(r, "command")?,
                         args: opt_text(r, "args")?,
@@ -73,6 +88,8 @@ impl Store {
                     },
                     prev_hash: text(r, "prev_hash")?,
                     hash: r.try_get::<String, _>("hash")?,
+                    version: u8::try_from(int(r, "hash_version")?)
+                        .map_err(|_| super::StoreError::Corrupt("audit hash_version".into()))?,
                 })
             })
             .collect()

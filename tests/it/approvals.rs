@@ -2,10 +2,9 @@
 
 use crate::support::{
     both, clock, config, dead_url, pipeline, pipeline_with, run_test, say, say_from, slack_origin,
-    FakeTarget, TestStore,
+    verify_audit, FakeTarget, TestStore,
 };
 use opsbot::approval::State;
-use opsbot::audit;
 use opsbot::clock::Clock;
 use opsbot::engine::Outcome;
 
@@ -77,11 +76,17 @@ async fn transcript_request_self_approval_refused_second_person_executes_once() 
             "{}",
             t.name
         );
-        assert_eq!(audit::verify(&records), Ok(records.len()));
+        assert_eq!(verify_audit(&t.store).await, Ok(records.len()));
         let exec = &records[5].entry;
         assert_eq!(
             (exec.person.as_str(), exec.outcome.as_str()),
             ("bob", "succeeded")
+        );
+        assert!(
+            records
+                .iter()
+                .all(|r| r.entry.source == "console" && r.version == 2),
+            "every entry says where it came from"
         );
         t.cleanup().await;
     }
@@ -133,7 +138,7 @@ async fn racing_approvers_across_two_processes_execute_exactly_once() {
             t.store.approval(id).await.unwrap().unwrap().state,
             State::Succeeded
         );
-        assert!(audit::verify(&t.store.audit_records().await.unwrap()).is_ok());
+        assert!(verify_audit(&t.store).await.is_ok());
         t.cleanup().await;
     }
 }
@@ -204,6 +209,20 @@ async fn approvals_lists_pending_with_needs_and_expiry() {
             .unwrap();
         let r = say(&p, "console:bob", "/approvals").await;
         assert_eq!(r.text, format!("a{id} · /queue retry ai-analysis · write · by alice · needs sre or eng-manager · 0 of 1 approved · expires in 15m"));
+        assert!(r.private, "the list is for the asker alone");
+        let r = say(&p, "console:mallory", "/approvals").await;
+        assert_eq!(
+            (r.outcome, r.text.as_str()),
+            (
+                Outcome::NotPermitted,
+                "refused: only people opsbot knows may list approvals"
+            )
+        );
+        let last = t.store.audit_records().await.unwrap().pop().unwrap().entry;
+        assert_eq!(
+            (last.kind.as_str(), last.identity.as_str()),
+            ("denied", "console:mallory")
+        );
         t.cleanup().await;
     }
 }
@@ -396,6 +415,22 @@ async fn recovery_updates_cards_and_expires_stale_approvals() {
                 kinds.iter().filter(|k| *k == "approval.expired").count() == 1,
                 "{kinds:?}"
             );
+            let sources: Vec<(String, String)> = s
+                .audit_records()
+                .await
+                .unwrap()
+                .into_iter()
+                .map(|r| (r.entry.kind, r.entry.source))
+                .collect();
+            assert!(
+                sources.iter().all(|(k, src)| src
+                    == if k == "approval.requested" {
+                        "slack"
+                    } else {
+                        "system"
+                    }),
+                "recovery steps are the system's: {sources:?}"
+            );
         })
     })
     .await;
@@ -464,4 +499,80 @@ async fn recovery_leaves_a_live_instances_executions_alone() {
         })
     })
     .await;
+}
+
+/// The same pipeline with the catalog's `queue retry` pointed elsewhere (a
+/// new release of the catalog between request and approval).
+fn with_changed_retry(p: &opsbot::engine::Pipeline) -> opsbot::engine::Pipeline {
+    let mut cat = (*p.catalog).clone();
+    for c in cat.commands.iter_mut().filter(|c| c.name == "queue retry") {
+        if let opsbot::catalog::Action::Http(h) = &mut c.action {
+            h.path = "/api/queue/{queue}/clean".into();
+        }
+    }
+    let mut changed = p.clone();
+    changed.catalog = std::sync::Arc::new(cat);
+    changed
+}
+
+/// An approval outlives a changed command no more: approving it is refused,
+/// and an approved request whose command changed before it ran is not run.
+#[tokio::test]
+async fn a_changed_catalog_refuses_an_old_approval() {
+    for t in both().await {
+        let target = FakeTarget::start().await;
+        let p = pipeline(t.store.clone(), &target.url, clock());
+        let id = say(&p, "console:alice", "/queue retry ai-analysis")
+            .await
+            .approval
+            .unwrap();
+        let changed = with_changed_retry(&p);
+        let r = say(&changed, "console:bob", &format!("/approve a{id}")).await;
+        assert_eq!(r.outcome, Outcome::NotPermitted, "{}: {}", t.name, r.text);
+        assert_eq!(
+            r.text,
+            format!("refused: a{id}: the command changed since it was requested; request it again")
+        );
+        assert!(target.hits.lock().unwrap().is_empty(), "nothing ran");
+        assert_eq!(t.store.approval(id).await.unwrap().unwrap().state, State::Pending);
+        let records = t.store.audit_records().await.unwrap();
+        let last = &records.last().unwrap().entry;
+        assert_eq!(
+            (last.kind.as_str(), last.outcome.as_str(), last.person.as_str()),
+            ("approval.refused", "command_changed", "bob"),
+            "{}",
+            t.name
+        );
+        // Rejecting it is still fine.
+        let r = say(&changed, "console:bob", &format!("/reject a{id} stale")).await;
+        assert_eq!(r.outcome, Outcome::Done, "{}", r.text);
+
+        // Approved under the old catalog, run (after a restart) under the new one.
+        let id = say(&p, "console:alice", "/queue retry ai-analysis")
+            .await
+            .approval
+            .unwrap();
+        let now = p.clock.now_ms();
+        t.store.add_vote(id, "bob", "console:bob", now).await.unwrap();
+        assert!(t.store.approve_if_enough_votes(id, now).await.unwrap());
+        let restarted = with_changed_retry(&pipeline(t.reopen().await, &target.url, clock()));
+        let replies = restarted.recover().await.unwrap();
+        assert!(
+            replies[0]
+                .text
+                .contains("the command changed since it was requested; request it again"),
+            "{replies:?}"
+        );
+        assert!(target.hits.lock().unwrap().is_empty(), "{}: nothing ran", t.name);
+        let a = t.store.approval(id).await.unwrap().unwrap();
+        assert_eq!(a.state, State::Failed, "{}", t.name);
+        assert!(a.result.unwrap().contains("definition"), "{}", t.name);
+        let last = t.store.audit_records().await.unwrap().pop().unwrap().entry;
+        assert_eq!(
+            (last.kind.as_str(), last.outcome.as_str()),
+            ("execution", "failed")
+        );
+        assert!(verify_audit(&t.store).await.is_ok());
+        t.cleanup().await;
+    }
 }

@@ -36,11 +36,17 @@ impl Sandbox {
     }
 
     fn opsbot(&self, args: &[&str]) -> Output {
-        self.opsbot_with(args, &[])
+        self.opsbot_env(args, &[])
     }
 
-    /// `opsbot args` with `extra` variables in its environment.
+    /// `opsbot args` with owned `extra` variables in its environment.
     fn opsbot_with(&self, args: &[&str], extra: &[(String, String)]) -> Output {
+        let env: Vec<(&str, &str)> = extra.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+        self.opsbot_env(args, &env)
+    }
+
+    /// `opsbot` with `env` added to the sandbox's environment (it wins).
+    fn opsbot_env(&self, args: &[&str], env: &[(&str, &str)]) -> Output {
         let repo = Path::new(env!("CARGO_MANIFEST_DIR"));
         Command::new(env!("CARGO_BIN_EXE_opsbot"))
             .args(args)
@@ -50,7 +56,7 @@ impl Sandbox {
             .env("OPSBOT_COMMANDS_DIR", repo.join("commands"))
             .env("OPSBOT_DATABASE_URL", self.database_url())
             .env("OPSBOT_TARGET_QUEUE_API", &self.target)
-            .envs(extra.iter().cloned())
+            .envs(env.iter().copied())
             .output()
             .unwrap()
     }
@@ -126,6 +132,82 @@ fn transcript(sb: &Sandbox, target: &FakeTarget) {
     let o = tokio::task::block_in_place(|| sb.opsbot(&["audit", "verify"]));
     assert_eq!(o.status.code(), Some(0), "{o:?}");
     assert!(stdout(&o).starts_with("ok: "), "{}", stdout(&o));
+}
+
+/// `opsbot run --as slack:U0BOB "/approve a1"` used to approve as bob, and
+/// the audit showed bob approving from Slack.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_console_cannot_act_as_a_chat_identity() {
+    let target = FakeTarget::start().await;
+    let sb = Sandbox::new(&target.url);
+    let o = tokio::task::block_in_place(|| {
+        sb.opsbot(&["run", "--as", "console:alice", "/queue retry ai-analysis"])
+    });
+    assert_eq!(o.status.code(), Some(0), "{o:?}");
+    for who in ["slack:U0BOB", "discord:111", "bob"] {
+        let o = tokio::task::block_in_place(|| sb.opsbot(&["run", "--as", who, "/approve a1"]));
+        assert_eq!(o.status.code(), Some(2), "{who}: {o:?}");
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert!(err.contains("is not a console identity"), "{who}: {err}");
+        assert_eq!(stdout(&o), "");
+    }
+    assert_eq!(target.count("POST", "/api/queue/ai-analysis/retry-failed"), 0);
+    // Without --as: the OS user, as a console identity.
+    let o = tokio::task::block_in_place(|| sb.opsbot_env(&["run", "/approve a1"], &[("USER", "bob")]));
+    assert_eq!(o.status.code(), Some(0), "{o:?}");
+    assert_eq!(target.count("POST", "/api/queue/ai-analysis/retry-failed"), 1);
+    let store = opsbot::store::Store::connect(&sb.database_url()).await.unwrap();
+    let records = store.audit_records().await.unwrap();
+    let seen: Vec<(&str, &str, &str)> = records
+        .iter()
+        .map(|r| {
+            let e = &r.entry;
+            (e.kind.as_str(), e.identity.as_str(), e.source.as_str())
+        })
+        .collect();
+    assert_eq!(
+        seen,
+        [
+            ("approval.requested", "console:alice", "console"),
+            ("approval.approved", "console:bob", "console"),
+            ("execution", "console:bob", "console"),
+        ]
+    );
+    store.close().await;
+}
+
+/// `opsbot audit verify` finds a removed tail (exit 1), against the head.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn audit_verify_exits_1_when_the_tail_was_removed() {
+    let target = FakeTarget::start().await;
+    let sb = Sandbox::new(&target.url);
+    for _ in 0..2 {
+        let o = tokio::task::block_in_place(|| sb.opsbot(&["run", "--as", "console:alice", "/queue stats"]));
+        assert_eq!(o.status.code(), Some(0), "{o:?}");
+    }
+    let o = tokio::task::block_in_place(|| sb.opsbot(&["audit", "verify"]));
+    assert_eq!(
+        (o.status.code(), stdout(&o)),
+        (Some(0), "ok: 2 audit entries, chain intact".into())
+    );
+    let store = opsbot::store::Store::connect(&sb.database_url()).await.unwrap();
+    store
+        .tamper_for_tests("DROP TRIGGER audit_log_no_delete")
+        .await
+        .unwrap();
+    store
+        .tamper_for_tests("DELETE FROM audit_log WHERE seq = 2")
+        .await
+        .unwrap();
+    store.close().await;
+    let o = tokio::task::block_in_place(|| sb.opsbot(&["audit", "verify"]));
+    assert_eq!(
+        (o.status.code(), stdout(&o)),
+        (
+            Some(1),
+            "audit chain broken: the log ends at entry 1 but its head says 2 (tail removed?)".into()
+        )
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -238,55 +320,46 @@ fn commands_json_lists_the_catalog() {
     }
 }
 
-#[tokio::test]
-async fn serve_answers_health_ready_metrics_and_stops_on_sigterm() {
-    let sb = Sandbox::new("http://127.0.0.1:1");
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
         .unwrap()
-        .port();
+        .port()
+}
+
+/// `opsbot serve` on `port` with `env` added; waits until `/healthz` answers.
+async fn serve(sb: &Sandbox, port: u16, env: &[(&str, String)]) -> tokio::process::Child {
     let repo = Path::new(env!("CARGO_MANIFEST_DIR"));
-    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_opsbot"))
+    let child = tokio::process::Command::new(env!("CARGO_BIN_EXE_opsbot"))
         .arg("serve")
         .env("OPSBOT_CONFIG", sb.path("config/opsbot.toml"))
         .env("OPSBOT_COMMANDS_DIR", repo.join("commands"))
         .env("OPSBOT_DATABASE_URL", sb.database_url())
         .env("OPSBOT_LISTEN", format!("127.0.0.1:{port}"))
         .env("OPSBOT_LOG_FORMAT", "json")
+        .envs(env.iter().map(|(k, v)| (*k, v.as_str())))
         .stderr(std::process::Stdio::piped())
         .kill_on_drop(true)
         .spawn()
         .unwrap();
-    let base = format!("http://127.0.0.1:{port}");
     let client = reqwest::Client::new();
-    let mut up = false;
     for _ in 0..200 {
-        if let Ok(r) = client.get(format!("{base}/healthz")).send().await {
-            up = r.status() == 200;
-            break;
+        if let Ok(r) = client
+            .get(format!("http://127.0.0.1:{port}/healthz"))
+            .send()
+            .await
+        {
+            assert_eq!(r.status(), 200);
+            return child;
         }
         tokio::time::sleep(std::time::Duration::from_millis(25)).await;
     }
-    assert!(up, "server did not come up");
-    assert_eq!(
-        client
-            .get(format!("{base}/readyz"))
-            .send()
-            .await
-            .unwrap()
-            .status(),
-        200
-    );
-    let m = client
-        .get(format!("{base}/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    assert!(m.contains("opsbot_approvals{state=\"pending\"} 0"), "{m}");
+    panic!("server did not come up");
+}
+
+/// SIGTERM, then the exit status and everything logged.
+async fn terminate(mut child: tokio::process::Child) -> (std::process::ExitStatus, String) {
     let pid = child.id().unwrap();
     Command::new("kill")
         .args(["-TERM", &pid.to_string()])
@@ -296,7 +369,6 @@ async fn serve_answers_health_ready_metrics_and_stops_on_sigterm() {
         .await
         .unwrap()
         .unwrap();
-    assert!(status.success(), "graceful exit: {status:?}");
     let mut err = String::new();
     use tokio::io::AsyncReadExt;
     child
@@ -306,11 +378,49 @@ async fn serve_answers_health_ready_metrics_and_stops_on_sigterm() {
         .read_to_string(&mut err)
         .await
         .unwrap();
+    (status, err)
+}
+
+async fn get(url: String) -> (u16, String) {
+    let r = reqwest::get(url).await.unwrap();
+    (r.status().as_u16(), r.text().await.unwrap())
+}
+
+#[tokio::test]
+async fn serve_answers_health_ready_metrics_and_stops_on_sigterm() {
+    let sb = Sandbox::new("http://127.0.0.1:1");
+    let port = free_port();
+    let child = serve(&sb, port, &[]).await;
+    let base = format!("http://127.0.0.1:{port}");
+    assert_eq!(get(format!("{base}/readyz")).await.0, 200);
+    let (_, m) = get(format!("{base}/metrics")).await;
+    assert!(m.contains("opsbot_approvals{state=\"pending\"} 0"), "{m}");
+    let (status, err) = terminate(child).await;
+    assert!(status.success(), "graceful exit: {status:?}");
     let first = err.lines().next().unwrap_or_default();
     assert!(
         serde_json::from_str::<serde_json::Value>(first).is_ok(),
         "json logs: {err}"
     );
+}
+
+/// `OPSBOT_METRICS_LISTEN`: `/metrics` there and only there.
+#[tokio::test]
+async fn metrics_can_have_their_own_listen_address() {
+    let sb = Sandbox::new("http://127.0.0.1:1");
+    let (port, metrics_port) = (free_port(), free_port());
+    let env = [("OPSBOT_METRICS_LISTEN", format!("127.0.0.1:{metrics_port}"))];
+    let child = serve(&sb, port, &env).await;
+    assert_eq!(get(format!("http://127.0.0.1:{port}/metrics")).await.0, 404);
+    let (status, m) = get(format!("http://127.0.0.1:{metrics_port}/metrics")).await;
+    assert_eq!(status, 200);
+    assert!(m.contains("opsbot_requests_total"), "{m}");
+    assert_eq!(
+        get(format!("http://127.0.0.1:{metrics_port}/healthz")).await.0,
+        404
+    );
+    let (status, err) = terminate(child).await;
+    assert!(status.success(), "both listeners stop: {status:?} {err}");
 }
 
 #[test]

@@ -10,6 +10,7 @@ mod catalog_queue;
 mod catalog_scrape;
 mod cli;
 mod discord;
+mod edge;
 mod exec;
 mod fake_discord;
 mod fake_slack;

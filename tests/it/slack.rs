@@ -317,8 +317,15 @@ async fn cards_show_expiry_without_anyone_clicking() {
     );
     let a = t.store.approval(1).await.unwrap().unwrap();
     assert_eq!(a.state, opsbot::approval::State::Expired);
-    let kinds = crate::support::audit_kinds(&t.store).await;
-    assert_eq!(kinds, ["approval.requested", "approval.expired"]);
+    let records = t.store.audit_records().await.unwrap();
+    let seen: Vec<(&str, &str)> = records
+        .iter()
+        .map(|r| (r.entry.kind.as_str(), r.entry.source.as_str()))
+        .collect();
+    assert_eq!(
+        seen,
+        [("approval.requested", "slack"), ("approval.expired", "timer")]
+    );
     // A late click is refused and changes nothing.
     app.click("U0BOB", "approve", "a1", "9.9").await;
     let eph = wait_for(&app.slack, "chat.postEphemeral", 1, Duration::from_secs(5)).await;
@@ -476,6 +483,154 @@ async fn a_late_ack_is_abandoned_and_never_run() {
     app.slash("U0ALICE", "/queue", "stats").await;
     wait_for(&app.slack, "chat.postMessage", 1, Duration::from_secs(5)).await;
     assert_eq!(app.target.count("GET", "/api/queue/stats"), 1);
+    app.stop().await;
+    t.cleanup().await;
+}
+
+/// A target answering `<!channel> <https://evil.example|runbook>` must not
+/// ping the channel or post a spoofed link; what users typed arrives as typed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn injected_markup_from_a_target_arrives_escaped() {
+    let t = crate::support::TestStore::sqlite().await;
+    let app = TestApp::spawn_with(t.store.clone(), |cat| {
+        for c in cat.commands.iter_mut().filter(|c| c.name == "queue stats") {
+            c.reply = Some("note: {response.note}\n{output}".into());
+        }
+    })
+    .await;
+    let evil = "<!channel> <https://evil.example|runbook> ``` <@U0BOB>";
+    *app.target.stats.lock().unwrap() = json!({ "note": evil });
+    assert_eq!(app.slash("U0ALICE", "/queue", "stats").await.status(), 200);
+    let posted = wait_for(&app.slack, "chat.postMessage", 1, Duration::from_secs(5)).await;
+    let body = body_text(&posted[0]);
+    for raw in ["<!channel>", "<https://evil", "<@U0BOB>"] {
+        assert!(!body.contains(raw), "{raw} reached Slack raw: {body}");
+    }
+    assert!(
+        body.contains("note: &lt;!channel&gt; &lt;https://evil.example|runbook&gt;"),
+        "{body}"
+    );
+    let code = posted[0]["blocks"][1]["text"]["text"].as_str().unwrap();
+    assert!(code.starts_with("```") && code.ends_with("```"), "{code}");
+    assert_eq!(
+        code.matches("```").count(),
+        2,
+        "the output cannot close its block: {code}"
+    );
+    assert!(
+        body.contains("requested by <@U0ALICE>"),
+        "the one mention opsbot means"
+    );
+
+    // Slack sends typed `<`, `>`, `&` as entities: they are parsed as typed
+    // and escaped once on the way back.
+    let v: Value = app
+        .slash("U0ALICE", "/queue", "&lt;!channel&gt;")
+        .await
+        .json()
+        .await
+        .unwrap();
+    let text = v["text"].as_str().unwrap();
+    assert!(
+        text.contains("Unknown command `/queue &lt;!channel&gt;`"),
+        "{text}"
+    );
+    assert!(
+        !text.contains("&amp;lt;") && !text.contains("<!channel>"),
+        "{text}"
+    );
+    app.stop().await;
+    t.cleanup().await;
+}
+
+/// `/approvals` lists other people's requests: strangers get a refusal that
+/// reveals nothing (in the ack: nothing stored), people get the list to
+/// themselves alone (ephemeral), never posted to the channel.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn approvals_are_listed_to_known_people_alone() {
+    for t in both().await {
+        let app = TestApp::spawn(t.store.clone()).await;
+        app.slash("U0ALICE", "/queue", "retry ai-analysis").await;
+        wait_for(&app.slack, "chat.postMessage", 1, Duration::from_secs(5)).await;
+
+        let r = app.slash("U0STRANGER", "/approvals", "").await;
+        assert_eq!(r.status(), 200);
+        let v: Value = r.json().await.unwrap();
+        assert_eq!(v["response_type"], "ephemeral", "{}: {v}", t.name);
+        let text = v["text"].as_str().unwrap();
+        assert_eq!(text, "refused: only people opsbot knows may list approvals");
+        assert_eq!(
+            t.store
+                .inbox_counts()
+                .await
+                .unwrap()
+                .iter()
+                .map(|(_, n)| n)
+                .sum::<i64>(),
+            1,
+            "{}: only alice's request was stored",
+            t.name
+        );
+
+        assert_eq!(app.slash("U0BOB", "/approvals", "").await.status(), 200);
+        let eph = wait_for(&app.slack, "chat.postEphemeral", 1, Duration::from_secs(5)).await;
+        assert_eq!(eph[0]["user"], "U0BOB", "{}", eph[0]);
+        let list = body_text(&eph[0]);
+        assert!(
+            list.contains("a1") && list.contains("/queue retry ai-analysis"),
+            "{list}"
+        );
+        let posts = bodies(&app.slack, "chat.postMessage");
+        assert_eq!(posts.len(), 1, "{}: only the card is public: {posts:#?}", t.name);
+        // The stranger's refusal is audited (in the background).
+        let denied = || async {
+            let kinds = crate::support::audit_kinds(&t.store).await;
+            kinds.iter().any(|k| k == "denied")
+        };
+        crate::support::eventually("the refusal's audit entry", denied).await;
+        app.stop().await;
+        t.cleanup().await;
+    }
+}
+
+/// A body Slack signed but opsbot cannot read gets 200 (logged): a 4xx makes
+/// Slack retry it and eventually disable the event subscription.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn verified_but_unparseable_events_get_200() {
+    let t = crate::support::TestStore::sqlite().await;
+    let app = TestApp::spawn(t.store.clone()).await;
+    for body in ["not json", "{\"type\": \"event_callback\"}", "[]"] {
+        let r = app.signed("/slack/events", body, "application/json", None).await;
+        assert_eq!(r.status(), 200, "{body}");
+    }
+    assert!(t.store.new_inbox_items(10).await.unwrap().is_empty());
+    app.stop().await;
+    t.cleanup().await;
+}
+
+/// With SLACK_TEAM_ID / SLACK_APP_ID set, verified requests naming another
+/// workspace or app are refused (events: 200 and dropped) and store nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn requests_for_another_workspace_or_app_are_refused() {
+    let t = crate::support::TestStore::sqlite().await;
+    let app = TestApp::spawn_for(t.store.clone(), "T1", "A1").await;
+    let form = "application/x-www-form-urlencoded";
+    for (team, app_id) in [("T2", "A1"), ("T1", "A2")] {
+        let body = app.command_body_from(team, app_id, "U0ALICE", "/queue", "stats");
+        let r = app.signed("/slack/commands", &body, form, None).await;
+        assert_eq!(r.status(), 403, "{team}/{app_id}");
+    }
+    let ev = json!({
+        "type": "event_callback", "team_id": "T2", "api_app_id": "A1", "event_id": "Ev9", "event_time": 1700000000,
+        "event": {"type": "app_mention", "user": "U0ALICE", "channel": "C_QUEUE", "text": "<@U0BOT> queue stats", "ts": "1700000000.000100"}
+    });
+    assert_eq!(app.event(&ev, None).await.status(), 200);
+    assert!(t.store.new_inbox_items(10).await.unwrap().is_empty());
+    assert!(app.slack.calls().is_empty());
+    // The configured workspace and app still work (clicks come from T1 / A1).
+    assert_eq!(app.slash("U0ALICE", "/queue", "stats").await.status(), 200);
+    wait_for(&app.slack, "chat.postMessage", 1, Duration::from_secs(5)).await;
+    assert_eq!(app.click("U0BOB", "approve", "a9", "3.3").await.status(), 200);
     app.stop().await;
     t.cleanup().await;
 }

@@ -1,6 +1,6 @@
 //! Store behaviour on SQLite and Postgres alike.
 
-use crate::support::{both, run_test, TestStore};
+use crate::support::{both, run_test, verify_audit, TestStore};
 use opsbot::approval::{Approval, State};
 use opsbot::audit::{self, Entry};
 use std::collections::BTreeMap;
@@ -36,6 +36,7 @@ fn entry(i: i64) -> Entry {
         kind: "request".into(),
         person: format!("p{i}"),
         identity: format!("console:p{i}"),
+        source: "console".into(),
         channel: None,
         command: Some("queue:queue stats".into()),
         args: Some("{}".into()),
@@ -158,8 +159,7 @@ async fn concurrent_audit_appends_form_one_chain() {
             .collect();
         seqs.sort();
         assert_eq!(seqs, (1..=40).collect::<Vec<_>>(), "{}", t.name);
-        let records = t.store.audit_records().await.unwrap();
-        assert_eq!(audit::verify(&records), Ok(40), "{}", t.name);
+        assert_eq!(verify_audit(&t.store).await, Ok(40), "{}", t.name);
         t.cleanup().await;
     }
 }
@@ -175,7 +175,74 @@ async fn audit_log_refuses_updates_and_deletes() {
         assert!(err.is_err(), "update must fail on {}", t.name);
         let err = t.store.tamper_for_tests("DELETE FROM audit_log").await;
         assert!(err.is_err(), "delete must fail on {}", t.name);
-        assert_eq!(audit::verify(&t.store.audit_records().await.unwrap()), Ok(1));
+        assert_eq!(verify_audit(&t.store).await, Ok(1));
+        t.cleanup().await;
+    }
+}
+
+#[tokio::test]
+async fn audit_verify_finds_a_removed_tail_and_postgres_refuses_truncate() {
+    for t in both().await {
+        for i in 1..=3 {
+            t.store.append_audit(&entry(i)).await.unwrap();
+        }
+        assert_eq!(verify_audit(&t.store).await, Ok(3));
+        if t.name == "postgres" {
+            let err = t.store.tamper_for_tests("TRUNCATE audit_log").await;
+            assert!(err.is_err(), "TRUNCATE must fail on postgres");
+            assert_eq!(verify_audit(&t.store).await, Ok(3));
+        }
+        // Someone with the database's owner rights removes the last entry.
+        let disable = match t.name {
+            "sqlite" => "DROP TRIGGER audit_log_no_delete",
+            _ => "DROP TRIGGER audit_log_no_change ON audit_log",
+        };
+        t.store.tamper_for_tests(disable).await.unwrap();
+        t.store
+            .tamper_for_tests("DELETE FROM audit_log WHERE seq = 3")
+            .await
+            .unwrap();
+        assert_eq!(
+            verify_audit(&t.store).await,
+            Err(audit::Broken::Truncated { last: 2, head: 3 }),
+            "{}",
+            t.name
+        );
+        t.cleanup().await;
+    }
+}
+
+/// Rows written before migration 0006 (hash encoding v1: serde_json of the
+/// entry, no source) still verify, followed by new v2 rows.
+#[tokio::test]
+async fn rows_hashed_before_the_source_column_still_verify() {
+    for t in both().await {
+        let old = Entry {
+            source: String::new(),
+            ..entry(1)
+        };
+        let hash = audit::hash_as(1, audit::GENESIS, 1, &old).unwrap();
+        // As such a row looks after the migration: no source, version 1 by default.
+        let insert = format!(
+            "INSERT INTO audit_log (seq, at, kind, person, identity, channel, command, args, outcome, detail, prev_hash, hash)
+             VALUES (1, 1, 'request', 'p1', 'console:p1', NULL, 'queue:queue stats', '{{}}', 'succeeded', NULL, '{}', '{hash}')",
+            audit::GENESIS
+        );
+        t.store.tamper_for_tests(&insert).await.unwrap();
+        t.store
+            .tamper_for_tests(&format!(
+                "UPDATE audit_head SET seq = 1, hash = '{hash}' WHERE id = 1"
+            ))
+            .await
+            .unwrap();
+        t.store.append_audit(&entry(2)).await.unwrap();
+        let records = t.store.audit_records().await.unwrap();
+        let versions: Vec<(u8, &str)> = records
+            .iter()
+            .map(|r| (r.version, r.entry.source.as_str()))
+            .collect();
+        assert_eq!(versions, [(1, ""), (2, "console")], "{}", t.name);
+        assert_eq!(verify_audit(&t.store).await, Ok(2), "{}", t.name);
         t.cleanup().await;
     }
 }

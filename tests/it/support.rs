@@ -55,6 +55,24 @@ pub async fn audit_kinds(store: &Store) -> Vec<String> {
         .collect()
 }
 
+/// Waits (up to 5 s) until `done` answers true; panics naming `what` if not.
+pub async fn eventually<F: std::future::Future<Output = bool>>(what: &str, mut done: impl FnMut() -> F) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    while !done().await {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "timed out waiting for {what}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+}
+
+/// `opsbot audit verify` on `store`: the chain, and its end against the head.
+pub async fn verify_audit(store: &Store) -> Result<usize, opsbot::audit::Broken> {
+    let head = store.audit_head().await.expect("audit head");
+    opsbot::audit::verify(&store.audit_records().await.expect("audit"), &head)
+}
+
 /// A store for one test; dropped schemas/files are cleaned by `cleanup`.
 pub struct TestStore {
     pub name: &'static str,
@@ -175,12 +193,15 @@ pub struct FakeTarget {
     pub hits: Arc<Mutex<Vec<Hit>>>,
     /// Extra delay of the POST endpoints, in milliseconds (slow-target tests).
     pub delay_ms: Arc<AtomicU64>,
+    /// What `GET /api/queue/stats` answers (tests may replace it).
+    pub stats: Arc<Mutex<serde_json::Value>>,
 }
 
 #[derive(Clone)]
 struct TargetState {
     hits: Arc<Mutex<Vec<Hit>>>,
     delay_ms: Arc<AtomicU64>,
+    stats: Arc<Mutex<serde_json::Value>>,
 }
 
 impl FakeTarget {
@@ -188,6 +209,9 @@ impl FakeTarget {
         let state = TargetState {
             hits: Arc::default(),
             delay_ms: Arc::new(AtomicU64::new(20)),
+            stats: Arc::new(Mutex::new(
+                serde_json::json!({"ai-analysis": {"waiting": 12, "active": 3, "completed": 900, "failed": 37}}),
+            )),
         };
         let app = Router::new()
             .route("/health", get(health))
@@ -202,6 +226,7 @@ impl FakeTarget {
             url,
             hits: state.hits,
             delay_ms: state.delay_ms,
+            stats: state.stats,
         }
     }
 
@@ -229,7 +254,7 @@ async fn health(State(s): State<TargetState>) -> Json<serde_json::Value> {
 
 async fn stats(State(s): State<TargetState>) -> Json<serde_json::Value> {
     rec("GET", "/api/queue/stats".into(), &s);
-    Json(serde_json::json!({"ai-analysis": {"waiting": 12, "active": 3, "completed": 900, "failed": 37}}))
+    Json(s.stats.lock().expect("lock").clone())
 }
 
 async fn queue_op(
@@ -517,21 +542,69 @@ pub struct TestApp {
     server: tokio::task::JoinHandle<()>,
 }
 
+/// How a [`TestApp`] is started beyond its store.
+struct Setup {
+    slack_on: bool,
+    edge: app::Edge,
+    /// `SLACK_TEAM_ID`, `SLACK_APP_ID`.
+    ids: (Option<String>, Option<String>),
+}
+
+impl Setup {
+    fn new(slack_on: bool) -> Setup {
+        Setup {
+            slack_on,
+            edge: test_edge(),
+            ids: (None, None),
+        }
+    }
+}
+
+/// The edge as `serve` sets it up by default, with gauges refreshed often.
+pub fn test_edge() -> app::Edge {
+    app::Edge {
+        limits: opsbot::config::HttpLimits {
+            metrics_refresh: std::time::Duration::from_millis(50),
+            ..Default::default()
+        },
+        metrics_apart: false,
+    }
+}
+
 impl TestApp {
     pub async fn spawn(store: Store) -> TestApp {
-        Self::start(store, true, |_| {}).await
+        Self::start(store, Setup::new(true), |_| {}).await
     }
 
     pub async fn spawn_without_slack(store: Store) -> TestApp {
-        Self::start(store, false, |_| {}).await
+        Self::start(store, Setup::new(false), |_| {}).await
     }
 
     /// With the shipped catalog changed by `tweak` first.
     pub async fn spawn_with(store: Store, tweak: impl FnOnce(&mut Catalog)) -> TestApp {
-        Self::start(store, true, tweak).await
+        Self::start(store, Setup::new(true), tweak).await
     }
 
-    async fn start(store: Store, slack_on: bool, tweak: impl FnOnce(&mut Catalog)) -> TestApp {
+    /// With the HTTP edge set up as `edge` says.
+    pub async fn spawn_with_edge(store: Store, edge: app::Edge) -> TestApp {
+        let setup = Setup {
+            edge,
+            ..Setup::new(true)
+        };
+        Self::start(store, setup, |_| {}).await
+    }
+
+    /// Accepting only workspace `team` and app `app` (`SLACK_TEAM_ID`, `SLACK_APP_ID`).
+    pub async fn spawn_for(store: Store, team: &str, app: &str) -> TestApp {
+        let setup = Setup {
+            ids: (Some(team.into()), Some(app.into())),
+            ..Setup::new(true)
+        };
+        Self::start(store, setup, |_| {}).await
+    }
+
+    async fn start(store: Store, setup: Setup, tweak: impl FnOnce(&mut Catalog)) -> TestApp {
+        let Setup { slack_on, edge, ids } = setup;
         let slack = crate::fake_slack::FakeSlack::start().await;
         let discord = crate::fake_discord::FakeDiscord::start().await;
         let target = FakeTarget::start().await;
@@ -546,6 +619,8 @@ impl TestApp {
             bot_token: "xoxb-test-token".to_string().into(),
             app_token: None,
             api_url: slack.url(),
+            team_id: ids.0,
+            app_id: ids.1,
         };
         let pacing = opsbot::engine::outbox::Pacing {
             per_channel_per_sec: 50,
@@ -562,12 +637,16 @@ impl TestApp {
             slack: slack_on.then_some(&slack_cfg),
             discord: slack_on.then_some(&discord_cfg),
         };
-        let services = app::start(pipeline.clone(), chats, pacing).expect("start");
+        let services = app::start(pipeline.clone(), chats, pacing, &edge).expect("start");
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let url = format!("http://{}", listener.local_addr().expect("addr"));
         let router = services.router.clone();
+        let header_timeout = edge.limits.header_timeout;
         let server = tokio::spawn(async move {
-            axum::serve(listener, router).await.ok();
+            let forever = std::future::pending::<()>();
+            opsbot::server::edge::serve(listener, router, header_timeout, forever)
+                .await
+                .ok();
         });
         TestApp {
             url,
@@ -608,9 +687,15 @@ impl TestApp {
     }
 
     pub fn command_body(&self, user: &str, command: &str, text: &str) -> String {
+        self.command_body_from("T1", "A1", user, command, text)
+    }
+
+    /// A slash command's form as workspace `team`'s app `app` sends it.
+    pub fn command_body_from(&self, team: &str, app: &str, user: &str, command: &str, text: &str) -> String {
         serde_urlencoded::to_string([
             ("token", "x"),
-            ("team_id", "T1"),
+            ("team_id", team),
+            ("api_app_id", app),
             ("team_domain", "t"),
             ("channel_id", "C_QUEUE"),
             ("channel_name", "queue-ops"),
@@ -643,7 +728,8 @@ impl TestApp {
             .expect("request")
     }
 
-    async fn signed(&self, path: &str, body: &str, ctype: &str, retry: Option<u32>) -> reqwest::Response {
+    /// A signed POST of `body` to `path`, timestamped now.
+    pub async fn signed(&self, path: &str, body: &str, ctype: &str, retry: Option<u32>) -> reqwest::Response {
         let ts = self.now_secs().to_string();
         let mut req = self
             .client

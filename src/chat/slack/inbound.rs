@@ -5,7 +5,7 @@
 
 use super::render::{Origin, OriginKind, PLATFORM};
 use super::verify;
-use crate::engine::{self, AuditSink, InboxWriter, Invocation, Outcome, Pipeline, Reply};
+use crate::engine::{self, ActorRateLimit, AuditSink, InboxWriter, Invocation, Outcome, Pipeline, Reply};
 use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
@@ -27,6 +27,12 @@ pub struct SlackInbound {
     pub pipeline: Pipeline,
     /// Where refusals answered in the ack are audited, off the request path.
     pub audit: AuditSink,
+    /// Per-identity command rate limit, checked before anything is stored.
+    pub rate: ActorRateLimit,
+    /// When set, requests naming another workspace are refused (`SLACK_TEAM_ID`).
+    pub team_id: Option<String>,
+    /// When set, requests naming another app are refused (`SLACK_APP_ID`).
+    pub app_id: Option<String>,
 }
 
 /// `/slack/commands`, `/slack/interactions`, `/slack/events`.
@@ -71,6 +77,32 @@ impl SlackInbound {
             .into_response()
     }
 
+    /// Whether a verified request names the configured workspace and app
+    /// (each checked only when configured; a missing id does not match).
+    fn ours(&self, team: Option<&str>, app: Option<&str>) -> bool {
+        let matches =
+            |want: &Option<String>, got: Option<&str>| want.as_deref().is_none_or(|w| got == Some(w));
+        let ok = matches(&self.team_id, team) && matches(&self.app_id, app);
+        if !ok {
+            tracing::warn!(
+                team,
+                app,
+                "verified Slack request for another workspace or app refused"
+            );
+        }
+        ok
+    }
+
+    /// `Err(refusal)` when `inv`'s actor is over the rate limit: nothing is
+    /// stored (or audited: a flood changes nothing).
+    fn over_limit(&self, inv: &Invocation) -> Result<(), String> {
+        self.rate.check(&inv.actor).map_err(|wait| {
+            self.pipeline.metrics.rate_limited();
+            tracing::debug!(actor = %inv.actor, "rate limited");
+            self.rate.refusal(wait)
+        })
+    }
+
     fn invocation(&self, user: &str, channel: &str, thread: Option<String>, text: String) -> Invocation {
         Invocation {
             actor: format!("slack:{user}"),
@@ -91,7 +123,8 @@ fn unauthorized() -> Response {
 }
 
 fn ephemeral(reply: &Reply) -> Response {
-    Json(json!({ "response_type": "ephemeral", "text": reply.text })).into_response()
+    let text = super::escape::text(&reply.text);
+    Json(json!({ "response_type": "ephemeral", "text": text })).into_response()
 }
 
 async fn commands(State(s): State<SlackInbound>, headers: HeaderMap, body: Bytes) -> Response {
@@ -102,13 +135,32 @@ async fn commands(State(s): State<SlackInbound>, headers: HeaderMap, body: Bytes
     let Ok(cmd) = serde_urlencoded::from_bytes::<SlackCommandEvent>(&body) else {
         return StatusCode::BAD_REQUEST.into_response();
     };
-    let text = format!("{} {}", cmd.command.0, cmd.text.as_deref().unwrap_or_default());
+    // slack-morphism's command type has no `api_app_id`; Slack sends it.
+    #[derive(serde::Deserialize)]
+    struct App {
+        api_app_id: Option<String>,
+    }
+    let app = match &s.app_id {
+        Some(_) => serde_urlencoded::from_bytes::<App>(&body)
+            .ok()
+            .and_then(|a| a.api_app_id),
+        None => None,
+    };
+    if !s.ours(Some(&cmd.team_id.0), app.as_deref()) {
+        return StatusCode::FORBIDDEN.into_response();
+    }
+    // Slack sends `&`, `<`, `>` as entities; parse what the user typed.
+    let typed = super::escape::unescape(cmd.text.as_deref().unwrap_or_default());
+    let text = format!("{} {typed}", cmd.command.0);
     let inv = s.invocation(&cmd.user_id.0, &cmd.channel_id.0, None, text);
     if let Some(quick) = s.pipeline.quick(&inv) {
         if let Some(entry) = quick.denied {
             s.audit.record(entry);
         }
         return ephemeral(&quick.reply);
+    }
+    if let Err(refusal) = s.over_limit(&inv) {
+        return ephemeral(&Reply::new(Outcome::NotPermitted, refusal));
     }
     let origin = Origin {
         user: cmd.user_id.0.clone(),
@@ -146,6 +198,9 @@ async fn interactions(State(s): State<SlackInbound>, headers: HeaderMap, body: B
     let Some(SlackInteractionEvent::BlockActions(ev)) = event else {
         return StatusCode::OK.into_response();
     };
+    if !s.ours(Some(&ev.team.id.0), Some(&ev.api_app_id.0)) {
+        return StatusCode::FORBIDDEN.into_response();
+    }
     let (Some(user), Some(action)) = (ev.user, ev.actions.and_then(|a| a.into_iter().next())) else {
         return StatusCode::OK.into_response();
     };
@@ -173,6 +228,10 @@ async fn interactions(State(s): State<SlackInbound>, headers: HeaderMap, body: B
     let key = action
         .action_ts
         .map(|ts| format!("slack-action:{}:{}", user.id.0, ts.0));
+    if s.over_limit(&inv).is_err() {
+        // A click's ack carries no message: dropped (and counted).
+        return StatusCode::OK.into_response();
+    }
     s.store(started, &inv, &origin, key).await
 }
 
@@ -182,10 +241,20 @@ async fn events(State(s): State<SlackInbound>, headers: HeaderMap, body: Bytes) 
         return unauthorized();
     }
     let Ok(event) = serde_json::from_slice::<SlackPushEvent>(&body) else {
-        return StatusCode::BAD_REQUEST.into_response();
+        // Signed by Slack, so not an attack: a 4xx would only make Slack
+        // retry it and eventually disable the subscription.
+        tracing::warn!(
+            bytes = body.len(),
+            "a verified Slack event could not be parsed; ignored"
+        );
+        return StatusCode::OK.into_response();
     };
     match event {
         SlackPushEvent::UrlVerification(v) => Json(json!({ "challenge": v.challenge })).into_response(),
+        // Another workspace's or app's event: 200 (no retries), dropped.
+        SlackPushEvent::EventCallback(cb) if !s.ours(Some(&cb.team_id.0), Some(&cb.api_app_id.0)) => {
+            StatusCode::OK.into_response()
+        }
         SlackPushEvent::EventCallback(cb) => {
             let SlackEventCallbackBody::AppMention(m) = cb.event else {
                 return StatusCode::OK.into_response();
@@ -200,6 +269,10 @@ async fn events(State(s): State<SlackInbound>, headers: HeaderMap, body: Bytes) 
                 kind: OriginKind::Mention,
                 response_url: None,
             };
+            if s.over_limit(&inv).is_err() {
+                // 200 so Slack does not retry it; dropped (and counted).
+                return StatusCode::OK.into_response();
+            }
             // Slack retries (X-Slack-Retry-Num) repeat the event_id: stored once.
             let key = format!("slack-event:{}", cb.event_id.0);
             s.store(started, &inv, &origin, Some(key)).await

@@ -2,6 +2,7 @@
 //! API client the outbox sender uses, and Slack's size limits.
 
 pub mod api;
+pub mod escape;
 pub mod inbound;
 pub mod limits;
 pub mod render;

@@ -1,7 +1,10 @@
 //! What opsbot posts to Slack for each engine notification. Pure:
 //! notification (reply, approval snapshot, where the request came from) →
-//! outbox messages (Block Kit).
+//! outbox messages (Block Kit). Every dynamic string goes through
+//! [`escape`]: the only mention opsbot writes is `<@requester>`, built from
+//! the verified user id of the request.
 
+use super::escape;
 use crate::approval::{Approval, State};
 use crate::chat::card::{expiry, status_line};
 use crate::clock::Millis;
@@ -99,9 +102,10 @@ fn msg(channel: &str, op: OutOp, body: Value) -> OutMessage {
 /// mention, to its author otherwise.
 fn interrupted(o: &Origin, text: &str) -> OutMessage {
     let thread = o.thread_ts.clone().map(Thread::Ts);
-    let body = plain(&format!(
-        "⚠️ opsbot restarted while handling `{text}`; its result is unknown. Check the target before retrying."
-    ));
+    let body = json!({ "text": format!(
+        "⚠️ opsbot restarted while handling {}; its result is unknown. Check the target before retrying.",
+        escape::code(text)
+    ) });
     let op = match o.kind {
         OriginKind::Mention => OutOp::Post {
             key: None,
@@ -131,6 +135,9 @@ pub fn messages(
     _now: Millis,
 ) -> Vec<OutMessage> {
     let thread = origin.thread_ts.clone().map(Thread::Ts);
+    if reply.private {
+        return vec![to_author(origin, thread, &reply.text)];
+    }
     match (reply.outcome, approval) {
         // The card posted for the new approval is the answer.
         (Outcome::ApprovalRequested, Some(a)) if has_card(a) => Vec::new(),
@@ -183,33 +190,38 @@ pub fn card_update(a: &Approval, result: Option<&str>, now: Millis) -> OutMessag
     )
 }
 
-fn plain(text: &str) -> Value {
-    json!({ "text": text })
+/// A message of `text` alone (escaped).
+pub fn plain(text: &str) -> Value {
+    json!({ "text": escape::text(text) })
 }
 
 fn result(text: &str, outcome: Outcome, user: &str) -> Value {
     let icon = if outcome == Outcome::Failed { "❌" } else { "✅" };
     let (first, rest) = text.split_once('\n').unwrap_or((text, ""));
-    let mut blocks =
-        vec![json!({"type": "section", "text": {"type": "mrkdwn", "text": format!("{icon} {first}")}})];
+    let mut blocks = vec![json!({"type": "section", "text": {"type": "mrkdwn",
+        "text": format!("{icon} {}", escape::text(first))}})];
     if !rest.trim().is_empty() {
-        blocks.push(json!({"type": "section", "text": {"type": "mrkdwn", "text": format!("```{rest}```")}}));
+        blocks.push(json!({"type": "section", "text": {"type": "mrkdwn", "text": escape::code_block(rest)}}));
     }
-    blocks.push(json!({"type": "context", "elements": [{"type": "mrkdwn", "text": format!("requested by <@{user}>")}]}));
-    json!({ "text": format!("{icon} {text}"), "blocks": blocks })
+    // The one mention opsbot means: the requester, from the verified user id.
+    let mention = format!("requested by <@{}>", escape::text(user));
+    blocks.push(json!({"type": "context", "elements": [{"type": "mrkdwn", "text": mention}]}));
+    json!({ "text": format!("{icon} {}", escape::text(text)), "blocks": blocks })
 }
 
 /// The approval card: the exact request, requester, risk, expiry, and either
 /// the buttons (pending) or the decision and result.
 pub fn card(a: &Approval, result: Option<&str>, now: Millis) -> Value {
     let label = a.label();
+    let (risk, requester) = (escape::code(&a.risk), escape::text(&a.requester));
+    let roles = escape::text(&a.roles.join(", "));
     let mut blocks = vec![
         json!({"type": "section", "text": {"type": "mrkdwn",
-            "text": format!("*Approval {label}* · `{}` · requested by *{}*", a.risk, a.requester)}}),
-        json!({"type": "section", "text": {"type": "mrkdwn", "text": format!("```{}```", a.display)}}),
+            "text": format!("*Approval {label}* · {risk} · requested by *{requester}*")}}),
+        json!({"type": "section", "text": {"type": "mrkdwn", "text": escape::code_block(&a.display)}}),
         json!({"type": "context", "elements": [{"type": "mrkdwn", "text": format!(
-            "needs {} of {} · {} of {} approved · expires {}",
-            a.needed, a.roles.join(", "), a.votes.len(), a.needed, expiry(a, now))}]}),
+            "needs {} of {roles} · {} of {} approved · expires {}",
+            a.needed, a.votes.len(), a.needed, expiry(a, now))}]}),
     ];
     if a.state == State::Pending {
         blocks.push(
@@ -221,16 +233,20 @@ pub fn card(a: &Approval, result: Option<&str>, now: Millis) -> Value {
             ]}),
         );
     }
-    if let Some(status) = status_line(a, &str::to_string) {
+    if let Some(status) = status_line(a, &escape::text) {
         blocks.push(json!({"type": "context", "elements": [{"type": "mrkdwn", "text": status}]}));
     }
     if let Some(r) = result.filter(|r| !r.trim().is_empty()) {
-        blocks.push(json!({"type": "section", "text": {"type": "mrkdwn", "text": format!("```{r}```")}}));
+        blocks.push(json!({"type": "section", "text": {"type": "mrkdwn", "text": escape::code_block(r)}}));
     }
-    json!({
-        "text": format!("Approval {label} ({}) by {}: {} — {}", a.risk, a.requester, a.display, a.state.as_str()),
-        "blocks": blocks,
-    })
+    let fallback = format!(
+        "Approval {label} ({}) by {}: {} — {}",
+        a.risk,
+        a.requester,
+        a.display,
+        a.state.as_str()
+    );
+    json!({ "text": escape::text(&fallback), "blocks": blocks })
 }
 
 #[cfg(test)]
@@ -382,6 +398,54 @@ mod tests {
             "result_failed",
             reply_to(OriginKind::Command, &failed, None)[0].body
         );
+    }
+
+    #[test]
+    fn private_replies_go_to_the_asker_alone() {
+        let r = Reply::new(Outcome::Done, "a7 · /queue retry ai-analysis · by alice").private();
+        for kind in [OriginKind::Command, OriginKind::Mention, OriginKind::Action] {
+            let m = reply_to(kind, &r, None);
+            assert!(
+                matches!(&m[..], [OutMessage { op: OutOp::Ephemeral { user, .. }, .. }] if user == "UA"),
+                "{kind:?}: {m:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn dynamic_text_cannot_mention_link_or_break_out_of_code() {
+        let evil = "<!channel> <https://evil.example|runbook> & co";
+        let r = Reply::new(Outcome::Done, format!("{evil}\nout ``` <@U0BOB> ```\nend"));
+        let m = reply_to(OriginKind::Command, &r, None);
+        insta::assert_json_snapshot!("result_injected", m[0].body);
+        let body = m[0].body.to_string();
+        for raw in ["<!channel>", "<https://", "<@U0BOB>", "& co"] {
+            assert!(!body.contains(raw), "{raw} leaked: {body}");
+        }
+        assert!(
+            body.contains("requested by <@UA>"),
+            "the mention opsbot means stays"
+        );
+
+        let mut a = approval(State::Rejected);
+        a.display = "/queue note <!here> ```".into();
+        a.requester = "<@U0EVE>".into();
+        a.decided_by = Some("bob".into());
+        a.result = Some("see <https://evil.example|the runbook>".into());
+        let card = card(&a, Some("<!everyone>"), 0);
+        let text = card.to_string();
+        for raw in ["<!here>", "<@U0EVE>", "<https://", "<!everyone>"] {
+            assert!(!text.contains(raw), "{raw} leaked: {text}");
+        }
+        let fences = card["blocks"].to_string().matches("```").count();
+        assert_eq!(fences, 4, "two code blocks, four fences: {card}");
+        let o = stored(&origin(OriginKind::Command));
+        let m = render(Notification::Interrupted {
+            origin: &o,
+            text: "/queue `x` <!channel>",
+        });
+        let notice = m[0].body.to_string();
+        assert!(notice.contains("`/queue ˋxˋ &lt;!channel&gt;`"), "{notice}");
     }
 
     #[test]

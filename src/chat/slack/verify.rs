@@ -83,6 +83,19 @@ mod tests {
             verify(b"s3cret", None, Some(&sig), b"a=b", NOW),
             Err(Rejected::Missing)
         );
+        // Extreme timestamps are stale, never an overflow.
+        for ts in [i64::MIN, i64::MAX] {
+            let ts = ts.to_string();
+            let sig = sign(b"s3cret", &ts, b"a=b");
+            assert_eq!(
+                verify(b"s3cret", Some(&ts), Some(&sig), b"a=b", NOW),
+                Err(Rejected::Stale)
+            );
+        }
+        assert_eq!(
+            verify(b"s3cret", Some("0"), Some(&sig), b"a=b", i64::MIN),
+            Err(Rejected::Stale)
+        );
         assert_eq!(
             verify(b"s3cret", Some("1700000000"), Some("v0=zz"), b"a=b", NOW),
             Err(Rejected::BadSignature)

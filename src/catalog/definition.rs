@@ -1,0 +1,222 @@
+//! A command's definition fingerprint. Pure. An approval binds to the request
+//! *and* to what the command was when it was requested: its action (kind,
+//! target name, paths, queries, bodies, argv, …), risk, who may request it,
+//! its approval policy and its argument specs. If any of those changes, the
+//! fingerprint changes and an old approval no longer runs.
+//!
+//! Not covered: the summary, the reply template and the source location
+//! (they change nothing that runs), and the target table (base URLs are
+//! deployment configuration, overridden per environment).
+//!
+//! Every struct is destructured without `..`: a field added to the model
+//! fails to compile here until it is either covered or named as ignored.
+
+use super::model::*;
+use serde_json::{json, Value};
+use sha2::{Digest, Sha256};
+use std::time::Duration;
+
+impl Command {
+    /// SHA-256 (hex) of the definition's canonical JSON (version 1).
+    pub fn definition_hash(&self) -> String {
+        let Command {
+            profile,
+            name,
+            summary: _,
+            args,
+            risk,
+            roles,
+            approve,
+            action,
+            reply: _,
+            location: _,
+        } = self;
+        let def = json!({
+            "v": 1,
+            "profile": profile,
+            "name": name,
+            "risk": risk.as_str(),
+            "roles": roles,
+            "approve": approve.as_ref().map(policy),
+            "args": args.iter().map(arg).collect::<Vec<_>>(),
+            "action": action_json(action),
+        });
+        // Serializing a `Value` cannot fail.
+        let bytes = serde_json::to_vec(&def).unwrap_or_default();
+        hex::encode(Sha256::digest(bytes))
+    }
+}
+
+fn ms(d: &Option<Duration>) -> Option<u64> {
+    d.map(|d| d.as_millis() as u64)
+}
+
+fn policy(p: &ApprovePolicy) -> Value {
+    let ApprovePolicy { roles, count, ttl } = p;
+    json!({ "roles": roles, "count": count, "ttl_ms": ttl.as_millis() as u64 })
+}
+
+fn arg(a: &ArgSpec) -> Value {
+    let ArgSpec {
+        name,
+        kind,
+        flag,
+        required,
+        default,
+        help: _,
+    } = a;
+    json!({ "name": name, "kind": kind_json(kind), "flag": flag, "required": required, "default": default })
+}
+
+fn kind_json(k: &ArgKind) -> Value {
+    match k {
+        ArgKind::Enum(values) => json!({ "enum": values }),
+        ArgKind::Int { min, max } => json!({ "int": [min, max] }),
+        ArgKind::Duration => json!("duration"),
+        ArgKind::String { max_len, pattern } => {
+            json!({ "string": { "max_len": max_len, "pattern": pattern.as_ref().map(|r| r.as_str()) } })
+        }
+        ArgKind::Id => json!("id"),
+        ArgKind::Bool => json!("bool"),
+        ArgKind::List(inner) => json!({ "list": kind_json(inner) }),
+    }
+}
+
+fn action_json(a: &Action) -> Value {
+    match a {
+        Action::Http(HttpAction {
+            method,
+            target,
+            path,
+            query,
+            body,
+            expect,
+        }) => json!({ "http": {
+            "method": method, "target": target, "path": path,
+            "query": query.iter().collect::<Vec<_>>(), "body": body, "expect": expect,
+        }}),
+        Action::Redis(RedisAction {
+            target,
+            command,
+            scan,
+            delete_matching,
+            limit,
+            timeout,
+        }) => json!({ "redis": {
+            "target": target, "command": command, "scan": scan,
+            "delete_matching": delete_matching, "limit": limit, "timeout_ms": ms(timeout),
+        }}),
+        Action::Sql(SqlAction {
+            target,
+            query,
+            params,
+            timeout,
+        }) => {
+            json!({ "sql": { "target": target, "query": query, "params": params, "timeout_ms": ms(timeout) }})
+        }
+        Action::Process(ProcessAction { argv, env, timeout }) => {
+            json!({ "process": { "argv": argv, "env": env, "timeout_ms": ms(timeout) }})
+        }
+        Action::Health(HealthAction { checks }) => {
+            let checks: Vec<Value> = checks
+                .iter()
+                .map(|c| {
+                    let HealthCheck {
+                        component,
+                        target,
+                        path,
+                        slow,
+                    } = c;
+                    json!({ "component": component, "target": target, "path": path, "slow_ms": ms(slow) })
+                })
+                .collect();
+            json!({ "health": checks })
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::{load_str, Context};
+    use super::*;
+    use std::collections::{BTreeSet, HashMap};
+
+    fn command() -> Command {
+        let roles: BTreeSet<String> = ["oncall", "sre"].iter().map(|s| s.to_string()).collect();
+        let text = r#"
+[target.api]
+kind = "http"
+url = "http://x"
+
+[command.queue."queue retry"]
+summary = "s"
+args = { queue = { kind = "enum", values = ["a", "b"] } }
+risk = "write"
+roles = ["oncall"]
+approve = { roles = ["sre"], ttl = "15m" }
+action = { http = { method = "POST", target = "api", path = "/q/{queue}/retry" } }
+reply = "done"
+"#;
+        let ctx = Context {
+            roles: &roles,
+            env: &HashMap::new(),
+        };
+        let mut cat = load_str("c.toml", text, &ctx).expect("catalog");
+        cat.commands.remove(0)
+    }
+
+    #[test]
+    fn what_runs_and_who_decides_change_the_hash() {
+        let base = command().definition_hash();
+        assert_eq!(base, command().definition_hash(), "stable");
+        assert_eq!(base.len(), 64);
+        type Change = fn(&mut Command);
+        let changes: Vec<(&str, Change)> = vec![
+            ("path", |c| {
+                if let Action::Http(h) = &mut c.action {
+                    h.path = "/q/{queue}/purge".into();
+                }
+            }),
+            ("method", |c| {
+                if let Action::Http(h) = &mut c.action {
+                    h.method = "DELETE".into();
+                }
+            }),
+            ("target", |c| {
+                if let Action::Http(h) = &mut c.action {
+                    h.target = "other".into();
+                }
+            }),
+            ("risk", |c| c.risk = Risk::Destructive),
+            ("roles", |c| c.roles.push("support".into())),
+            ("approvers", |c| {
+                c.approve.as_mut().unwrap().roles.push("oncall".into())
+            }),
+            ("count", |c| c.approve.as_mut().unwrap().count = 2),
+            ("ttl", |c| {
+                c.approve.as_mut().unwrap().ttl = Duration::from_secs(1)
+            }),
+            ("no approval", |c| c.approve = None),
+            ("arg values", |c| {
+                c.args[0].kind = ArgKind::Enum(vec!["a".into(), "c".into()])
+            }),
+            ("arg default", |c| c.args[0].default = Some("a".into())),
+        ];
+        for (what, change) in changes {
+            let mut c = command();
+            change(&mut c);
+            assert_ne!(c.definition_hash(), base, "{what} must change the hash");
+        }
+    }
+
+    #[test]
+    fn wording_does_not_change_the_hash() {
+        let base = command().definition_hash();
+        let mut c = command();
+        c.summary = "another summary".into();
+        c.reply = Some("Retried {response.retried}".into());
+        c.args[0].help = Some("the queue".into());
+        c.location.line += 10;
+        assert_eq!(c.definition_hash(), base);
+    }
+}
