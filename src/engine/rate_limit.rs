@@ -63,11 +63,11 @@ mod tests {
     fn a_burst_then_refusals_per_identity() {
         let l = ActorRateLimit::new(20, 3);
         for _ in 0..3 {
-            assert_eq!(l.check("slack:U1"), Ok(()));
+            assert_eq!(l.check("chat:U1"), Ok(()));
         }
-        let wait = l.check("slack:U1").unwrap_err();
+        let wait = l.check("chat:U1").unwrap_err();
         assert!(wait <= Duration::from_secs(3), "{wait:?}");
-        assert_eq!(l.check("slack:U2"), Ok(()), "others are not affected");
+        assert_eq!(l.check("chat:U2"), Ok(()), "others are not affected");
         assert_eq!(
             l.refusal(Duration::from_millis(2100)),
             "slow down: at most 20 commands a minute per person; try again in 2s"

@@ -52,7 +52,7 @@ pub struct Reply {
     pub text: String,
     /// The approval this reply is about, if any.
     pub approval: Option<i64>,
-    /// For the asker's eyes only (Slack: ephemeral), whatever the outcome:
+    /// For the asker's eyes only (an ephemeral message), whatever the outcome:
     /// answers that list other people's requests.
     pub private: bool,
 }
