@@ -377,6 +377,7 @@ pub fn start(
             verifier,
             writer: writer.clone(),
             audit: audit.clone(),
+            rate: ActorRateLimit::new(limits.commands_per_minute, limits.command_burst),
             pipeline: pipeline.clone(),
         });
         router = router.merge(edge::chat_routes(discord_routes, limits));

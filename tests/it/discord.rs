@@ -512,3 +512,38 @@ async fn a_global_429_holds_every_channel() {
         calls[1].at - calls[0].at
     );
 }
+
+/// One person flooding commands from Discord is refused past the per-identity
+/// limit (nothing stored for the refused ones); others are not affected.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_flood_from_one_discord_user_is_limited() {
+    let t = TestStore::sqlite().await;
+    let app = TestApp::spawn(t.store.clone()).await;
+    let stats = json!([{"type": 1, "name": "stats", "options": []}]);
+    let mut refused = 0;
+    for _ in 0..30 {
+        let v = json_of(
+            app.discord(&TestApp::discord_command("111", "queue", stats.clone()))
+                .await,
+        )
+        .await;
+        if v["data"]["content"]
+            .as_str()
+            .is_some_and(|c| c.contains("slow down"))
+        {
+            refused += 1;
+        }
+    }
+    assert!(refused >= 15, "only {refused} of 30 refused");
+    let v = json_of(
+        app.discord(&TestApp::discord_command("222", "queue", stats))
+            .await,
+    )
+    .await;
+    assert_eq!(v, json!({"type": 5}), "another person is not limited");
+    crate::support::settle(&t.store).await;
+    let stored: i64 = t.store.inbox_counts().await.unwrap().iter().map(|(_, n)| n).sum();
+    assert_eq!(stored, 30 - refused + 1, "refused commands are not stored");
+    app.stop().await;
+    t.cleanup().await;
+}

@@ -7,7 +7,7 @@
 use super::register;
 use super::render::{escape_outside_code, Origin, OriginKind, EPHEMERAL, PLATFORM, TOKEN_TTL_MS};
 use super::verify;
-use crate::engine::{self, AuditSink, InboxWriter, Invocation, Pipeline};
+use crate::engine::{self, ActorRateLimit, AuditSink, InboxWriter, Invocation, Pipeline};
 use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
@@ -28,6 +28,8 @@ pub struct DiscordInbound {
     pub pipeline: Pipeline,
     /// Where refusals answered in the ack are audited, off the request path.
     pub audit: AuditSink,
+    /// Per-identity command rate limit, checked before anything is stored.
+    pub rate: ActorRateLimit,
 }
 
 /// `/discord/interactions`.
@@ -168,6 +170,10 @@ async fn interactions(State(s): State<DiscordInbound>, headers: HeaderMap, body:
                 }
                 return message(&quick.reply.text, true);
             }
+            if let Err(wait) = s.rate.check(&inv.actor) {
+                s.pipeline.metrics.rate_limited();
+                return message(&s.rate.refusal(wait), true);
+            }
             let mut ack = json!({ "type": DEFERRED_MESSAGE });
             if origin.private {
                 ack["data"] = json!({ "flags": EPHEMERAL });
@@ -181,6 +187,10 @@ async fn interactions(State(s): State<DiscordInbound>, headers: HeaderMap, body:
             };
             origin.kind = OriginKind::Component;
             let inv = inv(format!("/{verb} {label}"));
+            if let Err(wait) = s.rate.check(&inv.actor) {
+                s.pipeline.metrics.rate_limited();
+                return message(&s.rate.refusal(wait), true);
+            }
             s.store(started, &inv, &origin, &ev.id, json!({ "type": DEFERRED_UPDATE }))
                 .await
         }
