@@ -2,7 +2,7 @@
 //! processed off the request path. Many concurrent requests are written as one
 //! multi-row INSERT (see `engine::writer`).
 
-use super::{int, opt_text, text, Result, Store, Tx, ORPHANED};
+use super::{int, opt_text, params, text, Result, Store, Tx, ORPHANED};
 use crate::clock::Millis;
 use sqlx::any::AnyRow;
 use sqlx::Row;
@@ -34,26 +34,13 @@ impl Store {
         if items.is_empty() {
             return Ok(Vec::new());
         }
-        let mut sql = format!("INSERT INTO inbox ({COLUMNS}) VALUES ");
-        for i in 0..items.len() {
-            let b = i * 9;
-            if i > 0 {
-                sql.push(',');
-            }
-            sql.push_str(&format!(
-                "(${},${},${},${},${},${},${},${},${})",
-                b + 1,
-                b + 2,
-                b + 3,
-                b + 4,
-                b + 5,
-                b + 6,
-                b + 7,
-                b + 8,
-                b + 9
-            ));
-        }
-        sql.push_str(" ON CONFLICT DO NOTHING RETURNING id");
+        let rows: Vec<String> = (0..items.len())
+            .map(|i| format!("({})", params(self.backend, i * 9 + 1, 9).join(",")))
+            .collect();
+        let sql = format!(
+            "INSERT INTO inbox ({COLUMNS}) VALUES {} ON CONFLICT DO NOTHING RETURNING id",
+            rows.join(",")
+        );
         let mut q = sqlx::query(&sql);
         for it in items {
             q = q
@@ -107,8 +94,9 @@ impl Store {
             return Ok(Vec::new());
         }
         let sql = format!(
-            "UPDATE inbox SET state = 'processing', owner = $1 WHERE state = 'new' AND id IN ({}) RETURNING {COLUMNS}",
-            placeholders_from(2, ids.len())
+            "UPDATE inbox SET state = 'processing', owner = {} WHERE state = 'new' AND id IN ({}) RETURNING {COLUMNS}",
+            params(self.backend, 1, 1)[0],
+            params(self.backend, 2, ids.len()).join(",")
         );
         let mut q = sqlx::query(&sql).bind(&*self.instance);
         for id in ids {
@@ -124,7 +112,7 @@ impl Store {
         for chunk in ids.chunks(500) {
             let sql = format!(
                 "UPDATE inbox SET state = 'abandoned', dedupe_key = NULL WHERE state = 'new' AND id IN ({})",
-                placeholders(chunk.len())
+                params(self.backend, 1, chunk.len()).join(",")
             );
             let mut q = sqlx::query(&sql);
             for id in chunk {
@@ -186,7 +174,7 @@ impl Tx {
     /// processing → done for every id of `ids`.
     pub async fn finish_inbox_batch(&mut self, ids: &[i64]) -> Result<()> {
         for chunk in ids.chunks(500) {
-            let list = placeholders(chunk.len());
+            let list = params(self.backend(), 1, chunk.len()).join(",");
             let sql =
                 format!("UPDATE inbox SET state = 'done' WHERE state = 'processing' AND id IN ({list})");
             let mut q = sqlx::query(&sql);
@@ -214,19 +202,6 @@ fn sorted(rows: Vec<AnyRow>) -> Result<Vec<InboxItem>> {
     let mut items = rows.iter().map(from_row).collect::<Result<Vec<_>>>()?;
     items.sort_by_key(|i| i.id);
     Ok(items)
-}
-
-/// `$1,$2,…,$n`.
-fn placeholders(n: usize) -> String {
-    placeholders_from(1, n)
-}
-
-/// `$first,…` (n of them).
-fn placeholders_from(first: usize, n: usize) -> String {
-    (first..first + n)
-        .map(|i| format!("${i}"))
-        .collect::<Vec<_>>()
-        .join(",")
 }
 
 fn from_row(r: &AnyRow) -> Result<InboxItem> {

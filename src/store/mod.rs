@@ -177,6 +177,7 @@ impl Store {
         Ok(Tx {
             inner: self.pool.begin().await?,
             instance: self.instance.clone(),
+            backend: self.backend,
         })
     }
 }
@@ -187,6 +188,7 @@ impl Store {
 pub struct Tx {
     inner: sqlx::Transaction<'static, Any>,
     instance: std::sync::Arc<str>,
+    backend: Backend,
 }
 
 /// SQL condition: the claim `owner` of the row belongs to no live instance
@@ -194,6 +196,10 @@ pub struct Tx {
 const ORPHANED: &str = "(owner IS NULL OR owner NOT IN (SELECT id FROM instances WHERE alive_until > $1))";
 
 impl Tx {
+    fn backend(&self) -> Backend {
+        self.backend
+    }
+
     pub async fn commit(self) -> Result<()> {
         self.inner.commit().await?;
         Ok(())
@@ -202,6 +208,19 @@ impl Tx {
     fn conn(&mut self) -> &mut AnyConnection {
         &mut self.inner
     }
+}
+
+/// Numbered placeholders `first..first+n` for one statement, as the backend
+/// binds them fastest: plain positional `?` on SQLite (sqlx looks every
+/// `$n` up by name, which is quadratic in the number of parameters and
+/// dominated multi-row statements), `$n` on Postgres. Bind in text order.
+pub(crate) fn params(backend: Backend, first: usize, n: usize) -> Vec<String> {
+    (first..first + n)
+        .map(|i| match backend {
+            Backend::Sqlite => "?".to_string(),
+            Backend::Postgres => format!("${i}"),
+        })
+        .collect()
 }
 
 /// Schema names come from our own tests, but quote-escape them anyway.

@@ -3,7 +3,7 @@
 //! state change is a conditional UPDATE on `state = 'pending'`, so a row that
 //! was superseded while in flight is never resurrected.
 
-use super::{int, opt_text, text, Result, Store, StoreError, Tx};
+use super::{int, opt_text, params, text, Result, Store, StoreError, Tx};
 use crate::clock::Millis;
 use serde_json::Value;
 use sqlx::any::AnyRow;
@@ -164,26 +164,16 @@ impl Tx {
 
     /// Inserts `msgs` in order, many rows per statement.
     async fn insert_rows(&mut self, msgs: &[&OutMessage], now: Millis) -> Result<()> {
-        const PER_ROW: usize = 11;
+        // now is bound twice (next_at, created_at): positional parameters.
+        const PER_ROW: usize = 12;
+        let backend = self.backend();
         for chunk in msgs.chunks(64) {
             let values: Vec<String> = (0..chunk.len())
                 .map(|i| {
-                    let b = i * PER_ROW;
-                    let p = |k: usize| format!("${}", b + k);
+                    let p = params(backend, i * PER_ROW + 1, PER_ROW);
                     format!(
                         "({}, {}, {}, {}, {}, {}, {}, {}, 'pending', 0, {}, {}, {}, {})",
-                        p(1),
-                        p(2),
-                        p(3),
-                        p(4),
-                        p(5),
-                        p(6),
-                        p(7),
-                        p(8),
-                        p(9),
-                        p(9),
-                        p(10),
-                        p(11)
+                        p[0], p[1], p[2], p[3], p[4], p[5], p[6], p[7], p[8], p[9], p[10], p[11]
                     )
                 })
                 .collect();
@@ -204,6 +194,7 @@ impl Tx {
                     .bind(c.thread_key)
                     .bind(c.user)
                     .bind(m.body.to_string())
+                    .bind(now)
                     .bind(now)
                     .bind(c.fallback)
                     .bind(c.handle);

@@ -4,7 +4,7 @@
 //! transaction that applies its effects: taking the row is the claim, so two
 //! instances never fire one item twice, and a crash fires it again later.
 
-use super::{int, text, Result, Store, Tx};
+use super::{int, params, text, Result, Store, Tx};
 use crate::clock::Millis;
 use sqlx::Row;
 
@@ -36,18 +36,19 @@ impl Tx {
 
     /// Sets many deadlines of one kind at once (many rows per statement).
     pub async fn schedule_many(&mut self, kind: &str, items: &[(String, Millis)]) -> Result<()> {
+        let backend = self.backend();
         for chunk in items.chunks(300) {
             let values: Vec<String> = (0..chunk.len())
-                .map(|i| format!("($1, ${}, ${})", 2 * i + 2, 2 * i + 3))
+                .map(|i| format!("({})", params(backend, 3 * i + 1, 3).join(", ")))
                 .collect();
             let sql = format!(
                 "INSERT INTO timers (kind, item, due_at) VALUES {}
                  ON CONFLICT (kind, item) DO UPDATE SET due_at = excluded.due_at, claimed_until = 0",
                 values.join(", ")
             );
-            let mut q = sqlx::query(&sql).bind(kind);
+            let mut q = sqlx::query(&sql);
             for (item, due) in chunk {
-                q = q.bind(item).bind(*due);
+                q = q.bind(kind).bind(item).bind(*due);
             }
             q.execute(self.conn()).await?;
         }
