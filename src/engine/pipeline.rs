@@ -139,8 +139,8 @@ impl Pipeline {
         approval: Option<&Approval>,
         change: Change<'_>,
     ) -> Result<(), Internal> {
-        for e in audit {
-            tx.append_audit(e).await?;
+        if !audit.is_empty() {
+            tx.append_audits(audit).await?;
         }
         let mut notes = Vec::with_capacity(2);
         if let (Some(a), Change::Opened) = (approval, change) {

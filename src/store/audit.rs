@@ -13,39 +13,70 @@ super::on_tx! {
 impl Tx {
     /// Appends `entry` to the chain; returns its sequence number.
     pub async fn append_audit(&mut self, entry: &Entry) -> Result<i64> {
-        let tx = &mut self.inner;
+        self.append_audits(std::slice::from_ref(entry)).await
+    }
+
+    /// Appends `entries` in order, as one stretch of the chain: the head row
+    /// is locked and moved once, the rows go in with multi-row INSERTs.
+    /// Returns the last sequence number (the head's, when `entries` is empty).
+    pub async fn append_audits(&mut self, entries: &[Entry]) -> Result<i64> {
+        let n = i64::try_from(entries.len()).unwrap_or(i64::MAX);
         // Writing first takes the write lock at once (SQLite) / locks the row (Postgres).
-        let head = sqlx::query("UPDATE audit_head SET seq = seq + 1 WHERE id = 1 RETURNING seq, hash")
-            .fetch_one(&mut **tx)
+        let head = sqlx::query("UPDATE audit_head SET seq = seq + $1 WHERE id = 1 RETURNING seq, hash")
+            .bind(n)
+            .fetch_one(self.conn())
             .await?;
-        let seq = int(&head, "seq")?;
-        let prev = text(&head, "hash")?;
-        let hash = chain_hash(&prev, seq, entry);
-        sqlx::query(
-            "INSERT INTO audit_log (seq, at, kind, person, identity, source, channel, command, args, outcome, detail, prev_hash, hash, hash_version)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)",
-        )
-        .bind(seq)
-        .bind(entry.at)
-        .bind(&entry.kind)
-        .bind(&entry.person)
-        .bind(&entry.identity)
-        .bind(&entry.source)
-        .bind(&entry.channel)
-        .bind(&entry.command)
-        .bind(&entry.args)
-        .bind(&entry.outcome)
-        .bind(&entry.detail)
-        .bind(&prev)
-        .bind(&hash)
-        .bind(i64::from(CURRENT_VERSION))
-        .execute(&mut **tx)
-        .await?;
+        let last = int(&head, "seq")?;
+        let mut prev = text(&head, "hash")?;
+        if entries.is_empty() {
+            return Ok(last);
+        }
+        let mut rows = Vec::with_capacity(entries.len());
+        for (seq, entry) in (last - n + 1..).zip(entries) {
+            let hash = chain_hash(&prev, seq, entry);
+            rows.push((seq, entry, std::mem::replace(&mut prev, hash.clone()), hash));
+        }
+        const PER_ROW: usize = 14;
+        let backend = self.backend();
+        for chunk in rows.chunks(32) {
+            let values: Vec<String> = (0..chunk.len())
+                .map(|i| {
+                    format!(
+                        "({})",
+                        super::params(backend, i * PER_ROW + 1, PER_ROW).join(", ")
+                    )
+                })
+                .collect();
+            let sql = format!(
+                "INSERT INTO audit_log (seq, at, kind, person, identity, source, channel, command, args, outcome, detail, prev_hash, hash, hash_version)
+                 VALUES {}",
+                values.join(", ")
+            );
+            let mut q = sqlx::query(&sql);
+            for (seq, entry, prev, hash) in chunk {
+                q = q
+                    .bind(*seq)
+                    .bind(entry.at)
+                    .bind(&entry.kind)
+                    .bind(&entry.person)
+                    .bind(&entry.identity)
+                    .bind(&entry.source)
+                    .bind(&entry.channel)
+                    .bind(&entry.command)
+                    .bind(&entry.args)
+                    .bind(&entry.outcome)
+                    .bind(&entry.detail)
+                    .bind(prev)
+                    .bind(hash)
+                    .bind(i64::from(CURRENT_VERSION));
+            }
+            q.execute(self.conn()).await?;
+        }
         sqlx::query("UPDATE audit_head SET hash = $1 WHERE id = 1")
-            .bind(&hash)
-            .execute(&mut **tx)
+            .bind(&prev)
+            .execute(self.conn())
             .await?;
-        Ok(seq)
+        Ok(last)
     }
 }
 
