@@ -255,14 +255,7 @@ async fn restart_marks_interrupted_executions_unknown_and_runs_approved_ones_onc
         let c = clock();
         let p = pipeline(t.store.clone(), &target.url, c.clone());
         let s = &t.store;
-        let interrupted = say(&p, "console:alice", "/queue retry ai-analysis")
-            .await
-            .approval
-            .unwrap();
-        let waiting = say(&p, "console:alice", "/queue retry ai-analysis")
-            .await
-            .approval
-            .unwrap();
+        let (interrupted, waiting) = two_retries(&p).await;
         crash_between_claim_and_result(s, c.now_ms(), interrupted, waiting).await;
 
         // "Restart": a fresh pipeline over the same database.
@@ -470,14 +463,7 @@ async fn recovery_leaves_a_live_instances_executions_alone() {
             let c = clock();
             let p = pipeline(t.store.clone(), &target.url, c.clone());
             let s = &t.store;
-            let running = say(&p, "console:alice", "/queue retry ai-analysis")
-                .await
-                .approval
-                .unwrap();
-            let unused = say(&p, "console:alice", "/queue retry ai-analysis")
-                .await
-                .approval
-                .unwrap();
+            let (running, unused) = two_retries(&p).await;
             s.heartbeat(c.now_ms(), c.now_ms() + 30_000).await.unwrap();
             crash_between_claim_and_result(s, c.now_ms(), running, unused).await;
             let other = pipeline(t.reopen().await, &target.url, c.clone());
@@ -575,4 +561,15 @@ async fn a_changed_catalog_refuses_an_old_approval() {
         assert!(verify_audit(&t.store).await.is_ok());
         t.cleanup().await;
     }
+}
+
+/// Two approvals of `/queue retry ai-analysis` requested by alice.
+async fn two_retries(p: &opsbot::engine::Pipeline) -> (i64, i64) {
+    let ask = || async {
+        say(p, "console:alice", "/queue retry ai-analysis")
+            .await
+            .approval
+            .unwrap()
+    };
+    (ask().await, ask().await)
 }
