@@ -76,12 +76,10 @@ impl Pipeline {
         let (id, decision) = match b {
             Builtin::Approvals => {
                 if let Some((reply, entry)) = self.refuse_listing(inv, actor) {
-                    self.answer(inv, &reply, &[entry]).await?;
-                    return Ok(reply);
+                    return self.answered(inv, reply, &[entry]).await;
                 }
                 let reply = self.list_pending().await?.private();
-                self.answer(inv, &reply, &[]).await?;
-                return Ok(reply);
+                return self.answered(inv, reply, &[]).await;
             }
             Builtin::Approve { id } => (id, Decision::Approve),
             Builtin::Reject { id, reason } => (id, Decision::Reject { reason }),
@@ -96,8 +94,7 @@ impl Pipeline {
                 Outcome::Usage,
                 format!("there is no approval {id} (see /approvals)"),
             );
-            self.answer(inv, &reply, &[]).await?;
-            return Ok(reply);
+            return self.answered(inv, reply, &[]).await;
         };
         self.decide(inv, actor, &a, decision).await
     }
@@ -119,8 +116,7 @@ impl Pipeline {
                 entry.outcome = "not_permitted".into();
                 entry.detail = Some(format!("{}: {refusal}", a.label()));
                 let reply = Reply::new(Outcome::NotPermitted, refusal.to_string()).with_approval(a.id);
-                self.answer(inv, &reply, &[entry]).await?;
-                return Ok(reply);
+                return self.answered(inv, reply, &[entry]).await;
             }
         };
         let reason = match &d {
@@ -135,8 +131,7 @@ impl Pipeline {
                     entry.detail = Some(format!("{}: {why}", a.label()));
                     let text = format!("refused: {}: {CHANGED}", a.label());
                     let reply = Reply::new(Outcome::NotPermitted, text).with_approval(a.id);
-                    self.answer(inv, &reply, &[entry]).await?;
-                    return Ok(reply);
+                    return self.answered(inv, reply, &[entry]).await;
                 }
                 return self.vote(inv, actor, a, entry).await;
             }
@@ -198,8 +193,7 @@ impl Pipeline {
             Some(_) => format!("refused: {} already executed", approval::label(id)),
         };
         let reply = Reply::new(Outcome::NotPermitted, text).with_approval(id);
-        self.answer(inv, &reply, &[]).await?;
-        Ok(reply)
+        self.answered(inv, reply, &[]).await
     }
 
     async fn vote(
@@ -215,8 +209,7 @@ impl Pipeline {
             drop(tx);
             let text = format!("you already approved {}", a.label());
             let reply = Reply::new(Outcome::NotPermitted, text).with_approval(a.id);
-            self.answer(inv, &reply, &[]).await?;
-            return Ok(reply);
+            return self.answered(inv, reply, &[]).await;
         }
         entry.kind = "approval.approved".into();
         entry.outcome = "vote".into();

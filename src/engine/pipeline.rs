@@ -198,7 +198,12 @@ impl Pipeline {
     }
 
     /// [`Self::answer`], passing the reply through.
-    async fn answered(&self, inv: &Invocation, reply: Reply, audit: &[Entry]) -> Result<Reply, Internal> {
+    pub(super) async fn answered(
+        &self,
+        inv: &Invocation,
+        reply: Reply,
+        audit: &[Entry],
+    ) -> Result<Reply, Internal> {
         self.answer(inv, &reply, audit).await?;
         Ok(reply)
     }

@@ -44,15 +44,9 @@ async fn json_of(r: reqwest::Response) -> Value {
 
 /// Waits until the approval reached `state` and no stored request is left.
 async fn settled(store: &Store, id: i64, state: State) {
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
-    loop {
-        let a = store.approval(id).await.unwrap().map(|a| a.state);
-        if a == Some(state) {
-            return crate::support::settle(store).await;
-        }
-        assert!(tokio::time::Instant::now() < deadline, "approval {id}: {a:?}");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    let reached = || async { store.approval(id).await.unwrap().map(|a| a.state) == Some(state) };
+    crate::support::eventually(&format!("approval {id} to be {state:?}"), reached).await;
+    crate::support::settle(store).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
