@@ -111,6 +111,8 @@ pub fn policies(config: &Config, roles: &BTreeSet<String>) -> (crate::policy::Po
             ));
         }
     }
+    let mut policies = policies;
+    policies.role_calendars = config.role_calendars.clone();
     (policies, problems)
 }
 
@@ -213,6 +215,8 @@ pub fn assemble(
         default_timeout: config.limits.exec_timeout,
     };
     let pipeline_store = store.clone();
+    let roles = Roles::new(&config.roles).names();
+    let (policies, _) = policies(config, &roles);
     Pipeline {
         catalog: Arc::new(catalog),
         directory: Arc::new(directory),
@@ -226,6 +230,7 @@ pub fn assemble(
         outbox: Signal::default(),
         alarm: Alarm::default(),
         committer: Committer::spawn(pipeline_store.clone()),
+        policies: Arc::new(policies),
     }
 }
 

@@ -241,6 +241,7 @@ mod tests {
             person: Person {
                 name: name.into(),
                 roles: roles.iter().map(|r| r.to_string()).collect(),
+                identities: vec![format!("console:{name}")],
             },
             identity: format!("console:{name}"),
         }

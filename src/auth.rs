@@ -63,6 +63,8 @@ pub struct Person {
     pub name: String,
     /// Held roles with everything they imply.
     pub roles: BTreeSet<String>,
+    /// Every wire identity (`slack:U0ALICE`, …), for mentions.
+    pub identities: Vec<String>,
 }
 
 /// Everyone the bot knows, indexed by wire identity (`slack:U0ALICE`).
@@ -92,6 +94,11 @@ impl Actor {
             Actor::Person { person, .. } => &person.name,
             Actor::Unknown { identity } => identity,
         }
+    }
+
+    /// Does the actor hold `role` (directly or by implication)?
+    pub fn has_role(&self, role: &str) -> bool {
+        self.roles().is_some_and(|r| r.contains(role))
     }
 
     fn roles(&self) -> Option<&BTreeSet<String>> {
@@ -161,6 +168,7 @@ impl Directory {
             let person = Person {
                 name: name.clone(),
                 roles: roles.closure(&p.roles),
+                identities: p.identities(),
             };
             dir.people.insert(name.clone(), person);
         }
@@ -186,6 +194,28 @@ impl Directory {
 
     pub fn person(&self, name: &str) -> Option<&Person> {
         self.people.get(name)
+    }
+
+    /// Everyone holding `role` (directly or by implication), by name.
+    pub fn with_role(&self, role: &str) -> Vec<&Person> {
+        self.people.values().filter(|p| p.roles.contains(role)).collect()
+    }
+
+    /// The person a chat argument names: a person's name (`bob`, `@bob`),
+    /// a wire identity (`slack:U0BOB`) or a platform mention (`<@U0BOB>`,
+    /// `<@U0BOB|bob>`) typed on `platform`.
+    pub fn lookup(&self, platform: &str, typed: &str) -> Option<&Person> {
+        let t = typed.trim();
+        if let Some(inner) = t.strip_prefix("<@").and_then(|r| r.strip_suffix('>')) {
+            let id = inner.split('|').next().unwrap_or(inner).trim_start_matches('!');
+            return self.resolve_person(&format!("{platform}:{id}"));
+        }
+        let name = t.trim_start_matches('@');
+        self.people.get(name).or_else(|| self.resolve_person(name))
+    }
+
+    fn resolve_person(&self, identity: &str) -> Option<&Person> {
+        self.by_identity.get(identity).and_then(|n| self.people.get(n))
     }
 }
 

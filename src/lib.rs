@@ -14,6 +14,7 @@ pub mod duration;
 pub mod engine;
 pub mod escalation;
 pub mod exec;
+pub mod incident;
 pub mod instance;
 pub mod metrics;
 pub mod origin;

@@ -56,6 +56,9 @@ pub struct Policies {
     pub calendars: BTreeMap<String, Calendar>,
     pub rotations: BTreeMap<String, Rotation>,
     pub profiles: BTreeMap<String, ProfilePolicy>,
+    /// Roles that are only paged while a calendar is open (`[roles.<r>]
+    /// available = "<calendar>"`), except at rank 1.
+    pub role_calendars: BTreeMap<String, String>,
 }
 
 /// The raw tables, as the config file holds them.
@@ -96,6 +99,7 @@ pub fn load(raw: Raw, text: &str, file: &str, known: &Known<'_>) -> (Policies, V
         calendars,
         rotations,
         profiles,
+        role_calendars: BTreeMap::new(),
     };
     (policies, cx.problems)
 }

@@ -42,3 +42,105 @@ pub fn status_line(a: &Approval, name: &dyn Fn(&str) -> String) -> Option<String
         State::Expired => "⌛ expired without enough approvals".to_string(),
     })
 }
+
+/// The parts of an incident's card every platform shows the same way:
+/// the title line, labelled fields, and whether it still offers buttons.
+/// `esc` escapes dynamic strings for the platform's markup.
+pub struct IncidentCard {
+    pub title: String,
+    pub fields: Vec<(&'static str, String)>,
+    pub buttons: bool,
+}
+
+/// A colour per rank, most severe first (chat shows the profile's label).
+pub fn incident_emoji(level: &str, inc: &crate::incident::Incident) -> &'static str {
+    use crate::incident::State;
+    if inc.state == State::Resolved {
+        return "✅";
+    }
+    // The rank is not stored; the label's digit is a good guess for the
+    // shipped scales (P0/P1/SEV1 red, P2/SEV2 orange, lower yellow/blue).
+    match level
+        .chars()
+        .filter(|c| c.is_ascii_digit())
+        .collect::<String>()
+        .as_str()
+    {
+        "0" | "1" => "🔴",
+        "2" => "🟠",
+        "3" => "🟡",
+        _ => "🔵",
+    }
+}
+
+pub fn incident_card(
+    inc: &crate::incident::Incident,
+    ack_by: Option<Millis>,
+    now: Millis,
+    esc: &dyn Fn(&str) -> String,
+) -> IncidentCard {
+    use crate::incident::{Role, State};
+    let title = format!(
+        "{} {} {} · {}",
+        incident_emoji(&inc.level, inc),
+        esc(&inc.level),
+        inc.label(),
+        esc(&inc.title)
+    );
+    let mut fields = vec![("System", esc(&inc.profile))];
+    let state = match inc.state {
+        State::Open => "open, not acknowledged".to_string(),
+        State::Acked => format!(
+            "acknowledged by {} {} ago",
+            esc(inc.acked_by.as_deref().unwrap_or("?")),
+            crate::incident::ago(now, inc.acked_at.unwrap_or(now))
+        ),
+        State::Resolved => format!(
+            "resolved by {} after {}",
+            esc(inc.resolved_by.as_deref().unwrap_or("?")),
+            crate::incident::ago(inc.resolved_at.unwrap_or(now), inc.declared_at)
+        ),
+    };
+    fields.push(("State", state));
+    fields.push((
+        "Commander",
+        inc.role(Role::Commander).map(esc).unwrap_or_else(|| "–".into()),
+    ));
+    if let Some(at) = ack_by {
+        fields.push(("Ack by", rfc3339(at)));
+    }
+    fields.push((
+        "Declared",
+        format!("{} by {}", rfc3339(inc.declared_at), esc(&inc.declared_by)),
+    ));
+    if let Some(s) = &inc.summary {
+        fields.push(("Summary", esc(s)));
+    }
+    IncidentCard {
+        title,
+        fields,
+        buttons: inc.state != State::Resolved,
+    }
+}
+
+/// A thread message with its mentions: `mention` renders a user id of the
+/// platform; people without an identity there are named.
+pub fn with_mentions(
+    text: &str,
+    mentions: &[crate::engine::Mention],
+    platform: &str,
+    mention: &dyn Fn(&str) -> String,
+    esc: &dyn Fn(&str) -> String,
+) -> String {
+    if mentions.is_empty() {
+        return text.to_string();
+    }
+    let who: Vec<String> = mentions
+        .iter()
+        .map(|m| match m.on(platform) {
+            Some(id) => mention(id),
+            None => esc(&m.person),
+        })
+        .collect();
+    format!("{text} {}", who.join(", "))
+}

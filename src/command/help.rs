@@ -46,7 +46,7 @@ fn overview(visible: &[&Command]) -> String {
     for (word, cmds) in groups {
         out.push_str(&format!("\n/{word}\n{}\n", command_lines(&cmds)));
     }
-    out.push_str("\nApprovals and help\n");
+    out.push_str("\nApprovals, incidents and help\n");
     for (_, usage, summary) in BUILTINS {
         out.push_str(&format!("• `{usage}` — {summary}\n"));
     }

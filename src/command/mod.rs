@@ -9,6 +9,7 @@
 //! did-you-mean corrections.
 
 mod help;
+mod incident;
 mod parse;
 mod suggest;
 mod tokenize;
@@ -53,6 +54,12 @@ pub enum Builtin {
     Cancel { id: String },
     /// `/approvals`: list pending approvals.
     Approvals,
+    /// `/incident <action> …`
+    Incident(crate::incident::Command),
+    /// `/incidents`: the open ones.
+    Incidents,
+    /// `/oncall …`
+    Oncall(crate::incident::Oncall),
 }
 
 /// A catalog command of one profile with its arguments, validated and

@@ -8,7 +8,7 @@ use crate::catalog::{ArgKind, ArgSpec, Catalog, Command};
 use std::collections::BTreeMap;
 
 /// Built-in commands for help and did-you-mean: (word, usage, summary).
-pub(super) const BUILTINS: [(&str, &str, &str); 5] = [
+pub(super) const BUILTINS: [(&str, &str, &str); 8] = [
     (
         "approvals",
         "/approvals",
@@ -25,6 +25,17 @@ pub(super) const BUILTINS: [(&str, &str, &str); 5] = [
         "Reject a pending request, optionally saying why",
     ),
     ("cancel", "/cancel <id>", "Cancel a pending request"),
+    (
+        "incident",
+        "/incident <declare|ack|update|severity|assign|role|report|followup|resolve|escalate|status|timeline> …",
+        "Declare and run an incident: its card, thread, pages and timeline",
+    ),
+    ("incidents", "/incidents", "The open incidents"),
+    (
+        "oncall",
+        super::incident::ONCALL_USAGE,
+        "Who is on call now and next; temporary overrides",
+    ),
     (
         "help",
         "/help [command]",
@@ -379,7 +390,10 @@ fn builtin(word: &str, rest: &[Token]) -> Result<Builtin, UsageError> {
     let extra = |what: &str| UsageError::new(format!("`/{word}` takes {what}.\nUsage: `{usage}`"));
     match word {
         "approvals" if rest.is_empty() => Ok(Builtin::Approvals),
-        "approvals" => Err(extra("no arguments")),
+        "approvals" | "incidents" if !rest.is_empty() => Err(extra("no arguments")),
+        "incidents" => Ok(Builtin::Incidents),
+        "incident" => super::incident::incident(rest).map(Builtin::Incident),
+        "oncall" => super::incident::oncall(rest).map(Builtin::Oncall),
         "reject" => {
             let id = approval_id(rest.first(), usage)?;
             let reason = rest[1..]

@@ -438,3 +438,47 @@ fn help_text_matches_parse_help() {
     }
     assert!(help_text(&catalog, &scope, Some("nope")).contains("Unknown command `/nope`"));
 }
+
+#[test]
+fn table_incident_builtins() {
+    let catalog = test_catalog();
+    let enabled = profiles(&["chat", "queue"]);
+    let scope = Scope {
+        enabled_profiles: &enabled,
+        channel_profile: None,
+    };
+    let cases = [
+        ("declare", "/incident declare P1 checkout is \"down\" --sys cap"),
+        ("declare_no_title", "/incident declare P1"),
+        ("declare_bad_flag", "/incident declare P1 x --force"),
+        ("ack_in_thread", "/incident ack"),
+        ("ack_id", "/incident ack #12"),
+        ("ack_extra", "/incident ack #12 now"),
+        ("update", "/incident update #3 failover done, watching"),
+        ("update_empty", "/incident update"),
+        ("severity", "/incident severity P0"),
+        ("role", "/incident role #4 comms @carol"),
+        ("role_bad", "/incident role boss carol"),
+        (
+            "report",
+            "/incident report --impact '50% of checkouts' --actions 'rolled back' --next 30m",
+        ),
+        ("report_missing", "/incident report --impact x"),
+        (
+            "report_bad_next",
+            "/incident report --impact x --actions y --next soon",
+        ),
+        ("resolve_summary", "/incident resolve #9 bad deploy reverted"),
+        ("verb_typo", "/incident updte #3 x"),
+        ("oncall_bad_flag", "/oncall --team sre"),
+        ("verb_missing", "/incident"),
+        ("incidents", "/incidents"),
+        ("incidents_extra", "/incidents all"),
+        ("oncall", "/oncall"),
+        ("oncall_rotation", "/oncall secondary"),
+        ("oncall_override", "/oncall override bob 4h --rotation secondary"),
+        ("oncall_override_bad", "/oncall override bob"),
+        ("builtin_typo", "/incidnet ack"),
+    ];
+    run_table(&catalog, &scope, "incident", &cases);
+}

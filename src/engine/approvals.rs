@@ -81,6 +81,9 @@ impl Pipeline {
                 let reply = self.list_pending().await?.private();
                 return self.answered(inv, reply, &[]).await;
             }
+            Builtin::Incident(c) => return self.incident(inv, actor, c).await,
+            Builtin::Incidents => return self.list_incidents(inv).await,
+            Builtin::Oncall(o) => return self.oncall(inv, actor, o).await,
             Builtin::Approve { id } => (id, Decision::Approve),
             Builtin::Reject { id, reason } => (id, Decision::Reject { reason }),
             Builtin::Cancel { id } => (id, Decision::Cancel),

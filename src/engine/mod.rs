@@ -6,6 +6,7 @@ mod approvals;
 mod audit_sink;
 pub mod committer;
 pub mod housekeeping;
+mod incidents;
 pub mod outbox;
 mod pipeline;
 pub mod platform;
@@ -19,7 +20,7 @@ mod writer;
 
 pub use audit_sink::AuditSink;
 pub use pipeline::{Internal as EngineError, Invocation, Pipeline, Quick, CONSOLE};
-pub use platform::{ChatApi, Notification, Origin, Renderer, Renderers, SendError};
+pub use platform::{ChatApi, Mention, Notification, Origin, Renderer, Renderers, SendError};
 pub use rate_limit::ActorRateLimit;
 pub use reply::{Outcome, Reply};
 pub use signal::{Alarm, Signal};

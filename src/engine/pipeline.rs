@@ -16,6 +16,7 @@ use crate::clock::{Millis, SharedClock};
 use crate::command::{self, Parsed, Request, Scope};
 use crate::exec::{ExecError, ExecOutput, Executor};
 use crate::metrics::Metrics;
+use crate::policy::Policies;
 use crate::store::{Store, StoreError, Tx};
 use crate::template;
 use std::collections::BTreeMap;
@@ -97,6 +98,8 @@ pub struct Pipeline {
     pub alarm: Alarm,
     /// Group commit of stateless steps.
     pub committer: Committer,
+    /// Severity policies, calendars and rotations (incidents).
+    pub policies: Arc<Policies>,
 }
 
 /// Internal failures: logged with a reference, shown only as that reference.
@@ -132,16 +135,13 @@ impl Pipeline {
     /// step), marks the stored request done, and commits. All or nothing.
     pub(super) async fn commit(
         &self,
-        mut tx: Tx,
+        tx: Tx,
         inv: Option<&Invocation>,
         reply: Option<&Reply>,
         audit: &[Entry],
         approval: Option<&Approval>,
         change: Change<'_>,
     ) -> Result<(), Internal> {
-        if !audit.is_empty() {
-            tx.append_audits(audit).await?;
-        }
         let mut notes = Vec::with_capacity(2);
         if let (Some(a), Change::Opened) = (approval, change) {
             notes.push(Notification::ApprovalOpened { approval: a });
@@ -156,10 +156,26 @@ impl Pipeline {
         if let (Some(a), Change::Changed { result }) = (approval, change) {
             notes.push(Notification::ApprovalChanged { approval: a, result });
         }
+        self.commit_notes(tx, audit, &notes, inv.and_then(|i| i.inbox))
+            .await
+    }
+
+    /// Ends a step in `tx`: appends `audit`, renders and enqueues `notes`,
+    /// marks the stored request `inbox` done, and commits. All or nothing.
+    pub(super) async fn commit_notes(
+        &self,
+        mut tx: Tx,
+        audit: &[Entry],
+        notes: &[Notification<'_>],
+        inbox: Option<i64>,
+    ) -> Result<(), Internal> {
+        if !audit.is_empty() {
+            tx.append_audits(audit).await?;
+        }
         let now = self.now();
-        let msgs = self.renderers.render(&notes, now);
+        let msgs = self.renderers.render(notes, now);
         tx.enqueue_messages(&msgs, now).await?;
-        if let Some(id) = inv.and_then(|i| i.inbox) {
+        if let Some(id) = inbox {
             tx.finish_inbox(id).await?;
         }
         tx.commit().await?;
@@ -212,7 +228,7 @@ impl Pipeline {
         self.clock.now_ms()
     }
 
-    fn scope<'a>(&'a self, inv: &'a Invocation) -> Scope<'a> {
+    pub(super) fn scope<'a>(&'a self, inv: &'a Invocation) -> Scope<'a> {
         Scope {
             enabled_profiles: &self.profiles,
             channel_profile: inv

@@ -12,6 +12,7 @@
 use crate::approval::Approval;
 use crate::clock::Millis;
 use crate::engine::Reply;
+use crate::incident::Incident;
 pub use crate::origin::Origin;
 use crate::store::OutMessage;
 use futures::future::BoxFuture;
@@ -41,17 +42,58 @@ pub enum Notification<'a> {
     },
     /// A stored request was cut off by a restart; its result is unknown.
     Interrupted { origin: &'a Origin, text: &'a str },
+    /// An incident's card in each of its destinations: posted when `new`,
+    /// else brought up to date. `ack_by`: its ack deadline while unacked.
+    IncidentCard {
+        incident: &'a Incident,
+        ack_by: Option<Millis>,
+        new: bool,
+    },
+    /// A message in the incident's thread, in each of its destinations
+    /// (a page, a reminder, a change). `mentions`: the people it pages.
+    IncidentThread {
+        incident: &'a Incident,
+        text: &'a str,
+        mentions: &'a [Mention],
+    },
+}
+
+/// A person to mention, with every chat identity they have (each
+/// platform mentions the one it knows; elsewhere the name is written).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Mention {
+    pub person: String,
+    /// Wire identities: `slack:U0ALICE`, `discord:1111`.
+    pub identities: Vec<String>,
+}
+
+impl Mention {
+    /// The user id on `platform`, if the person has one there.
+    pub fn on<'a>(&'a self, platform: &str) -> Option<&'a str> {
+        self.identities
+            .iter()
+            .find_map(|i| i.strip_prefix(platform).and_then(|rest| rest.strip_prefix(':')))
+    }
 }
 
 impl Notification<'_> {
-    /// The platform this notification is for (`None`: nowhere to post).
-    pub fn platform(&self) -> Option<&str> {
+    /// The platforms this notification is for (none: nowhere to post).
+    pub fn platforms(&self) -> Vec<&str> {
         match self {
             Notification::Reply { origin, .. } | Notification::Interrupted { origin, .. } => {
-                Some(&origin.platform)
+                vec![&origin.platform]
             }
             Notification::ApprovalOpened { approval } | Notification::ApprovalChanged { approval, .. } => {
-                approval.origin.as_ref().map(|o| o.platform.as_str())
+                approval.origin.iter().map(|o| o.platform.as_str()).collect()
+            }
+            Notification::IncidentCard { incident, .. } | Notification::IncidentThread { incident, .. } => {
+                let mut out: Vec<&str> = Vec::new();
+                for d in &incident.destinations {
+                    if !out.contains(&d.platform.as_str()) {
+                        out.push(&d.platform);
+                    }
+                }
+                out
             }
         }
     }
@@ -61,7 +103,9 @@ impl Notification<'_> {
 pub trait Renderer: Send + Sync {
     /// The name its origins and messages are stored under.
     fn platform(&self) -> &'static str;
-    /// The messages for `n` (empty: nothing to post).
+    /// The messages for `n` (empty: nothing to post). A notification about
+    /// several destinations (an incident's) is rendered by each platform
+    /// involved: render only the destinations on this platform.
     fn render(&self, n: &Notification<'_>, now: Millis) -> Vec<OutMessage>;
 }
 
@@ -88,8 +132,12 @@ impl Renderers {
     pub fn render(&self, notes: &[Notification<'_>], now: Millis) -> Vec<OutMessage> {
         notes
             .iter()
-            .filter_map(|n| Some((n, self.by_name.get(n.platform()?)?)))
-            .flat_map(|(n, r)| r.render(n, now))
+            .flat_map(|n| {
+                n.platforms()
+                    .into_iter()
+                    .filter_map(|p| self.by_name.get(p))
+                    .flat_map(move |r| r.render(n, now))
+            })
             .collect()
     }
 }

@@ -2,12 +2,12 @@
 //! the earliest deadline (an index lookup, however many are pending), is
 //! woken early only by an earlier new deadline ([`Alarm`]), and fires each
 //! due item in the transaction that applies its effects (taking the row is
-//! the claim). Approval expiry runs here; escalation steps and reminders
-//! will be further kinds in [`fire`].
+//! the claim): approval expiry, incident escalation steps and update
+//! reminders (the kinds of [`fire`]).
 
 use super::pipeline::Internal;
 use super::Pipeline;
-use crate::store::{Timer, APPROVAL_EXPIRY};
+use crate::store::{Timer, APPROVAL_EXPIRY, INCIDENT_REMINDER, INCIDENT_STEP};
 use std::time::Duration;
 use tokio::sync::watch;
 
@@ -64,16 +64,21 @@ pub async fn fire_due(p: &Pipeline) -> Result<Option<i64>, Internal> {
 /// Fires one item: takes it and applies its effects in one transaction.
 async fn fire(p: &Pipeline, t: &Timer) -> Result<(), Internal> {
     let mut tx = p.store.begin().await?;
+    let id = t.item.parse::<i64>();
+    // Every change of an incident locks its row before touching its timers;
+    // its timer items do the same, so two steps never wait on each other.
+    if let (INCIDENT_STEP | INCIDENT_REMINDER, Ok(id)) = (t.kind.as_str(), &id) {
+        tx.lock_incident(*id).await?;
+    }
     if !tx.take_timer(&t.kind, &t.item, p.clock.now_ms()).await? {
         return Ok(()); // another instance fired it, or it moved
     }
-    match t.kind.as_str() {
-        APPROVAL_EXPIRY => match t.item.parse::<i64>() {
-            Ok(id) => p.expire_in(tx, id).await,
-            Err(_) => Ok(tx.commit().await?),
-        },
-        other => {
-            tracing::warn!(kind = other, item = %t.item, "timers: unknown kind; dropped");
+    match (t.kind.as_str(), id) {
+        (APPROVAL_EXPIRY, Ok(id)) => p.expire_in(tx, id).await,
+        (INCIDENT_STEP, Ok(id)) => p.incident_step(tx, id).await,
+        (INCIDENT_REMINDER, Ok(id)) => p.incident_reminder(tx, id).await,
+        (other, _) => {
+            tracing::warn!(kind = other, item = %t.item, "timers: unknown kind or item; dropped");
             Ok(tx.commit().await?)
         }
     }

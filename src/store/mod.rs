@@ -22,10 +22,12 @@ pub(crate) use on_tx;
 mod approvals;
 mod audit;
 mod inbox;
+mod incidents;
 mod outbox;
 mod timers;
 
 pub use inbox::InboxItem;
+pub use incidents::{card_key, OverrideRow, INCIDENT_REMINDER, INCIDENT_STEP};
 pub use outbox::{KeyLookup, OutMessage, OutOp, OutboxFailure, OutboxRow, OutboxState, Thread};
 pub use timers::{Timer, APPROVAL_EXPIRY};
 

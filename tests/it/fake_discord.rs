@@ -88,6 +88,10 @@ struct Inner {
     rules: Vec<Rule>,
     seq: u64,
     originals: HashMap<String, String>,
+    /// Ids of the messages posted, and of those a thread was started from
+    /// (as on Discord, the thread's channel id is the message's id).
+    posted: std::collections::HashSet<String>,
+    threads: std::collections::HashSet<String>,
     /// Answer every success with `X-RateLimit-Remaining: 0` and this
     /// `X-RateLimit-Reset-After` (a bucket used up by each call).
     reset_after: Option<f64>,
@@ -180,11 +184,37 @@ impl FakeDiscord {
                 r.remaining -= 1;
                 r.answer.clone()
             });
-        let answer = match (authorized, scripted) {
-            (false, _) => Answer::Error { status: 401, code: 0 },
-            (true, Some(a)) => a,
-            (true, None) => Answer::Ok,
+        let parts: Vec<&str> = path.split('/').collect();
+        // Discord's threads: `/channels/{message}/messages` exists only once
+        // a thread was started from that message, and starts only once.
+        let thread_answer = match parts.as_slice() {
+            ["", "channels", ch, "messages"]
+                if inner.posted.contains(*ch) && !inner.threads.contains(*ch) =>
+            {
+                Some(Answer::Error {
+                    status: 404,
+                    code: 10003,
+                })
+            }
+            ["", "channels", _, "messages", msg, "threads"] if inner.threads.contains(*msg) => {
+                Some(Answer::Error {
+                    status: 400,
+                    code: 160004,
+                })
+            }
+            _ => None,
         };
+        let answer = match (authorized, scripted, thread_answer) {
+            (false, _, _) => Answer::Error { status: 401, code: 0 },
+            (true, Some(a), _) => a,
+            (true, None, Some(a)) => a,
+            (true, None, None) => Answer::Ok,
+        };
+        if answer == Answer::Ok && *method == Method::POST {
+            if let ["", "channels", _, "messages", msg, "threads"] = parts.as_slice() {
+                inner.threads.insert(msg.to_string());
+            }
+        }
         let id = (answer == Answer::Ok).then(|| {
             if path.ends_with("/messages/@original") {
                 let token = path.split('/').nth(3).unwrap_or_default().to_string();
@@ -198,9 +228,14 @@ impl FakeDiscord {
                     inner.seq = next;
                 }
                 id
+            } else if *method == Method::POST && path.ends_with("/threads") {
+                // A thread started from a message has the message's id.
+                parts.get(4).copied().unwrap_or_default().to_string()
             } else if *method == Method::POST {
                 inner.seq += 1;
-                format!("M{}", inner.seq)
+                let id = format!("M{}", inner.seq);
+                inner.posted.insert(id.clone());
+                id
             } else {
                 path.rsplit('/').next().unwrap_or_default().to_string()
             }

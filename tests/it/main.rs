@@ -14,6 +14,7 @@ mod edge;
 mod exec;
 mod fake_discord;
 mod fake_slack;
+mod incidents;
 mod outbox;
 mod pipeline;
 mod policies;

@@ -548,6 +548,8 @@ struct Setup {
     edge: app::Edge,
     /// `SLACK_TEAM_ID`, `SLACK_APP_ID`.
     ids: (Option<String>, Option<String>),
+    /// Config text beyond the shared people (policies, rotations, …).
+    extra: String,
 }
 
 impl Setup {
@@ -556,6 +558,7 @@ impl Setup {
             slack_on,
             edge: test_edge(),
             ids: (None, None),
+            extra: String::new(),
         }
     }
 }
@@ -594,6 +597,15 @@ impl TestApp {
         Self::start(store, setup, |_| {}).await
     }
 
+    /// With `extra` config (policies, rotations, …) beyond the shared people.
+    pub async fn spawn_with_config(store: Store, extra: &str) -> TestApp {
+        let setup = Setup {
+            extra: extra.into(),
+            ..Setup::new(true)
+        };
+        Self::start(store, setup, |_| {}).await
+    }
+
     /// Accepting only workspace `team` and app `app` (`SLACK_TEAM_ID`, `SLACK_APP_ID`).
     pub async fn spawn_for(store: Store, team: &str, app: &str) -> TestApp {
         let setup = Setup {
@@ -604,11 +616,16 @@ impl TestApp {
     }
 
     async fn start(store: Store, setup: Setup, tweak: impl FnOnce(&mut Catalog)) -> TestApp {
-        let Setup { slack_on, edge, ids } = setup;
+        let Setup {
+            slack_on,
+            edge,
+            ids,
+            extra,
+        } = setup;
         let slack = crate::fake_slack::FakeSlack::start().await;
         let discord = crate::fake_discord::FakeDiscord::start().await;
         let target = FakeTarget::start().await;
-        let cfg = config("");
+        let cfg = config(&extra);
         let directory = Directory::new(&cfg.people, &Roles::new(&cfg.roles)).expect("people");
         let clock: SharedClock = Arc::new(opsbot::clock::SystemClock);
         let mut catalog = shipped_catalog(&cfg, &target.url);

@@ -45,6 +45,8 @@ const MAX_BUCKET_WAIT: Duration = Duration::from_secs(10);
 
 /// Discord's JSON error codes that mean "not there / not allowed in there".
 const NOT_A_MEMBER: [u64; 3] = [10003, 50001, 50013];
+/// "A thread has already been created for this message."
+const THREAD_EXISTS: u64 = 160004;
 /// Unknown webhook, invalid webhook token: the interaction's token expired.
 const EXPIRED: [u64; 2] = [10015, 50027];
 
@@ -146,6 +148,22 @@ impl DiscordApi {
             .call(Method::POST, &path, &channel_bucket(channel), Auth::Bot, body)
             .await?;
         Ok(created.id)
+    }
+
+    /// `POST /channels/{channel}/messages/{message}/threads`: starts the
+    /// thread of a message (its id is the message's). A thread that exists
+    /// already is not an error.
+    pub async fn start_thread(&self, channel: &str, message: &str, name: &str) -> Result<(), SendError> {
+        let path = format!("/channels/{channel}/messages/{message}/threads");
+        let body = serde_json::json!({ "name": name, "auto_archive_duration": 10080 });
+        match self
+            .call::<Value>(Method::POST, &path, &channel_bucket(channel), Auth::Bot, &body)
+            .await
+        {
+            Ok(_) => Ok(()),
+            Err(SendError::Permanent(d)) if d.contains(&format!("code {THREAD_EXISTS}")) => Ok(()),
+            Err(e) => Err(e),
+        }
     }
 
     /// `PATCH /channels/{channel}/messages/{id}`.
@@ -329,7 +347,25 @@ impl ChatApi for DiscordApi {
         thread: Option<&'a str>,
         body: &'a Value,
     ) -> BoxFuture<'a, Result<String, SendError>> {
-        Box::pin(self.create_message(thread.unwrap_or(channel), body))
+        Box::pin(async move {
+            let Some(thread) = thread else {
+                return self.create_message(channel, body).await;
+            };
+            let mut body = body.clone();
+            let name = body
+                .as_object_mut()
+                .and_then(|o| o.remove(super::render::THREAD_NAME))
+                .and_then(|v| v.as_str().map(String::from));
+            match (self.create_message(thread, &body).await, name) {
+                // A thread from a message has the message's id; it does not
+                // exist until someone starts it.
+                (Err(SendError::NotMember(_)), Some(name)) => {
+                    self.start_thread(channel, thread, &name).await?;
+                    self.create_message(thread, &body).await
+                }
+                (other, _) => other,
+            }
+        })
     }
 
     fn update<'a>(

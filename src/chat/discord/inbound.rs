@@ -182,11 +182,15 @@ async fn interactions(State(s): State<DiscordInbound>, headers: HeaderMap, body:
         }
         InteractionType::Component => {
             let custom = data.custom_id.unwrap_or_default();
-            let Some((verb @ ("approve" | "reject"), label)) = custom.split_once(':') else {
-                return Json(json!({ "type": DEFERRED_UPDATE })).into_response();
+            let verb = match custom.split_once(':') {
+                Some(("approve", label)) => format!("/approve {label}"),
+                Some(("reject", label)) => format!("/reject {label}"),
+                Some(("incident_ack", label)) => format!("/incident ack {label}"),
+                Some(("incident_resolve", label)) => format!("/incident resolve {label}"),
+                _ => return Json(json!({ "type": DEFERRED_UPDATE })).into_response(),
             };
             origin.kind = OriginKind::Component;
-            let inv = inv(format!("/{verb} {label}"));
+            let inv = inv(verb);
             if let Err(wait) = s.rate.check(&inv.actor) {
                 s.pipeline.metrics.rate_limited();
                 return message(&s.rate.refusal(wait), true);

@@ -26,11 +26,15 @@ pub const MAX_COMMANDS: usize = 100;
 /// Longest value of a string option Discord accepts.
 pub const MAX_STRING: usize = 6_000;
 
+/// The option of `/incident` and `/oncall` that holds the rest of the
+/// command line, passed on as typed.
+const RAW_OPTION: &str = "what";
+
 /// One option of a built-in: name, description, required.
 pub type BuiltinOption = (&'static str, &'static str, bool);
 
 /// The built-in commands: name, description, options.
-pub const BUILTINS: [(&str, &str, &[BuiltinOption]); 5] = [
+pub const BUILTINS: [(&str, &str, &[BuiltinOption]); 8] = [
     (
         "approve",
         "Approve a pending request",
@@ -50,6 +54,21 @@ pub const BUILTINS: [(&str, &str, &[BuiltinOption]); 5] = [
         &[("id", "the request's id, like a12", true)],
     ),
     ("approvals", "List the requests waiting for approval", &[]),
+    (
+        "incident",
+        "Declare and run an incident",
+        &[(
+            "what",
+            "declare P1 <title> · ack · update <text> · resolve · status · timeline …",
+            true,
+        )],
+    ),
+    ("incidents", "The open incidents", &[]),
+    (
+        "oncall",
+        "Who is on call; overrides",
+        &[("what", "a rotation, or override <person> <duration>", false)],
+    ),
     (
         "help",
         "What opsbot can do, or how to use one command",
@@ -407,7 +426,8 @@ pub fn text(name: &str, options: &[CommandDataOption]) -> String {
             .unwrap_or_default();
         for (opt, _, _) in order {
             if let Some(v) = opts.iter().find(|o| o.name == *opt).and_then(|o| plain(&o.value)) {
-                words.push(quote(&v));
+                // `what` is the rest of a command line, typed as such.
+                words.push(if *opt == RAW_OPTION { v } else { quote(&v) });
             }
         }
         return words.join(" ");

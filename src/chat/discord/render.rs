@@ -10,9 +10,12 @@
 //! Cards are edited with the bot token (`OutOp::Update`), however old.
 
 use crate::approval::{Approval, State};
-use crate::chat::card::{expiry, status_line};
+use crate::chat::card::{self, expiry, status_line};
 use crate::clock::Millis;
 use crate::engine::{Notification, Outcome, Renderer, Reply};
+use crate::incident::{Incident, State as IncidentState};
+use crate::policy::Destination;
+use crate::store::{self, Thread};
 use crate::store::{OutMessage, OutOp};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
@@ -116,8 +119,116 @@ impl Renderer for DiscordRenderer {
                 }
                 None => Vec::new(),
             },
+            Notification::IncidentCard {
+                incident,
+                ack_by,
+                new,
+            } => here(incident)
+                .map(|d| {
+                    let key = store::card_key(incident.id, d);
+                    let op = if new {
+                        OutOp::Post {
+                            key: Some(key),
+                            thread: None,
+                            fallback: None,
+                        }
+                    } else {
+                        OutOp::Update { key }
+                    };
+                    msg(&d.channel, op, incident_card(incident, ack_by, now))
+                })
+                .collect(),
+            Notification::IncidentThread {
+                incident,
+                text,
+                mentions,
+            } => {
+                let users: Vec<&str> = mentions.iter().filter_map(|m| m.on(PLATFORM)).collect();
+                let content = card::with_mentions(
+                    &escape(text),
+                    mentions,
+                    PLATFORM,
+                    &|id| format!("<@{id}>"),
+                    &escape,
+                );
+                let body = json!({
+                    "content": content,
+                    // Only the people paged are pinged.
+                    "allowed_mentions": { "parse": [], "users": users },
+                    THREAD_NAME: thread_name(incident),
+                });
+                here(incident)
+                    .map(|d| {
+                        let op = OutOp::Post {
+                            key: None,
+                            thread: Some(Thread::Key(store::card_key(incident.id, d))),
+                            fallback: None,
+                        };
+                        msg(&d.channel, op, body.clone())
+                    })
+                    .collect()
+            }
         }
     }
+}
+
+/// A field of a thread message's body that is not Discord's: the name of
+/// the thread to start from the card when it does not exist yet (the API
+/// client removes it before sending).
+pub const THREAD_NAME: &str = "opsbot_thread_name";
+
+/// A thread's name: at most 100 characters.
+fn thread_name(inc: &Incident) -> String {
+    let name = format!("{} {} {}", inc.label(), inc.level, inc.title);
+    name.chars().take(100).collect()
+}
+
+/// The incident's destinations on Discord.
+fn here(inc: &Incident) -> impl Iterator<Item = &Destination> {
+    inc.destinations.iter().filter(|d| d.platform == PLATFORM)
+}
+
+/// An incident's card: an embed with Ack / Resolve buttons until resolved.
+pub fn incident_card(inc: &Incident, ack_by: Option<Millis>, now: Millis) -> Value {
+    let c = card::incident_card(inc, ack_by, now, &escape);
+    let mut embed = CreateEmbed::new()
+        .title(c.title.chars().take(256).collect::<String>())
+        .color(match inc.state {
+            IncidentState::Open => 0xE74C3C,
+            IncidentState::Acked => 0xF1C40F,
+            IncidentState::Resolved => 0x2ECC71,
+        });
+    for (k, v) in &c.fields {
+        embed = embed.field(*k, v, true);
+    }
+    embed = embed.footer(CreateEmbedFooter::new("updates and pages in the thread"));
+    let label = inc.label();
+    let mut buttons = Vec::new();
+    if inc.state == IncidentState::Open {
+        buttons.push(
+            CreateButton::new(format!("incident_ack:{label}"))
+                .label("Ack")
+                .style(ButtonStyle::Success),
+        );
+    }
+    if c.buttons {
+        buttons.push(
+            CreateButton::new(format!("incident_resolve:{label}"))
+                .label("Resolve")
+                .style(ButtonStyle::Secondary),
+        );
+    }
+    let components = if buttons.is_empty() {
+        Vec::new()
+    } else {
+        vec![CreateActionRow::Buttons(buttons)]
+    };
+    json!({
+        "content": "",
+        "embeds": [embed],
+        "components": components,
+        "allowed_mentions": no_pings(),
+    })
 }
 
 fn parse_origin(data: &str) -> Option<Origin> {

@@ -207,6 +207,8 @@ async fn interactions(State(s): State<SlackInbound>, headers: HeaderMap, body: B
     let verb = match action.action_id.0.as_str() {
         "approve" => "/approve",
         "reject" => "/reject",
+        "incident_ack" => "/incident ack",
+        "incident_resolve" => "/incident resolve",
         _ => return StatusCode::OK.into_response(),
     };
     let channel = ev.channel.map(|c| c.id.0).unwrap_or_default();

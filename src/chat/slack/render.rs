@@ -6,9 +6,12 @@
 
 use super::escape;
 use crate::approval::{Approval, State};
-use crate::chat::card::{expiry, status_line};
+use crate::chat::card::{self, expiry, status_line};
 use crate::clock::Millis;
 use crate::engine::{Notification, Outcome, Renderer, Reply};
+use crate::incident::Incident;
+use crate::policy::Destination;
+use crate::store;
 use crate::store::{OutMessage, OutOp, Thread};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
@@ -75,8 +78,83 @@ impl Renderer for SlackRenderer {
                 Some(o) => vec![interrupted(&o, text)],
                 None => Vec::new(),
             },
+            Notification::IncidentCard {
+                incident,
+                ack_by,
+                new,
+            } => here(incident)
+                .map(|d| {
+                    let key = store::card_key(incident.id, d);
+                    let op = if new {
+                        OutOp::Post {
+                            key: Some(key),
+                            thread: None,
+                            fallback: None,
+                        }
+                    } else {
+                        OutOp::Update { key }
+                    };
+                    msg(&d.channel, op, incident_card(incident, ack_by, now))
+                })
+                .collect(),
+            Notification::IncidentThread {
+                incident,
+                text,
+                mentions,
+            } => {
+                let mention = |id: &str| format!("<@{}>", escape::text(id));
+                let body =
+                    card::with_mentions(&escape::text(text), mentions, PLATFORM, &mention, &escape::text);
+                here(incident)
+                    .map(|d| {
+                        let op = OutOp::Post {
+                            key: None,
+                            thread: Some(Thread::Key(store::card_key(incident.id, d))),
+                            fallback: None,
+                        };
+                        msg(&d.channel, op, json!({ "text": body }))
+                    })
+                    .collect()
+            }
         }
     }
+}
+
+/// The incident's destinations on Slack.
+fn here(inc: &Incident) -> impl Iterator<Item = &Destination> {
+    inc.destinations.iter().filter(|d| d.platform == PLATFORM)
+}
+
+/// An incident's card: title, fields, Ack / Resolve buttons until resolved.
+pub fn incident_card(inc: &Incident, ack_by: Option<Millis>, now: Millis) -> Value {
+    let c = card::incident_card(inc, ack_by, now, &escape::text);
+    let fields: Vec<Value> = c
+        .fields
+        .iter()
+        .map(|(k, v)| json!({"type": "mrkdwn", "text": format!("*{k}*\n{v}")}))
+        .collect();
+    let mut blocks = vec![
+        json!({"type": "section", "text": {"type": "mrkdwn", "text": format!("*{}*", c.title)}}),
+        json!({"type": "section", "fields": fields}),
+    ];
+    if c.buttons {
+        let label = inc.label();
+        let mut buttons = Vec::new();
+        if inc.state == crate::incident::State::Open {
+            buttons.push(
+                json!({"type": "button", "action_id": "incident_ack", "value": label, "style": "primary",
+                "text": {"type": "plain_text", "text": "Ack"}}),
+            );
+        }
+        buttons.push(
+            json!({"type": "button", "action_id": "incident_resolve", "value": label,
+            "text": {"type": "plain_text", "text": "Resolve"}}),
+        );
+        blocks.push(json!({"type": "actions", "elements": buttons}));
+    }
+    blocks.push(json!({"type": "context", "elements": [{"type": "mrkdwn",
+        "text": "updates and pages in the thread · `/incident update <text>` there"}]}));
+    json!({ "text": c.title, "blocks": blocks })
 }
 
 fn parse_origin(data: &str) -> Option<Origin> {

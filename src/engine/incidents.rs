@@ -1,0 +1,803 @@
+//! The incident side of the pipeline: `/incident …`, `/incidents`,
+//! `/oncall …`, and the two timer kinds incidents use (the next escalation
+//! step, the update reminder). Every change locks the incident's row, then
+//! writes the incident, its timeline event, its audit entry, its timers and
+//! its messages (card edit, thread post) in one transaction; what changes is
+//! decided by the pure `incident` module, when steps are due by
+//! `escalation`.
+
+use super::pipeline::{Internal, Invocation, Pipeline, SOURCE_TIMER};
+use super::platform::{Mention, Notification};
+use super::reply::{Outcome, Reply};
+use crate::audit::Entry;
+use crate::auth::{Actor, Person};
+use crate::calendar::Calendar;
+use crate::clock::{rfc3339, Millis};
+use crate::escalation::{Level, Step, Target};
+use crate::incident::{self, Action, Event, Incident, Oncall, Role, State};
+use crate::policy::ProfilePolicy;
+use crate::store::{OverrideRow, Tx, INCIDENT_REMINDER, INCIDENT_STEP};
+
+/// Who opsbot is on a timeline.
+const OPSBOT: &str = "opsbot";
+
+/// The rotation `/oncall override` changes when none is named.
+const DEFAULT_ROTATION: &str = "primary";
+
+fn refused(text: impl Into<String>) -> Reply {
+    Reply::new(Outcome::NotPermitted, text)
+}
+
+fn usage(text: impl Into<String>) -> Reply {
+    Reply::new(Outcome::Usage, text)
+}
+
+impl Pipeline {
+    /// `/incident <action>`.
+    pub(super) async fn incident(
+        &self,
+        inv: &Invocation,
+        actor: &Actor,
+        cmd: incident::Command,
+    ) -> Result<Reply, Internal> {
+        if let Action::Declare {
+            level,
+            title,
+            profile,
+        } = &cmd.action
+        {
+            return self.declare(inv, actor, level, title, profile.as_deref()).await;
+        }
+        let inc = match self.which_incident(inv, cmd.id).await? {
+            Ok(inc) => inc,
+            Err(text) => return self.answered(inv, usage(text), &[]).await,
+        };
+        match &cmd.action {
+            Action::Status => {
+                let text = self.status_text(&inc);
+                self.answered(inv, Reply::new(Outcome::Done, text), &[]).await
+            }
+            Action::Timeline => {
+                let events = self.store.incident_events(inc.id).await?;
+                let text = timeline_text(&inc, &events);
+                self.answered(inv, Reply::new(Outcome::Done, text), &[]).await
+            }
+            action => self.change(inv, actor, inc.id, action).await,
+        }
+    }
+
+    /// The incident `#id` names, or the one whose thread `inv` is in.
+    async fn which_incident(
+        &self,
+        inv: &Invocation,
+        id: Option<i64>,
+    ) -> Result<Result<Incident, String>, Internal> {
+        let id = match id {
+            Some(id) => Some(id),
+            None => {
+                let mut found = None;
+                for place in [inv.thread.as_deref(), inv.channel.as_deref()]
+                    .into_iter()
+                    .flatten()
+                {
+                    found = self.store.incident_by_card(&inv.origin.platform, place).await?;
+                    if found.is_some() {
+                        break;
+                    }
+                }
+                found
+            }
+        };
+        let Some(id) = id else {
+            return Ok(Err(
+                "Which incident? Add its id, e.g. `/incident ack #12` (see `/incidents`), or type the command in the incident's thread."
+                    .into(),
+            ));
+        };
+        Ok(self
+            .store
+            .incident(id)
+            .await?
+            .ok_or_else(|| format!("There is no incident {} (see `/incidents`).", incident::label(id))))
+    }
+
+    fn policy_of(&self, profile: &str) -> Option<&ProfilePolicy> {
+        self.policies.profiles.get(profile)
+    }
+
+    fn level_of<'p>(&'p self, inc: &Incident) -> Option<(&'p ProfilePolicy, &'p Level)> {
+        let policy = self.policy_of(&inc.profile)?;
+        Some((policy, policy.levels.get(&inc.level)?))
+    }
+
+    fn calendar_of(&self, policy: &ProfilePolicy) -> Option<&Calendar> {
+        policy
+            .calendar
+            .as_ref()
+            .and_then(|c| self.policies.calendars.get(c))
+    }
+
+    /// The ack deadline while nobody acknowledged.
+    fn ack_by(&self, inc: &Incident) -> Option<Millis> {
+        let (policy, level) = self.level_of(inc)?;
+        (inc.state == State::Open).then(|| level.ack_deadline(inc.declared_at, self.calendar_of(policy)))
+    }
+
+    async fn declare(
+        &self,
+        inv: &Invocation,
+        actor: &Actor,
+        level: &str,
+        title: &str,
+        profile: Option<&str>,
+    ) -> Result<Reply, Internal> {
+        let Actor::Person { person, .. } = actor else {
+            return self
+                .answered(
+                    inv,
+                    refused("Only people opsbot knows can declare incidents."),
+                    &[],
+                )
+                .await;
+        };
+        let scope = self.scope(inv);
+        let with_policy: Vec<&String> = self
+            .profiles
+            .iter()
+            .filter(|p| self.policies.profiles.contains_key(*p))
+            .collect();
+        let profile = match profile.or(scope.channel_profile) {
+            Some(p) => p.to_string(),
+            None if with_policy.len() == 1 => with_policy[0].clone(),
+            None => {
+                let list: Vec<&str> = with_policy.iter().map(|s| s.as_str()).collect();
+                let text = format!(
+                    "Which system? This channel is bound to none: add `--sys <system>` ({}).",
+                    list.join(", ")
+                );
+                return self.answered(inv, usage(text), &[]).await;
+            }
+        };
+        let Some(policy) = self
+            .policy_of(&profile)
+            .filter(|_| self.profiles.contains(&profile))
+        else {
+            let text = format!("`{profile}` has no severity policy here (see `[policies]` in the config).");
+            return self.answered(inv, usage(text), &[]).await;
+        };
+        let now = self.now();
+        let new = match incident::declare(policy, &profile, level, title, &person.name, now) {
+            Ok(n) => n,
+            Err(text) => return self.answered(inv, usage(text), &[]).await,
+        };
+        let rank = policy.rank(&new.level).unwrap_or(usize::MAX);
+        if !(person.roles.contains("oncall") || (person.roles.contains("support") && rank >= 3)) {
+            let text = if person.roles.contains("support") {
+                format!(
+                    "Declaring {} needs the oncall role (support may declare rank 3 and below).",
+                    new.level
+                )
+            } else {
+                "Declaring an incident needs the oncall role (or support, for rank 3 and below).".into()
+            };
+            return self.answered(inv, refused(text), &[]).await;
+        }
+        let mut tx = self.store.begin().await?;
+        let first = Event::new(
+            now,
+            "declared",
+            &person.name,
+            format!("{} {} declared", new.level, new.title),
+        );
+        let inc = tx.create_incident(&new, &first).await?;
+        let due = self.plan(&mut tx, &inc).await?;
+        let mut entry = self.entry(inv, actor, "incident.declared", None, None);
+        entry.detail = Some(format!(
+            "{} {} {} ({})",
+            inc.label(),
+            inc.level,
+            inc.title,
+            inc.profile
+        ));
+        let here = inc
+            .destinations
+            .iter()
+            .any(|d| d.platform == inv.origin.platform && Some(&d.channel) == inv.channel.as_ref());
+        let mut reply = Reply::new(
+            Outcome::Done,
+            format!(
+                "declared {} ({} {}): {} — paging per the {} policy",
+                inc.label(),
+                inc.profile,
+                inc.level,
+                inc.title,
+                inc.level
+            ),
+        );
+        if here {
+            reply = reply.private();
+        }
+        let notes = [
+            Notification::IncidentCard {
+                incident: &inc,
+                ack_by: self.ack_by(&inc),
+                new: true,
+            },
+            Notification::Reply {
+                origin: &inv.origin,
+                reply: &reply,
+                approval: None,
+            },
+        ];
+        self.commit_notes(tx, &[entry], &notes, inv.inbox).await?;
+        due.into_iter().for_each(|d| self.alarm.set(d));
+        Ok(reply)
+    }
+
+    /// Puts the incident's next step and update reminder on the timer
+    /// table (or takes them off); answers the earliest new deadline.
+    async fn plan(&self, tx: &mut Tx, inc: &Incident) -> Result<Option<Millis>, Internal> {
+        let item = inc.id.to_string();
+        let Some((policy, level)) = self.level_of(inc) else {
+            tx.cancel(INCIDENT_STEP, &item).await?;
+            tx.cancel(INCIDENT_REMINDER, &item).await?;
+            return Ok(None);
+        };
+        let step = incident::next_step(inc, level, self.calendar_of(policy)).map(|s| s.1);
+        let reminder = incident::reminder_due(inc, level);
+        for (kind, due) in [(INCIDENT_STEP, step), (INCIDENT_REMINDER, reminder)] {
+            match due {
+                Some(at) => tx.schedule(kind, &item, at).await?,
+                None => tx.cancel(kind, &item).await?,
+            }
+        }
+        Ok([step, reminder].into_iter().flatten().min())
+    }
+
+    /// Who may apply `action` to `inc`.
+    async fn may_change(
+        &self,
+        actor: &Actor,
+        inc: &Incident,
+        action: &Action,
+    ) -> Result<Result<(), String>, Internal> {
+        let Actor::Person { person, .. } = actor else {
+            return Ok(Err("Only people opsbot knows can change incidents.".into()));
+        };
+        if person.roles.contains("oncall") {
+            return Ok(Ok(()));
+        }
+        if matches!(action, Action::Ack) {
+            let paged = self
+                .store
+                .incident_events(inc.id)
+                .await?
+                .iter()
+                .any(|e| e.kind == "page" && e.person == person.name);
+            if paged {
+                return Ok(Ok(()));
+            }
+            return Ok(Err(format!(
+                "Acknowledging {} needs the oncall role or a page for it.",
+                inc.label()
+            )));
+        }
+        Ok(Err(format!("Changing {} needs the oncall role.", inc.label())))
+    }
+
+    /// A change to an existing incident, applied under its row lock.
+    async fn change(
+        &self,
+        inv: &Invocation,
+        actor: &Actor,
+        id: i64,
+        action: &Action,
+    ) -> Result<Reply, Internal> {
+        let platform = inv.origin.platform.as_str();
+        // People named in the command must be people opsbot knows.
+        let action = match action {
+            Action::Assign(p) | Action::Role { person: p, .. } => match self.directory.lookup(platform, p) {
+                Some(found) => match action {
+                    Action::Assign(_) => Action::Assign(found.name.clone()),
+                    Action::Role { role, .. } => Action::Role {
+                        role: *role,
+                        person: found.name.clone(),
+                    },
+                    _ => unreachable!("matched above"),
+                },
+                None => {
+                    let text = format!("`{p}` is not a person opsbot knows (see `[people]` in the config).");
+                    return self.answered(inv, usage(text), &[]).await;
+                }
+            },
+            other => other.clone(),
+        };
+        let Some(current) = self.store.incident(id).await? else {
+            return self.answered(inv, usage("That incident is gone."), &[]).await;
+        };
+        if let Err(text) = self.may_change(actor, &current, &action).await? {
+            return self.answered(inv, refused(text), &[]).await;
+        }
+        let Some(policy) = self.policy_of(&current.profile) else {
+            let text = format!("{} has no severity policy any more.", current.label());
+            return self.answered(inv, usage(text), &[]).await;
+        };
+        let now = self.now();
+        let mut tx = self.store.begin().await?;
+        let Some(inc) = tx.lock_incident(id).await? else {
+            return self.answered(inv, usage("That incident is gone."), &[]).await;
+        };
+        let applied = match incident::apply(&inc, &action, actor.who(), now, policy) {
+            Ok(a) => a,
+            Err(text) => {
+                drop(tx);
+                return self.answered(inv, usage(text), &[]).await;
+            }
+        };
+        let next = applied.incident;
+        tx.save_incident(&next, now).await?;
+        tx.add_incident_event(id, &applied.event).await?;
+        if matches!(action, Action::Escalate) {
+            tx.schedule(INCIDENT_STEP, &id.to_string(), now).await?;
+        }
+        let due = if applied.replan || matches!(action, Action::Update(_) | Action::Report { .. }) {
+            self.plan(&mut tx, &next).await?
+        } else {
+            None
+        };
+        let due = if matches!(action, Action::Escalate) {
+            Some(now)
+        } else {
+            due
+        };
+        let mut entry = self.entry(
+            inv,
+            actor,
+            &format!("incident.{}", applied.event.kind),
+            None,
+            None,
+        );
+        entry.detail = Some(format!("{}: {}", next.label(), applied.event.text));
+        let thread_text = applied.event.thread_line();
+        let reply = Reply::new(Outcome::Done, format!("{} {}", next.label(), applied.event.text)).private();
+        let notes = [
+            Notification::IncidentCard {
+                incident: &next,
+                ack_by: self.ack_by(&next),
+                new: false,
+            },
+            Notification::IncidentThread {
+                incident: &next,
+                text: &thread_text,
+                mentions: &[],
+            },
+            Notification::Reply {
+                origin: &inv.origin,
+                reply: &reply,
+                approval: None,
+            },
+        ];
+        self.commit_notes(tx, &[entry], &notes, inv.inbox).await?;
+        due.into_iter().for_each(|d| self.alarm.set(d));
+        Ok(reply)
+    }
+
+    /// Timer: the incident's next escalation step is due. Pages its
+    /// targets in the thread, records each page, schedules the step after.
+    pub(super) async fn incident_step(&self, mut tx: Tx, id: i64) -> Result<(), Internal> {
+        let now = self.now();
+        let Some(mut inc) = tx.lock_incident(id).await? else {
+            return Ok(tx.commit().await?);
+        };
+        let Some((policy, level)) = self.level_of(&inc) else {
+            tracing::warn!(incident = id, level = %inc.level, "incident: no policy for its level; no step fires");
+            return Ok(tx.commit().await?);
+        };
+        let cal = self.calendar_of(policy);
+        let Some((i, _)) = incident::next_step(&inc, level, cal) else {
+            return Ok(tx.commit().await?);
+        };
+        let rank = policy.rank(&inc.level).unwrap_or(usize::MAX);
+        let (mentions, notified, events) = self.page(&mut tx, &level.steps[i], i, rank, now).await?;
+        inc.fired = i + 1;
+        tx.save_incident(&inc, now).await?;
+        for e in &events {
+            tx.add_incident_event(id, e).await?;
+        }
+        let due = self.plan(&mut tx, &inc).await?;
+        let text = page_text(&inc, i, level, &mentions, &notified, self.ack_by(&inc));
+        let entry = self.timer_entry(
+            "incident.page",
+            format!("{} step {}: {}", inc.label(), i + 1, text),
+        );
+        let notes = [Notification::IncidentThread {
+            incident: &inc,
+            text: &text,
+            mentions: &mentions,
+        }];
+        self.commit_notes(tx, &[entry], &notes, None).await?;
+        due.into_iter().for_each(|d| self.alarm.set(d));
+        Ok(())
+    }
+
+    /// Resolves a step's targets at `now`: the people paged (mentioned),
+    /// the people only notified (business-hours roles outside hours, below
+    /// rank 1), and one timeline event per person.
+    async fn page(
+        &self,
+        tx: &mut Tx,
+        step: &Step,
+        index: usize,
+        rank: usize,
+        now: Millis,
+    ) -> Result<(Vec<Mention>, Vec<String>, Vec<Event>), Internal> {
+        let mut paged: Vec<(&Person, String)> = Vec::new();
+        let mut notified: Vec<String> = Vec::new();
+        let mut notes: Vec<Event> = Vec::new();
+        for target in &step.to {
+            match target {
+                Target::Rotation(name) => match self.policies.rotations.get(name) {
+                    Some(rot) => {
+                        let overrides = tx.overrides(name, now).await?;
+                        let who = on_call(rot, &overrides, now);
+                        match who.as_deref().and_then(|w| self.directory.person(w)) {
+                            Some(p) => paged.push((p, format!("rotation:{name}"))),
+                            None => notes.push(Event::new(
+                                now,
+                                "note",
+                                OPSBOT,
+                                format!("rotation {name} has nobody on call"),
+                            )),
+                        }
+                    }
+                    None => notes.push(Event::new(now, "note", OPSBOT, format!("no rotation {name}"))),
+                },
+                Target::Role(role) => {
+                    let closed = self
+                        .policies
+                        .role_calendars
+                        .get(role)
+                        .and_then(|c| self.policies.calendars.get(c))
+                        .is_some_and(|c| !c.is_open(now));
+                    let holders = self.directory.with_role(role);
+                    if holders.is_empty() {
+                        notes.push(Event::new(
+                            now,
+                            "note",
+                            OPSBOT,
+                            format!("nobody holds role {role}"),
+                        ));
+                    }
+                    for p in holders {
+                        if closed && rank > 1 {
+                            notified.push(p.name.clone());
+                            notes.push(Event::new(
+                                now,
+                                "notify",
+                                &p.name,
+                                format!("step {}: role:{role} outside its hours, not paged", index + 1),
+                            ));
+                        } else {
+                            paged.push((p, format!("role:{role}")));
+                        }
+                    }
+                }
+                Target::Person(name) => match self.directory.person(name) {
+                    Some(p) => paged.push((p, format!("person:{name}"))),
+                    None => notes.push(Event::new(now, "note", OPSBOT, format!("no person {name}"))),
+                },
+            }
+        }
+        let mut mentions: Vec<Mention> = Vec::new();
+        let mut events = Vec::new();
+        for (p, why) in paged {
+            if mentions.iter().any(|m| m.person == p.name) {
+                continue;
+            }
+            events.push(Event::new(
+                now,
+                "page",
+                &p.name,
+                format!("step {}: {why}", index + 1),
+            ));
+            mentions.push(Mention {
+                person: p.name.clone(),
+                identities: p.identities.clone(),
+            });
+        }
+        events.extend(notes);
+        Ok((mentions, notified, events))
+    }
+
+    /// Timer: no update came within the level's `update_every`: nag in the
+    /// thread (mentioning the commander) and schedule the next reminder.
+    pub(super) async fn incident_reminder(&self, mut tx: Tx, id: i64) -> Result<(), Internal> {
+        let now = self.now();
+        let Some(inc) = tx.lock_incident(id).await? else {
+            return Ok(tx.commit().await?);
+        };
+        let Some((_, level)) = self.level_of(&inc) else {
+            return Ok(tx.commit().await?);
+        };
+        match incident::reminder_due(&inc, level) {
+            None => return Ok(tx.commit().await?),
+            Some(at) if at > now => {
+                // An update came meanwhile: the reminder moves.
+                tx.schedule(INCIDENT_REMINDER, &id.to_string(), at).await?;
+                tx.commit().await?;
+                self.alarm.set(at);
+                return Ok(());
+            }
+            Some(_) => {}
+        }
+        let silent = incident::ago(now, inc.last_update_at);
+        let text = format!(
+            "⏰ reminder: no update for {silent} — `/incident update {} <text>`",
+            inc.label()
+        );
+        let mentions: Vec<Mention> = inc
+            .role(Role::Commander)
+            .and_then(|c| self.directory.person(c))
+            .map(|p| Mention {
+                person: p.name.clone(),
+                identities: p.identities.clone(),
+            })
+            .into_iter()
+            .collect();
+        tx.add_incident_event(
+            id,
+            &Event::new(now, "reminder", OPSBOT, format!("no update for {silent}")),
+        )
+        .await?;
+        let next = level
+            .update_every
+            .map(|e| now + i64::try_from(e.as_millis()).unwrap_or(i64::MAX / 2));
+        if let Some(at) = next {
+            tx.schedule(INCIDENT_REMINDER, &id.to_string(), at).await?;
+        }
+        let entry = self.timer_entry(
+            "incident.reminder",
+            format!("{}: no update for {silent}", inc.label()),
+        );
+        let notes = [Notification::IncidentThread {
+            incident: &inc,
+            text: &text,
+            mentions: &mentions,
+        }];
+        self.commit_notes(tx, &[entry], &notes, None).await?;
+        next.into_iter().for_each(|d| self.alarm.set(d));
+        Ok(())
+    }
+
+    fn timer_entry(&self, kind: &str, detail: String) -> Entry {
+        Entry {
+            at: self.now(),
+            kind: kind.into(),
+            person: OPSBOT.into(),
+            identity: format!("{SOURCE_TIMER}:{OPSBOT}"),
+            source: SOURCE_TIMER.into(),
+            channel: None,
+            command: None,
+            args: None,
+            outcome: "ok".into(),
+            detail: Some(detail),
+        }
+    }
+
+    /// `/incidents`.
+    pub(super) async fn list_incidents(&self, inv: &Invocation) -> Result<Reply, Internal> {
+        let open = self.store.open_incidents().await?;
+        let now = self.now();
+        let text = if open.is_empty() {
+            "No open incidents.".to_string()
+        } else {
+            let mut t = format!(
+                "{} open incident{}:\n",
+                open.len(),
+                if open.len() == 1 { "" } else { "s" }
+            );
+            for inc in &open {
+                let state = match (&inc.state, &inc.acked_by) {
+                    (State::Acked, Some(by)) => format!("acked by {by}"),
+                    _ => "not acknowledged".into(),
+                };
+                t.push_str(&format!(
+                    "• {} {} ({}) {} — {} ago, {state}\n",
+                    inc.label(),
+                    inc.level,
+                    inc.profile,
+                    inc.title,
+                    incident::ago(now, inc.declared_at)
+                ));
+            }
+            t
+        };
+        self.answered(inv, Reply::new(Outcome::Done, text), &[]).await
+    }
+
+    fn status_text(&self, inc: &Incident) -> String {
+        let now = self.now();
+        let mut t = format!(
+            "{} {} ({}) {} — {}, declared {} ago by {}",
+            inc.label(),
+            inc.level,
+            inc.profile,
+            inc.title,
+            inc.state.as_str(),
+            incident::ago(now, inc.declared_at),
+            inc.declared_by
+        );
+        for r in Role::ALL {
+            if let Some(p) = inc.role(r) {
+                t.push_str(&format!("\n{}: {p}", r.as_str()));
+            }
+        }
+        if let Some(at) = self.ack_by(inc) {
+            t.push_str(&format!("\nack by {}", rfc3339(at)));
+        }
+        if let Some((_, level)) = self.level_of(inc) {
+            if let Some(at) = incident::reminder_due(inc, level) {
+                t.push_str(&format!("\nnext update due {}", rfc3339(at)));
+            }
+        }
+        t
+    }
+
+    /// `/oncall …`.
+    pub(super) async fn oncall(&self, inv: &Invocation, actor: &Actor, o: Oncall) -> Result<Reply, Internal> {
+        let now = self.now();
+        match o {
+            Oncall::Show { rotation } => {
+                let names: Vec<&String> = match &rotation {
+                    Some(r) if !self.policies.rotations.contains_key(r) => {
+                        let text = format!("There is no rotation `{r}` ({}).", self.rotation_names());
+                        return self.answered(inv, usage(text), &[]).await;
+                    }
+                    Some(r) => vec![r],
+                    None => self.policies.rotations.keys().collect(),
+                };
+                if names.is_empty() {
+                    return self
+                        .answered(
+                            inv,
+                            Reply::new(Outcome::Done, "No rotations are configured."),
+                            &[],
+                        )
+                        .await;
+                }
+                let mut t = String::from("On call now:");
+                for name in names {
+                    let rot = &self.policies.rotations[name];
+                    let overrides = self.store.overrides(name, now).await?;
+                    let who = on_call(rot, &overrides, now).unwrap_or_else(|| "nobody".into());
+                    t.push_str(&format!("\n• {name}: {who}"));
+                }
+                self.answered(inv, Reply::new(Outcome::Done, t), &[]).await
+            }
+            Oncall::Override {
+                person,
+                duration,
+                rotation,
+            } => {
+                if !actor.has_role("oncall") {
+                    return self
+                        .answered(inv, refused("On-call overrides need the oncall role."), &[])
+                        .await;
+                }
+                let rotation = rotation.unwrap_or_else(|| DEFAULT_ROTATION.into());
+                if !self.policies.rotations.contains_key(&rotation) {
+                    let text = format!(
+                        "There is no rotation `{rotation}` ({}): name one with `--rotation`.",
+                        self.rotation_names()
+                    );
+                    return self.answered(inv, usage(text), &[]).await;
+                }
+                let Some(p) = self.directory.lookup(&inv.origin.platform, &person) else {
+                    let text = format!("`{person}` is not a person opsbot knows.");
+                    return self.answered(inv, usage(text), &[]).await;
+                };
+                let until = now + i64::try_from(duration.as_millis()).unwrap_or(i64::MAX / 2);
+                let row = OverrideRow {
+                    id: 0,
+                    rotation: rotation.clone(),
+                    person: p.name.clone(),
+                    from: now,
+                    until,
+                    created_by: actor.who().into(),
+                    created_at: now,
+                };
+                let mut tx = self.store.begin().await?;
+                tx.add_override(&row).await?;
+                let text = format!(
+                    "{} is on call for {rotation} until {} (override by {})",
+                    p.name,
+                    rfc3339(until),
+                    actor.who()
+                );
+                let mut entry = self.entry(inv, actor, "oncall.override", None, None);
+                entry.detail = Some(text.clone());
+                let reply = Reply::new(Outcome::Done, text);
+                let notes = [Notification::Reply {
+                    origin: &inv.origin,
+                    reply: &reply,
+                    approval: None,
+                }];
+                self.commit_notes(tx, &[entry], &notes, inv.inbox).await?;
+                Ok(reply)
+            }
+        }
+    }
+
+    fn rotation_names(&self) -> String {
+        let names: Vec<&str> = self.policies.rotations.keys().map(String::as_str).collect();
+        if names.is_empty() {
+            "none are configured".into()
+        } else {
+            names.join(", ")
+        }
+    }
+}
+
+/// Who is on call in `rot` at `now`, overrides applied.
+fn on_call(rot: &crate::policy::Rotation, overrides: &[OverrideRow], now: Millis) -> Option<String> {
+    // Placeholder until the rotation math lands: the latest override
+    // covering `now`, else the first member.
+    overrides
+        .iter()
+        .rev()
+        .find(|o| o.from <= now && now < o.until)
+        .map(|o| o.person.clone())
+        .or_else(|| rot.members.first().cloned())
+}
+
+/// The thread message of a fired step.
+fn page_text(
+    inc: &Incident,
+    index: usize,
+    level: &Level,
+    paged: &[Mention],
+    notified: &[String],
+    ack_by: Option<Millis>,
+) -> String {
+    let who: Vec<&str> = paged.iter().map(|m| m.person.as_str()).collect();
+    let mut t = if index == 0 {
+        format!("📟 {} {}: paging", inc.level, inc.label())
+    } else if inc.state == State::Open {
+        format!("📟 no ack → step {} of {}: paging", index + 1, level.steps.len())
+    } else {
+        format!("📣 step {} of {}: notifying", index + 1, level.steps.len())
+    };
+    if who.is_empty() {
+        t.push_str(" nobody (see the timeline)");
+    }
+    if let (Some(at), State::Open) = (ack_by, inc.state) {
+        t.push_str(&format!(" · ack by {}", rfc3339(at)));
+    }
+    if !notified.is_empty() {
+        t.push_str(&format!(" · outside hours, not paged: {}", notified.join(", ")));
+    }
+    t
+}
+
+/// `/incident timeline`: the last rows.
+fn timeline_text(inc: &Incident, events: &[Event]) -> String {
+    const SHOWN: usize = 30;
+    let mut t = format!("Timeline of {} {} {}:", inc.label(), inc.level, inc.title);
+    let skip = events.len().saturating_sub(SHOWN);
+    if skip > 0 {
+        t.push_str(&format!(
+            "\n… {skip} earlier (`opsbot incident export {}`)",
+            inc.id
+        ));
+    }
+    for e in &events[skip..] {
+        t.push_str(&format!(
+            "\n{} · {} · {} · {}",
+            rfc3339(e.at),
+            e.kind,
+            e.person,
+            e.text
+        ));
+    }
+    t
+}
