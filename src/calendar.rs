@@ -79,6 +79,11 @@ impl Calendar {
         })
     }
 
+    /// The calendar's time zone (rotations that name a calendar hand off in it).
+    pub fn tz(&self) -> Tz {
+        self.tz
+    }
+
     fn local(&self, at: Millis) -> DateTime<Tz> {
         Utc.timestamp_millis_opt(at)
             .single()

@@ -91,7 +91,12 @@ impl Level {
             .iter()
             .map(|s| {
                 let due = match s.when {
-                    When::After(d) => after(cal, self.pages, declared, d),
+                    // A page never falls due while the calendar is closed: a
+                    // delay that ends exactly at closing pages at the next opening.
+                    When::After(d) => match (self.pages, cal) {
+                        (Pages::Business, Some(c)) => c.next_open(c.add_open(declared, d)),
+                        _ => after(cal, self.pages, declared, d),
+                    },
                     When::NextBusinessDay => match cal {
                         Some(c) => c.next_business_day(prev),
                         None => prev + 86_400_000,
@@ -226,5 +231,31 @@ mod tests {
             .contains("unknown kind `team`"));
         assert!(Target::parse("rotation:").is_err());
         assert!(Target::parse("alice").is_err());
+    }
+
+    #[test]
+    fn a_business_page_due_at_closing_waits_for_the_next_opening() {
+        let days: Vec<String> = ["mon", "tue", "wed", "thu", "fri"].map(String::from).to_vec();
+        let cal = Calendar::new("UTC", &days, "09:00-17:00", &[]).unwrap();
+        let eight = When::After(Duration::from_secs(8 * 60 * MIN));
+        let p = Level {
+            label: "P3".into(),
+            ack: Duration::from_secs(8 * 60 * MIN),
+            update_every: None,
+            pages: Pages::Business,
+            steps: vec![step(eight, "rotation:secondary", Stop::Ack)],
+        };
+        let utc = |d: u32, h: u32| {
+            chrono::Utc
+                .with_ymd_and_hms(2026, 12, d, h, 0, 0)
+                .single()
+                .unwrap()
+                .timestamp_millis()
+        };
+        // Tue 09:00 + 8h of open time is Tue 17:00, when the calendar closes:
+        // the deadline stays there, the page moves to Wednesday's opening.
+        assert!(!cal.is_open(utc(1, 17)));
+        assert_eq!(p.ack_deadline(utc(1, 9), Some(&cal)), utc(1, 17));
+        assert_eq!(p.schedule(utc(1, 9), Some(&cal)), vec![utc(2, 9)]);
     }
 }

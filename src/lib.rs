@@ -19,6 +19,7 @@ pub mod instance;
 pub mod metrics;
 pub mod origin;
 pub mod policy;
+pub mod rotation;
 pub mod server;
 pub mod store;
 pub mod template;

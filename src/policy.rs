@@ -40,15 +40,9 @@ impl ProfilePolicy {
     }
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Rotation {
-    pub members: Vec<String>,
-    pub length: Duration,
-    /// `mon 09:00`: weekday and local time of the handoff.
-    pub handoff: String,
-    pub calendar: Option<String>,
-    pub tz: Option<String>,
-}
+/// A checked `[rotations.<name>]`: members, length, handoff, zone (its `tz`,
+/// else its calendar's, else UTC) and anchor (`start`); see `rotation`.
+pub use crate::rotation::Rotation;
 
 /// Everything loaded.
 #[derive(Debug, Clone, Default)]
@@ -59,6 +53,19 @@ pub struct Policies {
     /// Roles that are only paged while a calendar is open (`[roles.<r>]
     /// available = "<calendar>"`), except at rank 1.
     pub role_calendars: BTreeMap<String, String>,
+}
+
+impl Policies {
+    /// Who is on call in rotation `name` at `at` (`rotation:<name>` resolves
+    /// through this at the instant a page is sent); `None` for an unknown name.
+    pub fn on_call(
+        &self,
+        name: &str,
+        overrides: &[crate::rotation::Override],
+        at: crate::clock::Millis,
+    ) -> Option<crate::rotation::Shift> {
+        self.rotations.get(name).map(|r| r.on_call(overrides, at))
+    }
 }
 
 /// The raw tables, as the config file holds them.
@@ -87,11 +94,13 @@ pub fn load(raw: Raw, text: &str, file: &str, known: &Known<'_>) -> (Policies, V
     };
     let calendars = calendars(&mut cx, &raw.calendars);
     let rotations = rotations(&mut cx, &raw.rotations, known, &calendars);
+    // Declared, even when broken: its own problem says what is wrong.
+    let declared: BTreeSet<String> = raw.rotations.keys().cloned().collect();
     let mut profiles = BTreeMap::new();
     for (name, v) in &raw.policies {
         let key = format!("policies.{name}");
         let Some(t) = cx.table(&key, v) else { continue };
-        if let Some(p) = profile(&mut cx, name, t, known, &calendars, &rotations) {
+        if let Some(p) = profile(&mut cx, name, t, known, &calendars, &declared) {
             profiles.insert(name.clone(), p);
         }
     }
@@ -227,11 +236,12 @@ fn rotations(
     for (name, v) in raw {
         let key = format!("rotations.{name}");
         let Some(t) = cx.table(&key, v) else { continue };
-        cx.unknown(&key, t, &["members", "length", "handoff", "calendar", "tz"]);
+        cx.unknown(
+            &key,
+            t,
+            &["members", "length", "handoff", "calendar", "tz", "start"],
+        );
         let members = cx.strings(&key, t, "members");
-        if members.is_empty() {
-            cx.problem(&key, "needs `members` (people)".into());
-        }
         for m in members.iter().filter(|m| !known.people.contains(*m)) {
             cx.problem(&key, format!("member `{m}` is not a person of [people]"));
         }
@@ -241,39 +251,28 @@ fn rotations(
         let handoff = cx
             .string(&key, t, "handoff")
             .unwrap_or_else(|| "mon 09:00".into());
-        if !valid_handoff(&handoff) {
-            cx.problem(&key, format!("handoff `{handoff}` must look like `mon 09:00`"));
-        }
+        let start = cx.string(&key, t, "start");
         let calendar = cx.string(&key, t, "calendar");
-        if let Some(c) = calendar.as_ref().filter(|c| !calendars.contains_key(*c)) {
-            cx.problem(&key, format!("unknown calendar `{c}`"));
+        let mut zone = chrono_tz::UTC;
+        match calendar.as_ref().map(|c| calendars.get(c).ok_or(c)) {
+            Some(Ok(c)) => zone = c.tz(),
+            Some(Err(c)) => cx.problem(&key, format!("unknown calendar `{c}`")),
+            None => {}
         }
-        let tz = cx.string(&key, t, "tz");
-        if let Some(z) = tz.as_ref().filter(|z| z.parse::<chrono_tz::Tz>().is_err()) {
-            cx.problem(&key, format!("unknown time zone `{z}`"));
+        if let Some(z) = cx.string(&key, t, "tz") {
+            match z.parse::<chrono_tz::Tz>() {
+                Ok(z) => zone = z,
+                Err(_) => cx.problem(&key, format!("unknown time zone `{z}`")),
+            }
         }
-        if calendar.is_none() && tz.is_none() {
-            cx.problem(&key, "needs `calendar` or `tz` for its handoff time".into());
+        match Rotation::new(name, members, length, &handoff, start.as_deref(), zone) {
+            Ok(r) => {
+                out.insert(name.clone(), r);
+            }
+            Err(e) => cx.problem(&key, e.to_string()),
         }
-        out.insert(
-            name.clone(),
-            Rotation {
-                members,
-                length,
-                handoff,
-                calendar,
-                tz,
-            },
-        );
     }
     out
-}
-
-fn valid_handoff(s: &str) -> bool {
-    let Some((day, time)) = s.split_once(' ') else {
-        return false;
-    };
-    day.parse::<chrono::Weekday>().is_ok() && chrono::NaiveTime::parse_from_str(time, "%H:%M").is_ok()
 }
 
 const PROFILE_KEYS: [&str; 3] = ["scale", "calendar", "channel"];
@@ -284,7 +283,7 @@ fn profile(
     t: &Table,
     known: &Known<'_>,
     calendars: &BTreeMap<String, Calendar>,
-    rotations: &BTreeMap<String, Rotation>,
+    rotations: &BTreeSet<String>,
 ) -> Option<ProfilePolicy> {
     let key = format!("policies.{name}");
     let scale = cx.strings(&key, t, "scale");
@@ -359,7 +358,7 @@ fn destination(s: &str) -> Result<Destination, String> {
 
 struct Refs<'a> {
     known: &'a Known<'a>,
-    rotations: &'a BTreeMap<String, Rotation>,
+    rotations: &'a BTreeSet<String>,
     has_calendar: bool,
 }
 
@@ -489,7 +488,7 @@ fn step(cx: &mut Cx<'_>, what: &str, key: &str, v: &Value, refs: &Refs<'_>) -> O
 
 fn unknown_target(t: &Target, refs: &Refs<'_>) -> Option<String> {
     match t {
-        Target::Rotation(r) if !refs.rotations.contains_key(r) => {
+        Target::Rotation(r) if !refs.rotations.contains(r) => {
             Some(format!("unknown rotation `{r}` (declare [rotations.{r}])"))
         }
         Target::Role(r) if !refs.known.roles.contains(r) => Some(format!("unknown role `{r}`")),
@@ -592,6 +591,59 @@ steps = [
         assert!(all.contains("`P7` is not a level of the scale (P0, P1)"), "{all}");
         assert!(
             all.contains("level `P1` has no [policies.queue.P1] table"),
+            "{all}"
+        );
+    }
+
+    #[test]
+    fn rotations_resolve_their_zone_and_anchor() {
+        let (p, problems) = load_text(GOOD);
+        assert!(problems.is_empty(), "{problems:#?}");
+        let r = &p.rotations["primary"];
+        assert_eq!(r.zone(), chrono_tz::Europe::Berlin, "the calendar's zone");
+        assert_eq!(r.members(), ["alice", "bob"]);
+        let text = GOOD.replace(
+            "calendar = \"office\"\n\n[policies",
+            "tz = \"Asia/Tokyo\"\nstart = \"2026-12-01\"\n\n[policies",
+        );
+        let (p, problems) = load_text(&text);
+        assert!(problems.is_empty(), "{problems:#?}");
+        let r = &p.rotations["primary"];
+        assert_eq!(r.zone(), chrono_tz::Asia::Tokyo);
+        // Mon 2026-12-07 09:00 in Tokyo is 00:00 UTC.
+        assert_eq!(r.anchor(), 1_796_601_600_000);
+        let text = GOOD.replace("calendar = \"office\"\n\n[policies", "\n[policies");
+        let (p, problems) = load_text(&text);
+        assert!(problems.is_empty(), "{problems:#?}");
+        assert_eq!(p.rotations["primary"].zone(), chrono_tz::UTC, "neither: UTC");
+    }
+
+    #[test]
+    fn rotation_problems_name_the_line() {
+        let bad = GOOD.replace(
+            "handoff = \"mon 09:00\"",
+            "handoff = \"monday 9am\"\nstart = \"soon\"",
+        );
+        let (p, problems) = load_text(&bad);
+        let all = problems.join("\n");
+        assert!(
+            all.contains(
+                "config/opsbot.toml:7: rotations.primary: handoff `monday 9am` must look like `mon 09:00`"
+            ),
+            "{all}"
+        );
+        assert!(!all.contains("unknown rotation"), "declared, only broken: {all}");
+        assert!(!p.rotations.contains_key("primary"));
+        let bad = GOOD.replace("handoff = \"mon 09:00\"", "start = \"2026-02-30\"");
+        let all = load_text(&bad).1.join("\n");
+        assert!(
+            all.contains("rotations.primary: start `2026-02-30` is not a date"),
+            "{all}"
+        );
+        let bad = GOOD.replace("length = \"1w\"", "length = \"10s\"");
+        let all = load_text(&bad).1.join("\n");
+        assert!(
+            all.contains("rotations.primary: length must be at least 1m"),
             "{all}"
         );
     }

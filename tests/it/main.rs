@@ -11,6 +11,7 @@ mod catalog_scrape;
 mod cli;
 mod discord;
 mod edge;
+mod escalation_policies;
 mod exec;
 mod fake_discord;
 mod fake_slack;

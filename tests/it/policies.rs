@@ -7,7 +7,8 @@ use opsbot::escalation::{Stop, Target};
 use std::collections::HashMap;
 use std::path::Path;
 
-fn shipped() -> opsbot::policy::Policies {
+/// The shipped config's policies, checked against its people and roles.
+pub fn shipped() -> opsbot::policy::Policies {
     let config = Config::load(Path::new("config/opsbot.toml"), &HashMap::new()).expect("config");
     let roles = Roles::new(&config.roles).names();
     let (policies, problems) = opsbot::app::policies(&config, &roles);
