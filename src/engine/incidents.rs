@@ -16,6 +16,7 @@ use crate::clock::{rfc3339, Millis};
 use crate::escalation::{Level, Step, Target};
 use crate::incident::{self, Action, Event, Incident, Oncall, Role, State};
 use crate::policy::ProfilePolicy;
+use crate::rotation::{Override, Rotation};
 use crate::store::{OverrideRow, Tx, INCIDENT_REMINDER, INCIDENT_STEP};
 
 /// Who opsbot is on a timeline.
@@ -668,9 +669,24 @@ impl Pipeline {
                 let mut t = String::from("On call now:");
                 for name in names {
                     let rot = &self.policies.rotations[name];
-                    let overrides = self.store.overrides(name, now).await?;
-                    let who = on_call(rot, &overrides, now).unwrap_or_else(|| "nobody".into());
-                    t.push_str(&format!("\n• {name}: {who}"));
+                    let overrides = as_overrides(&self.store.overrides(name, now).await?);
+                    let shifts = rot.upcoming(&overrides, now, 3);
+                    let Some((current, next)) = shifts.split_first() else {
+                        continue;
+                    };
+                    let swapped = if current.overridden { " (override)" } else { "" };
+                    t.push_str(&format!(
+                        "\n• {name}: {}{swapped} until {}",
+                        current.person,
+                        rfc3339(current.until)
+                    ));
+                    if !next.is_empty() {
+                        let then: Vec<String> = next
+                            .iter()
+                            .map(|s| format!("{} from {}", s.person, rfc3339(s.from)))
+                            .collect();
+                        t.push_str(&format!(" · then {}", then.join(", ")));
+                    }
                 }
                 self.answered(inv, Reply::new(Outcome::Done, t), &[]).await
             }
@@ -739,15 +755,20 @@ impl Pipeline {
 }
 
 /// Who is on call in `rot` at `now`, overrides applied.
-fn on_call(rot: &crate::policy::Rotation, overrides: &[OverrideRow], now: Millis) -> Option<String> {
-    // Placeholder until the rotation math lands: the latest override
-    // covering `now`, else the first member.
-    overrides
-        .iter()
-        .rev()
-        .find(|o| o.from <= now && now < o.until)
-        .map(|o| o.person.clone())
-        .or_else(|| rot.members.first().cloned())
+fn on_call(rot: &Rotation, overrides: &[OverrideRow], now: Millis) -> Option<String> {
+    Some(rot.on_call(&as_overrides(overrides), now).person)
+}
+
+fn as_overrides(rows: &[OverrideRow]) -> Vec<Override> {
+    rows.iter()
+        .map(|o| Override {
+            rotation: o.rotation.clone(),
+            person: o.person.clone(),
+            from: o.from,
+            until: o.until,
+            created: o.created_at,
+        })
+        .collect()
 }
 
 /// The thread message of a fired step.

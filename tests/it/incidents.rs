@@ -386,6 +386,31 @@ async fn who_may_do_what() {
             assert!(r.text.contains("Which incident?"), "{}", r.text);
             let r = say(&p, "console:alice", &format!("/incident assign #{id} nobody")).await;
             assert!(r.text.contains("not a person opsbot knows"), "{}", r.text);
+            // /oncall: who now, until when, who next; overrides win.
+            let r = say(&p, "console:dave", "/oncall primary").await;
+            assert!(
+                r.text.contains("• primary: ") && r.text.contains(" · then "),
+                "{}",
+                r.text
+            );
+            let r = say(&p, "console:dave", "/oncall override bob 1h").await;
+            assert_eq!(
+                r.outcome,
+                Outcome::NotPermitted,
+                "support may not swap: {}",
+                r.text
+            );
+            let r = say(&p, "console:alice", "/oncall override bob 1h").await;
+            assert_eq!(r.outcome, Outcome::Done, "{}", r.text);
+            let r = say(&p, "console:dave", "/oncall").await;
+            assert!(r.text.contains("• primary: bob (override) until"), "{}", r.text);
+            assert!(r.text.contains("• secondary: "), "{}", r.text);
+            let r = say(&p, "console:dave", "/oncall tertiary").await;
+            assert!(
+                r.text.contains("no rotation `tertiary` (primary, secondary)"),
+                "{}",
+                r.text
+            );
             let r = say(&p, "console:alice", "/incidents").await;
             assert!(
                 r.text.contains("P2 (queue) typo in the report header"),
