@@ -72,6 +72,28 @@ enum Cmd {
         #[command(subcommand)]
         what: AuditCmd,
     },
+    /// Incident tools.
+    Incident {
+        #[command(subcommand)]
+        what: IncidentCmd,
+    },
+}
+
+#[derive(Subcommand)]
+enum IncidentCmd {
+    /// Print an incident's timeline as a postmortem skeleton.
+    Export {
+        /// The incident's id (`12` or `#12`).
+        id: String,
+        #[arg(long, value_enum, default_value = "md")]
+        format: ExportFormat,
+    },
+}
+
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum ExportFormat {
+    Md,
+    Json,
 }
 
 #[derive(Subcommand)]
@@ -166,6 +188,9 @@ async fn dispatch(cmd: Cmd, config: Config, env: HashMap<String, String>) -> any
             pipeline.store.close().await;
             Ok(reply.outcome.exit_code() as u8)
         }
+        Cmd::Incident {
+            what: IncidentCmd::Export { id, format },
+        } => incident_export(&config, &id, format).await,
         Cmd::DiscordRegister { guild } => discord_register(&config, &env, clock, guild.as_deref()).await,
         Cmd::Serve => serve(&config, &env, clock).await,
     }
@@ -254,6 +279,28 @@ async fn audit_verify(config: &Config) -> anyhow::Result<u8> {
             Ok(1)
         }
     }
+}
+
+async fn incident_export(config: &Config, id: &str, format: ExportFormat) -> anyhow::Result<u8> {
+    let Ok(id) = id.trim_start_matches('#').parse::<i64>() else {
+        say!("`{id}` is not an incident id (they look like 12 or #12)");
+        return Ok(2);
+    };
+    let store = Store::connect(config.database_url.expose_secret()).await?;
+    store.migrate().await?;
+    let Some(inc) = store.incident(id).await? else {
+        say!("there is no incident #{id}");
+        return Ok(1);
+    };
+    let events = store.incident_events(id).await?;
+    match format {
+        ExportFormat::Md => say!("{}", opsbot::incident::export::markdown(&inc, &events)),
+        ExportFormat::Json => say!(
+            "{}",
+            serde_json::to_string_pretty(&opsbot::incident::export::json(&inc, &events))?
+        ),
+    }
+    Ok(0)
 }
 
 async fn discord_register(

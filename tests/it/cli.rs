@@ -14,9 +14,14 @@ struct Sandbox {
 impl Sandbox {
     /// A config dir + the shipped catalog, a fresh SQLite file, the queue API at `target`.
     fn new(target: &str) -> Sandbox {
+        Self::with_config(target, "")
+    }
+
+    /// [`Sandbox::new`] with `extra` config text.
+    fn with_config(target: &str, extra: &str) -> Sandbox {
         let dir = tempfile::tempdir().unwrap();
         std::fs::create_dir_all(dir.path().join("config")).unwrap();
-        let cfg = format!("{PEOPLE}\n[channels.console]\nprofile = \"queue\"\n");
+        let cfg = format!("{PEOPLE}\n[channels.console]\nprofile = \"queue\"\n{extra}");
         std::fs::write(dir.path().join("config/opsbot.toml"), cfg).unwrap();
         Sandbox {
             dir,
@@ -491,4 +496,43 @@ async fn discord_register_overwrites_the_commands_and_check_knows_discord() {
     );
     assert_eq!(unset.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&unset.stderr).contains("DISCORD_PUBLIC_KEY"));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_incident_run_from_the_console_exports_as_a_postmortem() {
+    let sb = Sandbox::with_config("http://127.0.0.1:9", crate::incidents::POLICY);
+    let run = |who: &str, text: &str| sb.opsbot(&["run", "--as", who, text]);
+    for (who, text) in [
+        ("console:alice", "/incident declare P0 checkout is down"),
+        ("console:bob", "/incident ack #1"),
+        ("console:bob", "/incident update #1 failover started"),
+        ("console:bob", "/incident followup #1 alert on replica lag"),
+        ("console:bob", "/incident resolve #1 failover done"),
+    ] {
+        let o = tokio::task::block_in_place(|| run(who, text));
+        assert_eq!(o.status.code(), Some(0), "{text}: {o:?}");
+    }
+    let o = tokio::task::block_in_place(|| sb.opsbot(&["incident", "export", "#1"]));
+    assert_eq!(o.status.code(), Some(0), "{o:?}");
+    let md = stdout(&o);
+    assert!(md.starts_with("# Incident #1 — P0 checkout is down"), "{md}");
+    for part in [
+        "| ack | bob |",
+        "| update | bob | failover started |",
+        "- [ ] alert on replica lag (bob)",
+        "## Root cause",
+    ] {
+        assert!(md.contains(part), "{part} in {md}");
+    }
+    let o = tokio::task::block_in_place(|| sb.opsbot(&["incident", "export", "1", "--format", "json"]));
+    let j: serde_json::Value = serde_json::from_str(&stdout(&o)).expect("json");
+    assert_eq!(
+        (j["state"].as_str(), j["summary"].as_str()),
+        (Some("resolved"), Some("failover done"))
+    );
+    let o = tokio::task::block_in_place(|| sb.opsbot(&["incident", "export", "99"]));
+    assert_eq!(
+        (o.status.code(), stdout(&o)),
+        (Some(1), "there is no incident #99".into())
+    );
 }
