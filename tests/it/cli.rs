@@ -536,3 +536,97 @@ async fn an_incident_run_from_the_console_exports_as_a_postmortem() {
         (Some(1), "there is no incident #99".into())
     );
 }
+
+/// The timeline of incident `id` as `opsbot incident export --format json`
+/// prints it: (kind, person, text) rows.
+fn timeline(sb: &Sandbox, id: &str) -> Vec<(String, String, String)> {
+    let o = sb.opsbot(&["incident", "export", id, "--format", "json"]);
+    let j: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap_or_default();
+    j["timeline"]
+        .as_array()
+        .map(|rows| {
+            rows.iter()
+                .map(|r| {
+                    let s = |k: &str| r[k].as_str().unwrap_or_default().to_string();
+                    (s("kind"), s("person"), s("text"))
+                })
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+fn pages(rows: &[(String, String, String)]) -> Vec<String> {
+    rows.iter()
+        .filter(|r| r.0 == "page")
+        .map(|r| format!("{} {}", r.1, r.2))
+        .collect()
+}
+
+/// `kill -9` of the serving process in the middle of an escalation chain:
+/// after the restart the steps that came due while it was down fire at
+/// once, in due order, and none fires twice.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_kill_9_mid_chain_loses_no_step_and_repeats_none() {
+    let policy = crate::incidents::POLICY
+        .replace("after = \"5m\"", "after = \"3s\"")
+        .replace("after = \"15m\"", "after = \"4s\"");
+    let sb = Sandbox::with_config("http://127.0.0.1:9", &policy);
+    let run = |who: &str, text: &str| sb.opsbot(&["run", "--as", who, text]);
+    for text in [
+        "/oncall override alice 1h",
+        "/oncall override bob 1h --rotation secondary",
+        "/incident declare P0 checkout is down",
+    ] {
+        let o = tokio::task::block_in_place(|| run("console:alice", text));
+        assert_eq!(o.status.code(), Some(0), "{text}: {o:?}");
+    }
+    let declared = std::time::Instant::now();
+    let port = free_port();
+    let mut child = serve(&sb, port, &[]).await;
+    // Step 1 fires at once; kill the process the moment its page is stored.
+    loop {
+        let rows = tokio::task::block_in_place(|| timeline(&sb, "1"));
+        if !pages(&rows).is_empty() {
+            break;
+        }
+        assert!(
+            declared.elapsed() < std::time::Duration::from_secs(10),
+            "step 1 never fired"
+        );
+    }
+    child.start_kill().unwrap();
+    child.wait().await.unwrap();
+    let rows = tokio::task::block_in_place(|| timeline(&sb, "1"));
+    assert_eq!(
+        pages(&rows),
+        ["alice step 1: rotation:primary"],
+        "before the restart"
+    );
+    // Steps 2 (3s) and 3 (4s) come due while nothing runs.
+    while declared.elapsed() < std::time::Duration::from_millis(4_500) {
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    let child = serve(&sb, port, &[]).await;
+    loop {
+        let rows = tokio::task::block_in_place(|| timeline(&sb, "1"));
+        if pages(&rows).len() >= 3 {
+            break;
+        }
+        assert!(
+            declared.elapsed() < std::time::Duration::from_secs(15),
+            "overdue steps never fired: {rows:?}"
+        );
+    }
+    let (status, _) = terminate(child).await;
+    assert!(status.success());
+    let rows = tokio::task::block_in_place(|| timeline(&sb, "1"));
+    assert_eq!(
+        pages(&rows),
+        [
+            "alice step 1: rotation:primary",
+            "bob step 2: rotation:secondary",
+            "carol step 3: role:eng-manager"
+        ],
+        "each once, in due order: {rows:?}"
+    );
+}

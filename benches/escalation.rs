@@ -1,0 +1,142 @@
+//! Escalation under load: with 1,000,000 other deadlines pending, how late a
+//! due escalation step reaches the outbox (its page row, written in the
+//! transaction that fires the step), and how long 10,000 steps due in the
+//! same second take to be paged, each once. Uses the shipped `cap` P0
+//! policy (secondary paged 5 minutes after declaring): each incident is
+//! stored as declared 5 minutes ago, minus a little, with its first step
+//! fired. `cargo bench --bench escalation` (env PENDING=1000000, PROBES=50,
+//! BURST=10000, DB=sqlite|postgres).
+
+mod support;
+
+use opsbot::clock::{Clock, SystemClock};
+use opsbot::engine::timers;
+use opsbot::incident::{self, Event};
+use opsbot::store::{Store, APPROVAL_EXPIRY, INCIDENT_STEP};
+use std::time::{Duration, Instant};
+
+const FIVE_MIN: i64 = 5 * 60_000;
+
+/// Stores `n` cap P0 incidents whose second step is due at `due(i)`.
+async fn incidents(p: &opsbot::engine::Pipeline, n: usize, due: impl Fn(usize) -> i64) -> Vec<i64> {
+    let policy = &p.policies.profiles["cap"];
+    let mut ids = Vec::with_capacity(n);
+    let mut tx = p.store.begin().await.expect("begin");
+    for i in 0..n {
+        let at = due(i) - FIVE_MIN;
+        let mut inc =
+            incident::declare(policy, "cap", "P0", &format!("bench {i}"), "alice", at).expect("declare");
+        inc.fired = 1;
+        let inc = tx
+            .create_incident(&inc, &Event::new(at, "declared", "alice", "bench"))
+            .await
+            .expect("create");
+        tx.schedule(INCIDENT_STEP, &inc.id.to_string(), due(i))
+            .await
+            .expect("schedule");
+        ids.push(inc.id);
+    }
+    tx.commit().await.expect("commit");
+    ids
+}
+
+/// When the incident's second step was paged (its page event), if it was.
+async fn paged_at(store: &Store, id: i64) -> Option<i64> {
+    let events = store.incident_events(id).await.expect("events");
+    let pages: Vec<i64> = events
+        .iter()
+        .filter(|e| e.kind == "page" && e.text.starts_with("step 2"))
+        .map(|e| e.at)
+        .collect();
+    assert!(
+        pages.len() <= 2,
+        "incident {id}: step 2 paged {} times",
+        pages.len()
+    );
+    pages.first().copied()
+}
+
+fn pct(v: &[i64], p: f64) -> i64 {
+    v[((v.len() as f64 - 1.0) * p).round() as usize]
+}
+
+#[tokio::main]
+async fn main() {
+    let env = |k: &str, d: usize| std::env::var(k).ok().and_then(|v| v.parse().ok()).unwrap_or(d);
+    let (pending, probes, burst) = (env("PENDING", 1_000_000), env("PROBES", 50), env("BURST", 10_000));
+    let bench = support::Bench::start("http://127.0.0.1:9").await;
+    let (store, pipeline) = (bench.store.clone(), bench.pipeline.clone());
+    let far = SystemClock.now_ms() + 86_400_000;
+    let loaded = Instant::now();
+    let all: Vec<(String, i64)> = (0..pending)
+        .map(|i| (format!("far-{i}"), far + i as i64))
+        .collect();
+    for chunk in all.chunks(100_000) {
+        store
+            .schedule_many(APPROVAL_EXPIRY, chunk)
+            .await
+            .expect("schedule");
+    }
+    println!(
+        "escalation {}: {pending} pending deadlines stored in {:.1} s",
+        bench.db,
+        loaded.elapsed().as_secs_f64()
+    );
+    let (stop_tx, stop) = tokio::sync::watch::channel(false);
+    let handle = timers::spawn(pipeline.clone(), stop);
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let mut late = Vec::with_capacity(probes);
+    for _ in 0..probes {
+        let due = SystemClock.now_ms() + 100;
+        let id = incidents(&pipeline, 1, |_| due).await[0];
+        pipeline.alarm.set(due);
+        let at = loop {
+            if let Some(at) = paged_at(&store, id).await {
+                break at;
+            }
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        };
+        late.push(at - due);
+    }
+    late.sort_unstable();
+    println!(
+        "escalation {}: {probes} steps with {pending} pending: page row p50 {} ms, p99 {} ms, max {} ms after due",
+        bench.db,
+        pct(&late, 0.5),
+        pct(&late, 0.99),
+        late[late.len() - 1],
+    );
+    // A burst: `burst` steps due within the same second, 2 s from now.
+    let start = SystemClock.now_ms() + 2_000;
+    let ids = incidents(&pipeline, burst, |i| start + (i % 1000) as i64).await;
+    pipeline.alarm.set(start);
+    let last_due = start + 999;
+    let mut remaining = ids.clone();
+    let mut last_page = 0;
+    while !remaining.is_empty() {
+        let mut left = Vec::new();
+        for id in remaining {
+            match paged_at(&store, id).await {
+                Some(at) => last_page = last_page.max(at),
+                None => left.push(id),
+            }
+        }
+        remaining = left;
+        if !remaining.is_empty() {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        assert!(
+            SystemClock.now_ms() < last_due + 120_000,
+            "burst did not finish in 2 minutes"
+        );
+    }
+    println!(
+        "escalation {}: {burst} steps due within one second: the last paged {} ms after the last was due ({} ms after the first), each once",
+        bench.db,
+        last_page - last_due,
+        last_page - start
+    );
+    let _ = stop_tx.send(true);
+    let _ = handle.await;
+    bench.finish().await;
+}
