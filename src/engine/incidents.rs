@@ -17,7 +17,25 @@ use crate::escalation::{Level, Step, Target};
 use crate::incident::{self, Action, Event, Incident, Oncall, Role, State};
 use crate::policy::ProfilePolicy;
 use crate::rotation::{Override, Rotation};
-use crate::store::{OverrideRow, Tx, INCIDENT_REMINDER, INCIDENT_STEP};
+use crate::store::{OverrideRow, Timer, Tx, INCIDENT_REMINDER, INCIDENT_STEP};
+
+/// What firing one incident timer did.
+enum Fire {
+    /// Posted in the thread (and maybe planned the next deadline).
+    Fired(Box<Fired>),
+    /// Not due after all: moved to this instant.
+    Moved(Millis),
+    /// Nothing to do (resolved, no more steps, no policy).
+    Nothing,
+}
+
+struct Fired {
+    incident: Incident,
+    text: String,
+    mentions: Vec<Mention>,
+    entry: Entry,
+    due: Option<Millis>,
+}
 
 /// Who opsbot is on a timeline.
 const OPSBOT: &str = "opsbot";
@@ -383,42 +401,91 @@ impl Pipeline {
         Ok(reply)
     }
 
-    /// Timer: the incident's next escalation step is due. Pages its
-    /// targets in the thread, records each page, schedules the step after.
-    pub(super) async fn incident_step(&self, mut tx: Tx, id: i64) -> Result<(), Internal> {
+    /// Fires due incident timers (escalation steps, update reminders), many
+    /// per transaction: each is claimed under its incident's row lock (taken
+    /// in id order, as every other step takes one), and all their pages,
+    /// timeline rows, audit entries, messages and next deadlines commit
+    /// together; the alarm learns their next deadlines.
+    pub(super) async fn fire_incident_timers(&self, due: &[Timer]) -> Result<(), Internal> {
         let now = self.now();
-        let Some(mut inc) = tx.lock_incident(id).await? else {
-            return Ok(tx.commit().await?);
+        let mut due: Vec<(i64, &Timer)> = due
+            .iter()
+            .filter_map(|t| Some((t.item.parse::<i64>().ok()?, t)))
+            .collect();
+        due.sort_by(|a, b| (a.0, &a.1.kind).cmp(&(b.0, &b.1.kind)));
+        let mut tx = self.store.begin().await?;
+        let mut fired = Vec::new();
+        let mut next = Vec::new();
+        for (id, t) in due {
+            if tx.lock_incident(id).await?.is_none() {
+                tx.cancel(&t.kind, &t.item).await?;
+                continue;
+            }
+            if !tx.take_timer(&t.kind, &t.item, now).await? {
+                continue; // another instance fired it, or it moved
+            }
+            let out = if t.kind == INCIDENT_STEP {
+                self.step_in(&mut tx, id, now).await?
+            } else {
+                self.reminder_in(&mut tx, id, now).await?
+            };
+            match out {
+                Fire::Fired(f) => {
+                    next.extend(f.due);
+                    fired.push(*f);
+                }
+                Fire::Moved(at) => next.push(at),
+                Fire::Nothing => {}
+            }
+        }
+        let entries: Vec<Entry> = fired.iter().map(|f| f.entry.clone()).collect();
+        let notes: Vec<Notification<'_>> = fired
+            .iter()
+            .map(|f| Notification::IncidentThread {
+                incident: &f.incident,
+                text: &f.text,
+                mentions: &f.mentions,
+            })
+            .collect();
+        self.commit_notes(tx, &entries, &notes, None).await?;
+        next.into_iter().for_each(|d| self.alarm.set(d));
+        Ok(())
+    }
+
+    /// The incident's next escalation step is due (its row is locked): pages
+    /// its targets, records each page, plans the step after.
+    async fn step_in(&self, tx: &mut Tx, id: i64, now: Millis) -> Result<Fire, Internal> {
+        let Some(mut inc) = tx.incident(id).await? else {
+            return Ok(Fire::Nothing);
         };
         let Some((policy, level)) = self.level_of(&inc) else {
             tracing::warn!(incident = id, level = %inc.level, "incident: no policy for its level; no step fires");
-            return Ok(tx.commit().await?);
+            return Ok(Fire::Nothing);
         };
         let cal = self.calendar_of(policy);
         let Some((i, _)) = incident::next_step(&inc, level, cal) else {
-            return Ok(tx.commit().await?);
+            return Ok(Fire::Nothing);
         };
         let rank = policy.rank(&inc.level).unwrap_or(usize::MAX);
-        let (mentions, notified, events) = self.page(&mut tx, &level.steps[i], i, rank, now).await?;
+        let (mentions, notified, events) = self.page(tx, &level.steps[i], i, rank, now).await?;
         inc.fired = i + 1;
         tx.save_incident(&inc, now).await?;
         for e in &events {
             tx.add_incident_event(id, e).await?;
         }
-        let due = self.plan(&mut tx, &inc).await?;
+        let due = self.plan(tx, &inc).await?;
         let text = page_text(&inc, i, level, &mentions, &notified, self.ack_by(&inc));
         let entry = self.timer_entry(
             "incident.page",
             format!("{} step {}: {}", inc.label(), i + 1, text),
         );
-        let notes = [Notification::IncidentThread {
-            incident: &inc,
-            text: &text,
-            mentions: &mentions,
-        }];
-        self.commit_notes(tx, &[entry], &notes, None).await?;
-        due.into_iter().for_each(|d| self.alarm.set(d));
-        Ok(())
+        Ok(Fire::Fired(Box::new(Fired {
+            incident: inc,
+            text,
+            mentions,
+            entry,
+            due,
+        })))
     }
 
     /// Resolves a step's targets at `now`: the people paged (mentioned),
@@ -510,24 +577,21 @@ impl Pipeline {
         Ok((mentions, notified, events))
     }
 
-    /// Timer: no update came within the level's `update_every`: nag in the
-    /// thread (mentioning the commander) and schedule the next reminder.
-    pub(super) async fn incident_reminder(&self, mut tx: Tx, id: i64) -> Result<(), Internal> {
-        let now = self.now();
-        let Some(inc) = tx.lock_incident(id).await? else {
-            return Ok(tx.commit().await?);
+    /// The update reminder is due (the incident's row is locked): nags in
+    /// the thread, mentioning the commander, unless an update came meanwhile.
+    async fn reminder_in(&self, tx: &mut Tx, id: i64, now: Millis) -> Result<Fire, Internal> {
+        let Some(inc) = tx.incident(id).await? else {
+            return Ok(Fire::Nothing);
         };
         let Some((_, level)) = self.level_of(&inc) else {
-            return Ok(tx.commit().await?);
+            return Ok(Fire::Nothing);
         };
         match incident::reminder_due(&inc, level) {
-            None => return Ok(tx.commit().await?),
+            None => return Ok(Fire::Nothing),
             Some(at) if at > now => {
                 // An update came meanwhile: the reminder moves.
                 tx.schedule(INCIDENT_REMINDER, &id.to_string(), at).await?;
-                tx.commit().await?;
-                self.alarm.set(at);
-                return Ok(());
+                return Ok(Fire::Moved(at));
             }
             Some(_) => {}
         }
@@ -550,24 +614,23 @@ impl Pipeline {
             &Event::new(now, "reminder", OPSBOT, format!("no update for {silent}")),
         )
         .await?;
-        let next = level
+        let due = level
             .update_every
             .map(|e| now + i64::try_from(e.as_millis()).unwrap_or(i64::MAX / 2));
-        if let Some(at) = next {
+        if let Some(at) = due {
             tx.schedule(INCIDENT_REMINDER, &id.to_string(), at).await?;
         }
         let entry = self.timer_entry(
             "incident.reminder",
             format!("{}: no update for {silent}", inc.label()),
         );
-        let notes = [Notification::IncidentThread {
-            incident: &inc,
-            text: &text,
-            mentions: &mentions,
-        }];
-        self.commit_notes(tx, &[entry], &notes, None).await?;
-        next.into_iter().for_each(|d| self.alarm.set(d));
-        Ok(())
+        Ok(Fire::Fired(Box::new(Fired {
+            incident: inc,
+            text,
+            mentions,
+            entry,
+            due,
+        })))
     }
 
     fn timer_entry(&self, kind: &str, detail: String) -> Entry {

@@ -49,6 +49,15 @@ pub async fn fire_due(p: &Pipeline) -> Result<Option<i64>, Internal> {
     loop {
         let due = p.store.due_timers(p.clock.now_ms(), BATCH).await?;
         let full = due.len() as i64 == BATCH;
+        let (incidents, due): (Vec<Timer>, Vec<Timer>) = due
+            .into_iter()
+            .partition(|t| t.kind == INCIDENT_STEP || t.kind == INCIDENT_REMINDER);
+        if !incidents.is_empty() {
+            if let Err(e) = p.fire_incident_timers(&incidents).await {
+                tracing::warn!(n = incidents.len(), error = %e, "timers: incident items failed; they stay due");
+                return Ok(Some(p.clock.now_ms() + 1_000));
+            }
+        }
         for t in due {
             if let Err(e) = fire(p, &t).await {
                 tracing::warn!(kind = %t.kind, item = %t.item, error = %e, "timers: an item failed; it stays due");
@@ -62,21 +71,14 @@ pub async fn fire_due(p: &Pipeline) -> Result<Option<i64>, Internal> {
 }
 
 /// Fires one item: takes it and applies its effects in one transaction.
+/// (Incident items go in batches: `Pipeline::fire_incident_timers`.)
 async fn fire(p: &Pipeline, t: &Timer) -> Result<(), Internal> {
     let mut tx = p.store.begin().await?;
-    let id = t.item.parse::<i64>();
-    // Every change of an incident locks its row before touching its timers;
-    // its timer items do the same, so two steps never wait on each other.
-    if let (INCIDENT_STEP | INCIDENT_REMINDER, Ok(id)) = (t.kind.as_str(), &id) {
-        tx.lock_incident(*id).await?;
-    }
     if !tx.take_timer(&t.kind, &t.item, p.clock.now_ms()).await? {
         return Ok(()); // another instance fired it, or it moved
     }
-    match (t.kind.as_str(), id) {
+    match (t.kind.as_str(), t.item.parse::<i64>()) {
         (APPROVAL_EXPIRY, Ok(id)) => p.expire_in(tx, id).await,
-        (INCIDENT_STEP, Ok(id)) => p.incident_step(tx, id).await,
-        (INCIDENT_REMINDER, Ok(id)) => p.incident_reminder(tx, id).await,
         (other, _) => {
             tracing::warn!(kind = other, item = %t.item, "timers: unknown kind or item; dropped");
             Ok(tx.commit().await?)
