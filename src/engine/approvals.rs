@@ -10,6 +10,7 @@ use crate::auth::Actor;
 use crate::catalog::{ApprovePolicy, Command};
 use crate::command::{self, Builtin, Request};
 use crate::duration;
+use crate::incident::Event;
 use crate::store::Tx;
 use std::time::Duration;
 
@@ -24,6 +25,7 @@ impl Pipeline {
         req: &Request<'_>,
         policy: &ApprovePolicy,
         mut entry: Entry,
+        incident: Option<i64>,
     ) -> Result<Reply, Internal> {
         let cmd = req.command;
         let now = self.now();
@@ -61,6 +63,15 @@ impl Pipeline {
             duration::format(policy.ttl)
         );
         let reply = Reply::new(Outcome::ApprovalRequested, text).with_approval(a.id);
+        if let Some(incident) = incident {
+            let e = Event::new(
+                now,
+                "approval",
+                actor.who(),
+                format!("{} requested: {}", a.label(), a.display),
+            );
+            tx.add_incident_event(incident, &e).await?;
+        }
         self.commit(tx, Some(inv), Some(&reply), &[entry], Some(&a), Change::Opened)
             .await?;
         self.alarm.set(a.expires_at);
@@ -344,6 +355,15 @@ impl Pipeline {
         let change = Change::Changed {
             result: Some(&reply.text),
         };
+        let platform = a.origin.as_ref().map_or(super::CONSOLE, |o| o.platform.as_str());
+        if let Some(incident) = self
+            .thread_incident(platform, a.thread.as_deref(), a.channel.as_deref())
+            .await?
+        {
+            let text = format!("{} {} by {}: {detail}", a.label(), state.as_str(), actor.who());
+            tx.add_incident_event(incident, &Event::new(self.now(), "result", actor.who(), text))
+                .await?;
+        }
         self.commit(tx, Some(inv), Some(&reply), &[entry], after.as_ref(), change)
             .await?;
         Ok(reply)

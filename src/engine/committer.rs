@@ -24,6 +24,8 @@ pub struct Effects {
     pub inbox: Option<i64>,
     /// When the step ran (the messages' enqueue time).
     pub now: crate::clock::Millis,
+    /// Rows for incident timelines: (incident, event).
+    pub timeline: Vec<(i64, crate::incident::Event)>,
 }
 
 type Job = (Effects, oneshot::Sender<Result<(), Arc<StoreError>>>);
@@ -97,5 +99,8 @@ async fn apply(store: &Store, batch: &[Job]) -> Result<(), StoreError> {
     let now = batch.iter().map(|(e, _)| e.now).max().unwrap_or_default();
     tx.enqueue_messages(&messages, now).await?;
     tx.finish_inbox_batch(&done).await?;
+    for (id, e) in batch.iter().flat_map(|(effects, _)| &effects.timeline) {
+        tx.add_incident_event(*id, e).await?;
+    }
     tx.commit().await
 }

@@ -94,17 +94,12 @@ impl Pipeline {
         let id = match id {
             Some(id) => Some(id),
             None => {
-                let mut found = None;
-                for place in [inv.thread.as_deref(), inv.channel.as_deref()]
-                    .into_iter()
-                    .flatten()
-                {
-                    found = self.store.incident_by_card(&inv.origin.platform, place).await?;
-                    if found.is_some() {
-                        break;
-                    }
-                }
-                found
+                self.thread_incident(
+                    &inv.origin.platform,
+                    inv.thread.as_deref(),
+                    inv.channel.as_deref(),
+                )
+                .await?
             }
         };
         let Some(id) = id else {
@@ -118,6 +113,25 @@ impl Pipeline {
             .incident(id)
             .await?
             .ok_or_else(|| format!("There is no incident {} (see `/incidents`).", incident::label(id))))
+    }
+
+    /// The incident whose card `thread` (or, where threads are channels,
+    /// `channel`) hangs under, on `platform`. The console has no threads.
+    pub(super) async fn thread_incident(
+        &self,
+        platform: &str,
+        thread: Option<&str>,
+        channel: Option<&str>,
+    ) -> Result<Option<i64>, Internal> {
+        if platform == super::CONSOLE {
+            return Ok(None);
+        }
+        for place in [thread, channel].into_iter().flatten() {
+            if let Some(id) = self.store.incident_by_card(platform, place).await? {
+                return Ok(Some(id));
+            }
+        }
+        Ok(None)
     }
 
     fn policy_of(&self, profile: &str) -> Option<&ProfilePolicy> {

@@ -193,6 +193,17 @@ impl Pipeline {
         reply: &Reply,
         audit: &[Entry],
     ) -> Result<(), Internal> {
+        self.answer_with(inv, reply, audit, Vec::new()).await
+    }
+
+    /// [`Self::answer`] that also appends rows to incident timelines.
+    pub(super) async fn answer_with(
+        &self,
+        inv: &Invocation,
+        reply: &Reply,
+        audit: &[Entry],
+        timeline: Vec<(i64, crate::incident::Event)>,
+    ) -> Result<(), Internal> {
         let now = self.now();
         let note = Notification::Reply {
             origin: &inv.origin,
@@ -204,6 +215,7 @@ impl Pipeline {
             messages: self.renderers.render(&[note], now),
             inbox: inv.inbox,
             now,
+            timeline,
         };
         let sends = !effects.messages.is_empty();
         self.committer.commit(effects).await?;
@@ -300,8 +312,18 @@ impl Pipeline {
             let reply = Reply::new(Outcome::NotPermitted, denied.to_string());
             return self.answered(inv, reply, &[entry]).await;
         }
+        // A command typed in an incident's thread goes on its timeline.
+        let incident = self
+            .thread_incident(
+                &inv.origin.platform,
+                inv.thread.as_deref(),
+                inv.channel.as_deref(),
+            )
+            .await?;
         if let Some(policy) = &cmd.approve {
-            return self.request_approval(inv, actor, req, policy, entry).await;
+            return self
+                .request_approval(inv, actor, req, policy, entry, incident)
+                .await;
         }
         let result = self
             .executor
@@ -311,7 +333,18 @@ impl Pipeline {
         entry.kind = "execution".into();
         entry.outcome = if result.is_ok() { "succeeded" } else { "failed" }.into();
         entry.detail = Some(exec_detail(&result));
-        self.answered(inv, reply, &[entry]).await
+        let timeline = incident
+            .map(|id| {
+                let text = format!("{} → {}: {}", req.display(), entry.outcome, exec_detail(&result));
+                (
+                    id,
+                    crate::incident::Event::new(self.now(), "command", actor.who(), text),
+                )
+            })
+            .into_iter()
+            .collect();
+        self.answer_with(inv, &reply, &[entry], timeline).await?;
+        Ok(reply)
     }
 
     /// Turns an execution result into the reply, counting it.

@@ -598,6 +598,34 @@ async fn a_p0_chain_end_to_end_through_slack_and_discord() {
                 .await;
             let inc = app.pipeline.store.incident(1).await.unwrap().unwrap();
             assert_eq!((inc.state, inc.acked_by.as_deref()), (State::Acked, Some("bob")));
+            // Typed in the incident's Discord thread: the incident is implied,
+            // and runbook commands land on its timeline.
+            for (name, options) in [
+                (
+                    "queue",
+                    serde_json::json!([{"type": 1, "name": "stats", "options": []}]),
+                ),
+                (
+                    "incident",
+                    serde_json::json!([{"type": 3, "name": "what", "value": "update workers restarted"}]),
+                ),
+            ] {
+                let mut cmd = TestApp::discord_command("111", name, options);
+                cmd["channel_id"] = serde_json::json!(mid);
+                assert_eq!(app.discord(&cmd).await.status(), 200);
+            }
+            let store = app.pipeline.store.clone();
+            eventually("the command and the update on the timeline", || {
+                let store = store.clone();
+                async move {
+                    let k = kinds(&store.incident_events(1).await.unwrap());
+                    k.contains(&"command:alice".to_string()) && k.contains(&"update:alice".to_string())
+                }
+            })
+            .await;
+            let events = app.pipeline.store.incident_events(1).await.unwrap();
+            let cmd = events.iter().find(|e| e.kind == "command").unwrap();
+            assert!(cmd.text.starts_with("/queue stats → succeeded"), "{}", cmd.text);
             let notice = app.pipeline.store.timer_due(INCIDENT_STEP, "1").await.unwrap();
             assert!(notice.is_some(), "the 1h manager notice stays");
             assert!(
