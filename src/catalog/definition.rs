@@ -145,6 +145,9 @@ fn action_json(a: &Action) -> Value {
                 .collect();
             json!({ "seq": steps })
         }
+        Action::Internal(InternalAction::Link { target, path }) => {
+            json!({ "internal": { "link": { "target": target, "path": path } } })
+        }
     }
 }
 

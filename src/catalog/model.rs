@@ -186,6 +186,19 @@ pub enum Action {
     /// Ordered steps, each another action: `seq = [{ http = … }, { sql = … }]`.
     /// Runs them in order and stops at the first failure.
     Seq(Vec<Step>),
+    /// Answered by opsbot itself; nothing is sent to any target.
+    Internal(InternalAction),
+}
+
+/// Bot-native actions.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "lowercase", deny_unknown_fields)]
+pub enum InternalAction {
+    /// A link to a page of an http target: `internal = { link = { target =
+    /// "queue_api", path = "/admin/queues" } }` answers the target's base URL
+    /// (without user name or password) joined with `path`, whose `{arg}`s are
+    /// percent-encoded path segments as in an http action.
+    Link { target: String, path: String },
 }
 
 /// Most steps of one `seq`.
@@ -227,6 +240,7 @@ impl Action {
             Action::Process(_) => "process",
             Action::Health(_) => "health",
             Action::Seq(_) => "seq",
+            Action::Internal(_) => "internal",
         }
     }
 
@@ -270,6 +284,7 @@ impl Action {
             Action::Sql(s) => s.params.iter().map(String::as_str).collect(),
             Action::Process(p) => p.argv.iter().chain(p.env.values()).map(String::as_str).collect(),
             Action::Health(_) => vec![],
+            Action::Internal(InternalAction::Link { path, .. }) => vec![path.as_str()],
         }
     }
 
@@ -286,6 +301,9 @@ impl Action {
                 .iter()
                 .map(|c| (c.target.as_str(), TargetKind::Http))
                 .collect(),
+            Action::Internal(InternalAction::Link { target, .. }) => {
+                vec![(target.as_str(), TargetKind::Http)]
+            }
         }
     }
 }

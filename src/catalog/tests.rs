@@ -298,3 +298,23 @@ fn guarded_redis_steps_need_a_destructive_approved_command() {
 fn problems_of(r: Result<Catalog, CheckError>) -> Vec<String> {
     r.unwrap_err().problems.iter().map(|p| p.to_string()).collect()
 }
+
+#[test]
+fn internal_links_need_an_http_target_and_defined_args() {
+    let text = |target: &str, path: &str| {
+        format!(
+            "{TARGET}[target.r]\nkind = \"redis\"\nurl = \"redis://x\"\n\n[command.q.\"queue board\"]\nsummary = \"s\"\nrisk = \"read\"\nroles = [\"anyone\"]\naction = {{ internal = {{ link = {{ target = \"{target}\", path = \"{path}\" }} }} }}\n"
+        )
+    };
+    let c = load(&text("api", "/admin/queues")).unwrap();
+    assert_eq!(c.get("q", "queue board").unwrap().action.kind(), "internal");
+    assert!(unused_targets(&c) == ["r"], "{:?}", unused_targets(&c));
+    let p = problems(&text("r", "/{nope}"));
+    assert_eq!(
+        p,
+        [
+            "c.toml:12: target `r` is redis, but a internal action needs http",
+            "c.toml:12: template `/{nope}` uses `{nope}`, which is not a defined argument",
+        ]
+    );
+}

@@ -24,6 +24,7 @@
 
 mod health;
 mod http;
+mod internal;
 mod output;
 mod process;
 mod redis;
@@ -326,6 +327,7 @@ impl Executor {
             Action::Process(a) => self.run_process(a, args).await,
             Action::Health(a) => Ok(self.run_health(a, targets).await),
             Action::Seq(steps) => self.run_seq(steps, targets, args).await,
+            Action::Internal(a) => internal::run(a, targets, args),
         };
         self.finish(result)
     }

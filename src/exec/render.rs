@@ -4,8 +4,8 @@
 //! functions, so the rendering is what they send; `/help`-style previews and
 //! the catalog tests' snapshots use it.
 
-use super::{http, lookup, process, redis, sql, ExecError, RedisPlan};
-use crate::catalog::{Action, Step, Target, TargetKind};
+use super::{http, internal, lookup, process, redis, sql, ExecError, RedisPlan};
+use crate::catalog::{Action, InternalAction, Step, Target, TargetKind};
 use std::collections::BTreeMap;
 use std::fmt;
 
@@ -43,6 +43,11 @@ pub enum Rendered {
     /// Every step, in order.
     Seq {
         steps: Vec<Rendered>,
+    },
+    /// A link answered by opsbot: its target and path (not the base URL).
+    Link {
+        target: String,
+        path: String,
     },
 }
 
@@ -92,6 +97,10 @@ pub fn render(
         },
         Action::Seq(steps) => Rendered::Seq {
             steps: render_steps(steps, targets, args)?,
+        },
+        Action::Internal(InternalAction::Link { target, path }) => Rendered::Link {
+            target: target.clone(),
+            path: http::path_and_query(&internal::link(targets, target, path, args)?),
         },
     })
 }
@@ -161,6 +170,9 @@ impl fmt::Display for Rendered {
                     write!(f, "\n{component}: {target} GET {path}")?;
                 }
                 Ok(())
+            }
+            Rendered::Link { target, path } => {
+                write!(f, "internal: a link to {target} {path} (nothing is sent)")
             }
             Rendered::Seq { steps } => {
                 let of = steps.len();

@@ -32,6 +32,7 @@ const BUILT: &[(&str, &str)] = &[
     ("chat", "SEC-1"),
     ("queue", "OPS-4"),
     ("queue", "Q-2"),
+    ("queue", "Q-3"),
     ("queue", "Q-4"),
     ("queue", "Q-5"),
     ("queue", "Q-6"),
@@ -131,11 +132,6 @@ const NOT_YET: &[(&str, &str, &str)] = &[
         "queue",
         "OPS-37",
         "preview on the approval card (count of -print) and a process agent on the app host",
-    ),
-    (
-        "queue",
-        "Q-3",
-        "a reply-only (internal) action: replies cannot name a target's URL",
     ),
     (
         "queue",
