@@ -157,13 +157,21 @@ mod tests {
     use super::*;
     use std::collections::{BTreeSet, HashMap};
 
-    fn command() -> Command {
+    /// The one command of a catalog `text`, whose http target `api` is given.
+    fn load_one(text: &str) -> Command {
+        let text = format!("[target.api]\nkind = \"http\"\nurl = \"http://x\"\n{text}");
         let roles: BTreeSet<String> = ["oncall", "sre"].iter().map(|s| s.to_string()).collect();
-        let text = r#"
-[target.api]
-kind = "http"
-url = "http://x"
+        let ctx = Context {
+            roles: &roles,
+            env: &HashMap::new(),
+        };
+        let mut cat = load_str("c.toml", &text, &ctx).expect("catalog");
+        cat.commands.remove(0)
+    }
 
+    fn command() -> Command {
+        load_one(
+            r#"
 [command.queue."queue retry"]
 summary = "s"
 args = { queue = { kind = "enum", values = ["a", "b"] } }
@@ -172,13 +180,8 @@ roles = ["oncall"]
 approve = { roles = ["sre"], ttl = "15m" }
 action = { http = { method = "POST", target = "api", path = "/q/{queue}/retry" } }
 reply = "done"
-"#;
-        let ctx = Context {
-            roles: &roles,
-            env: &HashMap::new(),
-        };
-        let mut cat = load_str("c.toml", text, &ctx).expect("catalog");
-        cat.commands.remove(0)
+"#,
+        )
     }
 
     #[test]
@@ -237,12 +240,8 @@ reply = "done"
     }
 
     fn seq_command() -> Command {
-        let roles: BTreeSet<String> = ["oncall"].iter().map(|s| s.to_string()).collect();
-        let text = r#"
-[target.api]
-kind = "http"
-url = "http://x"
-
+        load_one(
+            r#"
 [command.queue."deploy verify"]
 summary = "s"
 risk = "read"
@@ -251,15 +250,8 @@ action = { seq = [
   { http = { target = "api", path = "/a" } },
   { http = { target = "api", path = "/b" } },
 ] }
-"#;
-        let ctx = Context {
-            roles: &roles,
-            env: &HashMap::new(),
-        };
-        load_str("c.toml", text, &ctx)
-            .expect("catalog")
-            .commands
-            .remove(0)
+"#,
+        )
     }
 
     fn steps(c: &mut Command) -> &mut Vec<Step> {

@@ -30,6 +30,13 @@ fn problems(text: &str) -> Vec<String> {
         .collect()
 }
 
+/// Every one of `expected` starts one of the problems `p`.
+fn assert_each_reported(p: &[String], expected: &[&str]) {
+    for e in expected {
+        assert!(p.iter().any(|x| x.starts_with(e)), "missing {e:?} in {p:#?}");
+    }
+}
+
 const TARGET: &str = "[target.api]\nkind = \"http\"\nurl = \"http://x\"\n";
 
 #[test]
@@ -95,9 +102,7 @@ fn bad_args_roles_targets_and_templates() {
         "c.toml:13: template `/{zzz}` uses `{zzz}`, which is not a defined argument",
         "c.toml:8: reply uses `{nope}`",
     ];
-    for e in expect {
-        assert!(p.iter().any(|x| x.starts_with(e)), "missing {e:?} in {p:#?}");
-    }
+    assert_each_reported(&p, &expect);
 }
 
 #[test]
@@ -249,9 +254,7 @@ fn seq_problems_name_the_step_and_its_line() {
         "c.toml:16: step 3 of 3: target `api` is http, but a redis action needs redis",
         "c.toml:16: step 3 of 3: redis FLUSHALL is refused here",
     ];
-    for e in expect {
-        assert!(p.iter().any(|x| x.starts_with(e)), "missing {e:?} in {p:#?}");
-    }
+    assert_each_reported(&p, &expect);
     assert_eq!(p.len(), expect.len(), "{p:#?}");
 }
 

@@ -3,7 +3,8 @@
 //! Steps run in order; the first failure stops the seq and the reply says
 //! which step failed, what ran before it and what did not run; a step that
 //! would refuse its values stops the seq before anything ran; an approval
-//! runs every step once.
+//! runs every step once and is bound to every step; secrets are redacted
+//! from every step's part of a failure.
 
 use crate::support::{
     clock, config, pipeline_for, redis_url, requests, say_in, unique, FakeApi, PgSchema, TestStore,
@@ -357,4 +358,68 @@ fn render_shows_every_step_in_order() {
         ("slack:U0STRANGER", "/seq nested"),
     ];
     insta::assert_snapshot!(crate::support::render_cases(&c, &config(""), "queue", &cases));
+}
+
+#[tokio::test]
+async fn an_approval_is_bound_to_every_step() {
+    let mut w = World::new().await;
+    let text = format!("/seq release j_7 {}", w.key);
+    let id = w.say("console:alice", &text).await.approval.expect("approval id");
+    // A new catalog changes only the last step: the approval no longer fits.
+    let mut cat = (*w.p.catalog).clone();
+    let cmd = cat
+        .commands
+        .iter_mut()
+        .find(|c| c.name == "seq release")
+        .expect("seq release");
+    if let catalog::Action::Seq(steps) = &mut cmd.action {
+        if let Some(catalog::Action::Http(h)) = steps.last_mut().map(|s| &mut s.action) {
+            h.path = "/api/purge/{job}".into();
+        }
+    }
+    let mut changed = w.p.clone();
+    changed.catalog = std::sync::Arc::new(cat);
+    let r = say_in(&changed, "C_QUEUE", "console:bob", &format!("/approve a{id}")).await;
+    assert_eq!(r.outcome, Outcome::NotPermitted, "{}", r.text);
+    assert!(
+        r.text.contains("the command changed since it was requested"),
+        "{}",
+        r.text
+    );
+    assert!(w.api.take().is_empty(), "no step ran");
+    assert_eq!(w.count().await, 0);
+    assert!(w.logged().await.is_empty());
+    w.cleanup().await;
+}
+
+#[tokio::test]
+async fn secrets_are_redacted_from_every_step_of_a_failure() {
+    const SECRET: &str = "s3q-secret-token-value";
+    let api = FakeApi::start(&[
+        ("GET", "/api/first", json!({"echo": SECRET})),
+        ("GET", "/api/second", json!({"token": SECRET})),
+    ])
+    .await;
+    let c = catalog(&api.url, "postgres://127.0.0.1:1/x");
+    let action: catalog::Action = toml::from_str(
+        r#"seq = [
+  { http = { target = "api", path = "/api/first" } },
+  { http = { target = "api", path = "/api/second", expect = [201] } },
+]"#,
+    )
+    .expect("seq action");
+    let ex = opsbot::exec::Executor::new(opsbot::exec::Limits::default(), vec![SECRET.into()]);
+    let err = ex
+        .execute(&action, &c.targets, &Default::default())
+        .await
+        .expect_err("step 2 expects 201");
+    let text = err.to_string();
+    assert!(
+        text.starts_with("step 2 of 2 failed\n✓ 1/2 GET /api/first → 200"),
+        "{text}"
+    );
+    assert!(text.contains("answered 200 (expected 201)"), "{text}");
+    assert!(!text.contains(SECRET) && text.contains("[redacted]"), "{text}");
+    assert_eq!(err.target(), Some("api"));
+    api.take();
 }
