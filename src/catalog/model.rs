@@ -207,7 +207,8 @@ pub const MAX_SEQ_STEPS: usize = 20;
 /// Deepest nesting of `seq` actions: a seq may hold seqs of plain actions.
 pub const MAX_SEQ_DEPTH: usize = 2;
 
-/// One step of a `seq`, with where it is written in its catalog file.
+/// One step of a `seq`, with where it is written in its catalog file. Read
+/// from TOML only (its offset comes from the TOML deserializer's spans).
 #[derive(Debug, Clone)]
 pub struct Step {
     pub action: Action,

@@ -80,11 +80,23 @@ fn check_steps(
         .collect())
 }
 
-/// One line naming what a step does: `http cap_api: GET /api/x`.
+/// Longest SQL text in a step's label.
+const LABEL_SQL_CHARS: usize = 60;
+
+/// One line naming what a step does: `http cap_api: GET /api/x`,
+/// `sql db: SELECT count(*) FROM …`.
 fn label(action: &Action, rendered: &Rendered) -> String {
-    match action {
-        Action::Seq(steps) => format!("seq of {} steps", steps.len()),
-        Action::Health(h) => format!("health: {} checks", h.checks.len()),
+    match (action, rendered) {
+        (Action::Seq(steps), _) => format!("seq of {} steps", steps.len()),
+        (Action::Health(h), _) => format!("health: {} checks", h.checks.len()),
+        (_, Rendered::Sql { target, query, .. }) => {
+            let words = query.split_whitespace().collect::<Vec<_>>().join(" ");
+            let mut short: String = words.chars().take(LABEL_SQL_CHARS).collect();
+            if short.len() < words.len() {
+                short.push('…');
+            }
+            format!("sql {target}: {short}")
+        }
         _ => rendered
             .to_string()
             .lines()
@@ -113,6 +125,8 @@ pub(super) fn step_report(
         out.push('\n');
         out.push_str(line);
     }
+    // A nested seq's report (or a multi-line body) stays under its step.
+    let error = error.to_string().replace('\n', "\n    ");
     out.push_str(&format!("\n✗ {step}/{of} {what}: {error}"));
     for (i, what) in not_run.iter().enumerate() {
         out.push_str(&format!("\n· {}/{of} not run: {what}", step + 1 + i));

@@ -261,7 +261,8 @@ async fn a_failing_sql_step_leaves_the_redis_step_unrun() {
         r.text
     );
     assert!(
-        r.text.contains("\n✗ 2/3 sql db:") && r.text.contains("no_such_table"),
+        r.text
+            .contains("\n✗ 2/3 sql db: SELECT count(*) FROM no_such_table: target db: "),
         "{}",
         r.text
     );
@@ -303,8 +304,16 @@ async fn a_nested_seq_reports_its_own_steps_and_fields() {
     assert_eq!(lines[0], "`/seq nested` failed: step 2 of 2 failed", "{}", r.text);
     assert!(lines[1].starts_with("✓ 1/2 GET /api/first → 200"), "{}", r.text);
     assert_eq!(lines[2], "✗ 2/2 seq of 2 steps: step 2 of 2 failed", "{}", r.text);
-    assert!(lines[3].starts_with("✓ 1/2 GET /api/last → 200"), "{}", r.text);
-    assert!(lines[4].starts_with("✗ 2/2 http api: GET /api/missing: target api answered 404"));
+    assert!(
+        lines[3].starts_with("    ✓ 1/2 GET /api/last → 200"),
+        "{}",
+        r.text
+    );
+    assert!(
+        lines[4].starts_with("    ✗ 2/2 http api: GET /api/missing: target api answered 404"),
+        "{}",
+        r.text
+    );
     w.api.take();
     w.cleanup().await;
 }
