@@ -1,7 +1,8 @@
 //! `seq` actions: ordered steps, each another action.
 //!
 //! Every step is rendered (and so checked: targets, path segments, Redis
-//! refusals, missing arguments) before the first one runs, so a value that one
+//! refusals, missing arguments, process programs on the allow-list) before
+//! the first one runs, so a value that one
 //! step would refuse stops the whole seq while nothing has happened yet. Then
 //! the steps run one after another, each with its own executor and deadline,
 //! and the first failure stops the seq: the error says which step failed, what
@@ -24,7 +25,7 @@ impl Executor {
         args: &BTreeMap<String, String>,
     ) -> Result<ExecOutput, ExecError> {
         let of = steps.len();
-        let labels = check_steps(steps, targets, args)?;
+        let labels = check_steps(steps, targets, args, &self.limits.process_allow)?;
         let started = Instant::now();
         let budget = (self.limits.output_chars / of.max(1)).max(200);
         let (mut lines, mut texts, mut fields) = (Vec::new(), Vec::new(), Map::new());
@@ -66,18 +67,42 @@ impl Executor {
     }
 }
 
-/// Renders every step (the checks execution would make); one label per step.
+/// Renders every step (the checks execution would make) and refuses a
+/// process step, at any depth, whose program is not on `allow`; one label
+/// per step.
 fn check_steps(
     steps: &[Step],
     targets: &BTreeMap<String, Target>,
     args: &BTreeMap<String, String>,
+    allow: &[String],
 ) -> Result<Vec<String>, ExecError> {
     let rendered = render_steps(steps, targets, args)?;
+    refuse_disallowed(&rendered, allow)?;
     Ok(steps
         .iter()
         .zip(&rendered)
         .map(|(s, r)| label(&s.action, r))
         .collect())
+}
+
+/// The first process step whose program is not on `allow`, as the refusal
+/// of that step.
+fn refuse_disallowed(rendered: &[Rendered], allow: &[String]) -> Result<(), ExecError> {
+    let of = rendered.len();
+    for (i, r) in rendered.iter().enumerate() {
+        let checked = match r {
+            Rendered::Process { argv, .. } => match argv.first() {
+                Some(program) if !allow.contains(program) => Err(ExecError::NotAllowed {
+                    program: program.clone(),
+                }),
+                _ => Ok(()),
+            },
+            Rendered::Seq { steps } => refuse_disallowed(steps, allow),
+            _ => Ok(()),
+        };
+        checked.map_err(|e| e.in_step(i + 1, of))?;
+    }
+    Ok(())
 }
 
 /// Longest SQL text in a step's label.

@@ -432,3 +432,26 @@ async fn secrets_are_redacted_from_every_step_of_a_failure() {
     assert_eq!(err.target(), Some("api"));
     api.take();
 }
+
+#[tokio::test]
+async fn a_process_step_off_the_allow_list_stops_the_seq_before_anything_runs() {
+    let api = fake_api().await;
+    let c = catalog(&api.url, "postgres://127.0.0.1:1/x");
+    let action: catalog::Action = toml::from_str(
+        r#"seq = [
+  { http = { target = "api", path = "/api/first" } },
+  { seq = [{ process = { argv = ["opsbot-test-not-allowed"] } }] },
+]"#,
+    )
+    .expect("seq action");
+    let ex = opsbot::exec::Executor::new(opsbot::exec::Limits::default(), vec![]);
+    let err = ex
+        .execute(&action, &c.targets, &Default::default())
+        .await
+        .expect_err("not on the allow-list");
+    assert_eq!(
+        err.to_string(),
+        "step 2 of 2 › step 1 of 1 refused, nothing was run: program `opsbot-test-not-allowed` is not on the allow-list"
+    );
+    assert!(api.take().is_empty(), "the http step did not run either");
+}
