@@ -171,7 +171,11 @@ fn cross_problems(config: &Config, cat: &Catalog) -> Vec<Problem> {
         }
     }
     for c in &cat.commands {
-        if let catalog::Action::Process(p) = &c.action {
+        // Each process step of a seq too.
+        for p in c.action.leaves().into_iter().filter_map(|a| match a {
+            catalog::Action::Process(p) => Some(p),
+            _ => None,
+        }) {
             let prog = p.argv.first().map(String::as_str).unwrap_or_default();
             if !config.process_allow.iter().any(|a| a == prog) {
                 out.push(Problem {

@@ -4,6 +4,8 @@
 //! its approval policy and its argument specs. If any of those changes, the
 //! fingerprint changes and an old approval no longer runs.
 //!
+//! A `seq` covers each of its steps, in order, the same way.
+//!
 //! Not covered: the summary, the reply template and the source location
 //! (they change nothing that runs), and the target table (base URLs are
 //! deployment configuration, overridden per environment).
@@ -132,6 +134,20 @@ fn action_json(a: &Action) -> Value {
                 .collect();
             json!({ "health": checks })
         }
+        Action::Seq(steps) => {
+            // Every step, in order: an approval binds to all of them.
+            let steps: Vec<Value> = steps
+                .iter()
+                .map(|s| {
+                    let Step { action, offset: _ } = s;
+                    action_json(action)
+                })
+                .collect();
+            json!({ "seq": steps })
+        }
+        Action::Internal(InternalAction::Link { target, path }) => {
+            json!({ "internal": { "link": { "target": target, "path": path } } })
+        }
     }
 }
 
@@ -141,13 +157,21 @@ mod tests {
     use super::*;
     use std::collections::{BTreeSet, HashMap};
 
-    fn command() -> Command {
+    /// The one command of a catalog `text`, whose http target `api` is given.
+    fn load_one(text: &str) -> Command {
+        let text = format!("[target.api]\nkind = \"http\"\nurl = \"http://x\"\n{text}");
         let roles: BTreeSet<String> = ["oncall", "sre"].iter().map(|s| s.to_string()).collect();
-        let text = r#"
-[target.api]
-kind = "http"
-url = "http://x"
+        let ctx = Context {
+            roles: &roles,
+            env: &HashMap::new(),
+        };
+        let mut cat = load_str("c.toml", &text, &ctx).expect("catalog");
+        cat.commands.remove(0)
+    }
 
+    fn command() -> Command {
+        load_one(
+            r#"
 [command.queue."queue retry"]
 summary = "s"
 args = { queue = { kind = "enum", values = ["a", "b"] } }
@@ -156,13 +180,8 @@ roles = ["oncall"]
 approve = { roles = ["sre"], ttl = "15m" }
 action = { http = { method = "POST", target = "api", path = "/q/{queue}/retry" } }
 reply = "done"
-"#;
-        let ctx = Context {
-            roles: &roles,
-            env: &HashMap::new(),
-        };
-        let mut cat = load_str("c.toml", text, &ctx).expect("catalog");
-        cat.commands.remove(0)
+"#,
+        )
     }
 
     #[test]
@@ -218,5 +237,64 @@ reply = "done"
         c.args[0].help = Some("the queue".into());
         c.location.line += 10;
         assert_eq!(c.definition_hash(), base);
+    }
+
+    fn seq_command() -> Command {
+        load_one(
+            r#"
+[command.queue."deploy verify"]
+summary = "s"
+risk = "read"
+roles = ["oncall"]
+action = { seq = [
+  { http = { target = "api", path = "/a" } },
+  { http = { target = "api", path = "/b" } },
+] }
+"#,
+        )
+    }
+
+    fn steps(c: &mut Command) -> &mut Vec<Step> {
+        match &mut c.action {
+            Action::Seq(steps) => steps,
+            other => panic!("not a seq: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn every_step_of_a_seq_is_in_the_hash() {
+        let base = seq_command().definition_hash();
+        type Change = fn(&mut Command);
+        let changes: Vec<(&str, Change)> = vec![
+            ("a later step's path", |c| {
+                if let Action::Http(h) = &mut steps(c)[1].action {
+                    h.path = "/purge".into();
+                }
+            }),
+            ("order", |c| steps(c).reverse()),
+            ("one step less", |c| {
+                steps(c).pop();
+            }),
+            ("one step more", |c| {
+                let extra = steps(c)[0].clone();
+                steps(c).push(extra);
+            }),
+            ("a step nested", |c| {
+                let inner = steps(c).remove(1);
+                steps(c).push(Action::Seq(vec![inner]).into());
+            }),
+        ];
+        for (what, change) in changes {
+            let mut c = seq_command();
+            change(&mut c);
+            assert_ne!(c.definition_hash(), base, "{what} must change the hash");
+        }
+        let mut moved = seq_command();
+        steps(&mut moved)[1].offset += 40;
+        assert_eq!(
+            moved.definition_hash(),
+            base,
+            "where a step is written is not what runs"
+        );
     }
 }

@@ -278,11 +278,20 @@ impl Builder {
         });
         let action_loc = at(line_of(text, raw.action.span().start));
         let action = raw.action.into_inner();
-        self.check_action(&action_loc, &action, &args);
         let guarded = raw.risk == Risk::Destructive && approve.is_some();
-        for message in redis_command_problems(&action, guarded) {
-            self.problem(&action_loc.file, action_loc.line, message);
+        if action.depth() > MAX_SEQ_DEPTH {
+            let msg = format!(
+                "seq nested {} deep (at most {MAX_SEQ_DEPTH}: a seq may hold seqs of plain actions)",
+                action.depth()
+            );
+            self.problem(&action_loc.file, action_loc.line, msg);
         }
+        let checks = ActionChecks {
+            text,
+            args: &args,
+            guarded,
+        };
+        self.check_action(&checks, &action_loc, &action, "");
         if let Some(reply) = &raw.reply {
             for p in template::placeholders(reply) {
                 let root = p.split('.').next().unwrap_or(p);
@@ -439,7 +448,32 @@ impl Builder {
         }
     }
 
-    fn check_action(&mut self, loc: &Location, action: &Action, args: &[ArgSpec]) {
+    /// Checks `action` (each step of a seq at its own line, its messages
+    /// prefixed with `step n of m: `).
+    fn check_action(&mut self, c: &ActionChecks, loc: &Location, action: &Action, prefix: &str) {
+        if let Action::Seq(steps) = action {
+            if steps.is_empty() {
+                let msg = format!("{prefix}seq has no steps: list at least one action");
+                self.problem(&loc.file, loc.line, msg);
+            }
+            if steps.len() > MAX_SEQ_STEPS {
+                let msg = format!("{prefix}seq has {} steps (at most {MAX_SEQ_STEPS})", steps.len());
+                self.problem(&loc.file, loc.line, msg);
+            }
+            for (i, step) in steps.iter().enumerate() {
+                let line = match step.offset {
+                    0 => loc.line,
+                    offset => line_of(c.text, offset),
+                };
+                let step_loc = Location {
+                    file: loc.file.clone(),
+                    line,
+                };
+                let step_prefix = format!("{prefix}step {} of {}: ", i + 1, steps.len());
+                self.check_action(c, &step_loc, &step.action, &step_prefix);
+            }
+            return;
+        }
         let mut found = Vec::new();
         for (t, kind) in action.targets() {
             match self.catalog.targets.get(t) {
@@ -458,7 +492,7 @@ impl Builder {
         }
         for tpl in action.templates() {
             for p in template::placeholders(tpl) {
-                if !args.iter().any(|a| a.name == p) {
+                if !c.args.iter().any(|a| a.name == p) {
                     found.push(format!(
                         "template `{tpl}` uses `{{{p}}}`, which is not a defined argument"
                     ));
@@ -466,10 +500,20 @@ impl Builder {
             }
         }
         found.extend(action_shape_problems(action));
+        found.extend(redis_command_problems(action, c.guarded));
         for message in found {
-            self.problem(&loc.file, loc.line, message);
+            self.problem(&loc.file, loc.line, format!("{prefix}{message}"));
         }
     }
+}
+
+/// What checking one command's action needs besides the action.
+struct ActionChecks<'a> {
+    /// The file's text, for the lines of seq steps.
+    text: &'a str,
+    args: &'a [ArgSpec],
+    /// The command is destructive and needs approval (guarded Redis commands).
+    guarded: bool,
 }
 
 /// Problems particular to one kind of action.

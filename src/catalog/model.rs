@@ -183,6 +183,53 @@ pub enum Action {
     Sql(SqlAction),
     Process(ProcessAction),
     Health(HealthAction),
+    /// Ordered steps, each another action: `seq = [{ http = … }, { sql = … }]`.
+    /// Runs them in order and stops at the first failure.
+    Seq(Vec<Step>),
+    /// Answered by opsbot itself; nothing is sent to any target.
+    Internal(InternalAction),
+}
+
+/// Bot-native actions.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "lowercase", deny_unknown_fields)]
+pub enum InternalAction {
+    /// A link to a page of an http target: `internal = { link = { target =
+    /// "queue_api", path = "/admin/queues" } }` answers the target's base URL
+    /// (without user name or password) joined with `path`, whose `{arg}`s are
+    /// percent-encoded path segments as in an http action.
+    Link { target: String, path: String },
+}
+
+/// Most steps of one `seq`.
+pub const MAX_SEQ_STEPS: usize = 20;
+
+/// Deepest nesting of `seq` actions: a seq may hold seqs of plain actions.
+pub const MAX_SEQ_DEPTH: usize = 2;
+
+/// One step of a `seq`, with where it is written in its catalog file. Read
+/// from TOML only (its offset comes from the TOML deserializer's spans).
+#[derive(Debug, Clone)]
+pub struct Step {
+    pub action: Action,
+    /// Byte offset of the step in its file (for `file:line`); 0 when built in code.
+    pub offset: usize,
+}
+
+impl From<Action> for Step {
+    fn from(action: Action) -> Self {
+        Step { action, offset: 0 }
+    }
+}
+
+impl<'de> Deserialize<'de> for Step {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let spanned = toml::Spanned::<Action>::deserialize(d)?;
+        Ok(Step {
+            offset: spanned.span().start,
+            action: spanned.into_inner(),
+        })
+    }
 }
 
 impl Action {
@@ -193,12 +240,32 @@ impl Action {
             Action::Sql(_) => "sql",
             Action::Process(_) => "process",
             Action::Health(_) => "health",
+            Action::Seq(_) => "seq",
+            Action::Internal(_) => "internal",
         }
     }
 
-    /// Every template string of the action, for validation.
+    /// The actions that do the work, in order: the action itself, or every
+    /// step of a `seq` (nested seqs flattened).
+    pub fn leaves(&self) -> Vec<&Action> {
+        match self {
+            Action::Seq(steps) => steps.iter().flat_map(|s| s.action.leaves()).collect(),
+            other => vec![other],
+        }
+    }
+
+    /// How deeply `seq`s nest: 0 for a plain action, 1 for a seq of plain actions.
+    pub fn depth(&self) -> usize {
+        match self {
+            Action::Seq(steps) => 1 + steps.iter().map(|s| s.action.depth()).max().unwrap_or(0),
+            _ => 0,
+        }
+    }
+
+    /// Every template string of the action (and of every step), for validation.
     pub fn templates(&self) -> Vec<&str> {
         match self {
+            Action::Seq(steps) => steps.iter().flat_map(|s| s.action.templates()).collect(),
             Action::Http(h) => {
                 let mut v: Vec<&str> = vec![h.path.as_str()];
                 v.extend(h.query.values().map(String::as_str));
@@ -218,12 +285,14 @@ impl Action {
             Action::Sql(s) => s.params.iter().map(String::as_str).collect(),
             Action::Process(p) => p.argv.iter().chain(p.env.values()).map(String::as_str).collect(),
             Action::Health(_) => vec![],
+            Action::Internal(InternalAction::Link { path, .. }) => vec![path.as_str()],
         }
     }
 
-    /// Targets the action uses, for validation.
+    /// Targets the action (and every step) uses, for validation.
     pub fn targets(&self) -> Vec<(&str, TargetKind)> {
         match self {
+            Action::Seq(steps) => steps.iter().flat_map(|s| s.action.targets()).collect(),
             Action::Http(h) => vec![(h.target.as_str(), TargetKind::Http)],
             Action::Redis(r) => vec![(r.target.as_str(), TargetKind::Redis)],
             Action::Sql(s) => vec![(s.target.as_str(), TargetKind::Sql)],
@@ -233,6 +302,9 @@ impl Action {
                 .iter()
                 .map(|c| (c.target.as_str(), TargetKind::Http))
                 .collect(),
+            Action::Internal(InternalAction::Link { target, .. }) => {
+                vec![(target.as_str(), TargetKind::Http)]
+            }
         }
     }
 }

@@ -30,6 +30,13 @@ fn problems(text: &str) -> Vec<String> {
         .collect()
 }
 
+/// Every one of `expected` starts one of the problems `p`.
+fn assert_each_reported(p: &[String], expected: &[&str]) {
+    for e in expected {
+        assert!(p.iter().any(|x| x.starts_with(e)), "missing {e:?} in {p:#?}");
+    }
+}
+
 const TARGET: &str = "[target.api]\nkind = \"http\"\nurl = \"http://x\"\n";
 
 #[test]
@@ -95,9 +102,7 @@ fn bad_args_roles_targets_and_templates() {
         "c.toml:13: template `/{zzz}` uses `{zzz}`, which is not a defined argument",
         "c.toml:8: reply uses `{nope}`",
     ];
-    for e in expect {
-        assert!(p.iter().any(|x| x.starts_with(e)), "missing {e:?} in {p:#?}");
-    }
+    assert_each_reported(&p, &expect);
 }
 
 #[test]
@@ -205,4 +210,114 @@ fn dangerous_redis_commands_need_destructive_and_approval() {
         assert!(redis_command(&argv, "destructive", true).is_ok(), "{name}");
     }
     assert!(redis_command(r#"["EVAL_RO", "return 1", "0"]"#, "read", false).is_ok());
+}
+
+/// A catalog with one `seq` command of `risk` whose action is `steps`
+/// (written one step per line, from line 14).
+fn seq_command(steps: &str, risk: &str) -> Result<Catalog, CheckError> {
+    load(&format!(
+        "{TARGET}[target.r]\nkind = \"redis\"\nurl = \"redis://x\"\n\n[command.q.\"deploy verify\"]\nsummary = \"s\"\nargs = {{ q = {{ kind = \"id\" }} }}\nrisk = \"{risk}\"\nroles = [\"oncall\"]\naction = {{ seq = [\n{steps}] }}\n"
+    ))
+}
+
+#[test]
+fn a_seq_loads_its_steps_in_order() {
+    let c = seq_command(
+        "  { http = { target = \"api\", path = \"/a/{q}\" } },\n  { redis = { target = \"r\", command = [\"PING\"] } },\n",
+        "read",
+    )
+    .unwrap();
+    let cmd = c.get("q", "deploy verify").unwrap();
+    let Action::Seq(steps) = &cmd.action else {
+        panic!("{:?}", cmd.action)
+    };
+    let kinds: Vec<&str> = steps.iter().map(|s| s.action.kind()).collect();
+    assert_eq!(kinds, ["http", "redis"]);
+    assert_eq!(cmd.action.kind(), "seq");
+    assert_eq!(cmd.action.depth(), 1);
+    assert_eq!(cmd.action.targets().len(), 2);
+    assert!(
+        unused_targets(&c).is_empty(),
+        "every step's target counts as used"
+    );
+}
+
+#[test]
+fn seq_problems_name_the_step_and_its_line() {
+    let p = problems_of(seq_command(
+        "  { http = { target = \"api\", path = \"/a\" } },\n  { http = { target = \"nope\", path = \"/{zzz}\" } },\n  { redis = { target = \"api\", command = [\"FLUSHALL\"] } },\n",
+        "write",
+    ));
+    let expect = [
+        "c.toml:15: step 2 of 3: unknown target `nope`",
+        "c.toml:15: step 2 of 3: template `/{zzz}` uses `{zzz}`, which is not a defined argument",
+        "c.toml:16: step 3 of 3: target `api` is http, but a redis action needs redis",
+        "c.toml:16: step 3 of 3: redis FLUSHALL is refused here",
+    ];
+    assert_each_reported(&p, &expect);
+    assert_eq!(p.len(), expect.len(), "{p:#?}");
+}
+
+#[test]
+fn empty_long_and_deep_seqs_are_refused() {
+    let p = problems_of(seq_command("", "read"));
+    assert_eq!(p, ["c.toml:13: seq has no steps: list at least one action"]);
+    let step = "  { http = { target = \"api\", path = \"/a\" } },\n";
+    let p = problems_of(seq_command(&step.repeat(21), "read"));
+    assert_eq!(p, ["c.toml:13: seq has 21 steps (at most 20)"]);
+    assert!(seq_command(&step.repeat(20), "read").is_ok());
+    let two = format!("  {{ seq = [\n  {step}  ] }},\n");
+    assert!(seq_command(&two, "read").is_ok(), "a seq of seqs is fine");
+    let three = "  { seq = [ { seq = [ { http = { target = \"api\", path = \"/a\" } } ] } ] },\n";
+    let p = problems_of(seq_command(three, "read"));
+    assert_eq!(
+        p,
+        ["c.toml:13: seq nested 3 deep (at most 2: a seq may hold seqs of plain actions)"]
+    );
+    let empty_inner = "  { http = { target = \"api\", path = \"/a\" } },\n  { seq = [] },\n";
+    let p = problems_of(seq_command(empty_inner, "read"));
+    assert_eq!(
+        p,
+        ["c.toml:15: step 2 of 2: seq has no steps: list at least one action"]
+    );
+}
+
+#[test]
+fn guarded_redis_steps_need_a_destructive_approved_command() {
+    let text = |approve: &str| {
+        format!(
+            "[target.r]\nkind = \"redis\"\nurl = \"redis://x\"\n\n[command.q.\"c\"]\nsummary = \"s\"\nrisk = \"destructive\"\nroles = [\"oncall\"]\n{approve}action = {{ seq = [{{ redis = {{ target = \"r\", command = [\"DBSIZE\"] }} }}, {{ redis = {{ target = \"r\", command = [\"FLUSHDB\", \"ASYNC\"] }} }}] }}\n"
+        )
+    };
+    let p = problems(&text(""));
+    assert_eq!(p.len(), 1, "{p:#?}");
+    assert!(
+        p[0].starts_with("c.toml:9: step 2 of 2: redis FLUSHDB is refused here"),
+        "{p:#?}"
+    );
+    assert!(load(&text("approve = { roles = [\"sre\"] }\n")).is_ok());
+}
+
+fn problems_of(r: Result<Catalog, CheckError>) -> Vec<String> {
+    r.unwrap_err().problems.iter().map(|p| p.to_string()).collect()
+}
+
+#[test]
+fn internal_links_need_an_http_target_and_defined_args() {
+    let text = |target: &str, path: &str| {
+        format!(
+            "{TARGET}[target.r]\nkind = \"redis\"\nurl = \"redis://x\"\n\n[command.q.\"queue board\"]\nsummary = \"s\"\nrisk = \"read\"\nroles = [\"anyone\"]\naction = {{ internal = {{ link = {{ target = \"{target}\", path = \"{path}\" }} }} }}\n"
+        )
+    };
+    let c = load(&text("api", "/admin/queues")).unwrap();
+    assert_eq!(c.get("q", "queue board").unwrap().action.kind(), "internal");
+    assert!(unused_targets(&c) == ["r"], "{:?}", unused_targets(&c));
+    let p = problems(&text("r", "/{nope}"));
+    assert_eq!(
+        p,
+        [
+            "c.toml:12: target `r` is redis, but a internal action needs http",
+            "c.toml:12: template `/{nope}` uses `{nope}`, which is not a defined argument",
+        ]
+    );
 }

@@ -17,13 +17,19 @@
 //! strings; HTTP bodies and process output stop at 1 MiB. Where anything was
 //! cut, the output says so (`… (first 200 rows of more)`). Each action has one
 //! deadline for all of its round trips (a SCAN loop included), not one per call.
+//!
+//! A `seq` action renders (and so checks) every step before the first one
+//! runs, then runs them in order, each step with its own deadline and output
+//! budget, and stops at the first failure ([`ExecError::Step`]).
 
 mod health;
 mod http;
+mod internal;
 mod output;
 mod process;
 mod redis;
 mod render;
+mod seq;
 mod sql;
 
 pub use output::{one_line, truncate, Redactor, REDACTED};
@@ -132,6 +138,26 @@ pub enum ExecError {
     /// The program exited unsuccessfully; `excerpt` is from stderr (or stdout).
     #[error("{}: {excerpt}", exit_label(*.code))]
     Exit { code: Option<i32>, excerpt: String },
+    /// Step `step` of a `seq` failed; `ran` are the summaries of the steps
+    /// before it (they succeeded), `not_run` what each later step would have
+    /// done. The text lists every step's outcome, one per line.
+    #[error("{}", seq::step_report(*.step, *.of, .what, .source, .ran, .not_run))]
+    Step {
+        step: usize,
+        of: usize,
+        what: String,
+        source: Box<ExecError>,
+        ran: Vec<String>,
+        not_run: Vec<String>,
+    },
+    /// A step of a `seq` was refused when every step was checked before the
+    /// first one ran, so nothing ran. `path` is the step's number and count
+    /// at each level of nesting, outermost first.
+    #[error("{} refused, nothing was run: {source}", seq::step_path(.path))]
+    StepRefused {
+        path: Vec<(usize, usize)>,
+        source: Box<ExecError>,
+    },
 }
 
 fn exit_label(code: Option<i32>) -> String {
@@ -157,6 +183,21 @@ impl ExecError {
             | ExecError::NotAllowed { .. }
             | ExecError::Spawn { .. }
             | ExecError::Exit { .. } => None,
+            ExecError::Step { source, .. } | ExecError::StepRefused { source, .. } => source.target(),
+        }
+    }
+
+    /// This error as the refusal of step `step` of `of` of a `seq`.
+    fn in_step(self, step: usize, of: usize) -> ExecError {
+        match self {
+            ExecError::StepRefused { mut path, source } => {
+                path.insert(0, (step, of));
+                ExecError::StepRefused { path, source }
+            }
+            other => ExecError::StepRefused {
+                path: vec![(step, of)],
+                source: Box::new(other),
+            },
         }
     }
 
@@ -180,6 +221,19 @@ impl ExecError {
             Spawn { program, reason } => vec![program, reason],
             NotAllowed { program } => vec![program],
             Exit { excerpt, .. } => vec![excerpt],
+            Step {
+                what,
+                source,
+                ran,
+                not_run,
+                ..
+            } => {
+                let mut v = vec![what];
+                v.extend(source.texts_mut());
+                v.extend(ran.iter_mut().chain(not_run.iter_mut()));
+                v
+            }
+            StepRefused { source, .. } => source.texts_mut(),
             UnknownTarget { .. } | WrongKind { .. } | MissingArg { .. } => vec![],
         }
     }
@@ -272,6 +326,8 @@ impl Executor {
             Action::Sql(a) => self.run_sql(a, targets, args).await,
             Action::Process(a) => self.run_process(a, args).await,
             Action::Health(a) => Ok(self.run_health(a, targets).await),
+            Action::Seq(steps) => self.run_seq(steps, targets, args).await,
+            Action::Internal(a) => internal::run(a, targets, args),
         };
         self.finish(result)
     }

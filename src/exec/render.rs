@@ -1,11 +1,11 @@
 //! What an action would send, without sending it: the HTTP request line and
 //! body, the Redis argv or checked pattern, the SQL text with its bound
-//! parameters. Pure (no I/O). The executors build their requests with the same
+//! parameters; for a `seq`, each of its steps in order. Pure (no I/O). The executors build their requests with the same
 //! functions, so the rendering is what they send; `/help`-style previews and
 //! the catalog tests' snapshots use it.
 
-use super::{http, lookup, process, redis, sql, ExecError, RedisPlan};
-use crate::catalog::{Action, Target, TargetKind};
+use super::{http, internal, lookup, process, redis, sql, ExecError, RedisPlan};
+use crate::catalog::{Action, InternalAction, Step, Target, TargetKind};
 use std::collections::BTreeMap;
 use std::fmt;
 
@@ -39,6 +39,15 @@ pub enum Rendered {
     /// `GET <path>` per component.
     Health {
         checks: Vec<(String, String, String)>,
+    },
+    /// Every step, in order.
+    Seq {
+        steps: Vec<Rendered>,
+    },
+    /// A link answered by opsbot: its target and path (not the base URL).
+    Link {
+        target: String,
+        path: String,
     },
 }
 
@@ -86,7 +95,28 @@ pub fn render(
                 .map(|c| (c.component.clone(), c.target.clone(), c.path.clone()))
                 .collect(),
         },
+        Action::Seq(steps) => Rendered::Seq {
+            steps: render_steps(steps, targets, args)?,
+        },
+        Action::Internal(InternalAction::Link { target, path }) => Rendered::Link {
+            target: target.clone(),
+            path: http::path_and_query(&internal::link(targets, target, path, args)?),
+        },
     })
+}
+
+/// Renders every step of a `seq`; a refusal names its step.
+pub(super) fn render_steps(
+    steps: &[Step],
+    targets: &BTreeMap<String, Target>,
+    args: &BTreeMap<String, String>,
+) -> Result<Vec<Rendered>, ExecError> {
+    let of = steps.len();
+    steps
+        .iter()
+        .enumerate()
+        .map(|(i, s)| render(&s.action, targets, args).map_err(|e| e.in_step(i + 1, of)))
+        .collect()
 }
 
 impl fmt::Display for Rendered {
@@ -138,6 +168,19 @@ impl fmt::Display for Rendered {
                 write!(f, "health:")?;
                 for (component, target, path) in checks {
                     write!(f, "\n{component}: {target} GET {path}")?;
+                }
+                Ok(())
+            }
+            Rendered::Link { target, path } => {
+                write!(f, "internal: a link to {target} {path} (nothing is sent)")
+            }
+            Rendered::Seq { steps } => {
+                let of = steps.len();
+                write!(f, "seq of {of} steps, in order, stopping at the first failure:")?;
+                for (i, step) in steps.iter().enumerate() {
+                    // A step's later lines (bodies, parameters) are indented under it.
+                    let text = step.to_string().replace('\n', "\n    ");
+                    write!(f, "\n{}/{of} {text}", i + 1)?;
                 }
                 Ok(())
             }

@@ -6,8 +6,9 @@
 //! enums and ints are refused by their kind or stay one inert value.
 
 use crate::support::{
-    assert_each_sends, clock, column, config_enabling, pipeline_for, redis_url, render_cases, requests,
-    run_shipped, say_in, shipped_catalog_env, FakeApi, PgSchema, Received, TestStore,
+    assert_each_sends, assert_each_sends_all, clock, column, config_enabling, pipeline_for, redis_url,
+    render_cases, requests, run_shipped, say_in, shipped_catalog_env, FakeApi, PgSchema, Received, SendsAll,
+    TestStore,
 };
 use opsbot::catalog::Catalog;
 use opsbot::config::Config;
@@ -80,6 +81,8 @@ fn every_cap_command_parses_authorizes_and_renders() {
         ("console:bob", "/db archive reports --days \"90) OR (true\""),
         ("slack:U0STRANGER", "/deploy status"),
         ("console:dave", "/deploy flags"),
+        ("console:dave", "/deploy verify"),
+        ("slack:U0STRANGER", "/deploy verify"),
         ("console:dave", "/deploy test-report"),
         ("console:alice", "/deploy test-report"),
     ];
@@ -93,6 +96,7 @@ fn every_cap_command_parses_authorizes_and_renders() {
 fn dashboard() -> Value {
     json!({
         "status": "healthy",
+        "errors": {"timeout": 3, "validation": 1},
         "systemHealth": {
             "overall": "healthy", "reportGeneration": "healthy",
             "queueProcessing": "healthy", "database": "healthy"
@@ -106,10 +110,20 @@ fn dashboard() -> Value {
 
 /// The platform's API as seed 000 names it.
 async fn fake_cap() -> FakeApi {
+    fake_cap_without(&[]).await
+}
+
+/// [`fake_cap`] where the paths `missing` answer 404.
+async fn fake_cap_without(missing: &[&str]) -> FakeApi {
     let mut routes = vec![
         ("GET", "/api/debug/comparative-reports", dashboard()),
         ("GET", "/api/debug/error-rates", json!({"errorRate": "2.1%"})),
         ("GET", "/api/debug/performance-trends", json!({"trend": "flat"})),
+        (
+            "GET",
+            "/api/debug/processing-bottlenecks",
+            json!({"slowProjects": [{"projectId": "p9", "processingTime": 412}]}),
+        ),
         (
             "GET",
             "/api/reports/failed-reports",
@@ -127,6 +141,7 @@ async fn fake_cap() -> FakeApi {
             "/api/deployment/rollout-status",
             json!({"currentPhase": "10%"}),
         ),
+        ("GET", "/api/deployment/health", json!({"status": "healthy"})),
         (
             "GET",
             "/api/debug/feature-flags",
@@ -147,6 +162,7 @@ async fn fake_cap() -> FakeApi {
     for path in reports.iter().chain(&checks) {
         routes.push(("GET", path.as_str(), json!({"ok": true})));
     }
+    routes.retain(|(_, path, _)| !missing.contains(path));
     FakeApi::start(&routes).await
 }
 
@@ -183,30 +199,6 @@ async fn http_commands_run_through_the_pipeline() {
             "/ops health --project p_7",
             "GET",
             "/api/debug/comparative-reports?projectId=p_7",
-        ),
-        (
-            "console:dave",
-            "/ops errors",
-            "GET",
-            "/api/debug/error-rates?since=30min",
-        ),
-        (
-            "console:dave",
-            "/ops errors --since 7d",
-            "GET",
-            "/api/debug/error-rates?since=7d",
-        ),
-        (
-            "console:dave",
-            "/ops perf",
-            "GET",
-            "/api/debug/performance-trends",
-        ),
-        (
-            "console:dave",
-            "/ops perf --period 24h",
-            "GET",
-            "/api/debug/performance-trends?period=24h",
         ),
         (
             "console:dave",
@@ -254,6 +246,126 @@ async fn http_commands_run_through_the_pipeline() {
         ),
     ];
     assert_each_sends(&p, "C_CAP", &api, &sends).await;
+    const DASHBOARD: (&str, &str) = ("GET", "/api/debug/comparative-reports");
+    const BOTTLENECKS: (&str, &str) = ("GET", "/api/debug/processing-bottlenecks");
+    let seqs: [SendsAll; 5] = [
+        (
+            "console:dave",
+            "/ops errors",
+            &[("GET", "/api/debug/error-rates?since=30min"), DASHBOARD],
+        ),
+        (
+            "console:dave",
+            "/ops errors --since 7d",
+            &[("GET", "/api/debug/error-rates?since=7d"), DASHBOARD],
+        ),
+        (
+            "console:dave",
+            "/ops perf",
+            &[("GET", "/api/debug/performance-trends"), BOTTLENECKS],
+        ),
+        (
+            "console:dave",
+            "/ops perf --period 24h",
+            &[("GET", "/api/debug/performance-trends?period=24h"), BOTTLENECKS],
+        ),
+        (
+            "slack:U0STRANGER",
+            "/deploy status",
+            &[
+                ("GET", "/api/deployment/rollout-status"),
+                ("GET", "/api/deployment/health"),
+            ],
+        ),
+    ];
+    assert_each_sends_all(&p, "C_CAP", &api, &seqs).await;
+    let r = say_in(&p, "C_CAP", "console:dave", "/ops errors").await;
+    assert!(
+        r.text.starts_with("errors by type: {\"timeout\":3,\"validation\":1}\n✓ 1/2 GET /api/debug/error-rates?since=30min → 200"),
+        "{}",
+        r.text
+    );
+    t.cleanup().await;
+}
+
+/// The five reads of `/deploy verify`, in the seed's order.
+const VERIFY: [(&str, &str); 5] = [
+    ("GET", "/api/debug/comparative-reports"),
+    ("GET", "/api/debug/feature-flags"),
+    ("GET", "/api/debug/error-rates?since=30min"),
+    ("GET", "/api/deployment/rollout-status"),
+    ("GET", "/api/deployment/health"),
+];
+
+#[tokio::test]
+async fn deploy_verify_runs_the_post_deployment_checks_in_order() {
+    let (t, api, p) = http_pipeline().await;
+    let r = say_in(&p, "C_CAP", "slack:U0STRANGER", "/deploy verify").await;
+    assert_eq!(r.outcome, Outcome::NotPermitted, "support and up: {}", r.text);
+    assert!(api.take().is_empty());
+    let r = say_in(&p, "C_CAP", "console:dave", "/deploy verify").await;
+    assert_eq!(r.outcome, Outcome::Done, "{}", r.text);
+    let sent = requests(&api.take());
+    let expected: Vec<(String, String)> = VERIFY
+        .iter()
+        .map(|(m, u)| (m.to_string(), u.to_string()))
+        .collect();
+    assert_eq!(sent, expected);
+    let lines: Vec<&str> = r.text.lines().collect();
+    assert_eq!(
+        lines[0], "system healthy · error rate 2.1% (critical over 10 %) · phase 10%",
+        "{}",
+        r.text
+    );
+    let done: Vec<&str> = lines.iter().copied().filter(|l| l.starts_with('✓')).collect();
+    for (i, (line, (_, path))) in done.iter().zip(VERIFY).enumerate() {
+        let start = format!("✓ {}/5 GET {path} → 200 in ", i + 1);
+        assert!(line.starts_with(&start), "{start}: {}", r.text);
+    }
+    assert_eq!(done.len(), 5, "{}", r.text);
+    t.cleanup().await;
+}
+
+#[tokio::test]
+async fn deploy_verify_stops_at_a_failing_check_and_says_which() {
+    let t = TestStore::sqlite().await;
+    let api = fake_cap_without(&["/api/debug/error-rates"]).await;
+    let c = catalog(&api.url, "postgres://127.0.0.1:1/cap");
+    let p = pipeline_for(&cfg(), c, t.store.clone(), clock());
+    let r = say_in(&p, "C_CAP", "console:dave", "/deploy verify").await;
+    assert_eq!(r.outcome, Outcome::Failed, "{}", r.text);
+    let sent = requests(&api.take());
+    let ran: Vec<(String, String)> = VERIFY[..3]
+        .iter()
+        .map(|(m, u)| (m.to_string(), u.to_string()))
+        .collect();
+    assert_eq!(sent, ran, "the checks after the failing one did not run");
+    let lines: Vec<&str> = r.text.lines().collect();
+    assert_eq!(
+        lines[0], "`/deploy verify` failed: step 3 of 5 failed; steps 4–5 did not run",
+        "{}",
+        r.text
+    );
+    assert!(
+        lines[1].starts_with("✓ 1/5 GET /api/debug/comparative-reports → 200"),
+        "{}",
+        r.text
+    );
+    assert!(
+        lines[2].starts_with("✓ 2/5 GET /api/debug/feature-flags → 200"),
+        "{}",
+        r.text
+    );
+    assert_eq!(
+        lines[3..],
+        [
+            "✗ 3/5 http cap_api: GET /api/debug/error-rates?since=30min: target cap_api answered 404 (expected 2xx): {\"error\":\"no such route\"}",
+            "· 4/5 not run: http cap_api: GET /api/deployment/rollout-status",
+            "· 5/5 not run: http cap_api: GET /api/deployment/health",
+        ],
+        "{}",
+        r.text
+    );
     t.cleanup().await;
 }
 

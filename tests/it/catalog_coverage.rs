@@ -32,6 +32,7 @@ const BUILT: &[(&str, &str)] = &[
     ("chat", "SEC-1"),
     ("queue", "OPS-4"),
     ("queue", "Q-2"),
+    ("queue", "Q-3"),
     ("queue", "Q-4"),
     ("queue", "Q-5"),
     ("queue", "Q-6"),
@@ -79,6 +80,7 @@ const BUILT: &[(&str, &str)] = &[
     ("cap", "DEP-1"),
     ("cap", "DEP-4"),
     ("cap", "DEP-5"),
+    ("cap", "DEP-6"),
     ("scrape", "OPS-2"),
     ("scrape", "OPS-6"),
     ("scrape", "OPS-7"),
@@ -109,7 +111,7 @@ const NOT_YET: &[(&str, &str, &str)] = &[
     (
         "queue",
         "OPS-19",
-        "seq (five snapshots) and a process agent on the app host",
+        "a process agent on the app host (five snapshots: df, free, ps twice, docker stats)",
     ),
     (
         "queue",
@@ -130,11 +132,6 @@ const NOT_YET: &[(&str, &str, &str)] = &[
         "queue",
         "OPS-37",
         "preview on the approval card (count of -print) and a process agent on the app host",
-    ),
-    (
-        "queue",
-        "Q-3",
-        "a reply-only (internal) action: replies cannot name a target's URL",
     ),
     (
         "queue",
@@ -184,7 +181,7 @@ const NOT_YET: &[(&str, &str, &str)] = &[
     (
         "chat",
         "OPS-19",
-        "seq (five snapshots) and a process agent on the app host",
+        "a process agent on the app host (five snapshots: df, free, ps twice, docker stats)",
     ),
     (
         "chat",
@@ -214,12 +211,12 @@ const NOT_YET: &[(&str, &str, &str)] = &[
     (
         "chat",
         "AI-8",
-        "seq (restart, AI-1, AI-2) and a process agent on the app host",
+        "a process agent on the app host for the restart, the first step of the seq (AI-1 and AI-2 are http)",
     ),
     (
         "chat",
         "DR-5",
-        "seq of guided steps confirmed in the thread (the seed has no commands)",
+        "guided manual steps, each confirmed in the thread (the seed has no commands; a seq runs actions, not confirmations)",
     ),
     (
         "chat",
@@ -244,12 +241,12 @@ const NOT_YET: &[(&str, &str, &str)] = &[
     (
         "chat",
         "SEC-12",
-        "seq (secret store out of band, restart, verify)",
+        "a process agent on the app host for the restart step (the secret store is out of band)",
     ),
     (
         "cap",
         "OPS-19",
-        "seq (five snapshots) and a process agent on the app host",
+        "a process agent on the app host (five snapshots: df, free, ps twice, docker stats)",
     ),
     (
         "cap",
@@ -339,17 +336,12 @@ const NOT_YET: &[(&str, &str, &str)] = &[
     (
         "cap",
         "DEP-2",
-        "seq, polled: a bot-side watch that edits one message",
+        "a bot-side watch that polls and edits one message (a seq runs once)",
     ),
     (
         "cap",
         "DEP-3",
         "preview on the approval card (phase, health, error rate) and a confirmation token injected from the environment into the body",
-    ),
-    (
-        "cap",
-        "DEP-6",
-        "seq (OPS-1, DEP-4, OPS-9, DEP-1)",
     ),
     (
         "cap",
@@ -364,7 +356,7 @@ const NOT_YET: &[(&str, &str, &str)] = &[
     (
         "cap",
         "RB-1",
-        "break-glass, and seq (rollback, then rollout-status)",
+        "break-glass (the seq of rollback, then rollout-status, can be written)",
     ),
     (
         "cap",
@@ -379,7 +371,7 @@ const NOT_YET: &[(&str, &str, &str)] = &[
     (
         "cap",
         "BK-4",
-        "seq (createdb, pg_restore, counts, dropdb)",
+        "a process agent on the DB host for createdb, pg_restore and dropdb around the sql counts",
     ),
     (
         "cap",
@@ -389,12 +381,12 @@ const NOT_YET: &[(&str, &str, &str)] = &[
     (
         "scrape",
         "OPS-19",
-        "seq (five snapshots) and a process agent on the app host",
+        "a process agent on the app host (five snapshots: df, free, ps twice, docker stats)",
     ),
     (
         "scrape",
         "OPS-20",
-        "seq (history and current metrics) and a bot-side computation of averages, peaks and advice",
+        "a bot-side computation of averages, peaks and advice over its two reads",
     ),
     (
         "scrape",
@@ -429,7 +421,7 @@ const NOT_YET: &[(&str, &str, &str)] = &[
     (
         "scrape",
         "OPS-35",
-        "seq (sync, then sysctl) and a process agent on the app host",
+        "a process agent on the app host (sync, then sudo sysctl)",
     ),
     (
         "scrape",
@@ -439,7 +431,7 @@ const NOT_YET: &[(&str, &str, &str)] = &[
     (
         "scrape",
         "S-7",
-        "seq (list, then stop each listed job), the frozen job list on the approval card and break-glass",
+        "one stop per job of the listed jobs (a seq has fixed steps), the frozen job list on the approval card and break-glass",
     ),
     (
         "scrape",
@@ -524,7 +516,7 @@ const NOT_YET: &[(&str, &str, &str)] = &[
     (
         "scrape",
         "AI-8",
-        "seq (OPS-29, AI-1, AI-2)",
+        "a process agent on the app host for the restart, the first step of the seq (OPS-29); AI-2's path and body depend on its argument",
     ),
     (
         "scrape",
@@ -564,12 +556,12 @@ const NOT_YET: &[(&str, &str, &str)] = &[
     (
         "scrape",
         "SEC-4",
-        "seq (nginx -t, then reload) and a process agent on the app host",
+        "a process agent on the app host (sudo nginx -t, then reload)",
     ),
     (
         "scrape",
         "SEC-12",
-        "seq (secret store out of band, restart, verify)",
+        "a process agent on the app host for the restart step (the secret store is out of band)",
     ),
     (
         "pdf",
@@ -624,7 +616,7 @@ const NOT_YET: &[(&str, &str, &str)] = &[
     (
         "pdf",
         "OPS-39",
-        "seq, the maintenance-mode silence (internal) and a process agent on the app host and the config value {app.dir} as the working directory (npm run maintenance:disable, maintenance:verify)",
+        "the maintenance-mode silence (internal) and a process agent on the app host and the config value {app.dir} as the working directory (npm run maintenance:disable, maintenance:verify)",
     ),
     (
         "pdf",
@@ -684,12 +676,12 @@ const NOT_YET: &[(&str, &str, &str)] = &[
     (
         "pdf",
         "D-30",
-        "seq and a process agent on the app host and the config value {app.dir} as the working directory (supabase db replica create, npm run db:configure-reads)",
+        "a process agent on the app host and the config value {app.dir} as the working directory (supabase db replica create, npm run db:configure-reads)",
     ),
     (
         "pdf",
         "DEP-11",
-        "seq and a process agent on the app host and the config value {app.dir} as the working directory (git checkout, npm run deploy:hotfix)",
+        "a process agent on the app host and the config value {app.dir} as the working directory (git checkout, npm run deploy:hotfix)",
     ),
     (
         "pdf",
@@ -769,7 +761,7 @@ const NOT_YET: &[(&str, &str, &str)] = &[
     (
         "pdf",
         "DR-4",
-        "seq and a process agent on the app host and the config value {app.dir} as the working directory (npm run dr:failback, system:health-check)",
+        "a process agent on the app host and the config value {app.dir} as the working directory (npm run dr:failback, system:health-check)",
     ),
     (
         "pdf",

@@ -40,6 +40,8 @@ fn every_queue_command_parses_authorizes_and_renders() {
         ("console:alice", "/queue retry-job ai-analysis \"12 34\""),
         ("console:alice", "/queue clean-all"),
         ("console:bob", "/queue clean-all"),
+        ("console:dave", "/queue board"),
+        ("slack:U0STRANGER", "/queue board"),
         ("console:alice", "/queue failed ai-analysis"),
         ("console:alice", "/queue failed ai-analysis --limit 3"),
         ("console:alice", "/queue failed ai-analysis --limit 51"),
@@ -106,6 +108,37 @@ async fn http_commands_run_through_the_pipeline() {
         assert_eq!(r.outcome, Outcome::Usage, "{}", r.text);
         t.cleanup().await;
     }
+}
+
+#[tokio::test]
+async fn queue_board_answers_the_link_without_calling_or_showing_credentials() {
+    let target = FakeTarget::start().await;
+    let port = target.url.rsplit(':').next().expect("port");
+    let with_credentials = format!("http://ops:s3cret-board-pw@127.0.0.1:{port}/");
+    let c = catalog(&with_credentials, "postgres://127.0.0.1:1/queue");
+    let cmd = c.get("queue", "queue board").expect("queue board");
+    let out = Executor::new(Limits::default(), vec![])
+        .execute(&cmd.action, &c.targets, &args(&[]))
+        .await
+        .expect("a link");
+    let link = format!("http://127.0.0.1:{port}/admin/queues");
+    assert_eq!(
+        (out.text.as_str(), &out.fields),
+        (link.as_str(), &json!({ "url": link }))
+    );
+    assert!(
+        !out.summary.contains("s3cret") && !out.summary.contains("ops:"),
+        "{}",
+        out.summary
+    );
+    assert!(target.hits.lock().unwrap().is_empty(), "nothing was called");
+    let t = crate::support::TestStore::sqlite().await;
+    let p = pipeline_with(&config(ERIN), t.store.clone(), &target.url, clock());
+    let r = say(&p, "console:dave", "/queue board").await;
+    let reply = format!("Bull Board: {}/admin/queues", target.url);
+    assert_eq!((r.outcome, r.text.as_str()), (Outcome::Done, reply.as_str()));
+    assert!(target.hits.lock().unwrap().is_empty(), "nothing was called");
+    t.cleanup().await;
 }
 
 #[tokio::test]

@@ -6,8 +6,8 @@
 //! segment before anything is sent. The MongoDB rows have no executor yet.
 
 use crate::support::{
-    assert_each_sends, clock, config_enabling, pipeline_for, render_cases, say_in, shipped_catalog_env,
-    FakeApi, TestStore,
+    assert_each_sends, clock, config_enabling, pipeline_for, render_cases, requests, say_in,
+    shipped_catalog_env, FakeApi, TestStore,
 };
 use opsbot::catalog::Catalog;
 use opsbot::config::Config;
@@ -73,6 +73,11 @@ async fn fake_scrape() -> FakeApi {
             json!({"cpu_percent": 91.5, "memory_percent": 62.0, "disk_percent": 40.1}),
         ),
         ("GET", "/api/production/errors/stats", json!({"error_rate_1h": 7.5})),
+        (
+            "GET",
+            "/api/production/errors/dashboard",
+            json!({"top_errors": [{"type": "timeout", "count": 3}]}),
+        ),
         ("GET", "/api/production/performance/metrics", json!({"performance_metrics": {}})),
         ("GET", "/api/scraping/queue-status", json!({"queued": 14, "running": 6})),
         ("GET", "/api/scraping/jobs", json!({"jobs": [{"id": "81", "state": "running"}]})),
@@ -117,12 +122,28 @@ async fn http_commands_run_through_the_pipeline() {
         "{}",
         r.text
     );
+    api.take();
     let r = say_in(&p, "C_SCRAPE", "console:dave", "/ops errors").await;
     assert!(
-        r.text
-            .starts_with("error_rate_1h 7.5 (P3 at 5–10, P2 above 10)\n"),
+        r.text.starts_with(
+            "error_rate_1h 7.5 (P3 at 5–10, P2 above 10)\n✓ 1/2 GET /api/production/errors/stats → 200"
+        ),
         "{}",
         r.text
+    );
+    assert!(
+        r.text
+            .contains("\n✓ 2/2 GET /api/production/errors/dashboard → 200")
+            && r.text.contains("timeout"),
+        "{}",
+        r.text
+    );
+    assert_eq!(
+        requests(&api.take()),
+        [
+            ("GET".to_string(), "/api/production/errors/stats".to_string()),
+            ("GET".to_string(), "/api/production/errors/dashboard".to_string()),
+        ]
     );
     let sends = [
         ("console:dave", "/ops status", "GET", "/api/production/status"),

@@ -8,6 +8,7 @@ mod catalog_coverage;
 mod catalog_pdf;
 mod catalog_queue;
 mod catalog_scrape;
+mod catalog_seq;
 mod cli;
 mod discord;
 mod edge;

@@ -373,6 +373,26 @@ pub async fn assert_each_sends(
     }
 }
 
+/// `(identity, text, requests)`: a command and the `(method, path with
+/// query)` requests it must send, in order.
+pub type SendsAll<'a> = (&'a str, &'a str, &'a [(&'a str, &'a str)]);
+
+/// Like [`assert_each_sends`] for commands that send several requests (a
+/// `seq`): each `(identity, text, requests)` is done and sent exactly those
+/// `(method, path with query)` requests, in that order.
+pub async fn assert_each_sends_all(p: &Pipeline, channel: &str, api: &FakeApi, cases: &[SendsAll<'_>]) {
+    api.take();
+    for (who, text, expected) in cases {
+        let r = say_in(p, channel, who, text).await;
+        assert_eq!(r.outcome, opsbot::engine::Outcome::Done, "{text}: {}", r.text);
+        let expected: Vec<(String, String)> = expected
+            .iter()
+            .map(|(m, u)| (m.to_string(), u.to_string()))
+            .collect();
+        assert_eq!(requests(&api.take()), expected, "{text}");
+    }
+}
+
 /// Serves `app` on a free local port; its base URL.
 pub async fn serve(app: Router) -> String {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
