@@ -337,6 +337,11 @@ impl Pipeline {
             Ok(summary) => (State::Succeeded, summary.clone()),
             Err(e) => (State::Failed, e.clone()),
         };
+        // Before the transaction: on SQLite it holds the only connection.
+        let platform = a.origin.as_ref().map_or(super::CONSOLE, |o| o.platform.as_str());
+        let incident = self
+            .thread_incident(platform, a.thread.as_deref(), a.channel.as_deref())
+            .await?;
         let mut tx = self.store.begin().await?;
         tx.transition(id, State::Executing, state, self.now(), None, Some(&detail))
             .await?;
@@ -355,11 +360,7 @@ impl Pipeline {
         let change = Change::Changed {
             result: Some(&reply.text),
         };
-        let platform = a.origin.as_ref().map_or(super::CONSOLE, |o| o.platform.as_str());
-        if let Some(incident) = self
-            .thread_incident(platform, a.thread.as_deref(), a.channel.as_deref())
-            .await?
-        {
+        if let Some(incident) = incident {
             let text = format!("{} {} by {}: {detail}", a.label(), state.as_str(), actor.who());
             tx.add_incident_event(incident, &Event::new(self.now(), "result", actor.who(), text))
                 .await?;

@@ -388,5 +388,52 @@ pub fn ago(now: Millis, at: Millis) -> String {
     crate::duration::format(Duration::from_secs(((now - at).max(0) / 1000) as u64))
 }
 
+/// An open P0 incident #7 with cards in Slack C_INC and Discord 999, for
+/// renderer tests.
+#[cfg(test)]
+pub fn example() -> Incident {
+    let d = |p: &str, c: &str| Destination {
+        platform: p.into(),
+        channel: c.into(),
+    };
+    Incident {
+        id: 7,
+        profile: "cap".into(),
+        level: "P0".into(),
+        title: "checkout <down> & *bold*".into(),
+        state: State::Open,
+        declared_at: 0,
+        declared_by: "alice".into(),
+        plan_from: 0,
+        fired: 1,
+        acked_at: None,
+        acked_by: None,
+        resolved_at: None,
+        resolved_by: None,
+        summary: None,
+        commander: None,
+        comms: None,
+        scribe: None,
+        last_update_at: 0,
+        destinations: vec![d("slack", "C_INC"), d("discord", "999")],
+    }
+}
+
+/// The people a page mentions in renderer tests: one with chat accounts,
+/// one with only a console identity.
+#[cfg(test)]
+pub fn example_mentions() -> Vec<crate::engine::Mention> {
+    vec![
+        crate::engine::Mention {
+            person: "alice".into(),
+            identities: vec!["slack:U0A".into(), "discord:111".into()],
+        },
+        crate::engine::Mention {
+            person: "dave_*x*".into(),
+            identities: vec!["console:dave".into()],
+        },
+    ]
+}
+
 #[cfg(test)]
 mod tests;

@@ -629,4 +629,39 @@ mod tests {
         let body = plain("@everyone");
         assert_eq!(body["allowed_mentions"], json!({"parse": []}));
     }
+
+    #[test]
+    fn incident_cards_and_thread_posts() {
+        let inc = crate::incident::example();
+        let card = render(Notification::IncidentCard {
+            incident: &inc,
+            ack_by: Some(300_000),
+            new: true,
+        });
+        assert_eq!(card.len(), 1, "only the Discord destination: {card:?}");
+        assert_eq!(card[0].channel, "999");
+        insta::assert_json_snapshot!("discord_incident_card_open", card[0].body);
+        let mentions = crate::incident::example_mentions();
+        let post = render(Notification::IncidentThread {
+            incident: &inc,
+            text: "📟 paging @everyone",
+            mentions: &mentions,
+        });
+        assert_eq!(
+            post[0].op,
+            OutOp::Post {
+                key: None,
+                thread: Some(Thread::Key("incident:7:discord:999".into())),
+                fallback: None
+            }
+        );
+        let body = &post[0].body;
+        assert_eq!(
+            body["allowed_mentions"],
+            json!({"parse": [], "users": ["111"]}),
+            "only alice is pinged"
+        );
+        assert_eq!(body["content"], r"📟 paging @everyone <@111>, dave\_\*x\*");
+        assert_eq!(body[THREAD_NAME], "#7 P0 checkout <down> & *bold*");
+    }
 }

@@ -536,4 +536,60 @@ mod tests {
         assert!(matches!(&m[..], [OutMessage { op: OutOp::Ephemeral { user, .. }, .. }] if user == "UA"));
         assert!(m[0].body.to_string().contains("result is unknown"));
     }
+
+    #[test]
+    fn incident_cards_and_thread_posts() {
+        let mut inc = crate::incident::example();
+        let card = render(Notification::IncidentCard {
+            incident: &inc,
+            ack_by: Some(300_000),
+            new: true,
+        });
+        assert_eq!(card.len(), 1, "only the Slack destination: {card:?}");
+        assert_eq!(
+            card[0].op,
+            OutOp::Post {
+                key: Some("incident:7:slack:C_INC".into()),
+                thread: None,
+                fallback: None
+            }
+        );
+        insta::assert_json_snapshot!("incident_card_open", card[0].body);
+        inc.state = crate::incident::State::Resolved;
+        inc.resolved_by = Some("bob".into());
+        inc.resolved_at = Some(600_000);
+        let edit = render(Notification::IncidentCard {
+            incident: &inc,
+            ack_by: None,
+            new: false,
+        });
+        assert_eq!(
+            edit[0].op,
+            OutOp::Update {
+                key: "incident:7:slack:C_INC".into()
+            }
+        );
+        assert!(
+            !edit[0].body.to_string().contains("\"actions\""),
+            "resolved: no buttons"
+        );
+        let mentions = crate::incident::example_mentions();
+        let post = render(Notification::IncidentThread {
+            incident: &inc,
+            text: "📟 paging <!channel>",
+            mentions: &mentions,
+        });
+        assert_eq!(
+            post[0].op,
+            OutOp::Post {
+                key: None,
+                thread: Some(Thread::Key("incident:7:slack:C_INC".into())),
+                fallback: None
+            }
+        );
+        assert_eq!(
+            post[0].body["text"],
+            "📟 paging &lt;!channel&gt; <@U0A>, dave_*x*"
+        );
+    }
 }
