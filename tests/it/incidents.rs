@@ -639,3 +639,54 @@ async fn a_p0_chain_end_to_end_through_slack_and_discord() {
     })
     .await;
 }
+
+/// Two engines on one Postgres fire the same 1,000 due steps at once:
+/// each step is paged exactly once.
+#[tokio::test]
+async fn two_engines_racing_over_a_thousand_due_steps_fire_each_once() {
+    let t = TestStore::postgres().await;
+    let clock = clock();
+    let a = engine(t.store.clone(), clock.clone());
+    let b = engine(t.reopen().await, clock.clone());
+    let policy = &a.policies.profiles["queue"];
+    let now = clock.now_ms();
+    let mut ids = Vec::new();
+    let mut tx = t.store.begin().await.unwrap();
+    for i in 0..1_000 {
+        let mut inc = opsbot::incident::declare(
+            policy,
+            "queue",
+            "P0",
+            &format!("race {i}"),
+            "alice",
+            now - 5 * MIN,
+        )
+        .unwrap();
+        inc.fired = 1;
+        let inc = tx
+            .create_incident(&inc, &Event::new(now, "declared", "alice", "race"))
+            .await
+            .unwrap();
+        tx.schedule(INCIDENT_STEP, &inc.id.to_string(), now)
+            .await
+            .unwrap();
+        ids.push(inc.id);
+    }
+    tx.commit().await.unwrap();
+    let (ra, rb) = tokio::join!(fire_due(&a), fire_due(&b));
+    ra.unwrap();
+    rb.unwrap();
+    for id in ids {
+        let pages: Vec<Event> = t
+            .store
+            .incident_events(id)
+            .await
+            .unwrap()
+            .into_iter()
+            .filter(|e| e.kind == "page")
+            .collect();
+        assert_eq!(pages.len(), 1, "incident {id}: {pages:?}");
+        assert!(pages[0].text.starts_with("step 2"), "{pages:?}");
+    }
+    t.cleanup().await;
+}
