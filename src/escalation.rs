@@ -39,6 +39,9 @@ pub enum When {
     /// This long after the incident was declared (business time when the
     /// level pages in business hours only).
     After(Duration),
+    /// This long after the step before is due (`from = "previous"`; the
+    /// declaration for the first step).
+    AfterPrevious(Duration),
     /// At the first opening of the calendar on a later day than the step before.
     NextBusinessDay,
 }
@@ -93,10 +96,8 @@ impl Level {
                 let due = match s.when {
                     // A page never falls due while the calendar is closed: a
                     // delay that ends exactly at closing pages at the next opening.
-                    When::After(d) => match (self.pages, cal) {
-                        (Pages::Business, Some(c)) => c.next_open(c.add_open(declared, d)),
-                        _ => after(cal, self.pages, declared, d),
-                    },
+                    When::After(d) => self.delay(cal, declared, d),
+                    When::AfterPrevious(d) => self.delay(cal, prev, d),
                     When::NextBusinessDay => match cal {
                         Some(c) => c.next_business_day(prev),
                         None => prev + 86_400_000,
@@ -106,6 +107,15 @@ impl Level {
                 due
             })
             .collect()
+    }
+
+    /// `d` after `from`. A page never falls due while the calendar is
+    /// closed: a delay that ends exactly at closing pages at the next opening.
+    fn delay(&self, cal: Option<&Calendar>, from: Millis, d: Duration) -> Millis {
+        match (self.pages, cal) {
+            (Pages::Business, Some(c)) => c.next_open(c.add_open(from, d)),
+            _ => after(cal, self.pages, from, d),
+        }
     }
 
     /// The ack deadline of an incident declared at `declared`.
@@ -218,6 +228,21 @@ mod tests {
         let times = p3.schedule(berlin(4, 20), Some(&cal));
         assert_eq!(times, vec![berlin(7, 9), berlin(8, 9)]);
         assert_eq!(p3.ack_deadline(berlin(4, 20), Some(&cal)), berlin(7, 13));
+    }
+
+    #[test]
+    fn from_previous_counts_from_the_step_before() {
+        // pdf's chain read per level (runbooks.md §3): L2 15m after L1, L3
+        // 30m after L2, L4 1h after L3 → 0, 15m, 45m, 1h45m.
+        let mut p = cap_p0();
+        for (s, m) in p.steps.iter_mut().zip([0, 15, 30, 60]) {
+            s.when = When::AfterPrevious(Duration::from_secs(m * MIN));
+        }
+        let m = 60_000;
+        assert_eq!(p.schedule(0, None), vec![0, 15 * m, 45 * m, 105 * m]);
+        // Mixed: a step counted from the declaration after relative ones.
+        p.steps[3].when = When::After(Duration::from_secs(30 * MIN));
+        assert_eq!(p.schedule(0, None)[3], 30 * m);
     }
 
     #[test]

@@ -426,12 +426,28 @@ fn step(cx: &mut Cx<'_>, what: &str, key: &str, v: &Value, refs: &Refs<'_>) -> O
     };
     for k in t
         .keys()
-        .filter(|k| !["after", "at", "to", "stop"].contains(&k.as_str()))
+        .filter(|k| !["after", "from", "at", "to", "stop"].contains(&k.as_str()))
     {
-        cx.problem(key, format!("{what}: unknown key `{k}` (after, at, to, stop)"));
+        cx.problem(
+            key,
+            format!("{what}: unknown key `{k}` (after, from, at, to, stop)"),
+        );
+    }
+    let previous = match t.get("from") {
+        None => false,
+        Some(Value::String(f)) if f == "declared" => false,
+        Some(Value::String(f)) if f == "previous" => true,
+        Some(_) => {
+            cx.problem(key, format!("{what}: `from` is `declared` or `previous`"));
+            false
+        }
+    };
+    if t.contains_key("from") && !t.contains_key("after") {
+        cx.problem(key, format!("{what}: `from` goes with `after`"));
     }
     let when = match (t.get("after"), t.get("at")) {
         (Some(Value::String(a)), None) => match crate::duration::parse(a) {
+            Ok(d) if previous => When::AfterPrevious(d),
             Ok(d) => When::After(d),
             Err(e) => {
                 cx.problem(key, format!("{what}: `after`: {e}"));
@@ -513,6 +529,28 @@ mod tests {
         };
         let (p, problems) = load(raw, text, "config/opsbot.toml", &known);
         (p, problems.iter().map(|p| p.to_string()).collect())
+    }
+
+    #[test]
+    fn steps_may_count_from_the_previous_one() {
+        let text = GOOD.replace(
+            r#"{ after = "15m", to = ["role:eng-manager"], stop = "resolve" }"#,
+            r#"{ after = "15m", from = "previous", to = ["role:eng-manager"], stop = "resolve" }"#,
+        );
+        let (p, problems) = load_text(&text);
+        assert!(problems.is_empty(), "{problems:?}");
+        assert_eq!(
+            p.profiles["queue"].levels["P0"].steps[1].when,
+            When::AfterPrevious(Duration::from_secs(900))
+        );
+        let bad = GOOD.replace(r#"{ after = "15m", to"#, r#"{ after = "15m", from = "later", to"#);
+        let (_, problems) = load_text(&bad);
+        assert!(
+            problems
+                .iter()
+                .any(|p| p.contains("`from` is `declared` or `previous`")),
+            "{problems:?}"
+        );
     }
 
     const GOOD: &str = r#"
