@@ -12,8 +12,8 @@ mod support;
 use opsbot::clock::{Clock, SystemClock};
 use opsbot::engine::timers;
 use opsbot::incident::{self, Event};
-use opsbot::store::{Store, APPROVAL_EXPIRY, INCIDENT_STEP};
-use std::time::{Duration, Instant};
+use opsbot::store::{Store, INCIDENT_STEP};
+use std::time::Duration;
 
 const FIVE_MIN: i64 = 5 * 60_000;
 
@@ -66,21 +66,11 @@ async fn main() {
     let (pending, probes, burst) = (env("PENDING", 1_000_000), env("PROBES", 50), env("BURST", 10_000));
     let bench = support::Bench::start("http://127.0.0.1:9").await;
     let (store, pipeline) = (bench.store.clone(), bench.pipeline.clone());
-    let far = SystemClock.now_ms() + 86_400_000;
-    let loaded = Instant::now();
-    let all: Vec<(String, i64)> = (0..pending)
-        .map(|i| (format!("far-{i}"), far + i as i64))
-        .collect();
-    for chunk in all.chunks(100_000) {
-        store
-            .schedule_many(APPROVAL_EXPIRY, chunk)
-            .await
-            .expect("schedule");
-    }
+    let took = support::far_deadlines(&store, pending).await;
     println!(
         "escalation {}: {pending} pending deadlines stored in {:.1} s",
         bench.db,
-        loaded.elapsed().as_secs_f64()
+        took.as_secs_f64()
     );
     let (stop_tx, stop) = tokio::sync::watch::channel(false);
     let handle = timers::spawn(pipeline.clone(), stop);

@@ -10,7 +10,7 @@ mod support;
 use opsbot::clock::{Clock, SystemClock};
 use opsbot::engine::timers;
 use opsbot::store::APPROVAL_EXPIRY;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 #[tokio::main]
 async fn main() {
@@ -18,21 +18,11 @@ async fn main() {
     let (pending, probes) = (env("PENDING", 1_000_000), env("PROBES", 50));
     let bench = support::Bench::start("http://127.0.0.1:9").await;
     let (store, pipeline) = (bench.store.clone(), bench.pipeline.clone());
-    let far = SystemClock.now_ms() + 86_400_000;
-    let loaded = Instant::now();
-    let all: Vec<(String, i64)> = (0..pending)
-        .map(|i| (format!("far-{i}"), far + i as i64))
-        .collect();
-    for chunk in all.chunks(100_000) {
-        store
-            .schedule_many(APPROVAL_EXPIRY, chunk)
-            .await
-            .expect("schedule");
-    }
+    let took = support::far_deadlines(&store, pending).await;
     println!(
         "timers {}: {pending} pending deadlines stored in {:.1} s",
         bench.db,
-        loaded.elapsed().as_secs_f64()
+        took.as_secs_f64()
     );
     let (stop_tx, stop) = tokio::sync::watch::channel(false);
     let handle = timers::spawn(pipeline.clone(), stop);

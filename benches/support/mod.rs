@@ -63,3 +63,20 @@ impl Bench {
         self.store.close().await;
     }
 }
+
+/// Stores `n` deadlines a day from now or later (approval expiries that
+/// never come due during a run); answers how long that took.
+#[allow(dead_code)] // not every bench stores far deadlines
+pub async fn far_deadlines(store: &Store, n: usize) -> std::time::Duration {
+    use opsbot::clock::Clock;
+    let far = SystemClock.now_ms() + 86_400_000;
+    let started = std::time::Instant::now();
+    let all: Vec<(String, i64)> = (0..n).map(|i| (format!("far-{i}"), far + i as i64)).collect();
+    for chunk in all.chunks(100_000) {
+        store
+            .schedule_many(opsbot::store::APPROVAL_EXPIRY, chunk)
+            .await
+            .expect("schedule");
+    }
+    started.elapsed()
+}

@@ -144,3 +144,57 @@ pub fn with_mentions(
         .collect();
     format!("{text} {}", who.join(", "))
 }
+
+/// The outbox messages of an incident notification on `platform`, one per
+/// destination there: the card (posted under its key, or edited) or a post
+/// in the card's thread. `card` and `post` build the platform's bodies;
+/// other notifications give nothing.
+pub fn incident_messages(
+    platform: &str,
+    n: &crate::engine::Notification<'_>,
+    card: &dyn Fn(&crate::incident::Incident, Option<Millis>) -> serde_json::Value,
+    post: &dyn Fn(&crate::incident::Incident, &str, &[crate::engine::Mention]) -> serde_json::Value,
+) -> Vec<crate::store::OutMessage> {
+    use crate::engine::Notification;
+    use crate::store::{card_key, OutMessage, OutOp, Thread};
+    let (incident, body, op): (_, _, &dyn Fn(String) -> OutOp) = match *n {
+        Notification::IncidentCard {
+            incident,
+            ack_by,
+            new,
+        } => (
+            incident,
+            card(incident, ack_by),
+            if new {
+                &|key| OutOp::Post {
+                    key: Some(key),
+                    thread: None,
+                    fallback: None,
+                }
+            } else {
+                &|key| OutOp::Update { key }
+            },
+        ),
+        Notification::IncidentThread {
+            incident,
+            text,
+            mentions,
+        } => (incident, post(incident, text, mentions), &|key| OutOp::Post {
+            key: None,
+            thread: Some(Thread::Key(key)),
+            fallback: None,
+        }),
+        _ => return Vec::new(),
+    };
+    incident
+        .destinations
+        .iter()
+        .filter(|d| d.platform == platform)
+        .map(|d| OutMessage {
+            platform: platform.into(),
+            channel: d.channel.clone(),
+            op: op(card_key(incident.id, d)),
+            body: body.clone(),
+        })
+        .collect()
+}

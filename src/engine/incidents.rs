@@ -250,19 +250,32 @@ impl Pipeline {
         if here {
             reply = reply.private();
         }
-        let notes = [
-            Notification::IncidentCard {
-                incident: &inc,
-                ack_by: self.ack_by(&inc),
-                new: true,
-            },
-            Notification::Reply {
-                origin: &inv.origin,
-                reply: &reply,
-                approval: None,
-            },
-        ];
-        self.commit_notes(tx, &[entry], &notes, inv.inbox).await?;
+        let notes = [Notification::IncidentCard {
+            incident: &inc,
+            ack_by: self.ack_by(&inc),
+            new: true,
+        }];
+        self.finish(tx, inv, entry, &notes, reply, due).await
+    }
+
+    /// Ends a change: commits `notes` and the answer `reply` with `entry`,
+    /// then tells the alarm about the new deadline `due`.
+    async fn finish(
+        &self,
+        tx: Tx,
+        inv: &Invocation,
+        entry: Entry,
+        notes: &[Notification<'_>],
+        reply: Reply,
+        due: Option<Millis>,
+    ) -> Result<Reply, Internal> {
+        let mut all = notes.to_vec();
+        all.push(Notification::Reply {
+            origin: &inv.origin,
+            reply: &reply,
+            approval: None,
+        });
+        self.commit_notes(tx, &[entry], &all, inv.inbox).await?;
         due.into_iter().for_each(|d| self.alarm.set(d));
         Ok(reply)
     }
@@ -404,15 +417,8 @@ impl Pipeline {
                 text: &thread_text,
                 mentions: &[],
             },
-            Notification::Reply {
-                origin: &inv.origin,
-                reply: &reply,
-                approval: None,
-            },
         ];
-        self.commit_notes(tx, &[entry], &notes, inv.inbox).await?;
-        due.into_iter().for_each(|d| self.alarm.set(d));
-        Ok(reply)
+        self.finish(tx, inv, entry, &notes, reply, due).await
     }
 
     /// Fires due incident timers (escalation steps, update reminders), many
@@ -809,14 +815,8 @@ impl Pipeline {
                 );
                 let mut entry = self.entry(inv, actor, "oncall.override", None, None);
                 entry.detail = Some(text.clone());
-                let reply = Reply::new(Outcome::Done, text);
-                let notes = [Notification::Reply {
-                    origin: &inv.origin,
-                    reply: &reply,
-                    approval: None,
-                }];
-                self.commit_notes(tx, &[entry], &notes, inv.inbox).await?;
-                Ok(reply)
+                self.finish(tx, inv, entry, &[], Reply::new(Outcome::Done, text), None)
+                    .await
             }
         }
     }

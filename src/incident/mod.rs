@@ -396,27 +396,16 @@ pub fn example() -> Incident {
         platform: p.into(),
         channel: c.into(),
     };
-    Incident {
-        id: 7,
-        profile: "cap".into(),
-        level: "P0".into(),
-        title: "checkout <down> & *bold*".into(),
-        state: State::Open,
-        declared_at: 0,
-        declared_by: "alice".into(),
-        plan_from: 0,
-        fired: 1,
-        acked_at: None,
-        acked_by: None,
-        resolved_at: None,
-        resolved_by: None,
-        summary: None,
-        commander: None,
-        comms: None,
-        scribe: None,
-        last_update_at: 0,
+    let policy = ProfilePolicy {
+        scale: vec!["P0".into()],
+        calendar: None,
         destinations: vec![d("slack", "C_INC"), d("discord", "999")],
-    }
+        levels: Default::default(),
+    };
+    let mut inc = declare(&policy, "cap", "P0", "checkout <down> & *bold*", "alice", 0).expect("declare");
+    inc.id = 7;
+    inc.fired = 1;
+    inc
 }
 
 /// The people a page mentions in renderer tests: one with chat accounts,

@@ -14,8 +14,6 @@ use crate::chat::card::{self, expiry, status_line};
 use crate::clock::Millis;
 use crate::engine::{Notification, Outcome, Renderer, Reply};
 use crate::incident::{Incident, State as IncidentState};
-use crate::policy::Destination;
-use crate::store::{self, Thread};
 use crate::store::{OutMessage, OutOp};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
@@ -119,57 +117,34 @@ impl Renderer for DiscordRenderer {
                 }
                 None => Vec::new(),
             },
-            Notification::IncidentCard {
-                incident,
-                ack_by,
-                new,
-            } => here(incident)
-                .map(|d| {
-                    let key = store::card_key(incident.id, d);
-                    let op = if new {
-                        OutOp::Post {
-                            key: Some(key),
-                            thread: None,
-                            fallback: None,
-                        }
-                    } else {
-                        OutOp::Update { key }
-                    };
-                    msg(&d.channel, op, incident_card(incident, ack_by, now))
-                })
-                .collect(),
-            Notification::IncidentThread {
-                incident,
-                text,
-                mentions,
-            } => {
-                let users: Vec<&str> = mentions.iter().filter_map(|m| m.on(PLATFORM)).collect();
-                let content = card::with_mentions(
-                    &escape(text),
-                    mentions,
+            n @ (Notification::IncidentCard { .. } | Notification::IncidentThread { .. }) => {
+                card::incident_messages(
                     PLATFORM,
-                    &|id| format!("<@{id}>"),
-                    &escape,
-                );
-                let body = json!({
-                    "content": content,
-                    // Only the people paged are pinged.
-                    "allowed_mentions": { "parse": [], "users": users },
-                    THREAD_NAME: thread_name(incident),
-                });
-                here(incident)
-                    .map(|d| {
-                        let op = OutOp::Post {
-                            key: None,
-                            thread: Some(Thread::Key(store::card_key(incident.id, d))),
-                            fallback: None,
-                        };
-                        msg(&d.channel, op, body.clone())
-                    })
-                    .collect()
+                    &n,
+                    &|i, ack_by| incident_card(i, ack_by, now),
+                    &thread_post,
+                )
             }
         }
     }
+}
+
+/// A post in an incident's thread: pings exactly the people it pages, and
+/// names the thread to start from the card if there is none yet.
+fn thread_post(incident: &Incident, text: &str, mentions: &[crate::engine::Mention]) -> Value {
+    let users: Vec<&str> = mentions.iter().filter_map(|m| m.on(PLATFORM)).collect();
+    let content = card::with_mentions(
+        &escape(text),
+        mentions,
+        PLATFORM,
+        &|id| format!("<@{id}>"),
+        &escape,
+    );
+    json!({
+        "content": content,
+        "allowed_mentions": { "parse": [], "users": users },
+        THREAD_NAME: thread_name(incident),
+    })
 }
 
 /// A field of a thread message's body that is not Discord's: the name of
@@ -181,11 +156,6 @@ pub const THREAD_NAME: &str = "opsbot_thread_name";
 fn thread_name(inc: &Incident) -> String {
     let name = format!("{} {} {}", inc.label(), inc.level, inc.title);
     name.chars().take(100).collect()
-}
-
-/// The incident's destinations on Discord.
-fn here(inc: &Incident) -> impl Iterator<Item = &Destination> {
-    inc.destinations.iter().filter(|d| d.platform == PLATFORM)
 }
 
 /// An incident's card: an embed with Ack / Resolve buttons until resolved.
@@ -651,7 +621,7 @@ mod tests {
             post[0].op,
             OutOp::Post {
                 key: None,
-                thread: Some(Thread::Key("incident:7:discord:999".into())),
+                thread: Some(crate::store::Thread::Key("incident:7:discord:999".into())),
                 fallback: None
             }
         );

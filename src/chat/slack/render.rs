@@ -10,8 +10,6 @@ use crate::chat::card::{self, expiry, status_line};
 use crate::clock::Millis;
 use crate::engine::{Notification, Outcome, Renderer, Reply};
 use crate::incident::Incident;
-use crate::policy::Destination;
-use crate::store;
 use crate::store::{OutMessage, OutOp, Thread};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
@@ -78,51 +76,22 @@ impl Renderer for SlackRenderer {
                 Some(o) => vec![interrupted(&o, text)],
                 None => Vec::new(),
             },
-            Notification::IncidentCard {
-                incident,
-                ack_by,
-                new,
-            } => here(incident)
-                .map(|d| {
-                    let key = store::card_key(incident.id, d);
-                    let op = if new {
-                        OutOp::Post {
-                            key: Some(key),
-                            thread: None,
-                            fallback: None,
-                        }
-                    } else {
-                        OutOp::Update { key }
-                    };
-                    msg(&d.channel, op, incident_card(incident, ack_by, now))
-                })
-                .collect(),
-            Notification::IncidentThread {
-                incident,
-                text,
-                mentions,
-            } => {
-                let mention = |id: &str| format!("<@{}>", escape::text(id));
-                let body =
-                    card::with_mentions(&escape::text(text), mentions, PLATFORM, &mention, &escape::text);
-                here(incident)
-                    .map(|d| {
-                        let op = OutOp::Post {
-                            key: None,
-                            thread: Some(Thread::Key(store::card_key(incident.id, d))),
-                            fallback: None,
-                        };
-                        msg(&d.channel, op, json!({ "text": body }))
-                    })
-                    .collect()
+            n @ (Notification::IncidentCard { .. } | Notification::IncidentThread { .. }) => {
+                card::incident_messages(
+                    PLATFORM,
+                    &n,
+                    &|i, ack_by| incident_card(i, ack_by, now),
+                    &thread_post,
+                )
             }
         }
     }
 }
 
-/// The incident's destinations on Slack.
-fn here(inc: &Incident) -> impl Iterator<Item = &Destination> {
-    inc.destinations.iter().filter(|d| d.platform == PLATFORM)
+/// A post in an incident's thread, mentioning the people it pages.
+fn thread_post(_: &Incident, text: &str, mentions: &[crate::engine::Mention]) -> Value {
+    let mention = |id: &str| format!("<@{}>", escape::text(id));
+    json!({ "text": card::with_mentions(&escape::text(text), mentions, PLATFORM, &mention, &escape::text) })
 }
 
 /// An incident's card: title, fields, Ack / Resolve buttons until resolved.
