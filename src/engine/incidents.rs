@@ -283,21 +283,38 @@ impl Pipeline {
     /// Puts the incident's next step and update reminder on the timer
     /// table (or takes them off); answers the earliest new deadline.
     async fn plan(&self, tx: &mut Tx, inc: &Incident) -> Result<Option<Millis>, Internal> {
+        self.plan_kinds(tx, inc, &[INCIDENT_STEP, INCIDENT_REMINDER])
+            .await
+    }
+
+    /// [`Self::plan`] for the timer `kinds` only.
+    async fn plan_kinds(
+        &self,
+        tx: &mut Tx,
+        inc: &Incident,
+        kinds: &[&str],
+    ) -> Result<Option<Millis>, Internal> {
         let item = inc.id.to_string();
         let Some((policy, level)) = self.level_of(inc) else {
-            tx.cancel(INCIDENT_STEP, &item).await?;
-            tx.cancel(INCIDENT_REMINDER, &item).await?;
+            for kind in kinds {
+                tx.cancel(kind, &item).await?;
+            }
             return Ok(None);
         };
         let step = incident::next_step(inc, level, self.calendar_of(policy)).map(|s| s.1);
         let reminder = incident::reminder_due(inc, level);
-        for (kind, due) in [(INCIDENT_STEP, step), (INCIDENT_REMINDER, reminder)] {
+        let planned = [(INCIDENT_STEP, step), (INCIDENT_REMINDER, reminder)];
+        for (kind, due) in planned.into_iter().filter(|(k, _)| kinds.contains(k)) {
             match due {
                 Some(at) => tx.schedule(kind, &item, at).await?,
                 None => tx.cancel(kind, &item).await?,
             }
         }
-        Ok([step, reminder].into_iter().flatten().min())
+        Ok(planned
+            .iter()
+            .filter(|(k, _)| kinds.contains(k))
+            .filter_map(|(_, due)| *due)
+            .min())
     }
 
     /// Who may apply `action` to `inc`.
@@ -436,18 +453,19 @@ impl Pipeline {
         let mut tx = self.store.begin().await?;
         let mut fired = Vec::new();
         let mut next = Vec::new();
+        let mut on_call = OnCall::default();
         for (id, t) in due {
-            if tx.lock_incident(id).await?.is_none() {
+            let Some(inc) = tx.lock_incident(id).await? else {
                 tx.cancel(&t.kind, &t.item).await?;
                 continue;
-            }
+            };
             if !tx.take_timer(&t.kind, &t.item, now).await? {
                 continue; // another instance fired it, or it moved
             }
             let out = if t.kind == INCIDENT_STEP {
-                self.step_in(&mut tx, id, now).await?
+                self.step_in(&mut tx, inc, now, &mut on_call).await?
             } else {
-                self.reminder_in(&mut tx, id, now).await?
+                self.reminder_in(&mut tx, inc, now).await?
             };
             match out {
                 Fire::Fired(f) => {
@@ -474,10 +492,14 @@ impl Pipeline {
 
     /// The incident's next escalation step is due (its row is locked): pages
     /// its targets, records each page, plans the step after.
-    async fn step_in(&self, tx: &mut Tx, id: i64, now: Millis) -> Result<Fire, Internal> {
-        let Some(mut inc) = tx.incident(id).await? else {
-            return Ok(Fire::Nothing);
-        };
+    async fn step_in(
+        &self,
+        tx: &mut Tx,
+        mut inc: Incident,
+        now: Millis,
+        on_call: &mut OnCall,
+    ) -> Result<Fire, Internal> {
+        let id = inc.id;
         let Some((policy, level)) = self.level_of(&inc) else {
             tracing::warn!(incident = id, level = %inc.level, "incident: no policy for its level; no step fires");
             return Ok(Fire::Nothing);
@@ -487,13 +509,14 @@ impl Pipeline {
             return Ok(Fire::Nothing);
         };
         let rank = policy.rank(&inc.level).unwrap_or(usize::MAX);
-        let (mentions, notified, events) = self.page(tx, &level.steps[i], i, rank, now).await?;
+        let (mentions, notified, events) = self.page(tx, &level.steps[i], i, rank, now, on_call).await?;
         inc.fired = i + 1;
         tx.save_incident(&inc, now).await?;
         for e in &events {
             tx.add_incident_event(id, e).await?;
         }
-        let due = self.plan(tx, &inc).await?;
+        // A step changes when the next step is due, not the reminder.
+        let due = self.plan_kinds(tx, &inc, &[INCIDENT_STEP]).await?;
         let text = page_text(&inc, i, level, &mentions, &notified, self.ack_by(&inc));
         let entry = self.timer_entry(
             "incident.page",
@@ -518,6 +541,7 @@ impl Pipeline {
         index: usize,
         rank: usize,
         now: Millis,
+        on_call: &mut OnCall,
     ) -> Result<(Vec<Mention>, Vec<String>, Vec<Event>), Internal> {
         let mut paged: Vec<(&Person, String)> = Vec::new();
         let mut notified: Vec<String> = Vec::new();
@@ -526,8 +550,14 @@ impl Pipeline {
             match target {
                 Target::Rotation(name) => match self.policies.rotations.get(name) {
                     Some(rot) => {
-                        let overrides = tx.overrides(name, now).await?;
-                        let who = on_call(rot, &overrides, now);
+                        let who = match on_call.get(name) {
+                            Some(who) => who.clone(),
+                            None => {
+                                let who = on_call_now(rot, &tx.overrides(name, now).await?, now);
+                                on_call.insert(name.clone(), who.clone());
+                                who
+                            }
+                        };
                         match who.as_deref().and_then(|w| self.directory.person(w)) {
                             Some(p) => paged.push((p, format!("rotation:{name}"))),
                             None => notes.push(Event::new(
@@ -599,10 +629,8 @@ impl Pipeline {
 
     /// The update reminder is due (the incident's row is locked): nags in
     /// the thread, mentioning the commander, unless an update came meanwhile.
-    async fn reminder_in(&self, tx: &mut Tx, id: i64, now: Millis) -> Result<Fire, Internal> {
-        let Some(inc) = tx.incident(id).await? else {
-            return Ok(Fire::Nothing);
-        };
+    async fn reminder_in(&self, tx: &mut Tx, inc: Incident, now: Millis) -> Result<Fire, Internal> {
+        let id = inc.id;
         let Some((_, level)) = self.level_of(&inc) else {
             return Ok(Fire::Nothing);
         };
@@ -831,8 +859,11 @@ impl Pipeline {
     }
 }
 
+/// Who is on call per rotation at the instant a batch of steps fires.
+type OnCall = std::collections::HashMap<String, Option<String>>;
+
 /// Who is on call in `rot` at `now`, overrides applied.
-fn on_call(rot: &Rotation, overrides: &[OverrideRow], now: Millis) -> Option<String> {
+fn on_call_now(rot: &Rotation, overrides: &[OverrideRow], now: Millis) -> Option<String> {
     Some(rot.on_call(&as_overrides(overrides), now).person)
 }
 
