@@ -56,6 +56,16 @@ async fn paged_at(store: &Store, id: i64) -> Option<i64> {
     pages.first().copied()
 }
 
+/// CPU time this process used so far (user + system), in milliseconds.
+fn cpu_ms() -> u64 {
+    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
+    // Fields after the command name (which may hold spaces): utime is the 12th, stime the 13th.
+    let rest = stat.rsplit_once(')').map(|r| r.1).unwrap_or_default();
+    let f: Vec<u64> = rest.split_whitespace().filter_map(|x| x.parse().ok()).collect();
+    // Clock ticks are 10 ms on Linux.
+    f.get(10).zip(f.get(11)).map_or(0, |(u, s)| (u + s) * 10)
+}
+
 fn pct(v: &[i64], p: f64) -> i64 {
     v[((v.len() as f64 - 1.0) * p).round() as usize]
 }
@@ -72,9 +82,26 @@ async fn main() {
         bench.db,
         took.as_secs_f64()
     );
+    // What the loop does at start: fire what is due, find the next deadline.
+    let started = std::time::Instant::now();
+    let next = timers::fire_due(&pipeline).await.expect("first round");
+    println!(
+        "escalation {}: first round with {pending} pending, none due: {:.1} ms (next due in {:.0} s)",
+        bench.db,
+        started.elapsed().as_secs_f64() * 1000.0,
+        next.map_or(0, |n| n - SystemClock.now_ms()) as f64 / 1000.0
+    );
     let (stop_tx, stop) = tokio::sync::watch::channel(false);
     let handle = timers::spawn(pipeline.clone(), stop);
     tokio::time::sleep(Duration::from_millis(200)).await;
+    let (cpu, idle) = (cpu_ms(), std::time::Instant::now());
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    println!(
+        "escalation {}: idle with {pending} pending: {} ms of CPU in {:.0} s",
+        bench.db,
+        cpu_ms() - cpu,
+        idle.elapsed().as_secs_f64()
+    );
     let mut late = Vec::with_capacity(probes);
     for _ in 0..probes {
         let due = SystemClock.now_ms() + 100;
