@@ -23,9 +23,8 @@ use crate::store::{OverrideRow, Timer, Tx, INCIDENT_REMINDER, INCIDENT_STEP};
 enum Fire {
     /// Posted in the thread (and maybe planned the next deadline).
     Fired(Box<Fired>),
-    /// Not due after all: moved to this instant.
-    Moved(Millis),
-    /// Nothing to do (resolved, no more steps, no policy).
+    /// Nothing to post (resolved, no more steps, no policy, or a reminder
+    /// that moved because an update came).
     Nothing,
 }
 
@@ -34,7 +33,14 @@ struct Fired {
     text: String,
     mentions: Vec<Mention>,
     entry: Entry,
-    due: Option<Millis>,
+}
+
+/// The writes of a batch of incident timers, made together at its end.
+#[derive(Default)]
+struct Writes {
+    events: Vec<(i64, Event)>,
+    /// (kind, incident, due)
+    timers: Vec<(&'static str, i64, Millis)>,
 }
 
 /// Who opsbot is on a timeline.
@@ -452,30 +458,62 @@ impl Pipeline {
         due.sort_by(|a, b| (a.0, &a.1.kind).cmp(&(b.0, &b.1.kind)));
         let mut tx = self.store.begin().await?;
         let mut fired = Vec::new();
-        let mut next = Vec::new();
         let mut on_call = OnCall::default();
-        for (id, t) in due {
-            let Some(inc) = tx.lock_incident(id).await? else {
-                tx.cancel(&t.kind, &t.item).await?;
-                continue;
-            };
-            if !tx.take_timer(&t.kind, &t.item, now).await? {
-                continue; // another instance fired it, or it moved
-            }
-            let out = if t.kind == INCIDENT_STEP {
-                self.step_in(&mut tx, inc, now, &mut on_call).await?
-            } else {
-                self.reminder_in(&mut tx, inc, now).await?
-            };
-            match out {
-                Fire::Fired(f) => {
-                    next.extend(f.due);
-                    fired.push(*f);
+        let mut writes = Writes::default();
+        // Lock every incident first (in id order), then claim the timers.
+        let mut locked = std::collections::BTreeMap::new();
+        for &(id, _) in &due {
+            if let std::collections::btree_map::Entry::Vacant(slot) = locked.entry(id) {
+                if let Some(inc) = tx.lock_incident(id).await? {
+                    slot.insert(inc);
                 }
-                Fire::Moved(at) => next.push(at),
-                Fire::Nothing => {}
             }
         }
+        let mut taken = std::collections::BTreeSet::new();
+        for kind in [INCIDENT_STEP, INCIDENT_REMINDER] {
+            let items: Vec<String> = due
+                .iter()
+                .filter(|(_, t)| t.kind == kind)
+                .map(|(_, t)| t.item.clone())
+                .collect();
+            // Timers of incidents that are gone are taken and dropped.
+            for item in tx.take_timers(kind, &items, now).await? {
+                taken.insert((kind, item));
+            }
+        }
+        for (id, t) in due {
+            let kind = if t.kind == INCIDENT_STEP {
+                INCIDENT_STEP
+            } else {
+                INCIDENT_REMINDER
+            };
+            if !taken.contains(&(kind, t.item.clone())) {
+                continue; // another instance fired it, or it moved
+            }
+            let Some(inc) = locked.get(&id).cloned() else {
+                continue;
+            };
+            let out = if kind == INCIDENT_STEP {
+                self.step_in(&mut tx, inc, now, &mut on_call, &mut writes).await?
+            } else {
+                self.reminder_in(inc, now, &mut writes)
+            };
+            if let Fire::Fired(f) = out {
+                locked.insert(id, f.incident.clone());
+                fired.push(*f);
+            }
+        }
+        tx.add_incident_events(&writes.events).await?;
+        for kind in [INCIDENT_STEP, INCIDENT_REMINDER] {
+            let items: Vec<(String, Millis)> = writes
+                .timers
+                .iter()
+                .filter(|w| w.0 == kind)
+                .map(|w| (w.1.to_string(), w.2))
+                .collect();
+            tx.schedule_many(kind, &items).await?;
+        }
+        let next: Vec<Millis> = writes.timers.iter().map(|w| w.2).collect();
         let entries: Vec<Entry> = fired.iter().map(|f| f.entry.clone()).collect();
         let notes: Vec<Notification<'_>> = fired
             .iter()
@@ -486,7 +524,9 @@ impl Pipeline {
             })
             .collect();
         self.commit_notes(tx, &entries, &notes, None).await?;
-        next.into_iter().for_each(|d| self.alarm.set(d));
+        if let Some(&d) = next.iter().min() {
+            self.alarm.set(d);
+        }
         Ok(())
     }
 
@@ -498,6 +538,7 @@ impl Pipeline {
         mut inc: Incident,
         now: Millis,
         on_call: &mut OnCall,
+        writes: &mut Writes,
     ) -> Result<Fire, Internal> {
         let id = inc.id;
         let Some((policy, level)) = self.level_of(&inc) else {
@@ -512,11 +553,10 @@ impl Pipeline {
         let (mentions, notified, events) = self.page(tx, &level.steps[i], i, rank, now, on_call).await?;
         inc.fired = i + 1;
         tx.save_incident(&inc, now).await?;
-        for e in &events {
-            tx.add_incident_event(id, e).await?;
-        }
+        writes.events.extend(events.into_iter().map(|e| (id, e)));
         // A step changes when the next step is due, not the reminder.
-        let due = self.plan_kinds(tx, &inc, &[INCIDENT_STEP]).await?;
+        let due = incident::next_step(&inc, level, cal).map(|s| s.1);
+        writes.timers.extend(due.map(|d| (INCIDENT_STEP, id, d)));
         let text = page_text(&inc, i, level, &mentions, &notified, self.ack_by(&inc));
         let entry = self.timer_entry(
             "incident.page",
@@ -527,7 +567,6 @@ impl Pipeline {
             text,
             mentions,
             entry,
-            due,
         })))
     }
 
@@ -629,17 +668,17 @@ impl Pipeline {
 
     /// The update reminder is due (the incident's row is locked): nags in
     /// the thread, mentioning the commander, unless an update came meanwhile.
-    async fn reminder_in(&self, tx: &mut Tx, inc: Incident, now: Millis) -> Result<Fire, Internal> {
+    fn reminder_in(&self, inc: Incident, now: Millis, writes: &mut Writes) -> Fire {
         let id = inc.id;
         let Some((_, level)) = self.level_of(&inc) else {
-            return Ok(Fire::Nothing);
+            return Fire::Nothing;
         };
         match incident::reminder_due(&inc, level) {
-            None => return Ok(Fire::Nothing),
+            None => return Fire::Nothing,
             Some(at) if at > now => {
                 // An update came meanwhile: the reminder moves.
-                tx.schedule(INCIDENT_REMINDER, &id.to_string(), at).await?;
-                return Ok(Fire::Moved(at));
+                writes.timers.push((INCIDENT_REMINDER, id, at));
+                return Fire::Nothing;
             }
             Some(_) => {}
         }
@@ -657,28 +696,26 @@ impl Pipeline {
             })
             .into_iter()
             .collect();
-        tx.add_incident_event(
+        writes.events.push((
             id,
-            &Event::new(now, "reminder", OPSBOT, format!("no update for {silent}")),
-        )
-        .await?;
+            Event::new(now, "reminder", OPSBOT, format!("no update for {silent}")),
+        ));
         let due = level
             .update_every
             .map(|e| now + i64::try_from(e.as_millis()).unwrap_or(i64::MAX / 2));
         if let Some(at) = due {
-            tx.schedule(INCIDENT_REMINDER, &id.to_string(), at).await?;
+            writes.timers.push((INCIDENT_REMINDER, id, at));
         }
         let entry = self.timer_entry(
             "incident.reminder",
             format!("{}: no update for {silent}", inc.label()),
         );
-        Ok(Fire::Fired(Box::new(Fired {
+        Fire::Fired(Box::new(Fired {
             incident: inc,
             text,
             mentions,
             entry,
-            due,
-        })))
+        }))
     }
 
     fn timer_entry(&self, kind: &str, detail: String) -> Entry {

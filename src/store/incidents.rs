@@ -3,7 +3,7 @@
 //! escalation step racing on two instances one applies after the other
 //! and sees its result.
 
-use super::{int, opt_text, text, Result, Store, StoreError, Tx};
+use super::{int, opt_text, params, text, Result, Store, StoreError, Tx};
 use crate::clock::Millis;
 use crate::incident::{Event, Incident, State};
 use crate::policy::Destination;
@@ -83,14 +83,13 @@ impl Tx {
     /// One incident, its row locked until this transaction ends (Postgres;
     /// SQLite transactions are serial anyway).
     pub async fn lock_incident(&mut self, id: i64) -> Result<Option<Incident>> {
-        let locked = sqlx::query("UPDATE incidents SET updated_at = updated_at WHERE id = $1")
-            .bind(id)
-            .execute(self.conn())
-            .await?;
-        if locked.rows_affected() == 0 {
-            return Ok(None);
-        }
-        self.incident(id).await
+        let row = sqlx::query(&format!(
+            "UPDATE incidents SET updated_at = updated_at WHERE id = $1 RETURNING {COLUMNS}"
+        ))
+        .bind(id)
+        .fetch_optional(self.conn())
+        .await?;
+        row.as_ref().map(from_row).transpose()
     }
 
     /// Writes back every mutable field of `inc` (whose row this
@@ -135,6 +134,27 @@ impl Tx {
         .bind(&e.text)
         .execute(self.conn())
         .await?;
+        Ok(())
+    }
+
+    /// Appends many timeline rows (of any incidents) in one statement per
+    /// few hundred.
+    pub async fn add_incident_events(&mut self, events: &[(i64, Event)]) -> Result<()> {
+        let backend = self.backend();
+        for chunk in events.chunks(150) {
+            let values: Vec<String> = (0..chunk.len())
+                .map(|i| format!("({})", params(backend, 5 * i + 1, 5).join(", ")))
+                .collect();
+            let sql = format!(
+                "INSERT INTO incident_events (incident, at, kind, person, text) VALUES {}",
+                values.join(", ")
+            );
+            let mut q = sqlx::query(&sql);
+            for (id, e) in chunk {
+                q = q.bind(*id).bind(e.at).bind(&e.kind).bind(&e.person).bind(&e.text);
+            }
+            q.execute(self.conn()).await?;
+        }
         Ok(())
     }
 

@@ -79,6 +79,31 @@ impl Tx {
     }
 }
 
+impl Tx {
+    /// Takes every `(kind, item)` of `items` that is due at `now`; answers
+    /// the items taken (each by exactly one caller, as [`Tx::take_timer`]).
+    pub async fn take_timers(&mut self, kind: &str, items: &[String], now: Millis) -> Result<Vec<String>> {
+        let backend = self.backend();
+        let mut taken = Vec::new();
+        for chunk in items.chunks(300) {
+            let list = params(backend, 3, chunk.len()).join(", ");
+            let sql = format!(
+                "DELETE FROM timers WHERE kind = {} AND due_at <= {} AND item IN ({list}) RETURNING item",
+                params(backend, 1, 1)[0],
+                params(backend, 2, 1)[0],
+            );
+            let mut q = sqlx::query(&sql).bind(kind).bind(now);
+            for item in chunk {
+                q = q.bind(item);
+            }
+            for row in q.fetch_all(self.conn()).await? {
+                taken.push(super::text(&row, "item")?);
+            }
+        }
+        Ok(taken)
+    }
+}
+
 super::on_tx! {
     /// Sets (or moves) a deadline in its own transaction.
     fn schedule(kind: &str, item: &str, due_at: Millis) -> ();
