@@ -38,6 +38,8 @@ struct Fired {
 /// The writes of a batch of incident timers, made together at its end.
 #[derive(Default)]
 struct Writes {
+    /// (incident, steps fired)
+    fired: Vec<(i64, usize)>,
     events: Vec<(i64, Event)>,
     /// (kind, incident, due)
     timers: Vec<(&'static str, i64, Millis)>,
@@ -503,6 +505,7 @@ impl Pipeline {
                 fired.push(*f);
             }
         }
+        tx.set_fired(&writes.fired, now).await?;
         tx.add_incident_events(&writes.events).await?;
         for kind in [INCIDENT_STEP, INCIDENT_REMINDER] {
             let items: Vec<(String, Millis)> = writes
@@ -552,7 +555,7 @@ impl Pipeline {
         let rank = policy.rank(&inc.level).unwrap_or(usize::MAX);
         let (mentions, notified, events) = self.page(tx, &level.steps[i], i, rank, now, on_call).await?;
         inc.fired = i + 1;
-        tx.save_incident(&inc, now).await?;
+        writes.fired.push((id, inc.fired));
         writes.events.extend(events.into_iter().map(|e| (id, e)));
         // A step changes when the next step is due, not the reminder.
         let due = incident::next_step(&inc, level, cal).map(|s| s.1);

@@ -122,6 +122,35 @@ impl Tx {
         Ok(())
     }
 
+    /// Records how many steps each incident (whose row this transaction
+    /// locked) has fired: one statement per few hundred.
+    pub async fn set_fired(&mut self, fired: &[(i64, usize)], now: Millis) -> Result<()> {
+        let backend = self.backend();
+        for chunk in fired.chunks(200) {
+            let n = chunk.len();
+            let p = params(backend, 1, 3 * n + 1);
+            let cases: Vec<String> = (0..n)
+                .map(|i| format!("WHEN {} THEN {}", p[2 * i], p[2 * i + 1]))
+                .collect();
+            let sql = format!(
+                "UPDATE incidents SET fired = CASE id {} END, updated_at = {} WHERE id IN ({})",
+                cases.join(" "),
+                p[2 * n],
+                p[2 * n + 1..].join(", ")
+            );
+            let mut q = sqlx::query(&sql);
+            for (id, f) in chunk {
+                q = q.bind(*id).bind(*f as i64);
+            }
+            q = q.bind(now);
+            for (id, _) in chunk {
+                q = q.bind(*id);
+            }
+            q.execute(self.conn()).await?;
+        }
+        Ok(())
+    }
+
     /// Appends one row to an incident's timeline.
     pub async fn add_incident_event(&mut self, incident: i64, e: &Event) -> Result<()> {
         sqlx::query(
