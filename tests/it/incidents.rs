@@ -628,6 +628,7 @@ async fn a_p0_chain_end_to_end_through_slack_and_discord() {
             assert!(cmd.text.starts_with("/queue stats → succeeded"), "{}", cmd.text);
             let notice = app.pipeline.store.timer_due(INCIDENT_STEP, "1").await.unwrap();
             assert!(notice.is_some(), "the 1h manager notice stays");
+            eprintln!("P0 chain end to end: {:?}", started.elapsed());
             assert!(
                 started.elapsed() < Duration::from_secs(3),
                 "took {:?}",
