@@ -19,12 +19,14 @@ macro_rules! on_tx {
 }
 pub(crate) use on_tx;
 
+mod alerts;
 mod approvals;
 mod audit;
 mod inbox;
 mod outbox;
 mod timers;
 
+pub use alerts::{AlertGroup, AlertRecord, NewAlert, StoredAlert};
 pub use inbox::InboxItem;
 pub use outbox::{KeyLookup, OutMessage, OutOp, OutboxFailure, OutboxRow, OutboxState, Thread};
 pub use timers::{Timer, APPROVAL_EXPIRY};

@@ -568,6 +568,7 @@ pub fn test_edge() -> app::Edge {
             ..Default::default()
         },
         metrics_apart: false,
+        alerts: Default::default(),
     }
 }
 
