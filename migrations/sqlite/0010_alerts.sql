@@ -44,5 +44,5 @@ CREATE TABLE alerts (
 -- At most one open record per key and group: repeats update it.
 CREATE UNIQUE INDEX alerts_open ON alerts (group_id, scope, fingerprint) WHERE status <> 'resolved';
 -- Acknowledge and resolve find a key's records whatever group they are in.
+-- (A group's open members are found through alerts_open.)
 CREATE INDEX alerts_key ON alerts (scope, fingerprint, status);
-CREATE INDEX alerts_group ON alerts (group_id, status);

@@ -6,6 +6,7 @@
 //! edge before they reach a handler.
 
 use super::route::RouteTree;
+use super::writer::AlertWriter;
 use super::{alertmanager, generic, grafana, pagerduty, placed, Alert, Invalid};
 use crate::clock::SharedClock;
 use crate::config::AlertAuth;
@@ -38,7 +39,7 @@ pub struct Settings {
 #[derive(Clone)]
 struct Inbound {
     settings: Settings,
-    store: Store,
+    writer: AlertWriter,
     clock: SharedClock,
 }
 
@@ -52,7 +53,7 @@ pub fn routes(settings: Settings, store: Store, clock: SharedClock) -> Router {
         .route("/alerts/v2/enqueue", post(pagerduty))
         .with_state(Inbound {
             settings,
-            store,
+            writer: AlertWriter::spawn(store),
             clock,
         })
 }
@@ -128,12 +129,18 @@ impl Inbound {
         }
     }
 
-    /// Routes and stores `alerts` in one transaction; a failure is the 503
-    /// to answer (logged with a reference).
+    /// Routes and stores `alerts` (in one transaction, perhaps with other
+    /// requests' alerts); answers how many groups they are in. A failure is
+    /// the 503 to answer (logged with a reference).
     async fn store(&self, alerts: &[Alert]) -> Result<usize, Response> {
         let now = self.clock.now_ms();
         let batch = placed(alerts, &self.settings.routes, now);
-        self.store.ingest_alerts(&batch, now).await.map_err(|e| {
+        let groups: std::collections::BTreeSet<(&str, &str)> = batch
+            .iter()
+            .map(|a| (a.route.as_str(), a.group_key.as_str()))
+            .collect();
+        let groups = groups.len();
+        self.writer.store(batch, now).await.map(|()| groups).map_err(|e| {
             let reference = format!("{:08x}", rand::random::<u32>());
             tracing::error!(error = %e, reference, alerts = alerts.len(), "could not store alerts");
             let body = json!({"status": "unavailable", "message": format!("alerts not stored (ref {reference}); retry")});

@@ -10,6 +10,7 @@ pub mod grafana;
 pub mod inbound;
 pub mod pagerduty;
 pub mod route;
+pub mod writer;
 
 use crate::clock::Millis;
 use crate::store::{AlertRecord, NewAlert};

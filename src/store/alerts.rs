@@ -343,6 +343,14 @@ impl Store {
         rows.iter().map(stored_alert).collect()
     }
 
+    /// How many alert records are stored.
+    pub async fn alerts_count(&self) -> Result<i64> {
+        let row = sqlx::query("SELECT COUNT(*) AS n FROM alerts")
+            .fetch_one(&self.pool)
+            .await?;
+        int(&row, "n")
+    }
+
     /// Every alert group, oldest first.
     pub async fn alert_groups(&self) -> Result<Vec<AlertGroup>> {
         let rows = sqlx::query(

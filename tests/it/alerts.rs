@@ -439,3 +439,225 @@ async fn a_store_that_is_down_answers_503_so_senders_retry() {
     })
     .await;
 }
+
+/// A tree where `team="db"` alerts land in two routes (`continue`), one of
+/// them grouping by every label (each alert its own group).
+const TWO_ROUTES: &str = r#"
+[alerts]
+group_by = ["alertname"]
+to = ["slack:CROOT"]
+
+[[alerts.routes]]
+continue = true
+match = ['team="db"']
+name = "db"
+to = ["discord:42"]
+
+[[alerts.routes]]
+group_by = ["..."]
+match = ['team=~"db"']
+name = "each"
+to = ["slack:CDB"]
+"#;
+
+fn tree(text: &str) -> opsbot::alerts::route::RouteTree {
+    let config = Config::parse(Path::new("c.toml"), text, &HashMap::new()).expect("config");
+    let roles = opsbot::auth::Roles::new(&config.roles).names();
+    let (policies, _) = app::policies(&config, &roles);
+    let (tree, problems) = app::alert_routes(&config, &policies);
+    assert!(problems.is_empty(), "{problems:#?}");
+    tree
+}
+
+/// An Alertmanager notification of `n` db alerts, all with `status`.
+fn notification(n: usize, status: &str) -> Vec<u8> {
+    let alerts: Vec<Value> = (0..n)
+        .map(|i| json!({"status": status, "labels": {"alertname": "A", "team": "db", "instance": format!("i{i}")}}))
+        .collect();
+    json!({"version": "4", "alerts": alerts}).to_string().into_bytes()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_large_batch_in_several_groups_is_stored_and_resolved_whole() {
+    run_test(|t| {
+        Box::pin(async move {
+            let tree = tree(TWO_ROUTES);
+            let store = &t.store;
+            let ingest = |status: &'static str, now: i64| {
+                let alerts = opsbot::alerts::alertmanager::parse(&notification(1000, status)).expect("parse");
+                let batch = opsbot::alerts::placed(&alerts, &tree, now);
+                async move { store.ingest_alerts(&batch, now).await.expect("ingest") }
+            };
+            // 1,000 alerts × 2 routes: 2,000 records in 1,001 groups,
+            // more rows than one statement takes.
+            assert_eq!(ingest("firing", 1_000).await, 1001);
+            let all = store.alerts().await.unwrap();
+            assert_eq!(all.len(), 2000);
+            let groups = store.alert_groups().await.unwrap();
+            assert_eq!(groups.len(), 1001);
+            assert!(groups.iter().all(|g| g.state == "firing"));
+            let db = groups.iter().find(|g| g.route == "db").unwrap();
+            assert_eq!(
+                (db.destinations.as_str(), db.group_key.as_str()),
+                ("discord:42", r#"{alertname="A"}"#)
+            );
+            // Again: nothing new, last seen moves.
+            ingest("firing", 2_000).await;
+            let again = store.alerts().await.unwrap();
+            assert_eq!(again.len(), 2000);
+            assert!(again
+                .iter()
+                .all(|a| a.last_seen_at == 2_000 && a.changed_at == 1_000));
+            // All resolve: every record of both routes, every group.
+            ingest("resolved", 3_000).await;
+            let done = store.alerts().await.unwrap();
+            assert_eq!(done.len(), 2000);
+            assert!(done
+                .iter()
+                .all(|a| a.record.status == "resolved" && a.changed_at == 3_000));
+            assert!(
+                done.iter().all(|a| a.record.ends_at == Some(3_000)),
+                "ended when the resolve came"
+            );
+            let groups = store.alert_groups().await.unwrap();
+            assert!(groups.iter().all(|g| g.state == "resolved"));
+        })
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn within_one_batch_the_last_entry_of_a_key_wins() {
+    run_test(|t| {
+        Box::pin(async move {
+            let tree = tree(TWO_ROUTES);
+            let body = json!({"version": "4", "alerts": [
+                {"status": "firing", "labels": {"alertname": "B"}, "fingerprint": "f1"},
+                {"status": "resolved", "labels": {"alertname": "B"}, "fingerprint": "f1"},
+                {"status": "firing", "labels": {"alertname": "B"}, "fingerprint": "f2"},
+            ]});
+            let alerts = opsbot::alerts::alertmanager::parse(body.to_string().as_bytes()).unwrap();
+            let batch = opsbot::alerts::placed(&alerts, &tree, 5);
+            t.store.ingest_alerts(&batch, 5).await.unwrap();
+            let all = t.store.alerts().await.unwrap();
+            let states: Vec<(&str, &str, &str)> = all
+                .iter()
+                .map(|a| {
+                    (
+                        a.route.as_str(),
+                        a.record.fingerprint.as_str(),
+                        a.record.status.as_str(),
+                    )
+                })
+                .collect();
+            assert_eq!(states, [("root", "f1", "resolved"), ("root", "f2", "firing")]);
+        })
+    })
+    .await;
+}
+
+/// Where PagerDuty's Python client (`pagerduty` on PyPI) is importable:
+/// already installed, or installed here once per target dir. `None` (the
+/// test skips, saying why) when Python or pip is unavailable.
+fn pagerduty_python() -> Option<String> {
+    use std::process::Command;
+    let importable = |path: &str| {
+        Command::new("python3")
+            .args(["-c", "import pagerduty; pagerduty.EventsApiV2Client"])
+            .env("PYTHONPATH", path)
+            .output()
+            .is_ok_and(|o| o.status.success())
+    };
+    let dir = format!("{}/pagerduty-python", env!("CARGO_TARGET_TMPDIR"));
+    if importable(&dir) {
+        return Some(dir);
+    }
+    let installed = Command::new("python3")
+        .args([
+            "-m",
+            "pip",
+            "install",
+            "--quiet",
+            "--disable-pip-version-check",
+            "--target",
+            &dir,
+            "pagerduty",
+        ])
+        .output();
+    match installed {
+        Ok(o) if o.status.success() && importable(&dir) => Some(dir),
+        Ok(o) => {
+            eprintln!(
+                "SKIPPED: PagerDuty's Python client could not be installed: {}",
+                String::from_utf8_lossy(&o.stderr).trim()
+            );
+            None
+        }
+        Err(e) => {
+            eprintln!("SKIPPED: no python3 to run PagerDuty's Python client: {e}");
+            None
+        }
+    }
+}
+
+/// Runs PagerDuty's own client against opsbot: `action` (trigger,
+/// acknowledge, resolve) with `key`; prints what the client returned.
+fn pagerduty_client(pythonpath: &str, base_url: &str, routing_key: &str, action: &str, key: &str) -> String {
+    const SCRIPT: &str = r#"
+import sys, pagerduty
+base, routing_key, action, key = sys.argv[1:5]
+client = pagerduty.EventsApiV2Client(routing_key)
+# The client insists on https:// for base_url; the test server speaks plain
+# HTTP, so point its private base URL there (everything else is the client's).
+client._url = base
+try:
+    if action == "trigger":
+        print(client.trigger("Disk above 95 % on the PDF host", "pdf-host", severity="critical",
+                             custom_details={"disk_percent": 96}))
+    elif action == "acknowledge":
+        print(client.acknowledge(key))
+    else:
+        print(client.resolve(key))
+except pagerduty.Error as e:
+    print("refused", getattr(getattr(e, "response", None), "status_code", None))
+"#;
+    let out = std::process::Command::new("python3")
+        .args(["-c", SCRIPT, base_url, routing_key, action, key])
+        .env("PYTHONPATH", pythonpath)
+        .output()
+        .expect("python3");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pagerduty_s_python_client_triggers_acknowledges_and_resolves() {
+    let Some(pythonpath) = tokio::task::spawn_blocking(pagerduty_python).await.unwrap() else {
+        return;
+    };
+    let t = TestStore::sqlite().await;
+    let app = spawn(&t).await;
+    let base = format!("{}/alerts", app.url);
+    let client = |key: &'static str, action: &'static str, dedup: String| {
+        let (path, base) = (pythonpath.clone(), base.clone());
+        tokio::task::spawn_blocking(move || pagerduty_client(&path, &base, key, action, &dedup))
+    };
+    let key = client(PDF_KEY, "trigger", String::new()).await.unwrap();
+    assert_eq!(key.len(), 32, "the generated dedup key: {key}");
+    let status = |all: Vec<StoredAlert>| all.into_iter().map(|a| a.record.status).collect::<Vec<_>>();
+    let stored = app.stored().await;
+    assert_eq!(stored[0].record.fingerprint, key);
+    assert_eq!(
+        (stored[0].route.as_str(), stored[0].record.level.as_deref()),
+        ("pdf", Some("SEV1"))
+    );
+    assert_eq!(client(PDF_KEY, "acknowledge", key.clone()).await.unwrap(), key);
+    assert_eq!(status(app.stored().await), ["acknowledged"]);
+    assert_eq!(client(PDF_KEY, "resolve", key.clone()).await.unwrap(), key);
+    assert_eq!(status(app.stored().await), ["resolved"]);
+    let refused = client("abcdefabcdefabcdefabcdefabcdef00", "trigger", String::new());
+    assert_eq!(refused.await.unwrap(), "refused 400");
+    assert_eq!(app.stored().await.len(), 1);
+    app.stop().await;
+    t.cleanup().await;
+}
