@@ -116,8 +116,24 @@ pub fn policies(config: &Config, roles: &BTreeSet<String>) -> (crate::policy::Po
     (policies, problems)
 }
 
+/// The alert route tree of `config` (`[alerts]`), checked against the
+/// severity policies; every problem with `file:line`.
+pub fn alert_routes(
+    config: &Config,
+    policies: &crate::policy::Policies,
+) -> (crate::alerts::route::RouteTree, Vec<Problem>) {
+    let file = config.path.display().to_string();
+    crate::alerts::route::load(
+        config.alert_routes.as_ref(),
+        &config.source,
+        &file,
+        &policies.profiles,
+    )
+}
+
 fn config_problems(config: &Config, roles: &BTreeSet<String>) -> Vec<Problem> {
-    let mut out = policies(config, roles).1;
+    let (policies, mut out) = policies(config, roles);
+    out.extend(alert_routes(config, &policies).1);
     for (name, p) in &config.people {
         let line = line(config, &format!("people.{name}"));
         for r in &p.roles {
@@ -285,19 +301,29 @@ impl Services {
     }
 }
 
-/// How the HTTP edge is set up: its limits, and whether `/metrics` gets
-/// its own listener (`OPSBOT_METRICS_LISTEN`).
+/// How the HTTP edge is set up: its limits, whether `/metrics` gets its own
+/// listener (`OPSBOT_METRICS_LISTEN`), and the alert endpoints' credentials
+/// and routes (the default: no token, so they refuse all; one root route).
 #[derive(Debug, Clone, Default)]
 pub struct Edge {
     pub limits: HttpLimits,
     pub metrics_apart: bool,
+    pub alerts: crate::alerts::inbound::Settings,
 }
 
 impl Edge {
+    /// The edge of a config that [`validate`] accepted (`build` checks
+    /// first, so the alert routes load here without problems).
     pub fn from_config(config: &Config) -> Edge {
+        let roles = Roles::new(&config.roles).names();
+        let (routes, _) = alert_routes(config, &policies(config, &roles).0);
         Edge {
             limits: config.http.clone(),
             metrics_apart: config.metrics_listen.is_some(),
+            alerts: crate::alerts::inbound::Settings {
+                auth: config.alert_auth.clone(),
+                routes: Arc::new(routes),
+            },
         }
     }
 }
@@ -332,6 +358,12 @@ pub fn start(
     ));
     tasks.push(crate::engine::timers::spawn(pipeline.clone(), stopped.clone()));
     tasks.push(crate::engine::recovery::spawn(pipeline.clone(), stopped.clone()));
+    let alert_routes = crate::alerts::inbound::routes(
+        edge.alerts.clone(),
+        pipeline.store.clone(),
+        pipeline.clock.clone(),
+    );
+    router = router.merge(edge::alert_routes(alert_routes, limits));
     let done = |router: axum::Router, tasks| {
         let router = edge::limit_concurrency(router, limits.max_concurrent, pipeline.metrics.clone());
         Ok(Services {

@@ -49,9 +49,30 @@ pub struct Config {
     pub policy_tables: crate::policy::Raw,
     /// Role → calendar it is available in (`[roles.<r>] available`).
     pub role_calendars: BTreeMap<String, String>,
+    /// `[alerts]` as written (checked by `alerts::route::load` against the
+    /// policies); `None` when the file has no such section.
+    pub alert_routes: Option<Spanned<crate::alerts::route::Raw>>,
+    /// Who may post alerts (all from the environment).
+    pub alert_auth: AlertAuth,
     /// The file's text, to place policy problems on their lines.
     pub source: std::sync::Arc<str>,
 }
+
+/// The alert endpoints' credentials, all from the environment.
+#[derive(Debug, Clone, Default)]
+pub struct AlertAuth {
+    /// `OPSBOT_ALERT_TOKEN`: the Bearer token of `/alerts/alertmanager`,
+    /// `/alerts/grafana` and `/alerts/generic` (unset: they refuse all, 401).
+    pub token: Option<SecretString>,
+    /// `OPSBOT_GRAFANA_SECRET`: when set, Grafana's HMAC signature is required.
+    pub grafana_secret: Option<SecretString>,
+    /// `OPSBOT_ALERT_ROUTING_KEY_<NAME>`: PagerDuty integration keys, by
+    /// lower-case name (the label `integration`).
+    pub routing_keys: Vec<(String, SecretString)>,
+}
+
+/// The prefix of the PagerDuty integration key variables.
+pub const ROUTING_KEY_PREFIX: &str = "OPSBOT_ALERT_ROUTING_KEY_";
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -92,7 +113,7 @@ pub struct Limits {
 pub struct HttpLimits {
     /// Largest body of a chat endpoint (`/slack/*`), in bytes.
     pub chat_body_bytes: usize,
-    /// Largest body of an alert batch (reserved for the alert endpoints).
+    /// Largest body of an alert endpoint (`/alerts/*`), in bytes.
     pub alert_body_bytes: usize,
     /// A connection that has not sent a whole request head by then is closed.
     pub header_timeout: Duration,
@@ -112,7 +133,9 @@ impl Default for HttpLimits {
     fn default() -> Self {
         HttpLimits {
             chat_body_bytes: 64 * 1024,
-            alert_body_bytes: 1024 * 1024,
+            // PagerDuty's own limit on an event; a post of Alertmanager's
+            // `max_alerts` fits easily.
+            alert_body_bytes: 512 * 1024,
             header_timeout: Duration::from_secs(10),
             body_timeout: Duration::from_secs(10),
             max_concurrent: 256,
@@ -178,6 +201,7 @@ struct RawConfig {
     rotations: toml::Table,
     #[serde(default)]
     policies: toml::Table,
+    alerts: Option<Spanned<crate::alerts::route::Raw>>,
 }
 
 #[derive(Deserialize, Default)]
@@ -303,6 +327,7 @@ impl Config {
         }
         let slack = slack_config(env, &mut problems, &file, &mut secrets);
         let discord = discord_config(env, &mut problems, &file, &mut secrets);
+        let alert_auth = alert_auth(env, &mut problems, &file, &mut secrets);
         let exec_timeout = duration_key(
             ("limits.exec_timeout", raw.limits.exec_timeout.as_deref()),
             Duration::from_secs(30),
@@ -359,6 +384,8 @@ impl Config {
                 rotations: raw.rotations,
                 policies: raw.policies,
             },
+            alert_routes: raw.alerts,
+            alert_auth,
             source: text.into(),
         })
     }
@@ -416,6 +443,7 @@ fn http_limits(
     };
     let zero = [
         ("chat_body_bytes", limits.chat_body_bytes == 0),
+        ("alert_body_bytes", limits.alert_body_bytes == 0),
         ("max_concurrent", limits.max_concurrent == 0),
         ("commands_per_minute", limits.commands_per_minute == 0),
         ("command_burst", limits.command_burst == 0),
@@ -565,6 +593,57 @@ fn discord_config(
             problems.push(problem(file, 0, msg.into()));
             None
         }
+    }
+}
+
+/// The alert token, Grafana's secret and every `OPSBOT_ALERT_ROUTING_KEY_<NAME>`
+/// (each also as `<VAR>_FILE`). An integration key is 32 characters, as
+/// PagerDuty's are.
+fn alert_auth(
+    env: &HashMap<String, String>,
+    problems: &mut Vec<Problem>,
+    file: &str,
+    secrets: &mut Vec<String>,
+) -> AlertAuth {
+    let mut read = |k: &str, problems: &mut Vec<Problem>| match secret_from_env(env, k) {
+        Ok(v) => {
+            secrets.extend(v.clone());
+            v
+        }
+        Err(msg) => {
+            problems.push(problem(file, 0, msg));
+            None
+        }
+    };
+    let token = read("OPSBOT_ALERT_TOKEN", problems);
+    let grafana_secret = read("OPSBOT_GRAFANA_SECRET", problems);
+    let names: std::collections::BTreeSet<&str> = env
+        .keys()
+        .filter_map(|k| k.strip_prefix(ROUTING_KEY_PREFIX))
+        .map(|n| n.strip_suffix("_FILE").unwrap_or(n))
+        .collect();
+    let mut routing_keys = Vec::new();
+    for name in names {
+        let var = format!("{ROUTING_KEY_PREFIX}{name}");
+        let Some(key) = read(&var, problems) else { continue };
+        let good_name = !name.is_empty() && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
+        if !good_name {
+            problems.push(problem(
+                file,
+                0,
+                format!("{var}: the name must be letters, digits and _"),
+            ));
+        } else if key.chars().count() != 32 {
+            let msg = format!("{var} must be a 32-character integration key (PagerDuty's length)");
+            problems.push(problem(file, 0, msg));
+        } else {
+            routing_keys.push((name.to_ascii_lowercase(), key.into()));
+        }
+    }
+    AlertAuth {
+        token: token.map(Into::into),
+        grafana_secret: grafana_secret.map(Into::into),
+        routing_keys,
     }
 }
 

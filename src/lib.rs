@@ -1,5 +1,6 @@
 //! opsbot: a ChatOps bot. See ARCHITECTURE.md for the codemap and invariants.
 
+pub mod alerts;
 pub mod app;
 pub mod approval;
 pub mod audit;

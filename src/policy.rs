@@ -344,7 +344,9 @@ fn profile(
     })
 }
 
-fn destination(s: &str) -> Result<Destination, String> {
+/// Parses `slack:<channel id>` / `discord:<channel id>` (also used by the
+/// alert routes).
+pub(crate) fn destination(s: &str) -> Result<Destination, String> {
     match s.split_once(':') {
         Some((p @ ("slack" | "discord"), ch)) if !ch.is_empty() => Ok(Destination {
             platform: p.to_string(),

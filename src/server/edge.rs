@@ -39,7 +39,7 @@ pub fn chat_routes(routes: Router, limits: &HttpLimits) -> Router {
     limit_bodies(routes, limits.chat_body_bytes, limits)
 }
 
-/// Alert batch endpoints (when they land): `http.alert_body_bytes`.
+/// Alert endpoints (`/alerts/*`): `http.alert_body_bytes`.
 pub fn alert_routes(routes: Router, limits: &HttpLimits) -> Router {
     limit_bodies(routes, limits.alert_body_bytes, limits)
 }

@@ -19,6 +19,7 @@ macro_rules! on_tx {
 }
 pub(crate) use on_tx;
 
+mod alerts;
 mod approvals;
 mod audit;
 mod inbox;
@@ -26,6 +27,7 @@ mod incidents;
 mod outbox;
 mod timers;
 
+pub use alerts::{AlertGroup, AlertRecord, NewAlert, StoredAlert};
 pub use inbox::InboxItem;
 pub use incidents::{card_key, OverrideRow, INCIDENT_REMINDER, INCIDENT_STEP};
 pub use outbox::{KeyLookup, OutMessage, OutOp, OutboxFailure, OutboxRow, OutboxState, Thread};

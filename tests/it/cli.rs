@@ -630,3 +630,39 @@ async fn a_kill_9_mid_chain_loses_no_step_and_repeats_none() {
         "each once, in due order: {rows:?}"
     );
 }
+
+#[test]
+fn check_reports_alert_route_and_key_problems_with_lines() {
+    let sb = Sandbox::new("http://127.0.0.1:1");
+    let cfg = format!(
+        "{PEOPLE}\n[alerts]\nto = [\"slack:C1\"]\n\n[[alerts.routes]]\nname = \"q\"\nmatch = ['queue=~\"(\"']\nprofile = \"queue\"\n"
+    );
+    std::fs::write(sb.path("config/opsbot.toml"), &cfg).unwrap();
+    let o = sb.opsbot(&["check"]);
+    assert_eq!(o.status.code(), Some(1), "{o:?}");
+    let out = stdout(&o);
+    let file = sb.path("config/opsbot.toml").display().to_string();
+    let lines: Vec<&str> = cfg.lines().collect();
+    let line = |needle: &str| lines.iter().rposition(|l| l.contains(needle)).unwrap() + 1;
+    for expected in [
+        format!(
+            "{file}:{}: alerts: matcher `queue=~\"(\"`: bad regex",
+            line("queue=~")
+        ),
+        format!(
+            "{file}:{}: alerts: profile `queue` has no [policies.queue]",
+            line("profile = \"queue\"")
+        ),
+    ] {
+        assert!(out.contains(&expected), "missing `{expected}` in:\n{out}");
+    }
+    // A PagerDuty integration key of the wrong length: the config is refused.
+    let o = sb.opsbot_env(&["check"], &[("OPSBOT_ALERT_ROUTING_KEY_PDF", "too-short")]);
+    assert_eq!(o.status.code(), Some(1), "{o:?}");
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        err.contains("OPSBOT_ALERT_ROUTING_KEY_PDF must be a 32-character integration key"),
+        "{err}"
+    );
+    assert!(!err.contains("too-short"), "the key is a secret: {err}");
+}

@@ -591,6 +591,7 @@ pub fn test_edge() -> app::Edge {
             ..Default::default()
         },
         metrics_apart: false,
+        alerts: Default::default(),
     }
 }
 

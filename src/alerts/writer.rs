@@ -1,0 +1,81 @@
+//! Group commit of alert batches: the webhook handlers hand their placed
+//! alerts to one writer task and wait; it stores everything that arrived
+//! meanwhile in one transaction (one fsync for many requests), then answers
+//! them all. Each handler answers its sender only after that commit.
+
+use crate::clock::Millis;
+use crate::store::{NewAlert, Store};
+use tokio::sync::{mpsc, oneshot};
+
+/// Requests per transaction at most …
+const MAX_REQUESTS: usize = 64;
+/// … and rows (a request's batch is never split).
+const MAX_ROWS: usize = 20_000;
+
+type Job = (Vec<NewAlert>, Millis, oneshot::Sender<Result<(), String>>);
+
+/// A cheap handle to the writer task (it ends when every handle is dropped).
+#[derive(Clone)]
+pub struct AlertWriter {
+    tx: mpsc::Sender<Job>,
+}
+
+impl AlertWriter {
+    pub fn spawn(store: Store) -> AlertWriter {
+        let (tx, rx) = mpsc::channel(1024);
+        tokio::spawn(run(store, rx));
+        AlertWriter { tx }
+    }
+
+    /// Stores `batch` (arrived at `now`); `Err` says why it was not stored.
+    pub async fn store(&self, batch: Vec<NewAlert>, now: Millis) -> Result<(), String> {
+        let (done, answer) = oneshot::channel();
+        self.tx
+            .send((batch, now, done))
+            .await
+            .map_err(|_| "the alert writer has stopped".to_string())?;
+        answer
+            .await
+            .map_err(|_| "the alert writer has stopped".to_string())?
+    }
+}
+
+async fn run(store: Store, mut rx: mpsc::Receiver<Job>) {
+    let mut jobs: Vec<Job> = Vec::new();
+    loop {
+        if jobs.is_empty() && rx.recv_many(&mut jobs, MAX_REQUESTS).await == 0 {
+            return;
+        }
+        while jobs.len() < MAX_REQUESTS {
+            match rx.try_recv() {
+                Ok(j) => jobs.push(j),
+                Err(_) => break,
+            }
+        }
+        // The requests that fit (at least one); the rest wait for the next round.
+        let (mut take, mut n) = (0, 0);
+        for (batch, _, _) in &jobs {
+            if take > 0 && n + batch.len() > MAX_ROWS {
+                break;
+            }
+            n += batch.len();
+            take += 1;
+        }
+        let mut rows = Vec::with_capacity(n);
+        let mut answers = Vec::with_capacity(take);
+        let mut now = 0;
+        for (batch, at, done) in jobs.drain(..take) {
+            rows.extend(batch);
+            now = now.max(at);
+            answers.push(done);
+        }
+        let outcome = store
+            .ingest_alerts(&rows, now)
+            .await
+            .map(|_| ())
+            .map_err(|e| e.to_string());
+        for done in answers {
+            let _ = done.send(outcome.clone());
+        }
+    }
+}
