@@ -54,8 +54,18 @@ fn ms(d: &Option<Duration>) -> Option<u64> {
 }
 
 fn policy(p: &ApprovePolicy) -> Value {
-    let ApprovePolicy { roles, count, ttl } = p;
-    json!({ "roles": roles, "count": count, "ttl_ms": ttl.as_millis() as u64 })
+    let ApprovePolicy {
+        roles,
+        count,
+        ttl,
+        break_glass,
+    } = p;
+    let mut v = json!({ "roles": roles, "count": count, "ttl_ms": ttl.as_millis() as u64 });
+    // Only when set: commands without it keep the hashes they had.
+    if *break_glass {
+        v["break_glass"] = json!(true);
+    }
+    v
 }
 
 fn arg(a: &ArgSpec) -> Value {

@@ -89,6 +89,8 @@ struct RawApprove {
     count: u32,
     #[serde(default = "fifteen_minutes")]
     ttl: String,
+    #[serde(default)]
+    break_glass: bool,
 }
 
 fn one() -> u32 {
@@ -373,6 +375,7 @@ impl Builder {
                 roles: a.roles,
                 count: a.count,
                 ttl,
+                break_glass: a.break_glass,
             }),
             _ => None,
         }

@@ -167,6 +167,10 @@ pub struct ApprovePolicy {
     pub count: u32,
     #[serde(rename = "ttl_secs", serialize_with = "ser_secs")]
     pub ttl: Duration,
+    /// `--break-glass` may skip the approval during an open rank-1 incident
+    /// of the command's profile (approvers are paged, the run is flagged).
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub break_glass: bool,
 }
 
 fn ser_secs<S: serde::Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {

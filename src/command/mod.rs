@@ -70,6 +70,9 @@ pub struct Request<'c> {
     pub command: &'c Command,
     /// Argument name → normalized value. Absent optional args are not present.
     pub args: BTreeMap<String, String>,
+    /// `--break-glass`: run at once, without the approval (only commands
+    /// whose policy allows it; the pipeline checks for the incident).
+    pub break_glass: bool,
 }
 
 impl Request<'_> {

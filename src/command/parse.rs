@@ -93,6 +93,7 @@ fn catalog_command<'c>(
 ) -> Result<Parsed<'c>, UsageError> {
     let visible = visible(catalog, scope);
     let (sys, tokens) = take_sys(tokens)?;
+    let (break_glass, tokens) = take_break_glass(tokens);
     let words = words(&tokens);
     if wants_help(&tokens) {
         let end = words.iter().position(|w| w == "help").unwrap_or(words.len());
@@ -105,7 +106,31 @@ fn catalog_command<'c>(
     let candidates: Vec<&Command> = visible.iter().copied().filter(|c| c.name == name).collect();
     let command = select_profile(&candidates, sys.as_deref(), scope, body)?;
     let args = parse_args(command, rest)?;
-    Ok(Parsed::Run(Request { command, args }))
+    if break_glass && !command.approve.as_ref().is_some_and(|a| a.break_glass) {
+        return Err(UsageError::new(format!(
+            "`/{}` has no break-glass: {}",
+            command.name,
+            match &command.approve {
+                Some(_) => "it always needs its approval.",
+                None => "it needs no approval anyway.",
+            }
+        )));
+    }
+    Ok(Parsed::Run(Request {
+        command,
+        args,
+        break_glass,
+    }))
+}
+
+/// Removes `--break-glass` from the argument tokens.
+fn take_break_glass(tokens: Vec<Token>) -> (bool, Vec<Token>) {
+    let before = tokens.len();
+    let rest: Vec<Token> = tokens
+        .into_iter()
+        .filter(|t| !(t.flag && t.text.eq_ignore_ascii_case("--break-glass")))
+        .collect();
+    (rest.len() != before, rest)
 }
 
 /// Commands of the enabled profiles.

@@ -12,7 +12,9 @@ use super::reply::{Outcome, Reply};
 use crate::audit::Entry;
 use crate::auth::{Actor, Person};
 use crate::calendar::Calendar;
+use crate::catalog::ApprovePolicy;
 use crate::clock::{rfc3339, Millis};
+use crate::command::Request;
 use crate::escalation::{Level, Step, Target};
 use crate::incident::{self, Action, Event, Incident, Oncall, Role, State};
 use crate::policy::ProfilePolicy;
@@ -285,6 +287,84 @@ impl Pipeline {
         });
         self.commit_notes(tx, &[entry], &all, inv.inbox).await?;
         due.into_iter().for_each(|d| self.alarm.set(d));
+        Ok(reply)
+    }
+
+    /// `--break-glass`: during an open rank-1 incident of the command's
+    /// profile, runs an approval-gated command at once; its approvers are
+    /// paged in the incident's thread, and the run is flagged for review in
+    /// the audit log and on the incident's timeline. Without such an
+    /// incident it is refused.
+    pub(super) async fn break_glass(
+        &self,
+        inv: &Invocation,
+        actor: &Actor,
+        req: &Request<'_>,
+        policy: &ApprovePolicy,
+        mut entry: Entry,
+    ) -> Result<Reply, Internal> {
+        let cmd = req.command;
+        let rank_one = |i: &Incident| self.policy_of(&i.profile).and_then(|p| p.rank(&i.level)) == Some(1);
+        let open = self.store.open_incidents().await?;
+        let Some(inc) = open.into_iter().find(|i| i.profile == cmd.profile && rank_one(i)) else {
+            let top = self
+                .policy_of(&cmd.profile)
+                .and_then(|p| p.scale.first().cloned())
+                .unwrap_or_else(|| "rank-1".into());
+            let text = format!(
+                "`--break-glass` needs an open {top} incident of {}; there is none. Drop `--break-glass` to request the approval.",
+                cmd.profile
+            );
+            entry.kind = "denied".into();
+            entry.outcome = "not_permitted".into();
+            entry.detail = Some(text.clone());
+            return self.answered(inv, refused(text), &[entry]).await;
+        };
+        let result = self
+            .executor
+            .execute(&cmd.action, &self.catalog.targets, &req.args)
+            .await;
+        let reply = self.finish_execution(cmd, &req.args, &result);
+        let outcome = if result.is_ok() { "succeeded" } else { "failed" };
+        let detail = super::pipeline::exec_detail(&result);
+        entry.kind = "execution.break_glass".into();
+        entry.outcome = outcome.into();
+        entry.detail = Some(format!(
+            "BREAK-GLASS during {} without approval, flagged for review: {detail}",
+            inc.label()
+        ));
+        let who = actor.who();
+        let mut mentions: Vec<Mention> = Vec::new();
+        for p in policy.roles.iter().flat_map(|r| self.directory.with_role(r)) {
+            if p.name != who && !mentions.iter().any(|m| m.person == p.name) {
+                mentions.push(mention(p));
+            }
+        }
+        let text = format!(
+            "🚨 break-glass: {who} ran `{}` without approval → {outcome}; flagged for review by",
+            req.display()
+        );
+        let event = Event::new(
+            self.now(),
+            "break-glass",
+            who,
+            format!("{} → {outcome}: {detail} (flagged for review)", req.display()),
+        );
+        let mut tx = self.store.begin().await?;
+        tx.add_incident_event(inc.id, &event).await?;
+        let notes = [
+            Notification::IncidentThread {
+                incident: &inc,
+                text: &text,
+                mentions: &mentions,
+            },
+            Notification::Reply {
+                origin: &inv.origin,
+                reply: &reply,
+                approval: None,
+            },
+        ];
+        self.commit_notes(tx, &[entry], &notes, inv.inbox).await?;
         Ok(reply)
     }
 
@@ -660,10 +740,7 @@ impl Pipeline {
                 &p.name,
                 format!("step {}: {why}", index + 1),
             ));
-            mentions.push(Mention {
-                person: p.name.clone(),
-                identities: p.identities.clone(),
-            });
+            mentions.push(mention(p));
         }
         events.extend(notes);
         Ok((mentions, notified, events))
@@ -693,10 +770,7 @@ impl Pipeline {
         let mentions: Vec<Mention> = inc
             .role(Role::Commander)
             .and_then(|c| self.directory.person(c))
-            .map(|p| Mention {
-                person: p.name.clone(),
-                identities: p.identities.clone(),
-            })
+            .map(mention)
             .into_iter()
             .collect();
         writes.events.push((
@@ -896,6 +970,14 @@ impl Pipeline {
         } else {
             names.join(", ")
         }
+    }
+}
+
+/// How a page names `p`: every identity they have.
+fn mention(p: &Person) -> Mention {
+    Mention {
+        person: p.name.clone(),
+        identities: p.identities.clone(),
     }
 }
 

@@ -321,6 +321,9 @@ impl Pipeline {
             )
             .await?;
         if let Some(policy) = &cmd.approve {
+            if req.break_glass {
+                return self.break_glass(inv, actor, req, policy, entry).await;
+            }
             return self
                 .request_approval(inv, actor, req, policy, entry, incident)
                 .await;

@@ -691,3 +691,70 @@ async fn two_engines_racing_over_a_thousand_due_steps_fire_each_once() {
     }
     t.cleanup().await;
 }
+
+/// `--break-glass` on a command whose approval allows it: refused without
+/// an open rank-1 incident of its profile; during one it runs at once, its
+/// approvers are paged in the incident's thread, and the run is flagged in
+/// the audit log and on the timeline.
+#[tokio::test]
+async fn break_glass_runs_at_once_only_during_a_rank_1_incident() {
+    for t in both().await {
+        let target = FakeTarget::start().await;
+        let cfg = config(POLICY);
+        let mut catalog = shipped_catalog(&cfg, &target.url);
+        for c in catalog.commands.iter_mut().filter(|c| c.name == "queue retry") {
+            c.approve.as_mut().expect("an approval").break_glass = true;
+        }
+        let p = pipeline_for(&cfg, catalog, t.store.clone(), clock());
+        let r = say(&p, "console:alice", "/queue retry ai-analysis --break-glass").await;
+        assert_eq!(r.outcome, Outcome::NotPermitted, "{}", r.text);
+        assert!(
+            r.text.contains("needs an open P0 incident of queue"),
+            "{}",
+            r.text
+        );
+        let r = say(&p, "console:alice", "/queue stats --break-glass").await;
+        assert!(r.text.contains("has no break-glass"), "{}", r.text);
+        // A P1 is not rank 1 in queue: still refused.
+        let p1 = declare(&p, "console:alice", "P1 slow queue").await;
+        let r = say(&p, "console:alice", "/queue retry ai-analysis --break-glass").await;
+        assert_eq!(r.outcome, Outcome::NotPermitted, "{}", r.text);
+        let p0 = declare(&p, "console:alice", "P0 nothing is processed").await;
+        let r = say(&p, "console:alice", "/queue retry ai-analysis --break-glass").await;
+        assert_eq!(r.outcome, Outcome::Done, "{}", r.text);
+        assert_eq!(
+            target.count("POST", "/api/queue/ai-analysis/retry-failed"),
+            1,
+            "ran at once"
+        );
+        let k = audit_kinds(&t.store).await;
+        assert!(k.iter().any(|k| k == "execution.break_glass"), "{k:?}");
+        let events = t.store.incident_events(p0).await.unwrap();
+        let bg = events
+            .iter()
+            .find(|e| e.kind == "break-glass")
+            .expect("on the timeline");
+        assert!(
+            bg.text.contains("flagged for review") && bg.person == "alice",
+            "{bg:?}"
+        );
+        assert!(t
+            .store
+            .incident_events(p1)
+            .await
+            .unwrap()
+            .iter()
+            .all(|e| e.kind != "break-glass"));
+        let page = slack_thread(&t.store, p0)
+            .await
+            .into_iter()
+            .find(|m| m.starts_with("🚨 break-glass"))
+            .expect("approvers paged");
+        assert!(
+            page.ends_with("<@U0BOB>, <@U0CAROL>"),
+            "sre and eng-manager, not alice: {page}"
+        );
+        assert!(verify_audit(&t.store).await.is_ok());
+        t.cleanup().await;
+    }
+}
