@@ -248,6 +248,7 @@ pub fn assemble(
         metrics: Arc::new(Metrics::default()),
         renderers: Arc::new(renderers()),
         outbox: Signal::default(),
+        alerts: Signal::default(),
         alarm: Alarm::default(),
         committer: Committer::spawn(pipeline_store.clone()),
         policies: Arc::new(policies),
@@ -358,10 +359,15 @@ pub fn start(
     ));
     tasks.push(crate::engine::timers::spawn(pipeline.clone(), stopped.clone()));
     tasks.push(crate::engine::recovery::spawn(pipeline.clone(), stopped.clone()));
+    tasks.push(crate::engine::alert_poster::spawn(
+        pipeline.clone(),
+        stopped.clone(),
+    ));
     let alert_routes = crate::alerts::inbound::routes(
         edge.alerts.clone(),
         pipeline.store.clone(),
         pipeline.clock.clone(),
+        pipeline.alerts.clone(),
     );
     router = router.merge(edge::alert_routes(alert_routes, limits));
     let done = |router: axum::Router, tasks| {

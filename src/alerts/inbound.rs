@@ -45,7 +45,7 @@ struct Inbound {
 
 /// `/alerts/alertmanager`, `/alerts/grafana`, `/alerts/generic` and
 /// `/alerts/v2/enqueue` (PagerDuty Events API v2).
-pub fn routes(settings: Settings, store: Store, clock: SharedClock) -> Router {
+pub fn routes(settings: Settings, store: Store, clock: SharedClock, stored: crate::engine::Signal) -> Router {
     Router::new()
         .route("/alerts/alertmanager", post(alertmanager))
         .route("/alerts/grafana", post(grafana))
@@ -53,7 +53,7 @@ pub fn routes(settings: Settings, store: Store, clock: SharedClock) -> Router {
         .route("/alerts/v2/enqueue", post(pagerduty))
         .with_state(Inbound {
             settings,
-            writer: AlertWriter::spawn(store),
+            writer: AlertWriter::spawn(store, stored),
             clock,
         })
 }

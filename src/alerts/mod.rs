@@ -9,6 +9,7 @@ pub mod generic;
 pub mod grafana;
 pub mod inbound;
 pub mod pagerduty;
+pub mod post;
 pub mod route;
 pub mod writer;
 

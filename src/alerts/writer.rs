@@ -21,9 +21,10 @@ pub struct AlertWriter {
 }
 
 impl AlertWriter {
-    pub fn spawn(store: Store) -> AlertWriter {
+    /// `stored` is raised after each commit (the alert poster looks).
+    pub fn spawn(store: Store, stored: crate::engine::Signal) -> AlertWriter {
         let (tx, rx) = mpsc::channel(1024);
-        tokio::spawn(run(store, rx));
+        tokio::spawn(run(store, stored, rx));
         AlertWriter { tx }
     }
 
@@ -40,7 +41,7 @@ impl AlertWriter {
     }
 }
 
-async fn run(store: Store, mut rx: mpsc::Receiver<Job>) {
+async fn run(store: Store, stored: crate::engine::Signal, mut rx: mpsc::Receiver<Job>) {
     let mut jobs: Vec<Job> = Vec::new();
     loop {
         if jobs.is_empty() && rx.recv_many(&mut jobs, MAX_REQUESTS).await == 0 {
@@ -74,6 +75,9 @@ async fn run(store: Store, mut rx: mpsc::Receiver<Job>) {
             .await
             .map(|_| ())
             .map_err(|e| e.to_string());
+        if outcome.is_ok() {
+            stored.raise();
+        }
         for done in answers {
             let _ = done.send(outcome.clone());
         }

@@ -198,3 +198,78 @@ pub fn incident_messages(
         })
         .collect()
 }
+
+/// The messages of an alert group's view on `platform`: posted under its
+/// key in each destination there when new, else edits of those.
+pub fn alert_group_messages(
+    platform: &str,
+    g: &crate::alerts::post::GroupView,
+    body: serde_json::Value,
+) -> Vec<crate::store::OutMessage> {
+    use crate::store::{OutMessage, OutOp};
+    g.destinations
+        .iter()
+        .filter(|d| d.platform == platform)
+        .map(|d| {
+            let key = crate::alerts::post::message_key(g.id, d);
+            OutMessage {
+                platform: platform.into(),
+                channel: d.channel.clone(),
+                op: if g.new {
+                    OutOp::Post {
+                        key: Some(key),
+                        thread: None,
+                        fallback: None,
+                    }
+                } else {
+                    OutOp::Update { key }
+                },
+                body: body.clone(),
+            }
+        })
+        .collect()
+}
+
+/// An alert group's text: the headline, one line per listed alert (✓ when
+/// resolved, severity, summary, links) and "and N more". `esc` escapes text
+/// for the platform, `link(url, label)` writes a link.
+pub fn alert_group_text(
+    g: &crate::alerts::post::GroupView,
+    esc: &dyn Fn(&str) -> String,
+    link: &dyn Fn(&str, &str) -> String,
+) -> String {
+    let mut t = esc(&g.headline());
+    for l in &g.lines {
+        let mark = if l.resolved { "✓" } else { "•" };
+        t.push_str(&format!("\n{mark} {}", esc(&l.name)));
+        if let Some(s) = &l.severity {
+            t.push_str(&format!(" [{}]", esc(s)));
+        }
+        if let Some(s) = &l.summary {
+            t.push_str(&format!(": {}", esc(s)));
+        }
+        if l.resolved {
+            t.push_str(" (resolved)");
+        }
+        let links: Vec<String> = [
+            (&l.generator_url, "source"),
+            (&l.dashboard_url, "dashboard"),
+            (&l.silence_url, "silence"),
+        ]
+        .into_iter()
+        .filter_map(|(u, label)| u.as_deref().filter(|u| is_web(u)).map(|u| link(u, label)))
+        .collect();
+        if !links.is_empty() {
+            t.push_str(&format!(" · {}", links.join(" · ")));
+        }
+    }
+    if g.more() > 0 {
+        t.push_str(&format!("\n… and {} more", g.more()));
+    }
+    t
+}
+
+/// Only http(s) links are written as links.
+fn is_web(u: &str) -> bool {
+    u.starts_with("https://") || u.starts_with("http://")
+}

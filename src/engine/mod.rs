@@ -2,6 +2,7 @@
 //! group-committing inbox writer, the worker that runs stored requests, and
 //! the outbox sender. Later waves add the escalation timer loop here.
 
+pub mod alert_poster;
 mod approvals;
 mod audit_sink;
 pub mod committer;

@@ -94,6 +94,8 @@ pub struct Pipeline {
     pub renderers: Arc<Renderers>,
     /// Raised after a commit that enqueued messages (the senders look).
     pub outbox: Signal,
+    /// Raised after alerts were stored (the alert poster looks).
+    pub alerts: Signal,
     /// Set when a commit scheduled a deadline (the timer loop looks).
     pub alarm: Alarm,
     /// Group commit of stateless steps.

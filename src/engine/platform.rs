@@ -49,6 +49,11 @@ pub enum Notification<'a> {
         ack_by: Option<Millis>,
         new: bool,
     },
+    /// An alert group's message in each of its destinations: posted when
+    /// the view is new, else edited in place.
+    AlertGroup {
+        group: &'a crate::alerts::post::GroupView,
+    },
     /// A message in the incident's thread, in each of its destinations
     /// (a page, a reminder, a change). `mentions`: the people it pages.
     IncidentThread {
@@ -87,16 +92,21 @@ impl Notification<'_> {
                 approval.origin.iter().map(|o| o.platform.as_str()).collect()
             }
             Notification::IncidentCard { incident, .. } | Notification::IncidentThread { incident, .. } => {
-                let mut out: Vec<&str> = Vec::new();
-                for d in &incident.destinations {
-                    if !out.contains(&d.platform.as_str()) {
-                        out.push(&d.platform);
-                    }
-                }
-                out
+                distinct_platforms(&incident.destinations)
             }
+            Notification::AlertGroup { group } => distinct_platforms(&group.destinations),
         }
     }
+}
+
+fn distinct_platforms(ds: &[crate::policy::Destination]) -> Vec<&str> {
+    let mut out: Vec<&str> = Vec::new();
+    for d in ds {
+        if !out.contains(&d.platform.as_str()) {
+            out.push(&d.platform);
+        }
+    }
+    out
 }
 
 /// Turns notifications into one platform's messages. Pure.

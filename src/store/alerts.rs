@@ -69,6 +69,8 @@ pub struct AlertGroup {
     /// The group's chat message (a later slice posts it).
     pub msg_key: Option<String>,
     pub updated_at: Millis,
+    /// The `updated_at` its chat message last showed (0: never posted).
+    pub posted_at: Millis,
 }
 
 /// Rows per multi-row statement: far below both backends' parameter limits.
@@ -141,7 +143,9 @@ impl Tx {
                 "INSERT INTO alert_groups (route, group_key, profile, destinations, state, created_at, updated_at)
                  VALUES {}
                  ON CONFLICT (route, group_key) DO UPDATE SET profile = excluded.profile,
-                   destinations = excluded.destinations, updated_at = excluded.updated_at
+                   destinations = excluded.destinations,
+                   updated_at = CASE WHEN alert_groups.updated_at >= excluded.updated_at
+                     THEN alert_groups.updated_at + 1 ELSE excluded.updated_at END
                  RETURNING id, route, group_key",
                 rows(backend, 1, chunk.len(), 7)
             );
@@ -266,7 +270,10 @@ impl Tx {
         let backend = self.backend();
         for chunk in ids.chunks(CHUNK) {
             let sql = format!(
-                "UPDATE alert_groups SET updated_at = {now}, state = CASE WHEN EXISTS
+                // updated_at only grows, also within one millisecond: the
+                // poster renders every version whose updated_at it has not shown.
+                "UPDATE alert_groups SET updated_at = CASE WHEN updated_at >= {now} THEN updated_at + 1 ELSE {now} END,
+                 state = CASE WHEN EXISTS
                    (SELECT 1 FROM alerts a WHERE a.group_id = alert_groups.id AND a.status <> 'resolved')
                    THEN 'firing' ELSE 'resolved' END
                  WHERE id IN ({})",
@@ -353,27 +360,81 @@ impl Store {
 
     /// Every alert group, oldest first.
     pub async fn alert_groups(&self) -> Result<Vec<AlertGroup>> {
-        let rows = sqlx::query(
-            "SELECT id, route, group_key, profile, destinations, state, msg_key, updated_at
-             FROM alert_groups ORDER BY id",
-        )
+        let rows = sqlx::query(&format!("SELECT {GROUP_COLUMNS} FROM alert_groups ORDER BY id"))
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter().map(alert_group).collect()
+    }
+
+    /// Groups whose members changed since their message was last rendered,
+    /// the longest waiting first.
+    pub async fn unposted_alert_groups(&self, limit: i64) -> Result<Vec<AlertGroup>> {
+        let rows = sqlx::query(&format!(
+            "SELECT {GROUP_COLUMNS} FROM alert_groups WHERE updated_at > posted_at ORDER BY updated_at LIMIT $1"
+        ))
+        .bind(limit)
         .fetch_all(&self.pool)
         .await?;
-        rows.iter()
-            .map(|r| {
-                Ok(AlertGroup {
-                    id: int(r, "id")?,
-                    route: text(r, "route")?,
-                    group_key: text(r, "group_key")?,
-                    profile: opt_text(r, "profile")?,
-                    destinations: text(r, "destinations")?,
-                    state: text(r, "state")?,
-                    msg_key: opt_text(r, "msg_key")?,
-                    updated_at: int(r, "updated_at")?,
-                })
-            })
-            .collect()
+        rows.iter().map(alert_group).collect()
     }
+
+    /// A group's members for its message: the open ones and the resolved
+    /// ones still shown (newest change first, at most `limit`), and the
+    /// counts of firing and resolved records.
+    pub async fn group_members(&self, group: i64, limit: i64) -> Result<(Vec<StoredAlert>, i64, i64)> {
+        let rows = sqlx::query(
+            "SELECT a.*, g.route, g.group_key FROM alerts a JOIN alert_groups g ON g.id = a.group_id
+             WHERE a.group_id = $1 ORDER BY (a.status = 'resolved'), a.changed_at DESC, a.id DESC LIMIT $2",
+        )
+        .bind(group)
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await?;
+        let shown = rows.iter().map(stored_alert).collect::<Result<Vec<_>>>()?;
+        let counts = sqlx::query(
+            "SELECT SUM(CASE WHEN status = 'resolved' THEN 0 ELSE 1 END) AS open,
+                    SUM(CASE WHEN status = 'resolved' THEN 1 ELSE 0 END) AS closed
+             FROM alerts WHERE group_id = $1",
+        )
+        .bind(group)
+        .fetch_one(&self.pool)
+        .await?;
+        Ok((
+            shown,
+            opt_int(&counts, "open")?.unwrap_or(0),
+            opt_int(&counts, "closed")?.unwrap_or(0),
+        ))
+    }
+}
+
+impl Tx {
+    /// Records that the group's message now shows its state as of
+    /// `updated_at`; false if that was recorded already (another sender).
+    pub async fn mark_group_posted(&mut self, id: i64, updated_at: Millis) -> Result<bool> {
+        let done = sqlx::query("UPDATE alert_groups SET posted_at = $2 WHERE id = $1 AND posted_at < $2")
+            .bind(id)
+            .bind(updated_at)
+            .execute(self.conn())
+            .await?;
+        Ok(done.rows_affected() == 1)
+    }
+}
+
+const GROUP_COLUMNS: &str =
+    "id, route, group_key, profile, destinations, state, msg_key, updated_at, posted_at";
+
+fn alert_group(r: &AnyRow) -> Result<AlertGroup> {
+    Ok(AlertGroup {
+        id: int(r, "id")?,
+        route: text(r, "route")?,
+        group_key: text(r, "group_key")?,
+        profile: opt_text(r, "profile")?,
+        destinations: text(r, "destinations")?,
+        state: text(r, "state")?,
+        msg_key: opt_text(r, "msg_key")?,
+        updated_at: int(r, "updated_at")?,
+        posted_at: int(r, "posted_at")?,
+    })
 }
 
 fn opt_int(row: &AnyRow, col: &str) -> Result<Option<i64>> {

@@ -661,3 +661,69 @@ async fn pagerduty_s_python_client_triggers_acknowledges_and_resolves() {
     app.stop().await;
     t.cleanup().await;
 }
+
+/// An alert group's message is posted once in its routed channel and edited
+/// in place as its alerts resolve, never re-posted.
+#[tokio::test]
+async fn a_group_is_posted_once_and_edited_as_its_alerts_resolve() {
+    run_test(|t| {
+        Box::pin(async move {
+            let app = spawn(t).await;
+            let mut body = fixture("alertmanager.json");
+            assert_eq!(app.alert("/alerts/alertmanager", &body).await.status(), 200);
+            let has = |c: &crate::fake_slack::Call, what: &str| c.text().is_some_and(|t| t.contains(what));
+            let calls = app
+                .slack
+                .wait_until(
+                    std::time::Duration::from_secs(5),
+                    |calls| {
+                        calls
+                            .iter()
+                            .any(|c| c.method == "chat.postMessage" && has(c, "HighErrorRate"))
+                    },
+                    "the group's message",
+                )
+                .await;
+            let post = calls
+                .iter()
+                .find(|c| c.method == "chat.postMessage" && has(c, "HighErrorRate"))
+                .unwrap();
+            let ts = post.ts.clone().expect("posted");
+            assert!(post.text().unwrap().starts_with("🔥 "), "{:?}", post.text());
+            let groups = app.pipeline.store.alert_groups().await.unwrap();
+            let routed = format!("slack:{}", post.channel().unwrap());
+            assert!(
+                groups
+                    .iter()
+                    .any(|g| g.destinations.split(',').any(|d| d == routed)),
+                "in a routed channel: {groups:?}"
+            );
+            // It resolves: the same message is edited.
+            body["alerts"][0]["status"] = "resolved".into();
+            body["alerts"][0]["endsAt"] = "2026-12-01T22:10:00Z".into();
+            assert_eq!(app.alert("/alerts/alertmanager", &body).await.status(), 200);
+            let calls = app
+                .slack
+                .wait_until(
+                    std::time::Duration::from_secs(5),
+                    |calls| {
+                        calls.iter().any(|c| {
+                            c.method == "chat.update"
+                                && c.body["ts"] == ts.as_str()
+                                && has(c, "✓ HighErrorRate")
+                        })
+                    },
+                    "the message edited to show the resolve",
+                )
+                .await;
+            let posts = calls
+                .iter()
+                .filter(|c| c.method == "chat.postMessage" && has(c, "HighErrorRate"))
+                .count();
+            assert_eq!(posts, 1, "never re-posted");
+            app.settle().await;
+            app.stop().await;
+        })
+    })
+    .await;
+}

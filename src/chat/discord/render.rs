@@ -117,6 +117,14 @@ impl Renderer for DiscordRenderer {
                 }
                 None => Vec::new(),
             },
+            Notification::AlertGroup { group } => {
+                let link = |u: &str, label: &str| {
+                    format!("[{label}](<{}>)", u.replace('>', "%3E").replace(')', "%29"))
+                };
+                let content = card::alert_group_text(group, &escape, &link);
+                let body = json!({ "content": content, "allowed_mentions": no_pings() });
+                card::alert_group_messages(PLATFORM, group, body)
+            }
             n @ (Notification::IncidentCard { .. } | Notification::IncidentThread { .. }) => {
                 card::incident_messages(
                     PLATFORM,

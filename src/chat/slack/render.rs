@@ -76,6 +76,12 @@ impl Renderer for SlackRenderer {
                 Some(o) => vec![interrupted(&o, text)],
                 None => Vec::new(),
             },
+            Notification::AlertGroup { group } => {
+                let link =
+                    |u: &str, label: &str| format!("<{}|{label}>", escape::text(&u.replace('|', "%7C")));
+                let text = card::alert_group_text(group, &escape::text, &link);
+                card::alert_group_messages(PLATFORM, group, json!({ "text": text }))
+            }
             n @ (Notification::IncidentCard { .. } | Notification::IncidentThread { .. }) => {
                 card::incident_messages(
                     PLATFORM,
@@ -559,6 +565,65 @@ mod tests {
         assert_eq!(
             post[0].body["text"],
             "📟 paging &lt;!channel&gt; <@U0A>, dave_*x*"
+        );
+    }
+
+    #[test]
+    fn alert_groups_are_escaped_and_keyed_per_destination() {
+        use crate::alerts::post::{GroupView, Line};
+        use crate::policy::Destination;
+        let line = |name: &str, resolved: bool| Line {
+            name: name.into(),
+            resolved,
+            severity: Some("critical".into()),
+            summary: Some("<!channel> errors > 5% & rising".into()),
+            generator_url: Some("http://prom/graph?g0.expr=a|b>c".into()),
+            silence_url: Some("javascript:alert(1)".into()),
+            dashboard_url: None,
+        };
+        let mut g = GroupView {
+            id: 4,
+            route: "chat".into(),
+            profile: Some("chat".into()),
+            destinations: vec![
+                Destination {
+                    platform: "slack".into(),
+                    channel: "C1".into(),
+                },
+                Destination {
+                    platform: "discord".into(),
+                    channel: "9".into(),
+                },
+            ],
+            firing: 1,
+            resolved: 12,
+            lines: vec![line("HighErrorRate", false), line("SlowResponseTime", true)],
+            new: true,
+        };
+        let m = render(Notification::AlertGroup { group: &g });
+        assert_eq!(m.len(), 1, "the Slack destination only");
+        assert_eq!(
+            m[0].op,
+            OutOp::Post {
+                key: Some("alerts:4:slack:C1".into()),
+                thread: None,
+                fallback: None
+            }
+        );
+        assert_eq!(
+            m[0].body["text"],
+            "🔥 1 firing · 12 resolved — chat (chat)\n\
+             • HighErrorRate [critical]: &lt;!channel&gt; errors &gt; 5% &amp; rising · <http://prom/graph?g0.expr=a%7Cb&gt;c|source>\n\
+             ✓ SlowResponseTime [critical]: &lt;!channel&gt; errors &gt; 5% &amp; rising (resolved) · <http://prom/graph?g0.expr=a%7Cb&gt;c|source>\n\
+             … and 11 more"
+        );
+        g.new = false;
+        let m = render(Notification::AlertGroup { group: &g });
+        assert_eq!(
+            m[0].op,
+            OutOp::Update {
+                key: "alerts:4:slack:C1".into()
+            }
         );
     }
 }

@@ -1,0 +1,104 @@
+//! PURE: what an alert group's chat message shows, from the stored group
+//! and its members: counts of firing and resolved alerts, the first lines
+//! (name, severity, summary, links) and "and N more". Each platform's
+//! renderer turns a [`GroupView`] into its markup; the message is posted
+//! once per destination and edited in place as members fire and resolve.
+
+use crate::policy::Destination;
+use crate::store::{AlertGroup, StoredAlert};
+use serde_json::Value;
+
+/// At most this many alerts are listed; the rest are counted.
+pub const SHOWN: usize = 10;
+
+/// One alert as its group's message lists it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Line {
+    pub name: String,
+    pub resolved: bool,
+    pub severity: Option<String>,
+    pub summary: Option<String>,
+    pub generator_url: Option<String>,
+    pub silence_url: Option<String>,
+    pub dashboard_url: Option<String>,
+}
+
+/// An alert group's message.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GroupView {
+    pub id: i64,
+    pub route: String,
+    pub profile: Option<String>,
+    pub destinations: Vec<Destination>,
+    pub firing: i64,
+    pub resolved: i64,
+    pub lines: Vec<Line>,
+    /// Never posted: post it (else edit it).
+    pub new: bool,
+}
+
+impl GroupView {
+    pub fn build(group: &AlertGroup, members: &[StoredAlert], firing: i64, resolved: i64) -> GroupView {
+        GroupView {
+            id: group.id,
+            route: group.route.clone(),
+            profile: group.profile.clone(),
+            destinations: group
+                .destinations
+                .split(',')
+                .filter_map(|d| d.split_once(':'))
+                .map(|(p, c)| Destination {
+                    platform: p.into(),
+                    channel: c.into(),
+                })
+                .collect(),
+            firing,
+            resolved,
+            lines: members.iter().take(SHOWN).map(line).collect(),
+            new: group.posted_at == 0,
+        }
+    }
+
+    /// How many alerts are not listed.
+    pub fn more(&self) -> i64 {
+        (self.firing + self.resolved - self.lines.len() as i64).max(0)
+    }
+
+    /// `🔥 3 firing · 1 resolved — queue-alerts (queue)`.
+    pub fn headline(&self) -> String {
+        let icon = if self.firing > 0 { "🔥" } else { "✅" };
+        let mut t = format!("{icon} {} firing", self.firing);
+        if self.resolved > 0 {
+            t.push_str(&format!(" · {} resolved", self.resolved));
+        }
+        t.push_str(&format!(" — {}", self.route));
+        if let Some(p) = &self.profile {
+            t.push_str(&format!(" ({p})"));
+        }
+        t
+    }
+}
+
+fn line(a: &StoredAlert) -> Line {
+    let labels: Value = serde_json::from_str(&a.record.labels).unwrap_or_default();
+    let annotations: Value = serde_json::from_str(&a.record.annotations).unwrap_or_default();
+    let get = |v: &Value, k: &str| v.get(k).and_then(Value::as_str).map(String::from);
+    Line {
+        name: get(&labels, "alertname")
+            .or_else(|| a.record.title.clone())
+            .unwrap_or_else(|| a.record.fingerprint.clone()),
+        resolved: a.record.status == "resolved",
+        severity: a.record.level.clone().or_else(|| get(&labels, "severity")),
+        summary: get(&annotations, "summary")
+            .or_else(|| get(&annotations, "description"))
+            .or_else(|| a.record.title.clone()),
+        generator_url: a.record.generator_url.clone(),
+        silence_url: a.record.silence_url.clone(),
+        dashboard_url: a.record.dashboard_url.clone(),
+    }
+}
+
+/// The message key of a group's message in one destination.
+pub fn message_key(group: i64, d: &Destination) -> String {
+    format!("alerts:{group}:{}:{}", d.platform, d.channel)
+}
