@@ -19,6 +19,27 @@ pub struct Destination {
     pub channel: String,
 }
 
+impl Destination {
+    /// Destinations as stored: `slack:C1,discord:2`.
+    pub fn parse_list(s: &str) -> Vec<Destination> {
+        s.split(',')
+            .filter_map(|d| d.split_once(':'))
+            .map(|(p, c)| Destination {
+                platform: p.into(),
+                channel: c.into(),
+            })
+            .collect()
+    }
+
+    /// The stored form of `ds` (see [`Destination::parse_list`]).
+    pub fn list(ds: &[Destination]) -> String {
+        ds.iter()
+            .map(|d| format!("{}:{}", d.platform, d.channel))
+            .collect::<Vec<_>>()
+            .join(",")
+    }
+}
+
 /// One profile's severity policy.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ProfilePolicy {

@@ -109,16 +109,11 @@ pub fn placed(alerts: &[Alert], tree: &route::RouteTree, now: Millis) -> Vec<New
             _ => a.ends_at,
         };
         for p in tree.place(&a.labels) {
-            let destinations: Vec<String> = p
-                .destinations
-                .iter()
-                .map(|d| format!("{}:{}", d.platform, d.channel))
-                .collect();
             out.push(NewAlert {
                 route: p.route.to_string(),
                 group_key: p.group_key,
                 profile: p.profile.map(String::from),
-                destinations: destinations.join(","),
+                destinations: crate::policy::Destination::list(p.destinations),
                 record: AlertRecord {
                     format: a.format.as_str().into(),
                     scope: a.scope.clone(),

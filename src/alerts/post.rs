@@ -43,15 +43,7 @@ impl GroupView {
             id: group.id,
             route: group.route.clone(),
             profile: group.profile.clone(),
-            destinations: group
-                .destinations
-                .split(',')
-                .filter_map(|d| d.split_once(':'))
-                .map(|(p, c)| Destination {
-                    platform: p.into(),
-                    channel: c.into(),
-                })
-                .collect(),
+            destinations: Destination::parse_list(&group.destinations),
             firing,
             resolved,
             lines: members.iter().take(SHOWN).map(line).collect(),

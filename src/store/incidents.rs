@@ -63,7 +63,7 @@ impl Tx {
         .bind(&n.comms)
         .bind(&n.scribe)
         .bind(n.last_update_at)
-        .bind(destinations(&n.destinations))
+        .bind(Destination::list(&n.destinations))
         .fetch_one(self.conn())
         .await?;
         let inc = from_row(&row)?;
@@ -292,13 +292,6 @@ fn card_incident(key: &str) -> Option<i64> {
     key.strip_prefix("incident:")?.split(':').next()?.parse().ok()
 }
 
-fn destinations(ds: &[Destination]) -> String {
-    ds.iter()
-        .map(|d| format!("{}:{}", d.platform, d.channel))
-        .collect::<Vec<_>>()
-        .join(",")
-}
-
 fn from_row(r: &AnyRow) -> Result<Incident> {
     let state = text(r, "state")?;
     let dests = text(r, "destinations")?;
@@ -321,14 +314,7 @@ fn from_row(r: &AnyRow) -> Result<Incident> {
         comms: opt_text(r, "comms")?,
         scribe: opt_text(r, "scribe")?,
         last_update_at: int(r, "last_update_at")?,
-        destinations: dests
-            .split(',')
-            .filter_map(|d| d.split_once(':'))
-            .map(|(p, c)| Destination {
-                platform: p.into(),
-                channel: c.into(),
-            })
-            .collect(),
+        destinations: Destination::parse_list(&dests),
     })
 }
 
