@@ -3,6 +3,9 @@
 //! (`alerts::post::GroupView`) and its message posted once per destination,
 //! then edited in place through the outbox (pending edits of one message
 //! supersede each other, so a storm on one group costs one message).
+//! A group with an alert at or above its route's threshold opens an
+//! incident first (its card, thread and escalation), and resolves it when
+//! every alert of the group resolved.
 //! Marking the group posted and enqueueing its messages is one transaction,
 //! conditional on the version shown, so two instances render each version
 //! once.
@@ -44,6 +47,15 @@ pub async fn post_changed(p: &Pipeline) -> Result<usize, Internal> {
             return Ok(rendered);
         }
         for g in groups {
+            match (g.incident_id, g.state.as_str(), &g.profile) {
+                (None, "firing", Some(profile)) => {
+                    if let Some((level, name)) = p.store.serious_open_alert(g.id).await? {
+                        p.declare_for_alerts(g.id, profile, &level, &name).await?;
+                    }
+                }
+                (Some(id), "resolved", _) => p.resolve_for_alerts(id, g.id).await?,
+                _ => {}
+            }
             let (members, firing, resolved) = p.store.group_members(g.id, SHOWN as i64).await?;
             let view = GroupView::build(&g, &members, firing, resolved);
             let mut tx = p.store.begin().await?;

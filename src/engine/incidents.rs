@@ -47,6 +47,9 @@ struct Writes {
     timers: Vec<(&'static str, i64, Millis)>,
 }
 
+/// The audit source of what alerts make opsbot do.
+const SOURCE_ALERTS: &str = "alerts";
+
 /// Who opsbot is on a timeline.
 const OPSBOT: &str = "opsbot";
 
@@ -796,18 +799,118 @@ impl Pipeline {
     }
 
     fn timer_entry(&self, kind: &str, detail: String) -> Entry {
+        self.opsbot_entry(SOURCE_TIMER, kind, detail)
+    }
+
+    /// An audit entry of a step opsbot takes itself, from `source`.
+    fn opsbot_entry(&self, source: &str, kind: &str, detail: String) -> Entry {
         Entry {
             at: self.now(),
             kind: kind.into(),
             person: OPSBOT.into(),
-            identity: format!("{SOURCE_TIMER}:{OPSBOT}"),
-            source: SOURCE_TIMER.into(),
+            identity: format!("{source}:{OPSBOT}"),
+            source: source.into(),
             channel: None,
             command: None,
             args: None,
             outcome: "ok".into(),
             detail: Some(detail),
         }
+    }
+
+    /// An alert group reached its route's threshold: opens an incident at
+    /// `level` of `profile` and links the group to it, in one transaction
+    /// (the link is conditional: of two instances, one opens it).
+    pub(super) async fn declare_for_alerts(
+        &self,
+        group: i64,
+        profile: &str,
+        level: &str,
+        name: &str,
+    ) -> Result<(), Internal> {
+        let Some(policy) = self.policy_of(profile) else {
+            return Ok(());
+        };
+        let now = self.now();
+        let new = match incident::declare(policy, profile, level, name, OPSBOT, now) {
+            Ok(n) => n,
+            Err(why) => {
+                tracing::warn!(group, profile, level, why, "alerts: no incident opened");
+                return Ok(());
+            }
+        };
+        let mut tx = self.store.begin().await?;
+        let text = format!("{} {} declared by alert group {group}", new.level, new.title);
+        let inc = tx
+            .create_incident(&new, &Event::new(now, "declared", OPSBOT, text))
+            .await?;
+        if !tx.link_group_incident(group, inc.id).await? {
+            return Ok(()); // dropped: rolled back
+        }
+        let due = self.plan(&mut tx, &inc).await?;
+        let entry = self.opsbot_entry(
+            SOURCE_ALERTS,
+            "incident.declared",
+            format!(
+                "{} {} {} ({}) from alert group {group}",
+                inc.label(),
+                inc.level,
+                inc.title,
+                inc.profile
+            ),
+        );
+        let notes = [Notification::IncidentCard {
+            incident: &inc,
+            ack_by: self.ack_by(&inc),
+            new: true,
+        }];
+        self.commit_notes(tx, &[entry], &notes, None).await?;
+        due.into_iter().for_each(|d| self.alarm.set(d));
+        Ok(())
+    }
+
+    /// Every alert of the group that opened incident `id` resolved: the
+    /// incident resolves (unless someone resolved it already).
+    pub(super) async fn resolve_for_alerts(&self, id: i64, group: i64) -> Result<(), Internal> {
+        let now = self.now();
+        let mut tx = self.store.begin().await?;
+        let Some(inc) = tx.lock_incident(id).await? else {
+            return Ok(());
+        };
+        let Some(policy) = self.policy_of(&inc.profile) else {
+            return Ok(());
+        };
+        if inc.state == State::Resolved {
+            return Ok(());
+        }
+        let summary = format!("every alert of alert group {group} resolved");
+        let Ok(applied) = incident::apply(&inc, &Action::Resolve(Some(summary)), OPSBOT, now, policy) else {
+            return Ok(());
+        };
+        let next = applied.incident;
+        tx.save_incident(&next, now).await?;
+        tx.add_incident_event(id, &applied.event).await?;
+        self.plan(&mut tx, &next).await?;
+        let entry = self.opsbot_entry(
+            SOURCE_ALERTS,
+            "incident.resolved",
+            format!("{}: {}", next.label(), applied.event.text),
+        );
+        let line = applied.event.thread_line();
+        let notes = [
+            Notification::IncidentCard {
+                incident: &next,
+                ack_by: None,
+                new: false,
+            },
+            Notification::IncidentThread {
+                incident: &next,
+                text: &line,
+                mentions: &[],
+            },
+        ];
+        self.commit_notes(tx, &[entry], &notes, None).await?;
+        Ok(())
     }
 
     /// `/incidents`.

@@ -71,6 +71,8 @@ pub struct AlertGroup {
     pub updated_at: Millis,
     /// The `updated_at` its chat message last showed (0: never posted).
     pub posted_at: Millis,
+    /// The incident it opened, if any.
+    pub incident_id: Option<i64>,
 }
 
 /// Rows per multi-row statement: far below both backends' parameter limits.
@@ -407,7 +409,43 @@ impl Store {
     }
 }
 
+impl Store {
+    /// The most severe open alert of `group` that opens an incident (its
+    /// level at or above the route's threshold): (level, name).
+    pub async fn serious_open_alert(&self, group: i64) -> Result<Option<(String, String)>> {
+        let row = sqlx::query(
+            "SELECT level, title, labels FROM alerts
+             WHERE group_id = $1 AND status <> 'resolved' AND opens_incident <> 0 AND level IS NOT NULL
+             ORDER BY level_rank, id LIMIT 1",
+        )
+        .bind(group)
+        .fetch_optional(&self.pool)
+        .await?;
+        let Some(r) = row else { return Ok(None) };
+        let labels: serde_json::Value = serde_json::from_str(&text(&r, "labels")?).unwrap_or_default();
+        let name = labels
+            .get("alertname")
+            .and_then(|v| v.as_str())
+            .map(String::from)
+            .or(opt_text(&r, "title")?)
+            .unwrap_or_else(|| format!("alert group {group}"));
+        Ok(Some((text(&r, "level")?, name)))
+    }
+}
+
 impl Tx {
+    /// Links `group` to the incident it opened; false when it already has
+    /// one (another instance opened it first).
+    pub async fn link_group_incident(&mut self, group: i64, incident: i64) -> Result<bool> {
+        let done =
+            sqlx::query("UPDATE alert_groups SET incident_id = $2 WHERE id = $1 AND incident_id IS NULL")
+                .bind(group)
+                .bind(incident)
+                .execute(self.conn())
+                .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
     /// Records that the group's message now shows its state as of
     /// `updated_at`; false if that was recorded already (another sender).
     pub async fn mark_group_posted(&mut self, id: i64, updated_at: Millis) -> Result<bool> {
@@ -421,7 +459,7 @@ impl Tx {
 }
 
 const GROUP_COLUMNS: &str =
-    "id, route, group_key, profile, destinations, state, msg_key, updated_at, posted_at";
+    "id, route, group_key, profile, destinations, state, msg_key, updated_at, posted_at, incident_id";
 
 fn alert_group(r: &AnyRow) -> Result<AlertGroup> {
     Ok(AlertGroup {
@@ -434,6 +472,7 @@ fn alert_group(r: &AnyRow) -> Result<AlertGroup> {
         msg_key: opt_text(r, "msg_key")?,
         updated_at: int(r, "updated_at")?,
         posted_at: int(r, "posted_at")?,
+        incident_id: opt_int(r, "incident_id")?,
     })
 }
 

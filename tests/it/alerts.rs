@@ -727,3 +727,99 @@ async fn a_group_is_posted_once_and_edited_as_its_alerts_resolve() {
     })
     .await;
 }
+
+/// chat's scale with every level paging alice; cards in Slack C_INC.
+const CHAT_POLICY: &str = r#"
+[policies.chat]
+scale = ["P1", "P2", "P3", "P4"]
+channel = "slack:C_INC"
+
+[policies.chat.P1]
+ack = "15m"
+steps = [{ after = "0s", to = ["person:alice"], stop = "ack" }]
+
+[policies.chat.P2]
+ack = "1h"
+steps = [{ after = "0s", to = ["person:alice"], stop = "ack" }]
+
+[policies.chat.P3]
+ack = "4h"
+steps = [{ after = "0s", to = ["person:alice"], stop = "ack" }]
+
+[policies.chat.P4]
+ack = "24h"
+steps = [{ after = "0s", to = ["person:alice"], stop = "ack" }]
+"#;
+
+/// A critical alert (at the chat route's P1 threshold) opens one incident
+/// for its group, which pages; when every alert of the group resolves, the
+/// incident resolves. Warnings open none.
+#[tokio::test]
+async fn a_critical_group_opens_an_incident_that_resolves_with_it() {
+    run_test(|t| {
+        Box::pin(async move {
+            let app = TestApp::spawn_with_edge_and_config(t.store.clone(), edge(true), CHAT_POLICY).await;
+            let mut body = fixture("alertmanager.json");
+            for _ in 0..2 {
+                assert_eq!(app.alert("/alerts/alertmanager", &body).await.status(), 200);
+            }
+            let store = app.pipeline.store.clone();
+            crate::support::eventually("incidents opened for the critical groups", || {
+                let store = store.clone();
+                async move {
+                    let open = store.open_incidents().await.unwrap();
+                    open.iter().any(|i| i.title == "HighErrorRate")
+                        && open.iter().any(|i| i.title == "DatabaseConnectionFailure")
+                }
+            })
+            .await;
+            let open = store.open_incidents().await.unwrap();
+            assert_eq!(
+                open.len(),
+                2,
+                "one per critical group, the warning none, twice posted once: {open:#?}"
+            );
+            let high = open.iter().find(|i| i.title == "HighErrorRate").unwrap().clone();
+            assert_eq!((high.profile.as_str(), high.level.as_str()), ("chat", "P1"));
+            app.slack
+                .wait_until(
+                    std::time::Duration::from_secs(5),
+                    |calls| {
+                        calls.iter().any(|c| {
+                            c.text()
+                                .is_some_and(|t| t.starts_with("📟") && t.ends_with("<@U0ALICE>"))
+                        })
+                    },
+                    "a page for the incident",
+                )
+                .await;
+            // HighErrorRate resolves: its incident resolves, the other stays open.
+            body["alerts"][0]["status"] = "resolved".into();
+            body["alerts"][0]["endsAt"] = "2026-12-01T22:10:00Z".into();
+            assert_eq!(app.alert("/alerts/alertmanager", &body).await.status(), 200);
+            crate::support::eventually("the incident resolved with its alerts", || {
+                let store = store.clone();
+                async move {
+                    store
+                        .incident(high.id)
+                        .await
+                        .unwrap()
+                        .is_some_and(|i| i.state == opsbot::incident::State::Resolved)
+                }
+            })
+            .await;
+            let open = store.open_incidents().await.unwrap();
+            assert_eq!(open.len(), 1, "{open:#?}");
+            let events = store.incident_events(high.id).await.unwrap();
+            assert!(
+                events
+                    .iter()
+                    .any(|e| e.kind == "resolved" && e.text.contains("every alert of alert group")),
+                "{events:?}"
+            );
+            app.settle().await;
+            app.stop().await;
+        })
+    })
+    .await;
+}

@@ -618,6 +618,16 @@ impl TestApp {
         Self::start(store, setup, |_| {}).await
     }
 
+    /// With the HTTP edge set up as `edge` says and `extra` config.
+    pub async fn spawn_with_edge_and_config(store: Store, edge: app::Edge, extra: &str) -> TestApp {
+        let setup = Setup {
+            edge,
+            extra: extra.into(),
+            ..Setup::new(true)
+        };
+        Self::start(store, setup, |_| {}).await
+    }
+
     /// With `extra` config (policies, rotations, …) beyond the shared people.
     pub async fn spawn_with_config(store: Store, extra: &str) -> TestApp {
         let setup = Setup {
