@@ -374,38 +374,21 @@ impl Pipeline {
     /// Puts the incident's next step and update reminder on the timer
     /// table (or takes them off); answers the earliest new deadline.
     async fn plan(&self, tx: &mut Tx, inc: &Incident) -> Result<Option<Millis>, Internal> {
-        self.plan_kinds(tx, inc, &[INCIDENT_STEP, INCIDENT_REMINDER])
-            .await
-    }
-
-    /// [`Self::plan`] for the timer `kinds` only.
-    async fn plan_kinds(
-        &self,
-        tx: &mut Tx,
-        inc: &Incident,
-        kinds: &[&str],
-    ) -> Result<Option<Millis>, Internal> {
         let item = inc.id.to_string();
         let Some((policy, level)) = self.level_of(inc) else {
-            for kind in kinds {
-                tx.cancel(kind, &item).await?;
-            }
+            tx.cancel(INCIDENT_STEP, &item).await?;
+            tx.cancel(INCIDENT_REMINDER, &item).await?;
             return Ok(None);
         };
         let step = incident::next_step(inc, level, self.calendar_of(policy)).map(|s| s.1);
         let reminder = incident::reminder_due(inc, level);
-        let planned = [(INCIDENT_STEP, step), (INCIDENT_REMINDER, reminder)];
-        for (kind, due) in planned.into_iter().filter(|(k, _)| kinds.contains(k)) {
+        for (kind, due) in [(INCIDENT_STEP, step), (INCIDENT_REMINDER, reminder)] {
             match due {
                 Some(at) => tx.schedule(kind, &item, at).await?,
                 None => tx.cancel(kind, &item).await?,
             }
         }
-        Ok(planned
-            .iter()
-            .filter(|(k, _)| kinds.contains(k))
-            .filter_map(|(_, due)| *due)
-            .min())
+        Ok([step, reminder].into_iter().flatten().min())
     }
 
     /// Who may apply `action` to `inc`.
