@@ -232,6 +232,7 @@ pub fn assemble(
     let limits = Limits {
         output_chars: config.limits.output_chars,
         process_allow: config.process_allow.clone(),
+        ssh_program: config.ssh_program.clone(),
         default_timeout: config.limits.exec_timeout,
     };
     let pipeline_store = store.clone();

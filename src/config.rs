@@ -36,6 +36,9 @@ pub struct Config {
     pub limits: Limits,
     pub http: HttpLimits,
     pub process_allow: Vec<String>,
+    /// The ssh client run for profiles with an SSH host (`[process] ssh`,
+    /// default `ssh` on PATH).
+    pub ssh_program: String,
     pub log_json: bool,
     pub slack: Option<SlackConfig>,
     pub discord: Option<DiscordConfig>,
@@ -279,6 +282,7 @@ struct RawHttp {
 struct RawProcess {
     #[serde(default)]
     allow: Vec<String>,
+    ssh: Option<String>,
 }
 
 #[derive(Deserialize, Default)]
@@ -374,6 +378,7 @@ impl Config {
             },
             http,
             process_allow: raw.process.allow,
+            ssh_program: raw.process.ssh.unwrap_or_else(|| "ssh".into()),
             log_json,
             slack,
             discord,

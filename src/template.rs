@@ -64,7 +64,7 @@ fn scan<'a>(s: &'a str, mut visit: impl FnMut(&'a str) -> Option<()>) {
 fn is_name(s: &str) -> bool {
     let mut chars = s.chars();
     matches!(chars.next(), Some(c) if c.is_ascii_alphabetic() || c == '_')
-        && chars.all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-'))
+        && chars.all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-' | '<' | '>'))
 }
 
 #[cfg(test)]

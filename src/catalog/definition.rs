@@ -126,8 +126,21 @@ fn action_json(a: &Action) -> Value {
         }) => {
             json!({ "sql": { "target": target, "query": query, "params": params, "timeout_ms": ms(timeout) }})
         }
-        Action::Process(ProcessAction { argv, env, timeout }) => {
-            json!({ "process": { "argv": argv, "env": env, "timeout_ms": ms(timeout) }})
+        // The placement (host, config values) is deployment configuration,
+        // like target URLs.
+        Action::Process(ProcessAction {
+            argv,
+            env,
+            cwd,
+            timeout,
+            place: _,
+        }) => {
+            let mut p = json!({ "argv": argv, "env": env, "timeout_ms": ms(timeout) });
+            // Only when set, so the hashes of actions without one stay as they were.
+            if let Some(cwd) = cwd {
+                p["cwd"] = json!(cwd);
+            }
+            json!({ "process": p })
         }
         Action::Health(HealthAction { checks }) => {
             let checks: Vec<Value> = checks

@@ -37,6 +37,32 @@ struct RawFile {
     target: IndexMap<String, Spanned<Target>>,
     #[serde(default)]
     command: IndexMap<String, IndexMap<String, Spanned<RawCommand>>>,
+    #[serde(default)]
+    profile: IndexMap<String, Spanned<RawProfile>>,
+}
+
+/// `[profile.<name>]`: where the profile's process actions run, and the
+/// config values (files, directories) they may name.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawProfile {
+    /// `ssh://user@host[:port]`, or `local` (the bot's host, the default).
+    #[serde(default)]
+    host: Option<String>,
+    /// Private key file for ssh's `-i`.
+    #[serde(default)]
+    ssh_key: Option<String>,
+    /// `logs.app = "/var/log/app.log"` (nested tables give dotted names).
+    #[serde(default)]
+    values: toml::Table,
+}
+
+/// A profile section as loaded, with where it was written.
+struct ProfileDef {
+    host: Option<String>,
+    ssh_key: Option<String>,
+    values: BTreeMap<String, String>,
+    location: Location,
 }
 
 #[derive(Deserialize)]
@@ -165,11 +191,16 @@ pub fn load_sources(sources: &[(&str, &str)], ctx: &Context) -> Result<Catalog, 
             }
         }
     }
-    // Targets first: commands in any file may use a target from any file.
+    // Targets and profile sections first: commands in any file may use a
+    // target or a profile's values from any file.
     for (file, text, raw) in &mut parsed {
         for (name, t) in std::mem::take(&mut raw.target) {
             let line = line_of(text, t.span().start);
             b.add_target(file, line, name, t.into_inner(), ctx.env);
+        }
+        for (name, p) in std::mem::take(&mut raw.profile) {
+            let line = line_of(text, p.span().start);
+            b.add_profile(file, line, name, p.into_inner());
         }
     }
     for (file, text, raw) in parsed {
@@ -200,6 +231,9 @@ pub fn line_of(text: &str, offset: usize) -> usize {
 struct Builder {
     catalog: Catalog,
     problems: Vec<Problem>,
+    profiles: BTreeMap<String, ProfileDef>,
+    /// Each profile's placement, built on first use (env overrides applied).
+    placements: BTreeMap<String, Placement>,
 }
 
 impl Builder {
@@ -237,6 +271,84 @@ impl Builder {
             line,
         });
         self.catalog.targets.insert(name, t);
+    }
+
+    fn add_profile(&mut self, file: &str, line: usize, name: String, p: RawProfile) {
+        if let Some(prev) = self.profiles.get(&name) {
+            let msg = format!(
+                "profile section `{name}` is defined twice (also at {})",
+                prev.location
+            );
+            self.problem(file, line, msg);
+            return;
+        }
+        let mut values = BTreeMap::new();
+        let mut bad = Vec::new();
+        flatten_values("", p.values, &mut values, &mut bad);
+        for key in bad {
+            self.problem(
+                file,
+                line,
+                format!("profile `{name}`: value `{key}` must be a string (a file or directory)"),
+            );
+        }
+        let location = Location {
+            file: file.to_string(),
+            line,
+        };
+        let def = ProfileDef {
+            host: p.host,
+            ssh_key: p.ssh_key,
+            values,
+            location,
+        };
+        self.profiles.insert(name, def);
+    }
+
+    /// Where `profile`'s process actions run and the values they may use:
+    /// its section, then `OPSBOT_HOST_<P>`, `OPSBOT_HOST_<P>_KEY` and
+    /// `OPSBOT_VALUE_<P>_<NAME>` from the environment.
+    fn placement(&mut self, profile: &str, env: &HashMap<String, String>) -> Placement {
+        if let Some(p) = self.placements.get(profile) {
+            return p.clone();
+        }
+        let var = host_env_var(profile);
+        let def = self.profiles.get(profile);
+        let (file, line) = def.map_or((var.clone(), 0), |d| (d.location.file.clone(), d.location.line));
+        let from_env = env.get(&var).filter(|v| !v.is_empty());
+        let url = from_env.or(def.and_then(|d| d.host.as_ref())).cloned();
+        let key = env
+            .get(&format!("{var}_KEY"))
+            .filter(|v| !v.is_empty())
+            .or(def.and_then(|d| d.ssh_key.as_ref()))
+            .cloned();
+        let (where_file, where_line) = match from_env {
+            Some(_) => (var.clone(), 0),
+            None => (file, line),
+        };
+        let mut values = def.map(|d| d.values.clone()).unwrap_or_default();
+        let host = match url.as_deref() {
+            None | Some("local") => None,
+            Some(u) => match SshHost::parse(u, key) {
+                Ok(h) => Some(h),
+                Err(e) => {
+                    self.problem(&where_file, where_line, format!("profile `{profile}`: {e}"));
+                    None
+                }
+            },
+        };
+        for (name, v) in values.iter_mut() {
+            if let Some(o) = env.get(&value_env_var(profile, name)) {
+                *v = o.clone();
+            }
+        }
+        let place = Placement {
+            profile: profile.to_string(),
+            host,
+            values,
+        };
+        self.placements.insert(profile.to_string(), place.clone());
+        place
     }
 
     fn add_command(
@@ -279,7 +391,11 @@ impl Builder {
             self.approve_policy(&l, a.into_inner(), ctx.roles)
         });
         let action_loc = at(line_of(text, raw.action.span().start));
-        let action = raw.action.into_inner();
+        let mut action = raw.action.into_inner();
+        let place = self.placement(&profile, ctx.env);
+        for p in action.processes_mut() {
+            p.place = place.clone();
+        }
         let guarded = raw.risk == Risk::Destructive && approve.is_some();
         if action.depth() > MAX_SEQ_DEPTH {
             let msg = format!(
@@ -292,6 +408,7 @@ impl Builder {
             text,
             args: &args,
             guarded,
+            place: &place,
         };
         self.check_action(&checks, &action_loc, &action, "");
         if let Some(reply) = &raw.reply {
@@ -493,12 +610,16 @@ impl Builder {
                 Some(_) => {}
             }
         }
-        for tpl in action.templates() {
-            for p in template::placeholders(tpl) {
-                if !c.args.iter().any(|a| a.name == p) {
-                    found.push(format!(
-                        "template `{tpl}` uses `{{{p}}}`, which is not a defined argument"
-                    ));
+        if let Action::Process(p) = action {
+            found.extend(process_template_problems(p, c.args, c.place));
+        } else {
+            for tpl in action.templates() {
+                for p in template::placeholders(tpl) {
+                    if !c.args.iter().any(|a| a.name == p) {
+                        found.push(format!(
+                            "template `{tpl}` uses `{{{p}}}`, which is not a defined argument"
+                        ));
+                    }
                 }
             }
         }
@@ -517,6 +638,129 @@ struct ActionChecks<'a> {
     args: &'a [ArgSpec],
     /// The command is destructive and needs approval (guarded Redis commands).
     guarded: bool,
+    /// The command's profile: its host and config values.
+    place: &'a Placement,
+}
+
+/// `logs.app` for `{ logs = { app = "…" } }`; keys of non-string leaves go to `bad`.
+fn flatten_values(prefix: &str, t: toml::Table, out: &mut BTreeMap<String, String>, bad: &mut Vec<String>) {
+    for (k, v) in t {
+        let key = if prefix.is_empty() {
+            k
+        } else {
+            format!("{prefix}.{k}")
+        };
+        match v {
+            toml::Value::String(s) => {
+                out.insert(key, s);
+            }
+            toml::Value::Table(inner) => flatten_values(&key, inner, out, bad),
+            _ => bad.push(key),
+        }
+    }
+}
+
+/// What a placeholder of a process template names.
+#[derive(Debug, PartialEq, Eq)]
+pub enum ProcessRef<'a> {
+    /// A chat argument.
+    Arg(&'a str),
+    /// A config value of the profile (`logs.app`).
+    Value(&'a str),
+    /// A config value picked by an enum argument: `logs.<l>` → (`logs`, `l`).
+    Keyed(&'a str, &'a str),
+}
+
+/// Reads a placeholder of a process template: `prefix.<arg>` is keyed, a
+/// name with a dot a config value, anything else an argument.
+pub fn process_ref(name: &str) -> ProcessRef<'_> {
+    if let Some(inner) = name.strip_suffix('>') {
+        if let Some((prefix, arg)) = inner.split_once(".<") {
+            return ProcessRef::Keyed(prefix, arg);
+        }
+    }
+    if name.contains('.') {
+        ProcessRef::Value(name)
+    } else {
+        ProcessRef::Arg(name)
+    }
+}
+
+/// Placeholders of a process action: arguments must be defined, config
+/// values must exist in the profile (every value of a keyed pick too), the
+/// working directory names config values only, and on a remote host no free
+/// text argument may reach the command.
+fn process_template_problems(p: &ProcessAction, args: &[ArgSpec], place: &Placement) -> Vec<String> {
+    let mut out = Vec::new();
+    let defined = || {
+        let names: Vec<&str> = place.values.keys().map(String::as_str).collect();
+        if names.is_empty() {
+            format!("profile `{}` defines no values", place.profile)
+        } else {
+            format!("values of profile `{}`: {}", place.profile, names.join(", "))
+        }
+    };
+    let templates = p.argv.iter().chain(p.env.values()).map(|t| (t, false));
+    for (tpl, in_cwd) in templates.chain(p.cwd.iter().map(|t| (t, true))) {
+        for name in template::placeholders(tpl) {
+            match process_ref(name) {
+                ProcessRef::Arg(a) => {
+                    let Some(spec) = args.iter().find(|s| s.name == a) else {
+                        out.push(format!(
+                            "template `{tpl}` uses `{{{a}}}`, which is not a defined argument"
+                        ));
+                        continue;
+                    };
+                    if in_cwd {
+                        out.push(format!(
+                            "cwd `{tpl}` uses the argument `{a}`: a working directory comes from config values only"
+                        ));
+                    } else if place.host.is_some() && free_text(&spec.kind) {
+                        out.push(format!(
+                            "argument `{a}` is free text and may not reach a command on the remote host {} (use an enum, int, duration, id or a string with a regex)",
+                            place.host.as_ref().map(SshHost::label).unwrap_or_default()
+                        ));
+                    }
+                }
+                ProcessRef::Value(v) if !place.values.contains_key(v) => {
+                    out.push(format!(
+                        "template `{tpl}` uses the unknown config value `{{{v}}}` ({})",
+                        defined()
+                    ));
+                }
+                ProcessRef::Value(_) => {}
+                ProcessRef::Keyed(prefix, a) => {
+                    let choices = match args.iter().find(|s| s.name == a).map(|s| &s.kind) {
+                        Some(ArgKind::Enum(values)) => values,
+                        _ => {
+                            out.push(format!(
+                                "template `{tpl}` picks a config value by `{a}`, which is not an enum argument"
+                            ));
+                            continue;
+                        }
+                    };
+                    for v in choices {
+                        if !place.values.contains_key(&format!("{prefix}.{v}")) {
+                            out.push(format!(
+                                "template `{tpl}`: `{a}` may be `{v}`, but the config value `{{{prefix}.{v}}}` is not defined ({})",
+                                defined()
+                            ));
+                        }
+                    }
+                }
+            }
+        }
+    }
+    out
+}
+
+/// A string argument without a regex (or a list of them): any text at all.
+fn free_text(kind: &ArgKind) -> bool {
+    match kind {
+        ArgKind::String { pattern, .. } => pattern.is_none(),
+        ArgKind::List(inner) => free_text(inner),
+        _ => false,
+    }
 }
 
 /// Problems particular to one kind of action.
@@ -632,6 +876,20 @@ fn valid_words(name: &str) -> bool {
 /// `OPSBOT_TARGET_QUEUE_API` for target `queue_api`.
 pub fn target_env_var(name: &str) -> String {
     format!("OPSBOT_TARGET_{}", name.to_uppercase().replace('-', "_"))
+}
+
+/// `OPSBOT_HOST_CAP` for profile `cap`.
+pub fn host_env_var(profile: &str) -> String {
+    format!("OPSBOT_HOST_{}", env_name(profile))
+}
+
+/// `OPSBOT_VALUE_CAP_LOGS_APP` for the value `logs.app` of profile `cap`.
+pub fn value_env_var(profile: &str, name: &str) -> String {
+    format!("OPSBOT_VALUE_{}_{}", env_name(profile), env_name(name))
+}
+
+fn env_name(s: &str) -> String {
+    s.to_uppercase().replace(['-', '.'], "_")
 }
 
 /// Unused targets are not an error, but `opsbot check` mentions them.

@@ -6,8 +6,8 @@ mod load;
 mod model;
 
 pub use load::{
-    by_profile, line_of, load_dir, load_sources, load_str, target_env_var, unused_targets, CheckError,
-    Context, Problem,
+    by_profile, host_env_var, line_of, load_dir, load_sources, load_str, process_ref, target_env_var,
+    unused_targets, value_env_var, CheckError, Context, Problem, ProcessRef,
 };
 pub use model::*;
 

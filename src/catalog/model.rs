@@ -258,6 +258,16 @@ impl Action {
         }
     }
 
+    /// Every process action (the action itself or a step at any depth), to
+    /// fill in its placement.
+    pub fn processes_mut(&mut self) -> Vec<&mut ProcessAction> {
+        match self {
+            Action::Process(p) => vec![p],
+            Action::Seq(steps) => steps.iter_mut().flat_map(|s| s.action.processes_mut()).collect(),
+            _ => vec![],
+        }
+    }
+
     /// How deeply `seq`s nest: 0 for a plain action, 1 for a seq of plain actions.
     pub fn depth(&self) -> usize {
         match self {
@@ -287,7 +297,13 @@ impl Action {
                 .chain(r.delete_matching.as_deref())
                 .collect(),
             Action::Sql(s) => s.params.iter().map(String::as_str).collect(),
-            Action::Process(p) => p.argv.iter().chain(p.env.values()).map(String::as_str).collect(),
+            Action::Process(p) => p
+                .argv
+                .iter()
+                .chain(p.env.values())
+                .chain(&p.cwd)
+                .map(String::as_str)
+                .collect(),
             Action::Health(_) => vec![],
             Action::Internal(InternalAction::Link { path, .. }) => vec![path.as_str()],
         }
@@ -383,14 +399,100 @@ pub struct SqlAction {
 }
 
 /// `process = { argv = ["pm2", "restart", "{app}"], timeout = "30s" }`: no shell.
+///
+/// Templates may name the command's arguments (`{lines}`), the profile's
+/// config values (`{logs.app}`, `{app.dir}`) and a config value picked by an
+/// enum argument (`{logs.<l>}` is `logs.app` when `l` is `app`).
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ProcessAction {
     pub argv: Vec<String>,
     #[serde(default)]
     pub env: BTreeMap<String, String>,
+    /// Working directory: config values only (`"{app.dir}"`), never an argument.
+    #[serde(default)]
+    pub cwd: Option<String>,
     #[serde(default, with = "crate::duration::serde_str::opt_field")]
     pub timeout: Option<Duration>,
+    /// Where it runs and the config values it may use: filled from the
+    /// command's profile when the catalog is loaded.
+    #[serde(skip)]
+    pub place: Placement,
+}
+
+/// The profile's side of a process action: its host and config values.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Placement {
+    pub profile: String,
+    /// `None`: the bot's own host.
+    pub host: Option<SshHost>,
+    /// Config value name (`logs.app`) → value; only from catalog files and
+    /// `OPSBOT_VALUE_<PROFILE>_<NAME>`, never from chat.
+    pub values: BTreeMap<String, String>,
+}
+
+/// An SSH destination: `ssh://user@host[:port]`, and the key to use.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SshHost {
+    pub user: String,
+    pub host: String,
+    pub port: Option<u16>,
+    /// `-i <key>`: a private key file on the bot's host.
+    pub key: Option<String>,
+}
+
+impl SshHost {
+    /// Parses `ssh://user@host[:port]`. User and host are letters, digits
+    /// and `. _ -`, not starting with `-` (ssh would read an option).
+    pub fn parse(url: &str, key: Option<String>) -> Result<SshHost, String> {
+        let rest = url
+            .strip_prefix("ssh://")
+            .ok_or_else(|| format!("host `{url}` must look like ssh://user@host[:port] (or be \"local\")"))?;
+        let (user, hostport) = rest
+            .split_once('@')
+            .ok_or_else(|| format!("host `{url}` needs a user: ssh://user@host[:port]"))?;
+        let (host, port) = match hostport.rsplit_once(':') {
+            Some((h, p)) => {
+                let port = p
+                    .parse::<u16>()
+                    .ok()
+                    .filter(|p| *p > 0)
+                    .ok_or_else(|| format!("host `{url}`: port `{p}` is not a number from 1 to 65535"))?;
+                (h, Some(port))
+            }
+            None => (hostport, None),
+        };
+        let word = |w: &str| {
+            !w.is_empty()
+                && !w.starts_with('-')
+                && w.chars()
+                    .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'))
+        };
+        if !word(user) || !word(host) {
+            return Err(format!(
+                "host `{url}`: user and host must be letters, digits, `.`, `_` or `-`, not starting with `-`"
+            ));
+        }
+        if let Some(k) = &key {
+            if k.is_empty() || k.starts_with('-') {
+                return Err(format!("ssh_key `{k}` must be a file path"));
+            }
+        }
+        Ok(SshHost {
+            user: user.to_string(),
+            host: host.to_string(),
+            port,
+            key,
+        })
+    }
+
+    /// `user@host:port`, for messages.
+    pub fn label(&self) -> String {
+        match self.port {
+            Some(p) => format!("{}@{}:{p}", self.user, self.host),
+            None => format!("{}@{}", self.user, self.host),
+        }
+    }
 }
 
 /// Calls every listed health endpoint concurrently and classifies each component.

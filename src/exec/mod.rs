@@ -33,6 +33,7 @@ mod seq;
 mod sql;
 
 pub use output::{one_line, truncate, Redactor, REDACTED};
+pub use process::{remote_command, shell_quote, ssh_argv};
 pub use redis::Planned as RedisPlan;
 pub use render::{render, Rendered};
 
@@ -54,6 +55,8 @@ pub struct Limits {
     pub process_allow: Vec<String>,
     /// Timeout of a process action that sets none.
     pub default_timeout: Duration,
+    /// The program run for a profile with an SSH host (`ssh` on PATH).
+    pub ssh_program: String,
 }
 
 impl Default for Limits {
@@ -62,6 +65,7 @@ impl Default for Limits {
             output_chars: 3000,
             process_allow: Vec::new(),
             default_timeout: Duration::from_secs(30),
+            ssh_program: "ssh".into(),
         }
     }
 }

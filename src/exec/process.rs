@@ -13,9 +13,22 @@
 //! the argv ends the program's options. Options are written in the catalog
 //! (`--lines={n}`, `-n`, `{n}`), never typed in chat; a negative number as a
 //! separate element is refused too.
+//!
+//! Files and directories are the profile's config values (`{logs.app}`,
+//! `{logs.<l>}` picked by an enum argument, `cwd = "{app.dir}"`), never chat
+//! values.
+//!
+//! A profile with an SSH host runs its actions there: the bot runs `ssh -o
+//! BatchMode=yes -o StrictHostKeyChecking=yes [-p port] [-i key] user@host --
+//! <command>`, still as argv. sshd hands `<command>` to the remote user's
+//! shell, so every element of it is single-quoted for a POSIX shell (`'` as
+//! `'\''`): a chat value stays one argument and inert there too. The
+//! action's `env` becomes `env 'K=V' …` and its `cwd` a `cd '<dir>' &&` in
+//! that command. On timeout the local ssh is killed (the remote command may
+//! outlive it: sshd ends it when its output has nowhere to go).
 
-use super::{millis, render_escaped, render_optional, ExecError, ExecOutput, Executor};
-use crate::catalog::ProcessAction;
+use super::{millis, ExecError, ExecOutput, Executor};
+use crate::catalog::{process_ref, Placement, ProcessAction, ProcessRef, SshHost};
 use serde_json::json;
 use std::collections::BTreeMap;
 use std::process::Stdio;
@@ -35,27 +48,31 @@ impl Executor {
         a: &ProcessAction,
         args: &BTreeMap<String, String>,
     ) -> Result<ExecOutput, ExecError> {
-        let argv = render_args(&a.argv, args)?;
-        let Some(program) = argv.first().cloned() else {
-            return Err(ExecError::Invalid {
-                target: None,
-                message: "process action has an empty argv".into(),
-            });
-        };
+        let plan = plan(a, args)?;
+        let program = plan.program.clone();
         if !self.limits.process_allow.contains(&program) {
             return Err(ExecError::NotAllowed { program });
         }
-        let cmd = command(&program, &argv[1..], &a.env, args)?;
+        let what = match &a.place.host {
+            Some(h) => format!("running `{program}` on {}", h.label()),
+            None => format!("running `{program}`"),
+        };
+        // The local program: ssh (as configured) for a remote host.
+        let local = match &a.place.host {
+            Some(_) => self.limits.ssh_program.clone(),
+            None => program.clone(),
+        };
+        let cmd = command(&local, &plan)?;
         let limit = a.timeout.unwrap_or(self.limits.default_timeout);
         let started = Instant::now();
-        let run = run_child(cmd, &program);
+        let run = run_child(cmd, &local);
         let (code, stdout, stderr) = match tokio::time::timeout(limit, run).await {
             Ok(r) => r?,
             // Dropping the future drops the child, which kill_on_drop kills.
             Err(_) => {
                 return Err(ExecError::Timeout {
                     target: None,
-                    what: format!("running `{program}` (killed)"),
+                    what: format!("{what} (killed)"),
                     after: limit,
                 })
             }
@@ -84,19 +101,136 @@ impl Executor {
     }
 }
 
+/// What a process action runs: the catalog's program (checked against the
+/// allow-list), the argv the bot executes (`ssh …` for a remote host), its
+/// extra environment and working directory (both inside the remote command
+/// for a remote host). Used by [`Executor::run_process`] and `exec::render`.
+/// No I/O.
+#[derive(Debug, Clone, PartialEq)]
+pub(super) struct Plan {
+    pub program: String,
+    pub argv: Vec<String>,
+    pub env: BTreeMap<String, String>,
+    pub cwd: Option<String>,
+}
+
+pub(super) fn plan(a: &ProcessAction, args: &BTreeMap<String, String>) -> Result<Plan, ExecError> {
+    let argv = render_args(&a.argv, args, &a.place)?;
+    let Some(program) = argv.first().cloned() else {
+        return Err(ExecError::Invalid {
+            target: None,
+            message: "process action has an empty argv".into(),
+        });
+    };
+    let env = a
+        .env
+        .iter()
+        .map(|(k, v)| Ok((k.clone(), render(v, args, &a.place)?)))
+        .collect::<Result<BTreeMap<_, _>, ExecError>>()?;
+    // Only config values reach the working directory (checked at load).
+    let cwd = a
+        .cwd
+        .as_deref()
+        .map(|c| render(c, &BTreeMap::new(), &a.place))
+        .transpose()?;
+    Ok(match &a.place.host {
+        None => Plan {
+            program,
+            argv,
+            env,
+            cwd,
+        },
+        Some(host) => Plan {
+            program,
+            argv: ssh_argv(host, &remote_command(&argv, &env, cwd.as_deref())),
+            env: BTreeMap::new(),
+            cwd: None,
+        },
+    })
+}
+
+/// `ssh -o BatchMode=yes -o StrictHostKeyChecking=yes [-p port] [-i key]
+/// user@host -- <command>`: no password prompt, no unknown host keys.
+pub fn ssh_argv(host: &SshHost, command: &str) -> Vec<String> {
+    let mut v: Vec<String> = ["ssh", "-o", "BatchMode=yes", "-o", "StrictHostKeyChecking=yes"]
+        .map(String::from)
+        .to_vec();
+    if let Some(p) = host.port {
+        v.extend(["-p".to_string(), p.to_string()]);
+    }
+    if let Some(k) = &host.key {
+        v.extend(["-i".to_string(), k.clone()]);
+    }
+    v.extend([
+        format!("{}@{}", host.user, host.host),
+        "--".into(),
+        command.into(),
+    ]);
+    v
+}
+
+/// The remote shell's command line: `[cd 'dir' && ][env 'K=V' … ]'prog' 'arg' …`,
+/// every element quoted by [`shell_quote`].
+pub fn remote_command(argv: &[String], env: &BTreeMap<String, String>, cwd: Option<&str>) -> String {
+    let mut words: Vec<String> = Vec::new();
+    if !env.is_empty() {
+        words.push(shell_quote("env"));
+        words.extend(env.iter().map(|(k, v)| shell_quote(&format!("{k}={v}"))));
+    }
+    words.extend(argv.iter().map(|a| shell_quote(a)));
+    let line = words.join(" ");
+    match cwd {
+        Some(dir) => format!("cd {} && {line}", shell_quote(dir)),
+        None => line,
+    }
+}
+
+/// `s` as one word of a POSIX shell: single-quoted, each `'` as `'\''`.
+/// Nothing inside single quotes is special to the shell.
+pub fn shell_quote(s: &str) -> String {
+    format!("'{}'", s.replace('\'', "'\\''"))
+}
+
+/// `tpl` with arguments and the placement's config values filled in; a
+/// placeholder without a value is an error.
+fn render(tpl: &str, args: &BTreeMap<String, String>, place: &Placement) -> Result<String, ExecError> {
+    let mut missing: Option<String> = None;
+    let out = crate::template::render(tpl, |name| {
+        let v = match process_ref(name) {
+            ProcessRef::Arg(a) => args.get(a).cloned(),
+            ProcessRef::Value(v) => place.values.get(v).cloned(),
+            ProcessRef::Keyed(prefix, a) => args
+                .get(a)
+                .and_then(|x| place.values.get(&format!("{prefix}.{x}")))
+                .cloned(),
+        };
+        if v.is_none() {
+            missing.get_or_insert_with(|| name.to_string());
+        }
+        v
+    });
+    match missing {
+        Some(name) => Err(ExecError::MissingArg { name }),
+        None => Ok(out),
+    }
+}
+
 /// The rendered argv (an element that is exactly an absent argument's
 /// placeholder is dropped), refusing values that would be read as options.
-/// Used by [`Executor::run_process`] and `exec::render`. No I/O.
-pub(super) fn render_args(
+fn render_args(
     argv: &[String],
     args: &BTreeMap<String, String>,
+    place: &Placement,
 ) -> Result<Vec<String>, ExecError> {
     let mut out = Vec::with_capacity(argv.len());
     let mut options_ended = false;
     for tpl in argv {
-        let Some(el) = render_optional(tpl, args)? else {
+        let absent = crate::template::sole_placeholder(tpl)
+            .is_some_and(|n| matches!(process_ref(n), ProcessRef::Arg(a) if !args.contains_key(a)));
+        if absent {
             continue;
-        };
+        }
+        let el = render(tpl, args, place)?;
         if !out.is_empty() && !options_ended && el.starts_with('-') && !tpl.starts_with('-') {
             return Err(ExecError::Refused {
                 target: None,
@@ -110,38 +244,27 @@ pub(super) fn render_args(
     Ok(out)
 }
 
-/// The command `program rest…`: no shell, minimal environment plus the rendered
-/// `env`, stdin null, output piped, killed when dropped.
-fn command(
-    program: &str,
-    rest: &[String],
-    env: &BTreeMap<String, String>,
-    args: &BTreeMap<String, String>,
-) -> Result<tokio::process::Command, ExecError> {
+/// The command `program` with the plan's arguments: no shell, minimal
+/// environment plus the plan's `env`, its `cwd`, stdin null, output piped,
+/// killed when dropped.
+fn command(program: &str, plan: &Plan) -> Result<tokio::process::Command, ExecError> {
     let mut cmd = tokio::process::Command::new(program);
-    cmd.args(rest)
+    cmd.args(&plan.argv[1..])
         .env_clear()
         .envs(
             INHERITED_ENV
                 .iter()
                 .filter_map(|k| Some((*k, std::env::var_os(k)?))),
         )
+        .envs(&plan.env)
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .kill_on_drop(true);
-    cmd.envs(render_env(env, args)?);
+    if let Some(dir) = &plan.cwd {
+        cmd.current_dir(dir);
+    }
     Ok(cmd)
-}
-
-/// The action's `env` with its templates rendered (values are literal).
-pub(super) fn render_env(
-    env: &BTreeMap<String, String>,
-    args: &BTreeMap<String, String>,
-) -> Result<BTreeMap<String, String>, ExecError> {
-    env.iter()
-        .map(|(k, v)| Ok((k.clone(), render_escaped(v, args, str::to_string)?)))
-        .collect()
 }
 
 /// Spawns `cmd`, reads both pipes to the end and waits; the exit code is

@@ -32,9 +32,13 @@ pub enum Rendered {
         query: String,
         params: Vec<Option<String>>,
     },
+    /// `program` is the catalog's (on the allow-list); `argv` what the bot
+    /// runs (`ssh … -- '<program>' …` for a profile with an SSH host).
     Process {
+        program: String,
         argv: Vec<String>,
         env: BTreeMap<String, String>,
+        cwd: Option<String>,
     },
     /// `GET <path>` per component.
     Health {
@@ -84,10 +88,15 @@ pub fn render(
                 params: sql::params(a, args)?,
             }
         }
-        Action::Process(a) => Rendered::Process {
-            argv: process::render_args(&a.argv, args)?,
-            env: process::render_env(&a.env, args)?,
-        },
+        Action::Process(a) => {
+            let p = process::plan(a, args)?;
+            Rendered::Process {
+                program: p.program,
+                argv: p.argv,
+                env: p.env,
+                cwd: p.cwd,
+            }
+        }
         Action::Health(a) => Rendered::Health {
             checks: a
                 .checks
@@ -157,10 +166,13 @@ impl fmt::Display for Rendered {
                 }
                 Ok(())
             }
-            Rendered::Process { argv, env } => {
+            Rendered::Process { argv, env, cwd, .. } => {
                 write!(f, "process: {argv:?}")?;
                 if !env.is_empty() {
                     write!(f, "\nenv: {env:?}")?;
+                }
+                if let Some(dir) = cwd {
+                    write!(f, "\ncwd: {dir:?}")?;
                 }
                 Ok(())
             }

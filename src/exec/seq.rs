@@ -91,12 +91,9 @@ fn refuse_disallowed(rendered: &[Rendered], allow: &[String]) -> Result<(), Exec
     let of = rendered.len();
     for (i, r) in rendered.iter().enumerate() {
         let checked = match r {
-            Rendered::Process { argv, .. } => match argv.first() {
-                Some(program) if !allow.contains(program) => Err(ExecError::NotAllowed {
-                    program: program.clone(),
-                }),
-                _ => Ok(()),
-            },
+            Rendered::Process { program, .. } if !allow.contains(program) => Err(ExecError::NotAllowed {
+                program: program.clone(),
+            }),
             Rendered::Seq { steps } => refuse_disallowed(steps, allow),
             _ => Ok(()),
         };

@@ -732,6 +732,7 @@ fn proc_executor(output_chars: usize) -> Executor {
         output_chars,
         process_allow: vec!["echo".into(), "sleep".into(), "sh".into()],
         default_timeout: Duration::from_secs(5),
+        ..Limits::default()
     })
 }
 

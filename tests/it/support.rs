@@ -1066,3 +1066,139 @@ fn database_url(base: &str, name: &str) -> String {
     let server = head.rsplit_once('/').map_or(head, |(s, _)| s);
     format!("{server}/{name}{query}")
 }
+
+// ---------------------------------------------------------------- process stand-ins
+
+/// One recorded call of a stand-in program: its working directory and argv
+/// (without the program's own name).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Call {
+    pub cwd: String,
+    pub argv: Vec<String>,
+}
+
+/// A temporary directory of stand-in programs. `ssh` records its argv and
+/// runs its last argument (the remote command) with `sh -c`, as sshd hands
+/// it to the remote user's shell, with the stand-ins first on PATH; each
+/// other stand-in records its argv and working directory and prints its
+/// canned output.
+pub struct StandIns {
+    pub dir: tempfile::TempDir,
+}
+
+impl StandIns {
+    /// Stand-ins for `programs`, each `(name, stdout)`.
+    pub fn new(programs: &[(&str, &str)]) -> StandIns {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let root = dir.path().display().to_string();
+        for sub in ["bin", "log", "out"] {
+            std::fs::create_dir(dir.path().join(sub)).unwrap();
+        }
+        let record = |log: &str| {
+            format!(
+                "{{ printf '%s\\037' \"$PWD\"; for a in \"$@\"; do printf '%s\\037' \"$a\"; done; printf '\\036'; }} >> '{log}'\n"
+            )
+        };
+        let ssh = format!(
+            "#!/bin/sh\necho $$ > '{root}/ssh.pid'\n{}eval \"last=\\${{$#}}\"\nPATH='{root}/bin':\"$PATH\"; export PATH\nexec sh -c \"$last\"\n",
+            record(&format!("{root}/log/ssh"))
+        );
+        write_script(&dir.path().join("ssh"), &ssh);
+        let s = StandIns { dir };
+        for (name, out) in programs {
+            s.add(name, out);
+        }
+        s
+    }
+
+    /// Adds (or replaces) the stand-in `name` printing `stdout`; a `name`
+    /// with a `/` is written at that path relative to the directory.
+    pub fn add(&self, name: &str, stdout: &str) {
+        let root = self.dir.path().display().to_string();
+        let file = name.replace('/', "_");
+        std::fs::write(self.dir.path().join("out").join(&file), stdout).unwrap();
+        let script = format!(
+            "#!/bin/sh\n{{ printf '%s\\037' \"$PWD\"; for a in \"$@\"; do printf '%s\\037' \"$a\"; done; printf '\\036'; }} >> '{root}/log/{file}'\ncat '{root}/out/{file}'\n"
+        );
+        let path = if name.contains('/') {
+            self.dir.path().join(name)
+        } else {
+            self.dir.path().join("bin").join(name)
+        };
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        write_script(&path, &script);
+    }
+
+    /// The stand-in ssh's path.
+    pub fn ssh(&self) -> String {
+        self.dir.path().join("ssh").display().to_string()
+    }
+
+    /// A directory inside the stand-ins' (for `{app.dir}`).
+    pub fn path(&self, rel: &str) -> String {
+        let p = self.dir.path().join(rel);
+        std::fs::create_dir_all(&p).unwrap();
+        p.display().to_string()
+    }
+
+    /// Every recorded call of `name` (`ssh` included), in order.
+    pub fn calls(&self, name: &str) -> Vec<Call> {
+        let file = self.dir.path().join("log").join(name.replace('/', "_"));
+        let text = std::fs::read_to_string(file).unwrap_or_default();
+        text.split('\u{1e}')
+            .filter(|c| !c.is_empty())
+            .map(|c| {
+                let mut fields: Vec<String> = c.split('\u{1f}').map(str::to_string).collect();
+                fields.pop(); // after the last separator
+                let cwd = fields.remove(0);
+                Call { cwd, argv: fields }
+            })
+            .collect()
+    }
+
+    /// The argv of the only call of `name`.
+    pub fn only_call(&self, name: &str) -> Vec<String> {
+        let calls = self.calls(name);
+        assert_eq!(calls.len(), 1, "calls of {name}: {calls:?}");
+        calls[0].argv.clone()
+    }
+
+    /// An executor running `allow` (and ssh as this stand-in).
+    pub fn executor(&self, allow: &[&str]) -> opsbot::exec::Executor {
+        opsbot::exec::Executor::new(
+            opsbot::exec::Limits {
+                process_allow: allow.iter().map(|s| s.to_string()).collect(),
+                ssh_program: self.ssh(),
+                default_timeout: std::time::Duration::from_secs(10),
+                ..opsbot::exec::Limits::default()
+            },
+            vec![],
+        )
+    }
+
+    /// The pid the stand-in ssh last ran as.
+    pub fn ssh_pid(&self) -> Option<u32> {
+        std::fs::read_to_string(self.dir.path().join("ssh.pid"))
+            .ok()?
+            .trim()
+            .parse()
+            .ok()
+    }
+}
+
+fn write_script(path: &Path, text: &str) {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::write(path, text).unwrap();
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o755)).unwrap();
+}
+
+/// Whether process `pid` is running (not gone, not a zombie).
+pub fn process_alive(pid: u32) -> bool {
+    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        Ok(stat) => stat
+            .rsplit_once(')')
+            .map(|(_, rest)| !rest.trim_start().starts_with('Z'))
+            .unwrap_or(false),
+        Err(_) => false,
+    }
+}
