@@ -1,7 +1,7 @@
 //! Process actions: argv without a shell, program on the allow-list.
 //!
-//! Each argv element is rendered separately (an element that is exactly an
-//! absent argument's placeholder is dropped), so a chat value is always one
+//! Each argv element is rendered separately (an element that names only
+//! absent arguments, `{n}` or `--period={period}`, is dropped), so a chat value is always one
 //! argument and shell syntax in it is just text. The child gets a minimal
 //! environment (PATH, HOME, USER, LANG, LC_ALL, TZ, TMPDIR) plus the action's
 //! rendered `env`, so the bot's own secrets are not inherited. stdin is null;
@@ -215,8 +215,8 @@ fn render(tpl: &str, args: &BTreeMap<String, String>, place: &Placement) -> Resu
     }
 }
 
-/// The rendered argv (an element that is exactly an absent argument's
-/// placeholder is dropped), refusing values that would be read as options.
+/// The rendered argv (an element that names only absent arguments is
+/// dropped), refusing values that would be read as options.
 fn render_args(
     argv: &[String],
     args: &BTreeMap<String, String>,
@@ -225,9 +225,7 @@ fn render_args(
     let mut out = Vec::with_capacity(argv.len());
     let mut options_ended = false;
     for tpl in argv {
-        let absent = crate::template::sole_placeholder(tpl)
-            .is_some_and(|n| matches!(process_ref(n), ProcessRef::Arg(a) if !args.contains_key(a)));
-        if absent {
+        if names_only_absent_args(tpl, args) {
             continue;
         }
         let el = render(tpl, args, place)?;
@@ -242,6 +240,16 @@ fn render_args(
         out.push(el);
     }
     Ok(out)
+}
+
+/// An element that names at least one argument, and only arguments that are
+/// absent (`{lines}`, `--period={period}`), is left out.
+fn names_only_absent_args(tpl: &str, args: &BTreeMap<String, String>) -> bool {
+    let names = crate::template::placeholders(tpl);
+    !names.is_empty()
+        && names
+            .iter()
+            .all(|n| matches!(process_ref(n), ProcessRef::Arg(a) if !args.contains_key(a)))
 }
 
 /// The command `program` with the plan's arguments: no shell, minimal

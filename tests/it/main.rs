@@ -6,6 +6,7 @@ mod approvals;
 mod catalog_cap;
 mod catalog_chat;
 mod catalog_coverage;
+mod catalog_hosts;
 mod catalog_pdf;
 mod catalog_queue;
 mod catalog_scrape;
