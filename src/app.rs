@@ -186,6 +186,7 @@ fn cross_problems(config: &Config, cat: &Catalog) -> Vec<Problem> {
             ));
         }
     }
+    let limits = exec_limits(config);
     for c in &cat.commands {
         // Each process step of a seq too.
         for p in c.action.leaves().into_iter().filter_map(|a| match a {
@@ -193,16 +194,30 @@ fn cross_problems(config: &Config, cat: &Catalog) -> Vec<Problem> {
             _ => None,
         }) {
             let prog = p.argv.first().map(String::as_str).unwrap_or_default();
-            if !config.process_allow.iter().any(|a| a == prog) {
+            if !limits.allows(&c.profile, prog) {
                 out.push(Problem {
                     file: c.location.file.clone(),
                     line: c.location.line,
-                    message: format!("program `{prog}` is not in [process] allow of the config"),
+                    message: format!(
+                        "program `{prog}` is not in [process] allow nor [process.{}] allow of the config",
+                        c.profile
+                    ),
                 });
             }
         }
     }
     out
+}
+
+/// The executor's limits from the config.
+fn exec_limits(config: &Config) -> Limits {
+    Limits {
+        output_chars: config.limits.output_chars,
+        process_allow: config.process_allow.clone(),
+        process_allow_by_profile: config.process_allow_by_profile.clone(),
+        ssh_program: config.ssh_program.clone(),
+        default_timeout: config.limits.exec_timeout,
+    }
 }
 
 /// Builds the pipeline: validates, connects and migrates the store.
@@ -229,12 +244,7 @@ pub fn assemble(
     for t in catalog.targets.values() {
         secrets.extend(crate::config::dsn_password(&t.url).map(Into::into));
     }
-    let limits = Limits {
-        output_chars: config.limits.output_chars,
-        process_allow: config.process_allow.clone(),
-        ssh_program: config.ssh_program.clone(),
-        default_timeout: config.limits.exec_timeout,
-    };
+    let limits = exec_limits(config);
     let pipeline_store = store.clone();
     let roles = Roles::new(&config.roles).names();
     let (policies, _) = policies(config, &roles);

@@ -36,6 +36,8 @@ pub struct Config {
     pub limits: Limits,
     pub http: HttpLimits,
     pub process_allow: Vec<String>,
+    /// `[process.<profile>] allow`: programs only that profile's actions may run.
+    pub process_allow_by_profile: BTreeMap<String, Vec<String>>,
     /// The ssh client run for profiles with an SSH host (`[process] ssh`,
     /// default `ssh` on PATH).
     pub ssh_program: String,
@@ -277,12 +279,22 @@ struct RawHttp {
     metrics_refresh: Option<String>,
 }
 
+/// `[process]`: `allow` for every profile, `ssh`, and `[process.<profile>]
+/// allow` for one profile (not `deny_unknown_fields`: the profile tables
+/// are flattened; a misspelt key fails as a table that is not one).
 #[derive(Deserialize, Default)]
-#[serde(deny_unknown_fields)]
 struct RawProcess {
     #[serde(default)]
     allow: Vec<String>,
     ssh: Option<String>,
+    #[serde(flatten)]
+    profiles: BTreeMap<String, RawProcessProfile>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawProcessProfile {
+    allow: Vec<String>,
 }
 
 #[derive(Deserialize, Default)]
@@ -378,6 +390,12 @@ impl Config {
             },
             http,
             process_allow: raw.process.allow,
+            process_allow_by_profile: raw
+                .process
+                .profiles
+                .into_iter()
+                .map(|(p, v)| (p, v.allow))
+                .collect(),
             ssh_program: raw.process.ssh.unwrap_or_else(|| "ssh".into()),
             log_json,
             slack,
@@ -739,6 +757,23 @@ mod tests {
         let text = err.to_string();
         assert!(text.contains("http.max_concurrent must be at least 1"), "{text}");
         assert!(text.contains("http.body_timeout"), "{text}");
+    }
+
+    #[test]
+    fn process_allow_lists_for_every_profile_and_for_one() {
+        let t = "[process]\nallow = [\"df\"]\nssh = \"/usr/bin/ssh\"\n\n[process.cap]\nallow = [\"pm2\"]\n";
+        let c = Config::parse(Path::new("c.toml"), t, &env(&[])).unwrap();
+        assert_eq!(c.process_allow, ["df"]);
+        assert_eq!(c.process_allow_by_profile["cap"], ["pm2"]);
+        assert_eq!(c.ssh_program, "/usr/bin/ssh");
+        assert_eq!(
+            Config::parse(Path::new("c.toml"), "", &env(&[]))
+                .unwrap()
+                .ssh_program,
+            "ssh"
+        );
+        let typo = "[process]\nalow = [\"df\"]\n";
+        assert!(Config::parse(Path::new("c.toml"), typo, &env(&[])).is_err());
     }
 
     #[test]

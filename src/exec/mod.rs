@@ -53,10 +53,24 @@ pub struct Limits {
     pub output_chars: usize,
     /// Programs that a process action's `argv[0]` may name, literally.
     pub process_allow: Vec<String>,
+    /// Programs that only the actions of one profile may name.
+    pub process_allow_by_profile: BTreeMap<String, Vec<String>>,
     /// Timeout of a process action that sets none.
     pub default_timeout: Duration,
     /// The program run for a profile with an SSH host (`ssh` on PATH).
     pub ssh_program: String,
+}
+
+impl Limits {
+    /// Whether `profile`'s process actions may run `program`.
+    pub fn allows(&self, profile: &str, program: &str) -> bool {
+        let listed = |l: &[String]| l.iter().any(|p| p == program);
+        listed(&self.process_allow)
+            || self
+                .process_allow_by_profile
+                .get(profile)
+                .is_some_and(|l| listed(l))
+    }
 }
 
 impl Default for Limits {
@@ -64,6 +78,7 @@ impl Default for Limits {
         Limits {
             output_chars: 3000,
             process_allow: Vec::new(),
+            process_allow_by_profile: BTreeMap::new(),
             default_timeout: Duration::from_secs(30),
             ssh_program: "ssh".into(),
         }

@@ -50,7 +50,7 @@ impl Executor {
     ) -> Result<ExecOutput, ExecError> {
         let plan = plan(a, args)?;
         let program = plan.program.clone();
-        if !self.limits.process_allow.contains(&program) {
+        if !self.limits.allows(&a.place.profile, &program) {
             return Err(ExecError::NotAllowed { program });
         }
         let what = match &a.place.host {
@@ -108,6 +108,7 @@ impl Executor {
 /// No I/O.
 #[derive(Debug, Clone, PartialEq)]
 pub(super) struct Plan {
+    pub profile: String,
     pub program: String,
     pub argv: Vec<String>,
     pub env: BTreeMap<String, String>,
@@ -135,12 +136,14 @@ pub(super) fn plan(a: &ProcessAction, args: &BTreeMap<String, String>) -> Result
         .transpose()?;
     Ok(match &a.place.host {
         None => Plan {
+            profile: a.place.profile.clone(),
             program,
             argv,
             env,
             cwd,
         },
         Some(host) => Plan {
+            profile: a.place.profile.clone(),
             program,
             argv: ssh_argv(host, &remote_command(&argv, &env, cwd.as_deref())),
             env: BTreeMap::new(),

@@ -35,6 +35,8 @@ pub enum Rendered {
     /// `program` is the catalog's (on the allow-list); `argv` what the bot
     /// runs (`ssh … -- '<program>' …` for a profile with an SSH host).
     Process {
+        /// The command's profile (whose allow-list applies).
+        profile: String,
         program: String,
         argv: Vec<String>,
         env: BTreeMap<String, String>,
@@ -91,6 +93,7 @@ pub fn render(
         Action::Process(a) => {
             let p = process::plan(a, args)?;
             Rendered::Process {
+                profile: p.profile,
                 program: p.program,
                 argv: p.argv,
                 env: p.env,

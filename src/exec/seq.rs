@@ -9,7 +9,7 @@
 //! ran before it and what did not run.
 
 use super::render::render_steps;
-use super::{truncate, ExecError, ExecOutput, Executor, Rendered};
+use super::{truncate, ExecError, ExecOutput, Executor, Limits, Rendered};
 use crate::catalog::{Action, Step, Target};
 use serde_json::{Map, Value};
 use std::collections::BTreeMap;
@@ -25,7 +25,7 @@ impl Executor {
         args: &BTreeMap<String, String>,
     ) -> Result<ExecOutput, ExecError> {
         let of = steps.len();
-        let labels = check_steps(steps, targets, args, &self.limits.process_allow)?;
+        let labels = check_steps(steps, targets, args, &self.limits)?;
         let started = Instant::now();
         let budget = (self.limits.output_chars / of.max(1)).max(200);
         let (mut lines, mut texts, mut fields) = (Vec::new(), Vec::new(), Map::new());
@@ -68,16 +68,16 @@ impl Executor {
 }
 
 /// Renders every step (the checks execution would make) and refuses a
-/// process step, at any depth, whose program is not on `allow`; one label
+/// process step, at any depth, whose program its profile may not run; one label
 /// per step.
 fn check_steps(
     steps: &[Step],
     targets: &BTreeMap<String, Target>,
     args: &BTreeMap<String, String>,
-    allow: &[String],
+    limits: &Limits,
 ) -> Result<Vec<String>, ExecError> {
     let rendered = render_steps(steps, targets, args)?;
-    refuse_disallowed(&rendered, allow)?;
+    refuse_disallowed(&rendered, limits)?;
     Ok(steps
         .iter()
         .zip(&rendered)
@@ -85,16 +85,18 @@ fn check_steps(
         .collect())
 }
 
-/// The first process step whose program is not on `allow`, as the refusal
-/// of that step.
-fn refuse_disallowed(rendered: &[Rendered], allow: &[String]) -> Result<(), ExecError> {
+/// The first process step whose program is not on its profile's allow-list,
+/// as the refusal of that step.
+fn refuse_disallowed(rendered: &[Rendered], limits: &Limits) -> Result<(), ExecError> {
     let of = rendered.len();
     for (i, r) in rendered.iter().enumerate() {
         let checked = match r {
-            Rendered::Process { program, .. } if !allow.contains(program) => Err(ExecError::NotAllowed {
-                program: program.clone(),
-            }),
-            Rendered::Seq { steps } => refuse_disallowed(steps, allow),
+            Rendered::Process { profile, program, .. } if !limits.allows(profile, program) => {
+                Err(ExecError::NotAllowed {
+                    program: program.clone(),
+                })
+            }
+            Rendered::Seq { steps } => refuse_disallowed(steps, limits),
             _ => Ok(()),
         };
         checked.map_err(|e| e.in_step(i + 1, of))?;

@@ -11,17 +11,32 @@ struct Sandbox {
     database_url: Option<String>,
 }
 
+/// The `[process]` tables of the shipped config, as config text.
+fn shipped_process_config() -> String {
+    let text = std::fs::read_to_string("config/opsbot.toml").unwrap();
+    let mut shipped: toml::Table = toml::from_str(&text).unwrap();
+    let mut only = toml::Table::new();
+    only.insert("process".into(), shipped.remove("process").expect("[process]"));
+    toml::to_string(&only).unwrap()
+}
+
 impl Sandbox {
     /// A config dir + the shipped catalog, a fresh SQLite file, the queue API at `target`.
     fn new(target: &str) -> Sandbox {
         Self::with_config(target, "")
     }
 
-    /// [`Sandbox::new`] with `extra` config text.
+    /// [`Sandbox::new`] with `extra` config text; the shipped config's
+    /// `[process]` allow-lists unless `extra` has its own.
     fn with_config(target: &str, extra: &str) -> Sandbox {
         let dir = tempfile::tempdir().unwrap();
         std::fs::create_dir_all(dir.path().join("config")).unwrap();
-        let cfg = format!("{PEOPLE}\n[channels.console]\nprofile = \"queue\"\n{extra}");
+        let process = if extra.contains("[process") {
+            String::new()
+        } else {
+            shipped_process_config()
+        };
+        let cfg = format!("{PEOPLE}\n[channels.console]\nprofile = \"queue\"\n{extra}\n{process}");
         std::fs::write(dir.path().join("config/opsbot.toml"), cfg).unwrap();
         Sandbox {
             dir,
@@ -276,6 +291,44 @@ action = { http = { target = "api", path = "/x" } }
     ] {
         assert!(out.contains(&expected), "missing `{expected}` in:\n{out}");
     }
+}
+
+#[test]
+fn check_reports_remote_programs_off_the_profiles_allow_list_and_free_text() {
+    let sb = Sandbox::with_config(
+        "http://127.0.0.1:1",
+        "[process]\nallow = [\"df\"]\n[process.chat]\nallow = [\"pm2\"]\n",
+    );
+    let cmds = sb.path("commands");
+    std::fs::create_dir_all(&cmds).unwrap();
+    let profile = "[profile.queue]\nhost = \"ssh://opsbot@queue-app\"\n\n";
+    let command = |args: &str, argv: &str| {
+        format!("{profile}[command.queue.\"ops x\"]\nsummary = \"s\"\n{args}risk = \"read\"\nroles = [\"oncall\"]\naction = {{ process = {{ argv = {argv} }} }}\n")
+    };
+    let check = || {
+        let o = Command::new(env!("CARGO_BIN_EXE_opsbot"))
+            .arg("check")
+            .env("OPSBOT_CONFIG", sb.path("config/opsbot.toml"))
+            .env("OPSBOT_COMMANDS_DIR", &cmds)
+            .output()
+            .unwrap();
+        assert_eq!(o.status.code(), Some(1), "{o:?}");
+        stdout(&o)
+    };
+    let file = cmds.join("x.toml").display().to_string();
+    // pm2 is allowed for chat only, df for every profile.
+    std::fs::write(cmds.join("x.toml"), command("", r#"["pm2", "list"]"#)).unwrap();
+    let out = check();
+    let expected =
+        format!("{file}:4: program `pm2` is not in [process] allow nor [process.queue] allow of the config");
+    assert!(out.contains(&expected), "missing `{expected}` in:\n{out}");
+    std::fs::write(
+        cmds.join("x.toml"),
+        command("args = { m = { kind = \"string\" } }\n", r#"["df", "{m}"]"#),
+    )
+    .unwrap();
+    let out = check();
+    assert!(out.contains(&format!("{file}:9: argument `m` is free text and may not reach a command on the remote host opsbot@queue-app")), "{out}");
 }
 
 #[test]

@@ -337,3 +337,25 @@ fn shell_quoting_round_trips_through_a_real_shell() {
         assert_eq!(String::from_utf8(out.stdout).unwrap(), s);
     }
 }
+
+#[tokio::test]
+async fn a_program_on_one_profiles_allow_list_runs_for_that_profile_only() {
+    let s = StandIns::new(&[("tail", "ok\n")]);
+    let limits = |profile: &str| opsbot::exec::Limits {
+        process_allow_by_profile: [(profile.to_string(), vec!["tail".to_string()])].into(),
+        ssh_program: s.ssh(),
+        ..opsbot::exec::Limits::default()
+    };
+    let c = load(&[]);
+    let cmd = c.get("app", "logs").unwrap();
+    let a = args(&[("l", "app"), ("lines", "5")]);
+    let other = opsbot::exec::Executor::new(limits("other"), vec![]);
+    let err = other.execute(&cmd.action, &c.targets, &a).await.unwrap_err();
+    assert_eq!(err.to_string(), "program `tail` is not on the allow-list");
+    let own = opsbot::exec::Executor::new(limits("app"), vec![]);
+    assert_eq!(
+        own.execute(&cmd.action, &c.targets, &a).await.unwrap().text,
+        "ok\n"
+    );
+    assert_eq!(s.only_call("tail"), ["-n", "5", "/var/log/app/app.log"]);
+}
