@@ -9,7 +9,7 @@
 
 use crate::support::{config, shipped_catalog};
 use opsbot::catalog::Catalog;
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
 
 /// Profiles whose every §1 row must appear in [`BUILT`], [`NOT_YET`] or [`OTHER_SLICE`].
@@ -138,6 +138,7 @@ const BUILT: &[(&str, &str)] = &[
     ("scrape", "BK-3"),
     ("scrape", "SEC-4"),
     ("scrape", "SEC-12"),
+    ("scrape", "OPS-30"),
     ("pdf", "OPS-5"),
     ("pdf", "OPS-6"),
     ("pdf", "OPS-10"),
@@ -355,11 +356,6 @@ const NOT_YET: &[(&str, &str, &str)] = &[
     ),
     (
         "scrape",
-        "OPS-30",
-        "two commands of different risks in one row (stop destructive with 2P, start write): the coverage check reads one risk per row",
-    ),
-    (
-        "scrape",
         "OPS-43",
         "seed 001 names no status-page command",
     ),
@@ -542,6 +538,40 @@ struct Row {
     roles: BTreeSet<String>,
     /// Approver roles of `2P …`; `None` for `—`.
     approvers: Option<BTreeSet<String>>,
+    /// A row whose syntaxes differ in risk and roles (OPS-30: `stop
+    /// destructive, start write` and `stop: sre · 2P …; start: oncall · —`),
+    /// by the last chat word of each syntax.
+    split: BTreeMap<String, Policy>,
+}
+
+/// Risk, requester roles and approver roles of one syntax of a split row.
+#[derive(Debug, Clone, PartialEq)]
+struct Policy {
+    risk: String,
+    roles: BTreeSet<String>,
+    approvers: Option<BTreeSet<String>>,
+}
+
+/// `stop destructive, start write` with `stop: sre · 2P sre/eng-mgr; start:
+/// oncall · —` → per word; empty when the cells are not of that shape.
+fn split_policies(risk_cell: &str, role_cell: &str) -> BTreeMap<String, Policy> {
+    let roles: BTreeMap<&str, &str> = role_cell
+        .split("; ")
+        .filter_map(|part| part.split_once(": "))
+        .collect();
+    risk_cell
+        .split(", ")
+        .filter_map(|part| {
+            let (word, risk) = part.split_once(' ')?;
+            let (roles, approvers) = role_and_approval(roles.get(word)?);
+            let policy = Policy {
+                risk: risk.to_string(),
+                roles,
+                approvers,
+            };
+            Some((word.to_string(), policy))
+        })
+        .collect()
 }
 
 fn runbooks() -> String {
@@ -679,6 +709,7 @@ fn parse_section_1(text: &str) -> Vec<Row> {
                 risk: single.then(|| risk_cell.clone()),
                 roles: roles.clone(),
                 approvers: approvers.clone(),
+                split: split_policies(&risk_cell, &c[role]),
             });
         }
     }
@@ -707,6 +738,23 @@ fn the_parser_reads_the_shapes_used_in_section_1() {
     assert_eq!(approvers, Some(role_names("sre eng-manager")));
     let (_, none) = role_and_approval("oncall · —");
     assert_eq!(none, None);
+    let split = split_policies(
+        "stop destructive, start write",
+        "stop: sre · 2P sre/eng-mgr; start: oncall · —",
+    );
+    assert_eq!(
+        split["stop"],
+        Policy {
+            risk: "destructive".into(),
+            roles: role_names("sre"),
+            approvers: Some(role_names("sre eng-manager")),
+        }
+    );
+    assert_eq!(
+        (split["start"].risk.as_str(), split["start"].approvers.clone()),
+        ("write", None)
+    );
+    assert!(split_policies("read", "anyone · —").is_empty());
     assert_eq!(
         profiles("000 §P0; 002 §DB Connection; 003 §1"),
         ["cap", "chat", "queue"].into_iter().collect()
@@ -729,22 +777,37 @@ fn every_built_row_is_in_the_catalog_as_section_1_proposes() {
                 problems.push(format!("{profile} {id}: `/{name}` is not in the catalog"));
                 continue;
             };
-            let risk = row.risk.as_deref().expect("built rows have a single risk");
-            if cmd.risk.as_str() != risk {
-                problems.push(format!("{profile} {id}: risk {} (§1: {risk})", cmd.risk.as_str()));
+            let word = name.rsplit(' ').next().unwrap_or_default();
+            let want = match row.split.get(word) {
+                Some(p) => p.clone(),
+                None => Policy {
+                    risk: row
+                        .risk
+                        .clone()
+                        .expect("built rows have a single risk or one per syntax"),
+                    roles: row.roles.clone(),
+                    approvers: row.approvers.clone(),
+                },
+            };
+            if cmd.risk.as_str() != want.risk {
+                problems.push(format!(
+                    "{profile} {id}: risk {} (§1: {})",
+                    cmd.risk.as_str(),
+                    want.risk
+                ));
             }
             let roles: BTreeSet<String> = cmd.roles.iter().cloned().collect();
-            if roles != row.roles {
-                problems.push(format!("{profile} {id}: roles {roles:?} (§1: {:?})", row.roles));
+            if roles != want.roles {
+                problems.push(format!("{profile} {id}: roles {roles:?} (§1: {:?})", want.roles));
             }
             let approvers = cmd
                 .approve
                 .as_ref()
                 .map(|a| a.roles.iter().cloned().collect::<BTreeSet<_>>());
-            if approvers != row.approvers {
+            if approvers != want.approvers {
                 problems.push(format!(
                     "{profile} {id}: approval {approvers:?} (§1: {:?})",
-                    row.approvers
+                    want.approvers
                 ));
             }
             if let Some(a) = &cmd.approve {

@@ -117,6 +117,9 @@ fn every_app_host_command_parses_authorizes_and_renders() {
                 ("console:alice", "/ops logs security --lines 200"),
                 ("console:alice", "/ops restart backend"),
                 ("console:alice", "/ops restart \"backend; reboot\""),
+                ("console:alice", "/ops stop backend"),
+                ("console:bob", "/ops stop backend"),
+                ("console:alice", "/ops start backend"),
                 ("console:bob", "/ops restart mongod"),
                 ("console:bob", "/ops drop-caches"),
                 ("console:alice", "/ai selftest"),
@@ -451,6 +454,15 @@ async fn scrape_app_host_commands_run_remotely_as_rendered() {
         &[("sudo", &["-n", "supervisorctl", "restart", "frontend"], false)],
     )
     .await;
+    for verb in ["stop", "start"] {
+        assert_runs(
+            "scrape",
+            &format!("ops {verb}"),
+            &[("s", "backend")],
+            &[("sudo", &["-n", "supervisorctl", verb, "backend"], false)],
+        )
+        .await;
+    }
     assert_runs(
         "scrape",
         "ops restart mongod",
