@@ -24,8 +24,8 @@
 //! shell, so every element of it is single-quoted for a POSIX shell (`'` as
 //! `'\''`): a chat value stays one argument and inert there too. The
 //! action's `env` becomes `env 'K=V' …` and its `cwd` a `cd '<dir>' &&` in
-//! that command. On timeout the local ssh is killed (the remote command may
-//! outlive it: sshd ends it when its output has nowhere to go).
+//! that command. On timeout the local ssh is killed; without a terminal the
+//! remote command is not signalled and runs on until it next writes output.
 
 use super::{millis, ExecError, ExecOutput, Executor};
 use crate::catalog::{process_ref, Placement, ProcessAction, ProcessRef, SshHost};

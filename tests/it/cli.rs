@@ -49,6 +49,16 @@ impl Sandbox {
         self.dir.path().join(p)
     }
 
+    /// `opsbot check` of this config with the catalog in `commands`.
+    fn check_commands(&self, commands: &Path) -> Output {
+        Command::new(env!("CARGO_BIN_EXE_opsbot"))
+            .arg("check")
+            .env("OPSBOT_CONFIG", self.path("config/opsbot.toml"))
+            .env("OPSBOT_COMMANDS_DIR", commands)
+            .output()
+            .unwrap()
+    }
+
     fn database_url(&self) -> String {
         self.database_url
             .clone()
@@ -274,12 +284,7 @@ action = { http = { target = "api", path = "/x" } }
 "#,
     )
     .unwrap();
-    let o = Command::new(env!("CARGO_BIN_EXE_opsbot"))
-        .arg("check")
-        .env("OPSBOT_CONFIG", sb.path("config/opsbot.toml"))
-        .env("OPSBOT_COMMANDS_DIR", &cmds)
-        .output()
-        .unwrap();
+    let o = sb.check_commands(&cmds);
     assert_eq!(o.status.code(), Some(1));
     let out = stdout(&o);
     let file = cmds.join("bad.toml").display().to_string();
@@ -306,12 +311,7 @@ fn check_reports_remote_programs_off_the_profiles_allow_list_and_free_text() {
         format!("{profile}[command.queue.\"ops x\"]\nsummary = \"s\"\n{args}risk = \"read\"\nroles = [\"oncall\"]\naction = {{ process = {{ argv = {argv} }} }}\n")
     };
     let check = || {
-        let o = Command::new(env!("CARGO_BIN_EXE_opsbot"))
-            .arg("check")
-            .env("OPSBOT_CONFIG", sb.path("config/opsbot.toml"))
-            .env("OPSBOT_COMMANDS_DIR", &cmds)
-            .output()
-            .unwrap();
+        let o = sb.check_commands(&cmds);
         assert_eq!(o.status.code(), Some(1), "{o:?}");
         stdout(&o)
     };
