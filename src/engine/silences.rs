@@ -7,7 +7,7 @@
 //! incident a silence held back. Which alerts a silence covers is decided
 //! by the pure `alerts::silence`.
 
-use super::pipeline::{Internal, Invocation, Pipeline};
+use super::pipeline::{Internal, Invocation, Pipeline, SOURCE_TIMER};
 use super::reply::{Outcome, Reply};
 use crate::alerts::silence::{self, Kind, Silence};
 use crate::auth::Actor;
@@ -20,9 +20,6 @@ use std::time::Duration;
 
 /// Lines of `/alerts` and `/alerts silences` before "and N more".
 const SHOWN: usize = 15;
-
-/// The audit source of a silence's expiry.
-const SOURCE_TIMER: &str = super::pipeline::SOURCE_TIMER;
 
 /// One firing group as `/alerts` lists it.
 struct Firing<'a> {
