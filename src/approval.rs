@@ -238,11 +238,11 @@ mod tests {
 
     fn person(name: &str, roles: &[&str]) -> Actor {
         Actor::Person {
-            person: Person {
+            person: std::sync::Arc::new(Person {
                 name: name.into(),
                 roles: roles.iter().map(|r| r.to_string()).collect(),
                 identities: vec![format!("console:{name}")],
-            },
+            }),
             identity: format!("console:{name}"),
         }
     }
