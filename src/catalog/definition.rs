@@ -30,10 +30,11 @@ impl Command {
             roles,
             approve,
             action,
+            preview,
             reply: _,
             location: _,
         } = self;
-        let def = json!({
+        let mut def = json!({
             "v": 1,
             "profile": profile,
             "name": name,
@@ -43,6 +44,10 @@ impl Command {
             "args": args.iter().map(arg).collect::<Vec<_>>(),
             "action": action_json(action),
         });
+        // Only when set: commands without one keep the hashes they had.
+        if let Some(p) = preview {
+            def["preview"] = preview_json(p);
+        }
         // Serializing a `Value` cannot fail.
         let bytes = serde_json::to_vec(&def).unwrap_or_default();
         hex::encode(Sha256::digest(bytes))
@@ -66,6 +71,18 @@ fn policy(p: &ApprovePolicy) -> Value {
         v["break_glass"] = json!(true);
     }
     v
+}
+
+fn preview_json(p: &Preview) -> Value {
+    let Preview {
+        what,
+        action,
+        items,
+        count,
+        show,
+        samples,
+    } = p;
+    json!({ "what": what, "action": action_json(action), "items": items, "count": count, "show": show, "samples": samples })
 }
 
 fn arg(a: &ArgSpec) -> Value {
