@@ -131,7 +131,7 @@ impl Executor {
             "not in the preview"
         };
         let mut summary = format!(
-            "UNLINK in {batches} batch{} · {} deleted · {}{more} matching {since} untouched",
+            "UNLINK in {batches} batch{} · {} deleted · {}{more} {since} untouched",
             if batches == 1 { "" } else { "es" },
             crate::preview::grouped(deleted),
             key_count(untouched as usize),

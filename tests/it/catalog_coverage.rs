@@ -59,6 +59,10 @@ const BUILT: &[(&str, &str)] = &[
     ("queue", "D-9"),
     ("queue", "D-10"),
     ("queue", "D-13"),
+    ("queue", "C-9"),
+    ("queue", "C-10"),
+    ("queue", "C-11"),
+    ("queue", "D-7"),
     ("cap", "OPS-1"),
     ("cap", "OPS-9"),
     ("cap", "OPS-12"),
@@ -81,6 +85,10 @@ const BUILT: &[(&str, &str)] = &[
     ("cap", "DEP-4"),
     ("cap", "DEP-5"),
     ("cap", "DEP-6"),
+    ("cap", "Q-15"),
+    ("cap", "C-10"),
+    ("cap", "C-11"),
+    ("cap", "D-18"),
     ("scrape", "OPS-2"),
     ("scrape", "OPS-6"),
     ("scrape", "OPS-7"),
@@ -137,26 +145,6 @@ const NOT_YET: &[(&str, &str, &str)] = &[
         "queue",
         "Q-11",
         "preview on the approval card (job state, age, attempts)",
-    ),
-    (
-        "queue",
-        "C-9",
-        "preview on the approval card (SCAN count + 5 samples; delete only previewed keys)",
-    ),
-    (
-        "queue",
-        "C-10",
-        "preview on the approval card (DBSIZE, bull:* keys); SELECT would switch the shared connection's DB",
-    ),
-    (
-        "queue",
-        "C-11",
-        "preview on the approval card (DBSIZE, bull:* keys)",
-    ),
-    (
-        "queue",
-        "D-7",
-        "preview on the approval card (pids, bound as $2) and break-glass",
     ),
     (
         "queue",
@@ -295,21 +283,6 @@ const NOT_YET: &[(&str, &str, &str)] = &[
     ),
     (
         "cap",
-        "Q-15",
-        "preview on the approval card (TYPE and size of the stalled key)",
-    ),
-    (
-        "cap",
-        "C-10",
-        "preview on the approval card (DBSIZE, bull:* keys); SELECT would switch the shared connection's DB",
-    ),
-    (
-        "cap",
-        "C-11",
-        "preview on the approval card (DBSIZE, bull:* keys)",
-    ),
-    (
-        "cap",
         "D-14",
         "VACUUM cannot run inside the transaction every sql action uses; table identifiers from enums",
     ),
@@ -327,11 +300,6 @@ const NOT_YET: &[(&str, &str, &str)] = &[
         "cap",
         "D-17",
         "CREATE INDEX CONCURRENTLY cannot run inside the transaction every sql action uses",
-    ),
-    (
-        "cap",
-        "D-18",
-        "preview on the approval card (count of the queue_jobs rows to delete)",
     ),
     (
         "cap",
@@ -822,6 +790,10 @@ struct Row {
     roles: BTreeSet<String>,
     /// Approver roles of `2P …`; `None` for `—`.
     approvers: Option<BTreeSet<String>>,
+    /// The row's "does" cell asks for a preview ("preview …", "card shows …").
+    preview: bool,
+    /// The approval cell ends in `BG` (break-glass).
+    break_glass: bool,
 }
 
 fn runbooks() -> String {
@@ -936,8 +908,9 @@ fn parse_section_1(text: &str) -> Vec<Row> {
         }
         let Some(h) = &header else { continue };
         let col = |name: &str| h.iter().position(|x| x == name);
-        let (Some(syntax), Some(risk), Some(role), Some(seed), Some(_)) = (
+        let (Some(syntax), Some(does), Some(risk), Some(role), Some(seed), Some(_)) = (
             col("syntax"),
+            col("does"),
             col("risk"),
             col("role · approval"),
             col("seed"),
@@ -959,6 +932,8 @@ fn parse_section_1(text: &str) -> Vec<Row> {
                 risk: single.then(|| risk_cell.clone()),
                 roles: roles.clone(),
                 approvers: approvers.clone(),
+                preview: c[does].contains("preview") || c[does].contains("card shows"),
+                break_glass: c[role].trim_end().ends_with("· BG"),
             });
         }
     }
@@ -1025,6 +1000,20 @@ fn every_built_row_is_in_the_catalog_as_section_1_proposes() {
                 problems.push(format!(
                     "{profile} {id}: approval {approvers:?} (§1: {:?})",
                     row.approvers
+                ));
+            }
+            // §0: every destructive action shows its preview on the card (a
+            // write without approval, like pdf Q-19, has no card to show it on).
+            if row.preview && risk == "destructive" && cmd.preview.is_none() {
+                problems.push(format!(
+                    "{profile} {id}: §1 shows a preview on the card; the command has none"
+                ));
+            }
+            let bg = cmd.approve.as_ref().is_some_and(|a| a.break_glass);
+            if bg != row.break_glass {
+                problems.push(format!(
+                    "{profile} {id}: break-glass {bg} (§1: {})",
+                    row.break_glass
                 ));
             }
             if let Some(a) = &cmd.approve {
