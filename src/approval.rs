@@ -221,6 +221,7 @@ pub(crate) fn example_preview() -> crate::preview::Previewed {
             "gemini:```:end".into(),
         ],
         items: Some(vec!["gemini:analysis:scene:123".into()]),
+        listed: true,
         values: Default::default(),
     }
 }

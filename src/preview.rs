@@ -19,8 +19,12 @@ pub struct Previewed {
     /// False when the preview stopped at its limit: `count` is a lower bound
     /// (and only the items listed are touched).
     pub complete: bool,
-    /// Up to the preview's `samples` items, as shown on the card.
+    /// Up to the preview's `samples` lines, as shown on the card.
     pub samples: Vec<String>,
+    /// The samples are the first of the counted items (keys, rows), not a
+    /// description of the whole (a key's type, a database's size).
+    #[serde(default)]
+    pub listed: bool,
     /// The ids execution may touch; `None` when the preview binds no items
     /// (a count shown for information, like DBSIZE before FLUSHALL).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -62,12 +66,13 @@ impl Previewed {
         if self.samples.is_empty() {
             return self.headline();
         }
-        let more = if (self.count as usize) > self.samples.len() || !self.complete {
-            ", …"
-        } else {
-            ""
-        };
+        let more = if self.more_than_shown() { ", …" } else { "" };
         format!("{} ({}{more})", self.headline(), self.samples.join(", "))
+    }
+
+    /// Listed samples that are not every counted item.
+    pub fn more_than_shown(&self) -> bool {
+        self.listed && ((self.count as usize) > self.samples.len() || !self.complete)
     }
 
     /// The template values this preview gives the action.
@@ -120,6 +125,7 @@ mod tests {
             complete,
             samples: samples.iter().map(|s| s.to_string()).collect(),
             items: Some(samples.iter().map(|s| s.to_string()).collect()),
+            listed: true,
             values: BTreeMap::new(),
         }
     }
@@ -140,6 +146,9 @@ mod tests {
             keys(10000, &["a"], false).line(),
             "at least 10 000 keys (preview limit reached: only these 10 000 are touched) (a, …)"
         );
+        let mut described = keys(14, &["queued 14 · running 6"], true);
+        described.listed = false;
+        assert_eq!(described.line(), "14 keys (queued 14 · running 6)");
         assert!(keys(0, &[], true).is_empty());
         assert!(!keys(0, &[], false).is_empty());
     }

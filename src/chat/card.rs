@@ -19,7 +19,7 @@ pub fn expiry(a: &Approval, now: Millis) -> String {
 pub fn preview(a: &Approval) -> Option<(String, String)> {
     let p = a.preview.as_ref()?;
     let mut samples = p.samples.join("\n");
-    if (p.count as usize) > p.samples.len() || !p.complete {
+    if p.more_than_shown() {
         samples.push_str("\n…");
     }
     Some((p.headline(), samples.trim().to_string()))

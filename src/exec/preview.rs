@@ -120,6 +120,7 @@ pub fn from_fields(p: &Preview, fields: &Value) -> Result<Previewed, ExecError> 
         complete: true,
         samples: Vec::new(),
         items: None,
+        listed: false,
         values: BTreeMap::new(),
     };
     match &p.action {
@@ -132,6 +133,7 @@ pub fn from_fields(p: &Preview, fields: &Value) -> Result<Previewed, ExecError> 
             out.complete = fields["complete"].as_bool().unwrap_or(true);
             out.samples = keys.iter().take(p.samples).cloned().collect();
             out.items = Some(keys);
+            out.listed = true;
         }
         Action::Redis(_) => match &fields["result"] {
             Value::Number(n) => out.count = n.as_u64().unwrap_or(0),
@@ -155,7 +157,10 @@ pub fn from_fields(p: &Preview, fields: &Value) -> Result<Previewed, ExecError> 
                         .and_then(as_count)
                         .ok_or_else(|| bad(format!("no integer column `{col}` in the first row")))?
                 }
-                None => rows.len() as u64,
+                None => {
+                    out.listed = true;
+                    rows.len() as u64
+                }
             };
             if let Some(col) = &p.items {
                 let ids = rows
@@ -189,6 +194,7 @@ pub fn from_fields(p: &Preview, fields: &Value) -> Result<Previewed, ExecError> 
             };
             match &ids {
                 Some(ids) => {
+                    out.listed = p.count.is_none();
                     out.samples = ids.iter().take(p.samples).map(|v| sample(v, &p.show)).collect();
                     out.items = Some(ids.iter().map(|v| text(v.get("id").unwrap_or(v))).collect());
                 }

@@ -63,6 +63,7 @@ const BUILT: &[(&str, &str)] = &[
     ("queue", "C-10"),
     ("queue", "C-11"),
     ("queue", "D-7"),
+    ("queue", "Q-11"),
     ("cap", "OPS-1"),
     ("cap", "OPS-9"),
     ("cap", "OPS-12"),
@@ -101,6 +102,7 @@ const BUILT: &[(&str, &str)] = &[
     ("scrape", "S-5"),
     ("scrape", "S-6"),
     ("scrape", "AI-1"),
+    ("scrape", "S-8"),
     ("pdf", "Q-16"),
     ("pdf", "Q-18"),
     ("pdf", "Q-19"),
@@ -140,11 +142,6 @@ const NOT_YET: &[(&str, &str, &str)] = &[
         "queue",
         "OPS-37",
         "preview on the approval card (count of -print) and a process agent on the app host",
-    ),
-    (
-        "queue",
-        "Q-11",
-        "preview on the approval card (job state, age, attempts)",
     ),
     (
         "queue",
@@ -400,11 +397,6 @@ const NOT_YET: &[(&str, &str, &str)] = &[
         "scrape",
         "S-7",
         "one stop per job of the listed jobs (a seq has fixed steps), the frozen job list on the approval card and break-glass",
-    ),
-    (
-        "scrape",
-        "S-8",
-        "preview on the approval card (count of queued jobs)",
     ),
     (
         "scrape",

@@ -39,6 +39,8 @@ fn every_queue_command_parses_authorizes_and_renders() {
         ("console:alice", "/queue retry-job ai-analysis ../../admin"),
         ("console:alice", "/queue retry-job ai-analysis \"12 34\""),
         ("console:alice", "/queue clean-all"),
+        ("console:alice", "/queue remove ai-analysis 1234"),
+        ("console:alice", "/queue remove ai-analysis ../../admin"),
         ("console:bob", "/queue clean-all"),
         ("console:dave", "/queue board"),
         ("slack:U0STRANGER", "/queue board"),

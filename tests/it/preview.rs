@@ -624,3 +624,109 @@ async fn the_store_keeps_the_preview_with_the_approval() {
         t.cleanup().await;
     }
 }
+
+// ---------------------------------------------------------------- http
+
+#[tokio::test]
+async fn clear_queue_shows_the_queued_count_and_an_empty_queue_is_nothing_to_do() {
+    use crate::support::{requests, FakeApi};
+    let cfg = config_enabling("[channels.C_SCRAPE]\nprofile = \"scrape\"\n", "scrape");
+    for t in both().await {
+        let api = FakeApi::start(&[
+            (
+                "GET",
+                "/api/scraping/queue-status",
+                serde_json::json!({"queued": 14, "running": 6}),
+            ),
+            (
+                "DELETE",
+                "/api/scraping/jobs/queue/clear",
+                serde_json::json!({"cleared": 14}),
+            ),
+        ])
+        .await;
+        let c = shipped_catalog_env(&cfg, &[("OPSBOT_TARGET_SCRAPE_API", &api.url)]);
+        let p = pipeline_for(&cfg, c, t.store.clone(), clock());
+        let r = say_in(&p, "C_SCRAPE", "console:alice", "/scrape clear-queue").await;
+        assert_eq!(r.outcome, Outcome::ApprovalRequested, "{}", r.text);
+        assert!(
+            r.text
+                .ends_with("\npreview: 14 queued jobs (queued 14 · running 6)"),
+            "{}",
+            r.text
+        );
+        let id = r.approval.unwrap();
+        assert_eq!(
+            requests(&api.take()),
+            [("GET".to_string(), "/api/scraping/queue-status".to_string())]
+        );
+        let r = say_in(&p, "C_SCRAPE", "console:bob", &format!("/approve a{id}")).await;
+        assert_eq!(r.outcome, Outcome::Done, "{}", r.text);
+        assert_eq!(
+            requests(&api.take()),
+            [("DELETE".to_string(), "/api/scraping/jobs/queue/clear".to_string())]
+        );
+
+        let empty = FakeApi::start(&[(
+            "GET",
+            "/api/scraping/queue-status",
+            serde_json::json!({"queued": 0, "running": 2}),
+        )])
+        .await;
+        let c = shipped_catalog_env(&cfg, &[("OPSBOT_TARGET_SCRAPE_API", &empty.url)]);
+        let p = pipeline_for(&cfg, c, t.store.clone(), clock());
+        let r = say_in(&p, "C_SCRAPE", "console:alice", "/scrape clear-queue").await;
+        assert_eq!(r.outcome, Outcome::Done, "{}", r.text);
+        assert!(
+            r.text
+                .starts_with("nothing to do: the preview of `/scrape clear-queue` found no queued jobs"),
+            "{}",
+            r.text
+        );
+        assert_eq!(requests(&empty.take()).len(), 1, "only the preview was sent");
+        t.cleanup().await;
+    }
+}
+
+#[tokio::test]
+async fn remove_shows_the_jobs_state_and_refuses_a_job_that_is_not_there() {
+    use crate::support::{requests, FakeApi};
+    let t = crate::support::TestStore::sqlite().await;
+    let job = serde_json::json!({"id": "1234", "state": "active", "timestamp": 1_700_000_000_000i64, "attemptsMade": 3});
+    let api = FakeApi::start(&[
+        ("GET", "/api/queue/ai-analysis/jobs/1234", job),
+        (
+            "DELETE",
+            "/api/queue/ai-analysis/jobs/1234",
+            serde_json::json!({"removed": true}),
+        ),
+    ])
+    .await;
+    let c = shipped_catalog_env(&config(""), &[("OPSBOT_TARGET_QUEUE_API", &api.url)]);
+    let p = pipeline_for(&config(""), c, t.store.clone(), clock());
+    let r = say(&p, "console:alice", "/queue remove ai-analysis 1234").await;
+    assert_eq!(r.outcome, Outcome::ApprovalRequested, "{}", r.text);
+    assert!(
+        r.text
+            .ends_with("\npreview: 1 job (state active · timestamp 1700000000000 · attemptsMade 3)"),
+        "{}",
+        r.text
+    );
+    let r = say(&p, "console:bob", &format!("/approve a{}", r.approval.unwrap())).await;
+    assert_eq!(r.outcome, Outcome::Done, "{}", r.text);
+    let missing = say(&p, "console:alice", "/queue remove ai-analysis 999").await;
+    assert_eq!(missing.outcome, Outcome::Failed, "{}", missing.text);
+    assert!(missing.text.contains("answered 404"), "{}", missing.text);
+    assert_eq!(
+        requests(&api.take()),
+        [
+            ("GET".to_string(), "/api/queue/ai-analysis/jobs/1234".to_string()),
+            (
+                "DELETE".to_string(),
+                "/api/queue/ai-analysis/jobs/1234".to_string()
+            ),
+            ("GET".to_string(), "/api/queue/ai-analysis/jobs/999".to_string()),
+        ]
+    );
+    t.cleanup().await;
+}
