@@ -207,11 +207,12 @@ pub fn decide(a: &Approval, actor: &Actor, decision: &Decision, now: Millis) -> 
     }
 }
 
-/// What a preview of a pattern delete found, for card tests: samples with
-/// markup in them, more keys than samples.
+/// `a` as a destructive pattern delete with its preview, for card tests:
+/// samples with markup in them, more keys than samples.
 #[cfg(test)]
-pub(crate) fn example_preview() -> crate::preview::Previewed {
-    crate::preview::Previewed {
+pub(crate) fn with_example_preview(mut a: Approval) -> Approval {
+    a.risk = "destructive".into();
+    a.preview = Some(crate::preview::Previewed {
         what: "keys".into(),
         count: 1214,
         complete: true,
@@ -223,7 +224,8 @@ pub(crate) fn example_preview() -> crate::preview::Previewed {
         items: Some(vec!["gemini:analysis:scene:123".into()]),
         listed: true,
         values: Default::default(),
-    }
+    });
+    a
 }
 
 /// A pending-shaped approval `a7` of `/queue retry ai-analysis` by alice (tests).

@@ -55,14 +55,7 @@ impl Executor {
     ) -> Result<ExecOutput, ExecError> {
         let t = self.target(targets, &a.target, TargetKind::Redis)?;
         let planned = plan(t, a, args)?;
-        let limit = a.timeout.unwrap_or_else(|| t.timeout());
-        let call = Call {
-            t,
-            deadline: Instant::now() + limit,
-            limit,
-        };
-        let connect = tokio::time::timeout_at(call.deadline, self.redis_conn(t));
-        let mut conn = connect.await.map_err(|_| call.timed_out("connecting"))??;
+        let (call, mut conn) = self.begin_call(t, a).await?;
         match &planned {
             Planned::Command { argv } => command(&call, &mut conn, argv).await,
             Planned::Scan { pattern, limit } => scan(&call, &mut conn, pattern, *limit).await,
@@ -90,14 +83,7 @@ impl Executor {
                 message: "only delete_matching deletes previewed keys".into(),
             });
         };
-        let limit = a.timeout.unwrap_or_else(|| t.timeout());
-        let call = Call {
-            t,
-            deadline: Instant::now() + limit,
-            limit,
-        };
-        let connect = tokio::time::timeout_at(call.deadline, self.redis_conn(t));
-        let mut conn = connect.await.map_err(|_| call.timed_out("connecting"))??;
+        let (call, mut conn) = self.begin_call(t, a).await?;
         let (matching, skipped): (Vec<&String>, Vec<&String>) = keys
             .iter()
             .partition(|k| glob_match(pattern.as_bytes(), k.as_bytes()));
@@ -153,6 +139,24 @@ impl Executor {
                 "untouched": untouched, "pattern": pattern,
             }),
         })
+    }
+
+    /// The action's one deadline (its `timeout`, else the target's) and the
+    /// connection, reached within it.
+    async fn begin_call<'a>(
+        &self,
+        t: &'a Target,
+        a: &RedisAction,
+    ) -> Result<(Call<'a>, ConnectionManager), ExecError> {
+        let limit = a.timeout.unwrap_or_else(|| t.timeout());
+        let call = Call {
+            t,
+            deadline: Instant::now() + limit,
+            limit,
+        };
+        let connect = tokio::time::timeout_at(call.deadline, self.redis_conn(t));
+        let conn = connect.await.map_err(|_| call.timed_out("connecting"))??;
+        Ok((call, conn))
     }
 
     /// The shared connection manager of `t`, connected on first use.

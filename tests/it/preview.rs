@@ -37,26 +37,9 @@ async fn fill(k: &mut Keys, name: &str, n: usize) {
     let _: () = pipe.query_async(&mut k.conn).await.unwrap();
 }
 
-/// The keys matching `pattern` now.
+/// The keys matching `pattern` now, sorted.
 async fn matching(k: &mut Keys, pattern: &str) -> Vec<String> {
-    let mut out = Vec::new();
-    let mut cursor = 0u64;
-    loop {
-        let (next, page): (u64, Vec<String>) = redis::cmd("SCAN")
-            .arg(cursor)
-            .arg("MATCH")
-            .arg(pattern)
-            .arg("COUNT")
-            .arg(1000)
-            .query_async(&mut k.conn)
-            .await
-            .unwrap();
-        out.extend(page);
-        if next == 0 {
-            break;
-        }
-        cursor = next;
-    }
+    let mut out = crate::support::scan_all(&mut k.conn, pattern).await;
     out.sort();
     out
 }
@@ -627,10 +610,24 @@ async fn the_store_keeps_the_preview_with_the_approval() {
 
 // ---------------------------------------------------------------- http
 
+/// A scrape channel, with scrape enabled besides queue and chat.
+fn scrape_cfg() -> opsbot::config::Config {
+    config_enabling("[channels.C_SCRAPE]\nprofile = \"scrape\"\n", "scrape")
+}
+
+fn scrape_catalog(api: &crate::support::FakeApi) -> Catalog {
+    shipped_catalog_env(&scrape_cfg(), &[("OPSBOT_TARGET_SCRAPE_API", &api.url)])
+}
+
+/// alice's `/scrape clear-queue` against `api`.
+async fn clear_queue(api: &crate::support::FakeApi, store: &opsbot::store::Store) -> opsbot::engine::Reply {
+    let p = pipeline_for(&scrape_cfg(), scrape_catalog(api), store.clone(), clock());
+    say_in(&p, "C_SCRAPE", "console:alice", "/scrape clear-queue").await
+}
+
 #[tokio::test]
 async fn clear_queue_shows_the_queued_count_and_an_empty_queue_is_nothing_to_do() {
     use crate::support::{requests, FakeApi};
-    let cfg = config_enabling("[channels.C_SCRAPE]\nprofile = \"scrape\"\n", "scrape");
     for t in both().await {
         let api = FakeApi::start(&[
             (
@@ -645,9 +642,7 @@ async fn clear_queue_shows_the_queued_count_and_an_empty_queue_is_nothing_to_do(
             ),
         ])
         .await;
-        let c = shipped_catalog_env(&cfg, &[("OPSBOT_TARGET_SCRAPE_API", &api.url)]);
-        let p = pipeline_for(&cfg, c, t.store.clone(), clock());
-        let r = say_in(&p, "C_SCRAPE", "console:alice", "/scrape clear-queue").await;
+        let r = clear_queue(&api, &t.store).await;
         assert_eq!(r.outcome, Outcome::ApprovalRequested, "{}", r.text);
         assert!(
             r.text
@@ -660,6 +655,7 @@ async fn clear_queue_shows_the_queued_count_and_an_empty_queue_is_nothing_to_do(
             requests(&api.take()),
             [("GET".to_string(), "/api/scraping/queue-status".to_string())]
         );
+        let p = pipeline_for(&scrape_cfg(), scrape_catalog(&api), t.store.clone(), clock());
         let r = say_in(&p, "C_SCRAPE", "console:bob", &format!("/approve a{id}")).await;
         assert_eq!(r.outcome, Outcome::Done, "{}", r.text);
         assert_eq!(
@@ -673,9 +669,7 @@ async fn clear_queue_shows_the_queued_count_and_an_empty_queue_is_nothing_to_do(
             serde_json::json!({"queued": 0, "running": 2}),
         )])
         .await;
-        let c = shipped_catalog_env(&cfg, &[("OPSBOT_TARGET_SCRAPE_API", &empty.url)]);
-        let p = pipeline_for(&cfg, c, t.store.clone(), clock());
-        let r = say_in(&p, "C_SCRAPE", "console:alice", "/scrape clear-queue").await;
+        let r = clear_queue(&empty, &t.store).await;
         assert_eq!(r.outcome, Outcome::Done, "{}", r.text);
         assert!(
             r.text
@@ -729,4 +723,49 @@ async fn remove_shows_the_jobs_state_and_refuses_a_job_that_is_not_there() {
         ]
     );
     t.cleanup().await;
+}
+
+/// Break-glass skips the approval, not the preview: during a P0 the
+/// previewed pids are terminated at once, and with none there is nothing to do.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kill_long_with_break_glass_runs_the_preview_then_only_its_pids() {
+    use crate::incidents::{declare, POLICY};
+    for t in both().await {
+        let db = OwnDb::new().await;
+        let cfg = config(POLICY);
+        let c = shipped_catalog_env(
+            &cfg,
+            &[
+                ("OPSBOT_TARGET_QUEUE_DB", &db.url),
+                ("OPSBOT_TARGET_QUEUE_API", "http://127.0.0.1:1"),
+            ],
+        );
+        let p = pipeline_for(&cfg, c, t.store.clone(), clock());
+        declare(&p, "console:alice", "P0 the database is stuck").await;
+        let r = say(&p, "console:alice", "/db kill-long --older-than 1s --break-glass").await;
+        assert_eq!(r.outcome, Outcome::Done, "{}", r.text);
+        assert!(
+            r.text
+                .starts_with("nothing to do: the preview of `/db kill-long` found no queries"),
+            "{}",
+            r.text
+        );
+        let (pid, task) = db.sleeper(60).await;
+        db.running_over_a_second(pid).await;
+        let r = say(&p, "console:alice", "/db kill-long --older-than 1s --break-glass").await;
+        assert_eq!(r.outcome, Outcome::Done, "{}", r.text);
+        assert!(
+            r.text
+                .contains("1 of 1 previewed queries touched · 0 no longer matched"),
+            "{}",
+            r.text
+        );
+        assert!(task.await.unwrap().is_err(), "the previewed query was terminated");
+        assert!(
+            t.store.pending_approvals(0).await.unwrap().is_empty(),
+            "no approval was opened"
+        );
+        db.drop().await;
+        t.cleanup().await;
+    }
 }

@@ -1122,3 +1122,25 @@ impl Keys {
         }
     }
 }
+
+/// Every key matching `pattern` (a SCAN loop), in the order found.
+pub async fn scan_all(conn: &mut redis::aio::MultiplexedConnection, pattern: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut cursor = 0u64;
+    loop {
+        let (next, page): (u64, Vec<String>) = redis::cmd("SCAN")
+            .arg(cursor)
+            .arg("MATCH")
+            .arg(pattern)
+            .arg("COUNT")
+            .arg(1000)
+            .query_async(conn)
+            .await
+            .unwrap();
+        out.extend(page);
+        if next == 0 {
+            return out;
+        }
+        cursor = next;
+    }
+}

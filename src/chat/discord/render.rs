@@ -483,9 +483,7 @@ mod tests {
 
     #[test]
     fn a_card_shows_the_preview_with_its_samples_escaped() {
-        let mut a = approval(State::Pending);
-        a.risk = "destructive".into();
-        a.preview = Some(crate::approval::example_preview());
+        let a = crate::approval::with_example_preview(approval(State::Pending));
         let m = render(Notification::ApprovalOpened { approval: &a });
         insta::assert_json_snapshot!("approval_card_preview", m[0].body);
     }
