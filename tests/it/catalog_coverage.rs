@@ -141,7 +141,7 @@ const NOT_YET: &[(&str, &str, &str)] = &[
     (
         "queue",
         "OPS-37",
-        "preview on the approval card (count of -print) and a process agent on the app host",
+        "a process agent on the app host, and a preview of `find -print` (a preview reads redis, sql or http only)",
     ),
     (
         "queue",
@@ -276,7 +276,7 @@ const NOT_YET: &[(&str, &str, &str)] = &[
     (
         "cap",
         "OPS-37",
-        "preview on the approval card (count of -print) and a process agent on the app host",
+        "a process agent on the app host, and a preview of `find -print` (a preview reads redis, sql or http only)",
     ),
     (
         "cap",
@@ -306,7 +306,7 @@ const NOT_YET: &[(&str, &str, &str)] = &[
     (
         "cap",
         "DEP-3",
-        "preview on the approval card (phase, health, error rate) and a confirmation token injected from the environment into the body",
+        "a confirmation token injected from the environment into the body (the preview of phase, health and error rate can be an http GET)",
     ),
     (
         "cap",
@@ -341,7 +341,7 @@ const NOT_YET: &[(&str, &str, &str)] = &[
     (
         "cap",
         "BK-5",
-        "preview on the approval card (count of -print) and a process agent on the host with {backup.dir}",
+        "a process agent on the host with {backup.dir}, and a preview of `find -print` (a preview reads redis, sql or http only)",
     ),
     (
         "scrape",
@@ -396,7 +396,7 @@ const NOT_YET: &[(&str, &str, &str)] = &[
     (
         "scrape",
         "S-7",
-        "one stop per job of the listed jobs (a seq has fixed steps), the frozen job list on the approval card and break-glass",
+        "one stop per listed job: a preview can freeze the job list on the card, but a seq has fixed steps and previewed items bind to an sql parameter only",
     ),
     (
         "scrape",
@@ -491,12 +491,12 @@ const NOT_YET: &[(&str, &str, &str)] = &[
     (
         "scrape",
         "BK-5",
-        "preview on the approval card (count of -print) and a process agent on the host with {backup.dir}",
+        "a process agent on the host with {backup.dir}, and a preview of `find -print` (a preview reads redis, sql or http only)",
     ),
     (
         "scrape",
         "BK-7",
-        "preview on the approval card (time, size, target), the pre-restore backup (seq) and a process agent on the DB host",
+        "a process preview of the backup (time, size, target: a preview reads redis, sql or http only), the pre-restore backup (seq) and a process agent on the DB host",
     ),
     (
         "scrape",
@@ -671,7 +671,7 @@ const NOT_YET: &[(&str, &str, &str)] = &[
     (
         "pdf",
         "ST-5",
-        "preview on the approval card (D-25's orphans) and a process agent on the app host and the config value {app.dir} as the working directory (npm run storage:cleanup)",
+        "a process agent on the app host and the config value {app.dir} as the working directory (npm run storage:cleanup), and handing it the previewed orphans (D-25 as the preview can be written; its items bind to an sql parameter only)",
     ),
     (
         "pdf",
@@ -696,7 +696,7 @@ const NOT_YET: &[(&str, &str, &str)] = &[
     (
         "pdf",
         "BK-7",
-        "preview on the approval card (time, size, target), the pre-restore backup (seq) and a process agent on the app host and the config value {app.dir} as the working directory (npm run restore:database)",
+        "a process preview of the backup (time, size, target: a preview reads redis, sql or http only), the pre-restore backup (seq) and a process agent on the app host and the config value {app.dir} as the working directory (npm run restore:database)",
     ),
     (
         "pdf",

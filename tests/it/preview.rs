@@ -69,9 +69,9 @@ async fn pattern_delete_previews_asks_and_unlinks_only_the_previewed_keys_still_
         let gone = format!("{}scene:7", k.prefix);
         k.cmd(redis::cmd("DEL").arg(&gone)).await;
 
-        // A restarted opsbot (a new pipeline over the same store) runs it
-        // from what was stored.
-        let restarted = pipeline_for(&config(""), c, t.store.clone(), clock());
+        // A restarted opsbot (a new pipeline over the database opened
+        // again) runs it from what was stored.
+        let restarted = pipeline_for(&config(""), c, t.reopen().await, clock());
         let r = say(&restarted, "console:bob", &format!("/approve a{id}")).await;
         assert_eq!(r.outcome, Outcome::Done, "{}: {}", t.name, r.text);
         assert!(
