@@ -247,11 +247,46 @@ reply = "done"
                 c.args[0].kind = ArgKind::Enum(vec!["a".into(), "c".into()])
             }),
             ("arg default", |c| c.args[0].default = Some("a".into())),
+            ("a preview", |c| c.preview = Some(preview())),
         ];
         for (what, change) in changes {
             let mut c = command();
             change(&mut c);
             assert_ne!(c.definition_hash(), base, "{what} must change the hash");
+        }
+    }
+
+    fn preview() -> Preview {
+        let action = r#"{ http = { target = "api", path = "/q/{queue}" } }"#;
+        toml::from_str(&format!("what = \"jobs\"\naction = {action}")).unwrap()
+    }
+
+    #[test]
+    fn every_field_of_a_preview_is_in_the_hash() {
+        let mut with = command();
+        with.preview = Some(preview());
+        let base = with.definition_hash();
+        type Change = fn(&mut Preview);
+        let changes: Vec<(&str, Change)> = vec![
+            ("what", |p| p.what = "rows".into()),
+            ("action", |p| {
+                if let Action::Http(h) = &mut p.action {
+                    h.path = "/other".into();
+                }
+            }),
+            ("items", |p| p.items = Some("id".into())),
+            ("count", |p| p.count = Some("n".into())),
+            ("show", |p| p.show = vec!["state".into()]),
+            ("samples", |p| p.samples = 3),
+        ];
+        for (what, change) in changes {
+            let mut c = with.clone();
+            change(c.preview.as_mut().unwrap());
+            assert_ne!(
+                c.definition_hash(),
+                base,
+                "the preview's {what} must change the hash"
+            );
         }
     }
 
