@@ -323,6 +323,7 @@ mod tests {
             roles: roles.iter().map(|r| r.to_string()).collect(),
             approve: None,
             action: Action::Health(HealthAction { checks: vec![] }),
+            preview: None,
             reply: None,
             location: Location {
                 file: "x".into(),

@@ -323,9 +323,15 @@ impl Pipeline {
             entry.detail = Some(text.clone());
             return self.answered(inv, refused(text), &[entry]).await;
         };
+        // Break-glass skips the approval, not the preview: only what it
+        // finds is touched.
+        let preview = match self.run_preview(inv, cmd, &req.args, &mut entry).await? {
+            Ok(p) => p,
+            Err(answered) => return Ok(answered),
+        };
         let result = self
             .executor
-            .execute(&cmd.action, &self.catalog.targets, &req.args)
+            .execute_previewed(&cmd.action, &self.catalog.targets, &req.args, preview.as_ref())
             .await;
         let reply = self.finish_execution(cmd, &req.args, &result);
         let outcome = if result.is_ok() { "succeeded" } else { "failed" };

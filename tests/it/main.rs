@@ -21,6 +21,7 @@ mod incidents;
 mod outbox;
 mod pipeline;
 mod policies;
+mod preview;
 mod silences;
 mod slack;
 mod store;

@@ -27,6 +27,7 @@ fn new_approval(now: i64) -> Approval {
         decided_by: None,
         result: None,
         origin: None,
+        preview: None,
     }
 }
 
