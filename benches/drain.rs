@@ -42,7 +42,8 @@ async fn main() {
         })
         .collect();
     for chunk in items.chunks(512) {
-        store.insert_inbox_batch(chunk).await.expect("insert");
+        let chunk: Vec<&InboxItem> = chunk.iter().collect();
+        store.insert_inbox_batch(&chunk).await.expect("insert");
     }
     let (_keep, stored) = tokio::sync::mpsc::channel(1);
     let (stop_tx, stop) = tokio::sync::watch::channel(false);

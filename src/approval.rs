@@ -107,6 +107,9 @@ pub struct Approval {
     /// Where it was requested: the platform that shows its card (none for
     /// the console).
     pub origin: Option<crate::origin::Origin>,
+    /// What the command's preview found when the approval was opened: shown
+    /// on the card, and the only items execution may touch.
+    pub preview: Option<crate::preview::Previewed>,
 }
 
 impl Approval {
@@ -204,6 +207,27 @@ pub fn decide(a: &Approval, actor: &Actor, decision: &Decision, now: Millis) -> 
     }
 }
 
+/// `a` as a destructive pattern delete with its preview, for card tests:
+/// samples with markup in them, more keys than samples.
+#[cfg(test)]
+pub(crate) fn with_example_preview(mut a: Approval) -> Approval {
+    a.risk = "destructive".into();
+    a.preview = Some(crate::preview::Previewed {
+        what: "keys".into(),
+        count: 1214,
+        complete: true,
+        samples: vec![
+            "gemini:analysis:scene:123".into(),
+            "gemini:<!channel>:*bold*".into(),
+            "gemini:```:end".into(),
+        ],
+        items: Some(vec!["gemini:analysis:scene:123".into()]),
+        listed: true,
+        values: Default::default(),
+    });
+    a
+}
+
 /// A pending-shaped approval `a7` of `/queue retry ai-analysis` by alice (tests).
 #[cfg(test)]
 pub(crate) fn example(state: State) -> Approval {
@@ -228,6 +252,7 @@ pub(crate) fn example(state: State) -> Approval {
         decided_by: None,
         result: None,
         origin: None,
+        preview: None,
     }
 }
 
@@ -238,11 +263,11 @@ mod tests {
 
     fn person(name: &str, roles: &[&str]) -> Actor {
         Actor::Person {
-            person: Person {
+            person: std::sync::Arc::new(Person {
                 name: name.into(),
                 roles: roles.iter().map(|r| r.to_string()).collect(),
                 identities: vec![format!("console:{name}")],
-            },
+            }),
             identity: format!("console:{name}"),
         }
     }

@@ -5,6 +5,7 @@
 use crate::catalog::{Command, Risk};
 use crate::config::PersonConfig;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::sync::Arc;
 
 /// Built-in roles and what each implies (runbooks.md §0). `exec` approves only.
 pub const BUILTIN_ROLES: &[(&str, &[&str])] = &[
@@ -70,15 +71,21 @@ pub struct Person {
 /// Everyone the bot knows, indexed by wire identity (`slack:U0ALICE`).
 #[derive(Debug, Clone, Default)]
 pub struct Directory {
-    people: BTreeMap<String, Person>,
+    people: BTreeMap<String, Arc<Person>>,
     by_identity: HashMap<String, String>,
 }
 
 /// Who is acting: a known person (through one of their identities) or a stranger.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Actor {
-    Person { person: Person, identity: String },
-    Unknown { identity: String },
+    /// Shared with the directory: resolving an identity copies nothing.
+    Person {
+        person: Arc<Person>,
+        identity: String,
+    },
+    Unknown {
+        identity: String,
+    },
 }
 
 impl Actor {
@@ -170,7 +177,7 @@ impl Directory {
                 roles: roles.closure(&p.roles),
                 identities: p.identities(),
             };
-            dir.people.insert(name.clone(), person);
+            dir.people.insert(name.clone(), Arc::new(person));
         }
         if problems.is_empty() {
             Ok(dir)
@@ -183,7 +190,7 @@ impl Directory {
     pub fn resolve(&self, identity: &str) -> Actor {
         match self.by_identity.get(identity).and_then(|n| self.people.get(n)) {
             Some(p) => Actor::Person {
-                person: p.clone(),
+                person: Arc::clone(p),
                 identity: identity.to_string(),
             },
             None => Actor::Unknown {
@@ -193,12 +200,16 @@ impl Directory {
     }
 
     pub fn person(&self, name: &str) -> Option<&Person> {
-        self.people.get(name)
+        self.people.get(name).map(|p| &**p)
     }
 
     /// Everyone holding `role` (directly or by implication), by name.
     pub fn with_role(&self, role: &str) -> Vec<&Person> {
-        self.people.values().filter(|p| p.roles.contains(role)).collect()
+        self.people
+            .values()
+            .filter(|p| p.roles.contains(role))
+            .map(|p| &**p)
+            .collect()
     }
 
     /// The person a chat argument names: a person's name (`bob`, `@bob`),
@@ -211,11 +222,11 @@ impl Directory {
             return self.resolve_person(&format!("{platform}:{id}"));
         }
         let name = t.trim_start_matches('@');
-        self.people.get(name).or_else(|| self.resolve_person(name))
+        self.person(name).or_else(|| self.resolve_person(name))
     }
 
     fn resolve_person(&self, identity: &str) -> Option<&Person> {
-        self.by_identity.get(identity).and_then(|n| self.people.get(n))
+        self.by_identity.get(identity).and_then(|n| self.person(n))
     }
 }
 
@@ -312,6 +323,7 @@ mod tests {
             roles: roles.iter().map(|r| r.to_string()).collect(),
             approve: None,
             action: Action::Health(HealthAction { checks: vec![] }),
+            preview: None,
             reply: None,
             location: Location {
                 file: "x".into(),

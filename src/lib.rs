@@ -20,6 +20,7 @@ pub mod instance;
 pub mod metrics;
 pub mod origin;
 pub mod policy;
+pub mod preview;
 pub mod rotation;
 pub mod server;
 pub mod store;

@@ -30,10 +30,11 @@ impl Command {
             roles,
             approve,
             action,
+            preview,
             reply: _,
             location: _,
         } = self;
-        let def = json!({
+        let mut def = json!({
             "v": 1,
             "profile": profile,
             "name": name,
@@ -43,6 +44,10 @@ impl Command {
             "args": args.iter().map(arg).collect::<Vec<_>>(),
             "action": action_json(action),
         });
+        // Only when set: commands without one keep the hashes they had.
+        if let Some(p) = preview {
+            def["preview"] = preview_json(p);
+        }
         // Serializing a `Value` cannot fail.
         let bytes = serde_json::to_vec(&def).unwrap_or_default();
         hex::encode(Sha256::digest(bytes))
@@ -66,6 +71,18 @@ fn policy(p: &ApprovePolicy) -> Value {
         v["break_glass"] = json!(true);
     }
     v
+}
+
+fn preview_json(p: &Preview) -> Value {
+    let Preview {
+        what,
+        action,
+        items,
+        count,
+        show,
+        samples,
+    } = p;
+    json!({ "what": what, "action": action_json(action), "items": items, "count": count, "show": show, "samples": samples })
 }
 
 fn arg(a: &ArgSpec) -> Value {
@@ -243,11 +260,46 @@ reply = "done"
                 c.args[0].kind = ArgKind::Enum(vec!["a".into(), "c".into()])
             }),
             ("arg default", |c| c.args[0].default = Some("a".into())),
+            ("a preview", |c| c.preview = Some(preview())),
         ];
         for (what, change) in changes {
             let mut c = command();
             change(&mut c);
             assert_ne!(c.definition_hash(), base, "{what} must change the hash");
+        }
+    }
+
+    fn preview() -> Preview {
+        let action = r#"{ http = { target = "api", path = "/q/{queue}" } }"#;
+        toml::from_str(&format!("what = \"jobs\"\naction = {action}")).unwrap()
+    }
+
+    #[test]
+    fn every_field_of_a_preview_is_in_the_hash() {
+        let mut with = command();
+        with.preview = Some(preview());
+        let base = with.definition_hash();
+        type Change = fn(&mut Preview);
+        let changes: Vec<(&str, Change)> = vec![
+            ("what", |p| p.what = "rows".into()),
+            ("action", |p| {
+                if let Action::Http(h) = &mut p.action {
+                    h.path = "/other".into();
+                }
+            }),
+            ("items", |p| p.items = Some("id".into())),
+            ("count", |p| p.count = Some("n".into())),
+            ("show", |p| p.show = vec!["state".into()]),
+            ("samples", |p| p.samples = 3),
+        ];
+        for (what, change) in changes {
+            let mut c = with.clone();
+            change(c.preview.as_mut().unwrap());
+            assert_ne!(
+                c.definition_hash(),
+                base,
+                "the preview's {what} must change the hash"
+            );
         }
     }
 

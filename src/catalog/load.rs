@@ -77,6 +77,8 @@ struct RawCommand {
     approve: Option<Spanned<RawApprove>>,
     action: Spanned<Action>,
     #[serde(default)]
+    preview: Option<Spanned<Preview>>,
+    #[serde(default)]
     reply: Option<String>,
 }
 
@@ -386,6 +388,7 @@ impl Builder {
                 args.push(spec);
             }
         }
+        let has_approve = raw.approve.is_some();
         let approve = raw.approve.and_then(|a| {
             let l = at(line_of(text, a.span().start));
             self.approve_policy(&l, a.into_inner(), ctx.roles)
@@ -404,11 +407,35 @@ impl Builder {
             );
             self.problem(&action_loc.file, action_loc.line, msg);
         }
+        let preview = raw
+            .preview
+            .map(|p| (at(line_of(text, p.span().start)), p.into_inner()));
+        if let Some((ploc, p)) = &preview {
+            let checks = ActionChecks {
+                text,
+                args: &args,
+                guarded: false,
+                preview: None,
+                place: &place,
+            };
+            self.check_action(&checks, ploc, &p.action, "preview: ");
+            let mut found = preview_problems(p);
+            if !has_approve {
+                found.push(
+                    "a preview is shown on the approval card: the command needs an approve policy".into(),
+                );
+            }
+            for message in found {
+                self.problem(&ploc.file, ploc.line, format!("preview: {message}"));
+            }
+        }
+        let preview = preview.map(|(_, p)| p);
         let checks = ActionChecks {
             text,
             args: &args,
             guarded,
             place: &place,
+            preview: preview.as_ref(),
         };
         self.check_action(&checks, &action_loc, &action, "");
         if let Some(reply) = &raw.reply {
@@ -432,6 +459,7 @@ impl Builder {
                 roles: raw.roles.into_inner(),
                 approve,
                 action,
+                preview,
                 reply: raw.reply,
                 location: loc,
             });
@@ -611,10 +639,13 @@ impl Builder {
             }
         }
         if let Action::Process(p) = action {
-            found.extend(process_template_problems(p, c.args, c.place));
+            found.extend(process_template_problems(p, c.args, c.place, c.preview.is_some()));
         } else {
             for tpl in action.templates() {
                 for p in template::placeholders(tpl) {
+                    if p.starts_with("preview.") && c.preview.is_some() {
+                        continue;
+                    }
                     if !c.args.iter().any(|a| a.name == p) {
                         found.push(format!(
                             "template `{tpl}` uses `{{{p}}}`, which is not a defined argument"
@@ -625,6 +656,7 @@ impl Builder {
         }
         found.extend(action_shape_problems(action));
         found.extend(redis_command_problems(action, c.guarded));
+        found.extend(preview_use_problems(action, c.preview));
         for message in found {
             self.problem(&loc.file, loc.line, format!("{prefix}{message}"));
         }
@@ -640,6 +672,8 @@ struct ActionChecks<'a> {
     guarded: bool,
     /// The command's profile: its host and config values.
     place: &'a Placement,
+    /// The command's preview: its `{preview.*}` values may appear.
+    preview: Option<&'a Preview>,
 }
 
 /// `logs.app` for `{ logs = { app = "…" } }`; keys of non-string leaves go to `bad`.
@@ -690,7 +724,12 @@ pub fn process_ref(name: &str) -> ProcessRef<'_> {
 /// values must exist in the profile (every value of a keyed pick too), the
 /// working directory names config values only, and on a remote host no free
 /// text argument may reach the command.
-fn process_template_problems(p: &ProcessAction, args: &[ArgSpec], place: &Placement) -> Vec<String> {
+fn process_template_problems(
+    p: &ProcessAction,
+    args: &[ArgSpec],
+    place: &Placement,
+    previewed: bool,
+) -> Vec<String> {
     let mut out = Vec::new();
     let defined = || {
         let names: Vec<&str> = place.values.keys().map(String::as_str).collect();
@@ -722,6 +761,8 @@ fn process_template_problems(p: &ProcessAction, args: &[ArgSpec], place: &Placem
                         ));
                     }
                 }
+                // `{preview.*}` is the preview's (checked with it).
+                ProcessRef::Value(v) if previewed && v.starts_with("preview.") => {}
                 ProcessRef::Value(v) if !place.values.contains_key(v) => {
                     out.push(format!(
                         "template `{tpl}` uses the unknown config value `{{{v}}}` ({})",
@@ -754,6 +795,73 @@ fn process_template_problems(p: &ProcessAction, args: &[ArgSpec], place: &Placem
     out
 }
 
+/// Redis commands a preview may send: they read and return at once.
+const READ_ONLY_REDIS: &[&str] = &[
+    "DBSIZE",
+    "TYPE",
+    "EXISTS",
+    "TTL",
+    "PTTL",
+    "STRLEN",
+    "LLEN",
+    "SCARD",
+    "ZCARD",
+    "HLEN",
+    "XLEN",
+    "MEMORY",
+    "INFO",
+    "EVAL_RO",
+    "EVALSHA_RO",
+    "FCALL_RO",
+];
+
+/// A preview must be a read: a redis scan or read-only command, an sql
+/// `SELECT`/`WITH` (which also runs in a read-only transaction), an http GET.
+fn preview_problems(p: &Preview) -> Vec<String> {
+    let mut out = Vec::new();
+    let shown_kind = p.action.kind();
+    match &p.action {
+        Action::Redis(r) => {
+            if r.delete_matching.is_some() {
+                out.push("must be read-only: delete_matching deletes (use scan)".into());
+            }
+            if let Some(name) = r.command.as_ref().and_then(|c| c.first()) {
+                let upper = name.to_ascii_uppercase();
+                if !READ_ONLY_REDIS.contains(&upper.as_str()) {
+                    out.push(format!(
+                        "must be read-only: redis {upper} is not one of {}",
+                        READ_ONLY_REDIS.join(", ")
+                    ));
+                }
+            }
+            if p.items.is_some() {
+                out.push("items: a redis preview binds the keys its scan found (leave items out)".into());
+            }
+        }
+        Action::Sql(s) => {
+            let q = s.query.trim_start().to_ascii_lowercase();
+            if !(q.starts_with("select") || q.starts_with("with")) {
+                out.push("must be read-only: an sql preview is a SELECT (or WITH … SELECT)".into());
+            }
+        }
+        Action::Http(h) => {
+            if !matches!(h.method.to_ascii_uppercase().as_str(), "GET" | "HEAD") {
+                out.push(format!("must be read-only: http {} is not GET", h.method));
+            }
+        }
+        _ => out.push(format!(
+            "must be a redis, sql or http read, not a {shown_kind} action"
+        )),
+    }
+    if p.what.trim().is_empty() {
+        out.push("what is empty: name what is counted (keys, queries, rows)".into());
+    }
+    if p.samples > 20 {
+        out.push(format!("samples = {} (at most 20 fit a card)", p.samples));
+    }
+    out
+}
+
 /// A string argument without a regex (or a list of them): any text at all.
 fn free_text(kind: &ArgKind) -> bool {
     match kind {
@@ -761,6 +869,50 @@ fn free_text(kind: &ArgKind) -> bool {
         ArgKind::List(inner) => free_text(inner),
         _ => false,
     }
+}
+
+/// `{preview.items}` only as an sql parameter of a command whose preview
+/// binds items; a `delete_matching` needs a preview scanning the same pattern.
+fn preview_use_problems(action: &Action, preview: Option<&Preview>) -> Vec<String> {
+    let mut out = Vec::new();
+    let binds_items = preview
+        .is_some_and(|p| p.items.is_some() || matches!(&p.action, Action::Redis(r) if r.scan.is_some()));
+    let uses_items = |tpls: Vec<&str>| {
+        tpls.iter()
+            .any(|t| template::placeholders(t).contains(&crate::preview::ITEMS))
+    };
+    match action {
+        Action::Sql(_) => {
+            if uses_items(action.templates()) && !binds_items {
+                out.push("`{preview.items}` needs a preview with items = \"<column>\"".into());
+            }
+        }
+        Action::Seq(_) => {}
+        other => {
+            if uses_items(other.templates()) {
+                out.push(format!(
+                    "`{{preview.items}}` may only be an sql parameter, not part of a {} action",
+                    other.kind()
+                ));
+            }
+        }
+    }
+    if let Action::Redis(RedisAction {
+        target,
+        delete_matching: Some(pattern),
+        ..
+    }) = action
+    {
+        let same = preview.is_some_and(|p| {
+            matches!(&p.action, Action::Redis(r) if r.target == *target && r.scan.as_deref() == Some(pattern.as_str()))
+        });
+        if !same {
+            out.push(format!(
+                "delete_matching needs a preview that scans the same pattern on the same target: preview = {{ what = \"keys\", action = {{ redis = {{ target = \"{target}\", scan = \"{pattern}\" }} }} }}"
+            ));
+        }
+    }
+    out
 }
 
 /// Problems particular to one kind of action.

@@ -513,6 +513,42 @@ pub struct HealthCheck {
     pub slow: Option<Duration>,
 }
 
+/// A destructive command's preview: a read-only action run when the
+/// approval is requested, whose count, samples and item set are stored with
+/// the approval, shown on its card and handed to the action at execution.
+///
+/// ```toml
+/// preview = { what = "keys", action = { redis = { target = "queue_redis", scan = "{pattern}", limit = 10000 } } }
+/// preview = { what = "queries", items = "pid", action = { sql = { target = "queue_db", query = "SELECT pid …" } } }
+/// ```
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Preview {
+    /// What is counted, plural: `keys`, `queries`, `rows`.
+    pub what: String,
+    /// A read action: redis `scan` or a read-only command, sql `SELECT`/`WITH`
+    /// (run in a read-only transaction), http `GET`.
+    pub action: Action,
+    /// The item ids execution is bound to: an sql column, or an http JSON
+    /// path to an array of ids (a redis `scan` always binds its keys).
+    #[serde(default)]
+    pub items: Option<String>,
+    /// Where the count is, when it is not the number of rows or keys: an sql
+    /// column of the first row, or an http JSON path (`data.queued`).
+    #[serde(default)]
+    pub count: Option<String>,
+    /// sql columns or http fields shown per sample (all columns when empty).
+    #[serde(default)]
+    pub show: Vec<String>,
+    /// How many samples the card shows (5 when absent).
+    #[serde(default = "five")]
+    pub samples: usize,
+}
+
+fn five() -> usize {
+    5
+}
+
 /// One catalog command of one profile.
 #[derive(Debug, Clone)]
 pub struct Command {
@@ -526,6 +562,8 @@ pub struct Command {
     pub roles: Vec<String>,
     pub approve: Option<ApprovePolicy>,
     pub action: Action,
+    /// Shown on the approval card; execution touches only what it found.
+    pub preview: Option<Preview>,
     /// Reply template; `{response.field}`, `{output}` and args may appear.
     pub reply: Option<String>,
     pub location: Location,

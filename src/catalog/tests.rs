@@ -321,3 +321,77 @@ fn internal_links_need_an_http_target_and_defined_args() {
         ]
     );
 }
+
+const REDIS_SQL: &str = "[target.r]\nkind = \"redis\"\nurl = \"redis://x\"\nkey_prefixes = [\"gemini:\"]\n[target.d]\nkind = \"sql\"\nurl = \"postgres://x/d\"\n";
+
+/// A destructive, approved command `x` of profile `p` with `body` (its
+/// args, action and preview lines).
+fn guarded(body: &str) -> String {
+    format!("{REDIS_SQL}\n[command.p.\"x\"]\nsummary = \"s\"\nrisk = \"destructive\"\nroles = [\"oncall\"]\napprove = {{ roles = [\"sre\"] }}\n{body}")
+}
+
+#[test]
+fn a_preview_loads_and_binds_its_items_to_the_action() {
+    let c = load(&guarded(
+        "args = { older = { kind = \"duration\", flag = true, default = \"5m\" } }\n\
+         preview = { what = \"queries\", items = \"pid\", action = { sql = { target = \"d\", query = \"SELECT pid FROM a WHERE age > $1\", params = [\"{older}\"] } } }\n\
+         action = { sql = { target = \"d\", query = \"SELECT f(pid) FROM a WHERE age > $1 AND pid = ANY($2::int[])\", params = [\"{older}\", \"{preview.items}\"] } }\n",
+    ))
+    .unwrap();
+    let cmd = c.get("p", "x").unwrap();
+    assert_eq!(cmd.preview.as_ref().unwrap().items.as_deref(), Some("pid"));
+    assert_eq!(cmd.preview.as_ref().unwrap().samples, 5);
+}
+
+#[test]
+fn previews_must_read_sit_on_an_approval_card_and_bind_what_the_action_uses() {
+    let writes = problems(&guarded(
+        "preview = { what = \"rows\", action = { sql = { target = \"d\", query = \"DELETE FROM a\" } } }\n\
+         action = { sql = { target = \"d\", query = \"SELECT 1\" } }\n",
+    ));
+    assert_each_reported(
+        &writes,
+        &["c.toml:14: preview: must be read-only: an sql preview is a SELECT"],
+    );
+    let redis_write = problems(&guarded(
+        "preview = { what = \"keys\", action = { redis = { target = \"r\", command = [\"FLUSHALL\"] } } }\n\
+         action = { redis = { target = \"r\", command = [\"DBSIZE\"] } }\n",
+    ));
+    assert_each_reported(
+        &redis_write,
+        &["c.toml:14: preview: must be read-only: redis FLUSHALL"],
+    );
+    let no_approval = problems(&format!(
+        "{REDIS_SQL}\n[command.p.\"x\"]\nsummary = \"s\"\nrisk = \"read\"\nroles = [\"oncall\"]\n\
+         preview = {{ what = \"keys\", action = {{ redis = {{ target = \"r\", command = [\"DBSIZE\"] }} }} }}\n\
+         action = {{ redis = {{ target = \"r\", command = [\"DBSIZE\"] }} }}\n"
+    ));
+    assert_each_reported(
+        &no_approval,
+        &["c.toml:13: preview: a preview is shown on the approval card"],
+    );
+    let unbound = problems(&guarded(
+        "action = { sql = { target = \"d\", query = \"SELECT 1 WHERE $1 IS NULL\", params = [\"{preview.items}\"] } }\n",
+    ));
+    assert_each_reported(
+        &unbound,
+        &["c.toml:14: template `{preview.items}` uses `{preview.items}`"],
+    );
+    let bare_delete = problems(&guarded(
+        "args = { pattern = { kind = \"string\" } }\n\
+         action = { redis = { target = \"r\", delete_matching = \"{pattern}\" } }\n",
+    ));
+    assert_each_reported(
+        &bare_delete,
+        &["c.toml:15: delete_matching needs a preview that scans the same pattern"],
+    );
+    let items_in_redis = problems(&guarded(
+        "args = { pattern = { kind = \"string\" } }\n\
+         preview = { what = \"keys\", action = { redis = { target = \"r\", scan = \"{pattern}\" } } }\n\
+         action = { redis = { target = \"r\", command = [\"UNLINK\", \"{preview.items}\"] } }\n",
+    ));
+    assert_each_reported(
+        &items_in_redis,
+        &["c.toml:16: `{preview.items}` may only be an sql parameter"],
+    );
+}

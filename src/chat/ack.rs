@@ -24,7 +24,7 @@ pub async fn store(
     writer: &InboxWriter,
     started: Instant,
     platform: &str,
-    inv: &Invocation,
+    inv: Invocation,
     origin: String,
     dedupe_key: Option<String>,
 ) -> StatusCode {
@@ -32,10 +32,10 @@ pub async fn store(
         id: writer.id(inv.received_at),
         received_at: inv.received_at,
         source: platform.into(),
-        actor: inv.actor.clone(),
-        channel: inv.channel.clone(),
-        thread: inv.thread.clone(),
-        text: inv.text.clone(),
+        actor: inv.actor,
+        channel: inv.channel,
+        thread: inv.thread,
+        text: inv.text,
         origin,
         dedupe_key,
     };

@@ -13,6 +13,18 @@ pub fn expiry(a: &Approval, now: Millis) -> String {
     format!("in {} ({})", crate::duration::format(left), rfc3339(a.expires_at))
 }
 
+/// What the preview found, for the card: the headline (`1 214 keys`) and
+/// the samples, one per line; `None` without a preview. Raw text: each
+/// renderer escapes it.
+pub fn preview(a: &Approval) -> Option<(String, String)> {
+    let p = a.preview.as_ref()?;
+    let mut samples = p.samples.join("\n");
+    if p.more_than_shown() {
+        samples.push_str("\n…");
+    }
+    Some((p.headline(), samples.trim().to_string()))
+}
+
 /// Who decided and how it ended, or `None` while nobody voted. `name`
 /// escapes people's names and reasons for the platform's markup.
 pub fn status_line(a: &Approval, name: &dyn Fn(&str) -> String) -> Option<String> {
@@ -250,6 +262,13 @@ pub fn alert_group_text(
         }
         if l.resolved {
             t.push_str(" (resolved)");
+        }
+        if let Some((id, until)) = l.silenced {
+            t.push_str(&format!(
+                " 🔕 silenced by {} until {}",
+                crate::alerts::silence::label(id),
+                crate::clock::rfc3339(until)
+            ));
         }
         let links: Vec<String> = [
             (&l.generator_url, "source"),

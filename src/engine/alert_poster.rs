@@ -4,8 +4,10 @@
 //! then edited in place through the outbox (pending edits of one message
 //! supersede each other, so a storm on one group costs one message).
 //! A group with an alert at or above its route's threshold opens an
-//! incident first (its card, thread and escalation), and resolves it when
-//! every alert of the group resolved.
+//! incident first (its card, thread and escalation) unless every such alert
+//! is silenced (`alerts::silence`; a silence's end marks its groups changed,
+//! so the incident opens then), is acked when PagerDuty acknowledges one of
+//! its alerts, and resolves when every alert of the group resolved.
 //! Marking the group posted and enqueueing its messages is one transaction,
 //! conditional on the version shown, so two instances render each version
 //! once.
@@ -13,6 +15,7 @@
 use super::pipeline::Internal;
 use super::{Notification, Pipeline};
 use crate::alerts::post::{GroupView, SHOWN};
+use crate::alerts::silence;
 use std::time::Duration;
 use tokio::sync::watch;
 
@@ -46,18 +49,21 @@ pub async fn post_changed(p: &Pipeline) -> Result<usize, Internal> {
         if groups.is_empty() {
             return Ok(rendered);
         }
+        let (silences, now) = (p.active_silences().await?, p.clock.now_ms());
         for g in groups {
             match (g.incident_id, g.state.as_str(), &g.profile) {
                 (None, "firing", Some(profile)) => {
-                    if let Some((level, name)) = p.store.serious_open_alert(g.id).await? {
+                    let serious = p.store.serious_open_alerts(g.id).await?;
+                    if let Some((level, name)) = silence::first_unsilenced(&serious, &silences, now) {
                         p.declare_for_alerts(g.id, profile, &level, &name).await?;
                     }
                 }
+                (Some(id), "firing", _) => p.ack_for_alerts(id, g.id).await?,
                 (Some(id), "resolved", _) => p.resolve_for_alerts(id, g.id).await?,
                 _ => {}
             }
             let (members, firing, resolved) = p.store.group_members(g.id, SHOWN as i64).await?;
-            let view = GroupView::build(&g, &members, firing, resolved);
+            let view = GroupView::build(&g, &members, (firing, resolved), &silences, now);
             let mut tx = p.store.begin().await?;
             if !tx.mark_group_posted(g.id, g.updated_at).await? {
                 continue; // another instance rendered this version

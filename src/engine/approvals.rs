@@ -11,6 +11,7 @@ use crate::catalog::{ApprovePolicy, Command};
 use crate::command::{self, Builtin, Request};
 use crate::duration;
 use crate::incident::Event;
+use crate::preview::Previewed;
 use crate::store::Tx;
 use std::time::Duration;
 
@@ -28,6 +29,10 @@ impl Pipeline {
         incident: Option<i64>,
     ) -> Result<Reply, Internal> {
         let cmd = req.command;
+        let preview = match self.run_preview(inv, cmd, &req.args, &mut entry).await? {
+            Ok(p) => p,
+            Err(answered) => return Ok(answered),
+        };
         let now = self.now();
         let new = Approval {
             id: 0,
@@ -50,18 +55,23 @@ impl Pipeline {
             decided_by: None,
             result: None,
             origin: Some(inv.origin.clone()),
+            preview,
         };
         let mut tx = self.store.begin().await?;
         let a = tx.create_approval(&new).await?;
         entry.kind = "approval.requested".into();
         entry.outcome = "pending".into();
         entry.detail = Some(a.label());
-        let text = format!(
+        let mut text = format!(
             "approval requested: {} (needs {}, expires in {})",
             a.label(),
             needs(policy.count, &policy.roles),
             duration::format(policy.ttl)
         );
+        if let Some(p) = &a.preview {
+            text.push_str(&format!("\npreview: {}", p.line()));
+            entry.detail = Some(format!("{}: preview {}", a.label(), p.line()));
+        }
         let reply = Reply::new(Outcome::ApprovalRequested, text).with_approval(a.id);
         if let Some(incident) = incident {
             let e = Event::new(
@@ -76,6 +86,47 @@ impl Pipeline {
             .await?;
         self.alarm.set(a.expires_at);
         Ok(reply)
+    }
+
+    /// Runs `cmd`'s preview, if it has one, before anything is stored (it
+    /// reads a target: no transaction may be open). `Ok(Ok(found))` to go on;
+    /// `Ok(Err(reply))` when the request was answered instead: nothing
+    /// matched ("nothing to do", no approval opened) or the preview failed
+    /// (refused with the reason; nothing opened).
+    pub(super) async fn run_preview(
+        &self,
+        inv: &Invocation,
+        cmd: &Command,
+        args: &std::collections::BTreeMap<String, String>,
+        entry: &mut Entry,
+    ) -> Result<Result<Option<Previewed>, Reply>, Internal> {
+        let Some(p) = &cmd.preview else {
+            return Ok(Ok(None));
+        };
+        let (outcome, text) = match self.executor.preview(p, &self.catalog.targets, args).await {
+            Ok(found) if !found.is_empty() => return Ok(Ok(Some(found))),
+            Ok(found) => (
+                (Outcome::Done, "nothing_to_do"),
+                format!(
+                    "nothing to do: the preview of `/{}` found no {}; no approval was opened",
+                    cmd.name, found.what
+                ),
+            ),
+            Err(e) => (
+                (Outcome::Failed, "preview_failed"),
+                format!(
+                    "refused: the preview of `/{}` failed, so nothing was requested: {e}",
+                    cmd.name
+                ),
+            ),
+        };
+        entry.kind = "approval.refused".into();
+        entry.outcome = outcome.1.into();
+        entry.detail = Some(text.clone());
+        let reply = Reply::new(outcome.0, text);
+        Ok(Err(self
+            .answered(inv, reply, std::slice::from_ref(entry))
+            .await?))
     }
 
     pub(super) async fn builtin(
@@ -95,6 +146,7 @@ impl Pipeline {
             Builtin::Incident(c) => return self.incident(inv, actor, c).await,
             Builtin::Incidents => return self.list_incidents(inv).await,
             Builtin::Oncall(o) => return self.oncall(inv, actor, o).await,
+            Builtin::Alerts(a) => return self.alerts(inv, actor, a).await,
             Builtin::Approve { id } => (id, Decision::Approve),
             Builtin::Reject { id, reason } => (id, Decision::Reject { reason }),
             Builtin::Cancel { id } => (id, Decision::Cancel),
@@ -320,7 +372,7 @@ impl Pipeline {
             Ok(cmd) => {
                 let result = self
                     .executor
-                    .execute(&cmd.action, &self.catalog.targets, &a.args)
+                    .execute_previewed(&cmd.action, &self.catalog.targets, &a.args, a.preview.as_ref())
                     .await;
                 let reply = self.finish_execution(cmd, &a.args, &result);
                 (result.map(|o| o.summary).map_err(|e| e.to_string()), reply)

@@ -26,8 +26,8 @@ const DRAIN: Duration = Duration::from_secs(10);
 
 /// What the worker reads from and yields to.
 pub struct Inputs {
-    /// Newly stored requests from the writer.
-    pub stored: mpsc::Receiver<InboxItem>,
+    /// Ids of newly stored requests, from the writer.
+    pub stored: mpsc::Receiver<i64>,
     /// The writer's flood signal.
     pub pressure: Pressure,
     /// Turns true when the process is stopping.
@@ -58,10 +58,10 @@ async fn run(pipeline: Pipeline, inputs: Inputs) {
         let sweeping = tokio::select! {
             _ = stop.changed() => break,
             item = rx.recv() => match item {
-                Some(i) => {
-                    hinted.push(i.id);
-                    while let Ok(i) = rx.try_recv() {
-                        hinted.push(i.id);
+                Some(id) => {
+                    hinted.push(id);
+                    while let Ok(id) = rx.try_recv() {
+                        hinted.push(id);
                     }
                     false
                 }

@@ -81,7 +81,7 @@ impl InboxWriter {
     /// Starts the writer. Newly stored items are forwarded to `stored` for
     /// processing; when that queue is full they stay `new` in the store and
     /// the worker's sweep picks them up.
-    pub fn spawn(store: Store, stored: mpsc::Sender<InboxItem>) -> InboxWriter {
+    pub fn spawn(store: Store, stored: mpsc::Sender<i64>) -> InboxWriter {
         let (tx, rx) = mpsc::channel::<Job>(4096);
         let pressure = Pressure::default();
         tokio::spawn(run(store, rx, stored, pressure.clone()));
@@ -117,7 +117,7 @@ impl InboxWriter {
     }
 }
 
-async fn run(store: Store, mut rx: mpsc::Receiver<Job>, stored: mpsc::Sender<InboxItem>, pressure: Pressure) {
+async fn run(store: Store, mut rx: mpsc::Receiver<Job>, stored: mpsc::Sender<i64>, pressure: Pressure) {
     let mut batch: Vec<Job> = Vec::with_capacity(MAX_BATCH);
     while rx.recv_many(&mut batch, MAX_BATCH).await > 0 {
         if batch.len() >= FLOOD_BATCH {
@@ -136,8 +136,11 @@ async fn run(store: Store, mut rx: mpsc::Receiver<Job>, stored: mpsc::Sender<Inb
         if batch.is_empty() {
             continue;
         }
-        let items: Vec<InboxItem> = batch.iter().map(|(i, _, _)| i.clone()).collect();
-        match store.insert_inbox_batch(&items).await {
+        // Borrowed, not cloned: the strings are written straight from the jobs.
+        let items: Vec<&InboxItem> = batch.iter().map(|j| &j.0).collect();
+        let written = store.insert_inbox_batch(&items).await;
+        drop(items);
+        match written {
             Ok(inserted) => {
                 let inserted: std::collections::HashSet<i64> = inserted.into_iter().collect();
                 let mut abandoned = Vec::new();
@@ -148,7 +151,7 @@ async fn run(store: Store, mut rx: mpsc::Receiver<Job>, stored: mpsc::Sender<Inb
                     // was told nothing was stored: make that true.
                     match (done.send(Ok(fresh)), fresh) {
                         (Err(_), true) => abandoned.push(item.id),
-                        (Ok(()), true) => fresh_items.push(item),
+                        (Ok(()), true) => fresh_items.push(item.id),
                         _ => {}
                     }
                 }
@@ -161,8 +164,8 @@ async fn run(store: Store, mut rx: mpsc::Receiver<Job>, stored: mpsc::Sender<Inb
                         tracing::error!(error = %e, "could not mark abandoned requests");
                     }
                 }
-                for item in fresh_items {
-                    let _ = stored.try_send(item);
+                for id in fresh_items {
+                    let _ = stored.try_send(id);
                 }
             }
             Err(e) => {

@@ -26,6 +26,7 @@ mod health;
 mod http;
 mod internal;
 mod output;
+mod preview;
 mod process;
 mod redis;
 mod render;
@@ -33,6 +34,7 @@ mod seq;
 mod sql;
 
 pub use output::{one_line, truncate, Redactor, REDACTED};
+pub use preview::from_fields as preview_from_fields;
 pub use process::{remote_command, shell_quote, ssh_argv};
 pub use redis::Planned as RedisPlan;
 pub use render::{render, Rendered};

@@ -40,6 +40,8 @@ const DEFAULT_SCAN_LIMIT: usize = 200;
 const SCAN_COUNT: usize = 1000;
 /// Keys per UNLINK.
 const UNLINK_BATCH: usize = 500;
+/// Most matching keys counted after a previewed delete (the untouched ones).
+const UNTOUCHED_COUNT_LIMIT: usize = 100_000;
 
 impl Executor {
     /// Runs a Redis action. `fields`: `{"result": …, "complete": bool}` for a command,
@@ -53,6 +55,99 @@ impl Executor {
     ) -> Result<ExecOutput, ExecError> {
         let t = self.target(targets, &a.target, TargetKind::Redis)?;
         let planned = plan(t, a, args)?;
+        let (call, mut conn) = self.begin_call(t, a).await?;
+        match &planned {
+            Planned::Command { argv } => command(&call, &mut conn, argv).await,
+            Planned::Scan { pattern, limit } => scan(&call, &mut conn, pattern, *limit).await,
+            Planned::DeleteMatching { pattern } => delete_matching(&call, &mut conn, pattern).await,
+        }
+    }
+
+    /// A `delete_matching` bound to a preview: UNLINKs, in batches of 500,
+    /// only the previewed `keys` that still match the pattern (a key gone
+    /// since is counted, not an error), then counts the matching keys left
+    /// (created since the preview, or beyond its limit): those are untouched.
+    /// `fields`: `{"deleted", "batches", "gone", "skipped", "untouched", "pattern"}`.
+    pub(super) async fn run_redis_previewed(
+        &self,
+        a: &RedisAction,
+        targets: &BTreeMap<String, Target>,
+        args: &BTreeMap<String, String>,
+        keys: &[String],
+        complete: bool,
+    ) -> Result<ExecOutput, ExecError> {
+        let t = self.target(targets, &a.target, TargetKind::Redis)?;
+        let Planned::DeleteMatching { pattern } = plan(t, a, args)? else {
+            return Err(ExecError::Invalid {
+                target: Some(t.name.clone()),
+                message: "only delete_matching deletes previewed keys".into(),
+            });
+        };
+        let (call, mut conn) = self.begin_call(t, a).await?;
+        let (matching, skipped): (Vec<&String>, Vec<&String>) = keys
+            .iter()
+            .partition(|k| glob_match(pattern.as_bytes(), k.as_bytes()));
+        let mut deleted: u64 = 0;
+        let mut batches = 0;
+        for chunk in matching.chunks(UNLINK_BATCH) {
+            let mut unlink = redis::cmd("UNLINK");
+            for key in chunk {
+                unlink.arg(key.as_bytes());
+            }
+            deleted += call
+                .send::<u64>(&mut conn, &unlink)
+                .await
+                .map_err(|e| call.with_progress(e, format!("{} deleted", key_count(deleted as usize))))?;
+            batches += 1;
+        }
+        let gone = matching.len() as u64 - deleted;
+        // What still matches was not previewed: untouched.
+        let left = scan(&call, &mut conn, &pattern, UNTOUCHED_COUNT_LIMIT)
+            .await
+            .map_err(|e| call.with_progress(e, format!("{} deleted", key_count(deleted as usize))))?;
+        let untouched = left.fields["count"].as_u64().unwrap_or(0);
+        let more = if left.fields["complete"].as_bool() == Some(false) {
+            "+"
+        } else {
+            ""
+        };
+        let since = if complete {
+            "created since the preview"
+        } else {
+            "not in the preview"
+        };
+        let mut summary = format!(
+            "UNLINK in {batches} batch{} · {} deleted · {}{more} {since} untouched",
+            if batches == 1 { "" } else { "es" },
+            crate::preview::grouped(deleted),
+            key_count(untouched as usize),
+        );
+        if gone > 0 {
+            summary.push_str(&format!(" · {} previewed already gone", key_count(gone as usize)));
+        }
+        if !skipped.is_empty() {
+            summary.push_str(&format!(
+                " · {} no longer matching skipped",
+                key_count(skipped.len())
+            ));
+        }
+        Ok(ExecOutput {
+            text: format!("{summary} (pattern `{pattern}`)"),
+            summary,
+            fields: json!({
+                "deleted": deleted, "batches": batches, "gone": gone, "skipped": skipped.len(),
+                "untouched": untouched, "pattern": pattern,
+            }),
+        })
+    }
+
+    /// The action's one deadline (its `timeout`, else the target's) and the
+    /// connection, reached within it.
+    async fn begin_call<'a>(
+        &self,
+        t: &'a Target,
+        a: &RedisAction,
+    ) -> Result<(Call<'a>, ConnectionManager), ExecError> {
         let limit = a.timeout.unwrap_or_else(|| t.timeout());
         let call = Call {
             t,
@@ -60,12 +155,8 @@ impl Executor {
             limit,
         };
         let connect = tokio::time::timeout_at(call.deadline, self.redis_conn(t));
-        let mut conn = connect.await.map_err(|_| call.timed_out("connecting"))??;
-        match &planned {
-            Planned::Command { argv } => command(&call, &mut conn, argv).await,
-            Planned::Scan { pattern, limit } => scan(&call, &mut conn, pattern, *limit).await,
-            Planned::DeleteMatching { pattern } => delete_matching(&call, &mut conn, pattern).await,
-        }
+        let conn = connect.await.map_err(|_| call.timed_out("connecting"))??;
+        Ok((call, conn))
     }
 
     /// The shared connection manager of `t`, connected on first use.
@@ -218,6 +309,52 @@ fn glob_escape(s: &str) -> String {
         out.push(c);
     }
     out
+}
+
+/// Whether `key` matches the Redis glob `pattern` (`*`, `?`, `[abc]`,
+/// `[a-z]`, `[^x]`, `\` escapes), as SCAN MATCH would. Pure.
+pub(super) fn glob_match(pattern: &[u8], key: &[u8]) -> bool {
+    match pattern.split_first() {
+        None => key.is_empty(),
+        Some((b'*', rest)) => (0..=key.len()).any(|i| glob_match(rest, &key[i..])),
+        Some((b'?', rest)) => !key.is_empty() && glob_match(rest, &key[1..]),
+        Some((b'[', rest)) => {
+            let Some((&c, tail)) = key.split_first() else {
+                return false;
+            };
+            let (negate, mut p) = match rest.first() {
+                Some(b'^') => (true, &rest[1..]),
+                _ => (false, rest),
+            };
+            let mut hit = false;
+            loop {
+                match p {
+                    [] => return false,
+                    [b']', after @ ..] => {
+                        p = after;
+                        break;
+                    }
+                    [b'\\', x, after @ ..] => {
+                        hit |= *x == c;
+                        p = after;
+                    }
+                    [lo, b'-', hi, after @ ..] if *hi != b']' => {
+                        hit |= (*lo.min(hi)..=*lo.max(hi)).contains(&c);
+                        p = after;
+                    }
+                    [x, after @ ..] => {
+                        hit |= *x == c;
+                        p = after;
+                    }
+                }
+            }
+            hit != negate && glob_match(p, tail)
+        }
+        Some((b'\\', rest)) if !rest.is_empty() => {
+            key.first() == Some(&rest[0]) && glob_match(&rest[1..], &key[1..])
+        }
+        Some((c, rest)) => key.first() == Some(c) && glob_match(rest, &key[1..]),
+    }
 }
 
 /// A pattern must not be bare `*` and must start with an allow-listed prefix
@@ -514,5 +651,24 @@ fn to_json(v: &Value, budget: &mut Budget) -> serde_json::Value {
         }
         Value::Attribute { data, .. } => to_json(data, budget),
         other => J::String(format!("{other:?}")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::glob_match;
+
+    #[test]
+    fn globs_match_as_scan_match_does() {
+        let m = |p: &str, k: &str| glob_match(p.as_bytes(), k.as_bytes());
+        assert!(m("gemini:*", "gemini:analysis:1"));
+        assert!(!m("gemini:*", "project:1"));
+        assert!(m("gemini:a?c", "gemini:abc"));
+        assert!(!m("gemini:a?c", "gemini:ac"));
+        assert!(m("k[0-9]", "k7") && !m("k[0-9]", "kx"));
+        assert!(m("k[^0-9]", "kx") && !m("k[^0-9]", "k7"));
+        assert!(m("k[ab]z", "kbz") && !m("k[ab]z", "kcz"));
+        assert!(m(r"lit\*", "lit*") && !m(r"lit\*", "litx"));
+        assert!(m("*", "") && m("a*b*c", "aXXbYc") && !m("a*b*c", "aXXbY"));
     }
 }

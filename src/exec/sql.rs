@@ -37,6 +37,18 @@ impl Executor {
         targets: &BTreeMap<String, Target>,
         args: &BTreeMap<String, String>,
     ) -> Result<ExecOutput, ExecError> {
+        self.run_sql_as(a, targets, args, false).await
+    }
+
+    /// [`Executor::run_sql`]; `read_only` makes the transaction read-only on
+    /// Postgres (previews: a write in the query is refused by the server).
+    pub(super) async fn run_sql_as(
+        &self,
+        a: &SqlAction,
+        targets: &BTreeMap<String, Target>,
+        args: &BTreeMap<String, String>,
+        read_only: bool,
+    ) -> Result<ExecOutput, ExecError> {
         let t = self.target(targets, &a.target, TargetKind::Sql)?;
         let params = params(a, args)?;
         let limit = a.timeout.unwrap_or_else(|| t.timeout());
@@ -48,7 +60,7 @@ impl Executor {
         } else {
             limit
         };
-        let run = query(&pool, &a.query, params, pg, limit);
+        let run = query(&pool, &a.query, params, pg, limit, read_only);
         let read = match tokio::time::timeout(backstop, run).await {
             Ok(r) => r.map_err(|e| sql_error(t, e, limit))?,
             Err(_) => return Err(timeout(t, limit)),
@@ -135,8 +147,12 @@ async fn query(
     params: Vec<Option<String>>,
     pg: bool,
     limit: Duration,
+    read_only: bool,
 ) -> Result<Read, sqlx::Error> {
     let mut tx = pool.begin().await?;
+    if pg && read_only {
+        sqlx::query("SET TRANSACTION READ ONLY").execute(&mut *tx).await?;
+    }
     if pg {
         // Our own integer, never a chat value.
         let ms = limit.as_millis().max(1);

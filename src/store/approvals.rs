@@ -13,7 +13,7 @@ use std::collections::BTreeMap;
 const COLUMNS: &str =
     "id, profile, command, args, display, request_hash, risk, requester, requester_identity,
      channel, thread, roles, needed, state, created_at, expires_at, decided_by, result,
-     origin_platform, origin";
+     origin_platform, origin, preview";
 
 super::on_tx! {
     /// Opens `n` as a pending approval (see [`Tx::create_approval`]).
@@ -35,10 +35,14 @@ impl Tx {
     /// pending with no votes.
     pub async fn create_approval(&mut self, n: &Approval) -> Result<Approval> {
         let args = serde_json::to_string(&n.args).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+        let preview = match &n.preview {
+            Some(p) => Some(serde_json::to_string(p).map_err(|e| StoreError::Corrupt(e.to_string()))?),
+            None => None,
+        };
         let row = sqlx::query(&format!(
             "INSERT INTO approvals (profile, command, args, display, request_hash, risk, requester, requester_identity,
-                channel, thread, roles, needed, state, created_at, expires_at, updated_at, origin_platform, origin)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, 'pending', $13, $14, $13, $15, $16)
+                channel, thread, roles, needed, state, created_at, expires_at, updated_at, origin_platform, origin, preview)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, 'pending', $13, $14, $13, $15, $16, $17)
              RETURNING {COLUMNS}"
         ))
         .bind(&n.profile)
@@ -57,6 +61,7 @@ impl Tx {
         .bind(n.expires_at)
         .bind(n.origin.as_ref().map(|o| o.platform.as_str()))
         .bind(n.origin.as_ref().map(|o| o.data.as_str()))
+        .bind(preview)
         .fetch_one(self.conn())
         .await?;
         let a = from_row(&row, Vec::new())?;
@@ -263,6 +268,13 @@ fn from_row(r: &AnyRow, votes: Vec<Vote>) -> Result<Approval> {
                 data: data.unwrap_or_default(),
             }),
             (None, _) => None,
+        },
+        preview: match opt_text(r, "preview")? {
+            Some(p) => Some(
+                serde_json::from_str(&p)
+                    .map_err(|e| StoreError::Corrupt(format!("approval preview: {e}")))?,
+            ),
+            None => None,
         },
     })
 }

@@ -30,7 +30,7 @@ const COLUMNS: &str = "id, received_at, source, actor, channel, thread, text, or
 impl Store {
     /// Stores a batch in one statement. Returns the ids actually inserted:
     /// items whose `dedupe_key` was seen before are left out.
-    pub async fn insert_inbox_batch(&self, items: &[InboxItem]) -> Result<Vec<i64>> {
+    pub async fn insert_inbox_batch(&self, items: &[&InboxItem]) -> Result<Vec<i64>> {
         if items.is_empty() {
             return Ok(Vec::new());
         }

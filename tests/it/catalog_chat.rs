@@ -487,6 +487,11 @@ async fn archive_needs_a_dba_and_an_approver_and_moves_rows_with_one_cutoff() {
     assert_eq!(r.outcome, Outcome::NotPermitted, "{}", r.text);
     let r = say_in(&p, "C_CHAT", "console:dana", "/db archive conversations").await;
     assert_eq!(r.outcome, Outcome::ApprovalRequested, "{}", r.text);
+    assert!(
+        r.text.contains("\npreview: 2 conversations (n 2 · cutoff "),
+        "{}",
+        r.text
+    );
     let id = r.approval.expect("approval id");
     let r = say_in(&p, "C_CHAT", "console:alice", &format!("/approve a{id}")).await;
     assert_eq!(
@@ -505,7 +510,16 @@ async fn archive_needs_a_dba_and_an_approver_and_moves_rows_with_one_cutoff() {
     );
     // The two old conversations moved; their messages followed the foreign key.
     assert_eq!(counts(&s).await, (2, 2, 20));
-    let out = run_shipped(&c, "chat", "db archive conversations", &[("days", "90")])
+    let cmd = c.get("chat", "db archive conversations").unwrap();
+    let exec = opsbot::exec::Executor::new(opsbot::exec::Limits::default(), vec![]);
+    let a = crate::support::args(&[("days", "90")]);
+    let found = exec
+        .preview(cmd.preview.as_ref().unwrap(), &c.targets, &a)
+        .await
+        .unwrap();
+    assert_eq!(found.count, 1);
+    let out = exec
+        .execute_previewed(&cmd.action, &c.targets, &a, Some(&found))
         .await
         .unwrap();
     assert_eq!(out.fields["rows"], json!([{"archived": 1}]));

@@ -59,6 +59,11 @@ const BUILT: &[(&str, &str)] = &[
     ("queue", "D-9"),
     ("queue", "D-10"),
     ("queue", "D-13"),
+    ("queue", "C-9"),
+    ("queue", "C-10"),
+    ("queue", "C-11"),
+    ("queue", "D-7"),
+    ("queue", "Q-11"),
     ("cap", "OPS-1"),
     ("cap", "OPS-9"),
     ("cap", "OPS-12"),
@@ -81,6 +86,10 @@ const BUILT: &[(&str, &str)] = &[
     ("cap", "DEP-4"),
     ("cap", "DEP-5"),
     ("cap", "DEP-6"),
+    ("cap", "Q-15"),
+    ("cap", "C-10"),
+    ("cap", "C-11"),
+    ("cap", "D-18"),
     ("scrape", "OPS-2"),
     ("scrape", "OPS-6"),
     ("scrape", "OPS-7"),
@@ -93,6 +102,7 @@ const BUILT: &[(&str, &str)] = &[
     ("scrape", "S-5"),
     ("scrape", "S-6"),
     ("scrape", "AI-1"),
+    ("scrape", "S-8"),
     ("pdf", "Q-16"),
     ("pdf", "Q-18"),
     ("pdf", "Q-19"),
@@ -182,32 +192,7 @@ const NOT_YET: &[(&str, &str, &str)] = &[
     (
         "queue",
         "OPS-37",
-        "preview on the approval card (count of -print)",
-    ),
-    (
-        "queue",
-        "Q-11",
-        "preview on the approval card (job state, age, attempts)",
-    ),
-    (
-        "queue",
-        "C-9",
-        "preview on the approval card (SCAN count + 5 samples; delete only previewed keys)",
-    ),
-    (
-        "queue",
-        "C-10",
-        "preview on the approval card (DBSIZE, bull:* keys); SELECT would switch the shared connection's DB",
-    ),
-    (
-        "queue",
-        "C-11",
-        "preview on the approval card (DBSIZE, bull:* keys)",
-    ),
-    (
-        "queue",
-        "D-7",
-        "preview on the approval card (pids, bound as $2) and break-glass",
+        "a preview of `find -print` on the app host (a preview reads redis, sql or http only)",
     ),
     (
         "queue",
@@ -267,22 +252,7 @@ const NOT_YET: &[(&str, &str, &str)] = &[
     (
         "cap",
         "OPS-37",
-        "preview on the approval card (count of -print)",
-    ),
-    (
-        "cap",
-        "Q-15",
-        "preview on the approval card (TYPE and size of the stalled key)",
-    ),
-    (
-        "cap",
-        "C-10",
-        "preview on the approval card (DBSIZE, bull:* keys); SELECT would switch the shared connection's DB",
-    ),
-    (
-        "cap",
-        "C-11",
-        "preview on the approval card (DBSIZE, bull:* keys)",
+        "a preview of `find -print` on the app host (a preview reads redis, sql or http only)",
     ),
     (
         "cap",
@@ -306,18 +276,13 @@ const NOT_YET: &[(&str, &str, &str)] = &[
     ),
     (
         "cap",
-        "D-18",
-        "preview on the approval card (count of the queue_jobs rows to delete)",
-    ),
-    (
-        "cap",
         "DEP-2",
         "a bot-side watch that polls and edits one message (a seq runs once)",
     ),
     (
         "cap",
         "DEP-3",
-        "preview on the approval card (phase, health, error rate) and a confirmation token injected from the environment into the body",
+        "a confirmation token injected from the environment into the body (the preview of phase, health and error rate can be an http GET)",
     ),
     (
         "cap",
@@ -342,7 +307,7 @@ const NOT_YET: &[(&str, &str, &str)] = &[
     (
         "cap",
         "BK-5",
-        "preview on the approval card (count of -print)",
+        "a preview of `find -print` on the host with {backup.dir} (a preview reads redis, sql or http only)",
     ),
     (
         "scrape",
@@ -362,12 +327,7 @@ const NOT_YET: &[(&str, &str, &str)] = &[
     (
         "scrape",
         "S-7",
-        "one stop per job of the listed jobs (a seq has fixed steps), the frozen job list on the approval card and break-glass",
-    ),
-    (
-        "scrape",
-        "S-8",
-        "preview on the approval card (count of queued jobs)",
+        "one stop per listed job: a preview can freeze the job list on the card, but a seq has fixed steps and previewed items bind to an sql parameter only",
     ),
     (
         "scrape",
@@ -437,12 +397,12 @@ const NOT_YET: &[(&str, &str, &str)] = &[
     (
         "scrape",
         "BK-5",
-        "preview on the approval card (count of -print)",
+        "a preview of `find -print` on the host with {backup.dir} (a preview reads redis, sql or http only)",
     ),
     (
         "scrape",
         "BK-7",
-        "preview on the approval card (time, size, target) and the pre-restore backup (seq)",
+        "a process preview of the backup (time, size, target: a preview reads redis, sql or http only) and the pre-restore backup (seq)",
     ),
     (
         "scrape",
@@ -492,12 +452,12 @@ const NOT_YET: &[(&str, &str, &str)] = &[
     (
         "pdf",
         "ST-5",
-        "preview on the approval card (D-25's orphans)",
+        "handing npm run storage:cleanup the previewed orphans (D-25 as the preview can be written; its items bind to an sql parameter only)",
     ),
     (
         "pdf",
         "BK-7",
-        "preview on the approval card (time, size, target) and the pre-restore backup (seq)",
+        "a process preview of the backup (time, size, target: a preview reads redis, sql or http only) and the pre-restore backup (seq)",
     ),
     (
         "pdf",
@@ -538,6 +498,10 @@ struct Row {
     roles: BTreeSet<String>,
     /// Approver roles of `2P …`; `None` for `—`.
     approvers: Option<BTreeSet<String>>,
+    /// The row's "does" cell asks for a preview ("preview …", "card shows …").
+    preview: bool,
+    /// The approval cell ends in `BG` (break-glass).
+    break_glass: bool,
     /// A row whose syntaxes differ in risk and roles (OPS-30: `stop
     /// destructive, start write` and `stop: sre · 2P …; start: oncall · —`),
     /// by the last chat word of each syntax.
@@ -686,8 +650,9 @@ fn parse_section_1(text: &str) -> Vec<Row> {
         }
         let Some(h) = &header else { continue };
         let col = |name: &str| h.iter().position(|x| x == name);
-        let (Some(syntax), Some(risk), Some(role), Some(seed), Some(_)) = (
+        let (Some(syntax), Some(does), Some(risk), Some(role), Some(seed), Some(_)) = (
             col("syntax"),
+            col("does"),
             col("risk"),
             col("role · approval"),
             col("seed"),
@@ -709,6 +674,8 @@ fn parse_section_1(text: &str) -> Vec<Row> {
                 risk: single.then(|| risk_cell.clone()),
                 roles: roles.clone(),
                 approvers: approvers.clone(),
+                preview: c[does].contains("preview") || c[does].contains("card shows"),
+                break_glass: c[role].trim_end().ends_with("· BG"),
                 split: split_policies(&risk_cell, &c[role]),
             });
         }
@@ -789,12 +756,9 @@ fn every_built_row_is_in_the_catalog_as_section_1_proposes() {
                     approvers: row.approvers.clone(),
                 },
             };
-            if cmd.risk.as_str() != want.risk {
-                problems.push(format!(
-                    "{profile} {id}: risk {} (§1: {})",
-                    cmd.risk.as_str(),
-                    want.risk
-                ));
+            let risk = want.risk.as_str();
+            if cmd.risk.as_str() != risk {
+                problems.push(format!("{profile} {id}: risk {} (§1: {risk})", cmd.risk.as_str()));
             }
             let roles: BTreeSet<String> = cmd.roles.iter().cloned().collect();
             if roles != want.roles {
@@ -808,6 +772,20 @@ fn every_built_row_is_in_the_catalog_as_section_1_proposes() {
                 problems.push(format!(
                     "{profile} {id}: approval {approvers:?} (§1: {:?})",
                     want.approvers
+                ));
+            }
+            // §0: every destructive action shows its preview on the card (a
+            // write without approval, like pdf Q-19, has no card to show it on).
+            if row.preview && risk == "destructive" && cmd.preview.is_none() {
+                problems.push(format!(
+                    "{profile} {id}: §1 shows a preview on the card; the command has none"
+                ));
+            }
+            let bg = cmd.approve.as_ref().is_some_and(|a| a.break_glass);
+            if bg != row.break_glass {
+                problems.push(format!(
+                    "{profile} {id}: break-glass {bg} (§1: {})",
+                    row.break_glass
                 ));
             }
             if let Some(a) = &cmd.approve {

@@ -6,8 +6,8 @@
 //! are refused by their argument kind or stay one inert value.
 
 use crate::support::{
-    args, both, clock, config, pipeline_with, redis_url, render_cases, say, shipped_catalog_env, unique,
-    FakeTarget, PgSchema,
+    args, both, clock, config, pipeline_with, redis_url, render_cases, say, shipped_catalog_env, FakeTarget,
+    Keys, PgSchema,
 };
 use opsbot::catalog::{Action, Catalog};
 use opsbot::engine::Outcome;
@@ -39,6 +39,8 @@ fn every_queue_command_parses_authorizes_and_renders() {
         ("console:alice", "/queue retry-job ai-analysis ../../admin"),
         ("console:alice", "/queue retry-job ai-analysis \"12 34\""),
         ("console:alice", "/queue clean-all"),
+        ("console:alice", "/queue remove ai-analysis 1234"),
+        ("console:alice", "/queue remove ai-analysis ../../admin"),
         ("console:bob", "/queue clean-all"),
         ("console:dave", "/queue board"),
         ("slack:U0STRANGER", "/queue board"),
@@ -60,6 +62,13 @@ fn every_queue_command_parses_authorizes_and_renders() {
         ("console:alice", "/cache keys \"project:*\r\nFLUSHALL\""),
         ("console:alice", "/cache count project:*"),
         ("console:alice", "/cache warm"),
+        ("console:alice", "/cache delete gemini:analysis:*"),
+        ("console:alice", "/cache delete *"),
+        ("console:alice", "/cache delete \"gemini:x\r\nFLUSHALL\""),
+        ("console:alice", "/cache flushdb --db 3"),
+        ("console:bob", "/cache flushdb --db 3"),
+        ("console:bob", "/cache flushdb --db 16"),
+        ("console:bob", "/cache flushall"),
         ("slack:U0STRANGER", "/cache warm"),
         ("slack:U0STRANGER", "/db ping"),
         ("console:dave", "/db version"),
@@ -75,6 +84,9 @@ fn every_queue_command_parses_authorizes_and_renders() {
         ("console:dave", "/db table-sizes"),
         ("console:alice", "/db analyze"),
         ("console:alice", "/db analyze projects"),
+        ("console:alice", "/db kill-long"),
+        ("console:alice", "/db kill-long --older-than 30s"),
+        ("console:alice", "/db kill-long --older-than \"1s'; --\""),
     ];
     insta::assert_snapshot!(render_cases(&catalog, &config(ERIN), "queue", &cases));
 }
@@ -176,43 +188,6 @@ async fn run_shipped(
     a: &[(&str, &str)],
 ) -> Result<exec::ExecOutput, exec::ExecError> {
     crate::support::run_shipped(catalog, "queue", name, a).await
-}
-
-/// Keys under `gemini:<tag>:` (inside the shipped allow-list, apart from every
-/// other test), removed at the end.
-struct Keys {
-    prefix: String,
-    conn: redis::aio::MultiplexedConnection,
-}
-
-impl Keys {
-    async fn new() -> Keys {
-        let client = redis::Client::open(redis_url()).expect("redis url");
-        Keys {
-            prefix: format!("gemini:{}:", unique("t")),
-            conn: client.get_multiplexed_async_connection().await.expect("redis"),
-        }
-    }
-
-    async fn cmd(&mut self, c: &mut redis::Cmd) {
-        let _: () = c.query_async(&mut self.conn).await.expect("redis command");
-    }
-
-    async fn cleanup(mut self, extra: &[String]) {
-        let (_, mut keys): (u64, Vec<String>) = redis::cmd("SCAN")
-            .arg(0)
-            .arg("MATCH")
-            .arg(format!("{}*", self.prefix))
-            .arg("COUNT")
-            .arg(100_000)
-            .query_async(&mut self.conn)
-            .await
-            .expect("scan");
-        keys.extend(extra.iter().cloned());
-        if !keys.is_empty() {
-            self.cmd(redis::cmd("UNLINK").arg(&keys)).await;
-        }
-    }
 }
 
 #[tokio::test]

@@ -49,6 +49,8 @@ fn every_scrape_command_parses_authorizes_and_renders() {
         ("console:alice", "/scrape stop job-86"),
         ("console:alice", "/scrape stop ."),
         ("console:alice", "/scrape stop-all"),
+        ("console:alice", "/scrape clear-queue"),
+        ("console:dave", "/scrape clear-queue"),
         ("slack:U0STRANGER", "/ai health"),
     ];
     insta::assert_snapshot!(render_cases(&catalog, &cfg(), "scrape", &cases));

@@ -368,24 +368,7 @@ impl RedisScope {
     }
 
     async fn scan_all(&mut self, pattern: &str) -> Vec<String> {
-        let mut out = Vec::new();
-        let mut cursor = 0u64;
-        loop {
-            let (next, page): (u64, Vec<String>) = redis::cmd("SCAN")
-                .arg(cursor)
-                .arg("MATCH")
-                .arg(pattern)
-                .arg("COUNT")
-                .arg(1000)
-                .query_async(&mut self.conn)
-                .await
-                .unwrap();
-            out.extend(page);
-            if next == 0 {
-                return out;
-            }
-            cursor = next;
-        }
+        crate::support::scan_all(&mut self.conn, pattern).await
     }
 }
 

@@ -86,7 +86,7 @@ fn kinds(events: &[Event]) -> Vec<String> {
 }
 
 /// Declares as `who` in C_QUEUE (bound to queue); answers the new id.
-async fn declare(p: &Pipeline, who: &str, text: &str) -> i64 {
+pub async fn declare(p: &Pipeline, who: &str, text: &str) -> i64 {
     let r = say(p, who, &format!("/incident declare {text}")).await;
     assert_eq!(r.outcome, Outcome::Done, "{}", r.text);
     let open = p.store.open_incidents().await.expect("open");

@@ -267,7 +267,7 @@ async fn stored_requests_survive_a_restart() {
         text: "/queue resume ai-analysis".into(),
         ..pending.clone()
     };
-    t.store.insert_inbox_batch(&[pending, cut]).await.unwrap();
+    t.store.insert_inbox_batch(&[&pending, &cut]).await.unwrap();
     assert!(t.store.claim_inbox(2).await.unwrap());
     // The restarted process: a new instance over the same database.
     let app = TestApp::spawn(t.reopen().await).await;

@@ -27,6 +27,7 @@ fn new_approval(now: i64) -> Approval {
         decided_by: None,
         result: None,
         origin: None,
+        preview: None,
     }
 }
 
@@ -277,9 +278,9 @@ async fn inbox_batches_dedupe_and_housekeeping_keeps_unfinished_rows() {
         };
         let ids = s
             .insert_inbox_batch(&[
-                item(1, 10, Some("ev1")),
-                item(2, 10, None),
-                item(3, 10, Some("ev1")),
+                &item(1, 10, Some("ev1")),
+                &item(2, 10, None),
+                &item(3, 10, Some("ev1")),
             ])
             .await
             .unwrap();

@@ -932,9 +932,28 @@ pub fn parse_authorize_render(
     if let Err(denied) = opsbot::auth::may_request(&directory.resolve(identity), cmd) {
         return format!("{head}\n{denied}");
     }
-    match opsbot::exec::render(&cmd.action, &catalog.targets, &req.args) {
-        Ok(r) => format!("{head}\n{r}"),
-        Err(e) => format!("{head}\nrender refused: {e}"),
+    // A preview is rendered first; the action then shows what it binds as
+    // `<preview.…>` (the values come from the preview at run time).
+    let mut a = req.args.clone();
+    let preview = match &cmd.preview {
+        None => String::new(),
+        Some(p) => {
+            for tpl in cmd.action.templates() {
+                for name in opsbot::template::placeholders(tpl) {
+                    if name.starts_with("preview.") {
+                        a.insert(name.to_string(), format!("<{name}>"));
+                    }
+                }
+            }
+            match opsbot::exec::render(&p.action, &catalog.targets, &req.args) {
+                Ok(r) => format!("\npreview ({}): {r}\nthen:", p.what),
+                Err(e) => return format!("{head}\npreview refused: {e}"),
+            }
+        }
+    };
+    match opsbot::exec::render(&cmd.action, &catalog.targets, &a) {
+        Ok(r) => format!("{head}{preview}\n{r}"),
+        Err(e) => format!("{head}{preview}\nrender refused: {e}"),
     }
 }
 
@@ -1200,5 +1219,64 @@ pub fn process_alive(pid: u32) -> bool {
             .map(|(_, rest)| !rest.trim_start().starts_with('Z'))
             .unwrap_or(false),
         Err(_) => false,
+    }
+}
+
+/// Keys under `gemini:<tag>:` (inside the shipped allow-list, apart from every
+/// other test), removed at the end.
+pub struct Keys {
+    pub prefix: String,
+    pub conn: redis::aio::MultiplexedConnection,
+}
+
+impl Keys {
+    pub async fn new() -> Keys {
+        let client = redis::Client::open(redis_url()).expect("redis url");
+        Keys {
+            prefix: format!("gemini:{}:", unique("t")),
+            conn: client.get_multiplexed_async_connection().await.expect("redis"),
+        }
+    }
+
+    pub async fn cmd(&mut self, c: &mut redis::Cmd) {
+        let _: () = c.query_async(&mut self.conn).await.expect("redis command");
+    }
+
+    pub async fn cleanup(mut self, extra: &[String]) {
+        let (_, mut keys): (u64, Vec<String>) = redis::cmd("SCAN")
+            .arg(0)
+            .arg("MATCH")
+            .arg(format!("{}*", self.prefix))
+            .arg("COUNT")
+            .arg(100_000)
+            .query_async(&mut self.conn)
+            .await
+            .expect("scan");
+        keys.extend(extra.iter().cloned());
+        if !keys.is_empty() {
+            self.cmd(redis::cmd("UNLINK").arg(&keys)).await;
+        }
+    }
+}
+
+/// Every key matching `pattern` (a SCAN loop), in the order found.
+pub async fn scan_all(conn: &mut redis::aio::MultiplexedConnection, pattern: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut cursor = 0u64;
+    loop {
+        let (next, page): (u64, Vec<String>) = redis::cmd("SCAN")
+            .arg(cursor)
+            .arg("MATCH")
+            .arg(pattern)
+            .arg("COUNT")
+            .arg(1000)
+            .query_async(conn)
+            .await
+            .unwrap();
+        out.extend(page);
+        if next == 0 {
+            return out;
+        }
+        cursor = next;
     }
 }

@@ -36,7 +36,7 @@ pub struct DiscordInbound {
 pub fn routes(state: DiscordInbound) -> Router {
     Router::new()
         .route("/discord/interactions", post(interactions))
-        .with_state(state)
+        .with_state(std::sync::Arc::new(state))
 }
 
 /// The parts of an interaction opsbot reads. Our own minimal model: a
@@ -96,7 +96,7 @@ impl DiscordInbound {
     async fn store(
         &self,
         started: Instant,
-        inv: &Invocation,
+        inv: Invocation,
         origin: &Origin,
         id: &str,
         ack: Value,
@@ -125,7 +125,11 @@ fn message(text: &str, private: bool) -> Response {
     Json(json!({ "type": MESSAGE, "data": data })).into_response()
 }
 
-async fn interactions(State(s): State<DiscordInbound>, headers: HeaderMap, body: Bytes) -> Response {
+async fn interactions(
+    State(s): State<std::sync::Arc<DiscordInbound>>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
     let started = Instant::now();
     if !s.verified(&headers, &body) {
         return StatusCode::UNAUTHORIZED.into_response();
@@ -178,7 +182,7 @@ async fn interactions(State(s): State<DiscordInbound>, headers: HeaderMap, body:
             if origin.private {
                 ack["data"] = json!({ "flags": EPHEMERAL });
             }
-            s.store(started, &inv, &origin, &ev.id, ack).await
+            s.store(started, inv, &origin, &ev.id, ack).await
         }
         InteractionType::Component => {
             let custom = data.custom_id.unwrap_or_default();
@@ -195,7 +199,7 @@ async fn interactions(State(s): State<DiscordInbound>, headers: HeaderMap, body:
                 s.pipeline.metrics.rate_limited();
                 return message(&s.rate.refusal(wait), true);
             }
-            s.store(started, &inv, &origin, &ev.id, json!({ "type": DEFERRED_UPDATE }))
+            s.store(started, inv, &origin, &ev.id, json!({ "type": DEFERRED_UPDATE }))
                 .await
         }
         _ => StatusCode::BAD_REQUEST.into_response(),

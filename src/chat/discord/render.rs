@@ -341,6 +341,14 @@ pub fn card(a: &Approval, result: Option<&str>, now: Millis) -> Value {
             true,
         )
         .field("Expires", expiry(a, now), false);
+    if let Some((headline, samples)) = card::preview(a) {
+        let value = if samples.is_empty() {
+            escape(&headline)
+        } else {
+            format!("{}\n{}", escape(&headline), code_block(&samples))
+        };
+        embed = embed.field("Preview", value, false);
+    }
     if let Some(status) = status_line(a, &escape) {
         embed = embed.field("Status", status, false);
     }
@@ -471,6 +479,13 @@ mod tests {
             OutOp::Respond { handle, .. } => serde_json::from_str(handle).unwrap(),
             other => panic!("not an answer through the webhook: {other:?}"),
         }
+    }
+
+    #[test]
+    fn a_card_shows_the_preview_with_its_samples_escaped() {
+        let a = crate::approval::with_example_preview(approval(State::Pending));
+        let m = render(Notification::ApprovalOpened { approval: &a });
+        insta::assert_json_snapshot!("approval_card_preview", m[0].body);
     }
 
     #[test]

@@ -14,9 +14,9 @@ use axum::routing::post;
 use axum::{Json, Router};
 use secrecy::{ExposeSecret, SecretString};
 use serde_json::json;
-use slack_morphism::prelude::{
-    SlackCommandEvent, SlackEventCallbackBody, SlackInteractionEvent, SlackPushEvent,
-};
+use slack_morphism::prelude::{SlackEventCallbackBody, SlackInteractionEvent, SlackPushEvent};
+use std::borrow::Cow;
+use std::sync::Arc;
 use tokio::time::Instant;
 
 /// Shared state of the Slack endpoints.
@@ -41,7 +41,7 @@ pub fn routes(state: SlackInbound) -> Router {
         .route("/slack/commands", post(commands))
         .route("/slack/interactions", post(interactions))
         .route("/slack/events", post(events))
-        .with_state(state)
+        .with_state(Arc::new(state))
 }
 
 impl SlackInbound {
@@ -59,7 +59,7 @@ impl SlackInbound {
     async fn store(
         &self,
         started: Instant,
-        inv: &Invocation,
+        inv: Invocation,
         origin: &Origin,
         dedupe_key: Option<String>,
     ) -> Response {
@@ -127,32 +127,54 @@ fn ephemeral(reply: &Reply) -> Response {
     Json(json!({ "response_type": "ephemeral", "text": text })).into_response()
 }
 
-async fn commands(State(s): State<SlackInbound>, headers: HeaderMap, body: Bytes) -> Response {
+/// The fields of a slash command opsbot reads, borrowed from the body where
+/// no percent-decoding was needed (Slack sends more; they are ignored).
+#[derive(serde::Deserialize)]
+struct SlashForm<'a> {
+    #[serde(borrow)]
+    team_id: Cow<'a, str>,
+    #[serde(borrow)]
+    user_id: Cow<'a, str>,
+    #[serde(borrow)]
+    channel_id: Cow<'a, str>,
+    #[serde(borrow)]
+    command: Cow<'a, str>,
+    #[serde(borrow, default)]
+    text: Cow<'a, str>,
+    #[serde(borrow)]
+    response_url: Cow<'a, str>,
+    #[serde(borrow)]
+    trigger_id: Cow<'a, str>,
+    #[serde(borrow, default)]
+    api_app_id: Option<Cow<'a, str>>,
+}
+
+/// The ack of a stored command: `in_channel` with no text, so Slack shows
+/// the command itself to the channel.
+fn in_channel() -> Response {
+    static BODY: &str = r#"{"response_type":"in_channel"}"#;
+    ([(axum::http::header::CONTENT_TYPE, "application/json")], BODY).into_response()
+}
+
+async fn commands(State(s): State<Arc<SlackInbound>>, headers: HeaderMap, body: Bytes) -> Response {
     let started = Instant::now();
     if !s.verified(&headers, &body) {
         return unauthorized();
     }
-    let Ok(cmd) = serde_urlencoded::from_bytes::<SlackCommandEvent>(&body) else {
+    let Ok(cmd) = serde_urlencoded::from_bytes::<SlashForm>(&body) else {
         return StatusCode::BAD_REQUEST.into_response();
     };
-    // slack-morphism's command type has no `api_app_id`; Slack sends it.
-    #[derive(serde::Deserialize)]
-    struct App {
-        api_app_id: Option<String>,
+    // Where Slack wants a delayed answer: an absolute http(s) URL.
+    if !cmd.response_url.starts_with("https://") && !cmd.response_url.starts_with("http://") {
+        return StatusCode::BAD_REQUEST.into_response();
     }
-    let app = match &s.app_id {
-        Some(_) => serde_urlencoded::from_bytes::<App>(&body)
-            .ok()
-            .and_then(|a| a.api_app_id),
-        None => None,
-    };
-    if !s.ours(Some(&cmd.team_id.0), app.as_deref()) {
+    if !s.ours(Some(&cmd.team_id), cmd.api_app_id.as_deref()) {
         return StatusCode::FORBIDDEN.into_response();
     }
     // Slack sends `&`, `<`, `>` as entities; parse what the user typed.
-    let typed = super::escape::unescape(cmd.text.as_deref().unwrap_or_default());
-    let text = format!("{} {typed}", cmd.command.0);
-    let inv = s.invocation(&cmd.user_id.0, &cmd.channel_id.0, None, text);
+    let typed = super::escape::unescape(&cmd.text);
+    let text = format!("{} {typed}", cmd.command);
+    let inv = s.invocation(&cmd.user_id, &cmd.channel_id, None, text);
     if let Some(quick) = s.pipeline.quick(&inv) {
         if let Some(entry) = quick.denied {
             s.audit.record(entry);
@@ -163,15 +185,15 @@ async fn commands(State(s): State<SlackInbound>, headers: HeaderMap, body: Bytes
         return ephemeral(&Reply::new(Outcome::NotPermitted, refusal));
     }
     let origin = Origin {
-        user: cmd.user_id.0.clone(),
-        channel: cmd.channel_id.0.clone(),
+        user: cmd.user_id.into_owned(),
+        channel: cmd.channel_id.into_owned(),
         thread_ts: None,
         kind: OriginKind::Command,
-        response_url: Some(cmd.response_url.0.to_string()),
+        response_url: Some(cmd.response_url.into_owned()),
     };
     // A replay of the same signed request (same trigger_id) is stored once.
-    let key = format!("slack-cmd:{}", cmd.trigger_id.0);
-    let stored = s.store(started, &inv, &origin, Some(key)).await;
+    let key = format!("slack-cmd:{}", cmd.trigger_id);
+    let stored = s.store(started, inv, &origin, Some(key)).await;
     if stored.status() != StatusCode::OK {
         let busy = Reply::new(
             Outcome::Failed,
@@ -179,11 +201,10 @@ async fn commands(State(s): State<SlackInbound>, headers: HeaderMap, body: Bytes
         );
         return ephemeral(&busy);
     }
-    // `in_channel` with no text: Slack shows the command itself to the channel.
-    Json(json!({ "response_type": "in_channel" })).into_response()
+    in_channel()
 }
 
-async fn interactions(State(s): State<SlackInbound>, headers: HeaderMap, body: Bytes) -> Response {
+async fn interactions(State(s): State<Arc<SlackInbound>>, headers: HeaderMap, body: Bytes) -> Response {
     let started = Instant::now();
     if !s.verified(&headers, &body) {
         return unauthorized();
@@ -234,10 +255,10 @@ async fn interactions(State(s): State<SlackInbound>, headers: HeaderMap, body: B
         // A click's ack carries no message: dropped (and counted).
         return StatusCode::OK.into_response();
     }
-    s.store(started, &inv, &origin, key).await
+    s.store(started, inv, &origin, key).await
 }
 
-async fn events(State(s): State<SlackInbound>, headers: HeaderMap, body: Bytes) -> Response {
+async fn events(State(s): State<Arc<SlackInbound>>, headers: HeaderMap, body: Bytes) -> Response {
     let started = Instant::now();
     if !s.verified(&headers, &body) {
         return unauthorized();
@@ -277,7 +298,7 @@ async fn events(State(s): State<SlackInbound>, headers: HeaderMap, body: Bytes) 
             }
             // Slack retries (X-Slack-Retry-Num) repeat the event_id: stored once.
             let key = format!("slack-event:{}", cb.event_id.0);
-            s.store(started, &inv, &origin, Some(key)).await
+            s.store(started, inv, &origin, Some(key)).await
         }
         _ => StatusCode::OK.into_response(),
     }

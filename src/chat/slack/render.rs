@@ -276,6 +276,15 @@ pub fn card(a: &Approval, result: Option<&str>, now: Millis) -> Value {
             "needs {} of {roles} · {} of {} approved · expires {}",
             a.needed, a.votes.len(), a.needed, expiry(a, now))}]}),
     ];
+    if let Some((headline, samples)) = card::preview(a) {
+        blocks.push(json!({"type": "section", "text": {"type": "mrkdwn",
+            "text": format!("*Preview:* {}", escape::text(&headline))}}));
+        if !samples.is_empty() {
+            blocks.push(
+                json!({"type": "section", "text": {"type": "mrkdwn", "text": escape::code_block(&samples)}}),
+            );
+        }
+    }
     if a.state == State::Pending {
         blocks.push(
             json!({"type": "actions", "block_id": format!("approval-{}", a.id), "elements": [
@@ -343,6 +352,13 @@ mod tests {
             reply,
             approval: a,
         })
+    }
+
+    #[test]
+    fn a_card_shows_the_preview_with_its_samples_escaped() {
+        let a = crate::approval::with_example_preview(approval(State::Pending));
+        let m = render(Notification::ApprovalOpened { approval: &a });
+        insta::assert_json_snapshot!("approval_card_preview", m[0].body);
     }
 
     #[test]
@@ -580,6 +596,7 @@ mod tests {
             generator_url: Some("http://prom/graph?g0.expr=a|b>c".into()),
             silence_url: Some("javascript:alert(1)".into()),
             dashboard_url: None,
+            silenced: None,
         };
         let mut g = GroupView {
             id: 4,
