@@ -8,7 +8,9 @@ pub(crate) fn distance(input: &str, candidate: &str) -> Option<usize> {
     let candidate = candidate.to_lowercase();
     let len = input.chars().count();
     let limit = (len / 3).clamp(1, 3);
-    let mut d = strsim::damerau_levenshtein(&input, &candidate);
+    // Optimal string alignment: adjacent transpositions count as one edit,
+    // without the per-call alphabet map of full Damerau-Levenshtein.
+    let mut d = strsim::osa_distance(&input, &candidate);
     if len >= 3 && candidate.starts_with(&input) {
         d = d.min(1);
     }

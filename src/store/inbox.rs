@@ -38,7 +38,7 @@ impl Store {
             .map(|i| format!("({})", params(self.backend, i * 9 + 1, 9).join(",")))
             .collect();
         let sql = format!(
-            "INSERT INTO inbox ({COLUMNS}) VALUES {} ON CONFLICT DO NOTHING RETURNING id",
+            "INSERT INTO inbox ({COLUMNS}) VALUES {} ON CONFLICT DO NOTHING",
             rows.join(",")
         );
         let mut q = sqlx::query(&sql);
@@ -54,8 +54,31 @@ impl Store {
                 .bind(&it.origin)
                 .bind(&it.dedupe_key);
         }
-        let rows = q.fetch_all(&self.pool).await?;
-        rows.iter().map(|r| int(r, "id")).collect()
+        // No RETURNING: rows read back cost more than the insert itself, and
+        // nearly every batch has no repeat.
+        let done = q.execute(&self.pool).await?;
+        if done.rows_affected() == items.len() as u64 {
+            return Ok(items.iter().map(|it| it.id).collect());
+        }
+        // Some repeated a stored dedupe key: ours are the rows stored under
+        // our ids with our keys.
+        let sql = format!(
+            "SELECT id, dedupe_key FROM inbox WHERE id IN ({})",
+            params(self.backend, 1, items.len()).join(",")
+        );
+        let mut q = sqlx::query(&sql);
+        for it in items {
+            q = q.bind(it.id);
+        }
+        let mut stored = std::collections::HashMap::new();
+        for r in q.fetch_all(&self.pool).await? {
+            stored.insert(int(&r, "id")?, opt_text(&r, "dedupe_key")?);
+        }
+        Ok(items
+            .iter()
+            .filter(|it| stored.get(&it.id).is_some_and(|k| *k == it.dedupe_key))
+            .map(|it| it.id)
+            .collect())
     }
 
     /// new → processing. True for exactly one caller.
