@@ -5,6 +5,7 @@
 //! opening incidents come later; what is stored is already what they need.
 
 pub mod alertmanager;
+pub mod digest;
 pub mod generic;
 pub mod grafana;
 pub mod inbound;

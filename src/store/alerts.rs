@@ -476,11 +476,11 @@ fn alert_group(r: &AnyRow) -> Result<AlertGroup> {
     })
 }
 
-fn opt_int(row: &AnyRow, col: &str) -> Result<Option<i64>> {
+pub(super) fn opt_int(row: &AnyRow, col: &str) -> Result<Option<i64>> {
     Ok(row.try_get::<Option<i64>, _>(col)?)
 }
 
-fn stored_alert(r: &AnyRow) -> Result<StoredAlert> {
+pub(super) fn stored_alert(r: &AnyRow) -> Result<StoredAlert> {
     Ok(StoredAlert {
         id: int(r, "id")?,
         group_id: int(r, "group_id")?,

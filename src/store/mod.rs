@@ -25,12 +25,14 @@ mod audit;
 mod inbox;
 mod incidents;
 mod outbox;
+mod storms;
 mod timers;
 
 pub use alerts::{AlertGroup, AlertRecord, NewAlert, StoredAlert};
 pub use inbox::InboxItem;
 pub use incidents::{card_key, OverrideRow, INCIDENT_REMINDER, INCIDENT_STEP};
 pub use outbox::{KeyLookup, OutMessage, OutOp, OutboxFailure, OutboxRow, OutboxState, Thread};
+pub use storms::Storm;
 pub use timers::{Timer, APPROVAL_EXPIRY};
 
 use sqlx::any::{AnyPoolOptions, AnyRow};

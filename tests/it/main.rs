@@ -23,4 +23,5 @@ mod pipeline;
 mod policies;
 mod slack;
 mod store;
+mod storm;
 mod support;
