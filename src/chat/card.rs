@@ -206,28 +206,39 @@ pub fn alert_group_messages(
     g: &crate::alerts::post::GroupView,
     body: serde_json::Value,
 ) -> Vec<crate::store::OutMessage> {
-    use crate::store::{OutMessage, OutOp};
     g.destinations
         .iter()
         .filter(|d| d.platform == platform)
         .map(|d| {
             let key = crate::alerts::post::message_key(g.id, d);
-            OutMessage {
-                platform: platform.into(),
-                channel: d.channel.clone(),
-                op: if g.new {
-                    OutOp::Post {
-                        key: Some(key),
-                        thread: None,
-                        fallback: None,
-                    }
-                } else {
-                    OutOp::Update { key }
-                },
-                body: body.clone(),
-            }
+            keyed_message(platform, &d.channel, key, g.new, body.clone())
         })
         .collect()
+}
+
+/// A message under `key` in `channel`: posted when `new`, else an edit.
+fn keyed_message(
+    platform: &str,
+    channel: &str,
+    key: String,
+    new: bool,
+    body: serde_json::Value,
+) -> crate::store::OutMessage {
+    use crate::store::OutOp;
+    crate::store::OutMessage {
+        platform: platform.into(),
+        channel: channel.into(),
+        op: if new {
+            OutOp::Post {
+                key: Some(key),
+                thread: None,
+                fallback: None,
+            }
+        } else {
+            OutOp::Update { key }
+        },
+        body,
+    }
 }
 
 /// A storm digest's one message, if it is for `platform`: posted when new,
@@ -237,26 +248,11 @@ pub fn alert_digest_messages(
     d: &crate::alerts::digest::DigestView,
     body: serde_json::Value,
 ) -> Vec<crate::store::OutMessage> {
-    use crate::store::{OutMessage, OutOp};
     if d.platform != platform {
         return Vec::new();
     }
     let key = crate::alerts::digest::message_key(d.storm, &d.platform, &d.channel);
-    let op = if d.new {
-        OutOp::Post {
-            key: Some(key),
-            thread: None,
-            fallback: None,
-        }
-    } else {
-        OutOp::Update { key }
-    };
-    vec![OutMessage {
-        platform: platform.into(),
-        channel: d.channel.clone(),
-        op,
-        body,
-    }]
+    vec![keyed_message(platform, &d.channel, key, d.new, body)]
 }
 
 /// A storm digest's text: totals, counts by alert name and severity, the

@@ -25,3 +25,4 @@ mod slack;
 mod store;
 mod storm;
 mod support;
+mod wait;
