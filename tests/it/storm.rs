@@ -177,3 +177,73 @@ async fn a_storm_is_one_paced_digest_counting_every_alert_then_groups_post_again
     })
     .await;
 }
+
+/// Posts the root storm's `k`th notification.
+async fn post(app: &TestApp, k: usize) {
+    let alerts = (k * PER_POST..(k + 1) * PER_POST)
+        .map(|i| storm_alert(i, "firing"))
+        .collect();
+    assert_eq!(
+        app.alert("/alerts/alertmanager", &notification(alerts))
+            .await
+            .status(),
+        200
+    );
+}
+
+/// A restart in the middle of a storm loses nothing: the new instance takes
+/// the stored storm over, keeps editing the same digest, and its final edit
+/// counts the alerts from before and after the restart.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restart_in_a_storm_keeps_its_digest_and_loses_nothing() {
+    run_test(|t| {
+        Box::pin(async move {
+            let first = TestApp::spawn_paced(t.store.clone(), edge(true), "", 10).await;
+            for k in 0..3 {
+                post(&first, k).await;
+            }
+            first
+                .slack
+                .wait_until(
+                    Duration::from_secs(10),
+                    |calls| in_channel(calls, ROOT).any(is_digest),
+                    "the storm's digest",
+                )
+                .await;
+            first.stop().await;
+            let second = TestApp::spawn_paced(t.store.clone(), edge(true), "", 10).await;
+            for k in 3..6 {
+                post(&second, k).await;
+            }
+            let calls = second
+                .slack
+                .wait_until(
+                    Duration::from_secs(30),
+                    |calls| final_digest(calls, ROOT).is_some(),
+                    "the storm over",
+                )
+                .await;
+            let text = final_digest(&calls, ROOT).unwrap();
+            assert!(
+                text.starts_with(&format!(
+                    "✅ Alert storm over: {} alerts in {GROUPS} groups",
+                    6 * PER_POST
+                )),
+                "{text}"
+            );
+            assert!(
+                !in_channel(&calls, ROOT).any(|c| is_digest(c) && c.method == "chat.postMessage"),
+                "the same digest edited, not a second one"
+            );
+            let storms = second.pipeline.store.storms().await.unwrap();
+            assert_eq!(storms.len(), 1, "{storms:?}");
+            assert!(storms[0].ended_at.is_some());
+            assert_eq!(
+                second.pipeline.store.alerts_count().await.unwrap() as usize,
+                6 * PER_POST
+            );
+            second.stop().await;
+        })
+    })
+    .await;
+}
