@@ -1,8 +1,8 @@
 //! Alerts in: the four webhook formats parsed into one normalized [`Alert`]
 //! (pure: `alertmanager`, `grafana`, `pagerduty`, `generic`), the route tree
 //! from `[alerts]` (pure: `route`), and the HTTP endpoints that store every
-//! batch before answering (`inbound`). Posting alert groups to chat and
-//! opening incidents come later; what is stored is already what they need.
+//! batch before answering (`inbound`); what a group's message shows
+//! (`post`) and which silences cover an alert (`silence`), both pure.
 
 pub mod alertmanager;
 pub mod digest;
@@ -12,6 +12,7 @@ pub mod inbound;
 pub mod pagerduty;
 pub mod post;
 pub mod route;
+pub mod silence;
 pub mod writer;
 
 use crate::clock::Millis;

@@ -4,6 +4,8 @@
 //! renderer turns a [`GroupView`] into its markup; the message is posted
 //! once per destination and edited in place as members fire and resolve.
 
+use super::silence::{self, Silence};
+use crate::clock::Millis;
 use crate::policy::Destination;
 use crate::store::{AlertGroup, StoredAlert};
 use serde_json::Value;
@@ -21,6 +23,8 @@ pub struct Line {
     pub generator_url: Option<String>,
     pub silence_url: Option<String>,
     pub dashboard_url: Option<String>,
+    /// The silence covering it (open alerts only): (id, end).
+    pub silenced: Option<(i64, Millis)>,
 }
 
 /// An alert group's message.
@@ -38,7 +42,23 @@ pub struct GroupView {
 }
 
 impl GroupView {
-    pub fn build(group: &AlertGroup, members: &[StoredAlert], firing: i64, resolved: i64) -> GroupView {
+    /// The view of `group` with its `members` listed; `silences` are the
+    /// ones active at `now`.
+    pub fn build(
+        group: &AlertGroup,
+        members: &[StoredAlert],
+        (firing, resolved): (i64, i64),
+        silences: &[Silence],
+        now: Millis,
+    ) -> GroupView {
+        let shown = |a: &StoredAlert| {
+            let mut l = line(a);
+            if !l.resolved {
+                let subject = silence::subject_json(&a.record.labels, &group.route, group.profile.as_deref());
+                l.silenced = silence::silencing(silences, &subject, now).map(|s| (s.id, s.ends_at));
+            }
+            l
+        };
         GroupView {
             id: group.id,
             route: group.route.clone(),
@@ -46,7 +66,7 @@ impl GroupView {
             destinations: Destination::parse_list(&group.destinations),
             firing,
             resolved,
-            lines: members.iter().take(SHOWN).map(line).collect(),
+            lines: members.iter().take(SHOWN).map(shown).collect(),
             new: group.posted_at == 0,
         }
     }
@@ -87,6 +107,7 @@ pub(crate) fn line(a: &StoredAlert) -> Line {
         generator_url: a.record.generator_url.clone(),
         silence_url: a.record.silence_url.clone(),
         dashboard_url: a.record.dashboard_url.clone(),
+        silenced: None,
     }
 }
 

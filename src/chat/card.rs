@@ -357,6 +357,13 @@ pub fn alert_group_text(
         if l.resolved {
             t.push_str(" (resolved)");
         }
+        if let Some((id, until)) = l.silenced {
+            t.push_str(&format!(
+                " 🔕 silenced by {} until {}",
+                crate::alerts::silence::label(id),
+                crate::clock::rfc3339(until)
+            ));
+        }
         let links: Vec<String> = [
             (&l.generator_url, "source"),
             (&l.dashboard_url, "dashboard"),

@@ -8,6 +8,7 @@
 //! renders help from the same catalog definitions; [`suggest`] offers
 //! did-you-mean corrections.
 
+mod alerts;
 mod help;
 mod incident;
 mod parse;
@@ -17,6 +18,8 @@ mod value;
 
 #[cfg(test)]
 mod tests;
+
+pub use alerts::Alerts;
 
 use crate::catalog::{ArgKind, Catalog, Command};
 use sha2::{Digest, Sha256};
@@ -60,6 +63,8 @@ pub enum Builtin {
     Incidents,
     /// `/oncall …`
     Oncall(crate::incident::Oncall),
+    /// `/alerts …`
+    Alerts(Alerts),
 }
 
 /// A catalog command of one profile with its arguments, validated and

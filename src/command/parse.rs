@@ -8,7 +8,7 @@ use crate::catalog::{ArgKind, ArgSpec, Catalog, Command};
 use std::collections::BTreeMap;
 
 /// Built-in commands for help and did-you-mean: (word, usage, summary).
-pub(super) const BUILTINS: [(&str, &str, &str); 8] = [
+pub(super) const BUILTINS: [(&str, &str, &str); 9] = [
     (
         "approvals",
         "/approvals",
@@ -37,6 +37,11 @@ pub(super) const BUILTINS: [(&str, &str, &str); 8] = [
         "Who is on call now and next; temporary overrides",
     ),
     (
+        "alerts",
+        super::alerts::ALERTS_USAGE,
+        "What is firing; silences and maintenance windows",
+    ),
+    (
         "help",
         "/help [command]",
         "This help; `/help queue retry` or `/queue retry help` for one command",
@@ -62,7 +67,7 @@ pub(super) fn parse<'c>(catalog: &'c Catalog, scope: &Scope, text: &str) -> Resu
             if wants_help(&tokens[1..]) {
                 return help::help(catalog, scope, Some(w)).map(Parsed::Help);
             }
-            builtin(w, &tokens[1..]).map(Parsed::Builtin)
+            builtin(w, &tokens[1..], scope).map(Parsed::Builtin)
         }
         _ => catalog_command(catalog, scope, body, tokens),
     }
@@ -406,7 +411,7 @@ pub(super) fn first_word(name: &str) -> &str {
     name.split(' ').next().unwrap_or(name)
 }
 
-fn builtin(word: &str, rest: &[Token]) -> Result<Builtin, UsageError> {
+fn builtin(word: &str, rest: &[Token], scope: &Scope) -> Result<Builtin, UsageError> {
     let usage = BUILTINS
         .iter()
         .find(|b| b.0 == word)
@@ -419,6 +424,7 @@ fn builtin(word: &str, rest: &[Token]) -> Result<Builtin, UsageError> {
         "incidents" => Ok(Builtin::Incidents),
         "incident" => super::incident::incident(rest).map(Builtin::Incident),
         "oncall" => super::incident::oncall(rest).map(Builtin::Oncall),
+        "alerts" => super::alerts::alerts(rest, scope).map(Builtin::Alerts),
         "reject" => {
             let id = approval_id(rest.first(), usage)?;
             let reason = rest[1..]

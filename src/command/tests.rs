@@ -439,14 +439,20 @@ fn help_text_matches_parse_help() {
     assert!(help_text(&catalog, &scope, Some("nope")).contains("Unknown command `/nope`"));
 }
 
-#[test]
-fn table_incident_builtins() {
+/// Snapshots built-in cases against the test catalog, chat and queue
+/// enabled, in an unbound channel.
+fn run_builtin_table(prefix: &str, cases: &[(&str, &str)]) {
     let catalog = test_catalog();
     let enabled = profiles(&["chat", "queue"]);
     let scope = Scope {
         enabled_profiles: &enabled,
         channel_profile: None,
     };
+    run_table(&catalog, &scope, prefix, cases);
+}
+
+#[test]
+fn table_incident_builtins() {
     let cases = [
         ("declare", "/incident declare P1 checkout is \"down\" --sys cap"),
         ("declare_no_title", "/incident declare P1"),
@@ -480,5 +486,48 @@ fn table_incident_builtins() {
         ("oncall_override_bad", "/oncall override bob"),
         ("builtin_typo", "/incidnet ack"),
     ];
-    run_table(&catalog, &scope, "incident", &cases);
+    run_builtin_table("incident", &cases);
+}
+
+#[test]
+fn table_alerts_builtins() {
+    let cases = [
+        ("firing", "/alerts"),
+        ("silences", "/alerts silences"),
+        ("silences_extra", "/alerts silences all"),
+        (
+            "silence",
+            "/alerts silence alertname=HighErrorRate,severity=~crit.* 2h deploy of v2",
+        ),
+        (
+            "silence_spaces",
+            "/alerts silence alertname=HighErrorRate 'job!=\"db, primary\"' 30m",
+        ),
+        (
+            "silence_space_unquoted",
+            "/alerts silence job!=\"db primary\" 30m",
+        ),
+        ("silence_any_word", "/alerts silence alertname=~.+ 1h"),
+        ("silence_no_matchers", "/alerts silence 2h"),
+        ("silence_no_duration", "/alerts silence alertname=HighErrorRate"),
+        (
+            "silence_bad_duration",
+            "/alerts silence alertname=HighErrorRate soon",
+        ),
+        ("silence_too_long", "/alerts silence alertname=HighErrorRate 8d"),
+        ("silence_match_all", "/alerts silence alertname=~.* 1h"),
+        ("silence_only_negative", "/alerts silence severity!=info 1h"),
+        ("silence_colon", "/alerts silence alertname:HighErrorRate 1h"),
+        ("silence_glob", "/alerts silence severity=~crit* 1h"),
+        ("silence_flag", "/alerts silence alertname=X 1h --force"),
+        ("maintenance", "/alerts maintenance chat 2h kernel updates"),
+        ("maintenance_typo", "/alerts maintenance caht 2h"),
+        ("maintenance_missing", "/alerts maintenance chat"),
+        ("unsilence", "/alerts unsilence s12"),
+        ("unsilence_bad", "/alerts unsilence twelve"),
+        ("unsilence_missing", "/alerts unsilence"),
+        ("verb_typo", "/alerts silense alertname=X 1h"),
+        ("help", "/alerts help"),
+    ];
+    run_builtin_table("alerts", &cases);
 }

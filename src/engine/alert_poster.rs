@@ -4,8 +4,10 @@
 //! then edited in place through the outbox (pending edits of one message
 //! supersede each other, so a storm on one group costs one message).
 //! A group with an alert at or above its route's threshold opens an
-//! incident first (its card, thread and escalation), and resolves it when
-//! every alert of the group resolved.
+//! incident first (its card, thread and escalation) unless every such alert
+//! is silenced (`alerts::silence`; a silence's end marks its groups changed,
+//! so the incident opens then), is acked when PagerDuty acknowledges one of
+//! its alerts, and resolves when every alert of the group resolved.
 //! Marking the group posted and enqueueing its messages is one transaction,
 //! conditional on the version shown, so two instances render each version
 //! once. Whether a destination gets a post or an edit is decided per
@@ -19,6 +21,7 @@ use super::pipeline::Internal;
 use super::storms::Weather;
 use super::{Notification, Pipeline};
 use crate::alerts::post::{message_key, GroupView, SHOWN};
+use crate::alerts::silence::{self, Silence};
 use crate::policy::Destination;
 use crate::store::AlertGroup;
 use std::time::Duration;
@@ -65,20 +68,28 @@ pub async fn post_changed(p: &Pipeline, per_sec: u32) -> Result<Option<i64>, Int
     loop {
         let groups = p.store.unposted_alert_groups(BATCH).await?;
         if groups.is_empty() {
-            return weather.render_digests(p).await;
+            return weather.render_digests(p, true).await;
         }
+        let more = groups.len() as i64 == BATCH;
+        let (silences, now) = (p.active_silences().await?, p.clock.now_ms());
         for g in groups {
-            post_group(p, &mut weather, g).await?;
+            post_group(p, &mut weather, g, &silences, now).await?;
         }
-        weather.render_digests(p).await?;
+        // A storm does not end while changed groups may still be waiting.
+        weather.render_digests(p, !more).await?;
         weather = Weather::load(p, per_sec).await?;
     }
 }
 
 /// One changed group: its incident, then its message in each calm
 /// destination and its place in each storming one's digest.
-async fn post_group(p: &Pipeline, weather: &mut Weather, g: AlertGroup) -> Result<(), Internal> {
-    let now = p.now();
+async fn post_group(
+    p: &Pipeline,
+    weather: &mut Weather,
+    g: AlertGroup,
+    silences: &[Silence],
+    now: i64,
+) -> Result<(), Internal> {
     let mut calm: Vec<Destination> = Vec::new();
     let mut storms: Vec<i64> = Vec::new();
     for d in Destination::parse_list(&g.destinations) {
@@ -90,12 +101,14 @@ async fn post_group(p: &Pipeline, weather: &mut Weather, g: AlertGroup) -> Resul
     let mut opened = false;
     match (g.incident_id, g.state.as_str(), &g.profile) {
         (None, "firing", Some(profile)) if weather.may_open_incident(&storms) => {
-            if let Some((level, name)) = p.store.serious_open_alert(g.id).await? {
+            let serious = p.store.serious_open_alerts(g.id).await?;
+            if let Some((level, name)) = silence::first_unsilenced(&serious, silences, now) {
                 opened = p
                     .declare_for_alerts(g.id, profile, &level, &name, &storms)
                     .await?;
             }
         }
+        (Some(id), "firing", _) => p.ack_for_alerts(id, g.id).await?,
         (Some(id), "resolved", _) => p.resolve_for_alerts(id, g.id).await?,
         _ => {}
     }
@@ -103,21 +116,23 @@ async fn post_group(p: &Pipeline, weather: &mut Weather, g: AlertGroup) -> Resul
         Vec::new()
     } else {
         let (members, firing, resolved) = p.store.group_members(g.id, SHOWN as i64).await?;
-        per_destination(p, GroupView::build(&g, &members, firing, resolved), calm).await?
+        let view = GroupView::build(&g, &members, (firing, resolved), silences, now);
+        per_destination(p, view, calm).await?
     };
     let mut tx = p.store.begin().await?;
     if !tx.mark_group_posted(g.id, g.updated_at).await? {
         return Ok(()); // another instance rendered this version
     }
+    let at = p.now(); // storms calm from the last group taken in, not the batch's start
     for s in &storms {
-        tx.add_storm_group(*s, g.id, now).await?;
+        tx.add_storm_group(*s, g.id, at).await?;
     }
     let notes: Vec<Notification> = views
         .iter()
         .map(|v| Notification::AlertGroup { group: v })
         .collect();
     p.commit_notes(tx, &[], &notes, None).await?;
-    weather.took(&storms, now, opened);
+    weather.took(&storms, at, opened);
     Ok(())
 }
 

@@ -95,6 +95,7 @@ impl Pipeline {
             Builtin::Incident(c) => return self.incident(inv, actor, c).await,
             Builtin::Incidents => return self.list_incidents(inv).await,
             Builtin::Oncall(o) => return self.oncall(inv, actor, o).await,
+            Builtin::Alerts(a) => return self.alerts(inv, actor, a).await,
             Builtin::Approve { id } => (id, Decision::Approve),
             Builtin::Reject { id, reason } => (id, Decision::Reject { reason }),
             Builtin::Cancel { id } => (id, Decision::Cancel),

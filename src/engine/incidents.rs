@@ -786,7 +786,7 @@ impl Pipeline {
     }
 
     /// An audit entry of a step opsbot takes itself, from `source`.
-    fn opsbot_entry(&self, source: &str, kind: &str, detail: String) -> Entry {
+    pub(super) fn opsbot_entry(&self, source: &str, kind: &str, detail: String) -> Entry {
         Entry {
             at: self.now(),
             kind: kind.into(),
@@ -860,6 +860,32 @@ impl Pipeline {
     /// Every alert of the group that opened incident `id` resolved: the
     /// incident resolves (unless someone resolved it already).
     pub(super) async fn resolve_for_alerts(&self, id: i64, group: i64) -> Result<(), Internal> {
+        let summary = format!("every alert of alert group {group} resolved");
+        self.apply_for_alerts(id, &Action::Resolve(Some(summary)), OPSBOT)
+            .await
+    }
+
+    /// An alert of the group that opened incident `id` was acknowledged
+    /// (PagerDuty's `acknowledge`) after the incident opened: while nobody
+    /// acknowledged the incident, it is acked by the integration
+    /// (`pagerduty/<name>` on its timeline), and its escalation stops.
+    pub(super) async fn ack_for_alerts(&self, id: i64, group: i64) -> Result<(), Internal> {
+        let Some(inc) = self.store.incident(id).await? else {
+            return Ok(());
+        };
+        if inc.state != State::Open {
+            return Ok(());
+        }
+        let Some(by) = self.store.acknowledged_since(group, inc.declared_at).await? else {
+            return Ok(());
+        };
+        self.apply_for_alerts(id, &Action::Ack, &by).await
+    }
+
+    /// Applies `action` by `actor` to incident `id` under its row lock, with
+    /// its timeline row, timers, audit entry, card and thread post in one
+    /// transaction; an action the incident's state refuses is dropped.
+    async fn apply_for_alerts(&self, id: i64, action: &Action, actor: &str) -> Result<(), Internal> {
         let now = self.now();
         let mut tx = self.store.begin().await?;
         let Some(inc) = tx.lock_incident(id).await? else {
@@ -868,11 +894,7 @@ impl Pipeline {
         let Some(policy) = self.policy_of(&inc.profile) else {
             return Ok(());
         };
-        if inc.state == State::Resolved {
-            return Ok(());
-        }
-        let summary = format!("every alert of alert group {group} resolved");
-        let Ok(applied) = incident::apply(&inc, &Action::Resolve(Some(summary)), OPSBOT, now, policy) else {
+        let Ok(applied) = incident::apply(&inc, action, actor, now, policy) else {
             return Ok(());
         };
         let next = applied.incident;
@@ -881,14 +903,14 @@ impl Pipeline {
         self.plan(&mut tx, &next).await?;
         let entry = self.opsbot_entry(
             SOURCE_ALERTS,
-            "incident.resolved",
-            format!("{}: {}", next.label(), applied.event.text),
+            &format!("incident.{}", applied.event.kind),
+            format!("{}: {} ({actor})", next.label(), applied.event.text),
         );
         let line = applied.event.thread_line();
         let notes = [
             Notification::IncidentCard {
                 incident: &next,
-                ack_by: None,
+                ack_by: self.ack_by(&next),
                 new: false,
             },
             Notification::IncidentThread {

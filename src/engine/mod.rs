@@ -15,6 +15,7 @@ mod rate_limit;
 pub mod recovery;
 mod reply;
 mod signal;
+mod silences;
 mod storms;
 pub mod timers;
 pub mod worker;

@@ -81,13 +81,14 @@ impl Weather {
         }
     }
 
-    /// Renders every digest that is due, ends the storms that calmed down;
-    /// answers when to look again (the earliest next render or end).
-    pub async fn render_digests(&mut self, p: &Pipeline) -> Result<Option<Millis>, Internal> {
+    /// Renders every digest that is due, ends the storms that calmed down
+    /// (if `may_end`: no changed group is known to be waiting); answers when
+    /// to look again (the earliest next render or end).
+    pub async fn render_digests(&mut self, p: &Pipeline, may_end: bool) -> Result<Option<Millis>, Internal> {
         let mut next: Option<Millis> = None;
         for s in self.storms.values_mut() {
             let now = p.now();
-            let end = now >= digest::calm_at(s, self.per_sec);
+            let end = may_end && now >= digest::calm_at(s, self.per_sec);
             let due = digest::render_at(s, self.per_sec).is_some_and(|at| at <= now);
             if end || due {
                 let alerts = p.store.storm_alerts(s.id).await?;

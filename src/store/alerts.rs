@@ -409,30 +409,6 @@ impl Store {
     }
 }
 
-impl Store {
-    /// The most severe open alert of `group` that opens an incident (its
-    /// level at or above the route's threshold): (level, name).
-    pub async fn serious_open_alert(&self, group: i64) -> Result<Option<(String, String)>> {
-        let row = sqlx::query(
-            "SELECT level, title, labels FROM alerts
-             WHERE group_id = $1 AND status <> 'resolved' AND opens_incident <> 0 AND level IS NOT NULL
-             ORDER BY level_rank, id LIMIT 1",
-        )
-        .bind(group)
-        .fetch_optional(&self.pool)
-        .await?;
-        let Some(r) = row else { return Ok(None) };
-        let labels: serde_json::Value = serde_json::from_str(&text(&r, "labels")?).unwrap_or_default();
-        let name = labels
-            .get("alertname")
-            .and_then(|v| v.as_str())
-            .map(String::from)
-            .or(opt_text(&r, "title")?)
-            .unwrap_or_else(|| format!("alert group {group}"));
-        Ok(Some((text(&r, "level")?, name)))
-    }
-}
-
 impl Tx {
     /// Links `group` to the incident it opened; false when it already has
     /// one (another instance opened it first).

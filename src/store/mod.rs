@@ -25,6 +25,7 @@ mod audit;
 mod inbox;
 mod incidents;
 mod outbox;
+mod silences;
 mod storms;
 mod timers;
 
@@ -32,6 +33,7 @@ pub use alerts::{AlertGroup, AlertRecord, NewAlert, StoredAlert};
 pub use inbox::InboxItem;
 pub use incidents::{card_key, OverrideRow, INCIDENT_REMINDER, INCIDENT_STEP};
 pub use outbox::{KeyLookup, OutMessage, OutOp, OutboxFailure, OutboxRow, OutboxState, Thread};
+pub use silences::{OpenAlert, SilenceRow, SILENCE_END};
 pub use storms::Storm;
 pub use timers::{Timer, APPROVAL_EXPIRY};
 

@@ -823,3 +823,88 @@ async fn a_critical_group_opens_an_incident_that_resolves_with_it() {
     })
     .await;
 }
+
+/// PagerDuty's `acknowledge` of an alert whose group opened an incident
+/// acks the incident: the integration is the actor on its timeline, its
+/// escalation stops (no pending step), its card says so.
+#[tokio::test]
+async fn a_pagerduty_acknowledge_acks_the_group_s_incident() {
+    run_test(|t| {
+        Box::pin(async move {
+            let app = TestApp::spawn_with_edge_and_config(t.store.clone(), edge(true), CHAT_POLICY).await;
+            let event = |action: &str| {
+                json!({
+                    "routing_key": CHAT_KEY,
+                    "event_action": action,
+                    "dedup_key": "chat-5xx",
+                    "payload": {"summary": "5xx above 5% on chat", "source": "chat-api", "severity": "critical"}
+                })
+            };
+            let r = app.post_alert("/alerts/v2/enqueue", &event("trigger").to_string(), &[]).await;
+            assert_eq!(r.status(), 202);
+            let store = app.pipeline.store.clone();
+            crate::support::eventually("the incident opened", || {
+                let store = store.clone();
+                async move { store.open_incidents().await.unwrap().len() == 1 }
+            })
+            .await;
+            let inc = store.open_incidents().await.unwrap().remove(0);
+            assert_eq!(inc.state, opsbot::incident::State::Open);
+            let r = app.post_alert("/alerts/v2/enqueue", &event("acknowledge").to_string(), &[]).await;
+            assert_eq!(r.status(), 202);
+            crate::support::eventually("the incident acked by the integration", || {
+                let store = store.clone();
+                async move {
+                    store.incident(inc.id).await.unwrap().is_some_and(|i| {
+                        i.state == opsbot::incident::State::Acked && i.acked_by.as_deref() == Some("pagerduty/chat")
+                    })
+                }
+            })
+            .await;
+            let events = store.incident_events(inc.id).await.unwrap();
+            assert!(
+                events.iter().any(|e| e.kind == "ack" && e.person == "pagerduty/chat"),
+                "{events:?}"
+            );
+            let step = store
+                .timer_due(opsbot::store::INCIDENT_STEP, &inc.id.to_string())
+                .await
+                .unwrap();
+            assert_eq!(step, None, "escalation stopped");
+            app.slack
+                .wait_until(
+                    std::time::Duration::from_secs(5),
+                    |calls| {
+                        let card = calls.iter().any(|c| {
+                            c.method == "chat.update"
+                                && c.text().is_some_and(|t| t.starts_with("🔴 P1"))
+                                && c.body.to_string().contains("pagerduty/chat")
+                        });
+                        let thread = calls
+                            .iter()
+                            .any(|c| c.text() == Some("✅ acknowledged by pagerduty/chat"));
+                        card && thread
+                    },
+                    "the card edited and the thread told of the ack",
+                )
+                .await;
+            // Resolving it later resolves the incident as before.
+            let r = app.post_alert("/alerts/v2/enqueue", &event("resolve").to_string(), &[]).await;
+            assert_eq!(r.status(), 202);
+            crate::support::eventually("the incident resolved", || {
+                let store = store.clone();
+                async move {
+                    store
+                        .incident(inc.id)
+                        .await
+                        .unwrap()
+                        .is_some_and(|i| i.state == opsbot::incident::State::Resolved)
+                }
+            })
+            .await;
+            app.settle().await;
+            app.stop().await;
+        })
+    })
+    .await;
+}

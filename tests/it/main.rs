@@ -21,6 +21,7 @@ mod incidents;
 mod outbox;
 mod pipeline;
 mod policies;
+mod silences;
 mod slack;
 mod store;
 mod storm;

@@ -26,7 +26,7 @@ pub const MAX_COMMANDS: usize = 100;
 /// Longest value of a string option Discord accepts.
 pub const MAX_STRING: usize = 6_000;
 
-/// The option of `/incident` and `/oncall` that holds the rest of the
+/// The option of `/incident`, `/oncall` and `/alerts` that holds the rest of the
 /// command line, passed on as typed.
 const RAW_OPTION: &str = "what";
 
@@ -34,7 +34,7 @@ const RAW_OPTION: &str = "what";
 pub type BuiltinOption = (&'static str, &'static str, bool);
 
 /// The built-in commands: name, description, options.
-pub const BUILTINS: [(&str, &str, &[BuiltinOption]); 8] = [
+pub const BUILTINS: [(&str, &str, &[BuiltinOption]); 9] = [
     (
         "approve",
         "Approve a pending request",
@@ -68,6 +68,15 @@ pub const BUILTINS: [(&str, &str, &[BuiltinOption]); 8] = [
         "oncall",
         "Who is on call; overrides",
         &[("what", "a rotation, or override <person> <duration>", false)],
+    ),
+    (
+        "alerts",
+        "What is firing; silences and maintenance windows",
+        &[(
+            "what",
+            "silences · silence <matchers> <dur> [comment] · maintenance <system> <dur> · unsilence <id>",
+            false,
+        )],
     ),
     (
         "help",

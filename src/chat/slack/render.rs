@@ -584,6 +584,7 @@ mod tests {
             generator_url: Some("http://prom/graph?g0.expr=a|b>c".into()),
             silence_url: Some("javascript:alert(1)".into()),
             dashboard_url: None,
+            silenced: None,
         };
         let mut g = GroupView {
             id: 4,

@@ -1,0 +1,468 @@
+//! Silences and maintenance windows on a virtual clock, on SQLite and
+//! Postgres: alerts are stored through routing exactly as the webhooks
+//! store them, the alert poster and the timer loop are stepped by hand, and
+//! commands go through the pipeline as chat would send them.
+
+use crate::alerts::CHAT_POLICY;
+use crate::support::{audit_kinds, run_test, say, TestStore};
+use opsbot::alerts::route::RouteTree;
+use opsbot::alerts::{placed, Alert, Format, Labels, Links, Status};
+use opsbot::app;
+use opsbot::clock::{Clock, ManualClock};
+use opsbot::config::Config;
+use opsbot::engine::{alert_poster, timers, Outcome, Pipeline};
+use opsbot::incident::State;
+use std::collections::HashMap;
+use std::path::Path;
+use std::sync::Arc;
+
+const MINUTE: i64 = 60_000;
+
+/// A pipeline on a manual clock with the shipped alert routes.
+struct Bench {
+    p: Pipeline,
+    clock: Arc<ManualClock>,
+    tree: Arc<RouteTree>,
+}
+
+impl Bench {
+    fn new(t: &TestStore) -> Bench {
+        Self::over(t.store.clone(), crate::support::clock())
+    }
+
+    fn over(store: opsbot::store::Store, clock: Arc<ManualClock>) -> Bench {
+        let config = crate::support::config(CHAT_POLICY);
+        let p = crate::support::pipeline_with(&config, store, "http://127.0.0.1:9", clock.clone());
+        let shipped = Config::load(Path::new("config/opsbot.toml"), &HashMap::new()).expect("shipped config");
+        let tree = app::Edge::from_config(&shipped).alerts.routes;
+        Bench { p, clock, tree }
+    }
+
+    /// Stores one Alertmanager alert of system chat, as the webhook does.
+    async fn alert(&self, name: &str, instance: &str, severity: &str, status: Status) {
+        let labels: Labels = [
+            ("alertname", name),
+            ("instance", instance),
+            ("severity", severity),
+            ("system", "chat"),
+        ]
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+        let a = Alert {
+            format: Format::Alertmanager,
+            scope: "alertmanager".into(),
+            fingerprint: format!("{name}/{instance}"),
+            status,
+            labels,
+            annotations: Labels::new(),
+            title: None,
+            starts_at: None,
+            ends_at: None,
+            links: Links::default(),
+        };
+        let now = self.clock.now_ms();
+        let batch = placed(&[a], &self.tree, now);
+        self.p.store.ingest_alerts(&batch, now).await.expect("stored");
+    }
+
+    async fn firing(&self, name: &str, severity: &str) {
+        self.alert(name, "chat-api-1", severity, Status::Firing).await;
+    }
+
+    /// One round of the alert poster (no sender runs here, so its rows stay
+    /// pending: a pace of 1,000/s keeps them from ever making a storm).
+    async fn post(&self) {
+        alert_poster::post_changed(&self.p, 1_000).await.expect("poster");
+    }
+
+    /// Moves the clock, fires what is due, runs the poster.
+    async fn advance(&self, ms: i64) {
+        self.clock.advance(ms);
+        timers::fire_due(&self.p).await.expect("timers");
+        self.post().await;
+    }
+
+    async fn open_titles(&self) -> Vec<String> {
+        let open = self.p.store.open_incidents().await.expect("incidents");
+        open.into_iter().map(|i| i.title).collect()
+    }
+
+    /// The newest pending Slack group message mentioning `what`.
+    async fn group_text(&self, what: &str) -> String {
+        let rows = self
+            .p
+            .store
+            .outbox_pending_for_tests("slack")
+            .await
+            .expect("outbox");
+        rows.iter()
+            .rev()
+            .filter_map(|r| r.message.body["text"].as_str())
+            .find(|t| t.starts_with('🔥') && t.contains(what))
+            .unwrap_or_else(|| panic!("no group message about {what}: {rows:#?}"))
+            .to_string()
+    }
+}
+
+/// A silenced critical alert is stored and its group's message shows it
+/// silenced (id and end), but it opens no incident; an unsilenced one next
+/// to it does.
+#[tokio::test]
+async fn a_silence_holds_back_the_incident_but_the_message_shows_the_alert() {
+    run_test(|t| {
+        Box::pin(async move {
+            let b = Bench::new(t);
+            let r = say(
+                &b.p,
+                "console:alice",
+                "/alerts silence alertname=HighErrorRate 1h deploy v2",
+            )
+            .await;
+            assert_eq!(r.outcome, Outcome::Done, "{}", r.text);
+            assert!(
+                r.text.contains("silence s1") && r.text.contains("matches 0 firing alerts now"),
+                "{}",
+                r.text
+            );
+            b.firing("HighErrorRate", "critical").await;
+            b.firing("DatabaseConnectionFailure", "critical").await;
+            b.post().await;
+            assert_eq!(b.open_titles().await, ["DatabaseConnectionFailure"]);
+            assert_eq!(b.p.store.alerts_count().await.unwrap(), 2, "both stored");
+            let text = b.group_text("HighErrorRate").await;
+            let end = opsbot::clock::rfc3339(b.clock.now_ms() + 60 * MINUTE);
+            assert!(text.contains(&format!("🔕 silenced by s1 until {end}")), "{text}");
+            let other = b.group_text("DatabaseConnectionFailure").await;
+            assert!(!other.contains("silenced"), "{other}");
+            // A second silence counts what it matches now.
+            let r = say(
+                &b.p,
+                "console:alice",
+                "/alerts silence severity=critical,system=chat 30m",
+            )
+            .await;
+            assert!(r.text.contains("matches 2 firing alerts now"), "{}", r.text);
+            let kinds = audit_kinds(&b.p.store).await;
+            assert_eq!(
+                kinds.iter().filter(|k| *k == "silence.created").count(),
+                2,
+                "{kinds:?}"
+            );
+        })
+    })
+    .await;
+}
+
+/// When a silence expires on the clock, a group at its route's threshold
+/// that is still firing opens its incident then, and its message loses the
+/// silenced mark.
+#[tokio::test]
+async fn expiry_opens_the_incident_the_silence_held_back() {
+    run_test(|t| {
+        Box::pin(async move {
+            let b = Bench::new(t);
+            b.firing("HighErrorRate", "critical").await;
+            let r = say(
+                &b.p,
+                "console:alice",
+                "/alerts silence alertname=HighErrorRate 1h",
+            )
+            .await;
+            assert!(r.text.contains("matches 1 firing alert now"), "{}", r.text);
+            b.post().await;
+            assert!(b.open_titles().await.is_empty());
+            assert!(b.group_text("HighErrorRate").await.contains("🔕 silenced by s1"));
+            b.advance(59 * MINUTE).await;
+            assert!(b.open_titles().await.is_empty(), "still silenced");
+            b.advance(2 * MINUTE).await;
+            assert_eq!(
+                b.open_titles().await,
+                ["HighErrorRate"],
+                "opened when the silence ended"
+            );
+            assert!(!b.group_text("HighErrorRate").await.contains("silenced"));
+            assert!(audit_kinds(&b.p.store)
+                .await
+                .contains(&"silence.expired".to_string()));
+            // A silence that expired over a group that resolved meanwhile opens nothing.
+            say(
+                &b.p,
+                "console:alice",
+                "/alerts silence alertname=AIServiceDown 10m",
+            )
+            .await;
+            b.firing("AIServiceDown", "critical").await;
+            b.post().await;
+            b.alert("AIServiceDown", "chat-api-1", "critical", Status::Resolved)
+                .await;
+            b.advance(11 * MINUTE).await;
+            assert_eq!(b.open_titles().await, ["HighErrorRate"]);
+            assert_eq!(
+                b.p.store.timer_due("silence.end", "2").await.unwrap(),
+                None,
+                "fired"
+            );
+        })
+    })
+    .await;
+}
+
+/// `/alerts unsilence` ends a silence early (audited, its timer gone) and
+/// the incident it held back opens; ending it twice is refused.
+#[tokio::test]
+async fn unsilence_ends_it_early_and_pages_again() {
+    run_test(|t| {
+        Box::pin(async move {
+            let b = Bench::new(t);
+            say(
+                &b.p,
+                "console:alice",
+                "/alerts silence alertname=HighErrorRate 2h",
+            )
+            .await;
+            assert!(b.p.store.timer_due("silence.end", "1").await.unwrap().is_some());
+            b.firing("HighErrorRate", "critical").await;
+            b.post().await;
+            assert!(b.open_titles().await.is_empty());
+            b.clock.advance(5 * MINUTE);
+            let r = say(&b.p, "console:bob", "/alerts unsilence s1").await;
+            assert_eq!(r.outcome, Outcome::Done, "{}", r.text);
+            assert!(r.text.contains("ended by bob"), "{}", r.text);
+            b.post().await;
+            assert_eq!(b.open_titles().await, ["HighErrorRate"]);
+            assert_eq!(b.p.store.timer_due("silence.end", "1").await.unwrap(), None);
+            let again = say(&b.p, "console:alice", "/alerts unsilence s1").await;
+            assert_eq!(again.outcome, Outcome::Usage);
+            assert!(again.text.contains("already ended"), "{}", again.text);
+            let none = say(&b.p, "console:alice", "/alerts unsilence s9").await;
+            assert!(none.text.contains("There is no silence s9"), "{}", none.text);
+            assert!(say(&b.p, "console:alice", "/alerts silences")
+                .await
+                .text
+                .contains("No active silences"));
+            assert!(audit_kinds(&b.p.store)
+                .await
+                .contains(&"silence.ended".to_string()));
+        })
+    })
+    .await;
+}
+
+/// A silence that would match everything is refused and nothing is
+/// stored; so is one without matchers or over 7 days.
+#[tokio::test]
+async fn a_match_all_silence_is_refused() {
+    run_test(|t| {
+        Box::pin(async move {
+            let b = Bench::new(t);
+            for text in [
+                "/alerts silence alertname=~.* 1h",
+                "/alerts silence alertname=~.+ 1h",
+                "/alerts silence severity!=info 1h",
+                "/alerts silence 1h",
+                "/alerts silence alertname=HighErrorRate 8d",
+            ] {
+                let r = say(&b.p, "console:alice", text).await;
+                assert_eq!(r.outcome, Outcome::Usage, "{text}: {}", r.text);
+            }
+            assert!(b
+                .p
+                .store
+                .active_silences(b.clock.now_ms())
+                .await
+                .unwrap()
+                .is_empty());
+            b.firing("HighErrorRate", "critical").await;
+            b.post().await;
+            assert_eq!(b.open_titles().await, ["HighErrorRate"], "nothing silenced");
+        })
+    })
+    .await;
+}
+
+/// `/alerts` and `/alerts silences` need support; setting and ending
+/// silences and maintenance windows needs oncall. Refusals are audited.
+#[tokio::test]
+async fn silences_need_oncall_and_listing_needs_support() {
+    run_test(|t| {
+        Box::pin(async move {
+            let b = Bench::new(t);
+            assert_eq!(say(&b.p, "console:dave", "/alerts").await.outcome, Outcome::Done);
+            assert_eq!(
+                say(&b.p, "console:dave", "/alerts silences").await.outcome,
+                Outcome::Done
+            );
+            for text in [
+                "/alerts silence alertname=HighErrorRate 1h",
+                "/alerts maintenance chat 1h",
+                "/alerts unsilence s1",
+            ] {
+                let r = say(&b.p, "console:dave", text).await;
+                assert_eq!(r.outcome, Outcome::NotPermitted, "{text}");
+                assert!(r.text.contains("oncall role"), "{}", r.text);
+            }
+            let stranger = say(&b.p, "console:mallory", "/alerts").await;
+            assert_eq!(stranger.outcome, Outcome::NotPermitted);
+            assert!(stranger.text.contains("support role"), "{}", stranger.text);
+            assert!(b
+                .p
+                .store
+                .active_silences(b.clock.now_ms())
+                .await
+                .unwrap()
+                .is_empty());
+            let kinds = audit_kinds(&b.p.store).await;
+            assert_eq!(kinds.iter().filter(|k| *k == "denied").count(), 4, "{kinds:?}");
+            // bob (sre implies oncall) may.
+            let r = say(&b.p, "console:bob", "/alerts silence alertname=HighErrorRate 1h").await;
+            assert_eq!(r.outcome, Outcome::Done, "{}", r.text);
+        })
+    })
+    .await;
+}
+
+/// `/alerts` lists the firing groups, most severe first, bounded, with the
+/// silenced ones marked.
+#[tokio::test]
+async fn alerts_lists_what_is_firing_bounded() {
+    run_test(|t| {
+        Box::pin(async move {
+            let b = Bench::new(t);
+            assert_eq!(
+                say(&b.p, "console:alice", "/alerts").await.text,
+                "Nothing is firing."
+            );
+            for i in 0..17 {
+                b.firing(&format!("Warn{i:02}"), "warning").await;
+            }
+            b.firing("HighErrorRate", "critical").await;
+            b.alert("HighErrorRate", "chat-api-2", "critical", Status::Firing)
+                .await;
+            b.alert("Warn00", "gone", "warning", Status::Resolved).await;
+            say(
+                &b.p,
+                "console:alice",
+                "/alerts silence alertname=HighErrorRate,instance=chat-api-2 1h",
+            )
+            .await;
+            b.clock.advance(3 * MINUTE);
+            let text = say(&b.p, "console:alice", "/alerts").await.text;
+            let lines: Vec<&str> = text.lines().collect();
+            assert_eq!(lines[0], "🔥 19 alerts firing in 18 groups:", "{text}");
+            assert_eq!(
+                lines[1], "• chat {alertname=\"HighErrorRate\"} (chat): 2 firing, P1, for 3m · 🔕 1 silenced",
+                "{text}"
+            );
+            assert!(
+                lines[2].contains("Warn") && lines[2].contains("1 firing, P3"),
+                "{text}"
+            );
+            assert_eq!(lines.len(), 1 + 15 + 1, "top 15 and a count: {text}");
+            assert_eq!(lines[16], "… and 3 more");
+            let silences = say(&b.p, "console:alice", "/alerts silences").await.text;
+            assert!(
+                silences.starts_with(
+                    "1 active silence:\n• s1 alertname=\"HighErrorRate\", instance=\"chat-api-2\" until "
+                ) && silences.contains("(57m left), by alice"),
+                "{silences}"
+            );
+        })
+    })
+    .await;
+}
+
+/// `/alerts maintenance <system>` silences every route of that profile for
+/// the window (alerts still recorded and shown) and is listed; other
+/// systems still page.
+#[tokio::test]
+async fn a_maintenance_window_silences_its_system_s_pages() {
+    run_test(|t| {
+        Box::pin(async move {
+            let b = Bench::new(t);
+            let r = say(&b.p, "console:bob", "/alerts maintenance chat 2h kernel updates").await;
+            assert_eq!(r.outcome, Outcome::Done, "{}", r.text);
+            assert!(
+                r.text.starts_with("🔧 maintenance window s1 for chat until "),
+                "{}",
+                r.text
+            );
+            b.firing("HighErrorRate", "critical").await;
+            b.firing("AIServiceDown", "critical").await;
+            b.post().await;
+            assert!(b.open_titles().await.is_empty(), "no pages during maintenance");
+            assert!(b.group_text("AIServiceDown").await.contains("🔕 silenced by s1"));
+            let listed = say(&b.p, "console:alice", "/alerts silences").await.text;
+            assert!(
+                listed.contains("• s1 🔧 maintenance chat until ")
+                    && listed.ends_with("by bob — kernel updates"),
+                "{listed}"
+            );
+            assert!(audit_kinds(&b.p.store)
+                .await
+                .contains(&"maintenance.created".to_string()));
+            b.advance(121 * MINUTE).await;
+            let mut open = b.open_titles().await;
+            open.sort();
+            assert_eq!(open, ["AIServiceDown", "HighErrorRate"], "pages after the window");
+        })
+    })
+    .await;
+}
+
+/// A silence is stored: after a restart (a new pipeline over a reopened
+/// store) it still holds back pages, is listed, and still expires.
+#[tokio::test]
+async fn a_silence_survives_a_restart() {
+    run_test(|t| {
+        Box::pin(async move {
+            let clock = crate::support::clock();
+            {
+                let b = Bench::over(t.store.clone(), clock.clone());
+                say(
+                    &b.p,
+                    "console:alice",
+                    "/alerts silence alertname=HighErrorRate 1h",
+                )
+                .await;
+            }
+            let b = Bench::over(t.reopen().await, clock.clone());
+            b.firing("HighErrorRate", "critical").await;
+            b.post().await;
+            assert!(b.open_titles().await.is_empty());
+            assert!(say(&b.p, "console:alice", "/alerts silences")
+                .await
+                .text
+                .contains("• s1 "));
+            b.advance(61 * MINUTE).await;
+            assert_eq!(b.open_titles().await, ["HighErrorRate"]);
+        })
+    })
+    .await;
+}
+
+/// A new serious alert joining a group whose incident is open joins that
+/// incident: no second one.
+#[tokio::test]
+async fn a_serious_alert_joining_an_open_incident_opens_no_second() {
+    run_test(|t| {
+        Box::pin(async move {
+            let b = Bench::new(t);
+            b.firing("HighErrorRate", "critical").await;
+            b.post().await;
+            let first = b.p.store.open_incidents().await.unwrap();
+            assert_eq!(first.len(), 1);
+            b.alert("HighErrorRate", "chat-api-2", "critical", Status::Firing)
+                .await;
+            b.alert("HighErrorRate", "chat-api-3", "critical", Status::Firing)
+                .await;
+            b.post().await;
+            let open = b.p.store.open_incidents().await.unwrap();
+            assert_eq!(open.len(), 1, "{open:#?}");
+            assert_eq!(open[0].id, first[0].id);
+            assert_eq!(open[0].state, State::Open);
+            assert!(b.group_text("HighErrorRate").await.starts_with("🔥 3 firing"));
+        })
+    })
+    .await;
+}
