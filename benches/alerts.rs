@@ -66,16 +66,9 @@ async fn main() {
     let edge = app::Edge::from_config(&config);
     let pacing = opsbot::engine::outbox::Pacing::default();
     let services = app::start(bench.pipeline.clone(), app::Chats::default(), pacing, &edge).expect("start");
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
     let path = if pagerduty { "v2/enqueue" } else { "alertmanager" };
-    let url = format!("http://{}/alerts/{path}", listener.local_addr().expect("addr"));
-    let router = services.router.clone();
-    let server = tokio::spawn(async move {
-        let forever = std::future::pending::<()>();
-        opsbot::server::edge::serve(listener, router, Duration::from_secs(10), forever)
-            .await
-            .ok();
-    });
+    let (base, server) = support::serve(&services).await;
+    let url = format!("{base}/alerts/{path}");
     let per_client = posts / clients;
     let bodies: Vec<Vec<String>> = (0..clients)
         .map(|c| {

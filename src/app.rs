@@ -372,6 +372,7 @@ pub fn start(
     tasks.push(crate::engine::recovery::spawn(pipeline.clone(), stopped.clone()));
     tasks.push(crate::engine::alert_poster::spawn(
         pipeline.clone(),
+        pacing.per_channel_per_sec,
         stopped.clone(),
     ));
     let alert_routes = crate::alerts::inbound::routes(

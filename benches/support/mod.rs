@@ -64,6 +64,22 @@ impl Bench {
     }
 }
 
+/// Serves `services`' router on a free port of 127.0.0.1 through the real
+/// edge; answers its base URL (`http://addr`) and the server task.
+#[allow(dead_code)] // only the benches over HTTP serve
+pub async fn serve(services: &opsbot::app::Services) -> (String, tokio::task::JoinHandle<()>) {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let url = format!("http://{}", listener.local_addr().expect("addr"));
+    let router = services.router.clone();
+    let server = tokio::spawn(async move {
+        let forever = std::future::pending::<()>();
+        opsbot::server::edge::serve(listener, router, std::time::Duration::from_secs(10), forever)
+            .await
+            .ok();
+    });
+    (url, server)
+}
+
 /// Stores `n` deadlines a day from now or later (approval expiries that
 /// never come due during a run); answers how long that took.
 #[allow(dead_code)] // not every bench stores far deadlines
@@ -80,3 +96,9 @@ pub async fn far_deadlines(store: &Store, n: usize) -> std::time::Duration {
     }
     started.elapsed()
 }
+
+#[allow(dead_code)] // only the benches with a fake chat wait for its calls
+#[path = "../../tests/it/wait.rs"]
+mod wait;
+#[allow(unused_imports)]
+pub use wait::wait_for_calls;

@@ -5,6 +5,7 @@
 //! (`post`) and which silences cover an alert (`silence`), both pure.
 
 pub mod alertmanager;
+pub mod digest;
 pub mod generic;
 pub mod grafana;
 pub mod inbound;

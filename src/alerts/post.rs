@@ -91,7 +91,7 @@ impl GroupView {
     }
 }
 
-fn line(a: &StoredAlert) -> Line {
+pub(crate) fn line(a: &StoredAlert) -> Line {
     let labels: Value = serde_json::from_str(&a.record.labels).unwrap_or_default();
     let annotations: Value = serde_json::from_str(&a.record.annotations).unwrap_or_default();
     let get = |v: &Value, k: &str| v.get(k).and_then(Value::as_str).map(String::from);

@@ -218,28 +218,134 @@ pub fn alert_group_messages(
     g: &crate::alerts::post::GroupView,
     body: serde_json::Value,
 ) -> Vec<crate::store::OutMessage> {
-    use crate::store::{OutMessage, OutOp};
     g.destinations
         .iter()
         .filter(|d| d.platform == platform)
         .map(|d| {
             let key = crate::alerts::post::message_key(g.id, d);
-            OutMessage {
-                platform: platform.into(),
-                channel: d.channel.clone(),
-                op: if g.new {
-                    OutOp::Post {
-                        key: Some(key),
-                        thread: None,
-                        fallback: None,
-                    }
-                } else {
-                    OutOp::Update { key }
-                },
-                body: body.clone(),
-            }
+            keyed_message(platform, &d.channel, key, g.new, body.clone())
         })
         .collect()
+}
+
+/// A message under `key` in `channel`: posted when `new`, else an edit.
+fn keyed_message(
+    platform: &str,
+    channel: &str,
+    key: String,
+    new: bool,
+    body: serde_json::Value,
+) -> crate::store::OutMessage {
+    use crate::store::OutOp;
+    crate::store::OutMessage {
+        platform: platform.into(),
+        channel: channel.into(),
+        op: if new {
+            OutOp::Post {
+                key: Some(key),
+                thread: None,
+                fallback: None,
+            }
+        } else {
+            OutOp::Update { key }
+        },
+        body,
+    }
+}
+
+/// A storm digest's one message, if it is for `platform`: posted when new,
+/// else an edit.
+pub fn alert_digest_messages(
+    platform: &str,
+    d: &crate::alerts::digest::DigestView,
+    body: serde_json::Value,
+) -> Vec<crate::store::OutMessage> {
+    if d.platform != platform {
+        return Vec::new();
+    }
+    let key = crate::alerts::digest::message_key(d.storm, &d.platform, &d.channel);
+    vec![keyed_message(platform, &d.channel, key, d.new, body)]
+}
+
+/// A storm digest's text: totals, counts by alert name and severity, the
+/// largest groups, "and N more", incidents opened, and what happens next.
+/// `esc` escapes text for the platform.
+pub fn alert_digest_text(d: &crate::alerts::digest::DigestView, esc: &dyn Fn(&str) -> String) -> String {
+    let counts = |f: i64, r: i64| {
+        let mut t = format!("{f} firing");
+        if r > 0 {
+            t.push_str(&format!(" · {r} resolved"));
+        }
+        t
+    };
+    let (icon, what) = if d.ended {
+        ("✅", "Alert storm over")
+    } else {
+        ("🌩️", "Alert storm")
+    };
+    let mut t = format!(
+        "{icon} {what}: {} alerts in {} groups — {}",
+        d.total(),
+        d.groups,
+        counts(d.firing, d.resolved)
+    );
+    t.push_str(
+        "
+By alert:",
+    );
+    for n in &d.names {
+        t.push_str(&format!(
+            "
+• {}",
+            esc(&n.name)
+        ));
+        if let Some(s) = &n.severity {
+            t.push_str(&format!(" [{}]", esc(s)));
+        }
+        t.push_str(&format!(": {}", counts(n.firing, n.resolved)));
+    }
+    if d.more_names > 0 {
+        t.push_str(&format!(
+            "
+… and {} more alert names",
+            d.more_names
+        ));
+    }
+    t.push_str(
+        "
+Largest groups:",
+    );
+    for g in &d.top {
+        t.push_str(&format!(
+            "
+• {} / {}: {}",
+            esc(&g.route),
+            esc(&g.key),
+            counts(g.firing, g.resolved)
+        ));
+    }
+    if d.more_groups > 0 {
+        t.push_str(&format!(
+            "
+… and {} more groups",
+            d.more_groups
+        ));
+    }
+    if d.incidents > 0 {
+        t.push_str(&format!(
+            "
+🚨 {} incidents opened",
+            d.incidents
+        ));
+    }
+    t.push_str(if d.ended {
+        "
+Groups listed here get their own message again when they next change."
+    } else {
+        "
+One message per group resumes when the channel is calm; every alert is stored."
+    });
+    t
 }
 
 /// An alert group's text: the headline, one line per listed alert (✓ when

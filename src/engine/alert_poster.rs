@@ -10,12 +10,20 @@
 //! its alerts, and resolves when every alert of the group resolved.
 //! Marking the group posted and enqueueing its messages is one transaction,
 //! conditional on the version shown, so two instances render each version
-//! once.
+//! once. Whether a destination gets a post or an edit is decided per
+//! destination (is there a message under its key?).
+//! Storms (`alerts::digest`, `engine::storms`): a destination whose channel
+//! is storming gets no message of its own; the group joins the storm's
+//! digest instead, in the same transaction, and its groups open at most a
+//! few incidents while it lasts.
 
 use super::pipeline::Internal;
+use super::storms::Weather;
 use super::{Notification, Pipeline};
-use crate::alerts::post::{GroupView, SHOWN};
-use crate::alerts::silence;
+use crate::alerts::post::{message_key, GroupView, SHOWN};
+use crate::alerts::silence::{self, Silence};
+use crate::policy::Destination;
+use crate::store::AlertGroup;
 use std::time::Duration;
 use tokio::sync::watch;
 
@@ -24,16 +32,28 @@ const MAX_SLEEP: Duration = Duration::from_secs(5);
 /// Groups rendered per round.
 const BATCH: i64 = 64;
 
-pub fn spawn(pipeline: Pipeline, mut stop: watch::Receiver<bool>) -> tokio::task::JoinHandle<()> {
+/// `per_sec`: the outbox's sends per second per channel (storms are
+/// measured against it).
+pub fn spawn(
+    pipeline: Pipeline,
+    per_sec: u32,
+    mut stop: watch::Receiver<bool>,
+) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
         let mut stored = pipeline.alerts.listen();
         loop {
             stored.mark_unchanged();
-            if let Err(e) = post_changed(&pipeline).await {
-                tracing::warn!(error = %e, "alert poster: rendering alert groups failed; retrying");
-            }
+            let sleep = match post_changed(&pipeline, per_sec).await {
+                Ok(next) => next
+                    .map(|at| Duration::from_millis(u64::try_from(at - pipeline.now()).unwrap_or(0)))
+                    .map_or(MAX_SLEEP, |d| d.min(MAX_SLEEP)),
+                Err(e) => {
+                    tracing::warn!(error = %e, "alert poster: rendering alert groups failed; retrying");
+                    MAX_SLEEP
+                }
+            };
             tokio::select! {
-                _ = tokio::time::sleep(MAX_SLEEP) => {}
+                _ = tokio::time::sleep(sleep) => {}
                 _ = stored.changed() => {}
                 _ = stop.changed() => return,
             }
@@ -41,36 +61,105 @@ pub fn spawn(pipeline: Pipeline, mut stop: watch::Receiver<bool>) -> tokio::task
     })
 }
 
-/// Renders every changed group; answers how many messages were enqueued.
-pub async fn post_changed(p: &Pipeline) -> Result<usize, Internal> {
-    let mut rendered = 0;
+/// Renders every changed group, then every storm digest that is due;
+/// answers when a digest is next due or a storm may end.
+pub async fn post_changed(p: &Pipeline, per_sec: u32) -> Result<Option<i64>, Internal> {
+    let mut weather = Weather::load(p, per_sec).await?;
     loop {
         let groups = p.store.unposted_alert_groups(BATCH).await?;
         if groups.is_empty() {
-            return Ok(rendered);
+            return weather.render_digests(p, true).await;
         }
+        let more = groups.len() as i64 == BATCH;
         let (silences, now) = (p.active_silences().await?, p.clock.now_ms());
         for g in groups {
-            match (g.incident_id, g.state.as_str(), &g.profile) {
-                (None, "firing", Some(profile)) => {
-                    let serious = p.store.serious_open_alerts(g.id).await?;
-                    if let Some((level, name)) = silence::first_unsilenced(&serious, &silences, now) {
-                        p.declare_for_alerts(g.id, profile, &level, &name).await?;
-                    }
-                }
-                (Some(id), "firing", _) => p.ack_for_alerts(id, g.id).await?,
-                (Some(id), "resolved", _) => p.resolve_for_alerts(id, g.id).await?,
-                _ => {}
-            }
-            let (members, firing, resolved) = p.store.group_members(g.id, SHOWN as i64).await?;
-            let view = GroupView::build(&g, &members, (firing, resolved), &silences, now);
-            let mut tx = p.store.begin().await?;
-            if !tx.mark_group_posted(g.id, g.updated_at).await? {
-                continue; // another instance rendered this version
-            }
-            p.commit_notes(tx, &[], &[Notification::AlertGroup { group: &view }], None)
-                .await?;
-            rendered += 1;
+            post_group(p, &mut weather, g, &silences, now).await?;
+        }
+        // A storm does not end while changed groups may still be waiting.
+        weather.render_digests(p, !more).await?;
+        weather = Weather::load(p, per_sec).await?;
+    }
+}
+
+/// One changed group: its incident, then its message in each calm
+/// destination and its place in each storming one's digest.
+async fn post_group(
+    p: &Pipeline,
+    weather: &mut Weather,
+    g: AlertGroup,
+    silences: &[Silence],
+    now: i64,
+) -> Result<(), Internal> {
+    let mut calm: Vec<Destination> = Vec::new();
+    let mut storms: Vec<i64> = Vec::new();
+    for d in Destination::parse_list(&g.destinations) {
+        match weather.storm_for(p, &d, now).await? {
+            Some(s) => storms.push(s),
+            None => calm.push(d),
         }
     }
+    let mut opened = false;
+    match (g.incident_id, g.state.as_str(), &g.profile) {
+        (None, "firing", Some(profile)) if weather.may_open_incident(&storms) => {
+            let serious = p.store.serious_open_alerts(g.id).await?;
+            if let Some((level, name)) = silence::first_unsilenced(&serious, silences, now) {
+                opened = p
+                    .declare_for_alerts(g.id, profile, &level, &name, &storms)
+                    .await?;
+            }
+        }
+        (Some(id), "firing", _) => p.ack_for_alerts(id, g.id).await?,
+        (Some(id), "resolved", _) => p.resolve_for_alerts(id, g.id).await?,
+        _ => {}
+    }
+    let views = if calm.is_empty() {
+        Vec::new()
+    } else {
+        let (members, firing, resolved) = p.store.group_members(g.id, SHOWN as i64).await?;
+        let view = GroupView::build(&g, &members, (firing, resolved), silences, now);
+        per_destination(p, view, calm).await?
+    };
+    let mut tx = p.store.begin().await?;
+    if !tx.mark_group_posted(g.id, g.updated_at).await? {
+        return Ok(()); // another instance rendered this version
+    }
+    let at = p.now(); // storms calm from the last group taken in, not the batch's start
+    for s in &storms {
+        tx.add_storm_group(*s, g.id, at).await?;
+    }
+    let notes: Vec<Notification> = views
+        .iter()
+        .map(|v| Notification::AlertGroup { group: v })
+        .collect();
+    p.commit_notes(tx, &[], &notes, None).await?;
+    weather.took(&storms, at, opened);
+    Ok(())
+}
+
+/// `view` for `calm` destinations: one view posting where no message of
+/// the group exists yet, one editing where it does.
+async fn per_destination(
+    p: &Pipeline,
+    view: GroupView,
+    calm: Vec<Destination>,
+) -> Result<Vec<GroupView>, Internal> {
+    let (mut new, mut known) = (Vec::new(), Vec::new());
+    for d in calm {
+        let key = message_key(view.id, &d);
+        let found = p.store.known_message_keys(&d.platform, &[key]).await?;
+        if found.is_empty() {
+            new.push(d);
+        } else {
+            known.push(d);
+        }
+    }
+    Ok([(new, true), (known, false)]
+        .into_iter()
+        .filter(|(ds, _)| !ds.is_empty())
+        .map(|(destinations, new)| GroupView {
+            destinations,
+            new,
+            ..view.clone()
+        })
+        .collect())
 }

@@ -809,23 +809,25 @@ impl Pipeline {
 
     /// An alert group reached its route's threshold: opens an incident at
     /// `level` of `profile` and links the group to it, in one transaction
-    /// (the link is conditional: of two instances, one opens it).
+    /// (the link is conditional: of two instances, one opens it), counted
+    /// in the alert `storms` the group is in. True if it opened one.
     pub(super) async fn declare_for_alerts(
         &self,
         group: i64,
         profile: &str,
         level: &str,
         name: &str,
-    ) -> Result<(), Internal> {
+        storms: &[i64],
+    ) -> Result<bool, Internal> {
         let Some(policy) = self.policy_of(profile) else {
-            return Ok(());
+            return Ok(false);
         };
         let now = self.now();
         let new = match incident::declare(policy, profile, level, name, OPSBOT, now) {
             Ok(n) => n,
             Err(why) => {
                 tracing::warn!(group, profile, level, why, "alerts: no incident opened");
-                return Ok(());
+                return Ok(false);
             }
         };
         let mut tx = self.store.begin().await?;
@@ -834,7 +836,10 @@ impl Pipeline {
             .create_incident(&new, &Event::new(now, "declared", OPSBOT, text))
             .await?;
         if !tx.link_group_incident(group, inc.id).await? {
-            return Ok(()); // dropped: rolled back
+            return Ok(false); // dropped: rolled back
+        }
+        for s in storms {
+            tx.count_storm_incident(*s).await?;
         }
         let due = self.plan(&mut tx, &inc).await?;
         let entry = self.opsbot_entry(
@@ -855,7 +860,7 @@ impl Pipeline {
         }];
         self.commit_notes(tx, &[entry], &notes, None).await?;
         due.into_iter().for_each(|d| self.alarm.set(d));
-        Ok(())
+        Ok(true)
     }
 
     /// Every alert of the group that opened incident `id` resolved: the

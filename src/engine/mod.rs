@@ -16,6 +16,7 @@ pub mod recovery;
 mod reply;
 mod signal;
 mod silences;
+mod storms;
 pub mod timers;
 pub mod worker;
 mod writer;

@@ -344,8 +344,8 @@ async fn deliver(s: &Shared, row: &OutboxRow) -> (Instant, Option<Duration>) {
             return (Instant::now(), None);
         }
     }
-    let started = Instant::now();
-    let step = give_up_if_too_old(row, attempt(s, row).await, s.clock.now_ms());
+    let mut started = Instant::now();
+    let step = give_up_if_too_old(row, attempt(s, row, &mut started).await, s.clock.now_ms());
     let hold = match &step {
         Step::Retry {
             hold: true, after, ..
@@ -383,7 +383,9 @@ fn give_up_if_too_old(row: &OutboxRow, step: Step, now: Millis) -> Step {
     }
 }
 
-async fn attempt(s: &Shared, row: &OutboxRow) -> Step {
+/// `called`: set to when the platform call started (after any key lookup:
+/// the channel's spacing counts from there).
+async fn attempt(s: &Shared, row: &OutboxRow, called: &mut Instant) -> Step {
     let m = &row.message;
     let api = &s.delivery.api;
     let body = api.fit(m.body.clone());
@@ -393,27 +395,35 @@ async fn attempt(s: &Shared, row: &OutboxRow) -> Step {
             key,
             fallback,
         } => match thread_ts(s, row.id, thread).await {
-            Ok(ts) => match api.post(&m.channel, ts.as_deref(), &body).await {
-                // Not a member of the channel: an unkeyed result can still go
-                // through the request's reply handle. Keyed posts (cards, to be
-                // edited later) need the bot there.
-                Err(SendError::NotMember(code)) if key.is_none() => match fallback {
-                    Some(url) => api.respond(url, &body).await.map(|()| None),
-                    None => Err(SendError::NotMember(code)),
-                },
-                other => other.map(Some),
-            },
+            Ok(ts) => {
+                *called = Instant::now();
+                match api.post(&m.channel, ts.as_deref(), &body).await {
+                    // Not a member of the channel: an unkeyed result can still go
+                    // through the request's reply handle. Keyed posts (cards, to be
+                    // edited later) need the bot there.
+                    Err(SendError::NotMember(code)) if key.is_none() => match fallback {
+                        Some(url) => api.respond(url, &body).await.map(|()| None),
+                        None => Err(SendError::NotMember(code)),
+                    },
+                    other => other.map(Some),
+                }
+            }
             Err(step) => return step,
         },
         OutOp::Update { key } => match lookup(s, key, row.id).await {
-            Ok((channel, ts)) => api.update(&channel, &ts, &body).await.map(|()| None),
+            Ok((channel, ts)) => {
+                *called = Instant::now();
+                api.update(&channel, &ts, &body).await.map(|()| None)
+            }
             Err(step) => return step,
         },
         OutOp::Ephemeral { user, thread } => match thread_ts(s, row.id, thread).await {
-            Ok(ts) => api
-                .ephemeral(&m.channel, user, ts.as_deref(), &body)
-                .await
-                .map(|()| None),
+            Ok(ts) => {
+                *called = Instant::now();
+                api.ephemeral(&m.channel, user, ts.as_deref(), &body)
+                    .await
+                    .map(|()| None)
+            }
             Err(step) => return step,
         },
         // Through the request's own reply handle while it is valid; then a

@@ -54,6 +54,10 @@ pub enum Notification<'a> {
     AlertGroup {
         group: &'a crate::alerts::post::GroupView,
     },
+    /// A storm's digest in its channel: posted when new, else edited.
+    AlertDigest {
+        digest: &'a crate::alerts::digest::DigestView,
+    },
     /// A message in the incident's thread, in each of its destinations
     /// (a page, a reminder, a change). `mentions`: the people it pages.
     IncidentThread {
@@ -95,6 +99,7 @@ impl Notification<'_> {
                 distinct_platforms(&incident.destinations)
             }
             Notification::AlertGroup { group } => distinct_platforms(&group.destinations),
+            Notification::AlertDigest { digest } => vec![&digest.platform],
         }
     }
 }

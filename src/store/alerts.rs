@@ -452,7 +452,7 @@ fn alert_group(r: &AnyRow) -> Result<AlertGroup> {
     })
 }
 
-fn opt_int(row: &AnyRow, col: &str) -> Result<Option<i64>> {
+pub(super) fn opt_int(row: &AnyRow, col: &str) -> Result<Option<i64>> {
     Ok(row.try_get::<Option<i64>, _>(col)?)
 }
 

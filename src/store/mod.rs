@@ -26,6 +26,7 @@ mod inbox;
 mod incidents;
 mod outbox;
 mod silences;
+mod storms;
 mod timers;
 
 pub use alerts::{AlertGroup, AlertRecord, NewAlert, StoredAlert};
@@ -33,6 +34,7 @@ pub use inbox::InboxItem;
 pub use incidents::{card_key, OverrideRow, INCIDENT_REMINDER, INCIDENT_STEP};
 pub use outbox::{KeyLookup, OutMessage, OutOp, OutboxFailure, OutboxRow, OutboxState, Thread};
 pub use silences::{OpenAlert, SilenceRow, SILENCE_END};
+pub use storms::Storm;
 pub use timers::{Timer, APPROVAL_EXPIRY};
 
 use sqlx::any::{AnyPoolOptions, AnyRow};

@@ -17,7 +17,7 @@ const PDF_KEY: &str = "pdfpdfpdfpdfpdfpdfpdfpdfpdfpdf01";
 const CHAT_KEY: &str = "chatchatchatchatchatchatchatch02";
 
 /// The shipped config's routes with test credentials.
-fn edge(with_credentials: bool) -> app::Edge {
+pub(crate) fn edge(with_credentials: bool) -> app::Edge {
     let env: HashMap<String, String> = if with_credentials {
         [
             ("OPSBOT_ALERT_TOKEN", TOKEN),
@@ -77,7 +77,7 @@ impl TestApp {
 
     /// POSTs `body` as JSON to `path` with the Bearer token (and Grafana's
     /// signature on `/alerts/grafana`).
-    async fn alert(&self, path: &str, body: &Value) -> reqwest::Response {
+    pub(crate) async fn alert(&self, path: &str, body: &Value) -> reqwest::Response {
         let text = body.to_string();
         let bearer = format!("Bearer {TOKEN}");
         let sig = grafana_signature(&text);

@@ -96,6 +96,8 @@ struct Inner {
     /// Slack's per-channel limit: posts closer than this to the channel's
     /// last accepted post get 429 (with a 20 ms allowance for jitter).
     channel_interval: Option<Duration>,
+    /// The limit counts `chat.update` calls too.
+    limit_updates: bool,
     last_accepted: HashMap<String, Instant>,
 }
 
@@ -134,6 +136,23 @@ impl FakeSlack {
     /// `every` per channel, more get 429 with the seconds left.
     pub fn limit_channels(&self, every: Duration) {
         self.lock().channel_interval = Some(every);
+    }
+
+    /// Like [`limit_channels`](Self::limit_channels), counting edits
+    /// (`chat.update`) too: one message written per `every` per channel.
+    pub fn limit_channel_writes(&self, every: Duration) {
+        let mut inner = self.lock();
+        inner.channel_interval = Some(every);
+        inner.limit_updates = true;
+    }
+
+    /// Calls answered 429 so far.
+    pub fn rate_limited(&self) -> usize {
+        self.lock()
+            .calls
+            .iter()
+            .filter(|c| matches!(c.answer, Answer::RateLimited { .. }))
+            .count()
     }
 
     /// The base URL, as `OPSBOT_SLACK_API_URL` would be (with a trailing slash).
@@ -247,21 +266,20 @@ impl FakeSlack {
                 r.answer.clone()
             });
         let now = Instant::now();
+        let limited = method == "chat.postMessage" || (inner.limit_updates && method == "chat.update");
         let answer = match (&answer, inner.channel_interval, &channel) {
-            (Answer::Ok, Some(every), Some(ch)) if method == "chat.postMessage" => {
-                match inner.last_accepted.get(ch) {
-                    Some(last) if now.duration_since(*last) + JITTER < every => {
-                        let left = every - now.duration_since(*last);
-                        Answer::RateLimited {
-                            retry_after_secs: left.as_secs_f64().ceil() as u64,
-                        }
-                    }
-                    _ => {
-                        inner.last_accepted.insert(ch.clone(), now);
-                        Answer::Ok
+            (Answer::Ok, Some(every), Some(ch)) if limited => match inner.last_accepted.get(ch) {
+                Some(last) if now.duration_since(*last) + JITTER < every => {
+                    let left = every - now.duration_since(*last);
+                    Answer::RateLimited {
+                        retry_after_secs: left.as_secs_f64().ceil() as u64,
                     }
                 }
-            }
+                _ => {
+                    inner.last_accepted.insert(ch.clone(), now);
+                    Answer::Ok
+                }
+            },
             _ => answer,
         };
         let ts = (answer.ok() && method == "chat.postMessage").then(|| {

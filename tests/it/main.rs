@@ -27,4 +27,6 @@ mod remote;
 mod silences;
 mod slack;
 mod store;
+mod storm;
 mod support;
+mod wait;

@@ -401,31 +401,7 @@ pub async fn serve(app: Router) -> String {
     url
 }
 
-/// Waits until `done` holds for a fake's recorded calls (`calls()`), woken by
-/// `changed`; after `timeout` panics with `what` and every call, as `show` prints it.
-pub async fn wait_for_calls<T>(
-    changed: &tokio::sync::Notify,
-    timeout: std::time::Duration,
-    calls: impl Fn() -> Vec<T>,
-    done: impl Fn(&[T]) -> bool,
-    what: &str,
-    show: impl Fn(&T) -> String,
-) -> Vec<T> {
-    let deadline = tokio::time::Instant::now() + timeout;
-    loop {
-        let notified = changed.notified();
-        tokio::pin!(notified);
-        notified.as_mut().enable();
-        let seen = calls();
-        if done(&seen) {
-            return seen;
-        }
-        if tokio::time::timeout_at(deadline, notified).await.is_err() {
-            let seen: Vec<String> = seen.iter().map(&show).collect();
-            panic!("timed out waiting for {what}; got {seen:#?}");
-        }
-    }
-}
+pub use crate::wait::wait_for_calls;
 
 /// An address where nothing listens.
 pub async fn dead_url() -> String {
@@ -570,6 +546,8 @@ struct Setup {
     ids: (Option<String>, Option<String>),
     /// Config text beyond the shared people (policies, rotations, …).
     extra: String,
+    /// Sends per second per channel (default 50).
+    per_channel_per_sec: u32,
 }
 
 impl Setup {
@@ -579,6 +557,7 @@ impl Setup {
             edge: test_edge(),
             ids: (None, None),
             extra: String::new(),
+            per_channel_per_sec: 50,
         }
     }
 }
@@ -628,6 +607,18 @@ impl TestApp {
         Self::start(store, setup, |_| {}).await
     }
 
+    /// With the HTTP edge set up as `edge` says, `extra` config, and the
+    /// outbox pacing each channel at `per_sec` sends per second.
+    pub async fn spawn_paced(store: Store, edge: app::Edge, extra: &str, per_sec: u32) -> TestApp {
+        let setup = Setup {
+            edge,
+            extra: extra.into(),
+            per_channel_per_sec: per_sec,
+            ..Setup::new(true)
+        };
+        Self::start(store, setup, |_| {}).await
+    }
+
     /// With `extra` config (policies, rotations, …) beyond the shared people.
     pub async fn spawn_with_config(store: Store, extra: &str) -> TestApp {
         let setup = Setup {
@@ -652,6 +643,7 @@ impl TestApp {
             edge,
             ids,
             extra,
+            per_channel_per_sec,
         } = setup;
         let slack = crate::fake_slack::FakeSlack::start().await;
         let discord = crate::fake_discord::FakeDiscord::start().await;
@@ -671,7 +663,7 @@ impl TestApp {
             app_id: ids.1,
         };
         let pacing = opsbot::engine::outbox::Pacing {
-            per_channel_per_sec: 50,
+            per_channel_per_sec,
             global_per_sec: 500,
         };
         let discord_cfg = opsbot::config::DiscordConfig {

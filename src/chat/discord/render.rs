@@ -125,6 +125,11 @@ impl Renderer for DiscordRenderer {
                 let body = json!({ "content": content, "allowed_mentions": no_pings() });
                 card::alert_group_messages(PLATFORM, group, body)
             }
+            Notification::AlertDigest { digest } => {
+                let content = card::alert_digest_text(digest, &escape);
+                let body = json!({ "content": content, "allowed_mentions": no_pings() });
+                card::alert_digest_messages(PLATFORM, digest, body)
+            }
             n @ (Notification::IncidentCard { .. } | Notification::IncidentThread { .. }) => {
                 card::incident_messages(
                     PLATFORM,

@@ -82,6 +82,10 @@ impl Renderer for SlackRenderer {
                 let text = card::alert_group_text(group, &escape::text, &link);
                 card::alert_group_messages(PLATFORM, group, json!({ "text": text }))
             }
+            Notification::AlertDigest { digest } => {
+                let text = card::alert_digest_text(digest, &escape::text);
+                card::alert_digest_messages(PLATFORM, digest, json!({ "text": text }))
+            }
             n @ (Notification::IncidentCard { .. } | Notification::IncidentThread { .. }) => {
                 card::incident_messages(
                     PLATFORM,
