@@ -380,9 +380,10 @@ pub(super) fn unknown_command(visible: &[&Command], words: &[String]) -> UsageEr
 
 /// The first word names a group (`/queue`) but the rest matches nothing.
 fn unknown_in_group(first: &str, group: &[&Command], words: &[String]) -> UsageError {
-    let list = help::command_lines(group);
+    // The group's usage lines only when they are shown (not with a suggestion).
+    let list = || help::command_lines(group);
     let Some(second) = words.get(1) else {
-        return UsageError::new(format!("`/{first}` needs a subcommand:\n{list}"));
+        return UsageError::new(format!("`/{first}` needs a subcommand:\n{}", list()));
     };
     let mut best: Option<(usize, String, &str)> = None;
     for c in group {
@@ -401,8 +402,9 @@ fn unknown_in_group(first: &str, group: &[&Command], words: &[String]) -> UsageE
     UsageError::new(match best {
         Some((_, typed, name)) => format!("Unknown command `/{}`. Did you mean `/{name}`?", shown(&typed)),
         None => format!(
-            "Unknown command `/{first} {}`. The `/{first}` commands are:\n{list}",
-            shown(second)
+            "Unknown command `/{first} {}`. The `/{first}` commands are:\n{}",
+            shown(second),
+            list()
         ),
     })
 }
