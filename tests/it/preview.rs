@@ -7,7 +7,7 @@
 
 use crate::fake_discord::Call;
 use crate::support::{
-    args, both, clock, config, config_enabling, pg_url, pipeline_for, redis_url, say, say_in,
+    args, both, clock, config, config_enabling, eventually, pg_url, pipeline_for, redis_url, say, say_in,
     shipped_catalog_env, unique, Keys, PgSchema, TestApp,
 };
 use opsbot::approval::State;
@@ -378,21 +378,15 @@ async fn cleanup_deletes_with_the_cutoff_the_preview_fixed() {
         "INSERT INTO SCHEMA.queue_jobs VALUES (5, 'completed', '{cutoff}'::timestamptz + interval '10 milliseconds')"
     ))
     .await;
-    let deadline = Instant::now() + Duration::from_secs(5);
-    loop {
-        let (aged,): (bool,) = sqlx::query_as(&format!(
-            "SELECT completed_at < now() - interval '7 days' FROM {}.queue_jobs WHERE id = 5",
-            s.name
-        ))
-        .fetch_one(&s.pool)
-        .await
-        .unwrap();
-        if aged {
-            break;
-        }
-        assert!(Instant::now() < deadline, "row 5 never aged past 7 days");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    let aged_sql = format!(
+        "SELECT completed_at < now() - interval '7 days' FROM {}.queue_jobs WHERE id = 5",
+        s.name
+    );
+    eventually("row 5 to age past 7 days", || async {
+        let (aged,): (bool,) = sqlx::query_as(&aged_sql).fetch_one(&s.pool).await.unwrap();
+        aged
+    })
+    .await;
     let out = exec
         .execute_previewed(&cmd.action, &c.targets, &a, Some(&found))
         .await
@@ -563,14 +557,10 @@ async fn flushall_previews_every_database_and_stalled_key_shows_type_and_size() 
     exec.execute_previewed(&cmd.action, &c.targets, &args(&[]), Some(&found))
         .await
         .unwrap();
-    let deadline = Instant::now() + Duration::from_secs(5);
-    while r.dbsize(0).await + r.dbsize(5).await > 0 {
-        assert!(
-            Instant::now() < deadline,
-            "FLUSHALL ASYNC never emptied the server"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    eventually("FLUSHALL ASYNC to empty the server", || async {
+        r.dbsize(0).await + r.dbsize(5).await == 0
+    })
+    .await;
     let found = exec
         .preview(stalled.preview.as_ref().unwrap(), &cap.targets, &args(&[]))
         .await
