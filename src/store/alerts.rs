@@ -269,15 +269,25 @@ impl Tx {
 
     /// Sets each group's state from its members.
     async fn recount_groups(&mut self, ids: &[i64], now: Millis) -> Result<()> {
+        self.bump_groups(
+            ids,
+            now,
+            ", state = CASE WHEN EXISTS
+               (SELECT 1 FROM alerts a WHERE a.group_id = alert_groups.id AND a.status <> 'resolved')
+               THEN 'firing' ELSE 'resolved' END",
+        )
+        .await
+    }
+
+    /// Marks groups changed at `now`, setting `also` (more `, col = …`
+    /// assignments) with it. `updated_at` only grows, also within one
+    /// millisecond: the poster renders every version whose updated_at it
+    /// has not shown.
+    pub(super) async fn bump_groups(&mut self, ids: &[i64], now: Millis, also: &str) -> Result<()> {
         let backend = self.backend();
         for chunk in ids.chunks(CHUNK) {
             let sql = format!(
-                // updated_at only grows, also within one millisecond: the
-                // poster renders every version whose updated_at it has not shown.
-                "UPDATE alert_groups SET updated_at = CASE WHEN updated_at >= {now} THEN updated_at + 1 ELSE {now} END,
-                 state = CASE WHEN EXISTS
-                   (SELECT 1 FROM alerts a WHERE a.group_id = alert_groups.id AND a.status <> 'resolved')
-                   THEN 'firing' ELSE 'resolved' END
+                "UPDATE alert_groups SET updated_at = CASE WHEN updated_at >= {now} THEN updated_at + 1 ELSE {now} END{also}
                  WHERE id IN ({})",
                 params(backend, 1, chunk.len()).join(", ")
             );

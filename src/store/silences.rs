@@ -4,7 +4,7 @@
 //! silence's start or end changes so the alert poster renders them again.
 
 use super::alerts::stored_alert;
-use super::{int, opt_text, params, text, Result, Store, StoredAlert, Tx};
+use super::{int, opt_text, text, Result, Store, StoredAlert, Tx};
 use crate::clock::Millis;
 use sqlx::any::AnyRow;
 use sqlx::Row;
@@ -103,20 +103,7 @@ impl Tx {
     /// Marks `groups` changed, so the alert poster renders them again (and
     /// decides their incident again). `updated_at` only grows.
     pub async fn touch_groups(&mut self, groups: &[i64], now: Millis) -> Result<()> {
-        let backend = self.backend();
-        for chunk in groups.chunks(400) {
-            let sql = format!(
-                "UPDATE alert_groups SET updated_at = CASE WHEN updated_at >= {now} THEN updated_at + 1 ELSE {now} END
-                 WHERE id IN ({})",
-                params(backend, 1, chunk.len()).join(", ")
-            );
-            let mut q = sqlx::query(&sql);
-            for id in chunk {
-                q = q.bind(*id);
-            }
-            q.execute(self.conn()).await?;
-        }
-        Ok(())
+        self.bump_groups(groups, now, "").await
     }
 }
 
