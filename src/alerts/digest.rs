@@ -194,7 +194,6 @@ impl DigestView {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::store::AlertRecord;
 
     fn storm() -> Storm {
         Storm {
@@ -211,33 +210,11 @@ mod tests {
     }
 
     fn alert(id: i64, group: i64, name: &str, severity: &str, status: &str) -> StoredAlert {
-        StoredAlert {
-            id,
-            group_id: group,
-            route: "chat".into(),
-            group_key: format!("alertname={name}/{group}"),
-            record: AlertRecord {
-                format: "alertmanager".into(),
-                scope: "s".into(),
-                fingerprint: format!("f{id}"),
-                status: status.into(),
-                title: None,
-                labels: serde_json::json!({"alertname": name, "severity": severity}).to_string(),
-                annotations: "{}".into(),
-                level: None,
-                rank: None,
-                opens_incident: false,
-                starts_at: None,
-                ends_at: None,
-                generator_url: None,
-                silence_url: None,
-                dashboard_url: None,
-                panel_url: None,
-                image_url: None,
-            },
-            changed_at: 0,
-            last_seen_at: 0,
-        }
+        let labels = serde_json::json!({"alertname": name, "severity": severity}).to_string();
+        let mut a = StoredAlert::example(id, group, labels);
+        a.group_key = format!("alertname={name}/{group}");
+        a.record.status = status.into();
+        a
     }
 
     #[test]

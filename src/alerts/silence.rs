@@ -482,36 +482,12 @@ mod tests {
     }
 
     fn open(id: i64, group: i64, labels: &str, level: &str) -> OpenAlert {
-        use crate::store::{AlertRecord, StoredAlert};
-        let record = AlertRecord {
-            format: "alertmanager".into(),
-            scope: "alertmanager".into(),
-            fingerprint: id.to_string(),
-            status: "firing".into(),
-            title: None,
-            labels: labels.into(),
-            annotations: "{}".into(),
-            level: Some(level.into()),
-            rank: Some(1),
-            opens_incident: true,
-            starts_at: None,
-            ends_at: None,
-            generator_url: None,
-            silence_url: None,
-            dashboard_url: None,
-            panel_url: None,
-            image_url: None,
-        };
+        let mut alert = crate::store::StoredAlert::example(id, group, labels.into());
+        alert.record.level = Some(level.into());
+        alert.record.rank = Some(1);
+        alert.record.opens_incident = true;
         OpenAlert {
-            alert: StoredAlert {
-                id,
-                group_id: group,
-                route: "chat".into(),
-                group_key: "{}".into(),
-                record,
-                changed_at: 0,
-                last_seen_at: 0,
-            },
+            alert,
             profile: Some("chat".into()),
             created_at: 0,
         }

@@ -56,6 +56,41 @@ pub struct StoredAlert {
     pub last_seen_at: Millis,
 }
 
+#[cfg(test)]
+impl StoredAlert {
+    /// A firing Alertmanager alert (fingerprint = id) with `labels` (JSON),
+    /// route `chat`, no level and no links: the base of the pure modules' tests.
+    pub(crate) fn example(id: i64, group_id: i64, labels: String) -> StoredAlert {
+        StoredAlert {
+            id,
+            group_id,
+            route: "chat".into(),
+            group_key: "{}".into(),
+            record: AlertRecord {
+                format: "alertmanager".into(),
+                scope: "alertmanager".into(),
+                fingerprint: id.to_string(),
+                status: "firing".into(),
+                title: None,
+                labels,
+                annotations: "{}".into(),
+                level: None,
+                rank: None,
+                opens_incident: false,
+                starts_at: None,
+                ends_at: None,
+                generator_url: None,
+                silence_url: None,
+                dashboard_url: None,
+                panel_url: None,
+                image_url: None,
+            },
+            changed_at: 0,
+            last_seen_at: 0,
+        }
+    }
+}
+
 /// A stored alert group.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AlertGroup {
