@@ -78,7 +78,7 @@ impl Pressure {
 }
 
 impl InboxWriter {
-    /// Starts the writer. Newly stored items are forwarded to `stored` for
+    /// Starts the writer. The ids of newly stored items are sent to `stored` for
     /// processing; when that queue is full they stay `new` in the store and
     /// the worker's sweep picks them up.
     pub fn spawn(store: Store, stored: mpsc::Sender<i64>) -> InboxWriter {
