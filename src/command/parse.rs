@@ -149,11 +149,24 @@ pub(super) fn visible<'c>(catalog: &'c Catalog, scope: &Scope) -> Vec<&'c Comman
 
 /// The longest command name that is a prefix of `words`, and how many words it takes.
 pub(super) fn longest_match(visible: &[&Command], words: &[String]) -> Option<(String, usize)> {
-    let most = visible.iter().map(|c| c.name.split(' ').count()).max()?;
-    (1..=words.len().min(most)).rev().find_map(|k| {
-        let name = words[..k].join(" ");
-        visible.iter().any(|c| c.name == name).then_some((name, k))
-    })
+    // One pass, no joined strings: this runs for every command typed.
+    visible
+        .iter()
+        .filter_map(|c| leading_words(&c.name, words).map(|k| (k, c)))
+        .max_by_key(|(k, _)| *k)
+        .map(|(k, c)| (c.name.clone(), k))
+}
+
+/// How many words `name` has, when they are the first words of `words`.
+fn leading_words(name: &str, words: &[String]) -> Option<usize> {
+    let mut k = 0;
+    for part in name.split(' ') {
+        if words.get(k)? != part {
+            return None;
+        }
+        k += 1;
+    }
+    Some(k)
 }
 
 /// Removes `--sys <profile>` / `--sys=<profile>` from the argument tokens.

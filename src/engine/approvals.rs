@@ -391,9 +391,7 @@ impl Pipeline {
         };
         // Before the transaction: on SQLite it holds the only connection.
         let platform = a.origin.as_ref().map_or(super::CONSOLE, |o| o.platform.as_str());
-        let incident = self
-            .thread_incident(platform, a.thread.as_deref(), a.channel.as_deref())
-            .await?;
+        let incident = self.thread_incident(platform, a.thread.as_deref()).await?;
         let mut tx = self.store.begin().await?;
         tx.transition(id, State::Executing, state, self.now(), None, Some(&detail))
             .await?;

@@ -3,7 +3,7 @@
 //! this background appender instead. Under a flood of refusals, entries beyond
 //! 200 per second (or a full queue) are dropped and counted — the refusals
 //! changed nothing — so the ack path never waits on, or competes with, the
-//! audit chain.
+//! audit chain. Entries are committed together, at most every 50 ms.
 
 use crate::audit::Entry;
 use crate::store::Store;
@@ -13,6 +13,8 @@ use tokio::sync::mpsc;
 
 const QUEUE: usize = 1024;
 const PER_SECOND: u32 = 200;
+/// How long the appender gathers entries before committing them.
+const LINGER: std::time::Duration = std::time::Duration::from_millis(50);
 
 #[derive(Clone)]
 pub struct AuditSink {
@@ -26,10 +28,21 @@ impl AuditSink {
     pub fn spawn(store: Store) -> AuditSink {
         let (tx, mut rx) = mpsc::channel::<Entry>(QUEUE);
         tokio::spawn(async move {
-            while let Some(entry) = rx.recv().await {
-                if let Err(e) = store.append_audit(&entry).await {
-                    tracing::error!(error = %e, kind = %entry.kind, "could not append an audit entry");
+            let mut batch = Vec::with_capacity(QUEUE);
+            while rx.recv_many(&mut batch, QUEUE).await > 0 {
+                // Refusals come in bursts: one commit (one fsync) per
+                // LINGER for all of them, not one per entry beside the acks.
+                tokio::time::sleep(LINGER).await;
+                while batch.len() < QUEUE {
+                    match rx.try_recv() {
+                        Ok(entry) => batch.push(entry),
+                        Err(_) => break,
+                    }
                 }
+                if let Err(e) = store.append_audits(&batch).await {
+                    tracing::error!(error = %e, entries = batch.len(), "could not append audit entries");
+                }
+                batch.clear();
             }
         });
         let per_second = std::num::NonZeroU32::new(PER_SECOND).unwrap_or(std::num::NonZeroU32::MIN);

@@ -107,12 +107,8 @@ impl Pipeline {
         let id = match id {
             Some(id) => Some(id),
             None => {
-                self.thread_incident(
-                    &inv.origin.platform,
-                    inv.thread.as_deref(),
-                    inv.channel.as_deref(),
-                )
-                .await?
+                self.thread_incident(&inv.origin.platform, inv.thread.as_deref())
+                    .await?
             }
         };
         let Some(id) = id else {
@@ -128,23 +124,21 @@ impl Pipeline {
             .ok_or_else(|| format!("There is no incident {} (see `/incidents`).", incident::label(id))))
     }
 
-    /// The incident whose card `thread` (or, where threads are channels,
-    /// `channel`) hangs under, on `platform`. The console has no threads.
+    /// The incident whose card `thread` hangs under, on `platform` (where
+    /// threads are channels, the platform's inbound sets the thread to that
+    /// channel). Outside a thread nothing is looked up: the common case of a
+    /// command in a channel costs no query. The console has no threads.
     pub(super) async fn thread_incident(
         &self,
         platform: &str,
         thread: Option<&str>,
-        channel: Option<&str>,
     ) -> Result<Option<i64>, Internal> {
-        if platform == super::CONSOLE {
-            return Ok(None);
-        }
-        for place in [thread, channel].into_iter().flatten() {
-            if let Some(id) = self.store.incident_by_card(platform, place).await? {
-                return Ok(Some(id));
+        match thread {
+            Some(place) if platform != super::CONSOLE => {
+                Ok(self.store.incident_by_card(platform, place).await?)
             }
+            _ => Ok(None),
         }
-        Ok(None)
     }
 
     fn policy_of(&self, profile: &str) -> Option<&ProfilePolicy> {

@@ -316,11 +316,7 @@ impl Pipeline {
         }
         // A command typed in an incident's thread goes on its timeline.
         let incident = self
-            .thread_incident(
-                &inv.origin.platform,
-                inv.thread.as_deref(),
-                inv.channel.as_deref(),
-            )
+            .thread_incident(&inv.origin.platform, inv.thread.as_deref())
             .await?;
         if let Some(policy) = &cmd.approve {
             if req.break_glass {

@@ -8,6 +8,8 @@ use sqlx::Row;
 super::on_tx! {
     /// Appends `entry` to the chain in its own transaction.
     fn append_audit(entry: &Entry) -> i64;
+    /// Appends `entries` to the chain in one transaction of their own.
+    fn append_audits(entries: &[Entry]) -> i64;
 }
 
 impl Tx {

@@ -247,6 +247,15 @@ impl Store {
         self.counts_by_state("inbox").await
     }
 
+    /// How many requests are stored and not finished (new or processing):
+    /// read through the state index, so it costs what is open, not the table.
+    pub async fn inbox_open(&self) -> Result<i64> {
+        let r = sqlx::query("SELECT COUNT(*) AS n FROM inbox WHERE state IN ('new', 'processing')")
+            .fetch_one(&self.pool)
+            .await?;
+        int(&r, "n")
+    }
+
     /// Deletes finished requests (done, interrupted) received before `before`.
     pub async fn inbox_prune(&self, before: Millis) -> Result<u64> {
         let done = sqlx::query(

@@ -163,7 +163,22 @@ impl Store {
     /// Applies the backend's migrations.
     pub async fn migrate(&self) -> Result<()> {
         match self.backend {
-            Backend::Sqlite => SQLITE_MIGRATIONS.run(&self.pool).await?,
+            Backend::Sqlite => {
+                // Each migration commits separately; at synchronous=FULL that
+                // is an fsync each (most of a fresh start). In WAL mode NORMAL
+                // stays consistent: a power cut can only undo the newest
+                // migrations together with their rows in _sqlx_migrations, so
+                // they run again at the next start. The first commit at FULL
+                // afterwards makes them durable.
+                sqlx::query("PRAGMA synchronous = NORMAL")
+                    .execute(&self.pool)
+                    .await?;
+                let ran = SQLITE_MIGRATIONS.run(&self.pool).await;
+                sqlx::query("PRAGMA synchronous = FULL")
+                    .execute(&self.pool)
+                    .await?;
+                ran?
+            }
             Backend::Postgres => POSTGRES_MIGRATIONS.run(&self.pool).await?,
         }
         Ok(())

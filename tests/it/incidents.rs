@@ -611,7 +611,9 @@ async fn a_p0_chain_end_to_end_through_slack_and_discord() {
                 ),
             ] {
                 let mut cmd = TestApp::discord_command("111", name, options);
+                // A public thread (type 11) started from the card has its id.
                 cmd["channel_id"] = serde_json::json!(mid);
+                cmd["channel"] = serde_json::json!({"id": mid, "type": 11});
                 assert_eq!(app.discord(&cmd).await.status(), 200);
             }
             let store = app.pipeline.store.clone();

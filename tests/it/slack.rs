@@ -158,7 +158,14 @@ async fn quick_answers_come_in_the_ack_and_store_nothing() {
     assert!(v["text"].as_str().unwrap().contains("/queue retry"), "{v}");
     app.settle().await;
     assert!(app.slack.calls().is_empty(), "{:#?}", app.slack.calls());
-    // Only the refusal is audited (off the request path); typos and help are not.
+    // Only the refusal is audited (off the request path, committed with
+    // whatever else the appender gathered); typos and help are not.
+    let store = t.store.clone();
+    crate::support::eventually("the refusal's audit entry", || {
+        let store = store.clone();
+        async move { !store.audit_records().await.unwrap().is_empty() }
+    })
+    .await;
     let records = t.store.audit_records().await.unwrap();
     let kinds: Vec<(&str, &str)> = records
         .iter()

@@ -869,6 +869,7 @@ impl TestApp {
         serde_json::json!({
             "id": unique("i"), "application_id": crate::fake_discord::APPLICATION_ID, "type": 2,
             "token": unique("tok"), "version": 1, "channel_id": "C_QUEUE", "guild_id": "G1",
+            "channel": {"id": "C_QUEUE", "type": 0},
             "member": {"user": {"id": user, "username": "u"}, "roles": []},
             "data": {"id": "1", "name": name, "type": 1, "options": options},
         })

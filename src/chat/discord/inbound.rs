@@ -50,9 +50,30 @@ struct Incoming {
     #[serde(default)]
     token: String,
     channel_id: Option<String>,
+    /// The partial channel Discord sends beside `channel_id` (API v10).
+    channel: Option<Channel>,
     member: Option<Member>,
     user: Option<User>,
     data: Option<Data>,
+}
+
+#[derive(Deserialize)]
+struct Channel {
+    #[serde(rename = "type")]
+    kind: u8,
+}
+
+/// Channel types that are threads (announcement, public, private thread).
+const THREAD_TYPES: [u8; 3] = [10, 11, 12];
+
+/// The thread an interaction came from: on Discord a thread is a channel,
+/// and one started from a card has the card message's id. Where the partial
+/// channel is missing the type is unknown, so the channel may be a thread.
+fn thread_of(channel_id: &str, channel: Option<&Channel>) -> Option<String> {
+    match channel {
+        Some(c) if !THREAD_TYPES.contains(&c.kind) => None,
+        _ => Some(channel_id.to_string()),
+    }
 }
 
 #[derive(Deserialize)]
@@ -144,6 +165,7 @@ async fn interactions(
             _ => StatusCode::BAD_REQUEST.into_response(),
         };
     };
+    let thread = thread_of(&channel, ev.channel.as_ref());
     let now = s.pipeline.clock.now_ms();
     let mut origin = Origin {
         user: user.clone(),
@@ -156,7 +178,7 @@ async fn interactions(
     let inv = |text: String| Invocation {
         actor: format!("discord:{user}"),
         channel: Some(channel.clone()),
-        thread: None,
+        thread: thread.clone(),
         text,
         received_at: now,
         // Answers go through the stored item's origin.
@@ -203,5 +225,24 @@ async fn interactions(
                 .await
         }
         _ => StatusCode::BAD_REQUEST.into_response(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn threads_are_the_channels_of_thread_type_or_of_unknown_type() {
+        let of = |kind| Channel { kind };
+        assert_eq!(thread_of("T1", Some(&of(11))), Some("T1".into()));
+        assert_eq!(thread_of("T1", Some(&of(12))), Some("T1".into()));
+        assert_eq!(thread_of("T1", Some(&of(10))), Some("T1".into()));
+        assert_eq!(thread_of("C1", Some(&of(0))), None, "a text channel is no thread");
+        assert_eq!(
+            thread_of("C1", None),
+            Some("C1".into()),
+            "type unknown: may be a thread"
+        );
     }
 }
