@@ -23,6 +23,9 @@ pub struct Line {
     pub generator_url: Option<String>,
     pub silence_url: Option<String>,
     pub dashboard_url: Option<String>,
+    /// Who acknowledged it while open (PagerDuty's `acknowledge`:
+    /// `pagerduty/<name>`), whether or not an incident is open for it.
+    pub acknowledged_by: Option<String>,
     /// The silence covering it (open alerts only): (id, end).
     pub silenced: Option<(i64, Millis)>,
 }
@@ -107,6 +110,7 @@ pub(crate) fn line(a: &StoredAlert) -> Line {
         generator_url: a.record.generator_url.clone(),
         silence_url: a.record.silence_url.clone(),
         dashboard_url: a.record.dashboard_url.clone(),
+        acknowledged_by: (a.record.status == "acknowledged").then(|| a.record.scope.clone()),
         silenced: None,
     }
 }

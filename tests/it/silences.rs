@@ -19,14 +19,14 @@ use std::sync::Arc;
 const MINUTE: i64 = 60_000;
 
 /// A pipeline on a manual clock with the shipped alert routes.
-struct Bench {
-    p: Pipeline,
-    clock: Arc<ManualClock>,
+pub(crate) struct Bench {
+    pub(crate) p: Pipeline,
+    pub(crate) clock: Arc<ManualClock>,
     tree: Arc<RouteTree>,
 }
 
 impl Bench {
-    fn new(t: &TestStore) -> Bench {
+    pub(crate) fn new(t: &TestStore) -> Bench {
         Self::over(t.store.clone(), crate::support::clock())
     }
 
@@ -39,7 +39,21 @@ impl Bench {
     }
 
     /// Stores one Alertmanager alert of system chat, as the webhook does.
-    async fn alert(&self, name: &str, instance: &str, severity: &str, status: Status) {
+    pub(crate) async fn alert(&self, name: &str, instance: &str, severity: &str, status: Status) {
+        self.alert_in("alertmanager", name, instance, severity, status)
+            .await
+    }
+
+    /// Stores one alert of system chat that came in with `scope`
+    /// (`pagerduty/chat`: PagerDuty's integration chat).
+    pub(crate) async fn alert_in(
+        &self,
+        scope: &str,
+        name: &str,
+        instance: &str,
+        severity: &str,
+        status: Status,
+    ) {
         let labels: Labels = [
             ("alertname", name),
             ("instance", instance),
@@ -49,9 +63,14 @@ impl Bench {
         .iter()
         .map(|(k, v)| (k.to_string(), v.to_string()))
         .collect();
+        let format = if scope == "alertmanager" {
+            Format::Alertmanager
+        } else {
+            Format::PagerDuty
+        };
         let a = Alert {
-            format: Format::Alertmanager,
-            scope: "alertmanager".into(),
+            format,
+            scope: scope.into(),
             fingerprint: format!("{name}/{instance}"),
             status,
             labels,
@@ -66,18 +85,25 @@ impl Bench {
         self.p.store.ingest_alerts(&batch, now).await.expect("stored");
     }
 
-    async fn firing(&self, name: &str, severity: &str) {
+    pub(crate) async fn firing(&self, name: &str, severity: &str) {
         self.alert(name, "chat-api-1", severity, Status::Firing).await;
     }
 
     /// One round of the alert poster (no sender runs here, so its rows stay
     /// pending: a pace of 1,000/s keeps them from ever making a storm).
-    async fn post(&self) {
-        alert_poster::post_changed(&self.p, 1_000).await.expect("poster");
+    pub(crate) async fn post(&self) {
+        self.post_paced(1_000).await
+    }
+
+    /// One round of the alert poster measuring storms at `per_sec`.
+    pub(crate) async fn post_paced(&self, per_sec: u32) {
+        alert_poster::post_changed(&self.p, per_sec)
+            .await
+            .expect("poster");
     }
 
     /// Moves the clock, fires what is due, runs the poster.
-    async fn advance(&self, ms: i64) {
+    pub(crate) async fn advance(&self, ms: i64) {
         self.clock.advance(ms);
         timers::fire_due(&self.p).await.expect("timers");
         self.post().await;
@@ -89,7 +115,7 @@ impl Bench {
     }
 
     /// The newest pending Slack group message mentioning `what`.
-    async fn group_text(&self, what: &str) -> String {
+    pub(crate) async fn group_text(&self, what: &str) -> String {
         let rows = self
             .p
             .store
@@ -466,3 +492,4 @@ async fn a_serious_alert_joining_an_open_incident_opens_no_second() {
     })
     .await;
 }
+

@@ -600,6 +600,7 @@ mod tests {
             generator_url: Some("http://prom/graph?g0.expr=a|b>c".into()),
             silence_url: Some("javascript:alert(1)".into()),
             dashboard_url: None,
+            acknowledged_by: None,
             silenced: None,
         };
         let mut g = GroupView {
@@ -647,4 +648,5 @@ mod tests {
             }
         );
     }
+
 }
