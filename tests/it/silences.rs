@@ -4,7 +4,7 @@
 //! commands go through the pipeline as chat would send them.
 
 use crate::alerts::CHAT_POLICY;
-use crate::support::{audit_kinds, run_test, say, TestStore};
+use crate::support::{audit_counts, audit_kinds, run_test, say, TestStore};
 use opsbot::alerts::route::RouteTree;
 use opsbot::alerts::{placed, Alert, Format, Labels, Links, Status};
 use opsbot::app;
@@ -493,3 +493,59 @@ async fn a_serious_alert_joining_an_open_incident_opens_no_second() {
     .await;
 }
 
+/// Ended and expired silences are deleted by housekeeping 30 days after
+/// their end; active ones and younger ones stay, and so do their audit
+/// entries. `/alerts silences` lists only the active ones.
+#[tokio::test]
+async fn ended_silences_are_pruned_after_30_days_and_their_audit_stays() {
+    run_test(|t| {
+        Box::pin(async move {
+            const DAY: i64 = 24 * 60 * MINUTE;
+            let b = Bench::new(t);
+            say(
+                &b.p,
+                "console:alice",
+                "/alerts silence alertname=HighErrorRate 1h",
+            )
+            .await;
+            say(
+                &b.p,
+                "console:alice",
+                "/alerts silence alertname=AIServiceDown 2h",
+            )
+            .await;
+            b.clock.advance(5 * MINUTE);
+            say(&b.p, "console:alice", "/alerts unsilence s2").await;
+            b.advance(56 * MINUTE).await; // s1 expires
+            let ids =
+                |rows: Vec<opsbot::store::SilenceRow>| rows.into_iter().map(|s| s.id).collect::<Vec<_>>();
+            b.clock.advance(30 * DAY - 51 * MINUTE); // s2 ended 30 days and 5 minutes ago
+            say(
+                &b.p,
+                "console:alice",
+                "/alerts silence alertname=SlowResponseTime 1h",
+            )
+            .await;
+            let listed = say(&b.p, "console:alice", "/alerts silences").await.text;
+            assert!(listed.starts_with("1 active silence:\n• s3 "), "{listed}");
+            opsbot::engine::housekeeping::prune(&b.p.store, b.clock.now_ms()).await;
+            assert_eq!(
+                ids(b.p.store.silences().await.unwrap()),
+                [1, 3],
+                "s2 ended 30 days ago"
+            );
+            b.clock.advance(55 * MINUTE);
+            opsbot::engine::housekeeping::prune(&b.p.store, b.clock.now_ms()).await;
+            assert_eq!(
+                ids(b.p.store.silences().await.unwrap()),
+                [3],
+                "s1 expired 30 days ago"
+            );
+            let gone = say(&b.p, "console:alice", "/alerts unsilence s1").await;
+            assert!(gone.text.contains("There is no silence s1"), "{}", gone.text);
+            let kinds = ["silence.created", "silence.ended", "silence.expired"];
+            assert_eq!(audit_counts(&b.p.store, kinds).await, [3, 1, 1]);
+        })
+    })
+    .await;
+}
