@@ -202,6 +202,47 @@ impl DigestView {
 }
 
 #[cfg(test)]
+impl DigestView {
+    /// A storm's digest as the renderers' snapshots show it (Slack C1):
+    /// more names and groups than are listed, incidents opened.
+    pub(crate) fn example(ended: bool) -> DigestView {
+        let name = |name: &str, severity: &str, firing, resolved| NameCount {
+            name: name.into(),
+            severity: Some(severity.into()),
+            firing,
+            resolved,
+        };
+        let group = |key: &str, firing, resolved| GroupCount {
+            route: "chat".into(),
+            key: key.into(),
+            firing,
+            resolved,
+        };
+        DigestView {
+            storm: 7,
+            platform: "slack".into(),
+            channel: "C1".into(),
+            new: !ended,
+            ended,
+            firing: 2_950,
+            resolved: 50,
+            groups: 300,
+            names: vec![
+                name("HighErrorRate", "critical", 1_200, 0),
+                name("Slow_*Response*", "warning", 900, 50),
+            ],
+            more_names: 12,
+            top: vec![
+                group("{alertname=\"HighErrorRate\"}", 1_200, 0),
+                group("{alertname=\"Slow_*Response*\"}", 900, 50),
+            ],
+            more_groups: 298,
+            incidents: 3,
+        }
+    }
+}
+
+#[cfg(test)]
 mod tests {
     use super::*;
 

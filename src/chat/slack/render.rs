@@ -649,4 +649,19 @@ mod tests {
         );
     }
 
+    #[test]
+    fn alert_group_and_storm_digest_snapshots() {
+        use crate::alerts::digest::DigestView;
+        use crate::alerts::post::GroupView;
+        let g = GroupView::example();
+        let m = render(Notification::AlertGroup { group: &g });
+        assert_eq!(m.len(), 1, "the Slack destination only");
+        insta::assert_json_snapshot!("alert_group", m[0].body);
+        for (name, ended) in [("storm_digest", false), ("storm_digest_over", true)] {
+            let d = DigestView::example(ended);
+            let m = render(Notification::AlertDigest { digest: &d });
+            assert_eq!(m.len(), 1);
+            insta::assert_json_snapshot!(name, m[0].body);
+        }
+    }
 }
