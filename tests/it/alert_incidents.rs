@@ -123,7 +123,7 @@ async fn an_acknowledge_before_the_incident_opens_it_acknowledged() {
 }
 
 /// An acknowledge of an alert below its route's threshold opens nothing;
-/// the group's message shows who acknowledged it.
+/// the group's message shows who acknowledged it, `/alerts` counts it.
 #[tokio::test]
 async fn an_acknowledge_below_the_threshold_is_shown_in_the_group_message() {
     run_test(|t| {
@@ -145,6 +145,11 @@ async fn an_acknowledge_below_the_threshold_is_shown_in_the_group_message() {
             let text = b.group_text("SlowResponseTime").await;
             assert!(text.contains("👀 acknowledged by pagerduty/chat"), "{text}");
             assert!(b.open_incidents().await.is_empty());
+            let firing = say(&b.p, "console:alice", "/alerts").await.text;
+            assert!(
+                firing.ends_with("1 firing, P3, for 0s · 👀 1 acknowledged"),
+                "{firing}"
+            );
         })
     })
     .await;
