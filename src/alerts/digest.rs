@@ -8,7 +8,8 @@
 //! - a storm **starts** in a channel when its backlog (pending outbox rows)
 //!   plus the group messages about to be enqueued exceeds [`BACKLOG_SECS`]
 //!   seconds of sends: past that, what is queued could not go out within 2 s;
-//! - its digest is **rendered** at once when it starts, then at most once per
+//! - its digest is **rendered** at once when it has taken its first group
+//!   in (never empty), then at most once per
 //!   send interval while groups keep changing (pending edits of the digest
 //!   supersede each other in the outbox, so one edit per slot goes out);
 //! - it **ends** after [`CALM_SENDS`] send intervals without a group change
@@ -47,13 +48,22 @@ pub fn storming(backlog: i64, adding: i64, per_sec: u32) -> bool {
     backlog + adding > BACKLOG_SECS * i64::from(per_sec.max(1))
 }
 
-/// When `storm` ends if nothing changes.
+/// When `storm` ends if nothing changes (counted from its start while it
+/// has taken no group in).
 pub fn calm_at(storm: &Storm, per_sec: u32) -> Millis {
-    storm.last_at + CALM_SENDS * interval_ms(per_sec)
+    storm.last_at.max(storm.started_at) + CALM_SENDS * interval_ms(per_sec)
+}
+
+/// Has `storm` taken any group in? A storm is started just before the
+/// transaction that takes its first group in; until that commits (and if
+/// it never does: another instance rendered the group first) it has
+/// nothing to show, and no digest is rendered, not even at its end.
+pub fn took_any(storm: &Storm) -> bool {
+    storm.last_at > 0
 }
 
 /// When `storm`'s digest should next be rendered, if it shows something
-/// stale (the first render at once).
+/// stale (the first render at once, once it has taken a group in).
 pub fn render_at(storm: &Storm, per_sec: u32) -> Option<Millis> {
     if storm.shown_at >= storm.last_at {
         return None;
@@ -192,6 +202,47 @@ impl DigestView {
 }
 
 #[cfg(test)]
+impl DigestView {
+    /// A storm's digest as the renderers' snapshots show it (Slack C1):
+    /// more names and groups than are listed, incidents opened.
+    pub(crate) fn example(ended: bool) -> DigestView {
+        let name = |name: &str, severity: &str, firing, resolved| NameCount {
+            name: name.into(),
+            severity: Some(severity.into()),
+            firing,
+            resolved,
+        };
+        let group = |key: &str, firing, resolved| GroupCount {
+            route: "chat".into(),
+            key: key.into(),
+            firing,
+            resolved,
+        };
+        DigestView {
+            storm: 7,
+            platform: "slack".into(),
+            channel: "C1".into(),
+            new: !ended,
+            ended,
+            firing: 2_950,
+            resolved: 50,
+            groups: 300,
+            names: vec![
+                name("HighErrorRate", "critical", 1_200, 0),
+                name("Slow_*Response*", "warning", 900, 50),
+            ],
+            more_names: 12,
+            top: vec![
+                group("{alertname=\"HighErrorRate\"}", 1_200, 0),
+                group("{alertname=\"Slow_*Response*\"}", 900, 50),
+            ],
+            more_groups: 298,
+            incidents: 3,
+        }
+    }
+}
+
+#[cfg(test)]
 mod tests {
     use super::*;
 
@@ -245,6 +296,19 @@ mod tests {
         assert!(may_open_incident(&s));
         s.incidents = STORM_INCIDENTS;
         assert!(!may_open_incident(&s));
+    }
+
+    #[test]
+    fn a_storm_that_took_no_group_in_shows_nothing_and_ends_quietly() {
+        let mut s = storm();
+        s.last_at = 0;
+        assert!(!took_any(&s));
+        assert_eq!(render_at(&s, 1), None, "no empty first digest");
+        assert_eq!(calm_at(&s, 1), 1_000 + 30_000, "calm counted from its start");
+        assert_eq!(wake_at(&s, 1), 31_000);
+        s.last_at = 1_200;
+        assert!(took_any(&s));
+        assert_eq!(render_at(&s, 1), Some(1_000), "then at once");
     }
 
     #[test]

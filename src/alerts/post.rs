@@ -23,6 +23,9 @@ pub struct Line {
     pub generator_url: Option<String>,
     pub silence_url: Option<String>,
     pub dashboard_url: Option<String>,
+    /// Who acknowledged it while open (PagerDuty's `acknowledge`:
+    /// `pagerduty/<name>`), whether or not an incident is open for it.
+    pub acknowledged_by: Option<String>,
     /// The silence covering it (open alerts only): (id, end).
     pub silenced: Option<(i64, Millis)>,
 }
@@ -107,6 +110,7 @@ pub(crate) fn line(a: &StoredAlert) -> Line {
         generator_url: a.record.generator_url.clone(),
         silence_url: a.record.silence_url.clone(),
         dashboard_url: a.record.dashboard_url.clone(),
+        acknowledged_by: (a.record.status == "acknowledged").then(|| a.record.scope.clone()),
         silenced: None,
     }
 }
@@ -114,4 +118,52 @@ pub(crate) fn line(a: &StoredAlert) -> Line {
 /// The message key of a group's message in one destination.
 pub fn message_key(group: i64, d: &Destination) -> String {
     format!("alerts:{group}:{}:{}", d.platform, d.channel)
+}
+
+#[cfg(test)]
+impl GroupView {
+    /// A group as the renderers' snapshots show it, posted to Slack C1 and
+    /// Discord 9: a firing alert with links, one acknowledged and silenced,
+    /// one resolved, and more not listed.
+    pub(crate) fn example() -> GroupView {
+        let line = |name: &str| Line {
+            name: name.into(),
+            resolved: false,
+            severity: Some("critical".into()),
+            summary: Some("5xx above 5% on <chat-api> & rising".into()),
+            generator_url: None,
+            silence_url: None,
+            dashboard_url: None,
+            acknowledged_by: None,
+            silenced: None,
+        };
+        GroupView {
+            id: 4,
+            route: "chat".into(),
+            profile: Some("chat".into()),
+            destinations: Destination::parse_list("slack:C1,discord:9"),
+            firing: 3,
+            resolved: 2,
+            lines: vec![
+                Line {
+                    generator_url: Some("http://prom:9090/graph?g0.expr=rate(x[5m])>0.05".into()),
+                    dashboard_url: Some("https://grafana.example/d/chat".into()),
+                    silence_url: Some("https://alertmanager.example/#/silences/new".into()),
+                    ..line("HighErrorRate")
+                },
+                Line {
+                    acknowledged_by: Some("pagerduty/chat".into()),
+                    silenced: Some((3, 1_764_720_000_000)),
+                    ..line("DatabaseConnectionFailure")
+                },
+                Line {
+                    resolved: true,
+                    severity: Some("warning".into()),
+                    summary: None,
+                    ..line("SlowResponseTime")
+                },
+            ],
+            new: true,
+        }
+    }
 }

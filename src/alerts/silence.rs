@@ -149,17 +149,48 @@ fn open_subject(a: &OpenAlert) -> Labels {
     subject_json(&a.alert.record.labels, &a.alert.route, a.profile.as_deref())
 }
 
-/// The first of `serious` (an incident's candidates, most severe first)
-/// that no silence covers at `now`: its (level, name).
-pub fn first_unsilenced(
+/// What opens a group's incident, decided when the poster sees the group.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Opening {
+    /// The level and name of the most severe alert that pages.
+    pub level: String,
+    pub name: String,
+    /// Who acknowledged (PagerDuty's `acknowledge`, `pagerduty/<name>`)
+    /// when every alert that pages was acknowledged before the incident
+    /// opened: the incident opens acknowledged and pages nobody.
+    pub acked_by: Option<String>,
+}
+
+/// Whether `serious` (a group's incident candidates, most severe first)
+/// open an incident at `now`: those no silence covers, and when the
+/// group's previous incident was resolved at `after`, only alerts opened
+/// since (a new member firing, or a resolved one firing again); a repeat
+/// of an alert that was open then is part of the resolved incident.
+pub fn opening(
     serious: &[OpenAlert],
     silences: &[Silence],
     now: Millis,
-) -> Option<(String, String)> {
-    let a = serious
+    after: Option<Millis>,
+) -> Option<Opening> {
+    let pages: Vec<&OpenAlert> = serious
         .iter()
-        .find(|a| silencing_open(silences, a, now).is_none())?;
-    Some((a.alert.record.level.clone()?, alert_name(a)))
+        .filter(|a| after.is_none_or(|t| a.created_at > t))
+        .filter(|a| silencing_open(silences, a, now).is_none())
+        .collect();
+    let first = pages.first()?;
+    let acked_by = if pages.iter().all(|a| a.alert.record.status == "acknowledged") {
+        pages
+            .iter()
+            .max_by_key(|a| (a.alert.changed_at, a.alert.id))
+            .map(|a| a.alert.record.scope.clone())
+    } else {
+        None
+    };
+    Some(Opening {
+        level: first.alert.record.level.clone()?,
+        name: alert_name(first),
+        acked_by,
+    })
 }
 
 /// An open alert's name: its `alertname`, else its title, else its group.
@@ -499,18 +530,61 @@ mod tests {
             open(1, 7, r#"{"alertname":"A","severity":"critical"}"#, "P1"),
             open(2, 7, r#"{"alertname":"B","severity":"critical"}"#, "P1"),
         ];
+        let named = |o: Option<Opening>| o.map(|o| (o.level, o.name, o.acked_by));
         let s = [silence(&["alertname=A"])];
         assert_eq!(
-            first_unsilenced(&serious, &s, 150),
-            Some(("P1".into(), "B".into()))
+            named(opening(&serious, &s, 150, None)),
+            Some(("P1".into(), "B".into(), None))
         );
         let all = [silence(&["severity=critical"])];
-        assert_eq!(first_unsilenced(&serious, &all, 150), None);
+        assert_eq!(opening(&serious, &all, 150, None), None);
         assert_eq!(
-            first_unsilenced(&serious, &all, 250),
-            Some(("P1".into(), "A".into()))
+            named(opening(&serious, &all, 250, None)),
+            Some(("P1".into(), "A".into(), None))
         );
         let (groups, n) = covered(&all[0], &serious);
         assert_eq!((groups, n), (vec![7], 2));
+    }
+
+    #[test]
+    fn an_incident_opens_acknowledged_when_every_alert_that_pages_was() {
+        let mut serious = [
+            open(1, 7, r#"{"alertname":"A"}"#, "P1"),
+            open(2, 7, r#"{"alertname":"B"}"#, "P1"),
+        ];
+        let ack = |a: &mut OpenAlert, scope: &str, at: Millis| {
+            a.alert.record.status = "acknowledged".into();
+            a.alert.record.scope = scope.into();
+            a.alert.changed_at = at;
+        };
+        ack(&mut serious[0], "pagerduty/chat", 40);
+        let by =
+            |s: &[OpenAlert], silences: &[Silence]| opening(s, silences, 150, None).and_then(|o| o.acked_by);
+        assert_eq!(by(&serious, &[]), None, "B still pages");
+        assert_eq!(
+            by(&serious, &[silence(&["alertname=B"])]),
+            Some("pagerduty/chat".into()),
+            "the silenced one pages nobody"
+        );
+        ack(&mut serious[1], "pagerduty/pdf", 50);
+        assert_eq!(by(&serious, &[]), Some("pagerduty/pdf".into()), "the latest ack");
+    }
+
+    #[test]
+    fn after_a_resolved_incident_only_alerts_opened_since_page() {
+        let mut serious = [
+            open(1, 7, r#"{"alertname":"A"}"#, "P1"),
+            open(2, 7, r#"{"alertname":"B"}"#, "P2"),
+        ];
+        serious[0].created_at = 100;
+        serious[1].created_at = 300;
+        let name = |after| opening(&serious, &[], 400, after).map(|o| o.name);
+        assert_eq!(name(None).as_deref(), Some("A"));
+        assert_eq!(
+            name(Some(200)).as_deref(),
+            Some("B"),
+            "A was part of the resolved one"
+        );
+        assert_eq!(name(Some(300)), None, "nothing new since");
     }
 }

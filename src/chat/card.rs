@@ -349,8 +349,9 @@ One message per group resumes when the channel is calm; every alert is stored."
 }
 
 /// An alert group's text: the headline, one line per listed alert (✓ when
-/// resolved, severity, summary, links) and "and N more". `esc` escapes text
-/// for the platform, `link(url, label)` writes a link.
+/// resolved, severity, summary, who acknowledged it, the silence covering
+/// it, links) and "and N more". `esc` escapes text for the platform,
+/// `link(url, label)` writes a link.
 pub fn alert_group_text(
     g: &crate::alerts::post::GroupView,
     esc: &dyn Fn(&str) -> String,
@@ -368,6 +369,9 @@ pub fn alert_group_text(
         }
         if l.resolved {
             t.push_str(" (resolved)");
+        }
+        if let Some(by) = &l.acknowledged_by {
+            t.push_str(&format!(" 👀 acknowledged by {}", esc(by)));
         }
         if let Some((id, until)) = l.silenced {
             t.push_str(&format!(

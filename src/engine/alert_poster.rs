@@ -7,7 +7,11 @@
 //! incident first (its card, thread and escalation) unless every such alert
 //! is silenced (`alerts::silence`; a silence's end marks its groups changed,
 //! so the incident opens then), is acked when PagerDuty acknowledges one of
-//! its alerts, and resolves when every alert of the group resolved.
+//! its alerts (opened acked when every alert that pages was acknowledged
+//! before it opened), and resolves when every alert of the group resolved.
+//! After its incident was resolved (by hand or with its alerts), an alert
+//! of the group opened since (a new member, or a resolved one firing again)
+//! opens a new incident, linked in place of the resolved one.
 //! Marking the group posted and enqueueing its messages is one transaction,
 //! conditional on the version shown, so two instances render each version
 //! once. Whether a destination gets a post or an edit is decided per
@@ -22,6 +26,7 @@ use super::storms::Weather;
 use super::{Notification, Pipeline};
 use crate::alerts::post::{message_key, GroupView, SHOWN};
 use crate::alerts::silence::{self, Silence};
+use crate::incident::State;
 use crate::policy::Destination;
 use crate::store::AlertGroup;
 use std::time::Duration;
@@ -98,20 +103,7 @@ async fn post_group(
             None => calm.push(d),
         }
     }
-    let mut opened = false;
-    match (g.incident_id, g.state.as_str(), &g.profile) {
-        (None, "firing", Some(profile)) if weather.may_open_incident(&storms) => {
-            let serious = p.store.serious_open_alerts(g.id).await?;
-            if let Some((level, name)) = silence::first_unsilenced(&serious, silences, now) {
-                opened = p
-                    .declare_for_alerts(g.id, profile, &level, &name, &storms)
-                    .await?;
-            }
-        }
-        (Some(id), "firing", _) => p.ack_for_alerts(id, g.id).await?,
-        (Some(id), "resolved", _) => p.resolve_for_alerts(id, g.id).await?,
-        _ => {}
-    }
+    let opened = incident_for(p, weather, &g, &storms, silences, now).await?;
     let views = if calm.is_empty() {
         Vec::new()
     } else {
@@ -134,6 +126,39 @@ async fn post_group(
     p.commit_notes(tx, &[], &notes, None).await?;
     weather.took(&storms, at, opened);
     Ok(())
+}
+
+/// The group's incident: opened when it pages (`silence::opening`; again
+/// after its last one was resolved, by an alert opened since), acked on a
+/// PagerDuty acknowledge, resolved with its alerts. True if one opened.
+async fn incident_for(
+    p: &Pipeline,
+    weather: &Weather,
+    g: &AlertGroup,
+    storms: &[i64],
+    silences: &[Silence],
+    now: i64,
+) -> Result<bool, Internal> {
+    let last = match g.incident_id {
+        Some(id) => p.store.incident(id).await?,
+        None => None,
+    };
+    let open = last.as_ref().filter(|i| i.state != State::Resolved);
+    match (open, g.state.as_str(), &g.profile) {
+        (Some(inc), "firing", _) => p.ack_for_alerts(inc, g.id).await?,
+        (Some(inc), "resolved", _) => p.resolve_for_alerts(inc.id, g.id).await?,
+        (None, "firing", Some(profile)) if weather.may_open_incident(storms) => {
+            let serious = p.store.serious_open_alerts(g.id).await?;
+            let after = last.as_ref().and_then(|i| i.resolved_at);
+            if let Some(opening) = silence::opening(&serious, silences, now, after) {
+                return p
+                    .declare_for_alerts(g.id, g.incident_id, profile, &opening, storms)
+                    .await;
+            }
+        }
+        _ => {}
+    }
+    Ok(false)
 }
 
 /// `view` for `calm` destinations: one view posting where no message of

@@ -9,6 +9,7 @@
 use super::pipeline::{Internal, Invocation, Pipeline, SOURCE_TIMER};
 use super::platform::{Mention, Notification};
 use super::reply::{Outcome, Reply};
+use crate::alerts::silence::Opening;
 use crate::audit::Entry;
 use crate::auth::{Actor, Person};
 use crate::calendar::Calendar;
@@ -802,41 +803,56 @@ impl Pipeline {
     }
 
     /// An alert group reached its route's threshold: opens an incident at
-    /// `level` of `profile` and links the group to it, in one transaction
+    /// the opening's level of `profile` and links the group to it in place
+    /// of `previous` (its resolved incident, if any), in one transaction
     /// (the link is conditional: of two instances, one opens it), counted
-    /// in the alert `storms` the group is in. True if it opened one.
+    /// in the alert `storms` the group is in. When every alert that pages
+    /// was acknowledged before (PagerDuty), it opens acknowledged by the
+    /// integration, in the same transaction: nobody is paged. True if it
+    /// opened one.
     pub(super) async fn declare_for_alerts(
         &self,
         group: i64,
+        previous: Option<i64>,
         profile: &str,
-        level: &str,
-        name: &str,
+        opening: &Opening,
         storms: &[i64],
     ) -> Result<bool, Internal> {
         let Some(policy) = self.policy_of(profile) else {
             return Ok(false);
         };
         let now = self.now();
-        let new = match incident::declare(policy, profile, level, name, OPSBOT, now) {
+        let new = match incident::declare(policy, profile, &opening.level, &opening.name, OPSBOT, now) {
             Ok(n) => n,
             Err(why) => {
-                tracing::warn!(group, profile, level, why, "alerts: no incident opened");
+                tracing::warn!(
+                    group,
+                    profile,
+                    level = opening.level,
+                    why,
+                    "alerts: no incident opened"
+                );
                 return Ok(false);
             }
         };
         let mut tx = self.store.begin().await?;
-        let text = format!("{} {} declared by alert group {group}", new.level, new.title);
-        let inc = tx
+        let mut text = format!("{} {} declared by alert group {group}", new.level, new.title);
+        if let Some(old) = previous {
+            text.push_str(&format!(
+                ", firing again after {} was resolved",
+                incident::label(old)
+            ));
+        }
+        let mut inc = tx
             .create_incident(&new, &Event::new(now, "declared", OPSBOT, text))
             .await?;
-        if !tx.link_group_incident(group, inc.id).await? {
+        if !tx.link_group_incident(group, previous, inc.id).await? {
             return Ok(false); // dropped: rolled back
         }
         for s in storms {
             tx.count_storm_incident(*s).await?;
         }
-        let due = self.plan(&mut tx, &inc).await?;
-        let entry = self.opsbot_entry(
+        let mut entries = vec![self.opsbot_entry(
             SOURCE_ALERTS,
             "incident.declared",
             format!(
@@ -846,13 +862,36 @@ impl Pipeline {
                 inc.title,
                 inc.profile
             ),
-        );
-        let notes = [Notification::IncidentCard {
+        )];
+        let mut ack_line = None;
+        if let Some(by) = &opening.acked_by {
+            if let Ok(mut applied) = incident::apply(&inc, &Action::Ack, by, now, policy) {
+                applied.event.text.push_str(" before the incident opened");
+                tx.save_incident(&applied.incident, now).await?;
+                tx.add_incident_event(inc.id, &applied.event).await?;
+                entries.push(self.opsbot_entry(
+                    SOURCE_ALERTS,
+                    "incident.ack",
+                    format!("{}: {} ({by})", inc.label(), applied.event.text),
+                ));
+                ack_line = Some(applied.event.thread_line());
+                inc = applied.incident;
+            }
+        }
+        let due = self.plan(&mut tx, &inc).await?;
+        let mut notes = vec![Notification::IncidentCard {
             incident: &inc,
             ack_by: self.ack_by(&inc),
             new: true,
         }];
-        self.commit_notes(tx, &[entry], &notes, None).await?;
+        if let Some(text) = &ack_line {
+            notes.push(Notification::IncidentThread {
+                incident: &inc,
+                text,
+                mentions: &[],
+            });
+        }
+        self.commit_notes(tx, &entries, &notes, None).await?;
         due.into_iter().for_each(|d| self.alarm.set(d));
         Ok(true)
     }
@@ -865,21 +904,18 @@ impl Pipeline {
             .await
     }
 
-    /// An alert of the group that opened incident `id` was acknowledged
+    /// An alert of the group that opened `inc` was acknowledged
     /// (PagerDuty's `acknowledge`) after the incident opened: while nobody
     /// acknowledged the incident, it is acked by the integration
     /// (`pagerduty/<name>` on its timeline), and its escalation stops.
-    pub(super) async fn ack_for_alerts(&self, id: i64, group: i64) -> Result<(), Internal> {
-        let Some(inc) = self.store.incident(id).await? else {
-            return Ok(());
-        };
+    pub(super) async fn ack_for_alerts(&self, inc: &Incident, group: i64) -> Result<(), Internal> {
         if inc.state != State::Open {
             return Ok(());
         }
         let Some(by) = self.store.acknowledged_since(group, inc.declared_at).await? else {
             return Ok(());
         };
-        self.apply_for_alerts(id, &Action::Ack, &by).await
+        self.apply_for_alerts(inc.id, &Action::Ack, &by).await
     }
 
     /// Applies `action` by `actor` to incident `id` under its row lock, with

@@ -26,6 +26,8 @@ struct Firing<'a> {
     first: &'a OpenAlert,
     open: usize,
     silenced: usize,
+    /// Acknowledged (PagerDuty) among the open ones.
+    acked: usize,
     /// The most severe level among its open alerts: (rank, label).
     level: Option<(i64, &'a str)>,
     since: Millis,
@@ -104,10 +106,12 @@ impl Pipeline {
                 first: a,
                 open: 0,
                 silenced: 0,
+                acked: 0,
                 level: None,
                 since: a.created_at,
             });
             g.open += 1;
+            g.acked += usize::from(r.status == "acknowledged");
             if silence::silencing_open(&silences, a, now).is_some() {
                 g.silenced += 1;
             }
@@ -152,6 +156,9 @@ impl Pipeline {
                 0 => {}
                 n if n == g.open => t.push_str(" · 🔕 silenced"),
                 n => t.push_str(&format!(" · 🔕 {n} silenced")),
+            }
+            if g.acked > 0 {
+                t.push_str(&format!(" · 👀 {} acknowledged", g.acked));
             }
         }
         if list.len() > SHOWN {

@@ -90,6 +90,17 @@ impl Weather {
             let now = p.now();
             let end = may_end && now >= digest::calm_at(s, self.per_sec);
             let due = digest::render_at(s, self.per_sec).is_some_and(|at| at <= now);
+            if end && !digest::took_any(s) {
+                // It took no group in (another instance rendered the one it
+                // was started for): it ends without a digest, unless a
+                // group came in meanwhile.
+                let mut tx = p.store.begin().await?;
+                if tx.mark_storm_rendered(s.id, 0, now, true).await? {
+                    tx.commit().await?;
+                    tracing::info!(platform = %s.platform, channel = %s.channel, storm = s.id, "alerts: storm over before it took a group in");
+                    continue;
+                }
+            }
             if end || due {
                 let alerts = p.store.storm_alerts(s.id).await?;
                 let view = DigestView::build(s, &alerts, end);

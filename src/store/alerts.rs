@@ -106,7 +106,7 @@ pub struct AlertGroup {
     pub updated_at: Millis,
     /// The `updated_at` its chat message last showed (0: never posted).
     pub posted_at: Millis,
-    /// The incident it opened, if any.
+    /// The incident it opened last, if any (a new one replaces a resolved one).
     pub incident_id: Option<i64>,
 }
 
@@ -455,15 +455,23 @@ impl Store {
 }
 
 impl Tx {
-    /// Links `group` to the incident it opened; false when it already has
-    /// one (another instance opened it first).
-    pub async fn link_group_incident(&mut self, group: i64, incident: i64) -> Result<bool> {
-        let done =
-            sqlx::query("UPDATE alert_groups SET incident_id = $2 WHERE id = $1 AND incident_id IS NULL")
-                .bind(group)
-                .bind(incident)
-                .execute(self.conn())
-                .await?;
+    /// Links `group` to the incident it opened, in place of `previous`
+    /// (none, or its resolved incident); false when the link changed
+    /// meanwhile (another instance opened one first).
+    pub async fn link_group_incident(
+        &mut self,
+        group: i64,
+        previous: Option<i64>,
+        incident: i64,
+    ) -> Result<bool> {
+        let done = sqlx::query(
+            "UPDATE alert_groups SET incident_id = $2 WHERE id = $1 AND COALESCE(incident_id, 0) = $3",
+        )
+        .bind(group)
+        .bind(incident)
+        .bind(previous.unwrap_or(0))
+        .execute(self.conn())
+        .await?;
         Ok(done.rows_affected() == 1)
     }
 

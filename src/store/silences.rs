@@ -128,6 +128,24 @@ impl Store {
         rows.iter().map(silence_row).collect()
     }
 
+    /// Deletes the silences that ended (expired, or ended early) before
+    /// `before`; answers how many. Their audit entries stay.
+    pub async fn silences_prune(&self, before: Millis) -> Result<u64> {
+        let done = sqlx::query("DELETE FROM silences WHERE COALESCE(ended_at, ends_at) < $1")
+            .bind(before)
+            .execute(&self.pool)
+            .await?;
+        Ok(done.rows_affected())
+    }
+
+    /// Every stored silence, in id order (tests, diagnostics).
+    pub async fn silences(&self) -> Result<Vec<SilenceRow>> {
+        let rows = sqlx::query(&format!("SELECT {SILENCE_COLUMNS} FROM silences ORDER BY id"))
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter().map(silence_row).collect()
+    }
+
     /// The open alerts of `group` that open an incident (their level at or
     /// above the route's threshold), the most severe first.
     pub async fn serious_open_alerts(&self, group: i64) -> Result<Vec<OpenAlert>> {

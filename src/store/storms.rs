@@ -17,7 +17,7 @@ pub struct Storm {
     pub platform: String,
     pub channel: String,
     pub started_at: Millis,
-    /// The last group change taken into it.
+    /// The last group change taken into it (0: none yet).
     pub last_at: Millis,
     /// The `last_at` its digest last showed (0: never posted).
     pub shown_at: Millis,
@@ -65,10 +65,12 @@ impl Store {
     }
 
     /// Starts a storm in `channel` unless one is going on there (another
-    /// instance started it); answers the channel's active storm.
+    /// instance started it); answers the channel's active storm. A new
+    /// storm has taken no group in yet (`last_at` 0): nothing to show until
+    /// the transaction taking its first group commits.
     pub async fn start_storm(&self, platform: &str, channel: &str, now: Millis) -> Result<Storm> {
         sqlx::query(
-            "INSERT INTO alert_storms (platform, channel, started_at, last_at) VALUES ($1, $2, $3, $3)
+            "INSERT INTO alert_storms (platform, channel, started_at, last_at) VALUES ($1, $2, $3, 0)
              ON CONFLICT (platform, channel) WHERE ended_at IS NULL DO NOTHING",
         )
         .bind(platform)

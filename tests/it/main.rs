@@ -1,6 +1,7 @@
 //! The one integration test binary. Real PostgreSQL (TEST_DATABASE_URL) and
 //! Redis (TEST_REDIS_URL); chat platforms and HTTP targets are faked at the wire.
 
+mod alert_incidents;
 mod alerts;
 mod approvals;
 mod catalog_cap;

@@ -4,7 +4,7 @@
 //! commands go through the pipeline as chat would send them.
 
 use crate::alerts::CHAT_POLICY;
-use crate::support::{audit_kinds, run_test, say, TestStore};
+use crate::support::{audit_counts, audit_kinds, run_test, say, TestStore};
 use opsbot::alerts::route::RouteTree;
 use opsbot::alerts::{placed, Alert, Format, Labels, Links, Status};
 use opsbot::app;
@@ -19,14 +19,14 @@ use std::sync::Arc;
 const MINUTE: i64 = 60_000;
 
 /// A pipeline on a manual clock with the shipped alert routes.
-struct Bench {
-    p: Pipeline,
-    clock: Arc<ManualClock>,
+pub(crate) struct Bench {
+    pub(crate) p: Pipeline,
+    pub(crate) clock: Arc<ManualClock>,
     tree: Arc<RouteTree>,
 }
 
 impl Bench {
-    fn new(t: &TestStore) -> Bench {
+    pub(crate) fn new(t: &TestStore) -> Bench {
         Self::over(t.store.clone(), crate::support::clock())
     }
 
@@ -39,7 +39,21 @@ impl Bench {
     }
 
     /// Stores one Alertmanager alert of system chat, as the webhook does.
-    async fn alert(&self, name: &str, instance: &str, severity: &str, status: Status) {
+    pub(crate) async fn alert(&self, name: &str, instance: &str, severity: &str, status: Status) {
+        self.alert_in("alertmanager", name, instance, severity, status)
+            .await
+    }
+
+    /// Stores one alert of system chat that came in with `scope`
+    /// (`pagerduty/chat`: PagerDuty's integration chat).
+    pub(crate) async fn alert_in(
+        &self,
+        scope: &str,
+        name: &str,
+        instance: &str,
+        severity: &str,
+        status: Status,
+    ) {
         let labels: Labels = [
             ("alertname", name),
             ("instance", instance),
@@ -49,9 +63,14 @@ impl Bench {
         .iter()
         .map(|(k, v)| (k.to_string(), v.to_string()))
         .collect();
+        let format = if scope == "alertmanager" {
+            Format::Alertmanager
+        } else {
+            Format::PagerDuty
+        };
         let a = Alert {
-            format: Format::Alertmanager,
-            scope: "alertmanager".into(),
+            format,
+            scope: scope.into(),
             fingerprint: format!("{name}/{instance}"),
             status,
             labels,
@@ -66,18 +85,25 @@ impl Bench {
         self.p.store.ingest_alerts(&batch, now).await.expect("stored");
     }
 
-    async fn firing(&self, name: &str, severity: &str) {
+    pub(crate) async fn firing(&self, name: &str, severity: &str) {
         self.alert(name, "chat-api-1", severity, Status::Firing).await;
     }
 
     /// One round of the alert poster (no sender runs here, so its rows stay
     /// pending: a pace of 1,000/s keeps them from ever making a storm).
-    async fn post(&self) {
-        alert_poster::post_changed(&self.p, 1_000).await.expect("poster");
+    pub(crate) async fn post(&self) {
+        self.post_paced(1_000).await
+    }
+
+    /// One round of the alert poster measuring storms at `per_sec`.
+    pub(crate) async fn post_paced(&self, per_sec: u32) {
+        alert_poster::post_changed(&self.p, per_sec)
+            .await
+            .expect("poster");
     }
 
     /// Moves the clock, fires what is due, runs the poster.
-    async fn advance(&self, ms: i64) {
+    pub(crate) async fn advance(&self, ms: i64) {
         self.clock.advance(ms);
         timers::fire_due(&self.p).await.expect("timers");
         self.post().await;
@@ -89,7 +115,7 @@ impl Bench {
     }
 
     /// The newest pending Slack group message mentioning `what`.
-    async fn group_text(&self, what: &str) -> String {
+    pub(crate) async fn group_text(&self, what: &str) -> String {
         let rows = self
             .p
             .store
@@ -462,6 +488,63 @@ async fn a_serious_alert_joining_an_open_incident_opens_no_second() {
             assert_eq!(open[0].id, first[0].id);
             assert_eq!(open[0].state, State::Open);
             assert!(b.group_text("HighErrorRate").await.starts_with("🔥 3 firing"));
+        })
+    })
+    .await;
+}
+
+/// Ended and expired silences are deleted by housekeeping 30 days after
+/// their end; active ones and younger ones stay, and so do their audit
+/// entries. `/alerts silences` lists only the active ones.
+#[tokio::test]
+async fn ended_silences_are_pruned_after_30_days_and_their_audit_stays() {
+    run_test(|t| {
+        Box::pin(async move {
+            const DAY: i64 = 24 * 60 * MINUTE;
+            let b = Bench::new(t);
+            say(
+                &b.p,
+                "console:alice",
+                "/alerts silence alertname=HighErrorRate 1h",
+            )
+            .await;
+            say(
+                &b.p,
+                "console:alice",
+                "/alerts silence alertname=AIServiceDown 2h",
+            )
+            .await;
+            b.clock.advance(5 * MINUTE);
+            say(&b.p, "console:alice", "/alerts unsilence s2").await;
+            b.advance(56 * MINUTE).await; // s1 expires
+            let ids =
+                |rows: Vec<opsbot::store::SilenceRow>| rows.into_iter().map(|s| s.id).collect::<Vec<_>>();
+            b.clock.advance(30 * DAY - 51 * MINUTE); // s2 ended 30 days and 5 minutes ago
+            say(
+                &b.p,
+                "console:alice",
+                "/alerts silence alertname=SlowResponseTime 1h",
+            )
+            .await;
+            let listed = say(&b.p, "console:alice", "/alerts silences").await.text;
+            assert!(listed.starts_with("1 active silence:\n• s3 "), "{listed}");
+            opsbot::engine::housekeeping::prune(&b.p.store, b.clock.now_ms()).await;
+            assert_eq!(
+                ids(b.p.store.silences().await.unwrap()),
+                [1, 3],
+                "s2 ended 30 days ago"
+            );
+            b.clock.advance(55 * MINUTE);
+            opsbot::engine::housekeeping::prune(&b.p.store, b.clock.now_ms()).await;
+            assert_eq!(
+                ids(b.p.store.silences().await.unwrap()),
+                [3],
+                "s1 expired 30 days ago"
+            );
+            let gone = say(&b.p, "console:alice", "/alerts unsilence s1").await;
+            assert!(gone.text.contains("There is no silence s1"), "{}", gone.text);
+            let kinds = ["silence.created", "silence.ended", "silence.expired"];
+            assert_eq!(audit_counts(&b.p.store, kinds).await, [3, 1, 1]);
         })
     })
     .await;

@@ -288,7 +288,8 @@ async fn inbox_batches_dedupe_and_housekeeping_keeps_unfinished_rows() {
         assert!(s.claim_inbox(1).await.unwrap());
         assert!(!s.claim_inbox(1).await.unwrap(), "claimed once: {}", t.name);
         s.finish_inbox(1).await.unwrap();
-        opsbot::engine::housekeeping::prune(s, 1_000).await;
+        let retention = opsbot::engine::housekeeping::RETENTION.as_millis() as i64;
+        opsbot::engine::housekeeping::prune(s, 1_000 + retention).await;
         assert_eq!(
             s.inbox_state(1).await.unwrap(),
             None,

@@ -9,6 +9,7 @@
 use crate::alerts::{edge, CHAT_POLICY};
 use crate::fake_slack::Call;
 use crate::support::{run_test, TestApp};
+use opsbot::clock::Clock;
 use serde_json::{json, Value};
 use std::time::{Duration, Instant};
 
@@ -243,6 +244,69 @@ async fn a_restart_in_a_storm_keeps_its_digest_and_loses_nothing() {
                 6 * PER_POST
             );
             second.stop().await;
+        })
+    })
+    .await;
+}
+
+/// The texts of the pending storm digests in Slack.
+async fn pending_digests(b: &crate::silences::Bench) -> Vec<String> {
+    let rows = b.p.store.outbox_pending_for_tests("slack").await.expect("outbox");
+    rows.iter()
+        .filter_map(|r| r.message.body["text"].as_str())
+        .filter(|t| t.starts_with("🌩️ Alert storm") || t.starts_with("✅ Alert storm over"))
+        .map(String::from)
+        .collect()
+}
+
+/// A storm is started just before the transaction that takes its first
+/// group in; if another instance takes that group first, the storm has
+/// nothing to show: no digest is posted for it, not even when it ends. A
+/// storm's first digest always counts the group it took in.
+#[tokio::test]
+async fn a_storm_s_first_digest_is_never_empty() {
+    run_test(|t| {
+        Box::pin(async move {
+            let b = crate::silences::Bench::new(t);
+            let started =
+                b.p.store
+                    .start_storm("slack", CHAT, b.clock.now_ms())
+                    .await
+                    .unwrap();
+            b.post_paced(1).await;
+            assert!(pending_digests(&b).await.is_empty(), "nothing to show yet");
+            b.clock.advance(31_000);
+            b.post_paced(1).await;
+            let storms = b.p.store.storms().await.unwrap();
+            assert_eq!(storms.len(), 1);
+            assert!(
+                storms[0].ended_at.is_some(),
+                "calm 30 s after its start: {storms:?}"
+            );
+            assert!(pending_digests(&b).await.is_empty(), "ended without a digest");
+            // A storm that takes a group in: its first digest counts it.
+            let second =
+                b.p.store
+                    .start_storm("slack", CHAT, b.clock.now_ms())
+                    .await
+                    .unwrap();
+            assert_ne!(second.id, started.id);
+            b.firing("SlowResponseTime", "warning").await;
+            b.post_paced(1).await;
+            let digests = pending_digests(&b).await;
+            assert_eq!(digests.len(), 1, "{digests:#?}");
+            assert!(
+                digests[0].starts_with("🌩️ Alert storm: 1 alerts in 1 groups — 1 firing"),
+                "{digests:#?}"
+            );
+            b.advance(31_000).await;
+            let digests = pending_digests(&b).await;
+            assert!(
+                digests
+                    .last()
+                    .is_some_and(|t| t.starts_with("✅ Alert storm over: 1 alerts in 1 groups")),
+                "{digests:#?}"
+            );
         })
     })
     .await;

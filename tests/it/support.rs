@@ -55,6 +55,12 @@ pub async fn audit_kinds(store: &Store) -> Vec<String> {
         .collect()
 }
 
+/// How many audit entries of each of `kinds` are stored, in that order.
+pub async fn audit_counts<const N: usize>(store: &Store, kinds: [&str; N]) -> [usize; N] {
+    let all = audit_kinds(store).await;
+    kinds.map(|k| all.iter().filter(|x| *x == k).count())
+}
+
 /// Waits (up to 5 s) until `done` answers true; panics naming `what` if not.
 pub async fn eventually<F: std::future::Future<Output = bool>>(what: &str, mut done: impl FnMut() -> F) {
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);

@@ -662,4 +662,22 @@ mod tests {
         assert_eq!(body["content"], r"📟 paging @everyone <@111>, dave\_\*x\*");
         assert_eq!(body[THREAD_NAME], "#7 P0 checkout <down> & *bold*");
     }
+
+    #[test]
+    fn alert_group_and_storm_digest_snapshots() {
+        use crate::alerts::digest::DigestView;
+        use crate::alerts::post::GroupView;
+        let g = GroupView::example();
+        let m = render(Notification::AlertGroup { group: &g });
+        assert_eq!(m.len(), 1, "the Discord destination only");
+        insta::assert_json_snapshot!("alert_group", m[0].body);
+        for (name, ended) in [("storm_digest", false), ("storm_digest_over", true)] {
+            let mut d = DigestView::example(ended);
+            d.platform = PLATFORM.into();
+            d.channel = "9".into();
+            let m = render(Notification::AlertDigest { digest: &d });
+            assert_eq!(m.len(), 1);
+            insta::assert_json_snapshot!(name, m[0].body);
+        }
+    }
 }

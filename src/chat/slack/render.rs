@@ -600,6 +600,7 @@ mod tests {
             generator_url: Some("http://prom/graph?g0.expr=a|b>c".into()),
             silence_url: Some("javascript:alert(1)".into()),
             dashboard_url: None,
+            acknowledged_by: None,
             silenced: None,
         };
         let mut g = GroupView {
@@ -646,5 +647,21 @@ mod tests {
                 key: "alerts:4:slack:C1".into()
             }
         );
+    }
+
+    #[test]
+    fn alert_group_and_storm_digest_snapshots() {
+        use crate::alerts::digest::DigestView;
+        use crate::alerts::post::GroupView;
+        let g = GroupView::example();
+        let m = render(Notification::AlertGroup { group: &g });
+        assert_eq!(m.len(), 1, "the Slack destination only");
+        insta::assert_json_snapshot!("alert_group", m[0].body);
+        for (name, ended) in [("storm_digest", false), ("storm_digest_over", true)] {
+            let d = DigestView::example(ended);
+            let m = render(Notification::AlertDigest { digest: &d });
+            assert_eq!(m.len(), 1);
+            insta::assert_json_snapshot!(name, m[0].body);
+        }
     }
 }
