@@ -46,6 +46,9 @@ pub enum TargetKind {
     Http,
     Redis,
     Sql,
+    /// A MongoDB URL: no executor talks to it; process actions take it (or
+    /// its parts) into their env (`{target.scrape_mongo}`) for mongosh.
+    Mongo,
 }
 
 /// Something an action talks to. `url` is the base URL (http) or DSN (redis, sql),
@@ -264,6 +267,23 @@ impl Action {
         match self {
             Action::Process(p) => vec![p],
             Action::Seq(steps) => steps.iter_mut().flat_map(|s| s.action.processes_mut()).collect(),
+            _ => vec![],
+        }
+    }
+
+    /// Targets named by process env values (`{target.cap_db.password}`), at any depth.
+    pub fn process_targets(&self) -> Vec<&str> {
+        match self {
+            Action::Process(p) => p
+                .env
+                .values()
+                .flat_map(|v| crate::template::placeholders(v))
+                .filter_map(|n| match crate::catalog::process_ref(n) {
+                    crate::catalog::ProcessRef::Target(t, _) => Some(t),
+                    _ => None,
+                })
+                .collect(),
+            Action::Seq(steps) => steps.iter().flat_map(|s| s.action.process_targets()).collect(),
             _ => vec![],
         }
     }

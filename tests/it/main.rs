@@ -23,6 +23,7 @@ mod outbox;
 mod pipeline;
 mod policies;
 mod preview;
+mod process_env;
 mod remote;
 mod silences;
 mod slack;
