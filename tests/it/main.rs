@@ -8,6 +8,7 @@ mod catalog_chat;
 mod catalog_coverage;
 mod catalog_hosts;
 mod catalog_pdf;
+mod catalog_proc;
 mod catalog_queue;
 mod catalog_scrape;
 mod catalog_seq;
