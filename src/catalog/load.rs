@@ -99,6 +99,9 @@ struct RawArg {
     /// Element kind of a list.
     #[serde(default)]
     of: Option<String>,
+    /// `ip`: ranges never accepted (`["203.0.113.0/24"]`).
+    #[serde(default)]
+    protected: Vec<String>,
     #[serde(default)]
     flag: bool,
     #[serde(default)]
@@ -567,6 +570,15 @@ impl Builder {
             }
             "duration" => Some(ArgKind::Duration),
             "id" => Some(ArgKind::Id),
+            "ip" => match a
+                .protected
+                .iter()
+                .map(|r| r.parse())
+                .collect::<Result<Vec<_>, _>>()
+            {
+                Ok(protected) => Some(ArgKind::Ip { protected }),
+                Err(e) => bad(self, format!("protected: {e}")),
+            },
             "bool" => Some(ArgKind::Bool),
             "string" => {
                 let pattern = match &a.regex {
@@ -591,7 +603,7 @@ impl Builder {
             }
             other => bad(
                 self,
-                format!("unknown kind `{other}` (use enum, int, duration, string, id, bool or list)"),
+                format!("unknown kind `{other}` (use enum, int, duration, string, id, ip, bool or list)"),
             ),
         }
     }

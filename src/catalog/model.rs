@@ -129,6 +129,10 @@ pub enum ArgKind {
     },
     /// `^[A-Za-z0-9_.:-]{1,64}$`: job ids, keys, correlation ids.
     Id,
+    /// One public IPv4 or IPv6 address, outside `protected` (`crate::ip`).
+    Ip {
+        protected: Vec<crate::ip::Cidr>,
+    },
     /// A switch: `--errors`.
     Bool,
     /// Comma-separated values of the inner kind.
@@ -144,6 +148,7 @@ impl ArgKind {
             ArgKind::Duration => "duration".into(),
             ArgKind::String { .. } => "text".into(),
             ArgKind::Id => "id".into(),
+            ArgKind::Ip { .. } => "ip".into(),
             ArgKind::Bool => String::new(),
             ArgKind::List(inner) => format!("{},…", inner.placeholder()),
         }
@@ -156,6 +161,7 @@ impl ArgKind {
             ArgKind::Duration => "duration",
             ArgKind::String { .. } => "string",
             ArgKind::Id => "id",
+            ArgKind::Ip { .. } => "ip",
             ArgKind::Bool => "bool",
             ArgKind::List(_) => "list",
         }

@@ -194,6 +194,8 @@ const BUILT: &[(&str, &str)] = &[
     ("scrape", "M-7"),
     ("scrape", "M-8"),
     ("scrape", "BK-1"),
+    ("chat", "SEC-3"),
+    ("scrape", "SEC-3"),
 ];
 
 /// Rows of a tracked profile that the executors cannot express yet: (profile, ID, what is missing).
@@ -237,11 +239,6 @@ const NOT_YET: &[(&str, &str, &str)] = &[
         "chat",
         "DR-5",
         "guided manual steps, each confirmed in the thread (the seed has no commands; a seq runs actions, not confirmations)",
-    ),
-    (
-        "chat",
-        "SEC-3",
-        "an ip argument kind that refuses private and allow-listed ranges (sudo ufw itself can run on the app host)",
     ),
     (
         "chat",
@@ -377,11 +374,6 @@ const NOT_YET: &[(&str, &str, &str)] = &[
         "scrape",
         "SEC-2",
         "a bot-side filter of the errors dashboard (category rate_limiting) and of the log tails",
-    ),
-    (
-        "scrape",
-        "SEC-3",
-        "an ip argument kind that refuses private and allow-listed ranges (sudo ufw itself can run on the app host)",
     ),
     (
         "pdf",

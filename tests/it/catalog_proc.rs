@@ -2,7 +2,8 @@
 //! per run (issue #17): cap BK-1 and BK-4 (pg_dump, createdb, pg_restore,
 //! psql, dropdb with cap_db's DSN as PG* variables), scrape M-1, M-2, M-4,
 //! M-6, M-7, M-8 (mongosh with a fixed script and the URL in its env) and
-//! scrape BK-1 (mongodump into `{backup.dir}/{run.ts}`, then tar). Each is
+//! scrape BK-1 (mongodump into `{backup.dir}/{run.ts}`, then tar), and
+//! SEC-3 of chat and scrape (`sudo ufw` with an `ip` argument). Each is
 //! parsed, authorized and rendered (one snapshot, injection attempts
 //! included), then run on the app host through the ssh stand-in: the
 //! programs record their argv and environment, and the password is in the
@@ -22,7 +23,7 @@ const TS: &str = "20231114T221320Z";
 
 fn cfg() -> Config {
     let mut c = config("[people.erin]\nconsole = \"erin\"\nroles = [\"tech-lead\", \"dba\", \"security\"]\n");
-    for p in ["cap", "scrape"] {
+    for p in ["cap", "scrape", "chat"] {
         c.profiles.push(p.to_string());
     }
     c
@@ -73,9 +74,27 @@ fn every_env_secret_command_parses_authorizes_and_renders() {
         ("console:dave", "/db mongo counts"),
         ("console:alice", "/backup run"),
     ];
+    let ip: &[(&str, &str)] = &[
+        ("console:bob", "/security block-ip 198.51.100.7"),
+        ("console:bob", "/security unblock-ip 2001:0DB8:0002::0007"),
+        ("console:erin", "/security block-ip ::ffff:8.8.4.4"),
+        ("console:alice", "/security block-ip 198.51.100.7"),
+        ("console:bob", "/security block-ip 10.0.0.5"),
+        ("console:bob", "/security block-ip 127.0.0.1"),
+        ("console:bob", "/security block-ip 169.254.169.254"),
+        ("console:bob", "/security block-ip fd00::1"),
+        ("console:bob", "/security block-ip 198.51.100.7/32"),
+        ("console:bob", "/security block-ip 198.51.100.7:443"),
+        ("console:bob", "/security block-ip \"198.51.100.7; ufw disable\""),
+        ("console:bob", "/security block-ip \"198.51.100.7' 'to' 'any\""),
+        ("console:bob", "/security block-ip --help"),
+        ("console:bob", "/security block-ip \"$(reboot)\""),
+    ];
     let out = [
         render_cases(&c, &cfg(), "cap", cap),
         render_cases(&c, &cfg(), "scrape", scrape),
+        render_cases(&c, &cfg(), "scrape", ip),
+        render_cases(&c, &cfg(), "chat", &ip[..2]),
     ];
     let text = out.join("\n\n");
     for s in [PG_PASSWORD, MONGO_PASSWORD] {
@@ -85,6 +104,7 @@ fn every_env_secret_command_parses_authorizes_and_renders() {
 }
 
 const PROGRAMS: &[&str] = &[
+    "sudo",
     "pg_dump",
     "ln",
     "createdb",
@@ -263,5 +283,66 @@ async fn scrape_backup_run_dumps_into_the_runs_directory_then_archives_it() {
             "/backups/daily",
             TS
         ])
+    );
+}
+
+#[tokio::test]
+async fn block_ip_runs_ufw_with_the_canonical_address_on_chat_and_scrape() {
+    for p in ["chat", "scrape"] {
+        let (s, out) = run(p, "security block-ip", &[("ip", "2001:db8:2::7")]).await;
+        out.expect("runs");
+        assert_eq!(
+            s.only_call("sudo"),
+            owned(&["-n", "ufw", "deny", "from", "2001:db8:2::7"]),
+            "{p}"
+        );
+        let (s, out) = run(p, "security unblock-ip", &[("ip", "198.51.100.7")]).await;
+        out.expect("runs");
+        assert_eq!(
+            s.only_call("sudo"),
+            owned(&["-n", "ufw", "delete", "deny", "from", "198.51.100.7"]),
+            "{p}"
+        );
+    }
+}
+
+#[test]
+fn protected_ranges_come_from_the_catalog_and_bad_ranges_are_check_problems() {
+    let text = r#"
+[command.chat."security block-ip"]
+summary = "x"
+args = { ip = { kind = "ip", protected = ["198.51.100.0/24", "10.0.0.0/40"] } }
+risk = "write"
+roles = ["sre"]
+action = { process = { argv = ["sudo", "-n", "ufw", "deny", "from", "{ip}"] } }
+"#;
+    let roles = ["sre".to_string()].into_iter().collect();
+    let env = std::collections::HashMap::new();
+    let ctx = opsbot::catalog::Context {
+        roles: &roles,
+        env: &env,
+    };
+    let err = opsbot::catalog::load_str("x.toml", text, &ctx).expect_err("bad range");
+    let msgs: Vec<String> = err.problems.iter().map(|p| p.to_string()).collect();
+    assert_eq!(
+        msgs,
+        vec![
+            "x.toml:4: argument `ip`: protected: `10.0.0.0/40`: the prefix length must be 0 to 32"
+                .to_string(),
+            "x.toml:7: template `{ip}` uses `{ip}`, which is not a defined argument".to_string(),
+        ]
+    );
+    let c =
+        opsbot::catalog::load_str("x.toml", &text.replace(", \"10.0.0.0/40\"", ""), &ctx).expect("catalog");
+    let cfg = cfg();
+    let out = render_cases(
+        &c,
+        &cfg,
+        "chat",
+        &[("console:bob", "/security block-ip 198.51.100.9")],
+    );
+    assert!(
+        out.ends_with("usage error: ip `198.51.100.9` is in the protected range 198.51.100.0/24 (the catalog never blocks it: offices, monitoring, our own hosts).\\nUsage: `/security block-ip <ip:ip>`"),
+        "{out}"
     );
 }
