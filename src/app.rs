@@ -252,7 +252,7 @@ pub fn assemble(
         catalog: Arc::new(catalog),
         directory: Arc::new(directory),
         store,
-        executor: Arc::new(Executor::new(limits, secrets)),
+        executor: Arc::new(Executor::new(limits, secrets).with_clock(clock.clone())),
         clock,
         profiles: Arc::new(config.profiles.clone()),
         channels: Arc::new(config.channels.clone()),

@@ -17,6 +17,7 @@ pub mod escalation;
 pub mod exec;
 pub mod incident;
 pub mod instance;
+pub mod ip;
 pub mod metrics;
 pub mod origin;
 pub mod policy;

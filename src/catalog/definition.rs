@@ -106,6 +106,9 @@ fn kind_json(k: &ArgKind) -> Value {
             json!({ "string": { "max_len": max_len, "pattern": pattern.as_ref().map(|r| r.as_str()) } })
         }
         ArgKind::Id => json!("id"),
+        ArgKind::Ip { protected } => {
+            json!({ "ip": { "protected": protected.iter().map(ToString::to_string).collect::<Vec<_>>() } })
+        }
         ArgKind::Bool => json!("bool"),
         ArgKind::List(inner) => json!({ "list": kind_json(inner) }),
     }

@@ -99,6 +99,9 @@ struct RawArg {
     /// Element kind of a list.
     #[serde(default)]
     of: Option<String>,
+    /// `ip`: ranges never accepted (`["203.0.113.0/24"]`).
+    #[serde(default)]
+    protected: Vec<String>,
     #[serde(default)]
     flag: bool,
     #[serde(default)]
@@ -567,6 +570,15 @@ impl Builder {
             }
             "duration" => Some(ArgKind::Duration),
             "id" => Some(ArgKind::Id),
+            "ip" => match a
+                .protected
+                .iter()
+                .map(|r| r.parse())
+                .collect::<Result<Vec<_>, _>>()
+            {
+                Ok(protected) => Some(ArgKind::Ip { protected }),
+                Err(e) => bad(self, format!("protected: {e}")),
+            },
             "bool" => Some(ArgKind::Bool),
             "string" => {
                 let pattern = match &a.regex {
@@ -591,7 +603,7 @@ impl Builder {
             }
             other => bad(
                 self,
-                format!("unknown kind `{other}` (use enum, int, duration, string, id, bool or list)"),
+                format!("unknown kind `{other}` (use enum, int, duration, string, id, ip, bool or list)"),
             ),
         }
     }
@@ -639,7 +651,13 @@ impl Builder {
             }
         }
         if let Action::Process(p) = action {
-            found.extend(process_template_problems(p, c.args, c.place, c.preview.is_some()));
+            found.extend(process_template_problems(
+                p,
+                c.args,
+                c.place,
+                c.preview.is_some(),
+                &self.catalog.targets,
+            ));
         } else {
             for tpl in action.templates() {
                 for p in template::placeholders(tpl) {
@@ -703,15 +721,49 @@ pub enum ProcessRef<'a> {
     Value(&'a str),
     /// A config value picked by an enum argument: `logs.<l>` → (`logs`, `l`).
     Keyed(&'a str, &'a str),
+    /// `secret.NAME`: the bot's environment variable NAME (or the file named
+    /// by `NAME_FILE`). A secret: env values only.
+    Secret(&'a str),
+    /// `target.NAME` (the whole URL or DSN) or `target.NAME.<part>` (one of
+    /// [`TARGET_PARTS`]), after `OPSBOT_TARGET_<NAME>`. Env values only.
+    Target(&'a str, Option<&'a str>),
+    /// `run.ts`: generated once per run (see `exec`), e.g. `20261202T041500Z`.
+    Run(&'a str),
 }
 
-/// Reads a placeholder of a process template: `prefix.<arg>` is keyed, a
-/// name with a dot a config value, anything else an argument.
+/// Parts of a target URL a process env value may name: `{target.cap_db.password}`.
+pub const TARGET_PARTS: &[&str] = &["host", "port", "user", "password", "database"];
+
+/// Values generated per run: `{run.ts}`.
+pub const RUN_VALUES: &[&str] = &["ts"];
+
+impl ProcessRef<'_> {
+    /// A reference whose value must never be shown: a secret or a target's URL or part.
+    pub fn is_secret(&self) -> bool {
+        matches!(self, ProcessRef::Secret(_) | ProcessRef::Target(..))
+    }
+}
+
+/// Reads a placeholder of a process template: `prefix.<arg>` is keyed,
+/// `secret.*`, `target.*` and `run.*` are reserved, another name with a dot
+/// a config value, anything else an argument.
 pub fn process_ref(name: &str) -> ProcessRef<'_> {
     if let Some(inner) = name.strip_suffix('>') {
         if let Some((prefix, arg)) = inner.split_once(".<") {
             return ProcessRef::Keyed(prefix, arg);
         }
+    }
+    if let Some(var) = name.strip_prefix("secret.") {
+        return ProcessRef::Secret(var);
+    }
+    if let Some(rest) = name.strip_prefix("target.") {
+        return match rest.split_once('.') {
+            Some((t, part)) => ProcessRef::Target(t, Some(part)),
+            None => ProcessRef::Target(rest, None),
+        };
+    }
+    if let Some(v) = name.strip_prefix("run.") {
+        return ProcessRef::Run(v);
     }
     if name.contains('.') {
         ProcessRef::Value(name)
@@ -729,6 +781,7 @@ fn process_template_problems(
     args: &[ArgSpec],
     place: &Placement,
     previewed: bool,
+    targets: &BTreeMap<String, Target>,
 ) -> Vec<String> {
     let mut out = Vec::new();
     let defined = || {
@@ -739,10 +792,50 @@ fn process_template_problems(
             format!("values of profile `{}`: {}", place.profile, names.join(", "))
         }
     };
-    let templates = p.argv.iter().chain(p.env.values()).map(|t| (t, false));
-    for (tpl, in_cwd) in templates.chain(p.cwd.iter().map(|t| (t, true))) {
+    for (key, _) in p.env.iter().filter(|(_, v)| holds_secret(v)) {
+        if !shell_name(key) {
+            out.push(format!(
+                "env `{key}` holds a secret: its name must be letters, digits and `_`, not starting with a digit"
+            ));
+        }
+    }
+    let templates = p.argv.iter().map(|t| (t, Part::Argv));
+    let templates = templates.chain(p.env.values().map(|t| (t, Part::Env)));
+    for (tpl, part) in templates.chain(p.cwd.iter().map(|t| (t, Part::Cwd))) {
+        let in_cwd = part == Part::Cwd;
         for name in template::placeholders(tpl) {
-            match process_ref(name) {
+            let r = process_ref(name);
+            if r.is_secret() && part != Part::Env {
+                out.push(format!(
+                    "template `{tpl}` uses `{{{name}}}`, a secret: secrets and target URLs reach a process only through its env, never its argv or cwd"
+                ));
+                continue;
+            }
+            match r {
+                ProcessRef::Secret(var) if !shell_name(var) => out.push(format!(
+                    "template `{tpl}`: `{{secret.{var}}}` must name an environment variable (letters, digits and `_`)"
+                )),
+                ProcessRef::Secret(_) => {}
+                ProcessRef::Target(t, part) => {
+                    if !targets.contains_key(t) {
+                        let known: Vec<&str> = targets.keys().map(String::as_str).collect();
+                        out.push(format!(
+                            "template `{tpl}` uses the unknown target `{t}` (targets: {})",
+                            known.join(", ")
+                        ));
+                    }
+                    if let Some(part) = part.filter(|x| !TARGET_PARTS.contains(x)) {
+                        out.push(format!(
+                            "template `{tpl}`: a target has no part `{part}` (parts: {})",
+                            TARGET_PARTS.join(", ")
+                        ));
+                    }
+                }
+                ProcessRef::Run(v) if in_cwd || !RUN_VALUES.contains(&v) => out.push(format!(
+                    "template `{tpl}` uses `{{run.{v}}}`: the generated values are {} (argv and env only)",
+                    RUN_VALUES.iter().map(|r| format!("{{run.{r}}}")).collect::<Vec<_>>().join(", ")
+                )),
+                ProcessRef::Run(_) => {}
                 ProcessRef::Arg(a) => {
                     let Some(spec) = args.iter().find(|s| s.name == a) else {
                         out.push(format!(
@@ -793,6 +886,28 @@ fn process_template_problems(
         }
     }
     out
+}
+
+/// Where a process template is written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Part {
+    Argv,
+    Env,
+    Cwd,
+}
+
+/// An env value naming a secret or a target (`{secret.PW}`, `{target.db.password}`).
+pub fn holds_secret(tpl: &str) -> bool {
+    template::placeholders(tpl)
+        .iter()
+        .any(|n| process_ref(n).is_secret())
+}
+
+/// A POSIX shell variable name: letters, digits and `_`, not starting with a digit.
+pub fn shell_name(s: &str) -> bool {
+    let mut chars = s.chars();
+    chars.next().is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
 }
 
 /// Redis commands a preview may send: they read and return at once.
@@ -1049,7 +1164,11 @@ pub fn unused_targets(c: &Catalog) -> Vec<&str> {
     let used: BTreeSet<&str> = c
         .commands
         .iter()
-        .flat_map(|c| c.action.targets().into_iter().map(|(t, _)| t))
+        .flat_map(|c| {
+            let mut t: Vec<&str> = c.action.targets().into_iter().map(|(t, _)| t).collect();
+            t.extend(c.action.process_targets());
+            t
+        })
         .collect();
     c.targets
         .keys()

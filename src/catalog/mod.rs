@@ -6,8 +6,9 @@ mod load;
 mod model;
 
 pub use load::{
-    by_profile, host_env_var, line_of, load_dir, load_sources, load_str, process_ref, target_env_var,
-    unused_targets, value_env_var, CheckError, Context, Problem, ProcessRef,
+    by_profile, holds_secret, host_env_var, line_of, load_dir, load_sources, load_str, process_ref,
+    shell_name, target_env_var, unused_targets, value_env_var, CheckError, Context, Problem, ProcessRef,
+    RUN_VALUES, TARGET_PARTS,
 };
 pub use model::*;
 

@@ -46,6 +46,9 @@ pub enum TargetKind {
     Http,
     Redis,
     Sql,
+    /// A MongoDB URL: no executor talks to it; process actions take it (or
+    /// its parts) into their env (`{target.scrape_mongo}`) for mongosh.
+    Mongo,
 }
 
 /// Something an action talks to. `url` is the base URL (http) or DSN (redis, sql),
@@ -126,6 +129,10 @@ pub enum ArgKind {
     },
     /// `^[A-Za-z0-9_.:-]{1,64}$`: job ids, keys, correlation ids.
     Id,
+    /// One public IPv4 or IPv6 address, outside `protected` (`crate::ip`).
+    Ip {
+        protected: Vec<crate::ip::Cidr>,
+    },
     /// A switch: `--errors`.
     Bool,
     /// Comma-separated values of the inner kind.
@@ -141,6 +148,7 @@ impl ArgKind {
             ArgKind::Duration => "duration".into(),
             ArgKind::String { .. } => "text".into(),
             ArgKind::Id => "id".into(),
+            ArgKind::Ip { .. } => "ip".into(),
             ArgKind::Bool => String::new(),
             ArgKind::List(inner) => format!("{},…", inner.placeholder()),
         }
@@ -153,6 +161,7 @@ impl ArgKind {
             ArgKind::Duration => "duration",
             ArgKind::String { .. } => "string",
             ArgKind::Id => "id",
+            ArgKind::Ip { .. } => "ip",
             ArgKind::Bool => "bool",
             ArgKind::List(_) => "list",
         }
@@ -264,6 +273,23 @@ impl Action {
         match self {
             Action::Process(p) => vec![p],
             Action::Seq(steps) => steps.iter_mut().flat_map(|s| s.action.processes_mut()).collect(),
+            _ => vec![],
+        }
+    }
+
+    /// Targets named by process env values (`{target.cap_db.password}`), at any depth.
+    pub fn process_targets(&self) -> Vec<&str> {
+        match self {
+            Action::Process(p) => p
+                .env
+                .values()
+                .flat_map(|v| crate::template::placeholders(v))
+                .filter_map(|n| match crate::catalog::process_ref(n) {
+                    crate::catalog::ProcessRef::Target(t, _) => Some(t),
+                    _ => None,
+                })
+                .collect(),
+            Action::Seq(steps) => steps.iter().flat_map(|s| s.action.process_targets()).collect(),
             _ => vec![],
         }
     }

@@ -154,6 +154,9 @@ fn kind_text(kind: &ArgKind) -> String {
             format!("text, at most {max_len} characters{form}")
         }
         ArgKind::Id => "id (letters, digits, _ . : -)".into(),
+        ArgKind::Ip { .. } => {
+            "one public IPv4 or IPv6 address (not private, loopback, link-local or protected)".into()
+        }
         ArgKind::Bool => "switch".into(),
         ArgKind::List(inner) => format!("comma-separated list, each {}", kind_text(inner)),
     }

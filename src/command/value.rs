@@ -33,6 +33,7 @@ pub(crate) fn check(kind: &ArgKind, arg: &str, raw: &str) -> Result<String, Stri
             "`{}` is not a valid {arg}: use 1 to 64 letters, digits or _ . : -",
             shown(raw)
         )),
+        ArgKind::Ip { protected } => crate::ip::check(arg, raw, protected),
         ArgKind::Bool => check_bool(arg, raw),
         ArgKind::List(inner) => check_list(inner, arg, raw),
     }

@@ -40,6 +40,7 @@ pub use redis::Planned as RedisPlan;
 pub use render::{render, Rendered};
 
 use crate::catalog::{Action, Target, TargetKind};
+use crate::clock::SharedClock;
 use crate::duration;
 use secrecy::SecretString;
 use std::collections::{BTreeMap, HashMap};
@@ -295,6 +296,27 @@ pub struct Executor {
     sql: Cache<sqlx::AnyPool>,
     limits: Limits,
     redactor: Redactor,
+    clock: SharedClock,
+}
+
+/// The argument key of the run's timestamp, `{run.ts}` in process templates.
+pub const RUN_TS: &str = "run.ts";
+
+/// `args` with `run.ts` set to `now` in UTC as `YYYYMMDDTHHMMSSZ` (digits,
+/// `T` and `Z`: safe in any file or database name).
+pub fn with_run_ts(args: &BTreeMap<String, String>, now: crate::clock::Millis) -> BTreeMap<String, String> {
+    let mut out = args.clone();
+    let text = crate::clock::rfc3339(now);
+    // `2026-12-02T04:15:00.123Z` → `20261202T041500Z`
+    let stamp: String = text
+        .split('.')
+        .next()
+        .unwrap_or(&text)
+        .chars()
+        .filter(|c| c.is_ascii_digit() || *c == 'T')
+        .collect();
+    out.insert(RUN_TS.to_string(), format!("{stamp}Z"));
+    out
 }
 
 /// Longest excerpt of a body or stderr inside an error message.
@@ -319,7 +341,14 @@ impl Executor {
             sql: Cache::new(),
             limits,
             redactor: Redactor::new(secrets),
+            clock: Arc::new(crate::clock::SystemClock),
         }
+    }
+
+    /// The same executor reading `{run.ts}` from `clock`.
+    pub fn with_clock(mut self, clock: SharedClock) -> Self {
+        self.clock = clock;
+        self
     }
 
     /// The limits this executor applies.
@@ -341,11 +370,19 @@ impl Executor {
         args: &BTreeMap<String, String>,
     ) -> Result<ExecOutput, ExecError> {
         self.learn_header_secrets(targets);
+        // `{run.ts}`: once per run, so every step of a seq sees the same one.
+        let stamped;
+        let args = if args.contains_key(RUN_TS) {
+            args
+        } else {
+            stamped = with_run_ts(args, self.clock.now_ms());
+            &stamped
+        };
         let result = match action {
             Action::Http(a) => self.run_http(a, targets, args).await,
             Action::Redis(a) => self.run_redis(a, targets, args).await,
             Action::Sql(a) => self.run_sql(a, targets, args).await,
-            Action::Process(a) => self.run_process(a, args).await,
+            Action::Process(a) => self.run_process(a, targets, args).await,
             Action::Health(a) => Ok(self.run_health(a, targets).await),
             Action::Seq(steps) => self.run_seq(steps, targets, args).await,
             Action::Internal(a) => internal::run(a, targets, args),
@@ -427,6 +464,7 @@ fn kind_name(k: TargetKind) -> &'static str {
         TargetKind::Http => "http",
         TargetKind::Redis => "redis",
         TargetKind::Sql => "sql",
+        TargetKind::Mongo => "mongo",
     }
 }
 

@@ -16,7 +16,18 @@
 //!
 //! Files and directories are the profile's config values (`{logs.app}`,
 //! `{logs.<l>}` picked by an enum argument, `cwd = "{app.dir}"`), never chat
-//! values.
+//! values. `{run.ts}` is the run's UTC timestamp (`20261202T041500Z`, digits
+//! and `T`, `Z` only), the same in every step of a seq: for backup names.
+//!
+//! Secrets reach a process only through its environment, never its argv:
+//! an env value may name `{secret.NAME}` (the bot's variable NAME, or the
+//! file named by `NAME_FILE`), `{target.NAME}` (a target's URL, after
+//! `OPSBOT_TARGET_<NAME>`) or one part of it, `{target.NAME.password}`
+//! (`host`, `port`, `user`, `password`, `database`; an entry whose part the
+//! URL lacks is left out, so libpq falls back to its default). Such an entry
+//! is shown as `<secret.NAME>` / `<target.NAME.part>` wherever the action is
+//! rendered (approval cards, audit, snapshots), and the values are added to
+//! the redactor before the child starts, so output echoing them is redacted.
 //!
 //! A profile with an SSH host runs its actions there: the bot runs `ssh -o
 //! BatchMode=yes -o StrictHostKeyChecking=yes [-p port] [-i key] user@host --
@@ -24,16 +35,20 @@
 //! shell, so every element of it is single-quoted for a POSIX shell (`'` as
 //! `'\''`): a chat value stays one argument and inert there too. The
 //! action's `env` becomes `env 'K=V' …` and its `cwd` a `cd '<dir>' &&` in
-//! that command. On timeout the local ssh is killed; without a terminal the
+//! that command. An env entry holding a secret is not written there (the
+//! remote command line shows in the remote host's process list and may be
+//! logged): the command starts `IFS= read -r K && export K && …` and the bot
+//! writes the value, one line per entry, to ssh's stdin, then closes it. A
+//! secret with a line break is refused. On timeout the local ssh is killed; without a terminal the
 //! remote command is not signalled and runs on until it next writes output.
 
 use super::{millis, ExecError, ExecOutput, Executor};
-use crate::catalog::{process_ref, Placement, ProcessAction, ProcessRef, SshHost};
+use crate::catalog::{holds_secret, process_ref, Placement, ProcessAction, ProcessRef, SshHost, Target};
 use serde_json::json;
 use std::collections::BTreeMap;
 use std::process::Stdio;
 use std::time::Instant;
-use tokio::io::{AsyncRead, AsyncReadExt};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
 
 /// Variables passed through from the bot's environment.
 const INHERITED_ENV: &[&str] = &["PATH", "HOME", "USER", "LANG", "LC_ALL", "TZ", "TMPDIR"];
@@ -46,9 +61,13 @@ impl Executor {
     pub(super) async fn run_process(
         &self,
         a: &ProcessAction,
+        targets: &BTreeMap<String, Target>,
         args: &BTreeMap<String, String>,
     ) -> Result<ExecOutput, ExecError> {
-        let plan = plan(a, args)?;
+        let plan = plan(a, args, Secrets::Resolved(targets))?;
+        for secret in &plan.secrets {
+            self.redactor.add(secret);
+        }
         let program = plan.program.clone();
         if !self.limits.allows(&a.place.profile, &program) {
             return Err(ExecError::NotAllowed { program });
@@ -65,7 +84,7 @@ impl Executor {
         let cmd = command(&local, &plan)?;
         let limit = a.timeout.unwrap_or(self.limits.default_timeout);
         let started = Instant::now();
-        let run = run_child(cmd, &local);
+        let run = run_child(cmd, &local, plan.stdin.as_deref());
         let (code, stdout, stderr) = match tokio::time::timeout(limit, run).await {
             Ok(r) => r?,
             // Dropping the future drops the child, which kill_on_drop kills.
@@ -105,17 +124,35 @@ impl Executor {
 /// allow-list), the argv the bot executes (`ssh …` for a remote host), its
 /// extra environment and working directory (both inside the remote command
 /// for a remote host). Used by [`Executor::run_process`] and `exec::render`.
-/// No I/O.
-#[derive(Debug, Clone, PartialEq)]
+/// No I/O but reading secrets when they are [`Secrets::Resolved`].
+#[derive(Clone, PartialEq)]
 pub(super) struct Plan {
     pub profile: String,
     pub program: String,
     pub argv: Vec<String>,
     pub env: BTreeMap<String, String>,
     pub cwd: Option<String>,
+    /// For a remote host: the secret env values, one line each, for ssh's stdin.
+    pub stdin: Option<String>,
+    /// Secret values the plan holds, for the redactor.
+    pub secrets: Vec<String>,
 }
 
-pub(super) fn plan(a: &ProcessAction, args: &BTreeMap<String, String>) -> Result<Plan, ExecError> {
+/// How a plan fills the secret references of env values.
+#[derive(Clone, Copy)]
+pub(super) enum Secrets<'a> {
+    /// Shown as `<secret.NAME>`, `<target.NAME.part>`; nothing is read
+    /// (rendering for cards, audit and snapshots).
+    Masked,
+    /// Read from the environment and from these targets (execution).
+    Resolved(&'a BTreeMap<String, Target>),
+}
+
+pub(super) fn plan(
+    a: &ProcessAction,
+    args: &BTreeMap<String, String>,
+    secrets: Secrets,
+) -> Result<Plan, ExecError> {
     let argv = render_args(&a.argv, args, &a.place)?;
     let Some(program) = argv.first().cloned() else {
         return Err(ExecError::Invalid {
@@ -123,35 +160,174 @@ pub(super) fn plan(a: &ProcessAction, args: &BTreeMap<String, String>) -> Result
             message: "process action has an empty argv".into(),
         });
     };
+    let mut held = Vec::new();
+    let (mut env, mut hidden) = (BTreeMap::new(), BTreeMap::new());
     // An entry naming only absent arguments is left out, as in argv.
-    let env = a
-        .env
-        .iter()
-        .filter(|(_, v)| !names_only_absent_args(v, args))
-        .map(|(k, v)| Ok((k.clone(), render(v, args, &a.place)?)))
-        .collect::<Result<BTreeMap<_, _>, ExecError>>()?;
+    for (k, v) in a.env.iter().filter(|(_, v)| !names_only_absent_args(v, args)) {
+        if !holds_secret(v) {
+            env.insert(k.clone(), render(v, args, &a.place)?);
+        } else if let Some(value) = render_secret(v, args, &a.place, secrets, &mut held)? {
+            hidden.insert(k.clone(), value);
+        }
+    }
     // Only config values reach the working directory (checked at load).
     let cwd = a
         .cwd
         .as_deref()
         .map(|c| render(c, &BTreeMap::new(), &a.place))
         .transpose()?;
+    let profile = a.place.profile.clone();
     Ok(match &a.place.host {
-        None => Plan {
-            profile: a.place.profile.clone(),
-            program,
-            argv,
-            env,
-            cwd,
-        },
-        Some(host) => Plan {
-            profile: a.place.profile.clone(),
-            program,
-            argv: ssh_argv(host, &remote_command(&argv, &env, cwd.as_deref())),
-            env: BTreeMap::new(),
-            cwd: None,
-        },
+        None => {
+            env.extend(hidden);
+            Plan {
+                profile,
+                program,
+                argv,
+                env,
+                cwd,
+                stdin: None,
+                secrets: held,
+            }
+        }
+        Some(host) => {
+            let names: Vec<&str> = hidden.keys().map(String::as_str).collect();
+            let line = remote_command(&argv, &env, cwd.as_deref());
+            let stdin = match secrets {
+                Secrets::Masked => None,
+                Secrets::Resolved(_) => Some(stdin_lines(&hidden)?),
+            };
+            Plan {
+                profile,
+                program,
+                argv: ssh_argv(host, &read_then(&names, line)),
+                env: BTreeMap::new(),
+                cwd: None,
+                stdin,
+                secrets: held,
+            }
+        }
     })
+}
+
+/// `IFS= read -r A && IFS= read -r B && export A B && <line>`: the remote
+/// shell reads the secret entries `names` from stdin (names were checked at
+/// load to be shell variable names).
+fn read_then(names: &[&str], line: String) -> String {
+    if names.is_empty() {
+        return line;
+    }
+    let reads: Vec<String> = names.iter().map(|n| format!("IFS= read -r {n} && ")).collect();
+    format!("{}export {} && {line}", reads.concat(), names.join(" "))
+}
+
+/// The secret entries' values, one line each (in name order, as read).
+fn stdin_lines(hidden: &BTreeMap<String, String>) -> Result<String, ExecError> {
+    let mut out = String::new();
+    for (k, v) in hidden {
+        if v.contains(['\n', '\r']) {
+            return Err(ExecError::Refused {
+                target: None,
+                what: format!("env `{k}`"),
+                reason: "a secret with a line break cannot be passed to the remote host one line per value"
+                    .into(),
+            });
+        }
+        out.push_str(v);
+        out.push('\n');
+    }
+    Ok(out)
+}
+
+/// An env value naming secrets: masked, or filled in (each secret value
+/// pushed to `held`). `None` when it names a target part the URL lacks.
+fn render_secret(
+    tpl: &str,
+    args: &BTreeMap<String, String>,
+    place: &Placement,
+    secrets: Secrets,
+    held: &mut Vec<String>,
+) -> Result<Option<String>, ExecError> {
+    let mut failure: Option<ExecError> = None;
+    let mut absent = false;
+    let out = fill(tpl, args, place, |name, r| {
+        let Secrets::Resolved(targets) = secrets else {
+            return Some(format!("<{name}>"));
+        };
+        let value = match r {
+            ProcessRef::Secret(var) => match super::http::env_secret(var) {
+                Some(v) => {
+                    held.push(v.clone());
+                    Ok(Some(v))
+                }
+                None => Err(ExecError::Invalid {
+                    target: None,
+                    message: format!(
+                        "the secret `{var}` is not set in the bot's environment (nor `{var}_FILE`)"
+                    ),
+                }),
+            },
+            ProcessRef::Target(t, part) => target_part(targets, t, part, held),
+            _ => Ok(None),
+        };
+        match value {
+            Ok(Some(v)) => Some(v),
+            Ok(None) => {
+                absent = true;
+                Some(String::new())
+            }
+            Err(e) => {
+                failure.get_or_insert(e);
+                Some(String::new())
+            }
+        }
+    })?;
+    match failure {
+        Some(e) => Err(e),
+        None if absent => Ok(None),
+        None => Ok(Some(out)),
+    }
+}
+
+/// The URL of target `t`, or one part of it (`None` when the URL has no such
+/// part). The whole URL and the password are pushed to `held`.
+fn target_part(
+    targets: &BTreeMap<String, Target>,
+    t: &str,
+    part: Option<&str>,
+    held: &mut Vec<String>,
+) -> Result<Option<String>, ExecError> {
+    let target = targets.get(t).ok_or_else(|| ExecError::UnknownTarget {
+        target: t.to_string(),
+    })?;
+    let raw = target.url.clone();
+    held.push(raw.clone());
+    let parsed = reqwest::Url::parse(&raw);
+    let decode = |s: &str| {
+        percent_encoding::percent_decode_str(s)
+            .decode_utf8_lossy()
+            .into_owned()
+    };
+    // The password is a secret in whatever output echoes it, URL or not.
+    if let Some(p) = parsed.as_ref().ok().and_then(|u| u.password()) {
+        held.extend([p.to_string(), decode(p)]);
+    }
+    let Some(part) = part else {
+        return Ok(Some(raw));
+    };
+    let url = parsed.map_err(|_| ExecError::Invalid {
+        target: Some(t.to_string()),
+        message: "the target's URL does not parse, so its parts are unknown".into(),
+    })?;
+    let value = match part {
+        "host" => url.host_str().map(str::to_string),
+        "port" => url.port().map(|p| p.to_string()),
+        "user" => Some(decode(url.username())),
+        "password" => url.password().map(decode),
+        "database" => Some(decode(url.path().trim_start_matches('/'))),
+        _ => None,
+    };
+    Ok(value.filter(|v| !v.is_empty()))
 }
 
 /// `ssh -o BatchMode=yes -o StrictHostKeyChecking=yes [-p port] [-i key]
@@ -196,9 +372,20 @@ pub fn shell_quote(s: &str) -> String {
     format!("'{}'", s.replace('\'', "'\\''"))
 }
 
-/// `tpl` with arguments and the placement's config values filled in; a
-/// placeholder without a value is an error.
+/// `tpl` with arguments, the placement's config values and `{run.*}` filled
+/// in; a placeholder without a value is an error. Secrets are not filled in.
 fn render(tpl: &str, args: &BTreeMap<String, String>, place: &Placement) -> Result<String, ExecError> {
+    fill(tpl, args, place, |_, _| None)
+}
+
+/// [`render`], with `secret` answering the secret references (`secret.*`,
+/// `target.*`); one pass, so braces inside a value are never read as placeholders.
+fn fill(
+    tpl: &str,
+    args: &BTreeMap<String, String>,
+    place: &Placement,
+    mut secret: impl FnMut(&str, ProcessRef) -> Option<String>,
+) -> Result<String, ExecError> {
     let mut missing: Option<String> = None;
     let out = crate::template::render(tpl, |name| {
         let v = match process_ref(name) {
@@ -208,6 +395,9 @@ fn render(tpl: &str, args: &BTreeMap<String, String>, place: &Placement) -> Resu
                 .get(a)
                 .and_then(|x| place.values.get(&format!("{prefix}.{x}")))
                 .cloned(),
+            // Execution always sets it (`Executor::execute`); a rendering shows the name.
+            ProcessRef::Run(_) => Some(args.get(name).cloned().unwrap_or_else(|| format!("<{name}>"))),
+            r => secret(name, r),
         };
         if v.is_none() {
             missing.get_or_insert_with(|| name.to_string());
@@ -270,7 +460,11 @@ fn command(program: &str, plan: &Plan) -> Result<tokio::process::Command, ExecEr
                 .filter_map(|k| Some((*k, std::env::var_os(k)?))),
         )
         .envs(&plan.env)
-        .stdin(Stdio::null())
+        .stdin(if plan.stdin.is_some() {
+            Stdio::piped()
+        } else {
+            Stdio::null()
+        })
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .kill_on_drop(true);
@@ -280,16 +474,21 @@ fn command(program: &str, plan: &Plan) -> Result<tokio::process::Command, ExecEr
     Ok(cmd)
 }
 
-/// Spawns `cmd`, reads both pipes to the end and waits; the exit code is
-/// `None` when a signal ended the child.
+/// Spawns `cmd`, writes `stdin` (if any) and closes it, reads both pipes to
+/// the end and waits; the exit code is `None` when a signal ended the child.
 async fn run_child(
     mut cmd: tokio::process::Command,
     program: &str,
+    stdin: Option<&str>,
 ) -> Result<(Option<i32>, String, String), ExecError> {
     let mut child = cmd.spawn().map_err(|e| ExecError::Spawn {
         program: program.to_string(),
         reason: e.to_string(),
     })?;
+    // A few short lines: they fit the pipe, and dropping it sends EOF.
+    if let (Some(text), Some(mut pipe)) = (stdin, child.stdin.take()) {
+        let _ = pipe.write_all(text.as_bytes()).await;
+    }
     let out = child.stdout.take();
     let err = child.stderr.take();
     let (stdout, stderr, status) = tokio::join!(capture(out), capture(err), child.wait());

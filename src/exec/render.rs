@@ -91,7 +91,7 @@ pub fn render(
             }
         }
         Action::Process(a) => {
-            let p = process::plan(a, args)?;
+            let p = process::plan(a, args, process::Secrets::Masked)?;
             Rendered::Process {
                 profile: p.profile,
                 program: p.program,

@@ -185,6 +185,17 @@ const BUILT: &[(&str, &str)] = &[
     ("pdf", "SEC-7"),
     ("pdf", "SEC-10"),
     ("pdf", "OPS-43"),
+    ("cap", "BK-1"),
+    ("cap", "BK-4"),
+    ("scrape", "M-1"),
+    ("scrape", "M-2"),
+    ("scrape", "M-4"),
+    ("scrape", "M-6"),
+    ("scrape", "M-7"),
+    ("scrape", "M-8"),
+    ("scrape", "BK-1"),
+    ("chat", "SEC-3"),
+    ("scrape", "SEC-3"),
 ];
 
 /// Rows of a tracked profile that the executors cannot express yet: (profile, ID, what is missing).
@@ -228,11 +239,6 @@ const NOT_YET: &[(&str, &str, &str)] = &[
         "chat",
         "DR-5",
         "guided manual steps, each confirmed in the thread (the seed has no commands; a seq runs actions, not confirmations)",
-    ),
-    (
-        "chat",
-        "SEC-3",
-        "an ip argument kind that refuses private and allow-listed ranges (sudo ufw itself can run on the app host)",
     ),
     (
         "chat",
@@ -296,16 +302,6 @@ const NOT_YET: &[(&str, &str, &str)] = &[
     ),
     (
         "cap",
-        "BK-1",
-        "a file name generated per run ({ts}) and the DSN with its password for pg_dump, which process actions do not pass on",
-    ),
-    (
-        "cap",
-        "BK-4",
-        "the DSN with its password for createdb, pg_restore and dropdb, which process actions do not pass on, and a database name generated per run",
-    ),
-    (
-        "cap",
         "BK-5",
         "a preview of `find -print` on the host with {backup.dir} (a preview reads redis, sql or http only)",
     ),
@@ -336,63 +332,28 @@ const NOT_YET: &[(&str, &str, &str)] = &[
     ),
     (
         "scrape",
-        "M-1",
-        "no Mongo executor: mongosh as a process would need the DSN and its password from the environment, which process actions do not pass on",
-    ),
-    (
-        "scrape",
-        "M-2",
-        "no Mongo executor: mongosh as a process would need the DSN and its password from the environment, which process actions do not pass on",
-    ),
-    (
-        "scrape",
         "M-3",
-        "no Mongo executor: mongosh as a process would need the DSN and its password from the environment, which process actions do not pass on",
-    ),
-    (
-        "scrape",
-        "M-4",
-        "no Mongo executor: mongosh as a process would need the DSN and its password from the environment, which process actions do not pass on",
+        "the profiler's auto-off after --for needs a bot timer (mongosh with the URL in its env can set the level)",
     ),
     (
         "scrape",
         "M-5",
-        "no Mongo executor: mongosh as a process would need the DSN and its password from the environment, which process actions do not pass on",
-    ),
-    (
-        "scrape",
-        "M-6",
-        "no Mongo executor: mongosh as a process would need the DSN and its password from the environment, which process actions do not pass on",
-    ),
-    (
-        "scrape",
-        "M-7",
-        "no Mongo executor: mongosh as a process would need the DSN and its password from the environment, which process actions do not pass on",
-    ),
-    (
-        "scrape",
-        "M-8",
-        "no Mongo executor: mongosh as a process would need the DSN and its password from the environment, which process actions do not pass on",
+        "a preview of opids or documents would be a mongosh process (a preview reads redis, sql or http only)",
     ),
     (
         "scrape",
         "M-9",
-        "no Mongo executor: mongosh as a process would need the DSN and its password from the environment, which process actions do not pass on",
+        "a preview of opids or documents would be a mongosh process (a preview reads redis, sql or http only)",
     ),
     (
         "scrape",
         "M-10",
-        "no Mongo executor: mongosh as a process would need the DSN and its password from the environment, which process actions do not pass on",
+        "a preview of opids or documents would be a mongosh process (a preview reads redis, sql or http only)",
     ),
     (
         "scrape",
         "AI-2",
         "the path and the fixed body depend on k: one action has one path template and one body",
-    ),
-    (
-        "scrape",
-        "BK-1",
-        "an output directory generated per run (mongodump --out {backup.dir}/{ts}), then tar",
     ),
     (
         "scrape",
@@ -413,11 +374,6 @@ const NOT_YET: &[(&str, &str, &str)] = &[
         "scrape",
         "SEC-2",
         "a bot-side filter of the errors dashboard (category rate_limiting) and of the log tails",
-    ),
-    (
-        "scrape",
-        "SEC-3",
-        "an ip argument kind that refuses private and allow-listed ranges (sudo ufw itself can run on the app host)",
     ),
     (
         "pdf",

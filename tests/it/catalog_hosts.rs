@@ -238,9 +238,16 @@ async fn run(
 }
 
 /// The program of a remote command line: the first quoted word after any
-/// `cd '…' &&` and `'env' 'K=V' …`.
+/// `IFS= read -r K && export K &&` (secrets read from stdin), `cd '…' &&`
+/// and `'env' 'K=V' …`.
 fn remote_program(line: &str) -> String {
-    let line = line.split_once(" && ").map_or(line, |(_, rest)| rest);
+    let mut line = line;
+    while let Some((head, rest)) = line.split_once(" && ") {
+        if !(head.starts_with("IFS= read -r ") || head.starts_with("export ") || head.starts_with("cd '")) {
+            break;
+        }
+        line = rest;
+    }
     let words: Vec<String> = line
         .split("' '")
         .map(|w| w.trim_matches('\'').to_string())

@@ -1136,7 +1136,7 @@ impl StandIns {
         let file = name.replace('/', "_");
         std::fs::write(self.dir.path().join("out").join(&file), stdout).unwrap();
         let script = format!(
-            "#!/bin/sh\n{{ printf '%s\\037' \"$PWD\"; for a in \"$@\"; do printf '%s\\037' \"$a\"; done; printf '\\036'; }} >> '{root}/log/{file}'\ncat '{root}/out/{file}'\n"
+            "#!/bin/sh\n{{ printf '%s\\037' \"$PWD\"; for a in \"$@\"; do printf '%s\\037' \"$a\"; done; printf '\\036'; }} >> '{root}/log/{file}'\n{{ env; printf '\\036'; }} >> '{root}/log/{file}.env'\ncat '{root}/out/{file}'\n"
         );
         let path = if name.contains('/') {
             self.dir.path().join(name)
@@ -1170,6 +1170,25 @@ impl StandIns {
                 fields.pop(); // after the last separator
                 let cwd = fields.remove(0);
                 Call { cwd, argv: fields }
+            })
+            .collect()
+    }
+
+    /// The environment of every call of `name` (not `ssh`), in order.
+    pub fn envs(&self, name: &str) -> Vec<std::collections::BTreeMap<String, String>> {
+        let file = self
+            .dir
+            .path()
+            .join("log")
+            .join(format!("{}.env", name.replace('/', "_")));
+        let text = std::fs::read_to_string(file).unwrap_or_default();
+        text.split('\u{1e}')
+            .filter(|c| !c.trim().is_empty())
+            .map(|c| {
+                c.lines()
+                    .filter_map(|l| l.split_once('='))
+                    .map(|(k, v)| (k.to_string(), v.to_string()))
+                    .collect()
             })
             .collect()
     }

@@ -373,6 +373,7 @@ fn generated_help(a: &ArgSpec) -> String {
         ArgKind::Duration => "a duration, e.g. 30s, 5m, 1h".into(),
         ArgKind::String { .. } => "text".into(),
         ArgKind::Id => "an id (letters, digits, _ . : -)".into(),
+        ArgKind::Ip { .. } => "a public IP address".into(),
         ArgKind::Bool => "switch it on".into(),
         ArgKind::List(inner) => format!("comma-separated: {}", inner.placeholder()),
     };
