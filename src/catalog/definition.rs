@@ -120,10 +120,18 @@ fn action_json(a: &Action) -> Value {
             query,
             body,
             expect,
-        }) => json!({ "http": {
-            "method": method, "target": target, "path": path,
-            "query": query.iter().collect::<Vec<_>>(), "body": body, "expect": expect,
-        }}),
+            body_secrets,
+        }) => {
+            let mut h = json!({
+                "method": method, "target": target, "path": path,
+                "query": query.iter().collect::<Vec<_>>(), "body": body, "expect": expect,
+            });
+            // Only when set (the names, never values), so other hashes stay as they were.
+            if !body_secrets.is_empty() {
+                h["body_secrets"] = json!(body_secrets);
+            }
+            json!({ "http": h })
+        }
         Action::Redis(RedisAction {
             target,
             command,

@@ -1092,6 +1092,24 @@ fn action_shape_problems(action: &Action) -> Vec<String> {
                 ));
             }
         }
+        Action::Http(h) => {
+            if !h.body_secrets.is_empty() && !matches!(h.body, None | Some(serde_json::Value::Object(_))) {
+                out.push("body_secrets set fields of a JSON object body".into());
+            }
+            for (field, var) in &h.body_secrets {
+                if h.body.as_ref().is_some_and(|b| b.get(field).is_some()) {
+                    out.push(format!(
+                        "body field `{field}` is both in body and in body_secrets"
+                    ));
+                }
+                let plain = !var.is_empty() && var.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
+                if !plain {
+                    out.push(format!(
+                        "body_secrets: `{var}` is not an environment variable name (letters, digits, _)"
+                    ));
+                }
+            }
+        }
         Action::Process(p) => match p.argv.first() {
             None => out.push("process argv is empty".into()),
             Some(prog) if !template::placeholders(prog).is_empty() => {

@@ -516,6 +516,13 @@ pub struct HttpAction {
     /// Accepted statuses; any 2xx when empty.
     #[serde(default)]
     pub expect: Vec<u16>,
+    /// Top-level body fields whose value is a secret from the environment
+    /// (or the file named by `<VAR>_FILE`): `{ confirmationToken =
+    /// "CAP_ADVANCE_TOKEN" }`. Set only when the request is sent, never
+    /// typed in chat nor shown (rendered as `[secret VAR]`, redacted from
+    /// every output).
+    #[serde(default)]
+    pub body_secrets: BTreeMap<String, String>,
 }
 
 fn default_method() -> String {

@@ -79,7 +79,7 @@ pub fn render(
                 target: t.name.clone(),
                 method: p.method.to_string(),
                 path: http::path_and_query(&p.url),
-                body: p.body,
+                body: http::shown_body(a, p.body),
             }
         }
         Action::Redis(a) => {

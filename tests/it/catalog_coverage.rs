@@ -206,6 +206,7 @@ const BUILT: &[(&str, &str)] = &[
     ("scrape", "S-9"),
     ("scrape", "SEC-1"),
     ("scrape", "SEC-2"),
+    ("cap", "DEP-3"),
 ];
 
 /// Rows of a tracked profile that the executors cannot express yet: (profile, ID, what is missing).
@@ -244,11 +245,6 @@ const NOT_YET: &[(&str, &str, &str)] = &[
         "cap",
         "DEP-2",
         "a bot-side watch that polls and edits one message (a seq runs once)",
-    ),
-    (
-        "cap",
-        "DEP-3",
-        "a confirmation token injected from the environment into the body (the preview of phase, health and error rate can be an http GET)",
     ),
     (
         "cap",

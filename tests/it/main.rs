@@ -11,6 +11,7 @@ mod catalog_maintenance;
 mod catalog_pdf;
 mod catalog_queue;
 mod catalog_scrape;
+mod catalog_secrets;
 mod catalog_seq;
 mod catalog_summaries;
 mod catalog_variants;
