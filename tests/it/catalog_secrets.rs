@@ -74,3 +74,36 @@ async fn the_token_comes_from_the_environment_and_is_redacted() {
     assert!(!out.text.contains(token), "{}", out.text);
     assert_eq!(out.fields["phase"], "50%");
 }
+
+#[test]
+fn body_secrets_are_checked_at_load() {
+    let roles: std::collections::BTreeSet<String> = ["anyone".to_string()].into();
+    let problems = |http: &str| {
+        let text = format!(
+            "[target.api]\nkind = \"http\"\nurl = \"http://127.0.0.1:1\"\n\n[command.t.\"c\"]\nsummary = \"c\"\n\
+             risk = \"read\"\nroles = [\"anyone\"]\naction = {{ http = {{ target = \"api\", path = \"/x\", {http} }} }}\n"
+        );
+        let ctx = opsbot::catalog::Context {
+            roles: &roles,
+            env: &Default::default(),
+        };
+        match opsbot::catalog::load_str("t.toml", &text, &ctx) {
+            Ok(_) => String::new(),
+            Err(e) => e.to_string(),
+        }
+    };
+    assert_eq!(problems("body_secrets = { token = \"T_1\" }"), "");
+    assert_eq!(
+        problems("body = { a = 1 }, body_secrets = { token = \"T_1\" }"),
+        ""
+    );
+    let p = problems("body_secrets = { token = \"$(id)\" }");
+    assert!(p.contains("`$(id)` is not an environment variable name"), "{p}");
+    let p = problems("body = { token = \"typed\" }, body_secrets = { token = \"T_1\" }");
+    assert!(
+        p.contains("body field `token` is both in body and in body_secrets"),
+        "{p}"
+    );
+    let p = problems("body = [1], body_secrets = { token = \"T_1\" }");
+    assert!(p.contains("body_secrets set fields of a JSON object body"), "{p}");
+}
