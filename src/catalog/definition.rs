@@ -123,10 +123,18 @@ fn action_json(a: &Action) -> Value {
             query,
             body,
             expect,
-        }) => json!({ "http": {
-            "method": method, "target": target, "path": path,
-            "query": query.iter().collect::<Vec<_>>(), "body": body, "expect": expect,
-        }}),
+            body_secrets,
+        }) => {
+            let mut h = json!({
+                "method": method, "target": target, "path": path,
+                "query": query.iter().collect::<Vec<_>>(), "body": body, "expect": expect,
+            });
+            // Only when set (the names, never values), so other hashes stay as they were.
+            if !body_secrets.is_empty() {
+                h["body_secrets"] = json!(body_secrets);
+            }
+            json!({ "http": h })
+        }
         Action::Redis(RedisAction {
             target,
             command,
@@ -143,8 +151,19 @@ fn action_json(a: &Action) -> Value {
             query,
             params,
             timeout,
+            transaction,
+            identifiers,
         }) => {
-            json!({ "sql": { "target": target, "query": query, "params": params, "timeout_ms": ms(timeout) }})
+            let mut q =
+                json!({ "target": target, "query": query, "params": params, "timeout_ms": ms(timeout) });
+            // Only when set, so the hashes of actions without them stay as they were.
+            if !transaction {
+                q["transaction"] = json!(false);
+            }
+            if !identifiers.is_empty() {
+                q["identifiers"] = json!(identifiers);
+            }
+            json!({ "sql": q })
         }
         // The placement (host, config values) is deployment configuration,
         // like target URLs.
@@ -191,7 +210,70 @@ fn action_json(a: &Action) -> Value {
         Action::Internal(InternalAction::Link { target, path }) => {
             json!({ "internal": { "link": { "target": target, "path": path } } })
         }
+        Action::Variants(Variants { by, choices }) => {
+            // Every choice: an approval binds to what each value would run.
+            let choices: Vec<Value> = choices
+                .iter()
+                .map(|c| {
+                    let Choice {
+                        value,
+                        action: Step { action, offset: _ },
+                    } = c;
+                    json!([value, action_json(action)])
+                })
+                .collect();
+            json!({ "variants": { "by": by, "choices": choices } })
+        }
+        Action::Summarize(s) => summarize_json(s),
     }
+}
+
+/// What is summarized and every rule: an approval binds to both.
+fn summarize_json(s: &Summarize) -> Value {
+    let Summarize {
+        of,
+        lines,
+        select,
+        series,
+        advice,
+        pick,
+    } = s;
+    let Step { action, offset: _ } = of.as_ref();
+    let lines = lines.as_ref().map(|l| {
+        let LinesRule { matching, last } = l;
+        json!({ "matching": matching, "last": last })
+    });
+    let select = select.as_ref().map(|x| {
+        let SelectRule {
+            array,
+            field,
+            equals,
+            last,
+        } = x;
+        json!({ "array": array, "field": field, "equals": equals, "last": last })
+    });
+    let series = series.as_ref().map(|x| {
+        let SeriesRule { array, fields } = x;
+        json!({ "array": array, "fields": fields })
+    });
+    let rules = |rules: &[Rule]| -> Vec<Value> {
+        rules
+            .iter()
+            .map(|r| {
+                let Rule {
+                    values,
+                    above,
+                    below,
+                    say,
+                } = r;
+                json!({ "values": values, "above": above, "below": below, "say": say })
+            })
+            .collect()
+    };
+    json!({ "summarize": {
+        "of": action_json(action), "lines": lines, "select": select, "series": series,
+        "advice": rules(advice), "pick": rules(pick),
+    }})
 }
 
 #[cfg(test)]

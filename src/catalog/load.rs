@@ -621,17 +621,33 @@ impl Builder {
                 self.problem(&loc.file, loc.line, msg);
             }
             for (i, step) in steps.iter().enumerate() {
-                let line = match step.offset {
-                    0 => loc.line,
-                    offset => line_of(c.text, offset),
-                };
-                let step_loc = Location {
-                    file: loc.file.clone(),
-                    line,
-                };
+                let step_loc = at_offset(loc, c.text, step.offset);
                 let step_prefix = format!("{prefix}step {} of {}: ", i + 1, steps.len());
                 self.check_action(c, &step_loc, &step.action, &step_prefix);
             }
+            return;
+        }
+        if let Action::Variants(v) = action {
+            for message in variants_problems(v, c.args) {
+                self.problem(&loc.file, loc.line, format!("{prefix}{message}"));
+            }
+            for Choice {
+                value,
+                action: choice,
+            } in &v.choices
+            {
+                let choice_loc = at_offset(loc, c.text, choice.offset);
+                let choice_prefix = format!("{prefix}{} = {value}: ", v.by);
+                self.check_action(c, &choice_loc, &choice.action, &choice_prefix);
+            }
+            return;
+        }
+        if let Action::Summarize(sum) = action {
+            for message in summarize_problems(sum) {
+                self.problem(&loc.file, loc.line, format!("{prefix}summarize: {message}"));
+            }
+            let of_loc = at_offset(loc, c.text, sum.of.offset);
+            self.check_action(c, &of_loc, &sum.of.action, prefix);
             return;
         }
         let mut found = Vec::new();
@@ -672,12 +688,27 @@ impl Builder {
                 }
             }
         }
+        if let Action::Sql(q) = action {
+            found.extend(sql_identifier_problems(q, c.args));
+        }
         found.extend(action_shape_problems(action));
         found.extend(redis_command_problems(action, c.guarded));
         found.extend(preview_use_problems(action, c.preview));
         for message in found {
             self.problem(&loc.file, loc.line, format!("{prefix}{message}"));
         }
+    }
+}
+
+/// Where a nested action (a seq step, a choice, what is summarized) is
+/// written: its own line, or `loc` when it was built in code (offset 0).
+fn at_offset(loc: &Location, text: &str, offset: usize) -> Location {
+    Location {
+        file: loc.file.clone(),
+        line: match offset {
+            0 => loc.line,
+            offset => line_of(text, offset),
+        },
     }
 }
 
@@ -958,6 +989,9 @@ fn preview_problems(p: &Preview) -> Vec<String> {
             if !(q.starts_with("select") || q.starts_with("with")) {
                 out.push("must be read-only: an sql preview is a SELECT (or WITH … SELECT)".into());
             }
+            if !s.transaction {
+                out.push("must be read-only: an sql preview runs in a read-only transaction (leave transaction out)".into());
+            }
         }
         Action::Http(h) => {
             if !matches!(h.method.to_ascii_uppercase().as_str(), "GET" | "HEAD") {
@@ -1030,6 +1064,123 @@ fn preview_use_problems(action: &Action, preview: Option<&Preview>) -> Vec<Strin
     out
 }
 
+/// A `variants` is keyed by an enum argument that always has a value (required
+/// or defaulted), and has exactly one action per value of it.
+fn variants_problems(v: &Variants, args: &[ArgSpec]) -> Vec<String> {
+    let mut out = Vec::new();
+    let Some(spec) = args.iter().find(|a| a.name == v.by) else {
+        return vec![format!(
+            "variants are keyed by `{}`, which is not a defined argument",
+            v.by
+        )];
+    };
+    let ArgKind::Enum(values) = &spec.kind else {
+        return vec![format!(
+            "variants are keyed by `{}`, a {} argument: only an enum has a fixed set of values",
+            v.by,
+            spec.kind.name()
+        )];
+    };
+    if !spec.required && spec.default.is_none() {
+        out.push(format!(
+            "variants are keyed by `{}`, which may be absent: make it required or give it a default",
+            v.by
+        ));
+    }
+    let given = v.values();
+    for value in values.iter().filter(|x| !given.contains(&x.as_str())) {
+        out.push(format!(
+            "variants: `{}` may be `{value}`, which has no action",
+            v.by
+        ));
+    }
+    for (i, key) in given.iter().enumerate() {
+        if !values.iter().any(|x| x == key) {
+            out.push(format!(
+                "variants: `{key}` is not a value of `{}` ({})",
+                v.by,
+                values.join(", ")
+            ));
+        } else if given[..i].contains(key) {
+            out.push(format!("variants: `{key}` has two actions"));
+        }
+    }
+    out
+}
+
+/// Most lines or elements a summary keeps.
+const SUMMARY_KEEP: usize = 500;
+
+/// A summary reshapes the output at most one way, its regex compiles within
+/// its size limit, it keeps a bounded number of lines, and each rule with a
+/// threshold names the values it reads.
+fn summarize_problems(s: &Summarize) -> Vec<String> {
+    let mut out = Vec::new();
+    let shapes = [s.lines.is_some(), s.select.is_some(), s.series.is_some()];
+    match shapes.iter().filter(|x| **x).count() {
+        0 if s.advice.is_empty() && s.pick.is_empty() => {
+            out.push("computes nothing: give lines, select, series, advice or pick".into())
+        }
+        0 | 1 => {}
+        _ => out.push("give at most one of lines, select, series".into()),
+    }
+    if let Some(l) = &s.lines {
+        if let Err(e) = l.regex() {
+            out.push(format!("lines.matching does not compile: {e}"));
+        }
+    }
+    let kept = [
+        s.lines.as_ref().map(|l| l.last),
+        s.select.as_ref().map(|x| x.last),
+    ];
+    if kept.iter().flatten().any(|n| *n > SUMMARY_KEEP) {
+        out.push(format!("last is at most {SUMMARY_KEEP}"));
+    }
+    if s.series.as_ref().is_some_and(|x| x.fields.is_empty()) {
+        out.push("series.fields is empty: name the numbers to average".into());
+    }
+    for r in s.advice.iter().chain(&s.pick) {
+        let threshold = r.above.is_some() || r.below.is_some();
+        if threshold && r.values.is_empty() {
+            out.push(format!(
+                "the rule saying {:?} has a threshold but no values",
+                r.say
+            ));
+        }
+        if !threshold && !r.values.is_empty() {
+            out.push(format!(
+                "the rule saying {:?} names values but no above or below",
+                r.say
+            ));
+        }
+    }
+    out
+}
+
+/// Each of an sql action's `identifiers` is an enum argument written in its
+/// query as `{name}`.
+fn sql_identifier_problems(s: &SqlAction, args: &[ArgSpec]) -> Vec<String> {
+    let mut out = Vec::new();
+    let named = template::placeholders(&s.query);
+    for id in &s.identifiers {
+        match args.iter().find(|a| &a.name == id).map(|a| &a.kind) {
+            _ if id == DSN_DATABASE => {}
+            Some(ArgKind::Enum(_)) => {}
+            Some(other) => out.push(format!(
+                "identifier `{id}` is a {} argument: an identifier comes only from an enum declared in the catalog",
+                other.name()
+            )),
+            None => out.push(format!("identifier `{id}` is not a defined argument")),
+        }
+        if !named.contains(&id.as_str()) {
+            out.push(format!(
+                "identifier `{id}` does not appear in the query as `{{{id}}}`"
+            ));
+        }
+    }
+    out
+}
+
 /// Problems particular to one kind of action.
 fn action_shape_problems(action: &Action) -> Vec<String> {
     let mut out = Vec::new();
@@ -1054,6 +1205,24 @@ fn action_shape_problems(action: &Action) -> Vec<String> {
                     "sql query uses {highest} parameter(s) but params has {}",
                     s.params.len()
                 ));
+            }
+        }
+        Action::Http(h) => {
+            if !h.body_secrets.is_empty() && !matches!(h.body, None | Some(serde_json::Value::Object(_))) {
+                out.push("body_secrets set fields of a JSON object body".into());
+            }
+            for (field, var) in &h.body_secrets {
+                if h.body.as_ref().is_some_and(|b| b.get(field).is_some()) {
+                    out.push(format!(
+                        "body field `{field}` is both in body and in body_secrets"
+                    ));
+                }
+                let plain = !var.is_empty() && var.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
+                if !plain {
+                    out.push(format!(
+                        "body_secrets: `{var}` is not an environment variable name (letters, digits, _)"
+                    ));
+                }
             }
         }
         Action::Process(p) => match p.argv.first() {

@@ -201,6 +201,139 @@ pub enum Action {
     Seq(Vec<Step>),
     /// Answered by opsbot itself; nothing is sent to any target.
     Internal(InternalAction),
+    /// One action per value of an enum argument: `variants = { by = "k",
+    /// choices = [{ value = "deps", action = { process = … } }, …] }`.
+    Variants(Variants),
+    /// Another action, whose output the bot summarizes (counts, filters,
+    /// averages, advice): `summarize = { of = { process = … }, lines = { matching = "…" } }`.
+    Summarize(Summarize),
+}
+
+/// A summary computed by the bot over the output of `of` (pure: see
+/// `exec::summarize`). At most one of `lines`, `select`, `series` reshapes
+/// the output; `advice` and `pick` then read numbers from the result.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Summarize {
+    pub of: Box<Step>,
+    /// The output's lines: those matching, counted, the last few kept.
+    #[serde(default)]
+    pub lines: Option<LinesRule>,
+    /// The elements of a JSON array whose field equals a value.
+    #[serde(default)]
+    pub select: Option<SelectRule>,
+    /// Average and peak of numeric fields over a JSON array.
+    #[serde(default)]
+    pub series: Option<SeriesRule>,
+    /// Every rule that holds says its text; a rule without a threshold says
+    /// its text when none of the others held.
+    #[serde(default)]
+    pub advice: Vec<Rule>,
+    /// The text of the first rule that holds (a rule without a threshold
+    /// always holds): `cpu or memory above 80 → 2`.
+    #[serde(default)]
+    pub pick: Vec<Rule>,
+}
+
+/// `lines = { matching = "authentication.*false", last = 20 }`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LinesRule {
+    /// A regex (size-limited); every non-empty line when absent.
+    #[serde(default)]
+    pub matching: Option<String>,
+    /// How many of the last matching lines are kept (none: only counted).
+    #[serde(default)]
+    pub last: usize,
+}
+
+/// Longest compiled form of a summary's regex.
+pub const SUMMARY_REGEX_BYTES: usize = 1 << 20;
+
+impl LinesRule {
+    /// The compiled (size-limited) `matching`, `None` when absent.
+    pub fn regex(&self) -> Result<Option<regex::Regex>, regex::Error> {
+        self.matching
+            .as_deref()
+            .map(|m| {
+                regex::RegexBuilder::new(m)
+                    .size_limit(SUMMARY_REGEX_BYTES)
+                    .build()
+            })
+            .transpose()
+    }
+}
+
+/// `select = { array = "top_errors", field = "category", equals = "rate_limiting" }`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SelectRule {
+    /// Dotted path to the array (`data.errors`).
+    pub array: String,
+    pub field: String,
+    pub equals: String,
+    /// How many of the last matching elements are kept (20 when absent).
+    #[serde(default = "twenty")]
+    pub last: usize,
+}
+
+fn twenty() -> usize {
+    20
+}
+
+/// `series = { array = "metrics", fields = ["cpu_percent", "memory_percent"] }`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SeriesRule {
+    pub array: String,
+    pub fields: Vec<String>,
+}
+
+/// `{ values = ["cpu_percent", "memory_percent"], above = 80, say = "2" }`:
+/// holds when the highest of the values is above `above` (one of them is) or
+/// below `below` (all of them are). Values are dotted paths into the summary.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Rule {
+    #[serde(default)]
+    pub values: Vec<String>,
+    #[serde(default)]
+    pub above: Option<f64>,
+    #[serde(default)]
+    pub below: Option<f64>,
+    pub say: String,
+}
+
+/// The action of each value of the enum argument `by`; every value has one.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Variants {
+    pub by: String,
+    pub choices: Vec<Choice>,
+}
+
+/// What one value of a `variants` argument runs.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Choice {
+    pub value: String,
+    pub action: Step,
+}
+
+impl Variants {
+    /// The action for the value of `by` in `args`.
+    pub fn choose(&self, args: &BTreeMap<String, String>) -> Option<&Action> {
+        let value = args.get(&self.by)?;
+        self.choices
+            .iter()
+            .find(|c| &c.value == value)
+            .map(|c| &c.action.action)
+    }
+
+    /// The values that have a choice, in order.
+    pub fn values(&self) -> Vec<&str> {
+        self.choices.iter().map(|c| c.value.as_str()).collect()
+    }
 }
 
 /// Bot-native actions.
@@ -255,6 +388,8 @@ impl Action {
             Action::Health(_) => "health",
             Action::Seq(_) => "seq",
             Action::Internal(_) => "internal",
+            Action::Variants(_) => "variants",
+            Action::Summarize(_) => "summarize",
         }
     }
 
@@ -263,6 +398,8 @@ impl Action {
     pub fn leaves(&self) -> Vec<&Action> {
         match self {
             Action::Seq(steps) => steps.iter().flat_map(|s| s.action.leaves()).collect(),
+            Action::Variants(v) => v.choices.iter().flat_map(|c| c.action.action.leaves()).collect(),
+            Action::Summarize(s) => s.of.action.leaves(),
             other => vec![other],
         }
     }
@@ -273,6 +410,12 @@ impl Action {
         match self {
             Action::Process(p) => vec![p],
             Action::Seq(steps) => steps.iter_mut().flat_map(|s| s.action.processes_mut()).collect(),
+            Action::Variants(v) => v
+                .choices
+                .iter_mut()
+                .flat_map(|c| c.action.action.processes_mut())
+                .collect(),
+            Action::Summarize(s) => s.of.action.processes_mut(),
             _ => vec![],
         }
     }
@@ -290,14 +433,28 @@ impl Action {
                 })
                 .collect(),
             Action::Seq(steps) => steps.iter().flat_map(|s| s.action.process_targets()).collect(),
+            Action::Variants(v) => v
+                .choices
+                .iter()
+                .flat_map(|c| c.action.action.process_targets())
+                .collect(),
+            Action::Summarize(s) => s.of.action.process_targets(),
             _ => vec![],
         }
     }
 
-    /// How deeply `seq`s nest: 0 for a plain action, 1 for a seq of plain actions.
+    /// How deeply `seq`s nest: 0 for a plain action, 1 for a seq of plain
+    /// actions (a `variants` adds no level: one of its choices runs).
     pub fn depth(&self) -> usize {
         match self {
             Action::Seq(steps) => 1 + steps.iter().map(|s| s.action.depth()).max().unwrap_or(0),
+            Action::Variants(v) => v
+                .choices
+                .iter()
+                .map(|c| c.action.action.depth())
+                .max()
+                .unwrap_or(0),
+            Action::Summarize(s) => s.of.action.depth(),
             _ => 0,
         }
     }
@@ -306,6 +463,12 @@ impl Action {
     pub fn templates(&self) -> Vec<&str> {
         match self {
             Action::Seq(steps) => steps.iter().flat_map(|s| s.action.templates()).collect(),
+            Action::Variants(v) => v
+                .choices
+                .iter()
+                .flat_map(|c| c.action.action.templates())
+                .collect(),
+            Action::Summarize(s) => s.of.action.templates(),
             Action::Http(h) => {
                 let mut v: Vec<&str> = vec![h.path.as_str()];
                 v.extend(h.query.values().map(String::as_str));
@@ -339,6 +502,8 @@ impl Action {
     pub fn targets(&self) -> Vec<(&str, TargetKind)> {
         match self {
             Action::Seq(steps) => steps.iter().flat_map(|s| s.action.targets()).collect(),
+            Action::Variants(v) => v.choices.iter().flat_map(|c| c.action.action.targets()).collect(),
+            Action::Summarize(s) => s.of.action.targets(),
             Action::Http(h) => vec![(h.target.as_str(), TargetKind::Http)],
             Action::Redis(r) => vec![(r.target.as_str(), TargetKind::Redis)],
             Action::Sql(s) => vec![(s.target.as_str(), TargetKind::Sql)],
@@ -383,6 +548,13 @@ pub struct HttpAction {
     /// Accepted statuses; any 2xx when empty.
     #[serde(default)]
     pub expect: Vec<u16>,
+    /// Top-level body fields whose value is a secret from the environment
+    /// (or the file named by `<VAR>_FILE`): `{ confirmationToken =
+    /// "CAP_ADVANCE_TOKEN" }`. Set only when the request is sent, never
+    /// typed in chat nor shown (rendered as `[secret VAR]`, redacted from
+    /// every output).
+    #[serde(default)]
+    pub body_secrets: BTreeMap<String, String>,
 }
 
 fn default_method() -> String {
@@ -422,6 +594,26 @@ pub struct SqlAction {
     pub params: Vec<String>,
     #[serde(default, with = "crate::duration::serde_str::opt_field")]
     pub timeout: Option<Duration>,
+    /// `false`: the statement runs outside a transaction, on a connection of
+    /// its own that is closed afterwards (`VACUUM`, `REINDEX … CONCURRENTLY`,
+    /// `CREATE INDEX CONCURRENTLY` refuse to run inside one).
+    #[serde(default = "yes")]
+    pub transaction: bool,
+    /// Enum arguments the query names as `{arg}` (statements such as VACUUM
+    /// take no `$n` parameters): each value is written into the text as a
+    /// quoted identifier (`"messages"`), an absent optional one as nothing.
+    /// Only enum values declared in the catalog can get there. The name
+    /// [`DSN_DATABASE`] is the database of the target's DSN (`REINDEX
+    /// DATABASE {dsn.database}`).
+    #[serde(default)]
+    pub identifiers: Vec<String>,
+}
+
+/// The identifier of an sql action that names the database of its target's DSN.
+pub const DSN_DATABASE: &str = "dsn.database";
+
+fn yes() -> bool {
+    true
 }
 
 /// `process = { argv = ["pm2", "restart", "{app}"], timeout = "30s" }`: no shell.

@@ -40,7 +40,17 @@ impl Executor {
         args: &BTreeMap<String, String>,
     ) -> Result<ExecOutput, ExecError> {
         let t = self.target(targets, &a.target, TargetKind::Http)?;
-        let planned = request(t, a, args)?;
+        let mut planned = request(t, a, args)?;
+        for (field, var) in &a.body_secrets {
+            let v = env_secret(var).ok_or_else(|| {
+                invalid(
+                    t,
+                    format!("body field {field} needs environment variable {var} (or {var}_FILE), which is not set"),
+                )
+            })?;
+            self.redactor.add(&v);
+            set_field(&mut planned.body, field, Value::String(v));
+        }
         let method = planned.method.clone();
         let mut req = self.http.request(planned.method, planned.url);
         if let Some(b) = &planned.body {
@@ -120,6 +130,25 @@ impl Executor {
         }
         Ok(map)
     }
+}
+
+/// `body` with the top-level `field` set to `value` (an absent or non-object
+/// body becomes an object).
+fn set_field(body: &mut Option<Value>, field: &str, value: Value) {
+    if !matches!(body, Some(Value::Object(_))) {
+        *body = Some(Value::Object(Default::default()));
+    }
+    if let Some(Value::Object(o)) = body {
+        o.insert(field.to_string(), value);
+    }
+}
+
+/// `body` as `exec::render` shows it: each secret field as `[secret VAR]`.
+pub(super) fn shown_body(a: &HttpAction, mut body: Option<Value>) -> Option<Value> {
+    for (field, var) in &a.body_secrets {
+        set_field(&mut body, field, Value::String(format!("[secret {var}]")));
+    }
+    body
 }
 
 /// `env:NAME` → `("", NAME)`; `Bearer env:NAME` → `("Bearer ", NAME)`.

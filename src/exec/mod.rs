@@ -32,12 +32,16 @@ mod redis;
 mod render;
 mod seq;
 mod sql;
+mod summarize;
+mod variants;
 
 pub use output::{one_line, truncate, Redactor, REDACTED};
 pub use preview::from_fields as preview_from_fields;
 pub use process::{remote_command, shell_quote, ssh_argv};
 pub use redis::Planned as RedisPlan;
 pub use render::{render, Rendered};
+pub use sql::quote_ident;
+pub use summarize::{advice, apply as summarize, pick};
 
 use crate::catalog::{Action, Target, TargetKind};
 use crate::clock::SharedClock;
@@ -378,7 +382,19 @@ impl Executor {
             stamped = with_run_ts(args, self.clock.now_ms());
             &stamped
         };
-        let result = match action {
+        let result = self.run(action, targets, args).await;
+        self.finish(result)
+    }
+
+    /// Runs `action`, its output not yet redacted nor cut to chat size (a
+    /// summary reads all of it).
+    async fn run(
+        &self,
+        action: &Action,
+        targets: &BTreeMap<String, Target>,
+        args: &BTreeMap<String, String>,
+    ) -> Result<ExecOutput, ExecError> {
+        match action {
             Action::Http(a) => self.run_http(a, targets, args).await,
             Action::Redis(a) => self.run_redis(a, targets, args).await,
             Action::Sql(a) => self.run_sql(a, targets, args).await,
@@ -386,8 +402,17 @@ impl Executor {
             Action::Health(a) => Ok(self.run_health(a, targets).await),
             Action::Seq(steps) => self.run_seq(steps, targets, args).await,
             Action::Internal(a) => internal::run(a, targets, args),
-        };
-        self.finish(result)
+            // Boxed: a choice may be a seq (or hold one).
+            Action::Variants(v) => match variants::choose(v, args) {
+                Ok(chosen) => Box::pin(self.execute(chosen, targets, args)).await,
+                Err(e) => Err(e),
+            },
+            // Boxed: what is summarized may be a seq.
+            Action::Summarize(sum) => match Box::pin(self.run(&sum.of.action, targets, args)).await {
+                Ok(out) => summarize::apply(sum, out),
+                Err(e) => Err(e),
+            },
+        }
     }
 
     /// Adds every header secret of `targets` (`env:NAME` values) to the

@@ -4,7 +4,7 @@
 //! functions, so the rendering is what they send; `/help`-style previews and
 //! the catalog tests' snapshots use it.
 
-use super::{http, internal, lookup, process, redis, sql, ExecError, RedisPlan};
+use super::{http, internal, lookup, process, redis, sql, summarize, variants, ExecError, RedisPlan};
 use crate::catalog::{Action, InternalAction, Step, Target, TargetKind};
 use std::collections::BTreeMap;
 use std::fmt;
@@ -25,12 +25,14 @@ pub enum Rendered {
         target: String,
         plan: RedisPlan,
     },
-    /// Query text as written in the catalog and the parameters bound to it
-    /// (`None` = NULL).
+    /// Query text as written in the catalog (its identifiers written in, quoted)
+    /// and the parameters bound to it (`None` = NULL); `transaction` false
+    /// when it runs outside one.
     Sql {
         target: String,
         query: String,
         params: Vec<Option<String>>,
+        transaction: bool,
     },
     /// `program` is the catalog's (on the allow-list); `argv` what the bot
     /// runs (`ssh … -- '<program>' …` for a profile with an SSH host).
@@ -49,6 +51,11 @@ pub enum Rendered {
     /// Every step, in order.
     Seq {
         steps: Vec<Rendered>,
+    },
+    /// An action whose output the bot then summarizes, and how (in words).
+    Summarize {
+        of: Box<Rendered>,
+        how: Vec<String>,
     },
     /// A link answered by opsbot: its target and path (not the base URL).
     Link {
@@ -72,7 +79,7 @@ pub fn render(
                 target: t.name.clone(),
                 method: p.method.to_string(),
                 path: http::path_and_query(&p.url),
-                body: p.body,
+                body: http::shown_body(a, p.body),
             }
         }
         Action::Redis(a) => {
@@ -86,8 +93,9 @@ pub fn render(
             let t = lookup(targets, &a.target, TargetKind::Sql)?;
             Rendered::Sql {
                 target: t.name.clone(),
-                query: a.query.clone(),
+                query: sql::statement(a, t, args)?,
                 params: sql::params(a, args)?,
+                transaction: a.transaction,
             }
         }
         Action::Process(a) => {
@@ -113,6 +121,12 @@ pub fn render(
         Action::Internal(InternalAction::Link { target, path }) => Rendered::Link {
             target: target.clone(),
             path: http::path_and_query(&internal::link(targets, target, path, args)?),
+        },
+        // The choice is what is sent.
+        Action::Variants(v) => return render(variants::choose(v, args)?, targets, args),
+        Action::Summarize(s) => Rendered::Summarize {
+            of: Box::new(render(&s.of.action, targets, args)?),
+            how: summarize::describe(s),
         },
     })
 }
@@ -159,8 +173,14 @@ impl fmt::Display for Rendered {
                 target,
                 query,
                 params,
+                transaction,
             } => {
-                write!(f, "sql {target}:\n{}", query.trim())?;
+                let outside = if *transaction {
+                    ""
+                } else {
+                    " (outside a transaction)"
+                };
+                write!(f, "sql {target}{outside}:\n{}", query.trim())?;
                 for (i, p) in params.iter().enumerate() {
                     match p {
                         Some(v) => write!(f, "\n${} = {v:?}", i + 1)?,
@@ -183,6 +203,13 @@ impl fmt::Display for Rendered {
                 write!(f, "health:")?;
                 for (component, target, path) in checks {
                     write!(f, "\n{component}: {target} GET {path}")?;
+                }
+                Ok(())
+            }
+            Rendered::Summarize { of, how } => {
+                write!(f, "{of}")?;
+                for line in how {
+                    write!(f, "\nthen in the bot: {line}")?;
                 }
                 Ok(())
             }

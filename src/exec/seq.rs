@@ -90,18 +90,24 @@ fn check_steps(
 fn refuse_disallowed(rendered: &[Rendered], limits: &Limits) -> Result<(), ExecError> {
     let of = rendered.len();
     for (i, r) in rendered.iter().enumerate() {
-        let checked = match r {
-            Rendered::Process { profile, program, .. } if !limits.allows(profile, program) => {
-                Err(ExecError::NotAllowed {
-                    program: program.clone(),
-                })
-            }
-            Rendered::Seq { steps } => refuse_disallowed(steps, limits),
-            _ => Ok(()),
-        };
-        checked.map_err(|e| e.in_step(i + 1, of))?;
+        allowed(r, limits).map_err(|e| e.in_step(i + 1, of))?;
     }
     Ok(())
+}
+
+/// Refuses a process (in `r`, or summarized by it, or a step of it) whose
+/// program its profile may not run.
+fn allowed(r: &Rendered, limits: &Limits) -> Result<(), ExecError> {
+    match r {
+        Rendered::Process { profile, program, .. } if !limits.allows(profile, program) => {
+            Err(ExecError::NotAllowed {
+                program: program.clone(),
+            })
+        }
+        Rendered::Seq { steps } => refuse_disallowed(steps, limits),
+        Rendered::Summarize { of, .. } => allowed(of, limits),
+        _ => Ok(()),
+    }
 }
 
 /// Longest SQL text in a step's label.

@@ -7,6 +7,13 @@
 //! text in the query. On Postgres each query runs in a transaction with
 //! `SET LOCAL statement_timeout`; every backend also gets a client-side timeout.
 //!
+//! An action with `transaction = false` runs on a connection of its own,
+//! outside any transaction (`SET statement_timeout` for that session), which
+//! is closed afterwards; VACUUM, `REINDEX … CONCURRENTLY` and `CREATE INDEX
+//! CONCURRENTLY` need that. Such statements take no `$n` parameters: the
+//! table or index they name is an enum argument listed in `identifiers`,
+//! written into the text as a quoted identifier ([`quote_ident`]).
+//!
 //! Rows are streamed (`fetch`, never `fetch_all`): reading stops after
 //! [`READ_ITEMS`] rows or once the values read pass [`READ_BYTES`], and the
 //! output then says `first N rows of more` (`fields.complete` is false). The
@@ -14,7 +21,7 @@
 //! unread.
 
 use super::{address, render_optional, ExecError, ExecOutput, Executor, READ_BYTES, READ_ITEMS};
-use crate::catalog::{SqlAction, Target, TargetKind};
+use crate::catalog::{SqlAction, Target, TargetKind, DSN_DATABASE};
 use futures::TryStreamExt;
 use serde_json::{json, Value};
 use sqlx::any::{AnyPoolOptions, AnyRow};
@@ -60,7 +67,14 @@ impl Executor {
         } else {
             limit
         };
-        let run = query(&pool, &a.query, params, pg, limit, read_only);
+        let text = statement(a, t, args)?;
+        let run = async {
+            if a.transaction {
+                query(&pool, &text, params, pg, limit, read_only).await
+            } else {
+                outside_transaction(&t.url, &text, params, pg, limit).await
+            }
+        };
         let read = match tokio::time::timeout(backstop, run).await {
             Ok(r) => r.map_err(|e| sql_error(t, e, limit))?,
             Err(_) => return Err(timeout(t, limit)),
@@ -118,6 +132,64 @@ pub(super) fn params(
     a.params.iter().map(|p| render_optional(p, args)).collect()
 }
 
+/// The query text of `a` with each of its `identifiers` written in as a
+/// quoted identifier; an absent (optional) one leaves nothing. No I/O.
+pub(super) fn statement(
+    a: &SqlAction,
+    t: &Target,
+    args: &BTreeMap<String, String>,
+) -> Result<String, ExecError> {
+    if a.identifiers.is_empty() {
+        return Ok(a.query.clone());
+    }
+    let mut bad = None;
+    let text = crate::template::render(&a.query, |name| {
+        if !a.identifiers.iter().any(|i| i == name) {
+            return None;
+        }
+        let value = match name {
+            DSN_DATABASE => Some(dsn_database(t)),
+            _ => args.get(name).cloned(),
+        };
+        match value.map(|v| quote_ident(&v)) {
+            None => Some(String::new()),
+            Some(Ok(q)) => Some(q),
+            Some(Err(e)) => {
+                bad.get_or_insert(e);
+                Some(String::new())
+            }
+        }
+    });
+    match bad {
+        Some(e) => Err(e),
+        None => Ok(text),
+    }
+}
+
+/// The database named by the path of `t`'s DSN (empty when it names none).
+fn dsn_database(t: &Target) -> String {
+    reqwest::Url::parse(&t.url)
+        .map(|u| {
+            let name = u.path().trim_start_matches('/');
+            percent_encoding::percent_decode_str(name)
+                .decode_utf8_lossy()
+                .into_owned()
+        })
+        .unwrap_or_default()
+}
+
+/// `"name"`, with every `"` doubled: SQL's quoting of an identifier. Empty
+/// values and NUL characters are refused (neither can name anything).
+pub fn quote_ident(name: &str) -> Result<String, ExecError> {
+    if name.is_empty() || name.contains('\0') {
+        return Err(ExecError::Invalid {
+            target: None,
+            message: format!("`{}` cannot be an SQL identifier", name.escape_debug()),
+        });
+    }
+    Ok(format!("\"{}\"", name.replace('"', "\"\"")))
+}
+
 fn is_postgres(url: &str) -> bool {
     url.starts_with("postgres://") || url.starts_with("postgresql://")
 }
@@ -167,6 +239,32 @@ async fn query(
     let read = read_capped(q.fetch(&mut *tx)).await?;
     tx.commit().await?;
     Ok(read)
+}
+
+/// Runs `sql` outside any transaction on a new connection (closed after),
+/// with the session's statement timeout on Postgres.
+async fn outside_transaction(
+    url: &str,
+    sql: &str,
+    params: Vec<Option<String>>,
+    pg: bool,
+    limit: Duration,
+) -> Result<Read, sqlx::Error> {
+    let mut conn = sqlx::AnyConnection::connect(url).await?;
+    if pg {
+        // Our own integer, never a chat value.
+        let ms = limit.as_millis().max(1);
+        sqlx::query(&format!("SET statement_timeout = {ms}"))
+            .execute(&mut conn)
+            .await?;
+    }
+    let mut q = sqlx::query(sql);
+    for p in params {
+        q = q.bind(p);
+    }
+    let read = read_capped(q.fetch(&mut conn)).await;
+    let _ = conn.close().await;
+    read
 }
 
 /// Decodes rows as they arrive and stops at [`READ_ITEMS`] rows or once the

@@ -196,6 +196,28 @@ const BUILT: &[(&str, &str)] = &[
     ("scrape", "BK-1"),
     ("chat", "SEC-3"),
     ("scrape", "SEC-3"),
+    ("queue", "D-14"),
+    ("queue", "D-15"),
+    ("queue", "D-16"),
+    ("chat", "D-14"),
+    ("chat", "D-17"),
+    ("cap", "D-14"),
+    ("cap", "D-15"),
+    ("cap", "D-16"),
+    ("cap", "D-17"),
+    ("pdf", "D-14"),
+    ("pdf", "D-17"),
+    ("pdf", "SEC-8"),
+    ("chat", "SEC-9"),
+    ("pdf", "SEC-9"),
+    ("scrape", "AI-2"),
+    ("chat", "AI-7"),
+    ("scrape", "OPS-20"),
+    ("scrape", "OPS-21"),
+    ("scrape", "S-9"),
+    ("scrape", "SEC-1"),
+    ("scrape", "SEC-2"),
+    ("cap", "DEP-3"),
 ];
 
 /// Rows of a tracked profile that the executors cannot express yet: (profile, ID, what is missing).
@@ -204,36 +226,6 @@ const NOT_YET: &[(&str, &str, &str)] = &[
         "queue",
         "OPS-37",
         "a preview of `find -print` on the app host (a preview reads redis, sql or http only)",
-    ),
-    (
-        "queue",
-        "D-14",
-        "VACUUM cannot run inside the transaction every sql action uses; table identifiers from enums",
-    ),
-    (
-        "queue",
-        "D-15",
-        "REINDEX CONCURRENTLY cannot run inside a transaction; index/table identifiers from enums",
-    ),
-    (
-        "queue",
-        "D-16",
-        "REINDEX DATABASE cannot run inside a transaction; maintenance-window rule",
-    ),
-    (
-        "chat",
-        "D-14",
-        "VACUUM cannot run inside the transaction every sql action uses; table identifiers from enums",
-    ),
-    (
-        "chat",
-        "D-17",
-        "CREATE INDEX CONCURRENTLY cannot run inside the transaction every sql action uses",
-    ),
-    (
-        "chat",
-        "AI-7",
-        "a bot-side count of the \"Using mock response\" lines in the tail of {logs.app}",
     ),
     (
         "chat",
@@ -247,11 +239,6 @@ const NOT_YET: &[(&str, &str, &str)] = &[
     ),
     (
         "chat",
-        "SEC-9",
-        "the argv depends on k (npm audit, npm outdated, npm run security:*): one action has one argv",
-    ),
-    (
-        "chat",
         "SEC-11",
         "seed 002 names no API or table for accounts: the profile needs the app's endpoint first",
     ),
@@ -262,33 +249,8 @@ const NOT_YET: &[(&str, &str, &str)] = &[
     ),
     (
         "cap",
-        "D-14",
-        "VACUUM cannot run inside the transaction every sql action uses; table identifiers from enums",
-    ),
-    (
-        "cap",
-        "D-15",
-        "REINDEX CONCURRENTLY cannot run inside a transaction; index/table identifiers from enums",
-    ),
-    (
-        "cap",
-        "D-16",
-        "REINDEX DATABASE cannot run inside a transaction; maintenance-window rule",
-    ),
-    (
-        "cap",
-        "D-17",
-        "CREATE INDEX CONCURRENTLY cannot run inside the transaction every sql action uses",
-    ),
-    (
-        "cap",
         "DEP-2",
         "a bot-side watch that polls and edits one message (a seq runs once)",
-    ),
-    (
-        "cap",
-        "DEP-3",
-        "a confirmation token injected from the environment into the body (the preview of phase, health and error rate can be an http GET)",
     ),
     (
         "cap",
@@ -307,16 +269,6 @@ const NOT_YET: &[(&str, &str, &str)] = &[
     ),
     (
         "scrape",
-        "OPS-20",
-        "a bot-side computation of averages, peaks and advice over its two reads",
-    ),
-    (
-        "scrape",
-        "OPS-21",
-        "a bot-side count of the established connections (ss only lists them)",
-    ),
-    (
-        "scrape",
         "OPS-43",
         "seed 001 names no status-page command",
     ),
@@ -324,11 +276,6 @@ const NOT_YET: &[(&str, &str, &str)] = &[
         "scrape",
         "S-7",
         "one stop per listed job: a preview can freeze the job list on the card, but a seq has fixed steps and previewed items bind to an sql parameter only",
-    ),
-    (
-        "scrape",
-        "S-9",
-        "a bot-side computation of the job limit from cpu and memory",
     ),
     (
         "scrape",
@@ -352,11 +299,6 @@ const NOT_YET: &[(&str, &str, &str)] = &[
     ),
     (
         "scrape",
-        "AI-2",
-        "the path and the fixed body depend on k: one action has one path template and one body",
-    ),
-    (
-        "scrape",
         "BK-5",
         "a preview of `find -print` on the host with {backup.dir} (a preview reads redis, sql or http only)",
     ),
@@ -364,16 +306,6 @@ const NOT_YET: &[(&str, &str, &str)] = &[
         "scrape",
         "BK-7",
         "a process preview of the backup (time, size, target: a preview reads redis, sql or http only) and the pre-restore backup (seq)",
-    ),
-    (
-        "scrape",
-        "SEC-1",
-        "a bot-side filter (authentication.*false, last 20) of the tail of {logs.security}",
-    ),
-    (
-        "scrape",
-        "SEC-2",
-        "a bot-side filter of the errors dashboard (category rate_limiting) and of the log tails",
     ),
     (
         "pdf",
@@ -397,16 +329,6 @@ const NOT_YET: &[(&str, &str, &str)] = &[
     ),
     (
         "pdf",
-        "D-14",
-        "VACUUM cannot run inside the transaction every sql action uses; table identifiers from enums",
-    ),
-    (
-        "pdf",
-        "D-17",
-        "CREATE INDEX CONCURRENTLY cannot run inside the transaction every sql action uses",
-    ),
-    (
-        "pdf",
         "ST-5",
         "handing npm run storage:cleanup the previewed orphans (D-25 as the preview can be written; its items bind to an sql parameter only)",
     ),
@@ -414,16 +336,6 @@ const NOT_YET: &[(&str, &str, &str)] = &[
         "pdf",
         "BK-7",
         "a process preview of the backup (time, size, target: a preview reads redis, sql or http only) and the pre-restore backup (seq)",
-    ),
-    (
-        "pdf",
-        "SEC-8",
-        "the argv depends on w (only `logs` takes --period): one action has one argv",
-    ),
-    (
-        "pdf",
-        "SEC-9",
-        "the argv depends on k (npm audit, npm outdated, npm run security:*): one action has one argv",
     ),
 ];
 

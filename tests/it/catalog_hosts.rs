@@ -734,6 +734,15 @@ fn processes(c: &Catalog) -> Vec<(String, &ProcessAction)> {
         .collect()
 }
 
+/// Whether the bot summarizes the output of `a` (or of one of its steps).
+fn summarizes(a: &Action) -> bool {
+    match a {
+        Action::Summarize(_) => true,
+        Action::Seq(steps) => steps.iter().any(|s| summarizes(&s.action)),
+        _ => false,
+    }
+}
+
 #[test]
 fn safety_rewrites_of_seed_practice_hold_for_every_process_action() {
     let c = catalog(None);
@@ -742,7 +751,9 @@ fn safety_rewrites_of_seed_practice_hold_for_every_process_action() {
     for (name, p) in &all {
         let argv: Vec<&str> = p.argv.iter().map(String::as_str).collect();
         match argv.as_slice() {
-            // Bounded `tail -n` (at most 500 lines), never `tail -f`.
+            // Bounded `tail -n` (at most 500 lines), never `tail -f`; a tail
+            // the bot only summarizes (never shown whole) reads a fixed
+            // count of at most 5000 lines (runbooks.md AI-7, SEC-1).
             ["tail", "-n", n, _file] => {
                 let arg = n.trim_matches(['{', '}']);
                 let spec = c
@@ -750,6 +761,13 @@ fn safety_rewrites_of_seed_practice_hold_for_every_process_action() {
                     .iter()
                     .find(|x| format!("{}:{}", x.profile, x.name) == *name)
                     .unwrap();
+                if let Ok(fixed) = n.parse::<u32>() {
+                    assert!(
+                        summarizes(&spec.action) && fixed <= 5000,
+                        "{name}: tail -n {fixed}"
+                    );
+                    continue;
+                }
                 match &spec.arg(arg).expect("tail's line count is an argument").kind {
                     opsbot::catalog::ArgKind::Int { max, .. } => assert!(*max <= 500, "{name}"),
                     other => panic!("{name}: tail -n takes {other:?}"),

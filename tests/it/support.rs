@@ -971,6 +971,20 @@ pub fn render_cases(catalog: &Catalog, config: &Config, profile: &str, cases: &[
         .join("\n\n")
 }
 
+/// [`render_cases`] of several profiles, each under a `## <profile>` heading.
+pub fn render_sections(catalog: &Catalog, config: &Config, sections: &[(&str, &[(&str, &str)])]) -> String {
+    sections
+        .iter()
+        .map(|(profile, cases)| {
+            format!(
+                "## {profile}\n\n{}",
+                render_cases(catalog, config, profile, cases)
+            )
+        })
+        .collect::<Vec<_>>()
+        .join("\n\n")
+}
+
 /// Runs the shipped command `name` of `profile` with `args` (as the parser
 /// would hand them over), with default limits and no extra secrets.
 pub async fn run_shipped(

@@ -184,18 +184,21 @@ impl<'a> Top<'a> {
             let mut subs: Vec<CreateCommandOption> = Vec::new();
             for (sub, cmds) in &self.subs {
                 if self.groups.contains_key(sub) {
-                    for c in cmds {
-                        problems.push(problem(
-                            c,
-                            format!(
-                                "`/{}` is both a subcommand and a group; Discord needs one or the other",
-                                c.name
-                            ),
-                        ));
+                    // Joins the group (below), or cannot be registered.
+                    if leading_enum(cmds).is_none() {
+                        for c in cmds {
+                            problems.push(problem(
+                                c,
+                                format!(
+                                    "`/{}` is both a subcommand and a group; Discord needs one or the other",
+                                    c.name
+                                ),
+                            ));
+                        }
                     }
                     continue;
                 }
-                subs.push(subcommand(sub, cmds, problems));
+                subs.push(subcommand(sub, cmds, None, problems));
             }
             for (group, inner) in &self.groups {
                 let mut g = CreateCommandOption::new(
@@ -203,11 +206,30 @@ impl<'a> Top<'a> {
                     *group,
                     format!("/{name} {group} …"),
                 );
-                let cmds: Vec<&Command> = inner.values().flatten().copied().collect();
-                too_many(inner.len(), "subcommands", &cmds, problems);
+                let mut cmds: Vec<&Command> = inner.values().flatten().copied().collect();
+                let mut count = inner.len();
                 for (sub, cmds) in inner {
-                    g = g.add_sub_option(subcommand(sub, cmds, problems));
+                    g = g.add_sub_option(subcommand(sub, cmds, None, problems));
                 }
+                // `/db reindex <k:{index,table}> <name>` beside `/db reindex
+                // database`: each value of k is a subcommand of the group.
+                let direct = self.subs.get(group).map(Vec::as_slice).unwrap_or_default();
+                if let Some((arg, values)) = leading_enum(direct) {
+                    count += values.len();
+                    cmds.extend(direct);
+                    for v in values {
+                        if inner.contains_key(v.as_str()) {
+                            for c in direct {
+                                problems.push(problem(
+                                    c,
+                                    format!("`/{} {v}` is both a command and a value of `{arg}`", c.name),
+                                ));
+                            }
+                        }
+                        g = g.add_sub_option(subcommand(v, direct, Some(arg), problems));
+                    }
+                }
+                too_many(count, "subcommands", &cmds, problems);
                 subs.push(g);
             }
             too_many(subs.len(), "subcommands and groups", &self.all(), problems);
@@ -218,17 +240,43 @@ impl<'a> Top<'a> {
             let desc = description(&self.direct, problems);
             CreateCommand::new(name)
                 .description(desc)
-                .set_options(options(&self.direct, problems))
+                .set_options(options(&self.direct, None, problems))
         };
         (problems.len() == before).then_some(command)
     }
 }
 
-/// One subcommand for the commands with these words (one per profile).
-fn subcommand(name: &str, cmds: &[&Command], problems: &mut Vec<Problem>) -> CreateCommandOption {
+/// The name and values of the enum that is the first argument, required and
+/// positional, of every one of `cmds` (with the same values), if there is one.
+/// Its value is then the subcommand's name: [`text`] gives it back as the
+/// word after the command's own, which the parser reads as that argument.
+fn leading_enum<'a>(cmds: &[&'a Command]) -> Option<(&'a str, &'a [String])> {
+    let first = |c: &&'a Command| match c.args.first() {
+        Some(
+            a @ ArgSpec {
+                kind: ArgKind::Enum(values),
+                flag: false,
+                required: true,
+                ..
+            },
+        ) => Some((a.name.as_str(), values.as_slice())),
+        _ => None,
+    };
+    let found = first(cmds.first()?)?;
+    cmds.iter().all(|c| first(c) == Some(found)).then_some(found)
+}
+
+/// One subcommand for the commands with these words (one per profile),
+/// without the argument `skip` (whose value the subcommand's name is).
+fn subcommand(
+    name: &str,
+    cmds: &[&Command],
+    skip: Option<&str>,
+    problems: &mut Vec<Problem>,
+) -> CreateCommandOption {
     let desc = description(cmds, problems);
     let mut sub = CreateCommandOption::new(CommandOptionType::SubCommand, name, desc);
-    for o in options(cmds, problems) {
+    for o in options(cmds, skip, problems) {
         sub = sub.add_sub_option(o);
     }
     sub
@@ -252,11 +300,11 @@ fn description(cmds: &[&Command], problems: &mut Vec<Problem>) -> String {
 
 /// The options of these commands: the union of their args (required ones
 /// first, as Discord demands), plus `sys` when the words are in several profiles.
-fn options(cmds: &[&Command], problems: &mut Vec<Problem>) -> Vec<CreateCommandOption> {
+fn options(cmds: &[&Command], skip: Option<&str>, problems: &mut Vec<Problem>) -> Vec<CreateCommandOption> {
     let mut seen: BTreeMap<&str, (&Command, &ArgSpec)> = BTreeMap::new();
     let mut specs: Vec<(&Command, &ArgSpec, bool)> = Vec::new();
     for c in cmds {
-        for a in &c.args {
+        for a in c.args.iter().filter(|a| Some(a.name.as_str()) != skip) {
             match seen.get(a.name.as_str()) {
                 Some((first, prev)) if prev.kind.name() != a.kind.name() => problems.push(problem(
                     c,

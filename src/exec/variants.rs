@@ -1,0 +1,24 @@
+//! `variants` actions: one action per value of an enum argument (`/security
+//! scan deps` runs `npm audit`, `/security scan outdated` runs `npm outdated`).
+//! The catalog checks at load that every value of the enum has its action,
+//! so a missing or unknown value here means the arguments were not parsed.
+
+use super::ExecError;
+use crate::catalog::{Action, Variants};
+use std::collections::BTreeMap;
+
+/// The action of the value `args` give the argument `v.by`.
+pub(super) fn choose<'a>(v: &'a Variants, args: &BTreeMap<String, String>) -> Result<&'a Action, ExecError> {
+    let Some(value) = args.get(&v.by) else {
+        return Err(ExecError::MissingArg { name: v.by.clone() });
+    };
+    v.choose(args).ok_or_else(|| ExecError::Invalid {
+        target: None,
+        message: format!(
+            "`{}` is not one of {} for `{}`",
+            value.escape_debug(),
+            v.values().join(", "),
+            v.by
+        ),
+    })
+}
