@@ -309,6 +309,44 @@ async fn entries_discord_cannot_hold_are_named_by_file_and_line() {
     assert!(text.iter().any(|p| p.contains("at most three")), "{text:#?}");
 }
 
+#[tokio::test]
+async fn every_shipped_profile_registers_and_an_overfull_word_takes_the_rest_as_typed() {
+    let cfg = crate::support::config("");
+    let catalog = crate::support::shipped_catalog(&cfg, "http://127.0.0.1:9");
+    let mut all: Vec<String> = catalog.commands.iter().map(|c| c.profile.clone()).collect();
+    all.sort();
+    all.dedup();
+    assert_eq!(all.len(), 5, "{all:?}");
+    let commands = opsbot::chat::discord::register::commands(&catalog, &all).expect("every profile maps");
+    let db = commands
+        .iter()
+        .find(|c| c["name"] == "db")
+        .expect("/db registered");
+    // /db of five profiles has more than Discord's 25 subcommands: one `what`.
+    let options = db["options"].as_array().unwrap();
+    assert_eq!(options.len(), 1, "{db:#}");
+    assert_eq!(
+        (options[0]["name"].as_str(), options[0]["required"].as_bool()),
+        (Some("what"), Some(true))
+    );
+    let queue = commands.iter().find(|c| c["name"] == "queue").unwrap();
+    assert!(
+        queue["options"].as_array().unwrap().len() > 1,
+        "small words keep their subcommands"
+    );
+    for c in &commands {
+        assert!(c["description"].as_str().unwrap().chars().count() <= 100, "{c:#}");
+    }
+    let typed: Vec<serenity::all::CommandDataOption> = serde_json::from_value(json!([
+        {"name": "what", "type": 3, "value": "vacuum --table=messages --sys chat"}
+    ]))
+    .unwrap();
+    assert_eq!(
+        opsbot::chat::discord::register::text("db", &typed),
+        "/db vacuum --table=messages --sys chat"
+    );
+}
+
 /// A sender of Discord rows against `fake`.
 fn discord_sender(store: &Store, fake: &FakeDiscord) -> (Outbox, tokio::sync::watch::Sender<bool>) {
     let clock: SharedClock = Arc::new(opsbot::clock::SystemClock);

@@ -96,6 +96,14 @@ pub fn commands(catalog: &Catalog, profiles: &[String]) -> Result<Vec<Value>, Ve
                 problems.push(problem(cmd, format!("`{w}` {why}")));
             }
         }
+        if cmd.args.iter().any(|a| a.name == RAW_OPTION) {
+            problems.push(problem(
+                cmd,
+                format!(
+                    "the argument name `{RAW_OPTION}` is reserved on Discord for the rest of a command line"
+                ),
+            ));
+        }
         let top = tops.entry(words[0]).or_default();
         match words[1..] {
             [] => top.direct.push(cmd),
@@ -167,6 +175,13 @@ impl<'a> Top<'a> {
             .collect()
     }
 
+    /// How many subcommands and groups the command would have (a
+    /// subcommand that joins its group as an enum's values is not one).
+    fn entries(&self) -> usize {
+        let subs = self.subs.keys().filter(|s| !self.groups.contains_key(*s)).count();
+        subs + self.groups.len()
+    }
+
     fn build(&self, name: &str, problems: &mut Vec<Problem>) -> Option<CreateCommand> {
         if !self.direct.is_empty() && (!self.subs.is_empty() || !self.groups.is_empty()) {
             for c in &self.direct {
@@ -178,6 +193,9 @@ impl<'a> Top<'a> {
                 ));
             }
             return None;
+        }
+        if self.direct.is_empty() && self.entries() > MAX_OPTIONS {
+            return Some(raw(name));
         }
         let before = problems.len();
         let command = if self.direct.is_empty() {
@@ -475,6 +493,15 @@ pub fn text(name: &str, options: &[CommandDataOption]) -> String {
         words.push(name.clone());
         opts = inner;
     }
+    // A command registered with one `what` (see `raw`): the line as typed.
+    if let [CommandDataOption { name: opt, value, .. }] = opts {
+        if words.len() == 1 && opt == RAW_OPTION && !BUILTINS.iter().any(|b| b.0 == name) {
+            if let Some(v) = plain(value) {
+                words.push(v);
+                return words.join(" ");
+            }
+        }
+    }
     if BUILTINS.iter().any(|b| b.0 == name) {
         // Built-ins take their options positionally, in the registered order.
         let order = BUILTINS
@@ -520,6 +547,21 @@ fn builtin((name, desc, opts): &(&str, &str, &[BuiltinOption])) -> Value {
         .map(|(n, d, req)| CreateCommandOption::new(CommandOptionType::String, *n, *d).required(*req))
         .collect();
     to_json(&CreateCommand::new(*name).description(*desc).set_options(options))
+}
+
+/// A command word with more subcommands than Discord holds (`/db` of every
+/// profile): one string option `what` for the rest of the command line,
+/// which the parser checks as typed, as for `/incident` and `/alerts`.
+fn raw(name: &str) -> CreateCommand {
+    let what = CreateCommandOption::new(
+        CommandOptionType::String,
+        RAW_OPTION,
+        format!("the rest of the command, as typed after /{name} (see /help {name})"),
+    )
+    .required(true);
+    CreateCommand::new(name)
+        .description(format!("/{name} commands: type the rest, e.g. what: help"))
+        .add_option(what)
 }
 
 /// The JSON Discord receives.
