@@ -10,16 +10,10 @@ set -u
 cd "$(dirname "$0")/.."
 floor=../shared/bench/ack-floor/run.sh
 [ -x "$floor" ] || [ -f "$floor" ] || { echo "no $floor"; exit 1; }
-command -v wrk >/dev/null || { apt-get update -qq && apt-get install -y -qq wrk; } >/dev/null 2>&1
-cargo build --release -q || exit 1
-work=$(mktemp -d)
 port=18282
-trap 'kill $(jobs -p) 2>/dev/null; rm -rf "$work"' EXIT
-SLACK_SIGNING_SECRET=peer-secret-123 SLACK_BOT_TOKEN=xoxb-bench OPSBOT_SLACK_API_URL=http://127.0.0.1:9/api/ \
-  OPSBOT_PROFILES=queue OPSBOT_CONFIG=config/opsbot.toml OPSBOT_DATABASE_URL="sqlite://$work/opsbot.db?mode=rwc" \
-  OPSBOT_LISTEN=127.0.0.1:$port OPSBOT_COMMANDS_PER_MINUTE=100000000 OPSBOT_COMMAND_BURST=100000000 \
-  RUST_LOG=error target/release/opsbot serve >"$work/serve.log" 2>&1 &
-until curl -sf "http://127.0.0.1:$port/healthz" >/dev/null 2>&1; do sleep 0.01; done
+. benches/serve-lib.sh
+serve_on $port SLACK_SIGNING_SECRET=peer-secret-123 SLACK_BOT_TOKEN=xoxb-bench OPSBOT_SLACK_API_URL=http://127.0.0.1:9/api/ \
+  OPSBOT_PROFILES=queue OPSBOT_COMMANDS_PER_MINUTE=100000000 OPSBOT_COMMAND_BURST=100000000
 # The floor as its script runs it; then opsbot with every request a fresh
 # command (a replayed body would be deduplicated, not stored).
 out=$(FLOOR_VARIANTS="multi:sqlite-full" bash "$floor")

@@ -11,15 +11,9 @@ set -u
 cd "$(dirname "$0")/.."
 floor=../shared/bench/ack-floor/run.sh
 [ -f "$floor" ] || { echo "no $floor"; exit 1; }
-command -v wrk >/dev/null || { apt-get update -qq && apt-get install -y -qq wrk; } >/dev/null 2>&1
-cargo build --release -q || exit 1
-work=$(mktemp -d)
 port=18383
-trap 'kill $(jobs -p) 2>/dev/null; rm -rf "$work"' EXIT
-OPSBOT_ALERT_TOKEN=bench-alert-token OPSBOT_ALERT_ROUTING_KEY_PDF=benchbenchbenchbenchbenchbench01 \
-  OPSBOT_CONFIG=config/opsbot.toml OPSBOT_DATABASE_URL="sqlite://$work/opsbot.db?mode=rwc" \
-  OPSBOT_LISTEN=127.0.0.1:$port RUST_LOG=error target/release/opsbot serve >"$work/serve.log" 2>&1 &
-until curl -sf "http://127.0.0.1:$port/healthz" >/dev/null 2>&1; do sleep 0.01; done
+. benches/serve-lib.sh
+serve_on $port OPSBOT_ALERT_TOKEN=bench-alert-token OPSBOT_ALERT_ROUTING_KEY_PDF=benchbenchbenchbenchbenchbench01
 FLOOR_VARIANTS="multi:sqlite-full" bash "$floor" | grep -v RSS
 run() {  # name connections script path alerts-per-request
   for r in $(seq "${RUNS:-3}"); do

@@ -493,29 +493,24 @@ pub fn text(name: &str, options: &[CommandDataOption]) -> String {
         words.push(name.clone());
         opts = inner;
     }
-    // A command registered with one `what` (see `raw`): the line as typed.
-    if let [CommandDataOption { name: opt, value, .. }] = opts {
-        if words.len() == 1 && opt == RAW_OPTION && !BUILTINS.iter().any(|b| b.0 == name) {
-            if let Some(v) = plain(value) {
-                words.push(v);
-                return words.join(" ");
-            }
-        }
-    }
-    if BUILTINS.iter().any(|b| b.0 == name) {
+    if let Some((_, _, order)) = BUILTINS.iter().find(|b| b.0 == name) {
         // Built-ins take their options positionally, in the registered order.
-        let order = BUILTINS
-            .iter()
-            .find(|b| b.0 == name)
-            .map(|b| b.2)
-            .unwrap_or_default();
-        for (opt, _, _) in order {
+        for (opt, _, _) in *order {
             if let Some(v) = opts.iter().find(|o| o.name == *opt).and_then(|o| plain(&o.value)) {
                 // `what` is the rest of a command line, typed as such.
                 words.push(if *opt == RAW_OPTION { v } else { quote(&v) });
             }
         }
         return words.join(" ");
+    }
+    // A command registered with one `what` (see `raw`): the line as typed.
+    if let [CommandDataOption { name: opt, value, .. }] = opts {
+        if words.len() == 1 && opt == RAW_OPTION {
+            if let Some(v) = plain(value) {
+                words.push(v);
+                return words.join(" ");
+            }
+        }
     }
     for o in opts {
         match &o.value {
