@@ -11,7 +11,11 @@
 //! - its digest is **rendered** at once when it has taken its first group
 //!   in (never empty), then at most once per
 //!   send interval while groups keep changing (pending edits of the digest
-//!   supersede each other in the outbox, so one edit per slot goes out);
+//!   supersede each other in the outbox, so one edit per slot goes out),
+//!   and never sooner than [`COST_FACTOR`] times what counting its alerts
+//!   took the last time (a storm of a million alerts is summed up every few
+//!   seconds, and its digest never takes most of the store's time from
+//!   ingest);
 //! - it **ends** after [`CALM_SENDS`] send intervals without a group change
 //!   (30 s at 1/s): the digest gets its final edit and the channel returns to
 //!   one message per group. Groups that were only in the digest get their own
@@ -21,9 +25,8 @@
 //!   a serious group beyond that opens its incident when it next changes
 //!   after the storm (the digest counts the incidents opened).
 
-use super::post::line;
 use crate::clock::Millis;
-use crate::store::{StoredAlert, Storm};
+use crate::store::{Storm, StormCount};
 use std::collections::{BTreeMap, HashMap};
 
 /// A channel storms when its backlog would take longer than this to send.
@@ -32,6 +35,8 @@ pub const BACKLOG_SECS: i64 = 2;
 pub const CALM_SENDS: i64 = 30;
 /// Incidents a storm's groups may open while it lasts.
 pub const STORM_INCIDENTS: i64 = 3;
+/// A digest waits at least this many times its last count's duration.
+pub const COST_FACTOR: i64 = 10;
 /// Alert names (with severity) listed; the rest are counted.
 pub const NAMES_SHOWN: usize = 10;
 /// Groups listed; the rest are counted.
@@ -71,7 +76,7 @@ pub fn render_at(storm: &Storm, per_sec: u32) -> Option<Millis> {
     if storm.shown_at == 0 {
         return Some(storm.started_at);
     }
-    Some(storm.rendered_at + interval_ms(per_sec))
+    Some(storm.rendered_at + interval_ms(per_sec).max(COST_FACTOR * storm.render_ms))
 }
 
 /// When the poster should look at `storm` again: its next render or its end.
@@ -132,21 +137,20 @@ pub struct DigestView {
 
 impl DigestView {
     /// The digest of `storm` over every alert of its groups.
-    pub fn build(storm: &Storm, alerts: &[StoredAlert], ended: bool) -> DigestView {
-        let mut names: BTreeMap<(String, Option<String>), (i64, i64)> = BTreeMap::new();
+    pub fn build(storm: &Storm, counts: &[StormCount], ended: bool) -> DigestView {
+        let mut names: BTreeMap<(&str, &Option<String>), (i64, i64)> = BTreeMap::new();
         let mut groups: HashMap<i64, GroupCount> = HashMap::new();
         let (mut firing, mut resolved) = (0, 0);
-        for a in alerts {
-            let l = line(a);
-            let (f, r) = if l.resolved { (0, 1) } else { (1, 0) };
+        for c in counts {
+            let (f, r) = if c.resolved { (0, c.n) } else { (c.n, 0) };
             firing += f;
             resolved += r;
-            let n = names.entry((l.name, l.severity)).or_default();
+            let n = names.entry((&c.name, &c.severity)).or_default();
             n.0 += f;
             n.1 += r;
-            let g = groups.entry(a.group_id).or_insert_with(|| GroupCount {
-                route: a.route.clone(),
-                key: a.group_key.clone(),
+            let g = groups.entry(c.group_id).or_insert_with(|| GroupCount {
+                route: c.route.clone(),
+                key: c.group_key.clone(),
                 firing: 0,
                 resolved: 0,
             });
@@ -156,8 +160,8 @@ impl DigestView {
         let mut names: Vec<NameCount> = names
             .into_iter()
             .map(|((name, severity), (firing, resolved))| NameCount {
-                name,
-                severity,
+                name: name.to_string(),
+                severity: severity.clone(),
                 firing,
                 resolved,
             })
@@ -257,15 +261,21 @@ mod tests {
             rendered_at: 0,
             ended_at: None,
             incidents: 0,
+            render_ms: 0,
         }
     }
 
-    fn alert(id: i64, group: i64, name: &str, severity: &str, status: &str) -> StoredAlert {
-        let labels = serde_json::json!({"alertname": name, "severity": severity}).to_string();
-        let mut a = StoredAlert::example(id, group, labels);
-        a.group_key = format!("alertname={name}/{group}");
-        a.record.status = status.into();
-        a
+    /// One alert of `group`, counted as the store counts it.
+    fn alert(group: i64, name: &str, severity: &str, status: &str) -> StormCount {
+        StormCount {
+            group_id: group,
+            route: "chat".into(),
+            group_key: format!("alertname={name}/{group}"),
+            name: name.into(),
+            severity: Some(severity.into()),
+            resolved: status == "resolved",
+            n: 1,
+        }
     }
 
     #[test]
@@ -290,6 +300,9 @@ mod tests {
         assert_eq!(wake_at(&s, 1), 1_001 + 30_000, "then only its end");
         s.last_at = 1_500;
         assert_eq!(render_at(&s, 1), Some(2_050), "one slot after the last render");
+        s.render_ms = 300;
+        assert_eq!(render_at(&s, 1), Some(4_050), "ten times its last count's cost");
+        s.render_ms = 0;
         assert_eq!(wake_at(&s, 10), 1_150);
         assert_eq!(calm_at(&s, 10), 1_500 + 3_000);
         s.incidents = STORM_INCIDENTS - 1;
@@ -314,10 +327,8 @@ mod tests {
     #[test]
     fn counts_every_alert_by_name_severity_and_group() {
         let mut alerts = Vec::new();
-        let mut id = 0;
         for g in 0..8 {
             for i in 0..=g {
-                id += 1;
                 let status = if i == 0 && g % 2 == 0 {
                     "resolved"
                 } else {
@@ -325,7 +336,6 @@ mod tests {
                 };
                 let name = format!("Name{}", g % 12);
                 alerts.push(alert(
-                    id,
                     g,
                     &name,
                     if g < 4 { "critical" } else { "warning" },
@@ -334,8 +344,7 @@ mod tests {
             }
         }
         for n in 0..12 {
-            id += 1;
-            alerts.push(alert(id, 100 + n, &format!("Other{n:02}"), "info", "firing"));
+            alerts.push(alert(100 + n, &format!("Other{n:02}"), "info", "firing"));
         }
         let d = DigestView::build(&storm(), &alerts, false);
         assert_eq!(d.total(), alerts.len() as i64);

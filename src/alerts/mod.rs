@@ -99,6 +99,25 @@ pub struct Alert {
     pub links: Links,
 }
 
+/// An alert's name as messages show it: its `alertname` label, else its
+/// title, else its key.
+pub fn name_of(labels: &Labels, title: Option<&str>, fingerprint: &str) -> String {
+    labels
+        .get("alertname")
+        .map(String::as_str)
+        .or(title)
+        .unwrap_or(fingerprint)
+        .to_string()
+}
+
+/// An alert's severity as messages show it: its route's level, else its
+/// `severity` label.
+pub fn severity_of(level: Option<&str>, labels: &Labels) -> Option<String> {
+    level
+        .or(labels.get("severity").map(String::as_str))
+        .map(String::from)
+}
+
 /// Each alert in each route group it belongs to, as the store takes it.
 /// A resolved alert without an end time ends `now` (the time it arrived).
 pub fn placed(alerts: &[Alert], tree: &route::RouteTree, now: Millis) -> Vec<NewAlert> {
@@ -134,6 +153,8 @@ pub fn placed(alerts: &[Alert], tree: &route::RouteTree, now: Millis) -> Vec<New
                     dashboard_url: a.links.dashboard.clone(),
                     panel_url: a.links.panel.clone(),
                     image_url: a.links.image.clone(),
+                    name: name_of(&a.labels, a.title.as_deref(), &a.fingerprint),
+                    severity: severity_of(p.level.map(|l| l.label.as_str()), &a.labels),
                 },
             });
         }

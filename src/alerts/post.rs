@@ -95,15 +95,12 @@ impl GroupView {
 }
 
 pub(crate) fn line(a: &StoredAlert) -> Line {
-    let labels: Value = serde_json::from_str(&a.record.labels).unwrap_or_default();
     let annotations: Value = serde_json::from_str(&a.record.annotations).unwrap_or_default();
     let get = |v: &Value, k: &str| v.get(k).and_then(Value::as_str).map(String::from);
     Line {
-        name: get(&labels, "alertname")
-            .or_else(|| a.record.title.clone())
-            .unwrap_or_else(|| a.record.fingerprint.clone()),
+        name: a.record.name.clone(),
         resolved: a.record.status == "resolved",
-        severity: a.record.level.clone().or_else(|| get(&labels, "severity")),
+        severity: a.record.severity.clone(),
         summary: get(&annotations, "summary")
             .or_else(|| get(&annotations, "description"))
             .or_else(|| a.record.title.clone()),

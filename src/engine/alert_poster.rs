@@ -16,6 +16,11 @@
 //! conditional on the version shown, so two instances render each version
 //! once. Whether a destination gets a post or an edit is decided per
 //! destination (is there a message under its key?).
+//! Rounds are paced: after a round that rendered a group the next starts
+//! [`ROUND_GAP`] later at the earliest, so a group changing with every
+//! commit of a busy ingest is rendered a few times a second (each render
+//! shows everything stored since), not once per commit; an idle poster
+//! renders a new group at once.
 //! Storms (`alerts::digest`, `engine::storms`): a destination whose channel
 //! is storming gets no message of its own; the group joins the storm's
 //! digest instead, in the same transaction, and its groups open at most a
@@ -34,8 +39,22 @@ use tokio::sync::watch;
 
 /// Longest sleep without being woken (alerts stored by another instance).
 const MAX_SLEEP: Duration = Duration::from_secs(5);
-/// Groups rendered per round.
+/// Groups read per query (a round reads until none is left).
 const BATCH: i64 = 64;
+/// Least time from a round that rendered a group to the next round: the
+/// outbox sends a message's edits at most once per channel interval
+/// anyway (pending edits supersede each other), so rendering more often
+/// only takes the store from ingest.
+pub const ROUND_GAP: Duration = Duration::from_millis(200);
+
+/// What one round did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Round {
+    /// Groups rendered.
+    pub rendered: usize,
+    /// When a storm digest is next due or a storm may end.
+    pub next: Option<i64>,
+}
 
 /// `per_sec`: the outbox's sends per second per channel (storms are
 /// measured against it).
@@ -48,34 +67,42 @@ pub fn spawn(
         let mut stored = pipeline.alerts.listen();
         loop {
             stored.mark_unchanged();
-            let sleep = match post_changed(&pipeline, per_sec).await {
-                Ok(next) => next
-                    .map(|at| Duration::from_millis(u64::try_from(at - pipeline.now()).unwrap_or(0)))
-                    .map_or(MAX_SLEEP, |d| d.min(MAX_SLEEP)),
+            let (sleep, paced) = match post_changed(&pipeline, per_sec).await {
+                // Paced: whatever is stored meanwhile waits for the next round.
+                Ok(round) if round.rendered > 0 => (ROUND_GAP, true),
+                Ok(round) => (until(&pipeline, round.next), false),
                 Err(e) => {
                     tracing::warn!(error = %e, "alert poster: rendering alert groups failed; retrying");
-                    MAX_SLEEP
+                    (MAX_SLEEP, false)
                 }
             };
             tokio::select! {
                 _ = tokio::time::sleep(sleep) => {}
-                _ = stored.changed() => {}
+                _ = stored.changed(), if !paced => {}
                 _ = stop.changed() => return,
             }
         }
     })
 }
 
-/// Renders every changed group, then every storm digest that is due;
-/// answers when a digest is next due or a storm may end.
-pub async fn post_changed(p: &Pipeline, per_sec: u32) -> Result<Option<i64>, Internal> {
+/// How long to sleep until `next` (at most [`MAX_SLEEP`]).
+fn until(p: &Pipeline, next: Option<i64>) -> Duration {
+    next.map(|at| Duration::from_millis(u64::try_from(at - p.now()).unwrap_or(0)))
+        .map_or(MAX_SLEEP, |d| d.min(MAX_SLEEP))
+}
+
+/// Renders every changed group, then every storm digest that is due.
+pub async fn post_changed(p: &Pipeline, per_sec: u32) -> Result<Round, Internal> {
     let mut weather = Weather::load(p, per_sec).await?;
+    let mut rendered = 0;
     loop {
         let groups = p.store.unposted_alert_groups(BATCH).await?;
         if groups.is_empty() {
-            return weather.render_digests(p, true).await;
+            let next = weather.render_digests(p, true).await?;
+            return Ok(Round { rendered, next });
         }
         let more = groups.len() as i64 == BATCH;
+        rendered += groups.len();
         let (silences, now) = (p.active_silences().await?, p.clock.now_ms());
         for g in groups {
             post_group(p, &mut weather, g, &silences, now).await?;

@@ -95,17 +95,19 @@ impl Weather {
                 // was started for): it ends without a digest, unless a
                 // group came in meanwhile.
                 let mut tx = p.store.begin().await?;
-                if tx.mark_storm_rendered(s.id, 0, now, true).await? {
+                if tx.mark_storm_rendered(s.id, 0, now, true, 0).await? {
                     tx.commit().await?;
                     tracing::info!(platform = %s.platform, channel = %s.channel, storm = s.id, "alerts: storm over before it took a group in");
                     continue;
                 }
             }
             if end || due {
-                let alerts = p.store.storm_alerts(s.id).await?;
-                let view = DigestView::build(s, &alerts, end);
+                let counting = std::time::Instant::now();
+                let counts = p.store.storm_counts(s.id).await?;
+                let cost = Millis::try_from(counting.elapsed().as_millis()).unwrap_or(Millis::MAX);
+                let view = DigestView::build(s, &counts, end);
                 let mut tx = p.store.begin().await?;
-                if tx.mark_storm_rendered(s.id, s.last_at, now, end).await? {
+                if tx.mark_storm_rendered(s.id, s.last_at, now, end, cost).await? {
                     p.commit_notes(tx, &[], &[Notification::AlertDigest { digest: &view }], None)
                         .await?;
                     if end {
@@ -114,6 +116,7 @@ impl Weather {
                 }
                 s.shown_at = s.last_at;
                 s.rendered_at = now;
+                s.render_ms = cost;
                 if end {
                     continue;
                 }

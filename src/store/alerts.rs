@@ -30,6 +30,12 @@ pub struct AlertRecord {
     pub dashboard_url: Option<String>,
     pub panel_url: Option<String>,
     pub image_url: Option<String>,
+    /// As messages show it (`alerts::name_of`): its `alertname` label, else
+    /// its title, else its key.
+    pub name: String,
+    /// As messages show it (`alerts::severity_of`): its route's level, else
+    /// its `severity` label.
+    pub severity: Option<String>,
 }
 
 /// One alert in one route group, as routing placed it (the store's input).
@@ -61,6 +67,7 @@ impl StoredAlert {
     /// A firing Alertmanager alert (fingerprint = id) with `labels` (JSON),
     /// route `chat`, no level and no links: the base of the pure modules' tests.
     pub(crate) fn example(id: i64, group_id: i64, labels: String) -> StoredAlert {
+        let parsed: crate::alerts::Labels = serde_json::from_str(&labels).unwrap_or_default();
         StoredAlert {
             id,
             group_id,
@@ -84,6 +91,8 @@ impl StoredAlert {
                 dashboard_url: None,
                 panel_url: None,
                 image_url: None,
+                name: crate::alerts::name_of(&parsed, None, &id.to_string()),
+                severity: crate::alerts::severity_of(None, &parsed),
             },
             changed_at: 0,
             last_seen_at: 0,
@@ -116,8 +125,8 @@ const CHUNK: usize = 400;
 /// The columns an alert row is inserted with, in bind order (see `bind_alert`).
 const ALERT_COLUMNS: &str = "group_id, format, scope, fingerprint, status, title, labels, annotations, \
      level, level_rank, opens_incident, starts_at, ends_at, generator_url, silence_url, dashboard_url, \
-     panel_url, image_url, created_at, changed_at, last_seen_at";
-const ALERT_PARAMS: usize = 21;
+     panel_url, image_url, name, severity, created_at, changed_at, last_seen_at";
+const ALERT_PARAMS: usize = 23;
 
 /// What a repeat of an open alert refreshes; its status stays (an
 /// acknowledged alert firing again is still acknowledged, as in PagerDuty).
@@ -130,7 +139,7 @@ const REFRESH: &str = "labels = excluded.labels, annotations = excluded.annotati
      dashboard_url = COALESCE(excluded.dashboard_url, alerts.dashboard_url), \
      panel_url = COALESCE(excluded.panel_url, alerts.panel_url), \
      image_url = COALESCE(excluded.image_url, alerts.image_url), \
-     last_seen_at = excluded.last_seen_at";
+     name = excluded.name, severity = excluded.severity, last_seen_at = excluded.last_seen_at";
 
 super::on_tx! {
     /// Stores a webhook's batch in its own transaction (see [`Tx::ingest_alerts`]).
@@ -366,6 +375,8 @@ fn bind_alert<'q>(q: Query<'q>, a: &'q NewAlert, group_id: i64, now: Millis) -> 
         .bind(&r.dashboard_url)
         .bind(&r.panel_url)
         .bind(&r.image_url)
+        .bind(&r.name)
+        .bind(&r.severity)
         .bind(now)
         .bind(now)
         .bind(now)
@@ -429,28 +440,43 @@ impl Store {
     /// ones still shown (newest change first, at most `limit`), and the
     /// counts of firing and resolved records.
     pub async fn group_members(&self, group: i64, limit: i64) -> Result<(Vec<StoredAlert>, i64, i64)> {
-        let rows = sqlx::query(
-            "SELECT a.*, g.route, g.group_key FROM alerts a JOIN alert_groups g ON g.id = a.group_id
-             WHERE a.group_id = $1 ORDER BY (a.status = 'resolved'), a.changed_at DESC, a.id DESC LIMIT $2",
-        )
-        .bind(group)
-        .bind(limit)
-        .fetch_all(&self.pool)
-        .await?;
-        let shown = rows.iter().map(stored_alert).collect::<Result<Vec<_>>>()?;
-        let counts = sqlx::query(
-            "SELECT SUM(CASE WHEN status = 'resolved' THEN 0 ELSE 1 END) AS open,
-                    SUM(CASE WHEN status = 'resolved' THEN 1 ELSE 0 END) AS closed
-             FROM alerts WHERE group_id = $1",
-        )
-        .bind(group)
-        .fetch_one(&self.pool)
-        .await?;
-        Ok((
-            shown,
-            opt_int(&counts, "open")?.unwrap_or(0),
-            opt_int(&counts, "closed")?.unwrap_or(0),
-        ))
+        // Per status, its newest `limit` through alerts_group (one sort of
+        // the whole group would cost a storm's every render O(group)).
+        let newest = |status: &str| {
+            format!(
+                "SELECT * FROM (SELECT a.*, g.route, g.group_key FROM alerts a JOIN alert_groups g ON g.id = a.group_id
+                 WHERE a.group_id = $1 AND a.status = '{status}' ORDER BY a.changed_at DESC, a.id DESC LIMIT $2) AS {status}"
+            )
+        };
+        let sql = ["firing", "acknowledged", "resolved"]
+            .map(newest)
+            .join(" UNION ALL ");
+        let rows = sqlx::query(&sql)
+            .bind(group)
+            .bind(limit)
+            .fetch_all(&self.pool)
+            .await?;
+        let mut shown = rows.iter().map(stored_alert).collect::<Result<Vec<_>>>()?;
+        shown.sort_by_key(|a| {
+            (
+                a.record.status == "resolved",
+                std::cmp::Reverse((a.changed_at, a.id)),
+            )
+        });
+        shown.truncate(usize::try_from(limit).unwrap_or(0));
+        let counts =
+            sqlx::query("SELECT status, COUNT(*) AS n FROM alerts WHERE group_id = $1 GROUP BY status")
+                .bind(group)
+                .fetch_all(&self.pool)
+                .await?;
+        let (mut open, mut closed) = (0, 0);
+        for r in &counts {
+            match text(r, "status")?.as_str() {
+                "resolved" => closed += int(r, "n")?,
+                _ => open += int(r, "n")?,
+            }
+        }
+        Ok((shown, open, closed))
     }
 }
 
@@ -533,6 +559,8 @@ pub(super) fn stored_alert(r: &AnyRow) -> Result<StoredAlert> {
             dashboard_url: opt_text(r, "dashboard_url")?,
             panel_url: opt_text(r, "panel_url")?,
             image_url: opt_text(r, "image_url")?,
+            name: text(r, "name")?,
+            severity: opt_text(r, "severity")?,
         },
         changed_at: int(r, "changed_at")?,
         last_seen_at: int(r, "last_seen_at")?,

@@ -4,11 +4,22 @@
 //! is `alerts::digest`; this is its storage.
 
 use super::alerts::opt_int;
-use super::alerts::stored_alert;
-use super::{int, params, text, Result, Store, StoredAlert, Tx};
+use super::{int, opt_text, params, text, Result, Store, Tx};
 use crate::clock::Millis;
 use sqlx::any::AnyRow;
 use std::collections::{HashMap, HashSet};
+
+/// How many alerts of one group, name, severity and state a storm sums up.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StormCount {
+    pub group_id: i64,
+    pub route: String,
+    pub group_key: String,
+    pub name: String,
+    pub severity: Option<String>,
+    pub resolved: bool,
+    pub n: i64,
+}
 
 /// One storm in one channel.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -26,10 +37,12 @@ pub struct Storm {
     pub ended_at: Option<Millis>,
     /// Incidents opened by its groups while it lasted.
     pub incidents: i64,
+    /// How long its digest last took to count.
+    pub render_ms: Millis,
 }
 
 const STORM_COLUMNS: &str =
-    "id, platform, channel, started_at, last_at, shown_at, rendered_at, ended_at, incidents";
+    "id, platform, channel, started_at, last_at, shown_at, rendered_at, ended_at, incidents, render_ms";
 
 fn storm(r: &AnyRow) -> Result<Storm> {
     Ok(Storm {
@@ -42,6 +55,7 @@ fn storm(r: &AnyRow) -> Result<Storm> {
         rendered_at: int(r, "rendered_at")?,
         ended_at: opt_int(r, "ended_at")?,
         incidents: int(r, "incidents")?,
+        render_ms: int(r, "render_ms")?,
     })
 }
 
@@ -89,18 +103,35 @@ impl Store {
         storm(&row)
     }
 
-    /// Every alert of the groups storm `id` sums up.
-    pub async fn storm_alerts(&self, id: i64) -> Result<Vec<StoredAlert>> {
+    /// The alerts of the groups storm `id` sums up, counted by group, name,
+    /// severity and state (a digest reads counts, not its storm's rows).
+    pub async fn storm_counts(&self, id: i64) -> Result<Vec<StormCount>> {
         let rows = sqlx::query(
-            "SELECT a.*, g.route, g.group_key FROM alerts a
-             JOIN alert_storm_groups s ON s.group_id = a.group_id
-             JOIN alert_groups g ON g.id = a.group_id
-             WHERE s.storm_id = $1 ORDER BY a.id",
+            "SELECT a.group_id, g.route, g.group_key, a.name, a.severity,
+                    CASE WHEN a.status = 'resolved' THEN 1 ELSE 0 END AS resolved, COUNT(*) AS n
+             FROM alert_storm_groups s
+             JOIN alerts a ON a.group_id = s.group_id
+             JOIN alert_groups g ON g.id = s.group_id
+             WHERE s.storm_id = $1
+             GROUP BY a.group_id, g.route, g.group_key, a.name, a.severity,
+                      CASE WHEN a.status = 'resolved' THEN 1 ELSE 0 END",
         )
         .bind(id)
         .fetch_all(&self.pool)
         .await?;
-        rows.iter().map(stored_alert).collect()
+        rows.iter()
+            .map(|r| {
+                Ok(StormCount {
+                    group_id: int(r, "group_id")?,
+                    route: text(r, "route")?,
+                    group_key: text(r, "group_key")?,
+                    name: text(r, "name")?,
+                    severity: opt_text(r, "severity")?,
+                    resolved: int(r, "resolved")? != 0,
+                    n: int(r, "n")?,
+                })
+            })
+            .collect()
     }
 
     /// Pending outbox rows per (platform, channel): each channel's backlog.
@@ -178,18 +209,20 @@ impl Tx {
     }
 
     /// Records that storm `id`'s digest now shows its changes up to
-    /// `shown_at` (rendered at `now`); `end`: the storm is over, unless a
-    /// change came in after `shown_at`. False if another instance recorded
-    /// it first, the storm already ended, or it did not calm down after all.
+    /// `shown_at` (rendered at `now`, its counts read in `render_ms`);
+    /// `end`: the storm is over, unless a change came in after `shown_at`.
+    /// False if another instance recorded it first, the storm already
+    /// ended, or it did not calm down after all.
     pub async fn mark_storm_rendered(
         &mut self,
         id: i64,
         shown_at: Millis,
         now: Millis,
         end: bool,
+        render_ms: Millis,
     ) -> Result<bool> {
         let done = sqlx::query(
-            "UPDATE alert_storms SET shown_at = $2, rendered_at = $3,
+            "UPDATE alert_storms SET shown_at = $2, rendered_at = $3, render_ms = $5,
                ended_at = CASE WHEN $4 = 1 THEN $3 ELSE NULL END
              WHERE id = $1 AND ended_at IS NULL
                AND ((($4 = 1) AND last_at = $2) OR (($4 = 0) AND shown_at < $2))",
@@ -198,6 +231,7 @@ impl Tx {
         .bind(shown_at)
         .bind(now)
         .bind(i64::from(end))
+        .bind(render_ms)
         .execute(self.conn())
         .await?;
         Ok(done.rows_affected() == 1)

@@ -549,3 +549,54 @@ async fn ended_silences_are_pruned_after_30_days_and_their_audit_stays() {
     })
     .await;
 }
+
+/// A group's message shows its open members newest change first (firing
+/// and acknowledged alike), then its newest resolved ones, and counts every
+/// member, whatever its status.
+#[tokio::test]
+async fn a_group_shows_its_newest_open_members_first_and_counts_them_all() {
+    run_test(|t| {
+        Box::pin(async move {
+            let b = Bench::new(t);
+            for i in 0..12 {
+                b.alert("HighErrorRate", &format!("i{i:02}"), "warning", Status::Firing)
+                    .await;
+                b.clock.advance(1_000);
+            }
+            for (i, status) in [
+                (2, Status::Acknowledged),
+                (0, Status::Resolved),
+                (5, Status::Acknowledged),
+                (1, Status::Resolved),
+                (3, Status::Resolved),
+            ] {
+                b.alert("HighErrorRate", &format!("i{i:02}"), "warning", status)
+                    .await;
+                b.clock.advance(1_000);
+            }
+            let groups = b.p.store.alert_groups().await.unwrap();
+            assert_eq!(groups.len(), 1, "{groups:#?}");
+            let (shown, open, resolved) = b.p.store.group_members(groups[0].id, 10).await.unwrap();
+            let names: Vec<String> = shown
+                .iter()
+                .map(|a| format!("{} {}", a.record.fingerprint, a.record.status))
+                .collect();
+            let expected = [
+                "i05 acknowledged",
+                "i02 acknowledged",
+                "i11 firing",
+                "i10 firing",
+                "i09 firing",
+                "i08 firing",
+                "i07 firing",
+                "i06 firing",
+                "i04 firing",
+                "i03 resolved",
+            ]
+            .map(|s| format!("HighErrorRate/{s}"));
+            assert_eq!(names, expected);
+            assert_eq!((open, resolved), (9, 3));
+        })
+    })
+    .await;
+}
