@@ -220,6 +220,8 @@ const BUILT: &[(&str, &str)] = &[
     ("cap", "DEP-3"),
     ("cap", "RB-1"),
     ("cap", "RB-2"),
+    ("scrape", "OPS-43"),
+    ("chat", "SEC-7"),
 ];
 
 /// Rows of a tracked profile that the executors cannot express yet: (profile, ID, what is missing).
@@ -232,17 +234,12 @@ const NOT_YET: &[(&str, &str, &str)] = &[
     (
         "chat",
         "DR-5",
-        "guided manual steps, each confirmed in the thread (the seed has no commands; a seq runs actions, not confirmations)",
-    ),
-    (
-        "chat",
-        "SEC-7",
-        "the seed names no command for extra logging",
+        "guided manual steps, each confirmed in the thread: seed 002 has no command to promote the standby or to update the connection strings, and a seq runs actions, it cannot wait for a person's confirmation (its ends exist: /ops restart app, OPS-26; /db ping, D-1)",
     ),
     (
         "chat",
         "SEC-11",
-        "seed 002 names no API or table for accounts: the profile needs the app's endpoint first",
+        "seed 002 names no API or table for accounts and runbooks.md §1 none either (\"profile must define an http/sql target\"): a disable endpoint or statement would be invented",
     ),
     (
         "cap",
@@ -258,11 +255,6 @@ const NOT_YET: &[(&str, &str, &str)] = &[
         "cap",
         "BK-5",
         "a preview of `find -print` on the host with {backup.dir} (a preview reads redis, sql or http only)",
-    ),
-    (
-        "scrape",
-        "OPS-43",
-        "seed 001 names no status-page command",
     ),
     (
         "scrape",
