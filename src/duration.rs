@@ -82,6 +82,14 @@ pub mod serde_str {
         pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Duration>, D::Error> {
             super::deserialize(d).map(Some)
         }
+
+        /// As written: `"15m"` (the JSON Schema's defaults are serialized with it).
+        pub fn serialize<S: serde::Serializer>(d: &Option<Duration>, s: S) -> Result<S::Ok, S::Error> {
+            match d {
+                Some(d) => s.serialize_str(&crate::duration::format(*d)),
+                None => s.serialize_none(),
+            }
+        }
     }
 }
 

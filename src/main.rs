@@ -230,7 +230,7 @@ fn commands(config: &Config, env: &HashMap<String, String>, json: bool) -> anyho
             .commands
             .iter()
             .map(|c| {
-                serde_json::json!({
+                let mut entry = serde_json::json!({
                     "profile": c.profile,
                     "name": c.name,
                     "usage": c.usage(),
@@ -239,17 +239,31 @@ fn commands(config: &Config, env: &HashMap<String, String>, json: bool) -> anyho
                     "roles": c.roles,
                     "approval": c.approve,
                     "action_kind": c.action.kind(),
-                })
+                });
+                // Variants with approvals of their own: each form and its policy.
+                let forms: Vec<_> = variant_forms(c)
+                    .map(|(form, choice, policy)| {
+                        serde_json::json!({ "form": form, "value": choice.value, "only_args": choice.args, "approval": policy })
+                    })
+                    .collect();
+                if !forms.is_empty() {
+                    entry["variants"] = serde_json::json!({ "by": c.variants().map(|v| &v.by), "forms": forms });
+                }
+                entry
             })
             .collect();
         say!("{}", serde_json::to_string_pretty(&list)?);
     } else {
         for c in &cat.commands {
-            let approval = c
+            let mut approval = c
                 .approve
                 .as_ref()
                 .map(|a| format!(" · approval: {}", a.roles.join("/")))
                 .unwrap_or_default();
+            for (form, _, policy) in variant_forms(c) {
+                let roles = policy.map_or("none".into(), |p| p.roles.join("/"));
+                approval.push_str(&format!(" · {form}: approval {roles}"));
+            }
             say!(
                 "{:<8} {:<50} {} · {}{approval}\n         {}",
                 c.profile,
@@ -261,6 +275,31 @@ fn commands(config: &Config, env: &HashMap<String, String>, json: bool) -> anyho
         }
     }
     Ok(0)
+}
+
+/// Each variant of a command whose variants carry approvals of their own:
+/// how it is picked, the choice, the policy it needs (its own or the command's).
+fn variant_forms(
+    c: &opsbot::catalog::Command,
+) -> impl Iterator<
+    Item = (
+        String,
+        &opsbot::catalog::Choice,
+        Option<&opsbot::catalog::ApprovePolicy>,
+    ),
+> {
+    let own = c.variant_policies().next().is_some();
+    c.variants()
+        .filter(|_| own)
+        .into_iter()
+        .flat_map(|v| v.choices.iter())
+        .map(|choice| {
+            (
+                c.choice_label(choice),
+                choice,
+                choice.policy.as_ref().or(c.approve.as_ref()),
+            )
+        })
 }
 
 async fn audit_verify(config: &Config) -> anyhow::Result<u8> {

@@ -124,6 +124,8 @@ fn action_json(a: &Action) -> Value {
             body,
             expect,
             body_secrets,
+            // Derived from the argument specs, which are covered.
+            lists: _,
         }) => {
             let mut h = json!({
                 "method": method, "target": target, "path": path,
@@ -218,8 +220,16 @@ fn action_json(a: &Action) -> Value {
                     let Choice {
                         value,
                         action: Step { action, offset: _ },
+                        approve: _,
+                        args,
+                        policy: own,
                     } = c;
-                    json!([value, action_json(action)])
+                    // Only when set: choices without them keep the hashes they had.
+                    // (`approve` is covered as `policy`, the checked form.)
+                    match (own, args.is_empty()) {
+                        (None, true) => json!([value, action_json(action)]),
+                        _ => json!([value, action_json(action), { "approve": own.as_ref().map(policy), "args": args }]),
+                    }
                 })
                 .collect();
             json!({ "variants": { "by": by, "choices": choices } })

@@ -4,6 +4,7 @@
 use super::model::*;
 use crate::template;
 use indexmap::IndexMap;
+use schemars::JsonSchema;
 use serde::Deserialize;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::Path;
@@ -30,20 +31,30 @@ pub struct CheckError {
     pub problems: Vec<Problem>,
 }
 
-#[derive(Deserialize)]
+/// One catalog file (`commands/*.toml`): targets, commands by profile and
+/// profile sections, in any mix; every file of the directory is one catalog.
+#[derive(Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
-struct RawFile {
+pub(super) struct RawFile {
+    /// `[target.<name>]`: something actions talk to (its URL overridden by
+    /// `OPSBOT_TARGET_<NAME>`).
     #[serde(default)]
+    #[schemars(with = "IndexMap<String, Target>")]
     target: IndexMap<String, Spanned<Target>>,
+    /// `[command.<profile>."<words>"]`: a chat command of one profile.
     #[serde(default)]
+    #[schemars(with = "IndexMap<String, IndexMap<String, RawCommand>>")]
     command: IndexMap<String, IndexMap<String, Spanned<RawCommand>>>,
+    /// `[profile.<name>]`: where the profile's process actions run and the
+    /// config values they may name.
     #[serde(default)]
+    #[schemars(with = "IndexMap<String, RawProfile>")]
     profile: IndexMap<String, Spanned<RawProfile>>,
 }
 
 /// `[profile.<name>]`: where the profile's process actions run, and the
 /// config values (files, directories) they may name.
-#[derive(Deserialize)]
+#[derive(Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 struct RawProfile {
     /// `ssh://user@host[:port]`, or `local` (the bot's host, the default).
@@ -54,6 +65,7 @@ struct RawProfile {
     ssh_key: Option<String>,
     /// `logs.app = "/var/log/app.log"` (nested tables give dotted names).
     #[serde(default)]
+    #[schemars(with = "BTreeMap<String, super::schema::ProfileValue>")]
     values: toml::Table,
 }
 
@@ -65,26 +77,40 @@ struct ProfileDef {
     location: Location,
 }
 
-#[derive(Deserialize)]
+/// One chat command of one profile.
+#[derive(Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 struct RawCommand {
+    /// One line for `/help` and `opsbot commands`.
     summary: String,
+    /// Typed arguments, in usage order: positionals, then `--flags`.
     #[serde(default)]
+    #[schemars(with = "IndexMap<String, RawArg>")]
     args: IndexMap<String, Spanned<RawArg>>,
     risk: Risk,
+    /// Who may request it (`anyone` allows unknown identities, for reads).
+    #[schemars(with = "Vec<String>")]
     roles: Spanned<Vec<String>>,
+    /// The two-person rule; absent: it runs at once.
     #[serde(default)]
-    approve: Option<Spanned<RawApprove>>,
+    #[schemars(with = "Option<ApproveSpec>")]
+    approve: Option<Spanned<ApproveSpec>>,
+    #[schemars(with = "Action")]
     action: Spanned<Action>,
+    /// A destructive command's read-only preview, shown on its approval card.
     #[serde(default)]
+    #[schemars(with = "Option<Preview>")]
     preview: Option<Spanned<Preview>>,
+    /// Reply template: `{response.field}`, `{output}`, `{status}`, `{rows}`, args.
     #[serde(default)]
     reply: Option<String>,
 }
 
-#[derive(Deserialize)]
+/// A typed argument (`kind`), positional unless `flag = true`.
+#[derive(Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 struct RawArg {
+    #[schemars(with = "super::schema::ArgKindName")]
     kind: String,
     #[serde(default)]
     values: Vec<String>,
@@ -98,6 +124,7 @@ struct RawArg {
     max_len: Option<usize>,
     /// Element kind of a list.
     #[serde(default)]
+    #[schemars(with = "Option<super::schema::ArgKindName>")]
     of: Option<String>,
     /// `ip`: ranges never accepted (`["203.0.113.0/24"]`).
     #[serde(default)]
@@ -107,29 +134,10 @@ struct RawArg {
     #[serde(default)]
     optional: bool,
     #[serde(default)]
+    #[schemars(with = "Option<super::schema::ArgDefault>")]
     default: Option<toml::Value>,
     #[serde(default)]
     help: Option<String>,
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RawApprove {
-    roles: Vec<String>,
-    #[serde(default = "one")]
-    count: u32,
-    #[serde(default = "fifteen_minutes")]
-    ttl: String,
-    #[serde(default)]
-    break_glass: bool,
-}
-
-fn one() -> u32 {
-    1
-}
-
-fn fifteen_minutes() -> String {
-    "15m".into()
 }
 
 /// What validation needs to know from outside the catalog.
@@ -391,18 +399,30 @@ impl Builder {
                 args.push(spec);
             }
         }
-        let has_approve = raw.approve.is_some();
-        let approve = raw.approve.and_then(|a| {
+        let approve = raw.approve.as_ref().and_then(|a| {
             let l = at(line_of(text, a.span().start));
-            self.approve_policy(&l, a.into_inner(), ctx.roles)
+            self.approve_policy(&l, a.get_ref().clone(), ctx.roles)
         });
         let action_loc = at(line_of(text, raw.action.span().start));
         let mut action = raw.action.into_inner();
+        self.check_choices(text, &action_loc, &mut action, &args, ctx.roles);
+        // Every request is approved: by the command's policy or its variant's own.
+        let has_approve = raw.approve.is_some()
+            || matches!(&action, Action::Variants(v) if v.choices.iter().all(|c| c.approve.is_some()));
         let place = self.placement(&profile, ctx.env);
         for p in action.processes_mut() {
             p.place = place.clone();
         }
-        let guarded = raw.risk == Risk::Destructive && approve.is_some();
+        let lists: BTreeSet<String> = args
+            .iter()
+            .filter(|a| matches!(a.kind, ArgKind::List(_)))
+            .map(|a| a.name.clone())
+            .collect();
+        for h in action.https_mut() {
+            h.lists = lists.clone();
+        }
+        let destructive = raw.risk == Risk::Destructive;
+        let guarded = destructive && approve.is_some();
         if action.depth() > MAX_SEQ_DEPTH {
             let msg = format!(
                 "seq nested {} deep (at most {MAX_SEQ_DEPTH}: a seq may hold seqs of plain actions)",
@@ -418,6 +438,7 @@ impl Builder {
                 text,
                 args: &args,
                 guarded: false,
+                destructive: false,
                 preview: None,
                 place: &place,
             };
@@ -437,6 +458,7 @@ impl Builder {
             text,
             args: &args,
             guarded,
+            destructive,
             place: &place,
             preview: preview.as_ref(),
         };
@@ -492,7 +514,7 @@ impl Builder {
     fn approve_policy(
         &mut self,
         loc: &Location,
-        a: RawApprove,
+        a: ApproveSpec,
         known: &BTreeSet<String>,
     ) -> Option<ApprovePolicy> {
         let before = self.problems.len();
@@ -631,14 +653,16 @@ impl Builder {
             for message in variants_problems(v, c.args) {
                 self.problem(&loc.file, loc.line, format!("{prefix}{message}"));
             }
-            for Choice {
-                value,
-                action: choice,
-            } in &v.choices
-            {
-                let choice_loc = at_offset(loc, c.text, choice.offset);
-                let choice_prefix = format!("{prefix}{} = {value}: ", v.by);
-                self.check_action(c, &choice_loc, &choice.action, &choice_prefix);
+            for choice in &v.choices {
+                let step = &choice.action;
+                let choice_loc = at_offset(loc, c.text, step.offset);
+                let choice_prefix = format!("{prefix}{} = {}: ", v.by, choice.value);
+                // A variant approved by its own policy may send guarded commands.
+                let checks = ActionChecks {
+                    guarded: c.guarded || (c.destructive && choice.policy.is_some()),
+                    ..*c
+                };
+                self.check_action(&checks, &choice_loc, &step.action, &choice_prefix);
             }
             return;
         }
@@ -700,6 +724,81 @@ impl Builder {
     }
 }
 
+impl Builder {
+    /// Each choice's own `approve` (checked into its `policy`) and `args`:
+    /// only where the variants are the command's action, the args optional
+    /// ones without a default (so that giving one says which variant it is for).
+    fn check_choices(
+        &mut self,
+        text: &str,
+        loc: &Location,
+        action: &mut Action,
+        args: &[ArgSpec],
+        known: &BTreeSet<String>,
+    ) {
+        let nested = match action {
+            Action::Variants(v) => {
+                let by = v.by.clone();
+                for c in &mut v.choices {
+                    let cloc = at_offset(loc, text, c.action.offset);
+                    if let Some(spec) = c.approve.clone() {
+                        c.policy = self.approve_policy(&cloc, spec, known);
+                    }
+                    for message in choice_arg_problems(&by, c, args) {
+                        self.problem(&cloc.file, cloc.line, format!("{by} = {}: {message}", c.value));
+                    }
+                }
+                v.choices
+                    .iter()
+                    .flat_map(|c| all_choices(&c.action.action))
+                    .collect::<Vec<_>>()
+            }
+            other => all_choices(other),
+        };
+        for c in nested
+            .into_iter()
+            .filter(|c| c.approve.is_some() || !c.args.is_empty())
+        {
+            let cloc = at_offset(loc, text, c.action.offset);
+            let msg = format!(
+                "variant `{}`: approve and args of a variant apply only where the variants are the command's action (not inside a seq, a summarize or another variants)",
+                c.value
+            );
+            self.problem(&cloc.file, cloc.line, msg);
+        }
+    }
+}
+
+/// Every choice of a `variants` at any depth of `action`.
+fn all_choices(action: &Action) -> Vec<&Choice> {
+    match action {
+        Action::Seq(steps) => steps.iter().flat_map(|s| all_choices(&s.action)).collect(),
+        Action::Summarize(s) => all_choices(&s.of.action),
+        Action::Variants(v) => v
+            .choices
+            .iter()
+            .flat_map(|c| std::iter::once(c).chain(all_choices(&c.action.action)))
+            .collect(),
+        _ => vec![],
+    }
+}
+
+/// A choice's `args` are defined, optional, without a default, and not `by`.
+fn choice_arg_problems(by: &str, c: &Choice, args: &[ArgSpec]) -> Vec<String> {
+    let mut out = Vec::new();
+    for name in &c.args {
+        match args.iter().find(|a| &a.name == name) {
+            None => out.push(format!("args: `{name}` is not a defined argument")),
+            Some(a) if a.name == by => out.push(format!("args: `{name}` picks the variant itself")),
+            Some(a) if a.required || a.default.is_some() => out.push(format!(
+                "args: `{name}` always has a value (required or defaulted): only an optional argument without a default can belong to one variant"
+            )),
+            Some(_) => {}
+        }
+    }
+    out
+}
+
 /// Where a nested action (a seq step, a choice, what is summarized) is
 /// written: its own line, or `loc` when it was built in code (offset 0).
 fn at_offset(loc: &Location, text: &str, offset: usize) -> Location {
@@ -719,6 +818,8 @@ struct ActionChecks<'a> {
     args: &'a [ArgSpec],
     /// The command is destructive and needs approval (guarded Redis commands).
     guarded: bool,
+    /// The command is destructive (a variant with its own policy is guarded).
+    destructive: bool,
     /// The command's profile: its host and config values.
     place: &'a Placement,
     /// The command's preview: its `{preview.*}` values may appear.
@@ -1074,14 +1175,20 @@ fn variants_problems(v: &Variants, args: &[ArgSpec]) -> Vec<String> {
             v.by
         )];
     };
-    let ArgKind::Enum(values) = &spec.kind else {
-        return vec![format!(
-            "variants are keyed by `{}`, a {} argument: only an enum has a fixed set of values",
+    let switch = ["true".to_string(), "false".to_string()];
+    let values = match &spec.kind {
+        ArgKind::Enum(values) => values,
+        // A switch left off is `false` (see `Variants::choice`).
+        ArgKind::Bool => &switch[..],
+        other => {
+            return vec![format!(
+            "variants are keyed by `{}`, a {} argument: only an enum or a switch has a fixed set of values",
             v.by,
-            spec.kind.name()
-        )];
+            other.name()
+        )]
+        }
     };
-    if !spec.required && spec.default.is_none() {
+    if matches!(spec.kind, ArgKind::Enum(_)) && !spec.required && spec.default.is_none() {
         out.push(format!(
             "variants are keyed by `{}`, which may be absent: make it required or give it a default",
             v.by

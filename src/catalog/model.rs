@@ -2,8 +2,9 @@
 //! Built by `catalog::load`; read by the parser, help, authorization and executors.
 
 use indexmap::IndexMap;
+use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
 /// Where a definition came from, for `file:line` messages.
@@ -40,7 +41,7 @@ impl Catalog {
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum TargetKind {
     Http,
@@ -53,7 +54,7 @@ pub enum TargetKind {
 
 /// Something an action talks to. `url` is the base URL (http) or DSN (redis, sql),
 /// already overridden by `OPSBOT_TARGET_<NAME>` when that is set.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Target {
     #[serde(skip)]
@@ -62,6 +63,10 @@ pub struct Target {
     pub url: String,
     /// Per-call timeout; `10s` when absent.
     #[serde(default, with = "crate::duration::serde_str::opt_field")]
+    #[schemars(
+        with = "Option<super::schema::DurationText>",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub timeout: Option<Duration>,
     /// Extra HTTP headers; a value `env:NAME` (or `<literal> env:NAME`, e.g.
     /// `Bearer env:DEEPSEEK_API_KEY`) takes NAME from the environment (or the
@@ -82,7 +87,7 @@ impl Target {
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Deserialize, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Deserialize, Serialize, JsonSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum Risk {
     Read,
@@ -182,13 +187,41 @@ pub struct ApprovePolicy {
     pub break_glass: bool,
 }
 
+/// `approve = { roles = ["sre"], count = 1, ttl = "15m", break_glass = true }`
+/// as written in a catalog file; the loader checks it into an [`ApprovePolicy`].
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ApproveSpec {
+    /// Roles of which an approver holds one (not `anyone`).
+    pub roles: Vec<String>,
+    /// How many distinct people, none of them the requester, must approve.
+    #[serde(default = "one")]
+    pub count: u32,
+    /// How long the approval stays open.
+    #[serde(default = "fifteen_minutes")]
+    #[schemars(with = "super::schema::DurationText")]
+    pub ttl: String,
+    /// `--break-glass` may skip the approval during an open rank-1 incident
+    /// of the command's profile (approvers are paged, the run is flagged).
+    #[serde(default)]
+    pub break_glass: bool,
+}
+
+fn one() -> u32 {
+    1
+}
+
+fn fifteen_minutes() -> String {
+    "15m".into()
+}
+
 fn ser_secs<S: serde::Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
     s.serialize_u64(d.as_secs())
 }
 
 /// What a command does. Values from chat reach an action only through
 /// templates (`{arg}`), which each executor escapes for its own medium.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
 #[serde(rename_all = "lowercase", deny_unknown_fields)]
 pub enum Action {
     Http(HttpAction),
@@ -212,7 +245,7 @@ pub enum Action {
 /// A summary computed by the bot over the output of `of` (pure: see
 /// `exec::summarize`). At most one of `lines`, `select`, `series` reshapes
 /// the output; `advice` and `pick` then read numbers from the result.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Summarize {
     pub of: Box<Step>,
@@ -236,7 +269,7 @@ pub struct Summarize {
 }
 
 /// `lines = { matching = "authentication.*false", last = 20 }`.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct LinesRule {
     /// A regex (size-limited); every non-empty line when absent.
@@ -265,7 +298,7 @@ impl LinesRule {
 }
 
 /// `select = { array = "top_errors", field = "category", equals = "rate_limiting" }`.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SelectRule {
     /// Dotted path to the array (`data.errors`).
@@ -282,7 +315,7 @@ fn twenty() -> usize {
 }
 
 /// `series = { array = "metrics", fields = ["cpu_percent", "memory_percent"] }`.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SeriesRule {
     pub array: String,
@@ -292,7 +325,7 @@ pub struct SeriesRule {
 /// `{ values = ["cpu_percent", "memory_percent"], above = 80, say = "2" }`:
 /// holds when the highest of the values is above `above` (one of them is) or
 /// below `below` (all of them are). Values are dotted paths into the summary.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Rule {
     #[serde(default)]
@@ -304,30 +337,49 @@ pub struct Rule {
     pub say: String,
 }
 
-/// The action of each value of the enum argument `by`; every value has one.
-#[derive(Debug, Clone, Deserialize)]
+/// The action of each value of the argument `by` (an enum, or a switch with
+/// the values `true` and `false`); every value has one.
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Variants {
+    /// The argument whose value picks the action.
     pub by: String,
     pub choices: Vec<Choice>,
 }
 
-/// What one value of a `variants` argument runs.
-#[derive(Debug, Clone, Deserialize)]
+/// What one value of a `variants` argument runs, and (when the variants are
+/// the command's action) who approves it.
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Choice {
+    /// The value of `by` (`true` / `false` for a switch).
     pub value: String,
     pub action: Step,
+    /// This value's own approval policy, in place of the command's: the two
+    /// forms of `/rollback` (`--emergency` or not) need other approvers.
+    #[serde(default)]
+    pub approve: Option<ApproveSpec>,
+    /// Arguments only this value takes: given with another value, the
+    /// request is refused (`--disable` goes with `--emergency`).
+    #[serde(default)]
+    pub args: Vec<String>,
+    /// `approve`, checked (filled when the catalog is loaded).
+    #[serde(skip)]
+    pub policy: Option<ApprovePolicy>,
 }
 
 impl Variants {
     /// The action for the value of `by` in `args`.
     pub fn choose(&self, args: &BTreeMap<String, String>) -> Option<&Action> {
-        let value = args.get(&self.by)?;
-        self.choices
-            .iter()
-            .find(|c| &c.value == value)
-            .map(|c| &c.action.action)
+        self.choice(args).map(|c| &c.action.action)
+    }
+
+    /// The choice for the value of `by` in `args`. An absent `by` is a switch
+    /// left off: `false` (an enum key is required or defaulted, so parsed
+    /// arguments always carry it).
+    pub fn choice(&self, args: &BTreeMap<String, String>) -> Option<&Choice> {
+        let value = args.get(&self.by).map_or("false", String::as_str);
+        self.choices.iter().find(|c| c.value == value)
     }
 
     /// The values that have a choice, in order.
@@ -337,7 +389,7 @@ impl Variants {
 }
 
 /// Bot-native actions.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
 #[serde(rename_all = "lowercase", deny_unknown_fields)]
 pub enum InternalAction {
     /// A link to a page of an http target: `internal = { link = { target =
@@ -365,6 +417,21 @@ pub struct Step {
 impl From<Action> for Step {
     fn from(action: Action) -> Self {
         Step { action, offset: 0 }
+    }
+}
+
+/// A step is written as an action (its offset comes from where it is).
+impl JsonSchema for Step {
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        "Step".into()
+    }
+
+    fn inline_schema() -> bool {
+        true
+    }
+
+    fn json_schema(generator: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        generator.subschema_for::<Action>()
     }
 }
 
@@ -404,20 +471,42 @@ impl Action {
         }
     }
 
-    /// Every process action (the action itself or a step at any depth), to
-    /// fill in its placement.
-    pub fn processes_mut(&mut self) -> Vec<&mut ProcessAction> {
+    /// [`leaves`](Action::leaves), to change: filled in when the catalog is loaded.
+    pub fn leaves_mut(&mut self) -> Vec<&mut Action> {
         match self {
-            Action::Process(p) => vec![p],
-            Action::Seq(steps) => steps.iter_mut().flat_map(|s| s.action.processes_mut()).collect(),
+            Action::Seq(steps) => steps.iter_mut().flat_map(|s| s.action.leaves_mut()).collect(),
             Action::Variants(v) => v
                 .choices
                 .iter_mut()
-                .flat_map(|c| c.action.action.processes_mut())
+                .flat_map(|c| c.action.action.leaves_mut())
                 .collect(),
-            Action::Summarize(s) => s.of.action.processes_mut(),
-            _ => vec![],
+            Action::Summarize(s) => s.of.action.leaves_mut(),
+            other => vec![other],
         }
+    }
+
+    /// Every process action (the action itself or a step at any depth), to
+    /// fill in its placement.
+    pub fn processes_mut(&mut self) -> Vec<&mut ProcessAction> {
+        self.leaves_mut()
+            .into_iter()
+            .filter_map(|a| match a {
+                Action::Process(p) => Some(p),
+                _ => None,
+            })
+            .collect()
+    }
+
+    /// Every http action (the action itself or a step at any depth), to
+    /// fill in the command's list arguments.
+    pub fn https_mut(&mut self) -> Vec<&mut HttpAction> {
+        self.leaves_mut()
+            .into_iter()
+            .filter_map(|a| match a {
+                Action::Http(h) => Some(h),
+                _ => None,
+            })
+            .collect()
     }
 
     /// Targets named by process env values (`{target.cap_db.password}`), at any depth.
@@ -530,7 +619,7 @@ fn collect_json_strings<'a>(v: &'a serde_json::Value, out: &mut Vec<&'a str>) {
 }
 
 /// `http = { method = "POST", target = "queue_api", path = "/api/queue/{queue}/pause" }`
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct HttpAction {
     #[serde(default = "default_method")]
@@ -555,6 +644,11 @@ pub struct HttpAction {
     /// every output).
     #[serde(default)]
     pub body_secrets: BTreeMap<String, String>,
+    /// The command's list arguments: a body string that is exactly one of
+    /// their placeholders (`"{disable}"`) becomes a JSON array of its
+    /// values. Filled when the catalog is loaded.
+    #[serde(skip)]
+    pub lists: BTreeSet<String>,
 }
 
 fn default_method() -> String {
@@ -562,7 +656,7 @@ fn default_method() -> String {
 }
 
 /// Exactly one of `command`, `scan`, `delete_matching`.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RedisAction {
     pub target: String,
@@ -580,11 +674,15 @@ pub struct RedisAction {
     /// One deadline for the whole action (connecting, every SCAN page and
     /// UNLINK batch); the target's timeout when absent.
     #[serde(default, with = "crate::duration::serde_str::opt_field")]
+    #[schemars(
+        with = "Option<super::schema::DurationText>",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub timeout: Option<Duration>,
 }
 
 /// `sql = { target = "queue_db", query = "SELECT … WHERE x = $1", params = ["{x}"] }`
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SqlAction {
     pub target: String,
@@ -593,6 +691,10 @@ pub struct SqlAction {
     #[serde(default)]
     pub params: Vec<String>,
     #[serde(default, with = "crate::duration::serde_str::opt_field")]
+    #[schemars(
+        with = "Option<super::schema::DurationText>",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub timeout: Option<Duration>,
     /// `false`: the statement runs outside a transaction, on a connection of
     /// its own that is closed afterwards (`VACUUM`, `REINDEX … CONCURRENTLY`,
@@ -621,7 +723,7 @@ fn yes() -> bool {
 /// Templates may name the command's arguments (`{lines}`), the profile's
 /// config values (`{logs.app}`, `{app.dir}`) and a config value picked by an
 /// enum argument (`{logs.<l>}` is `logs.app` when `l` is `app`).
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ProcessAction {
     pub argv: Vec<String>,
@@ -631,6 +733,10 @@ pub struct ProcessAction {
     #[serde(default)]
     pub cwd: Option<String>,
     #[serde(default, with = "crate::duration::serde_str::opt_field")]
+    #[schemars(
+        with = "Option<super::schema::DurationText>",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub timeout: Option<Duration>,
     /// Where it runs and the config values it may use: filled from the
     /// command's profile when the catalog is loaded.
@@ -714,13 +820,13 @@ impl SshHost {
 }
 
 /// Calls every listed health endpoint concurrently and classifies each component.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct HealthAction {
     pub checks: Vec<HealthCheck>,
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct HealthCheck {
     pub component: String,
@@ -728,6 +834,10 @@ pub struct HealthCheck {
     pub path: String,
     /// Slower than this counts as degraded (default 1s).
     #[serde(default, with = "crate::duration::serde_str::opt_field")]
+    #[schemars(
+        with = "Option<super::schema::DurationText>",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub slow: Option<Duration>,
 }
 
@@ -739,7 +849,7 @@ pub struct HealthCheck {
 /// preview = { what = "keys", action = { redis = { target = "queue_redis", scan = "{pattern}", limit = 10000 } } }
 /// preview = { what = "queries", items = "pid", action = { sql = { target = "queue_db", query = "SELECT pid …" } } }
 /// ```
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Preview {
     /// What is counted, plural: `keys`, `queries`, `rows`.
@@ -807,5 +917,49 @@ impl Command {
 
     pub fn arg(&self, name: &str) -> Option<&ArgSpec> {
         self.args.iter().find(|a| a.name == name)
+    }
+
+    /// The variants of the command's action, when it is one.
+    pub fn variants(&self) -> Option<&Variants> {
+        match &self.action {
+            Action::Variants(v) => Some(v),
+            _ => None,
+        }
+    }
+
+    /// The approval policy a request with `args` needs: its variant's own,
+    /// else the command's. Pure.
+    pub fn approval(&self, args: &BTreeMap<String, String>) -> Option<&ApprovePolicy> {
+        self.variants()
+            .and_then(|v| v.choice(args))
+            .and_then(|c| c.policy.as_ref())
+            .or(self.approve.as_ref())
+    }
+
+    /// Some request of the command needs an approval.
+    pub fn may_need_approval(&self) -> bool {
+        self.approve.is_some() || self.variant_policies().next().is_some()
+    }
+
+    /// Each variant with a policy of its own: (its choice, the policy).
+    pub fn variant_policies(&self) -> impl Iterator<Item = (&Choice, &ApprovePolicy)> {
+        self.variants()
+            .into_iter()
+            .flat_map(|v| v.choices.iter())
+            .filter_map(|c| c.policy.as_ref().map(|p| (c, p)))
+    }
+
+    /// How a user picks `choice`: `--emergency`, `without --emergency`,
+    /// `--k deps`, `k = deps` (a positional).
+    pub fn choice_label(&self, choice: &Choice) -> String {
+        let Some(v) = self.variants() else {
+            return choice.value.clone();
+        };
+        match self.arg(&v.by).map(|a| (&a.kind, a.flag)) {
+            Some((ArgKind::Bool, _)) if choice.value == "true" => format!("--{}", v.by),
+            Some((ArgKind::Bool, _)) => format!("without --{}", v.by),
+            Some((_, true)) => format!("--{} {}", v.by, choice.value),
+            _ => format!("{} = {}", v.by, choice.value),
+        }
     }
 }

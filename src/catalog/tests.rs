@@ -1,7 +1,7 @@
 //! Loader tests: every kind of catalog problem is reported with its line.
 
 use super::*;
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 fn roles() -> BTreeSet<String> {
     ["anyone", "oncall", "sre"]
@@ -393,5 +393,95 @@ fn previews_must_read_sit_on_an_approval_card_and_bind_what_the_action_uses() {
     assert_each_reported(
         &items_in_redis,
         &["c.toml:16: `{preview.items}` may only be an sql parameter"],
+    );
+}
+
+/// A command whose `variants` (keyed by `key`, values `a`/`b` choices) are
+/// the whole action: `choice_a` and `choice_b` go inside each choice.
+fn variant_command(args: &str, key: &str, choice_a: &str, choice_b: &str) -> String {
+    format!(
+        "{TARGET}\n[command.cap.\"rollback\"]\nsummary = \"s\"\nargs = {{ {args} }}\nrisk = \"destructive\"\nroles = [\"oncall\"]\naction = {{ variants = {{ by = \"{key}\", choices = [\n  {{ value = \"true\", {choice_a}action = {{ http = {{ method = \"POST\", target = \"api\", path = \"/r\" }} }} }},\n  {{ value = \"false\", {choice_b}action = {{ http = {{ method = \"POST\", target = \"api\", path = \"/p\" }} }} }},\n] }} }}\n"
+    )
+}
+
+const SWITCHES: &str =
+    "emergency = { kind = \"bool\", flag = true }, disable = { kind = \"list\", of = \"id\", flag = true }";
+
+#[test]
+fn a_switch_picks_a_variant_with_its_own_approval() {
+    let text = variant_command(
+        SWITCHES,
+        "emergency",
+        "args = [\"disable\"], approve = { roles = [\"sre\"], break_glass = true }, ",
+        "approve = { roles = [\"oncall\"], ttl = \"5m\" }, ",
+    );
+    let c = load(&text).unwrap();
+    let cmd = c.get("cap", "rollback").unwrap();
+    let on = BTreeMap::from([("emergency".to_string(), "true".to_string())]);
+    let emergency = cmd.approval(&on).unwrap();
+    assert_eq!(
+        (emergency.roles.clone(), emergency.break_glass),
+        (vec!["sre".to_string()], true)
+    );
+    // Left off, the switch is `false`: the planned form's own policy.
+    let planned = cmd.approval(&BTreeMap::new()).unwrap();
+    assert_eq!(
+        (planned.roles.clone(), planned.ttl.as_secs(), planned.break_glass),
+        (vec!["oncall".to_string()], 300, false)
+    );
+    assert!(cmd.approve.is_none() && cmd.may_need_approval());
+    let labels: Vec<String> = cmd
+        .variants()
+        .unwrap()
+        .choices
+        .iter()
+        .map(|ch| cmd.choice_label(ch))
+        .collect();
+    assert_eq!(labels, ["--emergency", "without --emergency"]);
+    // Each form's approvers are part of the definition an approval binds to.
+    let other = text.replace("roles = [\"oncall\"], ttl", "roles = [\"sre\"], ttl");
+    let changed = load(&other).unwrap();
+    assert_ne!(
+        cmd.definition_hash(),
+        changed.get("cap", "rollback").unwrap().definition_hash()
+    );
+}
+
+#[test]
+fn variant_approvals_and_args_are_checked() {
+    let p = problems(&variant_command(
+        "emergency = { kind = \"bool\", flag = true }, days = { kind = \"int\", flag = true, default = 3 }",
+        "emergency",
+        "args = [\"days\", \"nope\", \"emergency\"], approve = { roles = [\"cto\"], count = 0 }, ",
+        "",
+    ));
+    assert_each_reported(
+        &p,
+        &[
+            "c.toml:11: unknown role `cto` in approve.roles",
+            "c.toml:11: approve.count must be at least 1",
+            "c.toml:11: emergency = true: args: `days` always has a value",
+            "c.toml:11: emergency = true: args: `nope` is not a defined argument",
+            "c.toml:11: emergency = true: args: `emergency` picks the variant itself",
+        ],
+    );
+    // Only the command's own variants: inside a seq, one step cannot pick approvers.
+    let nested = format!(
+        "{TARGET}\n[command.cap.\"x\"]\nsummary = \"s\"\nargs = {{ k = {{ kind = \"enum\", values = [\"a\"] }} }}\nrisk = \"write\"\nroles = [\"oncall\"]\naction = {{ seq = [{{ variants = {{ by = \"k\", choices = [\n  {{ value = \"a\", approve = {{ roles = [\"sre\"] }}, action = {{ http = {{ target = \"api\", path = \"/a\" }} }} }},\n] }} }}] }}\n"
+    );
+    assert_each_reported(
+        &problems(&nested),
+        &["c.toml:11: variant `a`: approve and args of a variant apply only where the variants are the command's action"],
+    );
+    // An int cannot key variants; a switch can.
+    let p = problems(&variant_command(
+        "emergency = { kind = \"int\", flag = true }",
+        "emergency",
+        "",
+        "",
+    ));
+    assert_each_reported(
+        &p,
+        &["c.toml:10: variants are keyed by `emergency`, a int argument: only an enum or a switch"],
     );
 }

@@ -3,7 +3,7 @@
 
 use super::parse::{first_word, longest_match, unknown_command, visible, BUILTINS};
 use super::{value, Scope, UsageError};
-use crate::catalog::{ArgKind, ArgSpec, Catalog, Command};
+use crate::catalog::{ApprovePolicy, ArgKind, ArgSpec, Catalog, Command};
 use std::collections::BTreeMap;
 
 /// Help for `topic` (command words, `/` optional), or everything when absent
@@ -63,7 +63,7 @@ pub(super) fn command_lines(cmds: &[&Command]) -> String {
         .iter()
         .map(|c| {
             let mut tags = vec![c.risk.as_str().to_string()];
-            if c.approve.is_some() {
+            if c.may_need_approval() {
                 tags.push("needs approval".into());
             }
             if sorted.iter().filter(|o| o.name == c.name).count() > 1 {
@@ -103,17 +103,41 @@ fn command_details(c: &Command) -> String {
         c.risk.as_str(),
         c.roles.join(", ")
     ));
-    match &c.approve {
-        Some(p) => out.push_str(&format!(
-            "Approval: {} {} from {}, valid for {}; the requester cannot approve",
-            p.count,
-            if p.count == 1 { "approval" } else { "approvals" },
-            p.roles.join(" or "),
-            crate::duration::format(p.ttl),
-        )),
-        None => out.push_str("Approval: not needed"),
+    let own: Vec<_> = c.variant_policies().collect();
+    if own.is_empty() {
+        match &c.approve {
+            Some(p) => out.push_str(&format!(
+                "Approval: {}; the requester cannot approve",
+                policy_text(p)
+            )),
+            None => out.push_str("Approval: not needed"),
+        }
+        return out;
+    }
+    // Variants approved by their own policies: one line each.
+    out.push_str("Approval (the requester cannot approve):");
+    for choice in c.variants().map(|v| v.choices.as_slice()).unwrap_or_default() {
+        let text = match choice.policy.as_ref().or(c.approve.as_ref()) {
+            Some(p) if p.break_glass => {
+                format!("{}; --break-glass in an open rank-1 incident", policy_text(p))
+            }
+            Some(p) => policy_text(p),
+            None => "not needed".into(),
+        };
+        out.push_str(&format!("\n• {}: {text}", c.choice_label(choice)));
     }
     out
+}
+
+/// `1 approval from sre or tech-lead, valid for 15m`
+fn policy_text(p: &ApprovePolicy) -> String {
+    format!(
+        "{} {} from {}, valid for {}",
+        p.count,
+        if p.count == 1 { "approval" } else { "approvals" },
+        p.roles.join(" or "),
+        crate::duration::format(p.ttl),
+    )
 }
 
 /// `--grace — duration (30s, 5m, 1h, 1d); default 24h: keep jobs younger than this`

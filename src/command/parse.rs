@@ -111,11 +111,20 @@ fn catalog_command<'c>(
     let candidates: Vec<&Command> = visible.iter().copied().filter(|c| c.name == name).collect();
     let command = select_profile(&candidates, sys.as_deref(), scope, body)?;
     let args = parse_args(command, rest)?;
-    if break_glass && !command.approve.as_ref().is_some_and(|a| a.break_glass) {
+    variant_args(command, &args)?;
+    let approval = command.approval(&args);
+    if break_glass && !approval.is_some_and(|a| a.break_glass) {
+        // A variant names itself: `/rollback` (without --emergency) has none.
+        let form = match command.variants().and_then(|v| v.choice(&args)) {
+            Some(c) if command.variant_policies().next().is_some() => {
+                format!(" ({})", command.choice_label(c))
+            }
+            _ => String::new(),
+        };
         return Err(UsageError::new(format!(
-            "`/{}` has no break-glass: {}",
+            "`/{}`{form} has no break-glass: {}",
             command.name,
-            match &command.approve {
+            match approval {
                 Some(_) => "it always needs its approval.",
                 None => "it needs no approval anyway.",
             }
@@ -126,6 +135,39 @@ fn catalog_command<'c>(
         args,
         break_glass,
     }))
+}
+
+/// An argument that belongs to another variant than the one chosen is
+/// refused: `/rollback --disable x` without `--emergency`.
+fn variant_args(cmd: &Command, args: &BTreeMap<String, String>) -> Result<(), UsageError> {
+    let Some(v) = cmd.variants() else {
+        return Ok(());
+    };
+    let chosen = v.choice(args);
+    for other in v
+        .choices
+        .iter()
+        .filter(|c| chosen.is_none_or(|x| x.value != c.value))
+    {
+        let stray = other
+            .args
+            .iter()
+            .find(|a| args.contains_key(*a) && !chosen.is_some_and(|x| x.args.contains(a)));
+        if let Some(name) = stray {
+            let shown = match cmd.arg(name) {
+                Some(a) if a.flag => format!("--{name}"),
+                _ => name.clone(),
+            };
+            let label = cmd.choice_label(other);
+            let when = if label.starts_with("without ") {
+                label
+            } else {
+                format!("with {label}")
+            };
+            return Err(usage_error(cmd, format!("`{shown}` is only used {when}.")));
+        }
+    }
+    Ok(())
 }
 
 /// Removes `--break-glass` from the argument tokens.

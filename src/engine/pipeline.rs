@@ -318,7 +318,7 @@ impl Pipeline {
         let incident = self
             .thread_incident(&inv.origin.platform, inv.thread.as_deref())
             .await?;
-        if let Some(policy) = &cmd.approve {
+        if let Some(policy) = cmd.approval(&req.args) {
             if req.break_glass {
                 return self.break_glass(inv, actor, req, policy, entry).await;
             }

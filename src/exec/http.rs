@@ -11,7 +11,7 @@ use crate::catalog::{HttpAction, Target, TargetKind};
 use percent_encoding::{utf8_percent_encode, AsciiSet, NON_ALPHANUMERIC};
 use reqwest::header::{HeaderMap, HeaderName, HeaderValue};
 use serde_json::Value;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, Instant};
 
 /// Everything except the RFC 3986 unreserved characters `A-Z a-z 0-9 - . _ ~`.
@@ -199,7 +199,7 @@ pub(super) fn request(
         url.query_pairs_mut().extend_pairs(&query);
     }
     let body = match &a.body {
-        Some(b) => render_json(b, args)?,
+        Some(b) => render_json(b, args, &a.lists)?,
         None => None,
     };
     Ok(Planned { method, url, body })
@@ -310,24 +310,31 @@ fn render_query(a: &HttpAction, args: &BTreeMap<String, String>) -> Result<Vec<(
 }
 
 /// Substitutes placeholders inside every JSON string. A string that is exactly
-/// one placeholder of an absent argument is dropped (from its object or array).
-pub(super) fn render_json(v: &Value, args: &BTreeMap<String, String>) -> Result<Option<Value>, ExecError> {
+/// one placeholder of an absent argument is dropped (from its object or array);
+/// one that is exactly the placeholder of a list argument (of `lists`) is the
+/// array of its values.
+pub(super) fn render_json(
+    v: &Value,
+    args: &BTreeMap<String, String>,
+    lists: &BTreeSet<String>,
+) -> Result<Option<Value>, ExecError> {
     Ok(Some(match v {
-        Value::String(s) => match render_optional(s, args)? {
-            Some(r) => Value::String(r),
-            None => return Ok(None),
+        Value::String(s) => match (list_placeholder(s, lists), render_optional(s, args)?) {
+            (_, None) => return Ok(None),
+            (true, Some(r)) => Value::Array(r.split(',').map(|x| Value::String(x.into())).collect()),
+            (false, Some(r)) => Value::String(r),
         },
         Value::Array(items) => {
             let mut out = Vec::with_capacity(items.len());
             for x in items {
-                out.extend(render_json(x, args)?);
+                out.extend(render_json(x, args, lists)?);
             }
             Value::Array(out)
         }
         Value::Object(o) => {
             let mut out = serde_json::Map::new();
             for (k, x) in o {
-                if let Some(r) = render_json(x, args)? {
+                if let Some(r) = render_json(x, args, lists)? {
                     out.insert(k.clone(), r);
                 }
             }
@@ -335,6 +342,13 @@ pub(super) fn render_json(v: &Value, args: &BTreeMap<String, String>) -> Result<
         }
         other => other.clone(),
     }))
+}
+
+/// `s` is exactly `{name}` of a list argument.
+fn list_placeholder(s: &str, lists: &BTreeSet<String>) -> bool {
+    s.strip_prefix('{')
+        .and_then(|x| x.strip_suffix('}'))
+        .is_some_and(|name| lists.contains(name))
 }
 
 pub(super) fn path_and_query(u: &reqwest::Url) -> String {

@@ -7,12 +7,16 @@ use super::ExecError;
 use crate::catalog::{Action, Variants};
 use std::collections::BTreeMap;
 
-/// The action of the value `args` give the argument `v.by`.
+/// The action of the value `args` give the argument `v.by` (a switch left
+/// off is `false`).
 pub(super) fn choose<'a>(v: &'a Variants, args: &BTreeMap<String, String>) -> Result<&'a Action, ExecError> {
+    if let Some(action) = v.choose(args) {
+        return Ok(action);
+    }
     let Some(value) = args.get(&v.by) else {
         return Err(ExecError::MissingArg { name: v.by.clone() });
     };
-    v.choose(args).ok_or_else(|| ExecError::Invalid {
+    Err(ExecError::Invalid {
         target: None,
         message: format!(
             "`{}` is not one of {} for `{}`",

@@ -91,6 +91,16 @@ fn every_cap_command_parses_authorizes_and_renders() {
         ("slack:U0STRANGER", "/deploy verify"),
         ("console:dave", "/deploy test-report"),
         ("console:alice", "/deploy test-report"),
+        ("console:alice", "/rollback"),
+        ("console:alice", "/rollback --reason \"bad deploy\""),
+        (
+            "console:alice",
+            "/rollback --emergency --disable comparative-reports-v2 --reason \"P0 #41\"",
+        ),
+        ("console:alice", "/rollback --emergency --disable \"a,b;c\""),
+        ("console:alice", "/rollback --disable comparative-reports-v2"),
+        ("console:alice", "/rollback --break-glass"),
+        ("console:dave", "/rollback --emergency"),
     ];
     insta::assert_snapshot!(render_cases(&catalog, &cfg(), "cap", &cases));
 }
@@ -154,6 +164,7 @@ async fn fake_cap_without(missing: &[&str]) -> FakeApi {
             json!({"comparative-reports-v2": true}),
         ),
         ("POST", "/api/reports/test-generation", json!({"reportId": "r1"})),
+        ("POST", "/api/deployment/rollback", json!({"success": true})),
     ];
     let reports = ["weekly", "monthly"].map(|k| format!("/api/debug/{k}-performance-report"));
     let checks = [
@@ -512,4 +523,190 @@ async fn archive_reports_needs_an_sre_and_marks_only_old_unarchived_rows() {
     assert_eq!(archived(&s).await, (4, 1));
     t.cleanup().await;
     s.drop().await;
+}
+
+// ---------------------------------------------------------------- /rollback
+
+/// cap with a P0 policy (break-glass needs an open rank-1 incident) and a
+/// tech-lead besides the shared people.
+fn rollback_cfg() -> Config {
+    config_enabling(
+        r#"
+[channels.C_CAP]
+profile = "cap"
+
+[people.tina]
+console = "tina"
+roles = ["tech-lead"]
+
+[rotations.primary]
+members = ["alice", "bob"]
+length = "1w"
+handoff = "mon 09:00"
+tz = "UTC"
+
+[policies.cap]
+scale = ["P0", "P1"]
+channel = ["slack:C_INC"]
+
+[policies.cap.P0]
+ack = "5m"
+steps = [{ after = "0s", to = ["rotation:primary"], stop = "ack" }]
+
+[policies.cap.P1]
+ack = "15m"
+steps = [{ after = "0s", to = ["rotation:primary"], stop = "ack" }]
+"#,
+        "cap",
+    )
+}
+
+async fn rollback_pipeline() -> (TestStore, FakeApi, Pipeline) {
+    let t = TestStore::sqlite().await;
+    let api = fake_cap().await;
+    let c = catalog(&api.url, "postgres://127.0.0.1:1/cap");
+    let p = pipeline_for(&rollback_cfg(), c, t.store.clone(), clock());
+    (t, api, p)
+}
+
+/// What a rollback sends: the POST with `body`, then the rollout status.
+fn rollback_sent(body: Value) -> Vec<Received> {
+    vec![
+        Received {
+            method: "POST".into(),
+            uri: "/api/deployment/rollback".into(),
+            body: Some(body),
+        },
+        Received {
+            method: "GET".into(),
+            uri: "/api/deployment/rollout-status".into(),
+            body: None,
+        },
+    ]
+}
+
+/// Opens an approval for `text` as alice (oncall) and answers its id.
+async fn rollback_requested(p: &Pipeline, text: &str, needs: &str) -> i64 {
+    let r = say_in(p, "C_CAP", "console:alice", text).await;
+    assert_eq!(r.outcome, Outcome::ApprovalRequested, "{}", r.text);
+    assert!(r.text.contains(needs), "{needs:?} in {}", r.text);
+    r.approval.expect("approval id")
+}
+
+/// RB-2 then RB-1: the same words, each form approved by its own roles
+/// (runbooks.md §1), the wrong role refused and nothing sent before the
+/// approval; the emergency body carries the features as a JSON array.
+#[tokio::test]
+async fn rollback_forms_are_approved_by_their_own_roles() {
+    let (t, api, p) = rollback_pipeline().await;
+    let r = say_in(&p, "C_CAP", "console:dave", "/rollback").await;
+    assert_eq!(
+        r.outcome,
+        Outcome::NotPermitted,
+        "support is not oncall: {}",
+        r.text
+    );
+
+    let id = rollback_requested(&p, "/rollback --reason \"bad deploy\"", "sre or tech-lead").await;
+    let r = say_in(&p, "C_CAP", "console:carol", &format!("/approve a{id}")).await;
+    assert_eq!(
+        r.outcome,
+        Outcome::NotPermitted,
+        "eng-manager approves only the emergency form: {}",
+        r.text
+    );
+    assert!(api.take().is_empty(), "nothing ran before the approval");
+    let r = say_in(&p, "C_CAP", "console:tina", &format!("/approve a{id}")).await;
+    assert_eq!(r.outcome, Outcome::Done, "{}", r.text);
+    assert!(r.text.contains("\nrolled back · phase now 10%\n"), "{}", r.text);
+    assert_eq!(
+        api.take(),
+        rollback_sent(json!({"reason": "bad deploy", "emergencyRollback": false}))
+    );
+
+    let text = "/rollback --emergency --disable comparative-reports-v2,report-cache --reason \"P0 #41\"";
+    let id = rollback_requested(&p, text, "eng-manager or sre").await;
+    let r = say_in(&p, "C_CAP", "console:tina", &format!("/approve a{id}")).await;
+    assert_eq!(
+        r.outcome,
+        Outcome::NotPermitted,
+        "tech-lead approves only the planned form: {}",
+        r.text
+    );
+    let r = say_in(&p, "C_CAP", "console:alice", &format!("/approve a{id}")).await;
+    assert_eq!(r.outcome, Outcome::NotPermitted, "the requester: {}", r.text);
+    assert!(api.take().is_empty(), "nothing ran before the approval");
+    let r = say_in(&p, "C_CAP", "console:carol", &format!("/approve a{id}")).await;
+    assert_eq!(r.outcome, Outcome::Done, "{}", r.text);
+    let body = json!({
+        "reason": "P0 #41",
+        "emergencyRollback": true,
+        "disableFeatures": ["comparative-reports-v2", "report-cache"]
+    });
+    assert_eq!(api.take(), rollback_sent(body));
+
+    let r = say_in(&p, "C_CAP", "console:alice", "/rollback --disable report-cache").await;
+    assert_eq!(r.outcome, Outcome::Usage, "{}", r.text);
+    assert!(
+        r.text.starts_with("`--disable` is only used with --emergency."),
+        "{}",
+        r.text
+    );
+    t.cleanup().await;
+}
+
+/// Only the emergency form breaks glass, and only in an open P0 of cap;
+/// `/help` shows both forms' approvers (the listings: `cli.rs`).
+#[tokio::test]
+async fn only_the_emergency_rollback_breaks_glass_and_help_shows_both_forms() {
+    let (t, api, p) = rollback_pipeline().await;
+    let r = say_in(&p, "C_CAP", "console:alice", "/rollback --break-glass").await;
+    assert_eq!(r.outcome, Outcome::Usage, "{}", r.text);
+    assert!(
+        r.text
+            .contains("`/rollback` (without --emergency) has no break-glass"),
+        "{}",
+        r.text
+    );
+    let r = say_in(
+        &p,
+        "C_CAP",
+        "console:alice",
+        "/rollback --emergency --break-glass",
+    )
+    .await;
+    assert_eq!(r.outcome, Outcome::NotPermitted, "{}", r.text);
+    assert!(r.text.contains("needs an open P0 incident of cap"), "{}", r.text);
+    assert!(api.take().is_empty());
+    let r = say_in(
+        &p,
+        "C_CAP",
+        "console:alice",
+        "/incident declare P0 error rate 17 %",
+    )
+    .await;
+    assert_eq!(r.outcome, Outcome::Done, "{}", r.text);
+    let r = say_in(
+        &p,
+        "C_CAP",
+        "console:alice",
+        "/rollback --emergency --reason \"P0\" --break-glass",
+    )
+    .await;
+    assert_eq!(r.outcome, Outcome::Done, "{}", r.text);
+    assert_eq!(
+        api.take(),
+        rollback_sent(json!({"reason": "P0", "emergencyRollback": true}))
+    );
+    let r = say_in(&p, "C_CAP", "console:alice", "/help rollback").await;
+    assert!(
+        r.text.contains(
+            "Approval (the requester cannot approve):\n\
+             • --emergency: 1 approval from eng-manager or sre, valid for 15m; --break-glass in an open rank-1 incident\n\
+             • without --emergency: 1 approval from sre or tech-lead, valid for 15m"
+        ),
+        "{}",
+        r.text
+    );
+    t.cleanup().await;
 }

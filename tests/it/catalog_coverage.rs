@@ -8,7 +8,7 @@
 //! rows are built-in commands, not catalog entries.
 
 use crate::support::{config, shipped_catalog};
-use opsbot::catalog::Catalog;
+use opsbot::catalog::{ArgKind, Catalog};
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
 
@@ -218,6 +218,10 @@ const BUILT: &[(&str, &str)] = &[
     ("scrape", "SEC-1"),
     ("scrape", "SEC-2"),
     ("cap", "DEP-3"),
+    ("cap", "RB-1"),
+    ("cap", "RB-2"),
+    ("scrape", "OPS-43"),
+    ("chat", "SEC-7"),
 ];
 
 /// Rows of a tracked profile that the executors cannot express yet: (profile, ID, what is missing).
@@ -230,17 +234,12 @@ const NOT_YET: &[(&str, &str, &str)] = &[
     (
         "chat",
         "DR-5",
-        "guided manual steps, each confirmed in the thread (the seed has no commands; a seq runs actions, not confirmations)",
-    ),
-    (
-        "chat",
-        "SEC-7",
-        "the seed names no command for extra logging",
+        "guided manual steps, each confirmed in the thread: seed 002 has no command to promote the standby or to update the connection strings, and a seq runs actions, it cannot wait for a person's confirmation (its ends exist: /ops restart app, OPS-26; /db ping, D-1)",
     ),
     (
         "chat",
         "SEC-11",
-        "seed 002 names no API or table for accounts: the profile needs the app's endpoint first",
+        "seed 002 names no API or table for accounts and runbooks.md §1 none either (\"profile must define an http/sql target\"): a disable endpoint or statement would be invented",
     ),
     (
         "cap",
@@ -254,23 +253,8 @@ const NOT_YET: &[(&str, &str, &str)] = &[
     ),
     (
         "cap",
-        "RB-1",
-        "break-glass (the seq of rollback, then rollout-status, can be written)",
-    ),
-    (
-        "cap",
-        "RB-2",
-        "shares the words /rollback with RB-1 but needs other approvers (sre/tech-lead against eng-manager/sre): one command has one approval policy",
-    ),
-    (
-        "cap",
         "BK-5",
         "a preview of `find -print` on the host with {backup.dir} (a preview reads redis, sql or http only)",
-    ),
-    (
-        "scrape",
-        "OPS-43",
-        "seed 001 names no status-page command",
     ),
     (
         "scrape",
@@ -361,6 +345,9 @@ struct Row {
     profile: String,
     /// Chat words of each syntax in the row (`queue stats`); OPS-30 has two.
     names: Vec<String>,
+    /// Switches each syntax always gives (`--emergency` of RB-1): they pick
+    /// the variant of a command whose variants have their own approvers.
+    switches: Vec<Vec<String>>,
     /// `None` when the cell is not a single risk (`stop destructive, start write`).
     risk: Option<String>,
     roles: BTreeSet<String>,
@@ -451,14 +438,27 @@ fn command_words(syntax: &str) -> String {
         .join(" ")
 }
 
-/// The backticked `/…` spans of a syntax cell.
+/// The backticked `/…` spans of a syntax cell, as chat words.
 fn syntaxes(cell: &str) -> Vec<String> {
-    cell.split('`')
-        .skip(1)
-        .step_by(2)
-        .filter(|s| s.starts_with('/'))
-        .map(command_words)
-        .collect()
+    spans(cell).map(command_words).collect()
+}
+
+fn spans(cell: &str) -> impl Iterator<Item = &str> {
+    cell.split('`').skip(1).step_by(2).filter(|s| s.starts_with('/'))
+}
+
+/// `/rollback --emergency [--disable <x>]` → `["emergency"]`: the flags
+/// outside brackets.
+fn required_flags(syntax: &str) -> Vec<String> {
+    let mut depth = 0i32;
+    let mut out = Vec::new();
+    for w in syntax.split_whitespace() {
+        if depth == 0 && w.starts_with("--") {
+            out.push(w.trim_start_matches('-').to_string());
+        }
+        depth += w.matches('[').count() as i32 - w.matches(']').count() as i32;
+    }
+    out
 }
 
 fn role_names(s: &str) -> BTreeSet<String> {
@@ -539,6 +539,7 @@ fn parse_section_1(text: &str) -> Vec<Row> {
                 id: c[0].clone(),
                 profile: profile.to_string(),
                 names: syntaxes(&c[syntax]),
+                switches: spans(&c[syntax]).map(required_flags).collect(),
                 risk: single.then(|| risk_cell.clone()),
                 roles: roles.clone(),
                 approvers: approvers.clone(),
@@ -568,6 +569,11 @@ fn the_parser_reads_the_shapes_used_in_section_1() {
         syntaxes("`/ops stop <s:{backend,frontend}>` / `/ops start <s>`"),
         ["ops stop", "ops start"]
     );
+    assert_eq!(
+        required_flags("/rollback --emergency [--disable <list<feature>>] [--reason <text>]"),
+        ["emergency"]
+    );
+    assert!(required_flags("/rollback [--reason <text>]").is_empty());
     let (roles, approvers) = role_and_approval("dba or sre · 2P sre/eng-mgr · BG");
     assert_eq!(roles, role_names("dba sre"));
     assert_eq!(approvers, Some(role_names("sre eng-manager")));
@@ -607,11 +613,18 @@ fn every_built_row_is_in_the_catalog_as_section_1_proposes() {
             problems.push(format!("{profile} {id}: no such row in runbooks.md §1"));
             continue;
         };
-        for name in &row.names {
+        for (name, switches) in row.names.iter().zip(&row.switches) {
             let Some(cmd) = catalog.get(profile, name) else {
                 problems.push(format!("{profile} {id}: `/{name}` is not in the catalog"));
                 continue;
             };
+            // The row's form: its switches on, every other one off.
+            let form: BTreeMap<String, String> = switches
+                .iter()
+                .filter(|f| cmd.arg(f).is_some_and(|a| matches!(a.kind, ArgKind::Bool)))
+                .map(|f| (f.clone(), "true".to_string()))
+                .collect();
+            let approval = cmd.approval(&form);
             let word = name.rsplit(' ').next().unwrap_or_default();
             let want = match row.split.get(word) {
                 Some(p) => p.clone(),
@@ -632,10 +645,7 @@ fn every_built_row_is_in_the_catalog_as_section_1_proposes() {
             if roles != want.roles {
                 problems.push(format!("{profile} {id}: roles {roles:?} (§1: {:?})", want.roles));
             }
-            let approvers = cmd
-                .approve
-                .as_ref()
-                .map(|a| a.roles.iter().cloned().collect::<BTreeSet<_>>());
+            let approvers = approval.map(|a| a.roles.iter().cloned().collect::<BTreeSet<_>>());
             if approvers != want.approvers {
                 problems.push(format!(
                     "{profile} {id}: approval {approvers:?} (§1: {:?})",
@@ -649,14 +659,14 @@ fn every_built_row_is_in_the_catalog_as_section_1_proposes() {
                     "{profile} {id}: §1 shows a preview on the card; the command has none"
                 ));
             }
-            let bg = cmd.approve.as_ref().is_some_and(|a| a.break_glass);
+            let bg = approval.is_some_and(|a| a.break_glass);
             if bg != row.break_glass {
                 problems.push(format!(
                     "{profile} {id}: break-glass {bg} (§1: {})",
                     row.break_glass
                 ));
             }
-            if let Some(a) = &cmd.approve {
+            if let Some(a) = approval {
                 if (a.count, a.ttl.as_secs()) != (1, 900) {
                     problems.push(format!("{profile} {id}: approval is not one person within 15m"));
                 }

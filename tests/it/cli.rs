@@ -376,6 +376,30 @@ fn commands_json_lists_the_catalog() {
             (Some("queue"), Some(kind))
         );
     }
+    // One command, two forms, each with its own approvers (RB-1, RB-2).
+    let rollback = list.iter().find(|c| c["name"] == "rollback").expect("rollback");
+    assert_eq!(rollback["approval"], serde_json::Value::Null);
+    assert_eq!(
+        rollback["variants"],
+        serde_json::json!({"by": "emergency", "forms": [
+            {"form": "--emergency", "value": "true", "only_args": ["disable"],
+             "approval": {"roles": ["eng-manager", "sre"], "count": 1, "ttl_secs": 900, "break_glass": true}},
+            {"form": "without --emergency", "value": "false", "only_args": [],
+             "approval": {"roles": ["sre", "tech-lead"], "count": 1, "ttl_secs": 900}},
+        ]})
+    );
+    let o = sb.opsbot(&["commands"]);
+    let line = stdout(&o)
+        .lines()
+        .find(|l| l.contains("/rollback"))
+        .unwrap_or_default()
+        .to_string();
+    assert!(
+        line.ends_with(
+            "· --emergency: approval eng-manager/sre · without --emergency: approval sre/tech-lead"
+        ),
+        "{line}"
+    );
 }
 
 fn free_port() -> u16 {

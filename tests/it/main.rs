@@ -16,6 +16,7 @@ mod catalog_maintenance;
 mod catalog_pdf;
 mod catalog_proc;
 mod catalog_queue;
+mod catalog_schema;
 mod catalog_scrape;
 mod catalog_secrets;
 mod catalog_seq;

@@ -915,9 +915,9 @@ pub fn parse_authorize_render(
         Err(e) => return format!("usage error: {}", e.message.escape_debug()),
     };
     let cmd = req.command;
+    // A variant's own policy, else the command's.
     let approval = cmd
-        .approve
-        .as_ref()
+        .approval(&req.args)
         .map(|a| format!(", approval {}", a.roles.join("/")))
         .unwrap_or_default();
     let head = format!(
