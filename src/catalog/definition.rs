@@ -81,8 +81,14 @@ fn preview_json(p: &Preview) -> Value {
         count,
         show,
         samples,
+        columns,
     } = p;
-    json!({ "what": what, "action": action_json(action), "items": items, "count": count, "show": show, "samples": samples })
+    let mut v = json!({ "what": what, "action": action_json(action), "items": items, "count": count, "show": show, "samples": samples });
+    // Only when named, so the hashes of the previews written before columns existed stay.
+    if !columns.is_empty() {
+        v["columns"] = json!(columns);
+    }
+    v
 }
 
 fn arg(a: &ArgSpec) -> Value {
@@ -376,6 +382,7 @@ reply = "done"
             ("count", |p| p.count = Some("n".into())),
             ("show", |p| p.show = vec!["state".into()]),
             ("samples", |p| p.samples = 3),
+            ("columns", |p| p.columns = vec!["path".into()]),
         ];
         for (what, change) in changes {
             let mut c = with.clone();

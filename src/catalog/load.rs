@@ -410,9 +410,12 @@ impl Builder {
             );
             self.problem(&action_loc.file, action_loc.line, msg);
         }
-        let preview = raw
+        let mut preview = raw
             .preview
             .map(|p| (at(line_of(text, p.span().start)), p.into_inner()));
+        for p in preview.iter_mut().flat_map(|(_, p)| p.action.processes_mut()) {
+            p.place = place.clone();
+        }
         if let Some((ploc, p)) = &preview {
             let checks = ActionChecks {
                 text,
@@ -998,15 +1001,71 @@ fn preview_problems(p: &Preview) -> Vec<String> {
                 out.push(format!("must be read-only: http {} is not GET", h.method));
             }
         }
+        Action::Process(proc) => {
+            out.extend(super::read_only::problems(proc));
+            out.extend(line_column_problems(p));
+        }
         _ => out.push(format!(
-            "must be a redis, sql or http read, not a {shown_kind} action"
+            "must be a redis, sql or http read or a read-only process, not a {shown_kind} action"
         )),
+    }
+    if !p.columns.is_empty() && !matches!(p.action, Action::Process(_)) {
+        out.push("columns name the fields of a process preview's lines (leave them out)".into());
     }
     if p.what.trim().is_empty() {
         out.push("what is empty: name what is counted (keys, queries, rows)".into());
     }
     if p.samples > 20 {
         out.push(format!("samples = {} (at most 20 fit a card)", p.samples));
+    }
+    out
+}
+
+/// A process preview's `items`, `count` and `show` name its line columns.
+fn line_column_problems(p: &Preview) -> Vec<String> {
+    let columns = p.line_columns();
+    let mut out = Vec::new();
+    let named = p.items.iter().chain(&p.count).chain(&p.show);
+    for name in named.filter(|n| !columns.contains(&n.as_str())) {
+        out.push(format!(
+            "`{name}` is not a column of the preview's lines (columns: {})",
+            columns.join(", ")
+        ));
+    }
+    let mut seen = BTreeSet::new();
+    for c in &p.columns {
+        if !seen.insert(c) {
+            out.push(format!("column `{c}` is named twice"));
+        }
+    }
+    out
+}
+
+/// `{preview.items}` in a process action: a whole argv element after the
+/// program (one element per item) or a whole env value (one item per
+/// line); never part of one, nor the program, nor the working directory.
+fn process_item_problems(p: &ProcessAction) -> Vec<String> {
+    let names_items = |t: &str| template::placeholders(t).contains(&crate::preview::ITEMS);
+    let whole = |t: &str| template::sole_placeholder(t) == Some(crate::preview::ITEMS);
+    let mut out = Vec::new();
+    for (i, el) in p.argv.iter().enumerate().filter(|(_, el)| names_items(el)) {
+        if i == 0 {
+            out.push("`{preview.items}` cannot be the program (argv[0])".to_string());
+        } else if !whole(el) {
+            out.push(format!(
+                "argv element `{el}`: `{{preview.items}}` must be a whole element (it becomes one element per item)"
+            ));
+        }
+    }
+    for (k, v) in p.env.iter().filter(|(_, v)| names_items(v) && !whole(v)) {
+        out.push(format!(
+            "env `{k}` = `{v}`: `{{preview.items}}` must be the whole value (the items, one per line)"
+        ));
+    }
+    if p.cwd.as_deref().is_some_and(names_items) {
+        out.push(
+            "cwd may not name `{preview.items}`: a working directory comes from config values only".into(),
+        );
     }
     out
 }
@@ -1020,8 +1079,9 @@ fn free_text(kind: &ArgKind) -> bool {
     }
 }
 
-/// `{preview.items}` only as an sql parameter of a command whose preview
-/// binds items; a `delete_matching` needs a preview scanning the same pattern.
+/// `{preview.items}` only as an sql parameter or in a process (see
+/// [`process_item_problems`]) of a command whose preview binds items; a
+/// `delete_matching` needs a preview scanning the same pattern.
 fn preview_use_problems(action: &Action, preview: Option<&Preview>) -> Vec<String> {
     let mut out = Vec::new();
     let binds_items = preview
@@ -1031,16 +1091,19 @@ fn preview_use_problems(action: &Action, preview: Option<&Preview>) -> Vec<Strin
             .any(|t| template::placeholders(t).contains(&crate::preview::ITEMS))
     };
     match action {
-        Action::Sql(_) => {
+        Action::Sql(_) | Action::Process(_) => {
             if uses_items(action.templates()) && !binds_items {
                 out.push("`{preview.items}` needs a preview with items = \"<column>\"".into());
+            }
+            if let Action::Process(p) = action {
+                out.extend(process_item_problems(p));
             }
         }
         Action::Seq(_) => {}
         other => {
             if uses_items(other.templates()) {
                 out.push(format!(
-                    "`{{preview.items}}` may only be an sql parameter, not part of a {} action",
+                    "`{{preview.items}}` may only be an sql parameter or a process argv element or env value, not part of a {} action",
                     other.kind()
                 ));
             }

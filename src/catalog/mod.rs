@@ -4,6 +4,7 @@
 mod definition;
 mod load;
 mod model;
+mod read_only;
 
 pub use load::{
     by_profile, holds_secret, host_env_var, line_of, load_dir, load_sources, load_str, process_ref,
@@ -11,6 +12,7 @@ pub use load::{
     RUN_VALUES, TARGET_PARTS,
 };
 pub use model::*;
+pub use read_only::READ_ONLY_PROGRAMS;
 
 #[cfg(test)]
 mod tests;

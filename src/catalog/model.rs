@@ -738,7 +738,12 @@ pub struct HealthCheck {
 /// ```toml
 /// preview = { what = "keys", action = { redis = { target = "queue_redis", scan = "{pattern}", limit = 10000 } } }
 /// preview = { what = "queries", items = "pid", action = { sql = { target = "queue_db", query = "SELECT pid …" } } }
+/// preview = { what = "files", items = "line", action = { process = { argv = ["find", "{logs.dir}", "-print"] } } }
 /// ```
+///
+/// A process preview runs a read-only program (see `catalog::load`); each
+/// non-empty line of its stdout is a row, split on tabs into `columns`
+/// (one column `line` when none are named), read as an sql preview's rows.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Preview {
@@ -761,6 +766,24 @@ pub struct Preview {
     /// How many samples the card shows (5 when absent).
     #[serde(default = "five")]
     pub samples: usize,
+    /// A process preview: the names of the tab-separated fields of each
+    /// output line (`["time", "size", "path"]`); empty: one column `line`.
+    #[serde(default)]
+    pub columns: Vec<String>,
+}
+
+/// The column of a process preview's line when it names no columns.
+pub const LINE_COLUMN: &str = "line";
+
+impl Preview {
+    /// The columns of a process preview's output lines.
+    pub fn line_columns(&self) -> Vec<&str> {
+        if self.columns.is_empty() {
+            vec![LINE_COLUMN]
+        } else {
+            self.columns.iter().map(String::as_str).collect()
+        }
+    }
 }
 
 fn five() -> usize {

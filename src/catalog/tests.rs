@@ -395,3 +395,85 @@ fn previews_must_read_sit_on_an_approval_card_and_bind_what_the_action_uses() {
         &["c.toml:16: `{preview.items}` may only be an sql parameter"],
     );
 }
+
+/// [`guarded`] with a profile `p` holding the config value `logs.dir`.
+fn guarded_process(body: &str) -> String {
+    format!("[profile.p]\nvalues.logs.dir = \"/l\"\n\n{}", guarded(body))
+}
+
+#[test]
+fn a_process_preview_reads_and_its_items_are_whole_argv_elements_or_env_values() {
+    let c = load(&guarded_process(
+        "preview = { what = \"files\", items = \"line\", action = { process = { argv = [\"find\", \"{logs.dir}\", \"-print\"] } } }\n\
+         action = { process = { argv = [\"find\", \"{preview.items}\", \"-delete\"], env = { ITEMS = \"{preview.items}\" } } }\n",
+    ))
+    .unwrap();
+    let p = c.get("p", "x").unwrap().preview.as_ref().unwrap();
+    let Action::Process(proc) = &p.action else {
+        panic!("a process preview")
+    };
+    assert_eq!(
+        proc.place.values["logs.dir"], "/l",
+        "the preview runs where the action does"
+    );
+    let body = |preview: &str, action: &str| {
+        problems(&guarded_process(&format!(
+            "preview = {preview}\naction = {{ process = {{ argv = {action} }} }}\n"
+        )))
+    };
+    let find = |extra: &str| {
+        format!("{{ what = \"files\", items = \"line\", action = {{ process = {{ argv = [\"find\", \"{{logs.dir}}\"{extra}] }} }} }}")
+    };
+    let fine = "[\"rm\", \"{preview.items}\"]";
+    assert_each_reported(
+        &body(&find(", \"-delete\""), fine),
+        &["c.toml:17: preview: must be read-only: find -delete"],
+    );
+    assert_each_reported(
+        &body(&find(", \"-exec\", \"rm\", \";\""), fine),
+        &["c.toml:17: preview: must be read-only: find -exec"],
+    );
+    assert_each_reported(
+        &body(
+            "{ what = \"files\", items = \"line\", action = { process = { argv = [\"rm\", \"-v\", \"{logs.dir}\"] } } }",
+            fine,
+        ),
+        &["c.toml:17: preview: must be read-only: `rm` is not one of the programs"],
+    );
+    assert_each_reported(
+        &body(
+            "{ what = \"ops\", items = \"opid\", columns = [\"opid\"], action = { process = { argv = [\"mongosh\", \"--nodb\", \"--quiet\", \"--eval\", \"db.c.deleteMany({})\"] } } }",
+            fine,
+        ),
+        &["c.toml:17: preview: must be read-only: the mongosh script calls deleteMany()"],
+    );
+    assert_each_reported(
+        &body(&find("").replace("\"line\"", "\"path\""), fine),
+        &["c.toml:17: preview: `path` is not a column of the preview's lines (columns: line)"],
+    );
+    assert_each_reported(
+        &body(&find(""), "[\"rm\", \"--file={preview.items}\"]"),
+        &["c.toml:18: argv element `--file={preview.items}`: `{preview.items}` must be a whole element"],
+    );
+    assert_each_reported(
+        &body(&find(""), "[\"{preview.items}\"]"),
+        &["c.toml:18: `{preview.items}` cannot be the program"],
+    );
+    assert_each_reported(
+        &body(&find("").replace("items = \"line\", ", ""), fine),
+        &["c.toml:18: `{preview.items}` needs a preview with items"],
+    );
+    let cwd = problems(&guarded_process(&format!(
+        "preview = {}\naction = {{ process = {{ argv = [\"rm\", \"x\"], cwd = \"{{preview.items}}\" }} }}\n",
+        find("")
+    )));
+    assert_each_reported(&cwd, &["c.toml:18: cwd may not name `{preview.items}`"]);
+    let columns_on_sql = problems(&guarded(
+        "preview = { what = \"rows\", columns = [\"a\"], action = { sql = { target = \"d\", query = \"SELECT 1\" } } }\n\
+         action = { sql = { target = \"d\", query = \"SELECT 1\" } }\n",
+    ));
+    assert_each_reported(
+        &columns_on_sql,
+        &["c.toml:14: preview: columns name the fields of a process preview's lines"],
+    );
+}

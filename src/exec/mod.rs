@@ -36,7 +36,7 @@ mod summarize;
 mod variants;
 
 pub use output::{one_line, truncate, Redactor, REDACTED};
-pub use preview::from_fields as preview_from_fields;
+pub use preview::{from_fields as preview_from_fields, line_rows as preview_line_rows, Bound};
 pub use process::{remote_command, shell_quote, ssh_argv};
 pub use redis::Planned as RedisPlan;
 pub use render::{render, Rendered};
