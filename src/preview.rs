@@ -39,6 +39,8 @@ pub struct Previewed {
 pub const ITEMS: &str = "preview.items";
 /// The template value of the previewed count.
 pub const COUNT: &str = "preview.count";
+/// The template value of one previewed item, inside an `each` action.
+pub const ITEM: &str = "preview.item";
 /// The previewed items as a JSON array of strings, for a process action:
 /// its argv element `{preview.items}` becomes one element per item, its env
 /// value `{preview.items}` the items one per line. Not a placeholder name (it
@@ -103,6 +105,13 @@ impl Previewed {
         out.items = Some(items);
         out
     }
+}
+
+/// The previewed items handed to a run (the [`ITEM_LIST`] value of `args`),
+/// if any; `Err` with the reason when that value does not read as a list.
+pub fn item_list(args: &BTreeMap<String, String>) -> Option<Result<Vec<String>, String>> {
+    let list = args.get(ITEM_LIST)?;
+    Some(serde_json::from_str(list).map_err(|e| format!("the previewed items do not read as a list: {e}")))
 }
 
 /// `{"a","b\"c"}`: a Postgres array literal with every element quoted (so a

@@ -423,6 +423,7 @@ impl Builder {
                 guarded: false,
                 preview: None,
                 place: &place,
+                in_each: false,
             };
             self.check_action(&checks, ploc, &p.action, "preview: ");
             let mut found = preview_problems(p);
@@ -442,6 +443,7 @@ impl Builder {
             guarded,
             place: &place,
             preview: preview.as_ref(),
+            in_each: false,
         };
         self.check_action(&checks, &action_loc, &action, "");
         if let Some(reply) = &raw.reply {
@@ -645,6 +647,25 @@ impl Builder {
             }
             return;
         }
+        if let Action::Each(step) = action {
+            let binds = c.preview.is_some_and(|p| {
+                p.items.is_some() || matches!(&p.action, Action::Redis(r) if r.scan.is_some())
+            });
+            if !binds {
+                let msg = format!(
+                    "{prefix}each runs once per previewed item: the command needs a preview with items"
+                );
+                self.problem(&loc.file, loc.line, msg);
+            }
+            if c.in_each {
+                let msg = format!("{prefix}each inside each: an item is one value");
+                self.problem(&loc.file, loc.line, msg);
+            }
+            let inner = ActionChecks { in_each: true, ..*c };
+            let step_loc = at_offset(loc, c.text, step.offset);
+            self.check_action(&inner, &step_loc, &step.action, &format!("{prefix}each: "));
+            return;
+        }
         if let Action::Summarize(sum) = action {
             for message in summarize_problems(sum) {
                 self.problem(&loc.file, loc.line, format!("{prefix}summarize: {message}"));
@@ -694,6 +715,12 @@ impl Builder {
         if let Action::Sql(q) = action {
             found.extend(sql_identifier_problems(q, c.args));
         }
+        let names_item = |t: &&str| template::placeholders(t).contains(&crate::preview::ITEM);
+        if !c.in_each && action.templates().iter().any(names_item) {
+            found.push(
+                "`{preview.item}` is one previewed item: it may appear only inside an each action".into(),
+            );
+        }
         found.extend(action_shape_problems(action));
         found.extend(redis_command_problems(action, c.guarded));
         found.extend(preview_use_problems(action, c.preview));
@@ -716,6 +743,7 @@ fn at_offset(loc: &Location, text: &str, offset: usize) -> Location {
 }
 
 /// What checking one command's action needs besides the action.
+#[derive(Clone, Copy)]
 struct ActionChecks<'a> {
     /// The file's text, for the lines of seq steps.
     text: &'a str,
@@ -726,6 +754,8 @@ struct ActionChecks<'a> {
     place: &'a Placement,
     /// The command's preview: its `{preview.*}` values may appear.
     preview: Option<&'a Preview>,
+    /// Inside an `each`: `{preview.item}` may appear.
+    in_each: bool,
 }
 
 /// `logs.app` for `{ logs = { app = "…" } }`; keys of non-string leaves go to `bad`.
@@ -1011,6 +1041,10 @@ fn preview_problems(p: &Preview) -> Vec<String> {
     }
     if !p.columns.is_empty() && !matches!(p.action, Action::Process(_)) {
         out.push("columns name the fields of a process preview's lines (leave them out)".into());
+    }
+    let filters_items = matches!(p.action, Action::Http(_)) && p.items.is_some();
+    if !p.only.is_empty() && !filters_items {
+        out.push("only filters the items array of an http preview (with items = \"<path>\")".into());
     }
     if p.what.trim().is_empty() {
         out.push("what is empty: name what is counted (keys, queries, rows)".into());

@@ -207,6 +207,10 @@ pub enum Action {
     /// Another action, whose output the bot summarizes (counts, filters,
     /// averages, advice): `summarize = { of = { process = … }, lines = { matching = "…" } }`.
     Summarize(Summarize),
+    /// Another action run once per previewed item, `{preview.item}` being
+    /// that item: `each = { http = { method = "PUT", path = "/jobs/{preview.item}/stop", … } }`.
+    /// Every item is tried; the result lists each one's.
+    Each(Box<Step>),
 }
 
 /// A summary computed by the bot over the output of `of` (pure: see
@@ -390,6 +394,7 @@ impl Action {
             Action::Internal(_) => "internal",
             Action::Variants(_) => "variants",
             Action::Summarize(_) => "summarize",
+            Action::Each(_) => "each",
         }
     }
 
@@ -400,6 +405,7 @@ impl Action {
             Action::Seq(steps) => steps.iter().flat_map(|s| s.action.leaves()).collect(),
             Action::Variants(v) => v.choices.iter().flat_map(|c| c.action.action.leaves()).collect(),
             Action::Summarize(s) => s.of.action.leaves(),
+            Action::Each(s) => s.action.leaves(),
             other => vec![other],
         }
     }
@@ -416,6 +422,7 @@ impl Action {
                 .flat_map(|c| c.action.action.processes_mut())
                 .collect(),
             Action::Summarize(s) => s.of.action.processes_mut(),
+            Action::Each(s) => s.action.processes_mut(),
             _ => vec![],
         }
     }
@@ -439,6 +446,7 @@ impl Action {
                 .flat_map(|c| c.action.action.process_targets())
                 .collect(),
             Action::Summarize(s) => s.of.action.process_targets(),
+            Action::Each(s) => s.action.process_targets(),
             _ => vec![],
         }
     }
@@ -455,6 +463,7 @@ impl Action {
                 .max()
                 .unwrap_or(0),
             Action::Summarize(s) => s.of.action.depth(),
+            Action::Each(s) => s.action.depth(),
             _ => 0,
         }
     }
@@ -469,6 +478,7 @@ impl Action {
                 .flat_map(|c| c.action.action.templates())
                 .collect(),
             Action::Summarize(s) => s.of.action.templates(),
+            Action::Each(s) => s.action.templates(),
             Action::Http(h) => {
                 let mut v: Vec<&str> = vec![h.path.as_str()];
                 v.extend(h.query.values().map(String::as_str));
@@ -504,6 +514,7 @@ impl Action {
             Action::Seq(steps) => steps.iter().flat_map(|s| s.action.targets()).collect(),
             Action::Variants(v) => v.choices.iter().flat_map(|c| c.action.action.targets()).collect(),
             Action::Summarize(s) => s.of.action.targets(),
+            Action::Each(s) => s.action.targets(),
             Action::Http(h) => vec![(h.target.as_str(), TargetKind::Http)],
             Action::Redis(r) => vec![(r.target.as_str(), TargetKind::Redis)],
             Action::Sql(s) => vec![(s.target.as_str(), TargetKind::Sql)],
@@ -766,6 +777,10 @@ pub struct Preview {
     /// How many samples the card shows (5 when absent).
     #[serde(default = "five")]
     pub samples: usize,
+    /// An http preview's items: only the array's elements whose field is
+    /// one of the values (`only = { state = ["running", "queued"] }`).
+    #[serde(default)]
+    pub only: BTreeMap<String, Vec<String>>,
     /// A process preview: the names of the tab-separated fields of each
     /// output line (`["time", "size", "path"]`); empty: one column `line`.
     #[serde(default)]

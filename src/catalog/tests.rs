@@ -477,3 +477,36 @@ fn a_process_preview_reads_and_its_items_are_whole_argv_elements_or_env_values()
         &["c.toml:14: preview: columns name the fields of a process preview's lines"],
     );
 }
+
+#[test]
+fn each_runs_over_a_previews_items_and_only_it_names_one_item() {
+    let http = format!("{TARGET}\n{}", guarded(""));
+    let with = |body: &str| http.replacen("[command.p.\"x\"]", &format!("[command.p.\"x\"]\n{body}"), 1);
+    let preview = "preview = { what = \"jobs\", items = \"jobs\", only = { state = [\"running\"] }, action = { http = { target = \"api\", path = \"/jobs\" } } }";
+    let each = "action = { each = { http = { method = \"PUT\", target = \"api\", path = \"/jobs/{preview.item}/stop\" } } }";
+    let c = load(&with(&format!("{preview}\n{each}"))).unwrap();
+    assert_eq!(c.get("p", "x").unwrap().action.kind(), "each");
+    assert_each_reported(
+        &problems(&with(each)),
+        &["c.toml:14: each runs once per previewed item: the command needs a preview with items"],
+    );
+    let outside =
+        "action = { http = { method = \"PUT\", target = \"api\", path = \"/jobs/{preview.item}/stop\" } }";
+    assert_each_reported(
+        &problems(&with(&format!("{preview}\n{outside}"))),
+        &["c.toml:15: `{preview.item}` is one previewed item: it may appear only inside an each action"],
+    );
+    let nested = "action = { each = { each = { http = { target = \"api\", path = \"/{preview.item}\" } } } }";
+    assert_each_reported(
+        &problems(&with(&format!("{preview}\n{nested}"))),
+        &["c.toml:15: each: each inside each"],
+    );
+    let only_on_sql = problems(&guarded(
+        "preview = { what = \"rows\", items = \"id\", only = { s = [\"a\"] }, action = { sql = { target = \"d\", query = \"SELECT 1 AS id\" } } }\n\
+         action = { sql = { target = \"d\", query = \"SELECT 1\" } }\n",
+    ));
+    assert_each_reported(
+        &only_on_sql,
+        &["c.toml:14: preview: only filters the items array of an http preview"],
+    );
+}

@@ -11,7 +11,8 @@
 //!   count (or the integer in column `count`), the column `items` the item
 //!   set, `show` (or every column) the samples, the first row the values;
 //! - http GET: the JSON body's `count` path, else the length of the array at
-//!   `items`, else 1; the `show` fields (top level) are a sample and values;
+//!   `items` (only its elements whose fields hold the values `only` names),
+//!   else 1; the `show` fields (top level) are a sample and values;
 //! - process (a read-only program, checked at load): each non-empty stdout
 //!   line is a row, its tab-separated fields named by `columns` (one column
 //!   `line` when none are named), read as sql rows are; at most
@@ -22,7 +23,8 @@
 //! Redis `delete_matching` deletes only the previewed keys (still matching
 //! its pattern) and an sql action bound to `{preview.items}` reports how
 //! many previewed items it touched and how many no longer matched. Any
-//! other action over `{preview.items}` (a process, or a seq holding one) is
+//! other action over `{preview.items}` (a process, or a seq holding one) or
+//! an `each` (run once per item) is
 //! given only the previewed items that still match: the preview runs again
 //! first, and the items it no longer finds are left out (none left: the
 //! action does not run).
@@ -101,7 +103,7 @@ impl Executor {
             return self.execute(action, targets, args).await;
         };
         if let (Some(items), false) = (&p.items, matches!(action, Action::Sql(_))) {
-            if uses_items(action) {
+            if uses_items(action) || is_each(action) {
                 return self
                     .execute_still_matching(action, targets, args, def, p, items)
                     .await;
@@ -189,6 +191,15 @@ pub fn line_rows(out: ExecOutput, columns: &[&str]) -> ExecOutput {
         summary: out.summary,
         text: out.text,
         fields: json!({ "rows": rows, "row_count": row_count, "complete": complete }),
+    }
+}
+
+/// An `each` action, or a seq holding one: it runs once per item.
+fn is_each(action: &Action) -> bool {
+    match action {
+        Action::Each(_) => true,
+        Action::Seq(steps) => steps.iter().any(|s| is_each(&s.action)),
+        _ => false,
     }
 }
 
@@ -295,7 +306,10 @@ pub fn from_fields(p: &Preview, fields: &Value) -> Result<Previewed, ExecError> 
                     at(fields, path)
                         .and_then(Value::as_array)
                         .ok_or_else(|| bad(format!("no array at `{path}`")))?
-                        .clone(),
+                        .iter()
+                        .filter(|v| kept(p, v))
+                        .cloned()
+                        .collect::<Vec<_>>(),
                 ),
                 None => None,
             };
@@ -331,6 +345,14 @@ pub fn from_fields(p: &Preview, fields: &Value) -> Result<Previewed, ExecError> 
 fn bare_line(p: &Preview, row: &Value) -> Option<String> {
     let plain = matches!(p.action, Action::Process(_)) && p.columns.is_empty() && p.show.is_empty();
     plain.then(|| row.get(crate::catalog::LINE_COLUMN).map(text))?
+}
+
+/// Whether an http preview keeps the array element `v`: each field `only`
+/// names holds one of its values.
+fn kept(p: &Preview, v: &Value) -> bool {
+    p.only
+        .iter()
+        .all(|(field, values)| at(v, field).is_some_and(|x| values.contains(&text(x))))
 }
 
 /// The value at a dotted path (`data.queued`).
@@ -506,6 +528,21 @@ mod tests {
             "{}",
             found.headline()
         );
+    }
+
+    #[test]
+    fn an_http_preview_keeps_only_the_elements_it_names() {
+        let p = preview(
+            r#"{ http = { target = "a", path = "/jobs" } }"#,
+            "items = \"jobs\"\nonly = { state = [\"running\", \"queued\"] }",
+        );
+        let body = json!({"jobs": [
+            {"id": "a", "state": "running"}, {"id": "b", "state": "completed"},
+            {"id": "c", "state": "queued"}, {"id": "d"}
+        ]});
+        let found = from_fields(&p, &body).unwrap();
+        assert_eq!(found.items.unwrap(), ["a", "c"]);
+        assert_eq!(found.count, 2);
     }
 
     #[test]

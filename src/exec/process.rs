@@ -51,7 +51,7 @@
 
 use super::{millis, ExecError, ExecOutput, Executor};
 use crate::catalog::{holds_secret, process_ref, Placement, ProcessAction, ProcessRef, SshHost, Target};
-use crate::preview::{ITEMS, ITEM_LIST};
+use crate::preview::ITEMS;
 use serde_json::json;
 use std::collections::BTreeMap;
 use std::process::Stdio;
@@ -498,15 +498,12 @@ fn item_lines(tpl: &str, args: &BTreeMap<String, String>) -> Result<Option<Strin
 }
 
 /// The previewed items handed to this run, if any (`Previewed::args`).
-fn previewed_items(args: &BTreeMap<String, String>) -> Result<Option<Vec<String>>, ExecError> {
-    let Some(list) = args.get(ITEM_LIST) else {
-        return Ok(None);
-    };
-    serde_json::from_str(list)
-        .map(Some)
-        .map_err(|e| ExecError::Invalid {
+pub(super) fn previewed_items(args: &BTreeMap<String, String>) -> Result<Option<Vec<String>>, ExecError> {
+    crate::preview::item_list(args)
+        .transpose()
+        .map_err(|message| ExecError::Invalid {
             target: None,
-            message: format!("the previewed items do not read as a list: {e}"),
+            message,
         })
 }
 

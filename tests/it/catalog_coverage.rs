@@ -227,6 +227,7 @@ const BUILT: &[(&str, &str)] = &[
     ("scrape", "BK-5"),
     ("scrape", "BK-7"),
     ("pdf", "ST-5"),
+    ("scrape", "S-7"),
 ];
 
 /// Rows of a tracked profile that the executors cannot express yet: (profile, ID, what is missing).
@@ -265,11 +266,6 @@ const NOT_YET: &[(&str, &str, &str)] = &[
         "scrape",
         "OPS-43",
         "seed 001 names no status-page command",
-    ),
-    (
-        "scrape",
-        "S-7",
-        "one stop per listed job: a preview can freeze the job list on the card and hand its items to a process, but a seq has fixed steps (no http step per item)",
     ),
     (
         "scrape",

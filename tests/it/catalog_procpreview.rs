@@ -3,16 +3,16 @@
 //! the previewed files that still match), scrape M-5 (opids through a
 //! mongosh process), M-9 and M-10 (a count and one cutoff, checked again
 //! before the delete), scrape BK-7 (the backup's time, size and target, a
-//! pre-restore dump first) and pdf ST-5 (D-25's orphans handed to `npm run
-//! storage:cleanup`). Each is parsed, authorized and rendered (one snapshot,
+//! pre-restore dump first), pdf ST-5 (D-25's orphans handed to `npm run
+//! storage:cleanup`) and scrape S-7 (one stop per previewed job, `each`). Each is parsed, authorized and rendered (one snapshot,
 //! injection attempts included), then run on the app host through the ssh
 //! stand-in, whose `sh -c` reads the remote command as sshd's shell would;
 //! OPS-37 also through the pipeline on both store backends.
 
 use crate::catalog_proc::{NOW_MS, TS};
 use crate::support::{
-    args, both, bound, clock, config_enabling_each, owned, pipeline_for, render_sections, say,
-    shipped_catalog_env, PgDatabase, StandIns,
+    args, both, bound, clock, config_enabling_each, owned, pipeline_for, render_sections, requests, say,
+    shipped_catalog_env, FakeApi, PgDatabase, StandIns,
 };
 use opsbot::approval::State;
 use opsbot::catalog::Catalog;
@@ -21,6 +21,7 @@ use opsbot::config::Config;
 use opsbot::engine::Outcome;
 use opsbot::exec::Executor;
 use opsbot::preview::Previewed;
+use serde_json::json;
 use std::sync::Arc;
 
 const MONGO_PASSWORD: &str = "mongo-Secret-4411";
@@ -75,6 +76,8 @@ fn every_process_preview_command_parses_authorizes_and_renders() {
         ("console:erin", "/backup restore \"1'; rm -rf /\""),
         ("console:erin", "/backup restore *"),
         ("console:bob", "/backup restore 20261201T041500Z"),
+        ("console:alice", "/scrape stop-all"),
+        ("console:dave", "/scrape stop-all"),
     ];
     let pdf: &[(&str, &str)] = &[
         ("console:alice", "/storage cleanup"),
@@ -560,4 +563,84 @@ async fn logs_prune_through_the_pipeline_stores_the_preview_and_touches_only_it(
         );
         t.cleanup().await;
     }
+}
+
+/// The scrape API answering `/api/scraping/jobs` with `jobs` and a stop for
+/// each of `stops` (path segments as sent: percent-encoded).
+async fn jobs_api(jobs: serde_json::Value, stops: &[&str]) -> FakeApi {
+    let mut routes = vec![(
+        "GET".to_string(),
+        "/api/scraping/jobs".to_string(),
+        json!({ "jobs": jobs }),
+    )];
+    for id in stops {
+        routes.push((
+            "PUT".into(),
+            format!("/api/scraping/jobs/{id}/stop"),
+            json!({"stopped": true}),
+        ));
+    }
+    let routes: Vec<(&str, &str, serde_json::Value)> = routes
+        .iter()
+        .map(|(m, p, v)| (m.as_str(), p.as_str(), v.clone()))
+        .collect();
+    FakeApi::start(&routes).await
+}
+
+#[tokio::test]
+async fn stop_all_freezes_the_running_and_queued_jobs_and_stops_each_one_still_running() {
+    let jobs = json!([
+        {"id": "j1", "state": "running", "progress": 40},
+        {"id": "j2", "state": "completed", "progress": 100},
+        {"id": "j/3", "state": "queued", "progress": 0},
+        {"id": "j4", "state": "running", "progress": 75},
+    ]);
+    let before = jobs_api(jobs, &[]).await;
+    let c = shipped_catalog_env(&cfg(), &[("OPSBOT_TARGET_SCRAPE_API", &before.url)]);
+    let cmd = c.get("scrape", "scrape stop-all").unwrap();
+    let exec = Executor::new(Default::default(), vec![]);
+    let found = exec
+        .preview(cmd.preview.as_ref().unwrap(), &c.targets, &args(&[]))
+        .await
+        .unwrap();
+    assert_eq!(
+        found.line(),
+        "3 running or queued jobs (id j1 · state running · progress 40, id j/3 · state queued · progress 0, id j4 · state running · progress 75)"
+    );
+    // By execution j4 finished and j5 started; j/3's stop fails.
+    let now = json!([
+        {"id": "j1", "state": "running"}, {"id": "j/3", "state": "running"},
+        {"id": "j4", "state": "completed"}, {"id": "j5", "state": "running"},
+    ]);
+    let after = jobs_api(now.clone(), &["j1"]).await;
+    let c = shipped_catalog_env(&cfg(), &[("OPSBOT_TARGET_SCRAPE_API", &after.url)]);
+    let e = exec
+        .execute_previewed(&cmd.action, &c.targets, &args(&[]), bound(cmd, &found))
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.starts_with("1 of 2 done, 1 failed\nj1: PUT /api/scraping/jobs/j1/stop → 200"),
+        "{e}"
+    );
+    assert!(e.contains("\nj/3: failed: target scrape_api answered 404"), "{e}");
+    assert_eq!(
+        requests(&after.take()),
+        [
+            ("GET".to_string(), "/api/scraping/jobs".to_string()),
+            ("PUT".to_string(), "/api/scraping/jobs/j1/stop".to_string()),
+            ("PUT".to_string(), "/api/scraping/jobs/j%2F3/stop".to_string()),
+        ],
+        "one path segment per job; j4 and j5 untouched"
+    );
+
+    let all_stop = jobs_api(now, &["j1", "j%2F3"]).await;
+    let c = shipped_catalog_env(&cfg(), &[("OPSBOT_TARGET_SCRAPE_API", &all_stop.url)]);
+    let out = exec
+        .execute_previewed(&cmd.action, &c.targets, &args(&[]), bound(cmd, &found))
+        .await
+        .unwrap();
+    assert_touched(&out, 2, 3, "running or queued jobs");
+    assert!(out.summary.starts_with("2 of 2 done · "), "{}", out.summary);
+    assert_eq!(out.fields["done"], 2);
 }
