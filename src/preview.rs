@@ -39,6 +39,13 @@ pub struct Previewed {
 pub const ITEMS: &str = "preview.items";
 /// The template value of the previewed count.
 pub const COUNT: &str = "preview.count";
+/// The template value of one previewed item, inside an `each` action.
+pub const ITEM: &str = "preview.item";
+/// The previewed items as a JSON array of strings, for a process action:
+/// its argv element `{preview.items}` becomes one element per item, its env
+/// value `{preview.items}` the items one per line. Not a placeholder name (it
+/// has a space), so no template can name it.
+pub const ITEM_LIST: &str = "preview.items list";
 
 impl Previewed {
     /// Nothing matched: there is nothing to approve.
@@ -85,9 +92,26 @@ impl Previewed {
         out.insert(COUNT.into(), self.count.to_string());
         if let Some(items) = &self.items {
             out.insert(ITEMS.into(), pg_array(items));
+            out.insert(ITEM_LIST.into(), serde_json::json!(items).to_string());
         }
         out
     }
+
+    /// The same preview bound to `items` only (those of its items that still
+    /// match at execution), its count and samples following them.
+    pub fn narrowed_to(&self, items: Vec<String>) -> Previewed {
+        let mut out = self.clone();
+        out.count = items.len() as u64;
+        out.items = Some(items);
+        out
+    }
+}
+
+/// The previewed items handed to a run (the [`ITEM_LIST`] value of `args`),
+/// if any; `Err` with the reason when that value does not read as a list.
+pub fn item_list(args: &BTreeMap<String, String>) -> Option<Result<Vec<String>, String>> {
+    let list = args.get(ITEM_LIST)?;
+    Some(serde_json::from_str(list).map_err(|e| format!("the previewed items do not read as a list: {e}")))
 }
 
 /// `{"a","b\"c"}`: a Postgres array literal with every element quoted (so a
@@ -164,5 +188,8 @@ mod tests {
         assert_eq!(args["preview.count"], "3");
         assert_eq!(args["preview.cutoff"], "2026-01-01");
         assert!(args["preview.items"].starts_with("{\"12\""));
+        let list: Vec<String> = serde_json::from_str(&args[ITEM_LIST]).unwrap();
+        assert_eq!(list, ["12", "a\",\"b", "c\\"]);
+        assert!(crate::template::placeholders(&format!("{{{ITEM_LIST}}}")).is_empty());
     }
 }

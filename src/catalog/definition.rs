@@ -81,8 +81,18 @@ fn preview_json(p: &Preview) -> Value {
         count,
         show,
         samples,
+        columns,
+        only,
     } = p;
-    json!({ "what": what, "action": action_json(action), "items": items, "count": count, "show": show, "samples": samples })
+    let mut v = json!({ "what": what, "action": action_json(action), "items": items, "count": count, "show": show, "samples": samples });
+    // Only when named, so the hashes of the previews written before they existed stay.
+    if !columns.is_empty() {
+        v["columns"] = json!(columns);
+    }
+    if !only.is_empty() {
+        v["only"] = json!(only);
+    }
+    v
 }
 
 fn arg(a: &ArgSpec) -> Value {
@@ -235,6 +245,7 @@ fn action_json(a: &Action) -> Value {
             json!({ "variants": { "by": by, "choices": choices } })
         }
         Action::Summarize(s) => summarize_json(s),
+        Action::Each(s) => json!({ "each": action_json(&s.action) }),
     }
 }
 
@@ -386,6 +397,10 @@ reply = "done"
             ("count", |p| p.count = Some("n".into())),
             ("show", |p| p.show = vec!["state".into()]),
             ("samples", |p| p.samples = 3),
+            ("columns", |p| p.columns = vec!["path".into()]),
+            ("only", |p| {
+                p.only.insert("state".into(), vec!["running".into()]);
+            }),
         ];
         for (what, change) in changes {
             let mut c = with.clone();

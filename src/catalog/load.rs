@@ -430,9 +430,12 @@ impl Builder {
             );
             self.problem(&action_loc.file, action_loc.line, msg);
         }
-        let preview = raw
+        let mut preview = raw
             .preview
             .map(|p| (at(line_of(text, p.span().start)), p.into_inner()));
+        for p in preview.iter_mut().flat_map(|(_, p)| p.action.processes_mut()) {
+            p.place = place.clone();
+        }
         if let Some((ploc, p)) = &preview {
             let checks = ActionChecks {
                 text,
@@ -441,6 +444,7 @@ impl Builder {
                 destructive: false,
                 preview: None,
                 place: &place,
+                in_each: false,
             };
             self.check_action(&checks, ploc, &p.action, "preview: ");
             let mut found = preview_problems(p);
@@ -461,6 +465,7 @@ impl Builder {
             destructive,
             place: &place,
             preview: preview.as_ref(),
+            in_each: false,
         };
         self.check_action(&checks, &action_loc, &action, "");
         if let Some(reply) = &raw.reply {
@@ -666,6 +671,25 @@ impl Builder {
             }
             return;
         }
+        if let Action::Each(step) = action {
+            let binds = c.preview.is_some_and(|p| {
+                p.items.is_some() || matches!(&p.action, Action::Redis(r) if r.scan.is_some())
+            });
+            if !binds {
+                let msg = format!(
+                    "{prefix}each runs once per previewed item: the command needs a preview with items"
+                );
+                self.problem(&loc.file, loc.line, msg);
+            }
+            if c.in_each {
+                let msg = format!("{prefix}each inside each: an item is one value");
+                self.problem(&loc.file, loc.line, msg);
+            }
+            let inner = ActionChecks { in_each: true, ..*c };
+            let step_loc = at_offset(loc, c.text, step.offset);
+            self.check_action(&inner, &step_loc, &step.action, &format!("{prefix}each: "));
+            return;
+        }
         if let Action::Summarize(sum) = action {
             for message in summarize_problems(sum) {
                 self.problem(&loc.file, loc.line, format!("{prefix}summarize: {message}"));
@@ -714,6 +738,12 @@ impl Builder {
         }
         if let Action::Sql(q) = action {
             found.extend(sql_identifier_problems(q, c.args));
+        }
+        let names_item = |t: &&str| template::placeholders(t).contains(&crate::preview::ITEM);
+        if !c.in_each && action.templates().iter().any(names_item) {
+            found.push(
+                "`{preview.item}` is one previewed item: it may appear only inside an each action".into(),
+            );
         }
         found.extend(action_shape_problems(action));
         found.extend(redis_command_problems(action, c.guarded));
@@ -812,6 +842,7 @@ fn at_offset(loc: &Location, text: &str, offset: usize) -> Location {
 }
 
 /// What checking one command's action needs besides the action.
+#[derive(Clone, Copy)]
 struct ActionChecks<'a> {
     /// The file's text, for the lines of seq steps.
     text: &'a str,
@@ -824,6 +855,8 @@ struct ActionChecks<'a> {
     place: &'a Placement,
     /// The command's preview: its `{preview.*}` values may appear.
     preview: Option<&'a Preview>,
+    /// Inside an `each`: `{preview.item}` may appear.
+    in_each: bool,
 }
 
 /// `logs.app` for `{ logs = { app = "…" } }`; keys of non-string leaves go to `bad`.
@@ -1099,15 +1132,75 @@ fn preview_problems(p: &Preview) -> Vec<String> {
                 out.push(format!("must be read-only: http {} is not GET", h.method));
             }
         }
+        Action::Process(proc) => {
+            out.extend(super::read_only::problems(proc));
+            out.extend(line_column_problems(p));
+        }
         _ => out.push(format!(
-            "must be a redis, sql or http read, not a {shown_kind} action"
+            "must be a redis, sql or http read or a read-only process, not a {shown_kind} action"
         )),
+    }
+    if !p.columns.is_empty() && !matches!(p.action, Action::Process(_)) {
+        out.push("columns name the fields of a process preview's lines (leave them out)".into());
+    }
+    let filters_items = matches!(p.action, Action::Http(_)) && p.items.is_some();
+    if !p.only.is_empty() && !filters_items {
+        out.push("only filters the items array of an http preview (with items = \"<path>\")".into());
     }
     if p.what.trim().is_empty() {
         out.push("what is empty: name what is counted (keys, queries, rows)".into());
     }
     if p.samples > 20 {
         out.push(format!("samples = {} (at most 20 fit a card)", p.samples));
+    }
+    out
+}
+
+/// A process preview's `items`, `count` and `show` name its line columns.
+fn line_column_problems(p: &Preview) -> Vec<String> {
+    let columns = p.line_columns();
+    let mut out = Vec::new();
+    let named = p.items.iter().chain(&p.count).chain(&p.show);
+    for name in named.filter(|n| !columns.contains(&n.as_str())) {
+        out.push(format!(
+            "`{name}` is not a column of the preview's lines (columns: {})",
+            columns.join(", ")
+        ));
+    }
+    let mut seen = BTreeSet::new();
+    for c in &p.columns {
+        if !seen.insert(c) {
+            out.push(format!("column `{c}` is named twice"));
+        }
+    }
+    out
+}
+
+/// `{preview.items}` in a process action: a whole argv element after the
+/// program (one element per item) or a whole env value (one item per
+/// line); never part of one, nor the program, nor the working directory.
+fn process_item_problems(p: &ProcessAction) -> Vec<String> {
+    let names_items = |t: &str| template::placeholders(t).contains(&crate::preview::ITEMS);
+    let whole = |t: &str| template::sole_placeholder(t) == Some(crate::preview::ITEMS);
+    let mut out = Vec::new();
+    for (i, el) in p.argv.iter().enumerate().filter(|(_, el)| names_items(el)) {
+        if i == 0 {
+            out.push("`{preview.items}` cannot be the program (argv[0])".to_string());
+        } else if !whole(el) {
+            out.push(format!(
+                "argv element `{el}`: `{{preview.items}}` must be a whole element (it becomes one element per item)"
+            ));
+        }
+    }
+    for (k, v) in p.env.iter().filter(|(_, v)| names_items(v) && !whole(v)) {
+        out.push(format!(
+            "env `{k}` = `{v}`: `{{preview.items}}` must be the whole value (the items, one per line)"
+        ));
+    }
+    if p.cwd.as_deref().is_some_and(names_items) {
+        out.push(
+            "cwd may not name `{preview.items}`: a working directory comes from config values only".into(),
+        );
     }
     out
 }
@@ -1121,8 +1214,9 @@ fn free_text(kind: &ArgKind) -> bool {
     }
 }
 
-/// `{preview.items}` only as an sql parameter of a command whose preview
-/// binds items; a `delete_matching` needs a preview scanning the same pattern.
+/// `{preview.items}` only as an sql parameter or in a process (see
+/// [`process_item_problems`]) of a command whose preview binds items; a
+/// `delete_matching` needs a preview scanning the same pattern.
 fn preview_use_problems(action: &Action, preview: Option<&Preview>) -> Vec<String> {
     let mut out = Vec::new();
     let binds_items = preview
@@ -1132,16 +1226,19 @@ fn preview_use_problems(action: &Action, preview: Option<&Preview>) -> Vec<Strin
             .any(|t| template::placeholders(t).contains(&crate::preview::ITEMS))
     };
     match action {
-        Action::Sql(_) => {
+        Action::Sql(_) | Action::Process(_) => {
             if uses_items(action.templates()) && !binds_items {
                 out.push("`{preview.items}` needs a preview with items = \"<column>\"".into());
+            }
+            if let Action::Process(p) = action {
+                out.extend(process_item_problems(p));
             }
         }
         Action::Seq(_) => {}
         other => {
             if uses_items(other.templates()) {
                 out.push(format!(
-                    "`{{preview.items}}` may only be an sql parameter, not part of a {} action",
+                    "`{{preview.items}}` may only be an sql parameter or a process argv element or env value, not part of a {} action",
                     other.kind()
                 ));
             }

@@ -4,6 +4,7 @@
 mod definition;
 mod load;
 mod model;
+mod read_only;
 mod schema;
 
 pub use load::{
@@ -12,6 +13,7 @@ pub use load::{
     RUN_VALUES, TARGET_PARTS,
 };
 pub use model::*;
+pub use read_only::READ_ONLY_PROGRAMS;
 pub use schema::{schema_json, SCHEMA_FILE};
 
 #[cfg(test)]

@@ -240,6 +240,10 @@ pub enum Action {
     /// Another action, whose output the bot summarizes (counts, filters,
     /// averages, advice): `summarize = { of = { process = … }, lines = { matching = "…" } }`.
     Summarize(Summarize),
+    /// Another action run once per previewed item, `{preview.item}` being
+    /// that item: `each = { http = { method = "PUT", path = "/jobs/{preview.item}/stop", … } }`.
+    /// Every item is tried; the result lists each one's.
+    Each(Box<Step>),
 }
 
 /// A summary computed by the bot over the output of `of` (pure: see
@@ -457,6 +461,7 @@ impl Action {
             Action::Internal(_) => "internal",
             Action::Variants(_) => "variants",
             Action::Summarize(_) => "summarize",
+            Action::Each(_) => "each",
         }
     }
 
@@ -467,6 +472,7 @@ impl Action {
             Action::Seq(steps) => steps.iter().flat_map(|s| s.action.leaves()).collect(),
             Action::Variants(v) => v.choices.iter().flat_map(|c| c.action.action.leaves()).collect(),
             Action::Summarize(s) => s.of.action.leaves(),
+            Action::Each(s) => s.action.leaves(),
             other => vec![other],
         }
     }
@@ -481,6 +487,7 @@ impl Action {
                 .flat_map(|c| c.action.action.leaves_mut())
                 .collect(),
             Action::Summarize(s) => s.of.action.leaves_mut(),
+            Action::Each(s) => s.action.leaves_mut(),
             other => vec![other],
         }
     }
@@ -528,6 +535,7 @@ impl Action {
                 .flat_map(|c| c.action.action.process_targets())
                 .collect(),
             Action::Summarize(s) => s.of.action.process_targets(),
+            Action::Each(s) => s.action.process_targets(),
             _ => vec![],
         }
     }
@@ -544,6 +552,7 @@ impl Action {
                 .max()
                 .unwrap_or(0),
             Action::Summarize(s) => s.of.action.depth(),
+            Action::Each(s) => s.action.depth(),
             _ => 0,
         }
     }
@@ -558,6 +567,7 @@ impl Action {
                 .flat_map(|c| c.action.action.templates())
                 .collect(),
             Action::Summarize(s) => s.of.action.templates(),
+            Action::Each(s) => s.action.templates(),
             Action::Http(h) => {
                 let mut v: Vec<&str> = vec![h.path.as_str()];
                 v.extend(h.query.values().map(String::as_str));
@@ -593,6 +603,7 @@ impl Action {
             Action::Seq(steps) => steps.iter().flat_map(|s| s.action.targets()).collect(),
             Action::Variants(v) => v.choices.iter().flat_map(|c| c.action.action.targets()).collect(),
             Action::Summarize(s) => s.of.action.targets(),
+            Action::Each(s) => s.action.targets(),
             Action::Http(h) => vec![(h.target.as_str(), TargetKind::Http)],
             Action::Redis(r) => vec![(r.target.as_str(), TargetKind::Redis)],
             Action::Sql(s) => vec![(s.target.as_str(), TargetKind::Sql)],
@@ -848,7 +859,12 @@ pub struct HealthCheck {
 /// ```toml
 /// preview = { what = "keys", action = { redis = { target = "queue_redis", scan = "{pattern}", limit = 10000 } } }
 /// preview = { what = "queries", items = "pid", action = { sql = { target = "queue_db", query = "SELECT pid …" } } }
+/// preview = { what = "files", items = "line", action = { process = { argv = ["find", "{logs.dir}", "-print"] } } }
 /// ```
+///
+/// A process preview runs a read-only program (see `catalog::load`); each
+/// non-empty line of its stdout is a row, split on tabs into `columns`
+/// (one column `line` when none are named), read as an sql preview's rows.
 #[derive(Debug, Clone, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Preview {
@@ -871,6 +887,28 @@ pub struct Preview {
     /// How many samples the card shows (5 when absent).
     #[serde(default = "five")]
     pub samples: usize,
+    /// An http preview's items: only the array's elements whose field is
+    /// one of the values (`only = { state = ["running", "queued"] }`).
+    #[serde(default)]
+    pub only: BTreeMap<String, Vec<String>>,
+    /// A process preview: the names of the tab-separated fields of each
+    /// output line (`["time", "size", "path"]`); empty: one column `line`.
+    #[serde(default)]
+    pub columns: Vec<String>,
+}
+
+/// The column of a process preview's line when it names no columns.
+pub const LINE_COLUMN: &str = "line";
+
+impl Preview {
+    /// The columns of a process preview's output lines.
+    pub fn line_columns(&self) -> Vec<&str> {
+        if self.columns.is_empty() {
+            vec![LINE_COLUMN]
+        } else {
+            self.columns.iter().map(String::as_str).collect()
+        }
+    }
 }
 
 fn five() -> usize {

@@ -447,6 +447,88 @@ fn a_switch_picks_a_variant_with_its_own_approval() {
     );
 }
 
+/// [`guarded`] with a profile `p` holding the config value `logs.dir`.
+fn guarded_process(body: &str) -> String {
+    format!("[profile.p]\nvalues.logs.dir = \"/l\"\n\n{}", guarded(body))
+}
+
+#[test]
+fn a_process_preview_reads_and_its_items_are_whole_argv_elements_or_env_values() {
+    let c = load(&guarded_process(
+        "preview = { what = \"files\", items = \"line\", action = { process = { argv = [\"find\", \"{logs.dir}\", \"-print\"] } } }\n\
+         action = { process = { argv = [\"find\", \"{preview.items}\", \"-delete\"], env = { ITEMS = \"{preview.items}\" } } }\n",
+    ))
+    .unwrap();
+    let p = c.get("p", "x").unwrap().preview.as_ref().unwrap();
+    let Action::Process(proc) = &p.action else {
+        panic!("a process preview")
+    };
+    assert_eq!(
+        proc.place.values["logs.dir"], "/l",
+        "the preview runs where the action does"
+    );
+    let body = |preview: &str, action: &str| {
+        problems(&guarded_process(&format!(
+            "preview = {preview}\naction = {{ process = {{ argv = {action} }} }}\n"
+        )))
+    };
+    let find = |extra: &str| {
+        format!("{{ what = \"files\", items = \"line\", action = {{ process = {{ argv = [\"find\", \"{{logs.dir}}\"{extra}] }} }} }}")
+    };
+    let fine = "[\"rm\", \"{preview.items}\"]";
+    assert_each_reported(
+        &body(&find(", \"-delete\""), fine),
+        &["c.toml:17: preview: must be read-only: find -delete"],
+    );
+    assert_each_reported(
+        &body(&find(", \"-exec\", \"rm\", \";\""), fine),
+        &["c.toml:17: preview: must be read-only: find -exec"],
+    );
+    assert_each_reported(
+        &body(
+            "{ what = \"files\", items = \"line\", action = { process = { argv = [\"rm\", \"-v\", \"{logs.dir}\"] } } }",
+            fine,
+        ),
+        &["c.toml:17: preview: must be read-only: `rm` is not one of the programs"],
+    );
+    assert_each_reported(
+        &body(
+            "{ what = \"ops\", items = \"opid\", columns = [\"opid\"], action = { process = { argv = [\"mongosh\", \"--nodb\", \"--quiet\", \"--eval\", \"db.c.deleteMany({})\"] } } }",
+            fine,
+        ),
+        &["c.toml:17: preview: must be read-only: the mongosh script calls deleteMany()"],
+    );
+    assert_each_reported(
+        &body(&find("").replace("\"line\"", "\"path\""), fine),
+        &["c.toml:17: preview: `path` is not a column of the preview's lines (columns: line)"],
+    );
+    assert_each_reported(
+        &body(&find(""), "[\"rm\", \"--file={preview.items}\"]"),
+        &["c.toml:18: argv element `--file={preview.items}`: `{preview.items}` must be a whole element"],
+    );
+    assert_each_reported(
+        &body(&find(""), "[\"{preview.items}\"]"),
+        &["c.toml:18: `{preview.items}` cannot be the program"],
+    );
+    assert_each_reported(
+        &body(&find("").replace("items = \"line\", ", ""), fine),
+        &["c.toml:18: `{preview.items}` needs a preview with items"],
+    );
+    let cwd = problems(&guarded_process(&format!(
+        "preview = {}\naction = {{ process = {{ argv = [\"rm\", \"x\"], cwd = \"{{preview.items}}\" }} }}\n",
+        find("")
+    )));
+    assert_each_reported(&cwd, &["c.toml:18: cwd may not name `{preview.items}`"]);
+    let columns_on_sql = problems(&guarded(
+        "preview = { what = \"rows\", columns = [\"a\"], action = { sql = { target = \"d\", query = \"SELECT 1\" } } }\n\
+         action = { sql = { target = \"d\", query = \"SELECT 1\" } }\n",
+    ));
+    assert_each_reported(
+        &columns_on_sql,
+        &["c.toml:14: preview: columns name the fields of a process preview's lines"],
+    );
+}
+
 #[test]
 fn variant_approvals_and_args_are_checked() {
     let p = problems(&variant_command(
@@ -483,5 +565,38 @@ fn variant_approvals_and_args_are_checked() {
     assert_each_reported(
         &p,
         &["c.toml:10: variants are keyed by `emergency`, a int argument: only an enum or a switch"],
+    );
+}
+
+#[test]
+fn each_runs_over_a_previews_items_and_only_it_names_one_item() {
+    let http = format!("{TARGET}\n{}", guarded(""));
+    let with = |body: &str| http.replacen("[command.p.\"x\"]", &format!("[command.p.\"x\"]\n{body}"), 1);
+    let preview = "preview = { what = \"jobs\", items = \"jobs\", only = { state = [\"running\"] }, action = { http = { target = \"api\", path = \"/jobs\" } } }";
+    let each = "action = { each = { http = { method = \"PUT\", target = \"api\", path = \"/jobs/{preview.item}/stop\" } } }";
+    let c = load(&with(&format!("{preview}\n{each}"))).unwrap();
+    assert_eq!(c.get("p", "x").unwrap().action.kind(), "each");
+    assert_each_reported(
+        &problems(&with(each)),
+        &["c.toml:14: each runs once per previewed item: the command needs a preview with items"],
+    );
+    let outside =
+        "action = { http = { method = \"PUT\", target = \"api\", path = \"/jobs/{preview.item}/stop\" } }";
+    assert_each_reported(
+        &problems(&with(&format!("{preview}\n{outside}"))),
+        &["c.toml:15: `{preview.item}` is one previewed item: it may appear only inside an each action"],
+    );
+    let nested = "action = { each = { each = { http = { target = \"api\", path = \"/{preview.item}\" } } } }";
+    assert_each_reported(
+        &problems(&with(&format!("{preview}\n{nested}"))),
+        &["c.toml:15: each: each inside each"],
+    );
+    let only_on_sql = problems(&guarded(
+        "preview = { what = \"rows\", items = \"id\", only = { s = [\"a\"] }, action = { sql = { target = \"d\", query = \"SELECT 1 AS id\" } } }\n\
+         action = { sql = { target = \"d\", query = \"SELECT 1\" } }\n",
+    ));
+    assert_each_reported(
+        &only_on_sql,
+        &["c.toml:14: preview: only filters the items array of an http preview"],
     );
 }

@@ -372,7 +372,12 @@ impl Pipeline {
             Ok(cmd) => {
                 let result = self
                     .executor
-                    .execute_previewed(&cmd.action, &self.catalog.targets, &a.args, a.preview.as_ref())
+                    .execute_previewed(
+                        &cmd.action,
+                        &self.catalog.targets,
+                        &a.args,
+                        bound(cmd, a.preview.as_ref()),
+                    )
                     .await;
                 let reply = self.finish_execution(cmd, &a.args, &result);
                 (result.map(|o| o.summary).map_err(|e| e.to_string()), reply)
@@ -611,4 +616,13 @@ fn needs(count: u32, roles: &[String]) -> String {
     } else {
         format!("{count} distinct people from {}", roles.join(", "))
     }
+}
+
+/// What a command's execution is bound to: its preview's definition and
+/// what it found (stored with the approval, or just run for break-glass).
+pub(super) fn bound<'a>(cmd: &'a Command, found: Option<&'a Previewed>) -> Option<crate::exec::Bound<'a>> {
+    Some(crate::exec::Bound {
+        preview: cmd.preview.as_ref()?,
+        found: found?,
+    })
 }

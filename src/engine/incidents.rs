@@ -326,7 +326,12 @@ impl Pipeline {
         };
         let result = self
             .executor
-            .execute_previewed(&cmd.action, &self.catalog.targets, &req.args, preview.as_ref())
+            .execute_previewed(
+                &cmd.action,
+                &self.catalog.targets,
+                &req.args,
+                super::approvals::bound(cmd, preview.as_ref()),
+            )
             .await;
         let reply = self.finish_execution(cmd, &req.args, &result);
         let outcome = if result.is_ok() { "succeeded" } else { "failed" };

@@ -22,6 +22,7 @@
 //! runs, then runs them in order, each step with its own deadline and output
 //! budget, and stops at the first failure ([`ExecError::Step`]).
 
+mod each;
 mod health;
 mod http;
 mod internal;
@@ -36,7 +37,7 @@ mod summarize;
 mod variants;
 
 pub use output::{one_line, truncate, Redactor, REDACTED};
-pub use preview::from_fields as preview_from_fields;
+pub use preview::{from_fields as preview_from_fields, line_rows as preview_line_rows, Bound};
 pub use process::{remote_command, shell_quote, ssh_argv};
 pub use redis::Planned as RedisPlan;
 pub use render::{render, Rendered};
@@ -176,6 +177,10 @@ pub enum ExecError {
         ran: Vec<String>,
         not_run: Vec<String>,
     },
+    /// Some items of an `each` action failed; `report` lists every item's
+    /// outcome, one per line.
+    #[error("{report}")]
+    Items { report: String },
     /// A step of a `seq` was refused when every step was checked before the
     /// first one ran, so nothing ran. `path` is the step's number and count
     /// at each level of nesting, outermost first.
@@ -208,7 +213,8 @@ impl ExecError {
             ExecError::MissingArg { .. }
             | ExecError::NotAllowed { .. }
             | ExecError::Spawn { .. }
-            | ExecError::Exit { .. } => None,
+            | ExecError::Exit { .. }
+            | ExecError::Items { .. } => None,
             ExecError::Step { source, .. } | ExecError::StepRefused { source, .. } => source.target(),
         }
     }
@@ -247,6 +253,7 @@ impl ExecError {
             Spawn { program, reason } => vec![program, reason],
             NotAllowed { program } => vec![program],
             Exit { excerpt, .. } => vec![excerpt],
+            Items { report } => vec![report],
             Step {
                 what,
                 source,
@@ -408,6 +415,7 @@ impl Executor {
                 Err(e) => Err(e),
             },
             // Boxed: what is summarized may be a seq.
+            Action::Each(step) => self.run_each(step, targets, args).await,
             Action::Summarize(sum) => match Box::pin(self.run(&sum.of.action, targets, args)).await {
                 Ok(out) => summarize::apply(sum, out),
                 Err(e) => Err(e),

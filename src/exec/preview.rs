@@ -11,21 +11,46 @@
 //!   count (or the integer in column `count`), the column `items` the item
 //!   set, `show` (or every column) the samples, the first row the values;
 //! - http GET: the JSON body's `count` path, else the length of the array at
-//!   `items`, else 1; the `show` fields (top level) are a sample and values.
+//!   `items` (only its elements whose fields hold the values `only` names),
+//!   else 1; the `show` fields (top level) are a sample and values;
+//! - process (a read-only program, checked at load): each non-empty stdout
+//!   line is a row, its tab-separated fields named by `columns` (one column
+//!   `line` when none are named), read as sql rows are; at most
+//!   [`PROCESS_ROWS`] lines and [`PROCESS_BYTES`] bytes are bound (then the
+//!   preview is incomplete: only those are touched).
 //!
 //! At execution the previewed values are template values (`preview.*`), a
 //! Redis `delete_matching` deletes only the previewed keys (still matching
 //! its pattern) and an sql action bound to `{preview.items}` reports how
-//! many previewed items it touched and how many no longer matched.
+//! many previewed items it touched and how many no longer matched. Any
+//! other action over `{preview.items}` (a process, or a seq holding one) or
+//! an `each` (run once per item) is
+//! given only the previewed items that still match: the preview runs again
+//! first, and the items it no longer finds are left out (none left: the
+//! action does not run).
 
 use super::{ExecError, ExecOutput, Executor};
 use crate::catalog::{Action, Preview, Target};
 use crate::preview::{Previewed, ITEMS};
-use serde_json::Value;
-use std::collections::BTreeMap;
+use serde_json::{json, Value};
+use std::collections::{BTreeMap, BTreeSet};
 
 /// Longest sample shown on a card, in chars.
 const SAMPLE_CHARS: usize = 120;
+
+/// Most lines of a process preview read as rows (and so bound).
+pub const PROCESS_ROWS: usize = 500;
+/// Most bytes of the lines of a process preview read as rows: its items
+/// must fit one argument of the remote command of an SSH host.
+pub const PROCESS_BYTES: usize = 64 * 1024;
+
+/// A preview and what it found, as execution receives them.
+#[derive(Debug, Clone, Copy)]
+pub struct Bound<'a> {
+    /// The command's preview definition (run again to narrow the items).
+    pub preview: &'a Preview,
+    pub found: &'a Previewed,
+}
 
 impl Executor {
     /// Runs `p`'s read action with `args` and says what it found. Like
@@ -41,6 +66,11 @@ impl Executor {
             Action::Redis(a) => self.run_redis(a, targets, args).await,
             Action::Sql(a) => self.run_sql_as(a, targets, args, true).await,
             Action::Http(a) => self.run_http(a, targets, args).await,
+            // Rows before `finish`, which cuts the output to chat size.
+            Action::Process(a) => self
+                .run_process(a, targets, &super::with_run_ts(args, self.clock.now_ms()))
+                .await
+                .map(|out| line_rows(out, &p.line_columns())),
             other => Err(ExecError::Invalid {
                 target: None,
                 message: format!("a preview cannot be a {} action", other.kind()),
@@ -63,11 +93,22 @@ impl Executor {
         action: &Action,
         targets: &BTreeMap<String, Target>,
         args: &BTreeMap<String, String>,
-        preview: Option<&Previewed>,
+        preview: Option<Bound<'_>>,
     ) -> Result<ExecOutput, ExecError> {
-        let Some(p) = preview else {
+        let Some(Bound {
+            preview: def,
+            found: p,
+        }) = preview
+        else {
             return self.execute(action, targets, args).await;
         };
+        if let (Some(items), false) = (&p.items, matches!(action, Action::Sql(_))) {
+            if uses_items(action) || is_each(action) {
+                return self
+                    .execute_still_matching(action, targets, args, def, p, items)
+                    .await;
+            }
+        }
         let mut all = args.clone();
         all.extend(p.args());
         match (action, &p.items) {
@@ -80,10 +121,85 @@ impl Executor {
             }
             (Action::Sql(_), Some(items)) if uses_items(action) => {
                 let out = self.execute(action, targets, &all).await?;
-                Ok(touched_report(out, items.len(), &p.what))
+                let touched = out.fields["row_count"].as_u64().unwrap_or(0) as usize;
+                Ok(touched_report(out, touched, items.len(), &p.what))
             }
             _ => self.execute(action, targets, &all).await,
         }
+    }
+}
+
+impl Executor {
+    /// Runs `action` over the previewed `items` that the preview, run again,
+    /// still finds (in the previewed order); reports how many were handed
+    /// over and how many no longer matched. None left: nothing runs.
+    async fn execute_still_matching(
+        &self,
+        action: &Action,
+        targets: &BTreeMap<String, Target>,
+        args: &BTreeMap<String, String>,
+        def: &Preview,
+        found: &Previewed,
+        items: &[String],
+    ) -> Result<ExecOutput, ExecError> {
+        let now = self.preview(def, targets, args).await?;
+        let current: BTreeSet<&str> = now.items.iter().flatten().map(String::as_str).collect();
+        let still: Vec<String> = items
+            .iter()
+            .filter(|i| current.contains(i.as_str()))
+            .cloned()
+            .collect();
+        let handed = still.len();
+        if still.is_empty() {
+            let out = ExecOutput {
+                summary: "nothing run".into(),
+                text: String::new(),
+                fields: json!({}),
+            };
+            return Ok(touched_report(out, 0, items.len(), &found.what));
+        }
+        let mut all = args.clone();
+        all.extend(found.narrowed_to(still).args());
+        let out = self.execute(action, targets, &all).await?;
+        Ok(touched_report(out, handed, items.len(), &found.what))
+    }
+}
+
+/// A process preview's output as sql-like `fields`: `rows` (one object per
+/// non-empty stdout line, its tab-separated fields named by `columns`; a
+/// line with more fields keeps the rest in the last column) and `complete`
+/// (false when [`PROCESS_ROWS`] or [`PROCESS_BYTES`] cut the lines). Pure.
+pub fn line_rows(out: ExecOutput, columns: &[&str]) -> ExecOutput {
+    let stdout = out.fields["stdout"].as_str().unwrap_or_default();
+    let (mut rows, mut bytes, mut complete) = (Vec::new(), 0, true);
+    for line in stdout.lines().filter(|l| !l.trim().is_empty()) {
+        bytes += line.len() + 1;
+        if rows.len() == PROCESS_ROWS || bytes > PROCESS_BYTES {
+            complete = false;
+            break;
+        }
+        let fields = line.splitn(columns.len().max(1), '\t');
+        let row: serde_json::Map<String, Value> = columns
+            .iter()
+            .zip(fields)
+            .map(|(c, f)| (c.to_string(), Value::String(f.to_string())))
+            .collect();
+        rows.push(Value::Object(row));
+    }
+    let row_count = rows.len();
+    ExecOutput {
+        summary: out.summary,
+        text: out.text,
+        fields: json!({ "rows": rows, "row_count": row_count, "complete": complete }),
+    }
+}
+
+/// An `each` action, or a seq holding one: it runs once per item.
+fn is_each(action: &Action) -> bool {
+    match action {
+        Action::Each(_) => true,
+        Action::Seq(steps) => steps.iter().any(|s| is_each(&s.action)),
+        _ => false,
     }
 }
 
@@ -94,17 +210,19 @@ fn uses_items(action: &Action) -> bool {
         .any(|t| crate::template::placeholders(t).contains(&ITEMS))
 }
 
-/// An sql result over the previewed items: its rows are the items touched.
-fn touched_report(mut out: ExecOutput, previewed: usize, what: &str) -> ExecOutput {
-    let touched = out.fields["row_count"].as_u64().unwrap_or(0) as usize;
+/// A result over the previewed items: `touched` of `previewed` (an sql
+/// action's rows, or the items still matching that a process was given).
+fn touched_report(mut out: ExecOutput, touched: usize, previewed: usize, what: &str) -> ExecOutput {
     let skipped = previewed.saturating_sub(touched);
     out.summary = format!(
         "{} · {touched} of {previewed} previewed {what} touched · {skipped} no longer matched (untouched)",
         out.summary
     );
-    out.fields["previewed"] = previewed.into();
-    out.fields["touched"] = touched.into();
-    out.fields["skipped"] = skipped.into();
+    if let Value::Object(f) = &mut out.fields {
+        f.insert("previewed".into(), previewed.into());
+        f.insert("touched".into(), touched.into());
+        f.insert("skipped".into(), skipped.into());
+    }
     out
 }
 
@@ -146,7 +264,7 @@ pub fn from_fields(p: &Preview, fields: &Value) -> Result<Previewed, ExecError> 
             }
             other => return Err(bad(format!("expected a count, got {other}"))),
         },
-        Action::Sql(_) => {
+        Action::Sql(_) | Action::Process(_) => {
             let rows = fields["rows"].as_array().cloned().unwrap_or_default();
             out.complete = fields["complete"].as_bool().unwrap_or(true);
             out.count = match &p.count {
@@ -170,7 +288,14 @@ pub fn from_fields(p: &Preview, fields: &Value) -> Result<Previewed, ExecError> 
                     .ok_or_else(|| bad(format!("a row has no value in the items column `{col}`")))?;
                 out.items = Some(ids);
             }
-            out.samples = rows.iter().take(p.samples).map(|r| sample(r, &p.show)).collect();
+            out.samples = rows
+                .iter()
+                .take(p.samples)
+                .map(|r| match bare_line(p, r) {
+                    Some(line) => line,
+                    None => sample(r, &p.show),
+                })
+                .collect();
             if let Some(Value::Object(first)) = rows.first() {
                 out.values = first.iter().map(|(k, v)| (k.clone(), text(v))).collect();
             }
@@ -181,7 +306,10 @@ pub fn from_fields(p: &Preview, fields: &Value) -> Result<Previewed, ExecError> 
                     at(fields, path)
                         .and_then(Value::as_array)
                         .ok_or_else(|| bad(format!("no array at `{path}`")))?
-                        .clone(),
+                        .iter()
+                        .filter(|v| kept(p, v))
+                        .cloned()
+                        .collect::<Vec<_>>(),
                 ),
                 None => None,
             };
@@ -210,6 +338,21 @@ pub fn from_fields(p: &Preview, fields: &Value) -> Result<Previewed, ExecError> 
         other => return Err(bad(format!("a preview cannot be a {} action", other.kind()))),
     }
     Ok(out)
+}
+
+/// A process preview's line shown as it is: its lines have no named
+/// columns and no `show`.
+fn bare_line(p: &Preview, row: &Value) -> Option<String> {
+    let plain = matches!(p.action, Action::Process(_)) && p.columns.is_empty() && p.show.is_empty();
+    plain.then(|| row.get(crate::catalog::LINE_COLUMN).map(text))?
+}
+
+/// Whether an http preview keeps the array element `v`: each field `only`
+/// names holds one of its values.
+fn kept(p: &Preview, v: &Value) -> bool {
+    p.only
+        .iter()
+        .all(|(field, values)| at(v, field).is_some_and(|x| values.contains(&text(x))))
 }
 
 /// The value at a dotted path (`data.queued`).
@@ -338,6 +481,70 @@ mod tests {
         );
     }
 
+    fn stdout(text: &str) -> ExecOutput {
+        ExecOutput {
+            summary: "exit 0".into(),
+            text: text.into(),
+            fields: json!({ "exit_code": 0, "stdout": text, "stderr": "" }),
+        }
+    }
+
+    #[test]
+    fn process_lines_are_rows_of_named_tab_separated_columns() {
+        let p = preview(
+            r#"{ process = { argv = ["find", "/d"] } }"#,
+            "items = \"path\"\ncolumns = [\"time\", \"path\"]\nshow = [\"path\", \"time\"]",
+        );
+        let out = line_rows(
+            stdout("12:00\t/d/a b\n\n  \n13:00\t/d/c\tmore\n"),
+            &p.line_columns(),
+        );
+        assert_eq!(out.fields["row_count"], 2);
+        let found = from_fields(&p, &out.fields).unwrap();
+        assert_eq!(found.items.unwrap(), ["/d/a b", "/d/c\tmore"]);
+        assert_eq!(found.samples[0], "path /d/a b · time 12:00");
+        assert_eq!(found.values["time"], "12:00");
+        let plain = preview(r#"{ process = { argv = ["find", "/d"] } }"#, "items = \"line\"");
+        let out = line_rows(stdout("/d/a\n/d/b\n"), &plain.line_columns());
+        let found = from_fields(&plain, &out.fields).unwrap();
+        assert_eq!(
+            (found.count, found.samples.clone()),
+            (2, vec!["/d/a".to_string(), "/d/b".into()])
+        );
+        assert!(found.listed && found.complete);
+    }
+
+    #[test]
+    fn process_lines_past_the_bounds_make_the_preview_incomplete() {
+        let p = preview(r#"{ process = { argv = ["find", "/d"] } }"#, "items = \"line\"");
+        let many: String = (0..PROCESS_ROWS + 3).map(|i| format!("/d/{i}\n")).collect();
+        let found = from_fields(&p, &line_rows(stdout(&many), &p.line_columns()).fields).unwrap();
+        assert_eq!((found.count as usize, found.complete), (PROCESS_ROWS, false));
+        let long = format!("{}\n", "x".repeat(PROCESS_BYTES / 2));
+        let found = from_fields(&p, &line_rows(stdout(&long.repeat(3)), &p.line_columns()).fields).unwrap();
+        assert_eq!((found.count, found.complete), (1, false));
+        assert!(
+            found.headline().contains("only these 1 are touched"),
+            "{}",
+            found.headline()
+        );
+    }
+
+    #[test]
+    fn an_http_preview_keeps_only_the_elements_it_names() {
+        let p = preview(
+            r#"{ http = { target = "a", path = "/jobs" } }"#,
+            "items = \"jobs\"\nonly = { state = [\"running\", \"queued\"] }",
+        );
+        let body = json!({"jobs": [
+            {"id": "a", "state": "running"}, {"id": "b", "state": "completed"},
+            {"id": "c", "state": "queued"}, {"id": "d"}
+        ]});
+        let found = from_fields(&p, &body).unwrap();
+        assert_eq!(found.items.unwrap(), ["a", "c"]);
+        assert_eq!(found.count, 2);
+    }
+
     #[test]
     fn touched_against_skipped() {
         let out = ExecOutput {
@@ -345,7 +552,7 @@ mod tests {
             text: String::new(),
             fields: json!({"row_count": 3}),
         };
-        let r = touched_report(out, 4, "queries");
+        let r = touched_report(out, 3, 4, "queries");
         assert!(r
             .summary
             .ends_with("3 of 4 previewed queries touched · 1 no longer matched (untouched)"));

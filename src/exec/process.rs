@@ -19,6 +19,13 @@
 //! values. `{run.ts}` is the run's UTC timestamp (`20261202T041500Z`, digits
 //! and `T`, `Z` only), the same in every step of a seq: for backup names.
 //!
+//! A destructive command's previewed items reach a process as data, never
+//! as code: the argv element `{preview.items}` becomes one element per item
+//! (an item that is empty or starts with `-`, `!`, `(` or `)` is refused, so
+//! it stays an operand), the env value `{preview.items}` the items one per
+//! line (an item with a line break is refused). `{preview.<name>}` is the
+//! preview's value `name` (a cutoff computed once).
+//!
 //! Secrets reach a process only through its environment, never its argv:
 //! an env value may name `{secret.NAME}` (the bot's variable NAME, or the
 //! file named by `NAME_FILE`), `{target.NAME}` (a target's URL, after
@@ -44,6 +51,7 @@
 
 use super::{millis, ExecError, ExecOutput, Executor};
 use crate::catalog::{holds_secret, process_ref, Placement, ProcessAction, ProcessRef, SshHost, Target};
+use crate::preview::ITEMS;
 use serde_json::json;
 use std::collections::BTreeMap;
 use std::process::Stdio;
@@ -164,7 +172,9 @@ pub(super) fn plan(
     let (mut env, mut hidden) = (BTreeMap::new(), BTreeMap::new());
     // An entry naming only absent arguments is left out, as in argv.
     for (k, v) in a.env.iter().filter(|(_, v)| !names_only_absent_args(v, args)) {
-        if !holds_secret(v) {
+        if let Some(lines) = item_lines(v, args)? {
+            env.insert(k.clone(), lines);
+        } else if !holds_secret(v) {
             env.insert(k.clone(), render(v, args, &a.place)?);
         } else if let Some(value) = render_secret(v, args, &a.place, secrets, &mut held)? {
             hidden.insert(k.clone(), value);
@@ -390,6 +400,8 @@ fn fill(
     let out = crate::template::render(tpl, |name| {
         let v = match process_ref(name) {
             ProcessRef::Arg(a) => args.get(a).cloned(),
+            // The preview's values come with the arguments (`Previewed::args`).
+            ProcessRef::Value(v) if v.starts_with("preview.") => args.get(v).cloned(),
             ProcessRef::Value(v) => place.values.get(v).cloned(),
             ProcessRef::Keyed(prefix, a) => args
                 .get(a)
@@ -423,6 +435,10 @@ fn render_args(
         if names_only_absent_args(tpl, args) {
             continue;
         }
+        if let Some(items) = item_list(tpl, args)? {
+            out.extend(items);
+            continue;
+        }
         let el = render(tpl, args, place)?;
         if !out.is_empty() && !options_ended && el.starts_with('-') && !tpl.starts_with('-') {
             return Err(ExecError::Refused {
@@ -435,6 +451,60 @@ fn render_args(
         out.push(el);
     }
     Ok(out)
+}
+
+/// The previewed items when `tpl` is exactly `{preview.items}`: one argv
+/// element each (a rendering without them shows the placeholder's value).
+/// An item is refused where a program would read it as anything but an
+/// operand: empty, or starting with `-` (an option, even after `--`: a script
+/// run by `npm run x --` parses its own), `!`, `(` or `)` (find's operators).
+fn item_list(tpl: &str, args: &BTreeMap<String, String>) -> Result<Option<Vec<String>>, ExecError> {
+    if crate::template::sole_placeholder(tpl) != Some(ITEMS) {
+        return Ok(None);
+    }
+    let Some(items) = previewed_items(args)? else {
+        return Ok(args.get(ITEMS).map(|shown| vec![shown.clone()]));
+    };
+    for item in &items {
+        if item.is_empty() || item.starts_with(['-', '!', '(', ')']) {
+            return Err(ExecError::Refused {
+                target: None,
+                what: format!("previewed item `{}`", super::one_line(item, 40)),
+                reason: "an item handed to a program may not be empty nor start with `-`, `!`, `(` or `)`"
+                    .into(),
+            });
+        }
+    }
+    Ok(Some(items))
+}
+
+/// The env value `{preview.items}`: the items one per line (an item with a
+/// line break is refused: it would read as two).
+fn item_lines(tpl: &str, args: &BTreeMap<String, String>) -> Result<Option<String>, ExecError> {
+    if crate::template::sole_placeholder(tpl) != Some(ITEMS) {
+        return Ok(None);
+    }
+    let Some(items) = previewed_items(args)? else {
+        return Ok(args.get(ITEMS).cloned());
+    };
+    if let Some(bad) = items.iter().find(|i| i.contains(['\n', '\r'])) {
+        return Err(ExecError::Refused {
+            target: None,
+            what: format!("previewed item `{}`", super::one_line(bad, 40)),
+            reason: "an item with a line break cannot be passed one item per line".into(),
+        });
+    }
+    Ok(Some(items.join("\n")))
+}
+
+/// The previewed items handed to this run, if any (`Previewed::args`).
+pub(super) fn previewed_items(args: &BTreeMap<String, String>) -> Result<Option<Vec<String>>, ExecError> {
+    crate::preview::item_list(args)
+        .transpose()
+        .map_err(|message| ExecError::Invalid {
+            target: None,
+            message,
+        })
 }
 
 /// An element that names at least one argument, and only arguments that are

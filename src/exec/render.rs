@@ -57,6 +57,11 @@ pub enum Rendered {
         of: Box<Rendered>,
         how: Vec<String>,
     },
+    /// An action run once per previewed item (shown with the item as
+    /// `<preview.item>` unless one is given).
+    Each {
+        of: Box<Rendered>,
+    },
     /// A link answered by opsbot: its target and path (not the base URL).
     Link {
         target: String,
@@ -128,6 +133,14 @@ pub fn render(
             of: Box::new(render(&s.of.action, targets, args)?),
             how: summarize::describe(s),
         },
+        Action::Each(s) => {
+            let mut one = args.clone();
+            let shown = format!("<{}>", crate::preview::ITEM);
+            one.entry(crate::preview::ITEM.to_string()).or_insert(shown);
+            Rendered::Each {
+                of: Box::new(render(&s.action, targets, &one)?),
+            }
+        }
     })
 }
 
@@ -215,6 +228,10 @@ impl fmt::Display for Rendered {
             }
             Rendered::Link { target, path } => {
                 write!(f, "internal: a link to {target} {path} (nothing is sent)")
+            }
+            Rendered::Each { of } => {
+                let text = of.to_string().replace('\n', "\n    ");
+                write!(f, "for each previewed item, every one tried:\n    {text}")
             }
             Rendered::Seq { steps } => {
                 let of = steps.len();

@@ -7,8 +7,8 @@
 //! enum values stay inert parameters.
 
 use crate::support::{
-    both, clock, config, pipeline_for, render_cases, run_shipped, say_in, serve, shipped_catalog_env, unique,
-    PgSchema, TestStore,
+    both, bound, clock, config, pipeline_for, render_cases, run_shipped, say_in, serve, shipped_catalog_env,
+    unique, PgSchema, TestStore,
 };
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
@@ -519,7 +519,7 @@ async fn archive_needs_a_dba_and_an_approver_and_moves_rows_with_one_cutoff() {
         .unwrap();
     assert_eq!(found.count, 1);
     let out = exec
-        .execute_previewed(&cmd.action, &c.targets, &a, Some(&found))
+        .execute_previewed(&cmd.action, &c.targets, &a, bound(cmd, &found))
         .await
         .unwrap();
     assert_eq!(out.fields["rows"], json!([{"archived": 1}]));

@@ -9,7 +9,7 @@
 //! programs record their argv and environment, and the password is in the
 //! environment only.
 
-use crate::support::{args, config, render_cases, shipped_catalog_env, StandIns};
+use crate::support::{args, config_enabling_each, owned, render_cases, shipped_catalog_env, StandIns};
 use opsbot::catalog::Catalog;
 use opsbot::clock::ManualClock;
 use opsbot::config::Config;
@@ -17,16 +17,16 @@ use std::sync::Arc;
 
 const PG_PASSWORD: &str = "pg-Secret-991";
 const MONGO_PASSWORD: &str = "mongo-Secret-772";
-/// 2023-11-14T22:13:20Z.
-const NOW_MS: i64 = 1_700_000_000_000;
-const TS: &str = "20231114T221320Z";
+/// 2023-11-14T22:13:20Z: the clock of process runs here and in `catalog_procpreview`.
+pub const NOW_MS: i64 = 1_700_000_000_000;
+/// `{run.ts}` at [`NOW_MS`].
+pub const TS: &str = "20231114T221320Z";
 
 fn cfg() -> Config {
-    let mut c = config("[people.erin]\nconsole = \"erin\"\nroles = [\"tech-lead\", \"dba\", \"security\"]\n");
-    for p in ["cap", "scrape", "chat"] {
-        c.profiles.push(p.to_string());
-    }
-    c
+    config_enabling_each(
+        "[people.erin]\nconsole = \"erin\"\nroles = [\"tech-lead\", \"dba\", \"security\"]\n",
+        &["cap", "scrape", "chat"],
+    )
 }
 
 fn catalog() -> Catalog {
@@ -136,10 +136,6 @@ async fn run(profile: &str, name: &str, a: &[(&str, &str)]) -> (StandIns, Result
         );
     }
     (s, out)
-}
-
-fn owned(v: &[&str]) -> Vec<String> {
-    v.iter().map(|s| s.to_string()).collect()
 }
 
 #[tokio::test]

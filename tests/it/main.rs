@@ -15,6 +15,7 @@ mod catalog_hosts;
 mod catalog_maintenance;
 mod catalog_pdf;
 mod catalog_proc;
+mod catalog_procpreview;
 mod catalog_queue;
 mod catalog_schema;
 mod catalog_scrape;

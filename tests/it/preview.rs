@@ -7,8 +7,8 @@
 
 use crate::fake_discord::Call;
 use crate::support::{
-    args, both, clock, config, config_enabling, eventually, pg_url, pipeline_for, redis_url, say, say_in,
-    shipped_catalog_env, unique, Keys, PgSchema, TestApp,
+    args, both, bound, clock, config, config_enabling, eventually, pg_url, pipeline_for, redis_url, say,
+    say_in, shipped_catalog_env, unique, Keys, PgSchema, TestApp,
 };
 use opsbot::approval::State;
 use opsbot::catalog::Catalog;
@@ -388,7 +388,7 @@ async fn cleanup_deletes_with_the_cutoff_the_preview_fixed() {
     })
     .await;
     let out = exec
-        .execute_previewed(&cmd.action, &c.targets, &a, Some(&found))
+        .execute_previewed(&cmd.action, &c.targets, &a, bound(cmd, &found))
         .await
         .unwrap();
     assert_eq!(out.fields["rows"][0]["deleted"], 2, "{:?}", out.fields);
@@ -486,7 +486,7 @@ async fn flushdb_previews_one_database_and_empties_only_it() {
         "{:?}",
         found.samples
     );
-    exec.execute_previewed(&cmd.action, &c.targets, &a, Some(&found))
+    exec.execute_previewed(&cmd.action, &c.targets, &a, bound(cmd, &found))
         .await
         .unwrap();
     assert_eq!((r.dbsize(3).await, r.dbsize(0).await), (0, 1));
@@ -554,7 +554,7 @@ async fn flushall_previews_every_database_and_stalled_key_shows_type_and_size() 
         .unwrap();
     assert_eq!(found.count, 4);
     assert_eq!(found.samples[..2], ["db0: 2 keys", "db5: 2 keys"]);
-    exec.execute_previewed(&cmd.action, &c.targets, &args(&[]), Some(&found))
+    exec.execute_previewed(&cmd.action, &c.targets, &args(&[]), bound(cmd, &found))
         .await
         .unwrap();
     eventually("FLUSHALL ASYNC to empty the server", || async {

@@ -7,7 +7,7 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use opsbot::app;
 use opsbot::auth::{Directory, Roles};
-use opsbot::catalog::{self, Catalog};
+use opsbot::catalog::{self, Catalog, Command};
 use opsbot::clock::{ManualClock, SharedClock};
 use opsbot::config::Config;
 use opsbot::engine::{Invocation, Origin, Pipeline, Reply};
@@ -31,6 +31,14 @@ pub fn args(pairs: &[(&str, &str)]) -> std::collections::BTreeMap<String, String
         .iter()
         .map(|(k, v)| (k.to_string(), v.to_string()))
         .collect()
+}
+
+/// What `cmd`'s execution is bound to after its preview found `found`.
+pub fn bound<'a>(cmd: &'a Command, found: &'a opsbot::preview::Previewed) -> Option<opsbot::exec::Bound<'a>> {
+    Some(opsbot::exec::Bound {
+        preview: cmd.preview.as_ref().expect("the command has a preview"),
+        found,
+    })
 }
 
 /// A name no other test (or test run) uses.
@@ -462,6 +470,18 @@ pub fn config_enabling(extra: &str, profile: &str) -> Config {
     let mut c = config(extra);
     c.profiles.push(profile.to_string());
     c
+}
+
+/// `config(extra)` with each of `profiles` enabled too.
+pub fn config_enabling_each(extra: &str, profiles: &[&str]) -> Config {
+    let mut c = config(extra);
+    c.profiles.extend(profiles.iter().map(|p| p.to_string()));
+    c
+}
+
+/// Owned copies of `v` (argv to compare with recorded calls).
+pub fn owned(v: &[&str]) -> Vec<String> {
+    v.iter().map(|s| s.to_string()).collect()
 }
 
 /// The shipped catalog with the queue API pointed at `target`.
