@@ -34,6 +34,7 @@ use crate::alerts::silence::{self, Silence};
 use crate::incident::State;
 use crate::policy::Destination;
 use crate::store::AlertGroup;
+use std::collections::HashSet;
 use std::time::Duration;
 use tokio::sync::watch;
 
@@ -94,20 +95,26 @@ fn until(p: &Pipeline, next: Option<i64>) -> Duration {
 /// Renders every changed group, then every storm digest that is due.
 pub async fn post_changed(p: &Pipeline, per_sec: u32) -> Result<Round, Internal> {
     let mut weather = Weather::load(p, per_sec).await?;
-    let mut rendered = 0;
+    let mut seen: HashSet<i64> = HashSet::new();
     loop {
         let groups = p.store.unposted_alert_groups(BATCH).await?;
-        if groups.is_empty() {
-            let next = weather.render_digests(p, true).await?;
-            return Ok(Round { rendered, next });
-        }
+        let waiting = !groups.is_empty();
         let more = groups.len() as i64 == BATCH;
-        rendered += groups.len();
+        // A group that changed again during this round waits for the next
+        // (paced) one: under a steady flood a round would never end.
+        let fresh: Vec<AlertGroup> = groups.into_iter().filter(|g| seen.insert(g.id)).collect();
+        if fresh.is_empty() {
+            // A storm does not end while changed groups are still waiting.
+            let next = weather.render_digests(p, !waiting).await?;
+            return Ok(Round {
+                rendered: seen.len(),
+                next,
+            });
+        }
         let (silences, now) = (p.active_silences().await?, p.clock.now_ms());
-        for g in groups {
+        for g in fresh {
             post_group(p, &mut weather, g, &silences, now).await?;
         }
-        // A storm does not end while changed groups may still be waiting.
         weather.render_digests(p, !more).await?;
         weather = Weather::load(p, per_sec).await?;
     }
