@@ -71,7 +71,9 @@ case_sqlite() {  # label user command text [bad]
 }
 
 start "sqlite://$work/opsbot.db?mode=rwc"
-sleep 1
+# Idle: 5 s after healthy (start-up's code pages are released at 0.5 s, and the
+# periodic loops have run since).
+sleep 5
 echo "sqlite: start to healthy ${ms} ms; idle RSS $(awk '/VmRSS/{print $2}' /proc/$pid/status) kB"
 sign U1 /ops health; load "stored sqlite"
 echo "sqlite: peak RSS under load $(awk '/VmHWM/{print $2}' /proc/$pid/status) kB"

@@ -18,6 +18,7 @@ pub mod exec;
 pub mod incident;
 pub mod instance;
 pub mod ip;
+pub mod memory;
 pub mod metrics;
 pub mod origin;
 pub mod policy;

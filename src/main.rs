@@ -398,6 +398,14 @@ async fn serve(config: &Config, env: &HashMap<String, String>, clock: SharedCloc
     };
     let edge = app::Edge::from_config(config);
     let services = app::start(pipeline, chats, Pacing::default(), &edge)?;
+    // Once the background loops have run their first rounds (milliseconds).
+    tokio::spawn(async {
+        tokio::time::sleep(opsbot::memory::SETTLE).await;
+        match opsbot::memory::release_code_pages() {
+            Ok(bytes) => tracing::debug!(kb = bytes / 1024, "start-up code pages released"),
+            Err(e) => tracing::warn!(error = %e, "cannot release the start-up code pages"),
+        }
+    });
     let header_timeout = config.http.header_timeout;
     let stop = futures::FutureExt::shared(opsbot::server::shutdown_signal());
     let metrics = match (&config.metrics_listen, services.metrics.clone()) {
