@@ -334,6 +334,11 @@ impl Pipeline {
         entry.kind = "execution".into();
         entry.outcome = if result.is_ok() { "succeeded" } else { "failed" }.into();
         entry.detail = Some(exec_detail(&result));
+        if let Some(schedule) = &cmd.schedule {
+            return self
+                .answer_scheduled(inv, req, schedule, &result, reply, entry)
+                .await;
+        }
         let timeline = incident
             .map(|id| {
                 let text = format!("{} → {}: {}", req.display(), entry.outcome, exec_detail(&result));

@@ -3,11 +3,13 @@
 //! woken early only by an earlier new deadline ([`Alarm`]), and fires each
 //! due item in the transaction that applies its effects (taking the row is
 //! the claim): approval expiry, incident escalation steps and update
-//! reminders, silence ends (the kinds of [`fire`]).
+//! reminders, silence ends (the kinds of [`fire`]); scheduled actions (a
+//! watch's next run, a command's follow-up) are claimed, run and settled
+//! by `engine::scheduled`.
 
 use super::pipeline::Internal;
 use super::Pipeline;
-use crate::store::{Timer, APPROVAL_EXPIRY, INCIDENT_REMINDER, INCIDENT_STEP, SILENCE_END};
+use crate::store::{Timer, APPROVAL_EXPIRY, INCIDENT_REMINDER, INCIDENT_STEP, SCHEDULED, SILENCE_END};
 use std::time::Duration;
 use tokio::sync::watch;
 
@@ -59,7 +61,11 @@ pub async fn fire_due(p: &Pipeline) -> Result<Option<i64>, Internal> {
             }
         }
         for t in due {
-            if let Err(e) = fire(p, &t).await {
+            let fired = match t.kind.as_str() {
+                SCHEDULED => p.fire_scheduled(&t).await,
+                _ => fire(p, &t).await,
+            };
+            if let Err(e) = fired {
                 tracing::warn!(kind = %t.kind, item = %t.item, error = %e, "timers: an item failed; it stays due");
                 return Ok(Some(p.clock.now_ms() + 1_000));
             }

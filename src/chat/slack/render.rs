@@ -72,6 +72,15 @@ impl Renderer for SlackRenderer {
             Notification::ApprovalChanged { approval, result } => {
                 vec![card_update(approval, result, now)]
             }
+            Notification::Scheduled {
+                origin,
+                reply,
+                key,
+                edit,
+            } => match parse_origin(&origin.data) {
+                Some(o) => vec![scheduled(&o, reply, key, edit)],
+                None => Vec::new(),
+            },
             Notification::Interrupted { origin, text } => match parse_origin(&origin.data) {
                 Some(o) => vec![interrupted(&o, text)],
                 None => Vec::new(),
@@ -175,6 +184,20 @@ fn interrupted(o: &Origin, text: &str) -> OutMessage {
         },
     };
     msg(&o.channel, op, body)
+}
+
+/// A scheduled run's message in the request's channel and thread: posted
+/// (under `key`, if any) or, for `edit`, the keyed message edited.
+fn scheduled(o: &Origin, reply: &Reply, key: Option<&str>, edit: bool) -> OutMessage {
+    let op = match (key, edit) {
+        (Some(k), true) => OutOp::Update { key: k.to_string() },
+        (key, _) => OutOp::Post {
+            key: key.map(str::to_string),
+            thread: o.thread_ts.clone().map(Thread::Ts),
+            fallback: None,
+        },
+    };
+    msg(&o.channel, op, result(&reply.text, reply.outcome, &o.user))
 }
 
 /// The key of an approval's card, so later edits find it.
