@@ -69,7 +69,8 @@ fn schedule_json(s: &Schedule) -> Value {
             lasts,
             min_every,
             max_for,
-        } => json!({ "watch": { "every": every, "for": lasts,
+            stop,
+        } => json!({ "watch": { "every": every, "for": lasts, "stop": stop,
             "min_every_ms": min_every.as_millis() as u64, "max_for_ms": max_for.as_millis() as u64 } }),
         Schedule::Then {
             after,

@@ -1668,6 +1668,14 @@ fn watch_schedule(w: WatchSpec, args: &[ArgSpec], risk: Risk) -> Result<Schedule
     for (field, name) in [("every", &w.every), ("for", &w.lasts)] {
         problems.extend(duration_flag_problem("watch", field, name, args));
     }
+    if let Some(name) = &w.stop {
+        match args.iter().find(|a| &a.name == name) {
+            Some(a) if matches!(a.kind, ArgKind::Bool) => {}
+            _ => problems.push(format!(
+                "watch.stop: `{name}` must be a switch of the command (kind = \"bool\", flag = true)"
+            )),
+        }
+    }
     let min_every = schedule_duration("watch.min_every", w.min_every.as_deref(), 30, &mut problems);
     let max_for = schedule_duration("watch.max_for", w.max_for.as_deref(), 1800, &mut problems);
     let schedule = Schedule::Watch {
@@ -1675,6 +1683,7 @@ fn watch_schedule(w: WatchSpec, args: &[ArgSpec], risk: Risk) -> Result<Schedule
         lasts: w.lasts,
         min_every,
         max_for,
+        stop: w.stop,
     };
     // The defaults themselves must be within the bounds.
     let defaults: BTreeMap<String, String> = args

@@ -936,6 +936,10 @@ pub struct WatchSpec {
     #[serde(default)]
     #[schemars(with = "Option<super::schema::DurationText>")]
     pub max_for: Option<String>,
+    /// A switch of the command (`--stop`) that, given, runs nothing and
+    /// ends the command's watches in the channel instead.
+    #[serde(default)]
+    pub stop: Option<String>,
 }
 
 /// `then = { after = "for", default = "30m", max = "24h", when = { state = "on" },
@@ -976,6 +980,8 @@ pub enum Schedule {
         lasts: String,
         min_every: Duration,
         max_for: Duration,
+        /// The switch that ends the channel's watches instead of starting one.
+        stop: Option<String>,
     },
     /// Run once more, `after` later, with `set` applied.
     Then {
@@ -1000,6 +1006,7 @@ impl Schedule {
                 lasts,
                 min_every,
                 max_for,
+                ..
             } => {
                 let (e, f) = (get(every)?, get(lasts)?);
                 if e < *min_every {
@@ -1043,6 +1050,11 @@ impl Schedule {
                 }
             }
         }
+    }
+
+    /// The request asks to end the channel's watches (its `stop` switch is on).
+    pub fn stops(&self, args: &BTreeMap<String, String>) -> bool {
+        matches!(self, Schedule::Watch { stop: Some(flag), .. } if args.get(flag).is_some_and(|v| v == "true"))
     }
 
     /// The follow-up of a `then` for a request with `args`: its delay and

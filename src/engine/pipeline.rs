@@ -326,6 +326,9 @@ impl Pipeline {
                 .request_approval(inv, actor, req, policy, entry, incident)
                 .await;
         }
+        if cmd.schedule.as_ref().is_some_and(|s| s.stops(&req.args)) {
+            return self.stop_watches(inv, actor, req, entry).await;
+        }
         let result = self
             .executor
             .execute(&cmd.action, &self.catalog.targets, &req.args)

@@ -66,6 +66,8 @@ pub enum Form {
         ends_at: Millis,
         run: u32,
         runs: u32,
+        /// The last run's result, shown again when the watch is stopped.
+        last: String,
     },
     /// Runs once and posts its result.
     Then,
@@ -125,6 +127,7 @@ impl Pipeline {
                     ends_at: now + for_ms,
                     run: 2,
                     runs,
+                    last: reply.text.clone(),
                 });
                 let due = now + every_ms;
                 let text = watch_text(&s.request, 1, runs, Some(due), &reply.text);
@@ -171,6 +174,80 @@ impl Pipeline {
         if let Some(due) = due {
             self.alarm.set(due);
         }
+        Ok(reply)
+    }
+
+    /// Ends the watches of the request's command in its channel (its
+    /// `stop` switch): their rows go, each message says who stopped it,
+    /// with the answer and the audit entry, in one transaction. A run under
+    /// way finds its row gone and drops its result.
+    pub(super) async fn stop_watches(
+        &self,
+        inv: &Invocation,
+        actor: &Actor,
+        req: &Request<'_>,
+        mut audit: Entry,
+    ) -> Result<Reply, Internal> {
+        let cmd = req.command;
+        let mut stopped = Vec::new();
+        for (item, payload) in self.store.timer_payloads(SCHEDULED).await? {
+            let Ok(s) = serde_json::from_str::<Scheduled>(&payload) else {
+                continue;
+            };
+            let here = s.profile == cmd.profile
+                && s.command == cmd.name
+                && s.channel == inv.channel
+                && s.origin.platform == inv.origin.platform;
+            if let (true, Form::Watch { .. }) = (here, &s.form) {
+                stopped.push((item, s));
+            }
+        }
+        let mut tx = self.store.begin().await?;
+        let mut edits = Vec::new();
+        for (item, s) in &stopped {
+            tx.cancel(SCHEDULED, item).await?;
+            if let Form::Watch {
+                key, run, runs, last, ..
+            } = &s.form
+            {
+                let text = format!(
+                    "👀 `{}` · stopped by {} after run {} of {runs}\n{last}",
+                    s.request,
+                    actor.who(),
+                    run - 1
+                );
+                edits.push((s, key.as_str(), Reply::new(Outcome::Done, text)));
+            }
+        }
+        let reply = Reply::new(
+            Outcome::Done,
+            match stopped.len() {
+                0 => format!("No watch of `/{}` is running in this channel.", cmd.name),
+                n => format!(
+                    "Stopped {n} watch{} of `/{}` in this channel.",
+                    if n == 1 { "" } else { "es" },
+                    cmd.name
+                ),
+            },
+        );
+        let mut notes: Vec<Notification<'_>> = edits
+            .iter()
+            .map(|(s, key, r)| Notification::Scheduled {
+                origin: &s.origin,
+                reply: r,
+                key: Some(key),
+                edit: true,
+            })
+            .collect();
+        notes.push(Notification::Reply {
+            origin: &inv.origin,
+            reply: &reply,
+            approval: None,
+        });
+        audit.kind = "execution".into();
+        audit.outcome = "succeeded".into();
+        audit.detail = Some(format!("stopped {} watch(es)", stopped.len()));
+        self.commit_notes(tx, &[audit], &notes, inv.inbox).await?;
         Ok(reply)
     }
 
@@ -266,6 +343,7 @@ impl Pipeline {
                 ends_at,
                 run,
                 runs,
+                last,
             } => {
                 // Runs keep the request's rhythm; one missed while nothing
                 // ran (a long restart, a lapsed claim) is skipped, not caught up.
@@ -286,6 +364,7 @@ impl Pipeline {
                 };
                 let text = watch_text(&s.request, current, *runs, at, &reply.text);
                 *run = next_run;
+                last.clone_from(&reply.text);
                 (next, Reply::new(reply.outcome, text), Some(key.clone()))
             }
             Form::Then => (Next::Done, reply, None),
@@ -297,7 +376,7 @@ impl Pipeline {
             Next::Done => None,
         };
         if !tx.settle_claim(SCHEDULED, &t.item, claimed.lease, moved).await? {
-            tracing::warn!(item = %t.item, "timers: a scheduled run outlived its lease; its result is dropped");
+            tracing::warn!(item = %t.item, "timers: a scheduled run's row was taken meanwhile (stopped, or its lease lapsed); its result is dropped");
             return Ok(());
         }
         let note = Notification::Scheduled {

@@ -279,6 +279,21 @@ impl Store {
         row.map(|r| int(&r, "due_at")).transpose()
     }
 
+    /// Every pending `(item, payload)` of `kind` (the scheduled actions a
+    /// stop looks through: a few per channel at most).
+    pub async fn timer_payloads(&self, kind: &str) -> Result<Vec<(String, String)>> {
+        let rows = sqlx::query("SELECT item, payload FROM timers WHERE kind = $1 ORDER BY due_at")
+            .bind(kind)
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter()
+            .map(|r| {
+                let payload: Option<String> = r.try_get("payload")?;
+                Ok((text(r, "item")?, payload.unwrap_or_default()))
+            })
+            .collect()
+    }
+
     /// How many deadlines are pending (metrics, tests).
     pub async fn timer_count(&self) -> Result<i64> {
         let row = sqlx::query("SELECT COUNT(*) AS n FROM timers")

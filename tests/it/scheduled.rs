@@ -316,3 +316,48 @@ async fn profile_on_for_switches_the_profiler_off_when_its_time_comes() {
     })
     .await;
 }
+
+#[tokio::test]
+async fn stop_ends_the_watches_of_the_channel_and_says_who_stopped_them() {
+    run_test(|t| {
+        Box::pin(async move {
+            let target = FakeTarget::start().await;
+            let clock = clock();
+            let p = watcher(t, &target, clock.clone());
+            let r = say_from(
+                &p,
+                "slack:U0ALICE",
+                "/deploy watch --every 1m --for 5m",
+                slack_origin("U0ALICE"),
+            )
+            .await;
+            assert_eq!(r.outcome, Outcome::Done, "{}", r.text);
+            let key = watch_key(&t.store).await;
+            tick(&p, &clock, MINUTE).await;
+            let r = say_from(&p, "slack:U0BOB", "/deploy watch --stop", slack_origin("U0BOB")).await;
+            assert_eq!(
+                r.text, "Stopped 1 watch of `/deploy watch` in this channel.",
+                "{}",
+                t.name
+            );
+            assert_eq!(t.store.timer_count().await.unwrap(), 0);
+            let rows = rows_of(&t.store, &key).await;
+            let shown = text(&rows[1]);
+            assert!(
+                shown.contains("stopped by bob after run 2 of 6") && shown.contains("ai-analysis"),
+                "{}: the last result stays: {shown}",
+                t.name
+            );
+            tick(&p, &clock, 10 * MINUTE).await;
+            assert_eq!(
+                target.count("GET", "/api/queue/stats"),
+                2,
+                "{}: nothing runs after a stop",
+                t.name
+            );
+            let r = say_from(&p, "slack:U0BOB", "/deploy watch --stop", slack_origin("U0BOB")).await;
+            assert_eq!(r.text, "No watch of `/deploy watch` is running in this channel.");
+        })
+    })
+    .await;
+}

@@ -629,6 +629,46 @@ mod tests {
     }
 
     #[test]
+    fn a_watch_message_answers_the_command_then_is_edited_and_a_follow_up_posted() {
+        let o = stored(&origin(OriginKind::Command));
+        let r = Reply::new(Outcome::Done, "👀 `/deploy watch` · watch ended\nphase: 100%");
+        let scheduled = |key: Option<&'static str>, edit: bool| {
+            render(Notification::Scheduled {
+                origin: &o,
+                reply: &r,
+                key,
+                edit,
+            })
+        };
+        let first = scheduled(Some("watch:1"), false);
+        assert!(
+            matches!(&first[0].op, OutOp::Respond { key: Some(k), .. } if k == "watch:1"),
+            "it replaces thinking…: {first:?}"
+        );
+        assert_eq!(handle(&first[0].op).to, Target::Original);
+        let edit = scheduled(Some("watch:1"), true);
+        assert_eq!(
+            edit[0].op,
+            OutOp::Update {
+                key: "watch:1".into()
+            }
+        );
+        insta::assert_json_snapshot!("watch_edit", edit[0].body);
+        let later = scheduled(None, false);
+        assert!(matches!(
+            &later[..],
+            [OutMessage {
+                op: OutOp::Post {
+                    key: None,
+                    thread: None,
+                    ..
+                },
+                ..
+            }]
+        ));
+    }
+
+    #[test]
     fn interrupted_requests_are_reported_to_their_author() {
         let m = render(Notification::Interrupted {
             origin: &stored(&origin(OriginKind::Component)),

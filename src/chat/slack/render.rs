@@ -382,6 +382,49 @@ mod tests {
     }
 
     #[test]
+    fn a_watch_message_is_posted_under_its_key_then_edited_and_a_follow_up_posted() {
+        let o = stored(&origin(OriginKind::Command));
+        let r = Reply::new(
+            Outcome::Done,
+            "👀 `/deploy watch` · run 2 of 6 · next run at 16:04:05 UTC\nphase: 50% <b>",
+        );
+        let scheduled = |key: Option<&'static str>, edit: bool| {
+            render(Notification::Scheduled {
+                origin: &o,
+                reply: &r,
+                key,
+                edit,
+            })
+        };
+        let first = scheduled(Some("watch:1"), false);
+        assert!(
+            matches!(&first[..], [OutMessage { op: OutOp::Post { key: Some(k), fallback: None, .. }, .. }] if k == "watch:1"),
+            "posted under its key, never through the response_url: {first:?}"
+        );
+        let edit = scheduled(Some("watch:1"), true);
+        assert_eq!(
+            edit[0].op,
+            OutOp::Update {
+                key: "watch:1".into()
+            }
+        );
+        assert_eq!(edit[0].channel, "C1");
+        insta::assert_json_snapshot!("watch_edit", edit[0].body);
+        let later = scheduled(None, false);
+        assert!(matches!(
+            &later[..],
+            [OutMessage {
+                op: OutOp::Post {
+                    key: None,
+                    fallback: None,
+                    ..
+                },
+                ..
+            }]
+        ));
+    }
+
+    #[test]
     fn a_card_shows_the_preview_with_its_samples_escaped() {
         let a = crate::approval::with_example_preview(approval(State::Pending));
         let m = render(Notification::ApprovalOpened { approval: &a });
