@@ -14,7 +14,7 @@ use crate::support::{
 use opsbot::clock::{Clock, ManualClock};
 use opsbot::config::Config;
 use opsbot::engine::scheduled::LEASE_MS;
-use opsbot::engine::{timers, Outcome, Pipeline};
+use opsbot::engine::{timers, Outcome, Pipeline, Reply};
 use opsbot::store::{OutOp, OutboxRow, Store, SCHEDULED};
 use std::sync::Arc;
 
@@ -56,19 +56,22 @@ async fn tick(p: &Pipeline, clock: &ManualClock, ms: i64) {
     timers::fire_due(p).await.expect("timers");
 }
 
-fn watcher(t: &TestStore, target: &FakeTarget, clock: Arc<ManualClock>) -> Pipeline {
-    pipeline_with(&config(""), t.store.clone(), &target.url, clock)
+/// A fake queue service, a clock and a pipeline over `t` where alice has
+/// just typed `text` (a watch) in C_QUEUE on Slack; its answer.
+async fn watching(t: &TestStore, text: &str) -> (FakeTarget, Arc<ManualClock>, Pipeline, Reply) {
+    let target = FakeTarget::start().await;
+    let clock = clock();
+    let p = pipeline_with(&config(""), t.store.clone(), &target.url, clock.clone());
+    let r = say_from(&p, "slack:U0ALICE", text, slack_origin("U0ALICE")).await;
+    assert_eq!(r.outcome, Outcome::Done, "{}: {}", t.name, r.text);
+    (target, clock, p, r)
 }
 
 #[tokio::test]
 async fn a_watch_edits_one_message_at_each_run_then_says_it_ended() {
     run_test(|t| {
         Box::pin(async move {
-            let target = FakeTarget::start().await;
-            let clock = clock();
-            let p = watcher(t, &target, clock.clone());
-            let r = say_from(&p, "slack:U0ALICE", "/deploy watch --every 1m --for 5m", slack_origin("U0ALICE")).await;
-            assert_eq!(r.outcome, Outcome::Done, "{}: {}", t.name, r.text);
+            let (target, clock, p, r) = watching(t, "/deploy watch --every 1m --for 5m").await;
             assert!(r.text.contains("run 1 of 6 · next run at"), "{}", r.text);
             assert_eq!(target.count("GET", "/api/queue/stats"), 1);
             let key = watch_key(&t.store).await;
@@ -105,18 +108,8 @@ async fn a_watch_edits_one_message_at_each_run_then_says_it_ended() {
 async fn a_restart_mid_watch_goes_on_and_no_run_happens_twice() {
     run_test(|t| {
         Box::pin(async move {
-            let target = FakeTarget::start().await;
-            let clock = clock();
+            let (target, clock, a, r) = watching(t, "/deploy watch --for 30m").await;
             let stats = || target.count("GET", "/api/queue/stats");
-            let a = watcher(t, &target, clock.clone());
-            let r = say_from(
-                &a,
-                "slack:U0ALICE",
-                "/deploy watch --for 30m",
-                slack_origin("U0ALICE"),
-            )
-            .await;
-            assert_eq!(r.outcome, Outcome::Done, "{}: {}", t.name, r.text);
             assert!(r.text.contains("run 1 of 31"), "every 1m by default: {}", r.text);
             let key = watch_key(&t.store).await;
             tick(&a, &clock, MINUTE).await;
@@ -321,17 +314,7 @@ async fn profile_on_for_switches_the_profiler_off_when_its_time_comes() {
 async fn stop_ends_the_watches_of_the_channel_and_says_who_stopped_them() {
     run_test(|t| {
         Box::pin(async move {
-            let target = FakeTarget::start().await;
-            let clock = clock();
-            let p = watcher(t, &target, clock.clone());
-            let r = say_from(
-                &p,
-                "slack:U0ALICE",
-                "/deploy watch --every 1m --for 5m",
-                slack_origin("U0ALICE"),
-            )
-            .await;
-            assert_eq!(r.outcome, Outcome::Done, "{}", r.text);
+            let (target, clock, p, _) = watching(t, "/deploy watch --every 1m --for 5m").await;
             let key = watch_key(&t.store).await;
             tick(&p, &clock, MINUTE).await;
             let r = say_from(&p, "slack:U0BOB", "/deploy watch --stop", slack_origin("U0BOB")).await;
