@@ -337,11 +337,6 @@ impl Pipeline {
         entry.kind = "execution".into();
         entry.outcome = if result.is_ok() { "succeeded" } else { "failed" }.into();
         entry.detail = Some(exec_detail(&result));
-        if let Some(schedule) = &cmd.schedule {
-            return self
-                .answer_scheduled(inv, req, schedule, &result, reply, entry)
-                .await;
-        }
         let timeline = incident
             .map(|id| {
                 let text = format!("{} → {}: {}", req.display(), entry.outcome, exec_detail(&result));
@@ -352,6 +347,10 @@ impl Pipeline {
             })
             .into_iter()
             .collect();
+        if let Some(schedule) = &cmd.schedule {
+            let done = (&result, reply, entry, timeline);
+            return self.answer_scheduled(inv, req, schedule, done).await;
+        }
         self.answer_with(inv, &reply, &[entry], timeline).await?;
         Ok(reply)
     }

@@ -73,6 +73,15 @@ pub enum Form {
     Then,
 }
 
+/// A request's run: its result, reply, audit entry and the rows for the
+/// timeline of the incident it was typed in.
+pub(super) type Executed<'a> = (
+    &'a Result<ExecOutput, ExecError>,
+    Reply,
+    Entry,
+    Vec<(i64, crate::incident::Event)>,
+);
+
 /// Where one run leaves the action.
 enum Next {
     /// Run again at this time.
@@ -90,10 +99,9 @@ impl Pipeline {
         inv: &Invocation,
         req: &Request<'_>,
         schedule: &Schedule,
-        result: &Result<ExecOutput, ExecError>,
-        reply: Reply,
-        audit: Entry,
+        done: Executed<'_>,
     ) -> Result<Reply, Internal> {
+        let (result, reply, audit, timeline) = done;
         let now = self.now();
         let cmd = req.command;
         let item = format!("{now:x}-{:08x}", rand::random::<u32>());
@@ -117,7 +125,7 @@ impl Pipeline {
                         .and_then(|v| crate::duration::parse(v).ok())
                         .map_or(0, |d| d.as_millis() as Millis)
                 };
-                let (every_ms, for_ms) = (ms(every).max(1_000), ms(lasts));
+                let (every_ms, for_ms) = (ms(every).max(1), ms(lasts));
                 let runs = (for_ms / every_ms) as u32 + 1;
                 let key = format!("watch:{item}");
                 let s = payload(Form::Watch {
@@ -170,6 +178,7 @@ impl Pipeline {
                 approval: None,
             }],
         };
+        tx.add_incident_events(&timeline).await?;
         self.commit_notes(tx, &[audit], &notes, inv.inbox).await?;
         if let Some(due) = due {
             self.alarm.set(due);
@@ -253,14 +262,24 @@ impl Pipeline {
 
     /// Runs one due scheduled action (see the module docs).
     pub(super) async fn fire_scheduled(&self, t: &Timer) -> Result<(), Internal> {
+        match self.claim_scheduled(t).await? {
+            Some(claimed) => self.run_scheduled_claim(t, claimed).await,
+            None => Ok(()),
+        }
+    }
+
+    /// Claims a due scheduled action for one run (`None`: another instance
+    /// has it, or it moved).
+    pub(super) async fn claim_scheduled(&self, t: &Timer) -> Result<Option<Claimed>, Internal> {
         let now = self.now();
-        let Some(claimed) = self
+        Ok(self
             .store
             .claim_timer(SCHEDULED, &t.item, now, now + LEASE_MS)
-            .await?
-        else {
-            return Ok(()); // another instance has it
-        };
+            .await?)
+    }
+
+    /// Runs and settles a claimed scheduled action.
+    pub(super) async fn run_scheduled_claim(&self, t: &Timer, claimed: Claimed) -> Result<(), Internal> {
         let s: Scheduled = match serde_json::from_str(&claimed.payload) {
             Ok(s) => s,
             Err(e) => {

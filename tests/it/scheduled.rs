@@ -9,14 +9,16 @@
 
 use crate::support::{
     clock, config, config_enabling_each, pipeline_for, pipeline_with, run_test, say_from, say_in,
-    shipped_catalog_env, slack_origin, FakeTarget, StandIns, TestStore,
+    shipped_catalog_env, slack_origin, FakeTarget, StandIns, TestApp, TestStore,
 };
+use opsbot::catalog::Schedule;
 use opsbot::clock::{Clock, ManualClock};
 use opsbot::config::Config;
 use opsbot::engine::scheduled::LEASE_MS;
 use opsbot::engine::{timers, Outcome, Pipeline, Reply};
 use opsbot::store::{OutOp, OutboxRow, Store, SCHEDULED};
 use std::sync::Arc;
+use std::time::Duration;
 
 const MINUTE: i64 = 60_000;
 
@@ -343,4 +345,46 @@ async fn stop_ends_the_watches_of_the_channel_and_says_who_stopped_them() {
         })
     })
     .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn through_slack_the_timer_loop_posts_the_watch_then_edits_it_until_it_ends() {
+    let t = TestStore::sqlite().await;
+    let app = TestApp::spawn_with(t.store.clone(), |cat| {
+        for c in cat.commands.iter_mut().filter(|c| c.name == "deploy watch") {
+            if let Some(Schedule::Watch { min_every, .. }) = c.schedule.as_mut() {
+                *min_every = Duration::from_millis(200);
+            }
+        }
+    })
+    .await;
+    app.slash("U0ALICE", "/deploy", "watch --every 500ms --for 1500ms")
+        .await;
+    let ended = |calls: &[crate::fake_slack::Call]| {
+        calls.iter().any(|c| {
+            c.method == "chat.update" && c.ok() && c.text().is_some_and(|x| x.contains("watch ended"))
+        })
+    };
+    let calls = app
+        .slack
+        .wait_until(Duration::from_secs(10), ended, "the watch's last edit")
+        .await;
+    let posts: Vec<_> = calls.iter().filter(|c| c.method == "chat.postMessage").collect();
+    assert_eq!(posts.len(), 1, "one message: {calls:#?}");
+    assert!(
+        posts[0].text().is_some_and(|x| x.contains("run 1 of 4")),
+        "{:?}",
+        posts[0].text()
+    );
+    let ts = posts[0].ts.clone().expect("posted");
+    let updates: Vec<_> = calls.iter().filter(|c| c.method == "chat.update").collect();
+    assert!(
+        updates.iter().all(|u| u.body["ts"].as_str() == Some(ts.as_str())),
+        "every edit is of that message: {updates:#?}"
+    );
+    let last = updates.last().and_then(|u| u.text()).unwrap_or_default();
+    assert!(last.contains("run 4 of 4 · watch ended"), "{last}");
+    assert_eq!(app.target.count("GET", "/api/queue/stats"), 4);
+    app.stop().await;
+    t.cleanup().await;
 }
