@@ -487,16 +487,10 @@ impl Builder {
                 }
             }
         }
-        let schedule = self.schedule(
-            text,
-            &loc,
-            raw.watch,
-            raw.then,
-            &args,
-            &raw.risk,
-            &action,
-            approve.is_some(),
-        );
+        // A follow-up runs without an approval: any policy at all refuses it.
+        let approved = approve.is_some()
+            || matches!(&action, Action::Variants(v) if v.choices.iter().any(|c| c.approve.is_some()));
+        let schedule = self.schedule(text, &loc, (raw.watch, raw.then), &args, raw.risk, approved);
         if self.problems.len() == before {
             self.catalog.commands.push(Command {
                 profile,
@@ -516,16 +510,13 @@ impl Builder {
     }
 
     /// Checks a command's `watch` or `then` into its [`Schedule`].
-    #[allow(clippy::too_many_arguments)]
     fn schedule(
         &mut self,
         text: &str,
         cmd: &Location,
-        watch: Option<Spanned<WatchSpec>>,
-        then: Option<Spanned<ThenSpec>>,
+        (watch, then): (Option<Spanned<WatchSpec>>, Option<Spanned<ThenSpec>>),
         args: &[ArgSpec],
-        risk: &Risk,
-        action: &Action,
+        risk: Risk,
         approved: bool,
     ) -> Option<Schedule> {
         let at = |span: std::ops::Range<usize>| Location {
@@ -545,14 +536,12 @@ impl Builder {
             }
             (Some(w), None) => {
                 let l = at(w.span());
-                let found = watch_schedule(w.into_inner(), args, *risk);
+                let found = watch_schedule(w.into_inner(), args, risk);
                 (l, found)
             }
             (None, Some(t)) => {
                 let l = at(t.span());
-                let needs_approval = approved
-                    || matches!(action, Action::Variants(v) if v.choices.iter().any(|c| c.approve.is_some()));
-                let found = then_schedule(t.into_inner(), args, needs_approval);
+                let found = then_schedule(t.into_inner(), args, approved);
                 (l, found)
             }
         };

@@ -388,3 +388,71 @@ async fn through_slack_the_timer_loop_posts_the_watch_then_edits_it_until_it_end
     app.stop().await;
     t.cleanup().await;
 }
+
+#[tokio::test]
+async fn a_claim_is_taken_once_lapses_into_a_report_and_settles_only_while_it_holds() {
+    run_test(|t| {
+        Box::pin(async move {
+            let s = &t.store;
+            let mut tx = s.begin().await.unwrap();
+            tx.schedule_payload(SCHEDULED, "w1", 1_000, "{\"x\":1}")
+                .await
+                .unwrap();
+            tx.commit().await.unwrap();
+            assert_eq!(
+                s.claim_timer(SCHEDULED, "w1", 999, 5_000).await.unwrap(),
+                None,
+                "not due yet"
+            );
+            let first = s
+                .claim_timer(SCHEDULED, "w1", 1_000, 5_000)
+                .await
+                .unwrap()
+                .expect("due");
+            assert_eq!(
+                (first.payload.as_str(), first.lease, first.lapsed),
+                ("{\"x\":1}", 5_000, false)
+            );
+            assert_eq!(
+                s.claim_timer(SCHEDULED, "w1", 1_000, 6_000).await.unwrap(),
+                None,
+                "taken once"
+            );
+            assert_eq!(
+                s.next_due().await.unwrap(),
+                Some(5_000),
+                "not due again before its lease"
+            );
+            // The lease lapses: the next claim is marked, and the old one no longer settles.
+            let second = s
+                .claim_timer(SCHEDULED, "w1", 5_000, 9_000)
+                .await
+                .unwrap()
+                .expect("lapsed");
+            assert!(second.lapsed);
+            let mut tx = s.begin().await.unwrap();
+            assert!(!tx.settle_claim(SCHEDULED, "w1", first.lease, None).await.unwrap());
+            assert!(tx
+                .settle_claim(SCHEDULED, "w1", second.lease, Some((20_000, "{\"x\":2}")))
+                .await
+                .unwrap());
+            tx.commit().await.unwrap();
+            assert_eq!(s.timer_due(SCHEDULED, "w1").await.unwrap(), Some(20_000));
+            assert_eq!(
+                s.timer_payloads(SCHEDULED).await.unwrap(),
+                [("w1".to_string(), "{\"x\":2}".to_string())]
+            );
+            let third = s
+                .claim_timer(SCHEDULED, "w1", 20_000, 30_000)
+                .await
+                .unwrap()
+                .expect("due");
+            assert!(!third.lapsed, "a settled claim leaves no mark");
+            let mut tx = s.begin().await.unwrap();
+            assert!(tx.settle_claim(SCHEDULED, "w1", third.lease, None).await.unwrap());
+            tx.commit().await.unwrap();
+            assert_eq!(s.timer_count().await.unwrap(), 0);
+        })
+    })
+    .await;
+}
