@@ -82,6 +82,87 @@ pub(super) type Executed<'a> = (
     Vec<(i64, crate::incident::Event)>,
 );
 
+/// What a request of a scheduled command leaves behind: its timer row (due
+/// time, payload), its answer, and a watch's message key.
+struct Planned {
+    row: Option<(Millis, Scheduled)>,
+    reply: Reply,
+    key: Option<String>,
+}
+
+impl Planned {
+    /// Nothing runs later (a `then` whose run failed or whose `when` does
+    /// not match): the answer alone.
+    fn nothing(reply: Reply) -> Planned {
+        Planned {
+            row: None,
+            reply,
+            key: None,
+        }
+    }
+}
+
+/// A watch's first run: its message (under `watch:<item>`) and its next run.
+fn plan_watch(base: Scheduled, item: &str, every: &str, lasts: &str, now: Millis, reply: Reply) -> Planned {
+    let ms = |name: &str| {
+        base.args
+            .get(name)
+            .and_then(|v| crate::duration::parse(v).ok())
+            .map_or(0, |d| d.as_millis() as Millis)
+    };
+    let (every_ms, for_ms) = (ms(every).max(1), ms(lasts));
+    let runs = (for_ms / every_ms) as u32 + 1;
+    let key = format!("watch:{item}");
+    let due = now + every_ms;
+    let text = watch_text(&base.request, 1, runs, Some(due), &reply.text);
+    let s = Scheduled {
+        form: Form::Watch {
+            key: key.clone(),
+            every_ms,
+            started_at: now,
+            ends_at: now + for_ms,
+            run: 2,
+            runs,
+            last: reply.text,
+        },
+        ..base
+    };
+    Planned {
+        row: Some((due, s)),
+        reply: Reply::new(reply.outcome, text),
+        key: Some(key),
+    }
+}
+
+/// A `then` follow-up with `args`, `delay` after `now`.
+fn plan_then(
+    base: Scheduled,
+    req: &Request<'_>,
+    args: BTreeMap<String, String>,
+    delay: std::time::Duration,
+    now: Millis,
+    reply: Reply,
+) -> Planned {
+    let due = now + delay.as_millis() as Millis;
+    let then = Request {
+        command: req.command,
+        args: args.clone(),
+        break_glass: false,
+    };
+    let text = format!(
+        "{}\nThen `{}` runs at {} (in {}); its result is posted here.",
+        reply.text,
+        then.display(),
+        utc(due),
+        crate::duration::format(delay)
+    );
+    Planned {
+        row: Some((due, Scheduled { args, ..base })),
+        reply: Reply::new(reply.outcome, text),
+        key: None,
+    }
+}
+
 /// Where one run leaves the action.
 enum Next {
     /// Run again at this time.
@@ -105,7 +186,7 @@ impl Pipeline {
         let now = self.now();
         let cmd = req.command;
         let item = format!("{now:x}-{:08x}", rand::random::<u32>());
-        let payload = |form: Form| Scheduled {
+        let base = Scheduled {
             profile: cmd.profile.clone(),
             command: cmd.name.clone(),
             args: req.args.clone(),
@@ -114,57 +195,22 @@ impl Pipeline {
             channel: inv.channel.clone(),
             origin: inv.origin.clone(),
             request: req.display(),
-            form,
+            form: Form::Then,
         };
-        let mut tx = self.store.begin().await?;
-        let (reply, key, due) = match schedule {
-            Schedule::Watch { every, lasts, .. } => {
-                let ms = |name: &str| {
-                    req.args
-                        .get(name)
-                        .and_then(|v| crate::duration::parse(v).ok())
-                        .map_or(0, |d| d.as_millis() as Millis)
-                };
-                let (every_ms, for_ms) = (ms(every).max(1), ms(lasts));
-                let runs = (for_ms / every_ms) as u32 + 1;
-                let key = format!("watch:{item}");
-                let s = payload(Form::Watch {
-                    key: key.clone(),
-                    every_ms,
-                    started_at: now,
-                    ends_at: now + for_ms,
-                    run: 2,
-                    runs,
-                    last: reply.text.clone(),
-                });
-                let due = now + every_ms;
-                let text = watch_text(&s.request, 1, runs, Some(due), &reply.text);
-                tx.schedule_payload(SCHEDULED, &item, due, &to_json(&s)).await?;
-                (Reply::new(reply.outcome, text), Some(key), Some(due))
-            }
-            Schedule::Then { .. } => match (result.is_ok(), schedule.follow_up(&req.args)) {
-                (true, Some((delay, args))) => {
-                    let due = now + delay.as_millis() as Millis;
-                    let mut s = payload(Form::Then);
-                    s.args = args;
-                    let then = Request {
-                        command: cmd,
-                        args: s.args.clone(),
-                        break_glass: false,
-                    };
-                    let text = format!(
-                        "{}\nThen `{}` runs at {} (in {}); its result is posted here.",
-                        reply.text,
-                        then.display(),
-                        utc(due),
-                        crate::duration::format(delay)
-                    );
-                    tx.schedule_payload(SCHEDULED, &item, due, &to_json(&s)).await?;
-                    (Reply::new(reply.outcome, text), None, Some(due))
-                }
-                _ => (reply, None, None),
+        let planned = match (schedule, result.is_ok()) {
+            (Schedule::Watch { every, lasts, .. }, _) => plan_watch(base, &item, every, lasts, now, reply),
+            (Schedule::Then { .. }, true) => match schedule.follow_up(&req.args) {
+                Some((delay, args)) => plan_then(base, req, args, delay, now, reply),
+                None => Planned::nothing(reply),
             },
+            (Schedule::Then { .. }, false) => Planned::nothing(reply),
         };
+        let Planned { row, reply, key } = planned;
+        let mut tx = self.store.begin().await?;
+        let due = row.as_ref().map(|(due, _)| *due);
+        if let Some((due, s)) = &row {
+            tx.schedule_payload(SCHEDULED, &item, *due, &to_json(s)).await?;
+        }
         let notes = match &key {
             Some(k) => vec![Notification::Scheduled {
                 origin: &inv.origin,
