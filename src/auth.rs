@@ -325,6 +325,7 @@ mod tests {
             action: Action::Health(HealthAction { checks: vec![] }),
             preview: None,
             reply: None,
+            schedule: None,
             location: Location {
                 file: "x".into(),
                 line: 1,

@@ -32,6 +32,7 @@ impl Command {
             action,
             preview,
             reply: _,
+            schedule,
             location: _,
         } = self;
         let mut def = json!({
@@ -48,6 +49,9 @@ impl Command {
         if let Some(p) = preview {
             def["preview"] = preview_json(p);
         }
+        if let Some(s) = schedule {
+            def["schedule"] = schedule_json(s);
+        }
         // Serializing a `Value` cannot fail.
         let bytes = serde_json::to_vec(&def).unwrap_or_default();
         hex::encode(Sha256::digest(bytes))
@@ -56,6 +60,28 @@ impl Command {
 
 fn ms(d: &Option<Duration>) -> Option<u64> {
     d.map(|d| d.as_millis() as u64)
+}
+
+fn schedule_json(s: &Schedule) -> Value {
+    match s {
+        Schedule::Watch {
+            every,
+            lasts,
+            min_every,
+            max_for,
+            stop,
+        } => json!({ "watch": { "every": every, "for": lasts, "stop": stop,
+            "min_every_ms": min_every.as_millis() as u64, "max_for_ms": max_for.as_millis() as u64 } }),
+        Schedule::Then {
+            after,
+            default,
+            min,
+            max,
+            when,
+            set,
+        } => json!({ "then": { "after": after, "default_ms": default.as_millis() as u64,
+            "min_ms": min.as_millis() as u64, "max_ms": max.as_millis() as u64, "when": when, "set": set } }),
+    }
 }
 
 fn policy(p: &ApprovePolicy) -> Value {

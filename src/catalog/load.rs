@@ -104,6 +104,14 @@ struct RawCommand {
     /// Reply template: `{response.field}`, `{output}`, `{status}`, `{rows}`, args.
     #[serde(default)]
     reply: Option<String>,
+    /// A read command the bot runs again every so often, editing one message.
+    #[serde(default)]
+    #[schemars(with = "Option<WatchSpec>")]
+    watch: Option<Spanned<WatchSpec>>,
+    /// A run the bot makes once more, some time after the request.
+    #[serde(default)]
+    #[schemars(with = "Option<ThenSpec>")]
+    then: Option<Spanned<ThenSpec>>,
 }
 
 /// A typed argument (`kind`), positional unless `flag = true`.
@@ -479,6 +487,10 @@ impl Builder {
                 }
             }
         }
+        // A follow-up runs without an approval: any policy at all refuses it.
+        let approved = approve.is_some()
+            || matches!(&action, Action::Variants(v) if v.choices.iter().any(|c| c.approve.is_some()));
+        let schedule = self.schedule(text, &loc, (raw.watch, raw.then), &args, raw.risk, approved);
         if self.problems.len() == before {
             self.catalog.commands.push(Command {
                 profile,
@@ -491,8 +503,56 @@ impl Builder {
                 action,
                 preview,
                 reply: raw.reply,
+                schedule,
                 location: loc,
             });
+        }
+    }
+
+    /// Checks a command's `watch` or `then` into its [`Schedule`].
+    fn schedule(
+        &mut self,
+        text: &str,
+        cmd: &Location,
+        (watch, then): (Option<Spanned<WatchSpec>>, Option<Spanned<ThenSpec>>),
+        args: &[ArgSpec],
+        risk: Risk,
+        approved: bool,
+    ) -> Option<Schedule> {
+        let at = |span: std::ops::Range<usize>| Location {
+            file: cmd.file.clone(),
+            line: line_of(text, span.start),
+        };
+        let (loc, found) = match (watch, then) {
+            (None, None) => return None,
+            (Some(w), Some(_)) => {
+                let l = at(w.span());
+                self.problem(
+                    &l.file,
+                    l.line,
+                    "a command has `watch` or `then`, not both".into(),
+                );
+                return None;
+            }
+            (Some(w), None) => {
+                let l = at(w.span());
+                let found = watch_schedule(w.into_inner(), args, risk);
+                (l, found)
+            }
+            (None, Some(t)) => {
+                let l = at(t.span());
+                let found = then_schedule(t.into_inner(), args, approved);
+                (l, found)
+            }
+        };
+        match found {
+            Ok(s) => Some(s),
+            Err(problems) => {
+                for m in problems {
+                    self.problem(&loc.file, loc.line, m);
+                }
+                None
+            }
         }
     }
 
@@ -1557,4 +1617,130 @@ pub fn by_profile(c: &Catalog) -> BTreeMap<&str, Vec<&Command>> {
         m.entry(cmd.profile.as_str()).or_default().push(cmd);
     }
     m
+}
+
+/// A duration of a schedule section, or the problem with it.
+fn schedule_duration(
+    what: &str,
+    v: Option<&str>,
+    default: u64,
+    problems: &mut Vec<String>,
+) -> std::time::Duration {
+    match v.map(crate::duration::parse) {
+        None => std::time::Duration::from_secs(default),
+        Some(Ok(d)) => d,
+        Some(Err(e)) => {
+            problems.push(format!("{what}: {e}"));
+            std::time::Duration::from_secs(default)
+        }
+    }
+}
+
+/// The problem when `name` is not a duration flag of the command.
+fn duration_flag_problem(section: &str, field: &str, name: &str, args: &[ArgSpec]) -> Option<String> {
+    match args.iter().find(|a| a.name == name) {
+        None => Some(format!(
+            "{section}.{field} names `{name}`, which is not an argument of the command"
+        )),
+        Some(a) if !matches!(a.kind, ArgKind::Duration) || !a.flag => Some(format!(
+            "{section}.{field}: argument `{name}` must be a duration flag (kind = \"duration\", flag = true)"
+        )),
+        Some(_) => None,
+    }
+}
+
+fn watch_schedule(w: WatchSpec, args: &[ArgSpec], risk: Risk) -> Result<Schedule, Vec<String>> {
+    let mut problems = Vec::new();
+    if risk != Risk::Read {
+        problems.push("watch: only a read command is run again on its own (risk = \"read\")".into());
+    }
+    for (field, name) in [("every", &w.every), ("for", &w.lasts)] {
+        problems.extend(duration_flag_problem("watch", field, name, args));
+    }
+    if let Some(name) = &w.stop {
+        match args.iter().find(|a| &a.name == name) {
+            Some(a) if matches!(a.kind, ArgKind::Bool) => {}
+            _ => problems.push(format!(
+                "watch.stop: `{name}` must be a switch of the command (kind = \"bool\", flag = true)"
+            )),
+        }
+    }
+    let min_every = schedule_duration("watch.min_every", w.min_every.as_deref(), 30, &mut problems);
+    let max_for = schedule_duration("watch.max_for", w.max_for.as_deref(), 1800, &mut problems);
+    let schedule = Schedule::Watch {
+        every: w.every,
+        lasts: w.lasts,
+        min_every,
+        max_for,
+        stop: w.stop,
+    };
+    // The defaults themselves must be within the bounds.
+    let defaults: BTreeMap<String, String> = args
+        .iter()
+        .filter_map(|a| a.default.clone().map(|d| (a.name.clone(), d)))
+        .collect();
+    problems.extend(
+        schedule
+            .out_of_bounds(&defaults)
+            .map(|m| format!("watch: the defaults are refused: {m}")),
+    );
+    if problems.is_empty() {
+        Ok(schedule)
+    } else {
+        Err(problems)
+    }
+}
+
+fn then_schedule(t: ThenSpec, args: &[ArgSpec], needs_approval: bool) -> Result<Schedule, Vec<String>> {
+    let mut problems = Vec::new();
+    if needs_approval {
+        problems.push(
+            "then: a follow-up runs without an approval; a command that needs one cannot have it".into(),
+        );
+    }
+    problems.extend(duration_flag_problem("then", "after", &t.after, args));
+    if args.iter().any(|a| a.name == t.after && a.default.is_some()) {
+        problems.push(format!(
+            "then.after: argument `{}` takes its default from then.default (leave its default out)",
+            t.after
+        ));
+    }
+    let default = schedule_duration("then.default", Some(&t.default), 1800, &mut problems);
+    let min = schedule_duration("then.min", t.min.as_deref(), 60, &mut problems);
+    let max = schedule_duration("then.max", Some(&t.max), 86_400, &mut problems);
+    if !(min <= default && default <= max) {
+        problems.push("then: default must lie between min and max".into());
+    }
+    if t.set.is_empty() {
+        problems.push("then.set is empty: name the arguments the follow-up changes".into());
+    }
+    for (field, map) in [("when", &t.when), ("set", &t.set)] {
+        for (name, value) in map {
+            match args.iter().find(|a| &a.name == name) {
+                None => problems.push(format!(
+                    "then.{field} names `{name}`, which is not an argument of the command"
+                )),
+                Some(ArgSpec {
+                    kind: ArgKind::Enum(values),
+                    ..
+                }) if !values.contains(value) => problems.push(format!(
+                    "then.{field}: `{value}` is not a value of `{name}` ({})",
+                    values.join(", ")
+                )),
+                Some(_) => {}
+            }
+        }
+    }
+    if problems.is_empty() {
+        Ok(Schedule::Then {
+            after: t.after,
+            default,
+            min,
+            max,
+            when: t.when,
+            set: t.set,
+        })
+    } else {
+        Err(problems)
+    }
 }

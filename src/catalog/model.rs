@@ -915,6 +915,175 @@ fn five() -> usize {
     5
 }
 
+/// `watch = { every = "every", for = "for", min_every = "30s", max_for = "30m" }`:
+/// a read command that runs now, posts one message, then runs again every
+/// `every` until `for` is over, editing that message (the bot's timer
+/// service; the last edit says the watch ended). `every` and `for` name
+/// duration arguments of the command.
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct WatchSpec {
+    /// The duration argument giving the interval between runs.
+    pub every: String,
+    /// The duration argument giving how long the watch lasts.
+    #[serde(rename = "for")]
+    pub lasts: String,
+    /// The shortest interval accepted (30s when absent).
+    #[serde(default)]
+    #[schemars(with = "Option<super::schema::DurationText>")]
+    pub min_every: Option<String>,
+    /// The longest watch accepted (30m when absent).
+    #[serde(default)]
+    #[schemars(with = "Option<super::schema::DurationText>")]
+    pub max_for: Option<String>,
+    /// A switch of the command (`--stop`) that, given, runs nothing and
+    /// ends the command's watches in the channel instead.
+    #[serde(default)]
+    pub stop: Option<String>,
+}
+
+/// `then = { after = "for", default = "30m", max = "24h", when = { state = "on" },
+/// set = { state = "off" } }`: after a successful run whose arguments match
+/// `when`, the bot runs the command once more, `after` later (a duration
+/// argument, `default` when not given, at most `max`), with the arguments of
+/// `set` in place of the request's, and posts the result where the request
+/// was made (the profiler switched off after `--for`).
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ThenSpec {
+    /// The duration argument giving the delay.
+    pub after: String,
+    /// The delay when the argument is not given.
+    #[schemars(with = "super::schema::DurationText")]
+    pub default: String,
+    /// The shortest delay accepted (1m when absent).
+    #[serde(default)]
+    #[schemars(with = "Option<super::schema::DurationText>")]
+    pub min: Option<String>,
+    /// The longest delay accepted.
+    #[schemars(with = "super::schema::DurationText")]
+    pub max: String,
+    /// Only requests with these argument values schedule the follow-up.
+    #[serde(default)]
+    pub when: BTreeMap<String, String>,
+    /// The arguments the follow-up runs with instead (the others are the request's).
+    pub set: BTreeMap<String, String>,
+}
+
+/// What the bot runs again later for a request of the command (on the one
+/// timer service), checked from [`WatchSpec`] or [`ThenSpec`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Schedule {
+    /// Run again every `every` for `for`, editing one message.
+    Watch {
+        every: String,
+        lasts: String,
+        min_every: Duration,
+        max_for: Duration,
+        /// The switch that ends the channel's watches instead of starting one.
+        stop: Option<String>,
+    },
+    /// Run once more, `after` later, with `set` applied.
+    Then {
+        after: String,
+        default: Duration,
+        min: Duration,
+        max: Duration,
+        when: BTreeMap<String, String>,
+        set: BTreeMap<String, String>,
+    },
+}
+
+impl Schedule {
+    /// Why the request's arguments are out of the schedule's bounds, as a
+    /// sentence for chat (`None`: within them). Pure.
+    pub fn out_of_bounds(&self, args: &BTreeMap<String, String>) -> Option<String> {
+        let get = |name: &str| args.get(name).and_then(|v| crate::duration::parse(v).ok());
+        let show = crate::duration::format;
+        match self {
+            Schedule::Watch {
+                every,
+                lasts,
+                min_every,
+                max_for,
+                ..
+            } => {
+                let (e, f) = (get(every)?, get(lasts)?);
+                if e < *min_every {
+                    Some(format!(
+                        "--{every} {} is too often: at least {} between runs.",
+                        show(e),
+                        show(*min_every)
+                    ))
+                } else if f > *max_for {
+                    Some(format!(
+                        "--{lasts} {} is too long: a watch lasts at most {}.",
+                        show(f),
+                        show(*max_for)
+                    ))
+                } else if e > f {
+                    Some(format!(
+                        "--{every} {} is longer than --{lasts} {}: nothing would run again.",
+                        show(e),
+                        show(f)
+                    ))
+                } else {
+                    None
+                }
+            }
+            Schedule::Then { after, min, max, .. } => {
+                let d = get(after)?;
+                if d < *min {
+                    Some(format!(
+                        "--{after} {} is too short: at least {}.",
+                        show(d),
+                        show(*min)
+                    ))
+                } else if d > *max {
+                    Some(format!(
+                        "--{after} {} is too long: at most {}.",
+                        show(d),
+                        show(*max)
+                    ))
+                } else {
+                    None
+                }
+            }
+        }
+    }
+
+    /// The request asks to end the channel's watches (its `stop` switch is on).
+    pub fn stops(&self, args: &BTreeMap<String, String>) -> bool {
+        matches!(self, Schedule::Watch { stop: Some(flag), .. } if args.get(flag).is_some_and(|v| v == "true"))
+    }
+
+    /// The follow-up of a `then` for a request with `args`: its delay and
+    /// its arguments; `None` when `when` does not match (or for a watch).
+    pub fn follow_up(&self, args: &BTreeMap<String, String>) -> Option<(Duration, BTreeMap<String, String>)> {
+        let Schedule::Then {
+            after,
+            default,
+            when,
+            set,
+            ..
+        } = self
+        else {
+            return None;
+        };
+        if when.iter().any(|(k, v)| args.get(k) != Some(v)) {
+            return None;
+        }
+        let delay = args
+            .get(after)
+            .and_then(|v| crate::duration::parse(v).ok())
+            .unwrap_or(*default);
+        let mut next = args.clone();
+        next.remove(after);
+        next.extend(set.iter().map(|(k, v)| (k.clone(), v.clone())));
+        Some((delay, next))
+    }
+}
+
 /// One catalog command of one profile.
 #[derive(Debug, Clone)]
 pub struct Command {
@@ -932,6 +1101,8 @@ pub struct Command {
     pub preview: Option<Preview>,
     /// Reply template; `{response.field}`, `{output}` and args may appear.
     pub reply: Option<String>,
+    /// What the bot runs again later for a request (`watch`, `then`).
+    pub schedule: Option<Schedule>,
     pub location: Location,
 }
 

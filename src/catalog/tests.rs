@@ -600,3 +600,106 @@ fn each_runs_over_a_previews_items_and_only_it_names_one_item() {
         &["c.toml:14: preview: only filters the items array of an http preview"],
     );
 }
+
+/// A command over the `api` target with `args`, `risk`, `extra` lines.
+fn scheduled_command(args: &str, risk: &str, extra: &str) -> String {
+    format!(
+        "{TARGET}\n[command.q.\"w\"]\nsummary = \"s\"\nargs = {{ {args} }}\nrisk = \"{risk}\"\nroles = [\"oncall\"]\naction = {{ http = {{ target = \"api\", path = \"/x\" }} }}\n{extra}\n"
+    )
+}
+
+const WATCH_ARGS: &str = "every = { kind = \"duration\", flag = true, default = \"1m\" }, for = { kind = \"duration\", flag = true, default = \"10m\" }";
+
+#[test]
+fn a_watch_loads_with_its_bounds() {
+    let c = load(&scheduled_command(
+        WATCH_ARGS,
+        "read",
+        "watch = { every = \"every\", for = \"for\", max_for = \"1h\" }",
+    ))
+    .unwrap();
+    assert_eq!(
+        c.get("q", "w").unwrap().schedule,
+        Some(Schedule::Watch {
+            every: "every".into(),
+            lasts: "for".into(),
+            min_every: std::time::Duration::from_secs(30),
+            max_for: std::time::Duration::from_secs(3600),
+            stop: None,
+        })
+    );
+}
+
+#[test]
+fn watch_and_then_problems_are_reported_at_their_line() {
+    let p = problems(&scheduled_command(
+        "every = { kind = \"int\", flag = true, default = 5 }, for = { kind = \"duration\", flag = true, default = \"2h\" }",
+        "write",
+        "watch = { every = \"every\", for = \"for\", min_every = \"soon\" }",
+    ));
+    assert_each_reported(
+        &p,
+        &[
+            "c.toml:11: watch: only a read command is run again on its own",
+            "c.toml:11: watch.every: argument `every` must be a duration flag",
+            "c.toml:11: watch.min_every: `soon` is not a duration",
+        ],
+    );
+    let p = problems(&scheduled_command(
+        &WATCH_ARGS.replace("10m", "2h"),
+        "read",
+        "watch = { every = \"every\", for = \"for\" }",
+    ));
+    assert_each_reported(
+        &p,
+        &["c.toml:11: watch: the defaults are refused: --for 2h is too long"],
+    );
+    let p = problems(&scheduled_command(
+        "state = { kind = \"enum\", values = [\"on\", \"off\"] }, for = { kind = \"duration\", flag = true, default = \"5m\" }",
+        "write",
+        "approve = { roles = [\"sre\"] }\nthen = { after = \"for\", default = \"2d\", max = \"1d\", when = { state = \"up\" }, set = { mode = \"off\" } }",
+    ));
+    assert_each_reported(
+        &p,
+        &[
+            "c.toml:12: then: a follow-up runs without an approval",
+            "c.toml:12: then.after: argument `for` takes its default from then.default",
+            "c.toml:12: then: default must lie between min and max",
+            "c.toml:12: then.when: `up` is not a value of `state` (on, off)",
+            "c.toml:12: then.set names `mode`, which is not an argument of the command",
+        ],
+    );
+    let p = problems(&scheduled_command(
+        WATCH_ARGS,
+        "read",
+        "watch = { every = \"every\", for = \"for\" }\nthen = { after = \"for\", default = \"1m\", max = \"1h\", set = { a = \"b\" } }",
+    ));
+    assert_each_reported(&p, &["c.toml:11: a command has `watch` or `then`, not both"]);
+}
+
+#[test]
+fn a_then_follow_up_runs_with_its_set_arguments_after_its_delay() {
+    let c = load(&scheduled_command(
+        "state = { kind = \"enum\", values = [\"on\", \"off\"] }, for = { kind = \"duration\", flag = true }",
+        "write",
+        "then = { after = \"for\", default = \"30m\", max = \"1d\", when = { state = \"on\" }, set = { state = \"off\" } }",
+    ))
+    .unwrap();
+    let s = c.get("q", "w").unwrap().schedule.clone().unwrap();
+    let args = |pairs: &[(&str, &str)]| -> BTreeMap<String, String> {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    };
+    let (delay, next) = s.follow_up(&args(&[("state", "on")])).unwrap();
+    assert_eq!((delay.as_secs(), next), (1800, args(&[("state", "off")])));
+    let (delay, _) = s.follow_up(&args(&[("state", "on"), ("for", "2h")])).unwrap();
+    assert_eq!(delay.as_secs(), 7200);
+    assert_eq!(s.follow_up(&args(&[("state", "off")])), None, "only `when`");
+    assert_eq!(s.out_of_bounds(&args(&[("for", "1d")])), None);
+    assert_eq!(
+        s.out_of_bounds(&args(&[("for", "25h")])).as_deref(),
+        Some("--for 1d1h is too long: at most 1d.")
+    );
+}

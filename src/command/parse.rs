@@ -112,6 +112,9 @@ fn catalog_command<'c>(
     let command = select_profile(&candidates, sys.as_deref(), scope, body)?;
     let args = parse_args(command, rest)?;
     variant_args(command, &args)?;
+    if let Some(m) = command.schedule.as_ref().and_then(|s| s.out_of_bounds(&args)) {
+        return Err(usage_error(command, m));
+    }
     let approval = command.approval(&args);
     if break_glass && !approval.is_some_and(|a| a.break_glass) {
         // A variant names itself: `/rollback` (without --emergency) has none.

@@ -14,6 +14,7 @@ pub mod platform;
 mod rate_limit;
 pub mod recovery;
 mod reply;
+pub mod scheduled;
 mod signal;
 mod silences;
 mod storms;

@@ -326,6 +326,9 @@ impl Pipeline {
                 .request_approval(inv, actor, req, policy, entry, incident)
                 .await;
         }
+        if cmd.schedule.as_ref().is_some_and(|s| s.stops(&req.args)) {
+            return self.stop_watches(inv, actor, req, entry).await;
+        }
         let result = self
             .executor
             .execute(&cmd.action, &self.catalog.targets, &req.args)
@@ -344,6 +347,10 @@ impl Pipeline {
             })
             .into_iter()
             .collect();
+        if let Some(schedule) = &cmd.schedule {
+            let done = (&result, reply, entry, timeline);
+            return self.answer_scheduled(inv, req, schedule, done).await;
+        }
         self.answer_with(inv, &reply, &[entry], timeline).await?;
         Ok(reply)
     }

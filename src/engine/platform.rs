@@ -40,6 +40,16 @@ pub enum Notification<'a> {
         approval: &'a Approval,
         result: Option<&'a str>,
     },
+    /// A scheduled run's answer where its request was made (its channel and
+    /// thread): a watch's message, posted under `key` (`edit` false) and
+    /// then edited in place (`edit` true), or a follow-up's result (no key).
+    /// The request's own reply handle may be long expired by then.
+    Scheduled {
+        origin: &'a Origin,
+        reply: &'a Reply,
+        key: Option<&'a str>,
+        edit: bool,
+    },
     /// A stored request was cut off by a restart; its result is unknown.
     Interrupted { origin: &'a Origin, text: &'a str },
     /// An incident's card in each of its destinations: posted when `new`,
@@ -89,7 +99,9 @@ impl Notification<'_> {
     /// The platforms this notification is for (none: nowhere to post).
     pub fn platforms(&self) -> Vec<&str> {
         match self {
-            Notification::Reply { origin, .. } | Notification::Interrupted { origin, .. } => {
+            Notification::Reply { origin, .. }
+            | Notification::Interrupted { origin, .. }
+            | Notification::Scheduled { origin, .. } => {
                 vec![&origin.platform]
             }
             Notification::ApprovalOpened { approval } | Notification::ApprovalChanged { approval, .. } => {

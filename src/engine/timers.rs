@@ -3,11 +3,13 @@
 //! woken early only by an earlier new deadline ([`Alarm`]), and fires each
 //! due item in the transaction that applies its effects (taking the row is
 //! the claim): approval expiry, incident escalation steps and update
-//! reminders, silence ends (the kinds of [`fire`]).
+//! reminders, silence ends (the kinds of [`fire`]); scheduled actions (a
+//! watch's next run, a command's follow-up) are claimed, run and settled
+//! by `engine::scheduled`.
 
 use super::pipeline::Internal;
 use super::Pipeline;
-use crate::store::{Timer, APPROVAL_EXPIRY, INCIDENT_REMINDER, INCIDENT_STEP, SILENCE_END};
+use crate::store::{Timer, APPROVAL_EXPIRY, INCIDENT_REMINDER, INCIDENT_STEP, SCHEDULED, SILENCE_END};
 use std::time::Duration;
 use tokio::sync::watch;
 
@@ -22,7 +24,7 @@ pub fn spawn(pipeline: Pipeline, mut stop: watch::Receiver<bool>) -> tokio::task
     tokio::spawn(async move {
         let mut alarm = pipeline.alarm.listen();
         loop {
-            let next = match fire_due(&pipeline).await {
+            let next = match fire_round(&pipeline, Runs::Detached).await {
                 Ok(next) => next,
                 Err(e) => {
                     tracing::warn!(error = %e, "timers: firing due items failed");
@@ -44,8 +46,23 @@ pub fn spawn(pipeline: Pipeline, mut stop: watch::Receiver<bool>) -> tokio::task
     })
 }
 
-/// Fires everything due now; answers when the next item is due.
+/// How a round treats scheduled actions, which run an executor.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Runs {
+    /// Claimed in the round, run in tasks of their own: a slow read never
+    /// holds up an escalation step or an expiry.
+    Detached,
+    /// Claimed and run in the round (tests step the loop by hand).
+    Awaited,
+}
+
+/// Fires everything due now, scheduled runs included (awaited); answers
+/// when the next item is due.
 pub async fn fire_due(p: &Pipeline) -> Result<Option<i64>, Internal> {
+    fire_round(p, Runs::Awaited).await
+}
+
+async fn fire_round(p: &Pipeline, runs: Runs) -> Result<Option<i64>, Internal> {
     loop {
         let due = p.store.due_timers(p.clock.now_ms(), BATCH).await?;
         let full = due.len() as i64 == BATCH;
@@ -59,7 +76,12 @@ pub async fn fire_due(p: &Pipeline) -> Result<Option<i64>, Internal> {
             }
         }
         for t in due {
-            if let Err(e) = fire(p, &t).await {
+            let fired = match (t.kind.as_str(), runs) {
+                (SCHEDULED, Runs::Awaited) => p.fire_scheduled(&t).await,
+                (SCHEDULED, Runs::Detached) => detach(p, t.clone()).await,
+                _ => fire(p, &t).await,
+            };
+            if let Err(e) = fired {
                 tracing::warn!(kind = %t.kind, item = %t.item, error = %e, "timers: an item failed; it stays due");
                 return Ok(Some(p.clock.now_ms() + 1_000));
             }
@@ -68,6 +90,22 @@ pub async fn fire_due(p: &Pipeline) -> Result<Option<i64>, Internal> {
             return Ok(p.store.next_due().await?);
         }
     }
+}
+
+/// Claims a scheduled action now (so the next round does not see it due)
+/// and runs it in a task of its own.
+async fn detach(p: &Pipeline, t: Timer) -> Result<(), Internal> {
+    let Some(claimed) = p.claim_scheduled(&t).await? else {
+        return Ok(());
+    };
+    let p = p.clone();
+    tokio::spawn(async move {
+        if let Err(e) = p.run_scheduled_claim(&t, claimed).await {
+            // Its claim lapses; the run is then reported as cut off.
+            tracing::warn!(item = %t.item, error = %e, "timers: a scheduled run failed to settle");
+        }
+    });
+    Ok(())
 }
 
 /// Fires one item: takes it and applies its effects in one transaction.

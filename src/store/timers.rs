@@ -11,6 +11,24 @@ use sqlx::Row;
 /// Kind of the approval-expiry timers (item: the approval id).
 pub const APPROVAL_EXPIRY: &str = "approval.expire";
 
+/// Kind of the scheduled actions (item: a fresh id; the row's payload says
+/// what to run, where to answer and which message to edit): a watch's next
+/// run, a command's follow-up.
+pub const SCHEDULED: &str = "action.scheduled";
+
+/// A scheduled item taken for one run ([`Store::claim_timer`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Claimed {
+    /// The row's payload (empty when it has none).
+    pub payload: String,
+    /// The lease this claim holds: [`Tx::settle_claim`] succeeds only while
+    /// the row still carries it.
+    pub lease: Millis,
+    /// An earlier claim lapsed without settling: its run was cut off (a
+    /// crash, a restart), its result unknown.
+    pub lapsed: bool,
+}
+
 /// A due (or pending) item.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Timer {
@@ -104,6 +122,118 @@ impl Tx {
     }
 }
 
+impl Tx {
+    /// Sets (or moves) the deadline of `(kind, item)`, with its payload.
+    pub async fn schedule_payload(
+        &mut self,
+        kind: &str,
+        item: &str,
+        due_at: Millis,
+        payload: &str,
+    ) -> Result<()> {
+        sqlx::query(
+            "INSERT INTO timers (kind, item, due_at, payload) VALUES ($1, $2, $3, $4)
+             ON CONFLICT (kind, item) DO UPDATE SET due_at = excluded.due_at, payload = excluded.payload,
+                 claimed_until = 0",
+        )
+        .bind(kind)
+        .bind(item)
+        .bind(due_at)
+        .bind(payload)
+        .execute(self.conn())
+        .await?;
+        Ok(())
+    }
+
+    /// Ends the run that claimed `(kind, item)` with `lease`: the row moves to
+    /// `next` (due time, payload) or, without one, is deleted. False (and
+    /// nothing changed) when the claim no longer holds the row: another
+    /// instance found it lapsed and took it.
+    pub async fn settle_claim(
+        &mut self,
+        kind: &str,
+        item: &str,
+        lease: Millis,
+        next: Option<(Millis, &str)>,
+    ) -> Result<bool> {
+        let done = match next {
+            Some((due, payload)) => {
+                sqlx::query(
+                    "UPDATE timers SET due_at = $4, payload = $5, claimed_until = 0
+                     WHERE kind = $1 AND item = $2 AND claimed_until = $3",
+                )
+                .bind(kind)
+                .bind(item)
+                .bind(lease)
+                .bind(due)
+                .bind(payload)
+                .execute(self.conn())
+                .await?
+            }
+            None => {
+                sqlx::query("DELETE FROM timers WHERE kind = $1 AND item = $2 AND claimed_until = $3")
+                    .bind(kind)
+                    .bind(item)
+                    .bind(lease)
+                    .execute(self.conn())
+                    .await?
+            }
+        };
+        Ok(done.rows_affected() == 1)
+    }
+}
+
+impl Store {
+    /// Claims `(kind, item)` for one run when it is due at `now`: in one
+    /// transaction, the row's due time moves to `lease` (no loop sees it due
+    /// again before then) and `claimed_until` records the claim. Exactly one
+    /// caller gets it (the update is conditional on what was read). A row
+    /// found due with an earlier claim is one whose run never settled: it is
+    /// claimed again, marked `lapsed`, for the caller to report, not re-run.
+    pub async fn claim_timer(
+        &self,
+        kind: &str,
+        item: &str,
+        now: Millis,
+        lease: Millis,
+    ) -> Result<Option<Claimed>> {
+        let mut tx = self.begin().await?;
+        let row = sqlx::query(
+            "SELECT claimed_until, payload FROM timers WHERE kind = $1 AND item = $2 AND due_at <= $3",
+        )
+        .bind(kind)
+        .bind(item)
+        .bind(now)
+        .fetch_optional(tx.conn())
+        .await?;
+        let Some(row) = row else {
+            return Ok(None);
+        };
+        let before = int(&row, "claimed_until")?;
+        let payload: Option<String> = row.try_get("payload")?;
+        let done = sqlx::query(
+            "UPDATE timers SET due_at = $4, claimed_until = $4
+             WHERE kind = $1 AND item = $2 AND due_at <= $3 AND claimed_until = $5",
+        )
+        .bind(kind)
+        .bind(item)
+        .bind(now)
+        .bind(lease)
+        .bind(before)
+        .execute(tx.conn())
+        .await?;
+        if done.rows_affected() != 1 {
+            return Ok(None);
+        }
+        tx.commit().await?;
+        Ok(Some(Claimed {
+            payload: payload.unwrap_or_default(),
+            lease,
+            lapsed: before != 0,
+        }))
+    }
+}
+
 super::on_tx! {
     /// Sets (or moves) a deadline in its own transaction.
     fn schedule(kind: &str, item: &str, due_at: Millis) -> ();
@@ -147,6 +277,21 @@ impl Store {
             .fetch_optional(&self.pool)
             .await?;
         row.map(|r| int(&r, "due_at")).transpose()
+    }
+
+    /// Every pending `(item, payload)` of `kind` (the scheduled actions a
+    /// stop looks through: a few per channel at most).
+    pub async fn timer_payloads(&self, kind: &str) -> Result<Vec<(String, String)>> {
+        let rows = sqlx::query("SELECT item, payload FROM timers WHERE kind = $1 ORDER BY due_at")
+            .bind(kind)
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter()
+            .map(|r| {
+                let payload: Option<String> = r.try_get("payload")?;
+                Ok((text(r, "item")?, payload.unwrap_or_default()))
+            })
+            .collect()
     }
 
     /// How many deadlines are pending (metrics, tests).

@@ -232,6 +232,9 @@ const BUILT: &[(&str, &str)] = &[
     ("scrape", "BK-7"),
     ("pdf", "ST-5"),
     ("scrape", "S-7"),
+    ("cap", "DEP-2"),
+    ("queue", "DEP-2"),
+    ("scrape", "M-3"),
 ];
 
 /// Rows of a tracked profile that the executors cannot express yet: (profile, ID, what is missing).
@@ -245,16 +248,6 @@ const NOT_YET: &[(&str, &str, &str)] = &[
         "chat",
         "SEC-11",
         "seed 002 names no API or table for accounts and runbooks.md §1 none either (\"profile must define an http/sql target\"): a disable endpoint or statement would be invented",
-    ),
-    (
-        "cap",
-        "DEP-2",
-        "a bot-side watch that polls and edits one message (a seq runs once)",
-    ),
-    (
-        "scrape",
-        "M-3",
-        "the profiler's auto-off after --for needs a bot timer (mongosh with the URL in its env can set the level)",
     ),
     (
         "pdf",
@@ -289,7 +282,6 @@ const OTHER_SLICE: &[(&str, &str)] = &[
     ("chat", "BK-1"),
     ("chat", "BK-4"),
     ("chat", "BK-5"),
-    ("queue", "DEP-2"),
     ("queue", "DEP-9"),
     ("queue", "DEP-10"),
     ("queue", "RB-3"),

@@ -37,6 +37,7 @@ mod policies;
 mod preview;
 mod process_env;
 mod remote;
+mod scheduled;
 mod silences;
 mod slack;
 mod store;

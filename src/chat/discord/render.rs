@@ -107,6 +107,14 @@ impl Renderer for DiscordRenderer {
             Notification::ApprovalChanged { approval, result } => {
                 vec![card_update(approval, result, now)]
             }
+            Notification::Scheduled {
+                origin,
+                reply,
+                key,
+                edit,
+            } => parse_origin(&origin.data)
+                .map(|o| vec![scheduled(&o, reply, key, edit)])
+                .unwrap_or_default(),
             Notification::Interrupted { origin, text } => match parse_origin(&origin.data) {
                 Some(o) => {
                     let notice = format!(
@@ -244,6 +252,25 @@ fn respond(o: &Origin, to: Target, key: Option<String>, user: Option<String>) ->
         key,
         user,
     }
+}
+
+/// A scheduled run's message: a watch's first one answers the command (it
+/// replaces "thinking…", under `key`); its edits, and a follow-up's result
+/// (long after the interaction's token expired), go to the channel.
+fn scheduled(o: &Origin, reply: &Reply, key: Option<&str>, edit: bool) -> OutMessage {
+    let key_owned = key.map(str::to_string);
+    let op = match (key_owned, edit) {
+        (Some(k), true) => OutOp::Update { key: k },
+        (Some(k), false) if o.kind == OriginKind::Command => {
+            respond(o, Target::Original, Some(k), private_to(o))
+        }
+        (key, _) => OutOp::Post {
+            key,
+            thread: None,
+            fallback: None,
+        },
+    };
+    msg(&o.channel, op, result(&reply.text, reply.outcome, &o.user))
 }
 
 /// The key of an approval's card, so later edits find it.
@@ -599,6 +626,46 @@ mod tests {
             "result_failed",
             reply_to(&origin(OriginKind::Command), &failed, None)[0].body
         );
+    }
+
+    #[test]
+    fn a_watch_message_answers_the_command_then_is_edited_and_a_follow_up_posted() {
+        let o = stored(&origin(OriginKind::Command));
+        let r = Reply::new(Outcome::Done, "👀 `/deploy watch` · watch ended\nphase: 100%");
+        let scheduled = |key: Option<&'static str>, edit: bool| {
+            render(Notification::Scheduled {
+                origin: &o,
+                reply: &r,
+                key,
+                edit,
+            })
+        };
+        let first = scheduled(Some("watch:1"), false);
+        assert!(
+            matches!(&first[0].op, OutOp::Respond { key: Some(k), .. } if k == "watch:1"),
+            "it replaces thinking…: {first:?}"
+        );
+        assert_eq!(handle(&first[0].op).to, Target::Original);
+        let edit = scheduled(Some("watch:1"), true);
+        assert_eq!(
+            edit[0].op,
+            OutOp::Update {
+                key: "watch:1".into()
+            }
+        );
+        insta::assert_json_snapshot!("watch_edit", edit[0].body);
+        let later = scheduled(None, false);
+        assert!(matches!(
+            &later[..],
+            [OutMessage {
+                op: OutOp::Post {
+                    key: None,
+                    thread: None,
+                    ..
+                },
+                ..
+            }]
+        ));
     }
 
     #[test]

@@ -72,6 +72,15 @@ impl Renderer for SlackRenderer {
             Notification::ApprovalChanged { approval, result } => {
                 vec![card_update(approval, result, now)]
             }
+            Notification::Scheduled {
+                origin,
+                reply,
+                key,
+                edit,
+            } => match parse_origin(&origin.data) {
+                Some(o) => vec![scheduled(&o, reply, key, edit)],
+                None => Vec::new(),
+            },
             Notification::Interrupted { origin, text } => match parse_origin(&origin.data) {
                 Some(o) => vec![interrupted(&o, text)],
                 None => Vec::new(),
@@ -175,6 +184,20 @@ fn interrupted(o: &Origin, text: &str) -> OutMessage {
         },
     };
     msg(&o.channel, op, body)
+}
+
+/// A scheduled run's message in the request's channel and thread: posted
+/// (under `key`, if any) or, for `edit`, the keyed message edited.
+fn scheduled(o: &Origin, reply: &Reply, key: Option<&str>, edit: bool) -> OutMessage {
+    let op = match (key, edit) {
+        (Some(k), true) => OutOp::Update { key: k.to_string() },
+        (key, _) => OutOp::Post {
+            key: key.map(str::to_string),
+            thread: o.thread_ts.clone().map(Thread::Ts),
+            fallback: None,
+        },
+    };
+    msg(&o.channel, op, result(&reply.text, reply.outcome, &o.user))
 }
 
 /// The key of an approval's card, so later edits find it.
@@ -356,6 +379,49 @@ mod tests {
             reply,
             approval: a,
         })
+    }
+
+    #[test]
+    fn a_watch_message_is_posted_under_its_key_then_edited_and_a_follow_up_posted() {
+        let o = stored(&origin(OriginKind::Command));
+        let r = Reply::new(
+            Outcome::Done,
+            "👀 `/deploy watch` · run 2 of 6 · next run at 16:04:05 UTC\nphase: 50% <b>",
+        );
+        let scheduled = |key: Option<&'static str>, edit: bool| {
+            render(Notification::Scheduled {
+                origin: &o,
+                reply: &r,
+                key,
+                edit,
+            })
+        };
+        let first = scheduled(Some("watch:1"), false);
+        assert!(
+            matches!(&first[..], [OutMessage { op: OutOp::Post { key: Some(k), fallback: None, .. }, .. }] if k == "watch:1"),
+            "posted under its key, never through the response_url: {first:?}"
+        );
+        let edit = scheduled(Some("watch:1"), true);
+        assert_eq!(
+            edit[0].op,
+            OutOp::Update {
+                key: "watch:1".into()
+            }
+        );
+        assert_eq!(edit[0].channel, "C1");
+        insta::assert_json_snapshot!("watch_edit", edit[0].body);
+        let later = scheduled(None, false);
+        assert!(matches!(
+            &later[..],
+            [OutMessage {
+                op: OutOp::Post {
+                    key: None,
+                    fallback: None,
+                    ..
+                },
+                ..
+            }]
+        ));
     }
 
     #[test]
