@@ -232,6 +232,10 @@ const BUILT: &[(&str, &str)] = &[
     ("scrape", "BK-7"),
     ("pdf", "ST-5"),
     ("scrape", "S-7"),
+    ("pdf", "OPS-38"),
+    ("pdf", "OPS-39"),
+    ("pdf", "OPS-40"),
+    ("pdf", "OPS-41"),
 ];
 
 /// Rows of a tracked profile that the executors cannot express yet: (profile, ID, what is missing).
@@ -255,26 +259,6 @@ const NOT_YET: &[(&str, &str, &str)] = &[
         "scrape",
         "M-3",
         "the profiler's auto-off after --for needs a bot timer (mongosh with the URL in its env can set the level)",
-    ),
-    (
-        "pdf",
-        "OPS-38",
-        "the maintenance-mode silence (internal)",
-    ),
-    (
-        "pdf",
-        "OPS-39",
-        "the maintenance-mode silence (internal)",
-    ),
-    (
-        "pdf",
-        "OPS-40",
-        "the maintenance-window silence (internal)",
-    ),
-    (
-        "pdf",
-        "OPS-41",
-        "the maintenance-mode state (internal: only while it is on)",
     ),
     (
         "pdf",
