@@ -170,15 +170,16 @@ impl Pipeline {
     async fn silences_text(&self) -> Result<String, Internal> {
         let now = self.now();
         let silences = self.active_silences().await?;
-        if silences.is_empty() {
-            return Ok("No active silences.".into());
-        }
-        let mut t = format!("{} active silence{}:", silences.len(), plural(silences.len()));
-        for s in silences.iter().take(SHOWN) {
-            t.push_str(&format!("\n• {}", describe(s, now)));
-        }
-        if silences.len() > SHOWN {
-            t.push_str(&format!("\n… and {} more", silences.len() - SHOWN));
+        let later = Silence::from_rows(&self.store.upcoming_silences(now).await?);
+        let mut t = if silences.is_empty() {
+            "No active silences.".to_string()
+        } else {
+            format!("{} active silence{}:", silences.len(), plural(silences.len()))
+        };
+        list(&mut t, &silences, now);
+        if !later.is_empty() {
+            t.push_str(&format!("\n{} to come:", later.len()));
+            list(&mut t, &later, now);
         }
         Ok(t)
     }
@@ -427,19 +428,34 @@ pub(super) fn ended_detail(row: &SilenceRow) -> String {
     )
 }
 
+/// Lines of `/alerts silences` for `silences`, then "and N more".
+fn list(t: &mut String, silences: &[Silence], now: Millis) {
+    for s in silences.iter().take(SHOWN) {
+        t.push_str(&format!("\n• {}", describe(s, now)));
+    }
+    if silences.len() > SHOWN {
+        t.push_str(&format!("\n… and {} more", silences.len() - SHOWN));
+    }
+}
+
 /// One line of `/alerts silences`.
 fn describe(s: &Silence, now: Millis) -> String {
-    let left = incident::ago(s.ends_at, now);
     let what = match s.kind {
         Kind::Silence => s.matcher_text(),
         Kind::Maintenance => format!("🔧 maintenance {}", maintenance_profile(s)),
     };
-    let mut t = format!(
-        "{} {what} until {} ({left} left), by {}",
-        s.label(),
-        rfc3339(s.ends_at),
-        s.created_by
-    );
+    let when = if s.starts_at > now {
+        format!(
+            "from {} (in {}) until {}",
+            rfc3339(s.starts_at),
+            incident::ago(s.starts_at, now),
+            rfc3339(s.ends_at)
+        )
+    } else {
+        let left = incident::ago(s.ends_at, now);
+        format!("until {} ({left} left)", rfc3339(s.ends_at))
+    };
+    let mut t = format!("{} {what} {when}, by {}", s.label(), s.created_by);
     if let Some(c) = &s.comment {
         t.push_str(&format!(" — {c}"));
     }

@@ -143,6 +143,18 @@ impl Store {
         rows.iter().map(silence_row).collect()
     }
 
+    /// The silences not ended that start after `now`, soonest first.
+    pub async fn upcoming_silences(&self, now: Millis) -> Result<Vec<SilenceRow>> {
+        let rows = sqlx::query(&format!(
+            "SELECT {SILENCE_COLUMNS} FROM silences WHERE ended_at IS NULL AND starts_at > $1
+             ORDER BY starts_at, id"
+        ))
+        .bind(now)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(silence_row).collect()
+    }
+
     /// Deletes the silences that ended (expired, or ended early) before
     /// `before`; answers how many. Their audit entries stay.
     pub async fn silences_prune(&self, before: Millis) -> Result<u64> {

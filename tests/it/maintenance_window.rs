@@ -227,6 +227,11 @@ async fn a_scheduled_window_silences_only_from_its_start() {
                     npm(&["maintenance:notify-users"]),
                 ]
             );
+            let listed = b.say("alice", "/alerts silences").await.text;
+            assert_eq!(
+                listed,
+                "No active silences.\n1 to come:\n• s1 🔧 maintenance pdf from 2023-11-15T10:00:00.000Z (in 11h46m40s) until 2023-11-15T12:00:00.000Z, by bob — /ops maintenance schedule 2023-11-15 2h --at 10:00 --notify"
+            );
             b.firing("PdfStuckJobs").await;
             b.post().await;
             assert_eq!(b.open().await, ["PdfStuckJobs"], "not silenced yet");
