@@ -248,6 +248,16 @@ fn action_json(a: &Action) -> Value {
         Action::Internal(InternalAction::Link { target, path }) => {
             json!({ "internal": { "link": { "target": target, "path": path } } })
         }
+        Action::Internal(InternalAction::Maintenance(m)) => {
+            let step = match m {
+                MaintenanceStep::Open { lasts, from } => {
+                    json!({ "open": { "lasts": lasts, "from": from } })
+                }
+                MaintenanceStep::Close => json!("close"),
+                MaintenanceStep::Require => json!("require"),
+            };
+            json!({ "internal": { "maintenance": step } })
+        }
         Action::Variants(Variants { by, choices }) => {
             // Every choice: an approval binds to what each value would run.
             let choices: Vec<Value> = choices

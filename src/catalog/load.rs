@@ -745,6 +745,10 @@ impl Builder {
                 let msg = format!("{prefix}each inside each: an item is one value");
                 self.problem(&loc.file, loc.line, msg);
             }
+            if !step.action.maintenance_steps().is_empty() {
+                let msg = format!("{prefix}each: {WINDOW_ALONE}");
+                self.problem(&loc.file, loc.line, msg);
+            }
             let inner = ActionChecks { in_each: true, ..*c };
             let step_loc = at_offset(loc, c.text, step.offset);
             self.check_action(&inner, &step_loc, &step.action, &format!("{prefix}each: "));
@@ -753,6 +757,10 @@ impl Builder {
         if let Action::Summarize(sum) = action {
             for message in summarize_problems(sum) {
                 self.problem(&loc.file, loc.line, format!("{prefix}summarize: {message}"));
+            }
+            if !sum.of.action.maintenance_steps().is_empty() {
+                let msg = format!("{prefix}summarize: {WINDOW_ALONE}");
+                self.problem(&loc.file, loc.line, msg);
             }
             let of_loc = at_offset(loc, c.text, sum.of.offset);
             self.check_action(c, &of_loc, &sum.of.action, prefix);
@@ -1378,6 +1386,10 @@ const SUMMARY_KEEP: usize = 500;
 /// A summary reshapes the output at most one way, its regex compiles within
 /// its size limit, it keeps a bounded number of lines, and each rule with a
 /// threshold names the values it reads.
+/// Why a maintenance step cannot stand inside `each` or `summarize`.
+const WINDOW_ALONE: &str =
+    "a maintenance step stands alone, in a seq or as a variant's choice (its window is opened from the result)";
+
 fn summarize_problems(s: &Summarize) -> Vec<String> {
     let mut out = Vec::new();
     let shapes = [s.lines.is_some(), s.select.is_some(), s.series.is_some()];

@@ -401,6 +401,45 @@ pub enum InternalAction {
     /// (without user name or password) joined with `path`, whose `{arg}`s are
     /// percent-encoded path segments as in an http action.
     Link { target: String, path: String },
+    /// The command's profile's maintenance window: the silence of kind
+    /// `maintenance` that `/alerts maintenance <profile>` sets (alerts
+    /// stored and shown, no pages). The executor only checks and describes
+    /// it; the engine opens or ends the window in the transaction that
+    /// records the execution: `internal = { maintenance = "close" }`.
+    Maintenance(MaintenanceStep),
+}
+
+/// What a maintenance step does to its profile's window.
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(rename_all = "lowercase", deny_unknown_fields)]
+pub enum MaintenanceStep {
+    /// Opens a window lasting `lasts` (a duration template, `"{for}"`,
+    /// 1 minute to 7 days): from now, or from `from` (a template rendering
+    /// `YYYY-MM-DD` or `YYYY-MM-DDTHH:MM`, UTC; a day alone starts at 00:00):
+    /// `{ open = { lasts = "{len}", from = "{d}T{at}" } }`. A window that
+    /// would already be over is not opened (the reply says so).
+    Open {
+        lasts: String,
+        #[serde(default)]
+        from: Option<String>,
+    },
+    /// Ends the profile's active window(s) now; none on is not a failure.
+    Close,
+    /// Refuses (so nothing after it in a seq runs) unless the profile's
+    /// window is on when the action is executed.
+    Require,
+}
+
+impl MaintenanceStep {
+    /// Its templates, for validation.
+    pub fn templates(&self) -> Vec<&str> {
+        match self {
+            MaintenanceStep::Open { lasts, from } => {
+                std::iter::once(lasts.as_str()).chain(from.as_deref()).collect()
+            }
+            MaintenanceStep::Close | MaintenanceStep::Require => vec![],
+        }
+    }
 }
 
 /// Most steps of one `seq`.
@@ -475,6 +514,17 @@ impl Action {
             Action::Each(s) => s.action.leaves(),
             other => vec![other],
         }
+    }
+
+    /// The maintenance steps among [`leaves`](Action::leaves).
+    pub fn maintenance_steps(&self) -> Vec<&MaintenanceStep> {
+        self.leaves()
+            .into_iter()
+            .filter_map(|a| match a {
+                Action::Internal(InternalAction::Maintenance(m)) => Some(m),
+                _ => None,
+            })
+            .collect()
     }
 
     /// [`leaves`](Action::leaves), to change: filled in when the catalog is loaded.
@@ -594,6 +644,7 @@ impl Action {
                 .collect(),
             Action::Health(_) => vec![],
             Action::Internal(InternalAction::Link { path, .. }) => vec![path.as_str()],
+            Action::Internal(InternalAction::Maintenance(m)) => m.templates(),
         }
     }
 
@@ -616,6 +667,7 @@ impl Action {
             Action::Internal(InternalAction::Link { target, .. }) => {
                 vec![(target.as_str(), TargetKind::Http)]
             }
+            Action::Internal(InternalAction::Maintenance(_)) => vec![],
         }
     }
 }

@@ -322,6 +322,48 @@ fn internal_links_need_an_http_target_and_defined_args() {
     );
 }
 
+#[test]
+fn maintenance_steps_check_their_templates_and_stand_outside_summaries() {
+    let text = |action: &str| {
+        format!(
+            "{TARGET}\n[command.p.\"ops maintenance on\"]\nsummary = \"s\"\nargs = {{ for = {{ kind = \"duration\", flag = true, default = \"2h\" }} }}\nrisk = \"write\"\nroles = [\"oncall\"]\naction = {action}\n"
+        )
+    };
+    let c = load(&text(
+        "{ internal = { maintenance = { open = { lasts = \"{for}\" } } } }",
+    ))
+    .unwrap();
+    let cmd = c.get("p", "ops maintenance on").unwrap();
+    assert!(matches!(
+        cmd.action.maintenance_steps()[..],
+        [MaintenanceStep::Open { .. }]
+    ));
+    let close = load(&text("{ seq = [{ internal = { maintenance = \"close\" } }] }")).unwrap();
+    assert!(matches!(
+        close
+            .get("p", "ops maintenance on")
+            .unwrap()
+            .action
+            .maintenance_steps()[..],
+        [MaintenanceStep::Close]
+    ));
+    let p = problems(&text(
+        "{ internal = { maintenance = { open = { lasts = \"{len}\" } } } }",
+    ));
+    assert_eq!(
+        p,
+        ["c.toml:10: template `{len}` uses `{len}`, which is not a defined argument"]
+    );
+    let p = problems(&text(
+        "{ summarize = { of = { internal = { maintenance = \"require\" } }, lines = {} } }",
+    ));
+    assert_eq!(p.len(), 1, "{p:#?}");
+    assert!(
+        p[0].contains("summarize: a maintenance step stands alone"),
+        "{p:#?}"
+    );
+}
+
 const REDIS_SQL: &str = "[target.r]\nkind = \"redis\"\nurl = \"redis://x\"\nkey_prefixes = [\"gemini:\"]\n[target.d]\nkind = \"sql\"\nurl = \"postgres://x/d\"\n";
 
 /// A destructive, approved command `x` of profile `p` with `body` (its

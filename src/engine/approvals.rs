@@ -2,6 +2,7 @@
 //! `/reject`, `/cancel`, `/approvals`, executing an approved request at most
 //! once, and recovering after a crash.
 
+use super::maintenance::{Applied, Cause};
 use super::pipeline::{Change, Internal, Invocation, Pipeline, SOURCE_SYSTEM, SOURCE_TIMER};
 use super::reply::{Outcome, Reply};
 use crate::approval::{self, Approval, Decision, State, Step};
@@ -368,25 +369,32 @@ impl Pipeline {
         let id = a.id;
         let checked = self.unchanged_command(&a);
         let cmd = checked.as_ref().ok().copied();
-        let (result, reply) = match &checked {
+        let (result, reply, effects) = match &checked {
             Ok(cmd) => {
+                let args = self.execution_args(cmd, &a.args).await?;
                 let result = self
                     .executor
                     .execute_previewed(
                         &cmd.action,
                         &self.catalog.targets,
-                        &a.args,
+                        &args,
                         bound(cmd, a.preview.as_ref()),
                     )
                     .await;
                 let reply = self.finish_execution(cmd, &a.args, &result);
-                (result.map(|o| o.summary).map_err(|e| e.to_string()), reply)
+                let effects = crate::exec::effects(&result).to_vec();
+                (
+                    result.map(|o| o.summary).map_err(|e| e.to_string()),
+                    reply,
+                    effects,
+                )
             }
             Err(why) => {
                 let text = format!("refused: {}: {CHANGED}; nothing was run", a.label());
                 (
                     Err(format!("{why}; nothing was run")),
                     Reply::new(Outcome::Failed, text),
+                    Vec::new(),
                 )
             }
         };
@@ -406,9 +414,23 @@ impl Pipeline {
         entry.command = Some(format!("{}:{}", a.profile, a.command));
         entry.outcome = state.as_str().into();
         entry.detail = Some(format!("{}: {detail}", a.label()));
+        let applied = match cmd {
+            Some(cmd) => {
+                let display = format!("{} ({})", a.display, a.label());
+                let cause = Cause {
+                    inv,
+                    actor: &actor,
+                    by: &a.requester,
+                    cmd,
+                    display: &display,
+                };
+                self.apply_effects(&mut tx, &cause, &effects).await?
+            }
+            None => Applied::default(),
+        };
         let header = format!("{} · {} · requested by {}", a.label(), a.display, a.requester);
         let reply = Reply {
-            text: format!("{header}\n{}", reply.text),
+            text: format!("{header}\n{}", applied.append_to(&reply.text)),
             approval: Some(id),
             ..reply
         };
@@ -420,8 +442,12 @@ impl Pipeline {
             tx.add_incident_event(incident, &Event::new(self.now(), "result", actor.who(), text))
                 .await?;
         }
-        self.commit(tx, Some(inv), Some(&reply), &[entry], after.as_ref(), change)
+        let audit: Vec<Entry> = std::iter::once(entry)
+            .chain(applied.audit.iter().cloned())
+            .collect();
+        self.commit(tx, Some(inv), Some(&reply), &audit, after.as_ref(), change)
             .await?;
+        self.after_effects(&applied);
         Ok(reply)
     }
 

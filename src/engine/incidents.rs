@@ -324,16 +324,17 @@ impl Pipeline {
             Ok(p) => p,
             Err(answered) => return Ok(answered),
         };
+        let args = self.execution_args(cmd, &req.args).await?;
         let result = self
             .executor
             .execute_previewed(
                 &cmd.action,
                 &self.catalog.targets,
-                &req.args,
+                &args,
                 super::approvals::bound(cmd, preview.as_ref()),
             )
             .await;
-        let reply = self.finish_execution(cmd, &req.args, &result);
+        let mut reply = self.finish_execution(cmd, &req.args, &result);
         let outcome = if result.is_ok() { "succeeded" } else { "failed" };
         let detail = super::pipeline::exec_detail(&result);
         entry.kind = "execution.break_glass".into();
@@ -361,6 +362,21 @@ impl Pipeline {
         );
         let mut tx = self.store.begin().await?;
         tx.add_incident_event(inc.id, &event).await?;
+        let display = req.display();
+        let cause = super::maintenance::Cause {
+            inv,
+            actor,
+            by: who,
+            cmd,
+            display: &display,
+        };
+        let applied = self
+            .apply_effects(&mut tx, &cause, crate::exec::effects(&result))
+            .await?;
+        reply.text = applied.append_to(&reply.text);
+        let audit: Vec<Entry> = std::iter::once(entry)
+            .chain(applied.audit.iter().cloned())
+            .collect();
         let notes = [
             Notification::IncidentThread {
                 incident: &inc,
@@ -373,7 +389,8 @@ impl Pipeline {
                 approval: None,
             },
         ];
-        self.commit_notes(tx, &[entry], &notes, inv.inbox).await?;
+        self.commit_notes(tx, &audit, &notes, inv.inbox).await?;
+        self.after_effects(&applied);
         Ok(reply)
     }
 

@@ -8,6 +8,7 @@ mod audit_sink;
 pub mod committer;
 pub mod housekeeping;
 mod incidents;
+mod maintenance;
 pub mod outbox;
 mod pipeline;
 pub mod platform;

@@ -5,6 +5,7 @@
 //! completion land in one transaction.
 
 use super::committer::{CommitError, Committer, Effects};
+use super::maintenance::Cause;
 use super::platform::{Notification, Origin, Renderers};
 use super::reply::{Outcome, Reply};
 use super::signal::{Alarm, Signal};
@@ -329,15 +330,16 @@ impl Pipeline {
         if cmd.schedule.as_ref().is_some_and(|s| s.stops(&req.args)) {
             return self.stop_watches(inv, actor, req, entry).await;
         }
+        let args = self.execution_args(cmd, &req.args).await?;
         let result = self
             .executor
-            .execute(&cmd.action, &self.catalog.targets, &req.args)
+            .execute(&cmd.action, &self.catalog.targets, &args)
             .await;
         let reply = self.finish_execution(cmd, &req.args, &result);
         entry.kind = "execution".into();
         entry.outcome = if result.is_ok() { "succeeded" } else { "failed" }.into();
         entry.detail = Some(exec_detail(&result));
-        let timeline = incident
+        let timeline: Vec<_> = incident
             .map(|id| {
                 let text = format!("{} → {}: {}", req.display(), entry.outcome, exec_detail(&result));
                 (
@@ -351,8 +353,21 @@ impl Pipeline {
             let done = (&result, reply, entry, timeline);
             return self.answer_scheduled(inv, req, schedule, done).await;
         }
-        self.answer_with(inv, &reply, &[entry], timeline).await?;
-        Ok(reply)
+        let effects = crate::exec::effects(&result);
+        if effects.is_empty() {
+            self.answer_with(inv, &reply, &[entry], timeline).await?;
+            return Ok(reply);
+        }
+        let display = req.display();
+        let cause = Cause {
+            inv,
+            actor,
+            by: actor.who(),
+            cmd,
+            display: &display,
+        };
+        self.answer_with_effects(&cause, reply, entry, timeline, effects)
+            .await
     }
 
     /// Turns an execution result into the reply, counting it.

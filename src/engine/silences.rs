@@ -14,7 +14,7 @@ use crate::auth::Actor;
 use crate::clock::{rfc3339, Millis};
 use crate::command::Alerts;
 use crate::incident;
-use crate::store::{OpenAlert, SilenceRow, Tx, SILENCE_END};
+use crate::store::{OpenAlert, SilenceRow, Tx, SILENCE_END, SILENCE_START};
 use std::collections::BTreeMap;
 use std::time::Duration;
 
@@ -170,15 +170,16 @@ impl Pipeline {
     async fn silences_text(&self) -> Result<String, Internal> {
         let now = self.now();
         let silences = self.active_silences().await?;
-        if silences.is_empty() {
-            return Ok("No active silences.".into());
-        }
-        let mut t = format!("{} active silence{}:", silences.len(), plural(silences.len()));
-        for s in silences.iter().take(SHOWN) {
-            t.push_str(&format!("\n• {}", describe(s, now)));
-        }
-        if silences.len() > SHOWN {
-            t.push_str(&format!("\n… and {} more", silences.len() - SHOWN));
+        let later = Silence::from_rows(&self.store.upcoming_silences(now).await?);
+        let mut t = if silences.is_empty() {
+            "No active silences.".to_string()
+        } else {
+            format!("{} active silence{}:", silences.len(), plural(silences.len()))
+        };
+        list(&mut t, &silences, now);
+        if !later.is_empty() {
+            t.push_str(&format!("\n{} to come:", later.len()));
+            list(&mut t, &later, now);
         }
         Ok(t)
     }
@@ -212,51 +213,82 @@ impl Pipeline {
             let text = "Those matchers do not parse; see `/alerts help`.";
             return self.answered(inv, Reply::new(Outcome::Usage, text), &[]).await;
         };
-        let open = self.store.open_alerts().await?;
-        let (groups, hits) = silence::covered(&parsed, &open);
         let mut tx = self.store.begin().await?;
-        let stored = tx.add_silence(&row).await?;
-        tx.schedule(SILENCE_END, &stored.id.to_string(), ends_at).await?;
-        tx.touch_groups(&groups, now).await?;
-        let s = Silence {
-            id: stored.id,
-            ..parsed
-        };
-        let matches = format!("matches {hits} firing alert{} now", plural(hits));
+        let open = tx.open_alerts().await?;
+        let (s, hits) = self.store_silence(&mut tx, &row, parsed, &open).await?;
         let text = match kind {
             Kind::Silence => format!(
-                "🔕 silence {}: {} until {} ({}) — {matches}; they are still recorded and shown, but page nobody. End it early with `/alerts unsilence {}`.",
+                "🔕 silence {}: {} until {} ({}) — {}; they are still recorded and shown, but page nobody. End it early with `/alerts unsilence {}`.",
                 s.label(),
                 s.matcher_text(),
                 rfc3339(ends_at),
                 crate::duration::format(duration),
+                matching(hits),
                 s.label()
             ),
-            Kind::Maintenance => format!(
-                "🔧 maintenance window {} for {} until {} ({}) — {matches}; its alerts are still recorded and shown, but page nobody. End it early with `/alerts unsilence {}`.",
-                s.label(),
-                maintenance_profile(&s),
-                rfc3339(ends_at),
-                crate::duration::format(duration),
-                s.label()
-            ),
+            Kind::Maintenance => window_opened(&s, hits, now),
         };
         let mut entry = self.entry(inv, actor, &format!("{}.created", kind.as_str()), None, None);
-        entry.detail = Some(format!(
-            "{} {} until {}{}",
-            s.label(),
-            s.matcher_text(),
-            rfc3339(ends_at),
-            s.comment.as_deref().map(|c| format!(": {c}")).unwrap_or_default()
-        ));
+        entry.detail = Some(created_detail(&s, now));
         self.finish_silence(tx, inv, entry, Reply::new(Outcome::Done, text), Some(ends_at))
             .await
+    }
+
+    /// Stores silence `row` (`parsed`) in `tx` with its end timer, and its
+    /// start timer when it starts later; one that has started marks the
+    /// groups it covers among `open` changed now. Answers it with its id
+    /// and how many firing alerts it matches.
+    pub(super) async fn store_silence(
+        &self,
+        tx: &mut Tx,
+        row: &SilenceRow,
+        parsed: Silence,
+        open: &[OpenAlert],
+    ) -> Result<(Silence, usize), Internal> {
+        let now = self.now();
+        let (groups, hits) = silence::covered(&parsed, open);
+        let stored = tx.add_silence(row).await?;
+        let item = stored.id.to_string();
+        tx.schedule(SILENCE_END, &item, row.ends_at).await?;
+        if row.starts_at > now {
+            tx.schedule(SILENCE_START, &item, row.starts_at).await?;
+        } else {
+            tx.touch_groups(&groups, now).await?;
+        }
+        Ok((
+            Silence {
+                id: stored.id,
+                ..parsed
+            },
+            hits,
+        ))
+    }
+
+    /// Ends silence `row` at `now` in `tx`, if it is still on or to come:
+    /// its timers go, the groups it covered among `open` are rendered
+    /// again. False when it had ended already.
+    pub(super) async fn end_silence_in(
+        &self,
+        tx: &mut Tx,
+        row: &SilenceRow,
+        by: &str,
+        open: &[OpenAlert],
+    ) -> Result<bool, Internal> {
+        let now = self.now();
+        if !tx.end_silence(row.id, by, now).await? {
+            return Ok(false);
+        }
+        let item = row.id.to_string();
+        tx.cancel(SILENCE_END, &item).await?;
+        tx.cancel(SILENCE_START, &item).await?;
+        let groups = Silence::from_row(row).map(|s| silence::covered(&s, open).0);
+        tx.touch_groups(&groups.unwrap_or_default(), now).await?;
+        Ok(true)
     }
 
     /// `/alerts unsilence <id>`: ends it now; the groups it covered are
     /// rendered again (and open the incidents it held back).
     async fn unsilence(&self, inv: &Invocation, actor: &Actor, id: i64) -> Result<Reply, Internal> {
-        let now = self.now();
         let usage = |t: String| Reply::new(Outcome::Usage, t);
         let Some(row) = self.store.silence(id).await? else {
             let text = format!(
@@ -265,27 +297,20 @@ impl Pipeline {
             );
             return self.answered(inv, usage(text), &[]).await;
         };
-        let open = self.store.open_alerts().await?;
-        let groups = Silence::from_row(&row).map(|s| silence::covered(&s, &open).0);
         let mut tx = self.store.begin().await?;
-        if !tx.end_silence(id, actor.who(), now).await? {
+        let open = tx.open_alerts().await?;
+        if !self.end_silence_in(&mut tx, &row, actor.who(), &open).await? {
             drop(tx);
             let text = format!("Silence {} has already ended.", silence::label(id));
             return self.answered(inv, usage(text), &[]).await;
         }
-        tx.cancel(SILENCE_END, &id.to_string()).await?;
-        tx.touch_groups(&groups.unwrap_or_default(), now).await?;
         let text = format!(
             "🔔 silence {} ended by {}; alerts it matched page again.",
             silence::label(id),
             actor.who()
         );
         let mut entry = self.entry(inv, actor, &format!("{}.ended", row.kind), None, None);
-        entry.detail = Some(format!(
-            "{} ended early (was until {})",
-            silence::label(id),
-            rfc3339(row.ends_at)
-        ));
+        entry.detail = Some(ended_detail(&row));
         self.finish_silence(tx, inv, entry, Reply::new(Outcome::Done, text), None)
             .await
     }
@@ -313,7 +338,19 @@ impl Pipeline {
 
     /// A silence's end is due (its timer row taken in `tx`): the groups it
     /// covered are rendered again, and open the incidents it held back.
-    pub(super) async fn silence_expired_in(&self, mut tx: Tx, id: i64) -> Result<(), Internal> {
+    pub(super) async fn silence_expired_in(&self, tx: Tx, id: i64) -> Result<(), Internal> {
+        self.silence_turned_in(tx, id, false).await
+    }
+
+    /// A later silence's start is due (its timer row taken in `tx`): the
+    /// groups it covers are rendered again, marked silenced.
+    pub(super) async fn silence_started_in(&self, tx: Tx, id: i64) -> Result<(), Internal> {
+        self.silence_turned_in(tx, id, true).await
+    }
+
+    /// Silence `id` `started` (else expired): its groups are marked
+    /// changed, with the timer's audit entry.
+    async fn silence_turned_in(&self, mut tx: Tx, id: i64, started: bool) -> Result<(), Internal> {
         let now = self.now();
         let Some(row) = tx.silence(id).await? else {
             return Ok(tx.commit().await?);
@@ -321,30 +358,104 @@ impl Pipeline {
         let open = tx.open_alerts().await?;
         let groups = Silence::from_row(&row).map(|s| silence::covered(&s, &open).0);
         tx.touch_groups(&groups.unwrap_or_default(), now).await?;
-        let entry = self.opsbot_entry(
-            SOURCE_TIMER,
-            &format!("{}.expired", row.kind),
-            format!("{} ended at {}", silence::label(id), rfc3339(row.ends_at)),
-        );
+        let label = silence::label(id);
+        let (what, detail) = if started {
+            let (from, until) = (rfc3339(row.starts_at), rfc3339(row.ends_at));
+            ("started", format!("{label} started at {from} (until {until})"))
+        } else {
+            ("expired", format!("{label} ended at {}", rfc3339(row.ends_at)))
+        };
+        let entry = self.opsbot_entry(SOURCE_TIMER, &format!("{}.{what}", row.kind), detail);
         self.commit_notes(tx, &[entry], &[], None).await?;
         self.alerts.raise();
         Ok(())
     }
 }
 
+/// `matches 2 firing alerts now`.
+fn matching(hits: usize) -> String {
+    format!("matches {hits} firing alert{} now", plural(hits))
+}
+
+/// What a new maintenance window's answer says: until when it holds pages
+/// back, or from when.
+pub(super) fn window_opened(s: &Silence, hits: usize, now: Millis) -> String {
+    let length = crate::duration::format(Duration::from_millis(
+        u64::try_from(s.ends_at - s.starts_at).unwrap_or(0),
+    ));
+    if s.starts_at > now {
+        return format!(
+            "🔧 maintenance window {} for {} scheduled from {} until {} ({length}); from then its alerts are still recorded and shown, but page nobody. Cancel it with `/alerts unsilence {}`.",
+            s.label(),
+            maintenance_profile(s),
+            rfc3339(s.starts_at),
+            rfc3339(s.ends_at),
+            s.label()
+        );
+    }
+    format!(
+        "🔧 maintenance window {} for {} until {} ({length}) — {}; its alerts are still recorded and shown, but page nobody. End it early with `/alerts unsilence {}`.",
+        s.label(),
+        maintenance_profile(s),
+        rfc3339(s.ends_at),
+        matching(hits),
+        s.label()
+    )
+}
+
+/// The audit detail of a new silence: `s3 profile="pdf" until …: comment`.
+pub(super) fn created_detail(s: &Silence, now: Millis) -> String {
+    let from = if s.starts_at > now {
+        format!(" from {}", rfc3339(s.starts_at))
+    } else {
+        String::new()
+    };
+    format!(
+        "{} {}{from} until {}{}",
+        s.label(),
+        s.matcher_text(),
+        rfc3339(s.ends_at),
+        s.comment.as_deref().map(|c| format!(": {c}")).unwrap_or_default()
+    )
+}
+
+/// The audit detail of a silence ended early.
+pub(super) fn ended_detail(row: &SilenceRow) -> String {
+    format!(
+        "{} ended early (was until {})",
+        silence::label(row.id),
+        rfc3339(row.ends_at)
+    )
+}
+
+/// Lines of `/alerts silences` for `silences`, then "and N more".
+fn list(t: &mut String, silences: &[Silence], now: Millis) {
+    for s in silences.iter().take(SHOWN) {
+        t.push_str(&format!("\n• {}", describe(s, now)));
+    }
+    if silences.len() > SHOWN {
+        t.push_str(&format!("\n… and {} more", silences.len() - SHOWN));
+    }
+}
+
 /// One line of `/alerts silences`.
 fn describe(s: &Silence, now: Millis) -> String {
-    let left = incident::ago(s.ends_at, now);
     let what = match s.kind {
         Kind::Silence => s.matcher_text(),
         Kind::Maintenance => format!("🔧 maintenance {}", maintenance_profile(s)),
     };
-    let mut t = format!(
-        "{} {what} until {} ({left} left), by {}",
-        s.label(),
-        rfc3339(s.ends_at),
-        s.created_by
-    );
+    let when = if s.starts_at > now {
+        format!(
+            "from {} (in {}) until {}",
+            rfc3339(s.starts_at),
+            incident::ago(s.starts_at, now),
+            rfc3339(s.ends_at)
+        )
+    } else {
+        let left = incident::ago(s.ends_at, now);
+        format!("until {} ({left} left)", rfc3339(s.ends_at))
+    };
+    let mut t = format!("{} {what} {when}, by {}", s.label(), s.created_by);
     if let Some(c) = &s.comment {
         t.push_str(&format!(" — {c}"));
     }
@@ -352,7 +463,7 @@ fn describe(s: &Silence, now: Millis) -> String {
 }
 
 /// The profile a maintenance window silences.
-fn maintenance_profile(s: &Silence) -> &str {
+pub(super) fn maintenance_profile(s: &Silence) -> &str {
     s.matchers.first().map_or("?", |m| m.value.as_str())
 }
 

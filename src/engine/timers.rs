@@ -3,13 +3,15 @@
 //! woken early only by an earlier new deadline ([`Alarm`]), and fires each
 //! due item in the transaction that applies its effects (taking the row is
 //! the claim): approval expiry, incident escalation steps and update
-//! reminders, silence ends (the kinds of [`fire`]); scheduled actions (a
-//! watch's next run, a command's follow-up) are claimed, run and settled
-//! by `engine::scheduled`.
+//! reminders, silence starts and ends (the kinds of [`fire`]); scheduled
+//! actions (a watch's next run, a command's follow-up) are claimed, run and
+//! settled by `engine::scheduled`.
 
 use super::pipeline::Internal;
 use super::Pipeline;
-use crate::store::{Timer, APPROVAL_EXPIRY, INCIDENT_REMINDER, INCIDENT_STEP, SCHEDULED, SILENCE_END};
+use crate::store::{
+    Timer, APPROVAL_EXPIRY, INCIDENT_REMINDER, INCIDENT_STEP, SCHEDULED, SILENCE_END, SILENCE_START,
+};
 use std::time::Duration;
 use tokio::sync::watch;
 
@@ -118,6 +120,7 @@ async fn fire(p: &Pipeline, t: &Timer) -> Result<(), Internal> {
     match (t.kind.as_str(), t.item.parse::<i64>()) {
         (APPROVAL_EXPIRY, Ok(id)) => p.expire_in(tx, id).await,
         (SILENCE_END, Ok(id)) => p.silence_expired_in(tx, id).await,
+        (SILENCE_START, Ok(id)) => p.silence_started_in(tx, id).await,
         (other, _) => {
             tracing::warn!(kind = other, item = %t.item, "timers: unknown kind or item; dropped");
             Ok(tx.commit().await?)

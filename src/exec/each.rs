@@ -61,6 +61,7 @@ impl Executor {
             summary: format!("{done} of {} done", items.len()),
             text: lines.join("\n"),
             fields: json!({ "done": done, "failed": failed, "results": results }),
+            effects: Vec::new(),
         })
     }
 }

@@ -112,6 +112,7 @@ impl Executor {
             ),
             text: lines.join("\n"),
             fields: json!({ "status": overall.as_str(), "components": fields }),
+            effects: Vec::new(),
         }
     }
 

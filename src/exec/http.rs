@@ -77,6 +77,7 @@ impl Executor {
             ),
             text,
             fields: parsed.unwrap_or_else(|| Value::Object(Default::default())),
+            effects: Vec::new(),
         })
     }
 

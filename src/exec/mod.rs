@@ -36,6 +36,7 @@ mod sql;
 mod summarize;
 mod variants;
 
+pub use internal::{Effect, MAINTENANCE_STATE};
 pub use output::{one_line, truncate, Redactor, REDACTED};
 pub use preview::{from_fields as preview_from_fields, line_rows as preview_line_rows, Bound};
 pub use process::{remote_command, shell_quote, ssh_argv};
@@ -102,6 +103,9 @@ pub struct ExecOutput {
     pub text: String,
     /// Structured result for reply templates (see each executor).
     pub fields: serde_json::Value,
+    /// What the engine applies with the result (a maintenance step's
+    /// window), in the order the steps ran.
+    pub effects: Vec<Effect>,
 }
 
 /// Why an execution failed. The text names the target and the reason and is
@@ -167,7 +171,9 @@ pub enum ExecError {
     Exit { code: Option<i32>, excerpt: String },
     /// Step `step` of a `seq` failed; `ran` are the summaries of the steps
     /// before it (they succeeded), `not_run` what each later step would have
-    /// done. The text lists every step's outcome, one per line.
+    /// done. The text lists every step's outcome, one per line. `effects`
+    /// are those of the steps that ran: they hold, the failure
+    /// notwithstanding.
     #[error("{}", seq::step_report(*.step, *.of, .what, .source, .ran, .not_run))]
     Step {
         step: usize,
@@ -176,6 +182,7 @@ pub enum ExecError {
         source: Box<ExecError>,
         ran: Vec<String>,
         not_run: Vec<String>,
+        effects: Vec<Effect>,
     },
     /// Some items of an `each` action failed; `report` lists every item's
     /// outcome, one per line.
@@ -216,6 +223,14 @@ impl ExecError {
             | ExecError::Exit { .. }
             | ExecError::Items { .. } => None,
             ExecError::Step { source, .. } | ExecError::StepRefused { source, .. } => source.target(),
+        }
+    }
+
+    /// The effects of the steps that ran before the failure (a seq's).
+    pub fn effects(&self) -> &[Effect] {
+        match self {
+            ExecError::Step { effects, .. } => effects,
+            _ => &[],
         }
     }
 
@@ -269,6 +284,15 @@ impl ExecError {
             StepRefused { source, .. } => source.texts_mut(),
             UnknownTarget { .. } | WrongKind { .. } | MissingArg { .. } => vec![],
         }
+    }
+}
+
+/// The effects an execution's result carries: all of a success's, and
+/// those of the steps a failed seq ran.
+pub fn effects(result: &Result<ExecOutput, ExecError>) -> &[Effect] {
+    match result {
+        Ok(out) => &out.effects,
+        Err(e) => e.effects(),
     }
 }
 
@@ -408,7 +432,7 @@ impl Executor {
             Action::Process(a) => self.run_process(a, targets, args).await,
             Action::Health(a) => Ok(self.run_health(a, targets).await),
             Action::Seq(steps) => self.run_seq(steps, targets, args).await,
-            Action::Internal(a) => internal::run(a, targets, args),
+            Action::Internal(a) => internal::run(a, targets, args, self.clock.now_ms()),
             // Boxed: a choice may be a seq (or hold one).
             Action::Variants(v) => match variants::choose(v, args) {
                 Ok(chosen) => Box::pin(self.execute(chosen, targets, args)).await,
@@ -443,6 +467,7 @@ impl Executor {
                 summary: one_line(&self.redactor.redact(&o.summary), 300),
                 text: truncate(&self.redactor.redact(&o.text), max),
                 fields: self.redactor.redact_json(&o.fields, max),
+                effects: o.effects,
             }),
             Err(e) => Err(e.map_text(|s| truncate(&self.redactor.redact(s), max))),
         }

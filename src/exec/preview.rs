@@ -155,6 +155,7 @@ impl Executor {
                 summary: "nothing run".into(),
                 text: String::new(),
                 fields: json!({}),
+                effects: Vec::new(),
             };
             return Ok(touched_report(out, 0, items.len(), &found.what));
         }
@@ -191,6 +192,7 @@ pub fn line_rows(out: ExecOutput, columns: &[&str]) -> ExecOutput {
         summary: out.summary,
         text: out.text,
         fields: json!({ "rows": rows, "row_count": row_count, "complete": complete }),
+        effects: out.effects,
     }
 }
 
@@ -486,6 +488,7 @@ mod tests {
             summary: "exit 0".into(),
             text: text.into(),
             fields: json!({ "exit_code": 0, "stdout": text, "stderr": "" }),
+            effects: Vec::new(),
         }
     }
 
@@ -551,6 +554,7 @@ mod tests {
             summary: "sql: 3 rows".into(),
             text: String::new(),
             fields: json!({"row_count": 3}),
+            effects: Vec::new(),
         };
         let r = touched_report(out, 3, 4, "queries");
         assert!(r

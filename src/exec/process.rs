@@ -124,6 +124,7 @@ impl Executor {
             summary: format!("exit 0 in {} ms", millis(started.elapsed())),
             text,
             fields: json!({ "exit_code": 0, "stdout": stdout, "stderr": stderr }),
+            effects: Vec::new(),
         })
     }
 }

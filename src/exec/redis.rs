@@ -138,6 +138,7 @@ impl Executor {
                 "deleted": deleted, "batches": batches, "gone": gone, "skipped": skipped.len(),
                 "untouched": untouched, "pattern": pattern,
             }),
+            effects: Vec::new(),
         })
     }
 
@@ -425,6 +426,7 @@ async fn command(
         summary,
         text,
         fields: json!({ "result": result, "complete": budget.cut.is_none() }),
+        effects: Vec::new(),
     })
 }
 
@@ -496,6 +498,7 @@ async fn scan(
             .collect::<Vec<_>>()
             .join("\n"),
         fields: json!({ "keys": keys, "count": keys.len(), "complete": complete }),
+        effects: Vec::new(),
     })
 }
 
@@ -534,6 +537,7 @@ async fn delete_matching(
         summary: format!("redis UNLINK {pattern}: {deleted} keys deleted"),
         text: format!("deleted {deleted} keys matching `{pattern}`"),
         fields: json!({ "deleted": deleted, "pattern": pattern }),
+        effects: Vec::new(),
     })
 }
 

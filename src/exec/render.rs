@@ -67,6 +67,10 @@ pub enum Rendered {
         target: String,
         path: String,
     },
+    /// A maintenance step, in words (what it does to the window).
+    Maintenance {
+        what: String,
+    },
 }
 
 /// Renders `action` with `args` against `targets` and applies the same checks
@@ -126,6 +130,9 @@ pub fn render(
         Action::Internal(InternalAction::Link { target, path }) => Rendered::Link {
             target: target.clone(),
             path: http::path_and_query(&internal::link(targets, target, path, args)?),
+        },
+        Action::Internal(InternalAction::Maintenance(step)) => Rendered::Maintenance {
+            what: internal::describe(step, args)?,
         },
         // The choice is what is sent.
         Action::Variants(v) => return render(variants::choose(v, args)?, targets, args),
@@ -229,6 +236,7 @@ impl fmt::Display for Rendered {
             Rendered::Link { target, path } => {
                 write!(f, "internal: a link to {target} {path} (nothing is sent)")
             }
+            Rendered::Maintenance { what } => write!(f, "internal: {what} (opsbot's own; nothing is sent)"),
             Rendered::Each { of } => {
                 let text = of.to_string().replace('\n', "\n    ");
                 write!(f, "for each previewed item, every one tried:\n    {text}")

@@ -29,6 +29,7 @@ impl Executor {
         let started = Instant::now();
         let budget = (self.limits.output_chars / of.max(1)).max(200);
         let (mut lines, mut texts, mut fields) = (Vec::new(), Vec::new(), Map::new());
+        let mut effects = Vec::new();
         for (i, step) in steps.iter().enumerate() {
             // Boxed: a step may itself be a seq.
             match Box::pin(self.execute(&step.action, targets, args)).await {
@@ -41,6 +42,7 @@ impl Executor {
                     });
                     lines.push(line);
                     fields.insert((i + 1).to_string(), out.fields);
+                    effects.extend(out.effects);
                 }
                 Err(error) => {
                     return Err(ExecError::Step {
@@ -50,6 +52,7 @@ impl Executor {
                         source: Box::new(error),
                         ran: lines,
                         not_run: labels[i + 1..].to_vec(),
+                        effects,
                     })
                 }
             }
@@ -63,6 +66,7 @@ impl Executor {
             ),
             text: texts.join("\n"),
             fields: Value::Object(fields),
+            effects,
         })
     }
 }

@@ -94,6 +94,7 @@ impl Executor {
                 "row_count": n,
                 "complete": !read.cut,
             }),
+            effects: Vec::new(),
         })
     }
 

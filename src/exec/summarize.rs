@@ -62,6 +62,7 @@ pub fn apply(s: &Summarize, out: ExecOutput) -> Result<ExecOutput, ExecError> {
         summary: out.summary,
         text: text.join("\n"),
         fields: Value::Object(fields),
+        effects: out.effects,
     })
 }
 

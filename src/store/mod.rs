@@ -33,7 +33,7 @@ pub use alerts::{AlertGroup, AlertRecord, NewAlert, StoredAlert};
 pub use inbox::InboxItem;
 pub use incidents::{card_key, OverrideRow, INCIDENT_REMINDER, INCIDENT_STEP};
 pub use outbox::{KeyLookup, OutMessage, OutOp, OutboxFailure, OutboxRow, OutboxState, Thread};
-pub use silences::{OpenAlert, SilenceRow, SILENCE_END};
+pub use silences::{OpenAlert, SilenceRow, SILENCE_END, SILENCE_START};
 pub use storms::{Storm, StormCount};
 pub use timers::{Claimed, Timer, APPROVAL_EXPIRY, SCHEDULED};
 

@@ -11,6 +11,9 @@ use sqlx::Row;
 
 /// Kind of the silence-end timers (item: the silence id).
 pub const SILENCE_END: &str = "silence.end";
+/// Kind of the timers of silences that start later (item: the silence id):
+/// a scheduled maintenance window's start.
+pub const SILENCE_START: &str = "silence.start";
 
 /// A stored silence.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -42,6 +45,11 @@ pub struct OpenAlert {
 
 const SILENCE_COLUMNS: &str =
     "id, kind, matchers, starts_at, ends_at, created_by, created_at, comment, ended_at, ended_by";
+
+/// The silences active at `$1`, in id order.
+const ACTIVE_SILENCES: &str =
+    "SELECT id, kind, matchers, starts_at, ends_at, created_by, created_at, comment, ended_at, ended_by
+     FROM silences WHERE ended_at IS NULL AND ends_at > $1 AND starts_at <= $1 ORDER BY id";
 
 const OPEN_ALERTS: &str = "SELECT a.*, g.route, g.group_key, g.profile
      FROM alerts a JOIN alert_groups g ON g.id = a.group_id WHERE a.status <> 'resolved'";
@@ -92,6 +100,16 @@ impl Tx {
         row.as_ref().map(silence_row).transpose()
     }
 
+    /// The silences active at `now` (not ended early, started, not yet
+    /// over), in id order.
+    pub async fn active_silences(&mut self, now: Millis) -> Result<Vec<SilenceRow>> {
+        let rows = sqlx::query(ACTIVE_SILENCES)
+            .bind(now)
+            .fetch_all(self.conn())
+            .await?;
+        rows.iter().map(silence_row).collect()
+    }
+
     /// Every open alert with its group's routing.
     pub async fn open_alerts(&mut self) -> Result<Vec<OpenAlert>> {
         let rows = sqlx::query(&format!("{OPEN_ALERTS} ORDER BY a.id"))
@@ -118,9 +136,18 @@ impl Store {
     /// The silences active at `now` (not ended early, started, not yet
     /// over), in id order.
     pub async fn active_silences(&self, now: Millis) -> Result<Vec<SilenceRow>> {
+        let rows = sqlx::query(ACTIVE_SILENCES)
+            .bind(now)
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter().map(silence_row).collect()
+    }
+
+    /// The silences not ended that start after `now`, soonest first.
+    pub async fn upcoming_silences(&self, now: Millis) -> Result<Vec<SilenceRow>> {
         let rows = sqlx::query(&format!(
-            "SELECT {SILENCE_COLUMNS} FROM silences
-             WHERE ended_at IS NULL AND ends_at > $1 AND starts_at <= $1 ORDER BY id"
+            "SELECT {SILENCE_COLUMNS} FROM silences WHERE ended_at IS NULL AND starts_at > $1
+             ORDER BY starts_at, id"
         ))
         .bind(now)
         .fetch_all(&self.pool)

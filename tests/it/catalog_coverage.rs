@@ -235,6 +235,10 @@ const BUILT: &[(&str, &str)] = &[
     ("cap", "DEP-2"),
     ("queue", "DEP-2"),
     ("scrape", "M-3"),
+    ("pdf", "OPS-38"),
+    ("pdf", "OPS-39"),
+    ("pdf", "OPS-40"),
+    ("pdf", "OPS-41"),
 ];
 
 /// Rows of a tracked profile that the executors cannot express yet: (profile, ID, what is missing).
@@ -248,26 +252,6 @@ const NOT_YET: &[(&str, &str, &str)] = &[
         "chat",
         "SEC-11",
         "seed 002 names no API or table for accounts and runbooks.md §1 none either (\"profile must define an http/sql target\"): a disable endpoint or statement would be invented",
-    ),
-    (
-        "pdf",
-        "OPS-38",
-        "the maintenance-mode silence (internal)",
-    ),
-    (
-        "pdf",
-        "OPS-39",
-        "the maintenance-mode silence (internal)",
-    ),
-    (
-        "pdf",
-        "OPS-40",
-        "the maintenance-window silence (internal)",
-    ),
-    (
-        "pdf",
-        "OPS-41",
-        "the maintenance-mode state (internal: only while it is on)",
     ),
     (
         "pdf",

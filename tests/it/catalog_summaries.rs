@@ -45,6 +45,7 @@ fn output(text: &str, fields: Value) -> ExecOutput {
         summary: "ran".into(),
         text: text.into(),
         fields,
+        effects: Vec::new(),
     }
 }
 

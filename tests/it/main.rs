@@ -31,6 +31,7 @@ mod exec;
 mod fake_discord;
 mod fake_slack;
 mod incidents;
+mod maintenance_window;
 mod outbox;
 mod pipeline;
 mod policies;

@@ -33,6 +33,11 @@ impl Bench {
     fn over(store: opsbot::store::Store, clock: Arc<ManualClock>) -> Bench {
         let config = crate::support::config(CHAT_POLICY);
         let p = crate::support::pipeline_with(&config, store, "http://127.0.0.1:9", clock.clone());
+        Self::around(p, clock)
+    }
+
+    /// A bench around `p` (on `clock`) with the shipped alert routes.
+    pub(crate) fn around(p: Pipeline, clock: Arc<ManualClock>) -> Bench {
         let shipped = Config::load(Path::new("config/opsbot.toml"), &HashMap::new()).expect("shipped config");
         let tree = app::Edge::from_config(&shipped).alerts.routes;
         Bench { p, clock, tree }
@@ -54,15 +59,24 @@ impl Bench {
         severity: &str,
         status: Status,
     ) {
-        let labels: Labels = [
+        let labels = [
             ("alertname", name),
             ("instance", instance),
             ("severity", severity),
             ("system", "chat"),
-        ]
-        .iter()
-        .map(|(k, v)| (k.to_string(), v.to_string()))
-        .collect();
+        ];
+        self.alert_labelled(scope, &labels, status).await
+    }
+
+    /// Stores one alert with `labels` that came in with `scope`, keyed by
+    /// its `alertname/instance`.
+    pub(crate) async fn alert_labelled(&self, scope: &str, labels: &[(&str, &str)], status: Status) {
+        let label = |k: &str| labels.iter().find(|(n, _)| *n == k).map_or("", |(_, v)| *v);
+        let fingerprint = format!("{}/{}", label("alertname"), label("instance"));
+        let labels: Labels = labels
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
         let format = if scope == "alertmanager" {
             Format::Alertmanager
         } else {
@@ -71,7 +85,7 @@ impl Bench {
         let a = Alert {
             format,
             scope: scope.into(),
-            fingerprint: format!("{name}/{instance}"),
+            fingerprint,
             status,
             labels,
             annotations: Labels::new(),
@@ -109,7 +123,7 @@ impl Bench {
         self.post().await;
     }
 
-    async fn open_titles(&self) -> Vec<String> {
+    pub(crate) async fn open_titles(&self) -> Vec<String> {
         let open = self.p.store.open_incidents().await.expect("incidents");
         open.into_iter().map(|i| i.title).collect()
     }
