@@ -451,10 +451,12 @@ impl Store {
         let sql = ["firing", "acknowledged", "resolved"]
             .map(newest)
             .join(" UNION ALL ");
+        // One reader connection for both reads, beside the writer.
+        let mut reader = self.reads.acquire().await?;
         let rows = sqlx::query(&sql)
             .bind(group)
             .bind(limit)
-            .fetch_all(&self.pool)
+            .fetch_all(&mut *reader)
             .await?;
         let mut shown = rows.iter().map(stored_alert).collect::<Result<Vec<_>>>()?;
         shown.sort_by_key(|a| {
@@ -467,7 +469,7 @@ impl Store {
         let counts =
             sqlx::query("SELECT status, COUNT(*) AS n FROM alerts WHERE group_id = $1 GROUP BY status")
                 .bind(group)
-                .fetch_all(&self.pool)
+                .fetch_all(&mut *reader)
                 .await?;
         let (mut open, mut closed) = (0, 0);
         for r in &counts {

@@ -44,6 +44,15 @@ use std::time::Duration;
 static SQLITE_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
 static POSTGRES_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");
 
+/// Read-only connections beside SQLite's one writer (see `Store::reads`).
+const READERS: u32 = 2;
+
+/// A SQLite database that lives in one connection's memory (a second
+/// connection would see another database).
+fn in_memory(url: &str) -> bool {
+    url.contains(":memory:") || url.contains("mode=memory")
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Backend {
     Sqlite,
@@ -69,6 +78,11 @@ pub type Result<T> = std::result::Result<T, StoreError>;
 #[derive(Debug, Clone)]
 pub struct Store {
     pool: AnyPool,
+    /// Long reads that need no transaction of an engine step (a storm's
+    /// counts, a large group's members): on a SQLite file, connections of
+    /// their own (WAL readers run beside the one writer, so a count over a
+    /// storm's million alerts never holds up a commit); otherwise `pool`.
+    reads: AnyPool,
     backend: Backend,
     /// This process's name on its claims (inbox rows, executions); see
     /// [`Store::heartbeat`].
@@ -124,9 +138,24 @@ impl Store {
             })
             .connect(url)
             .await?;
+        let reads = match backend {
+            Backend::Sqlite if !in_memory(url) => AnyPoolOptions::new()
+                .max_connections(READERS)
+                .acquire_timeout(Duration::from_secs(10))
+                .after_connect(|conn, _| {
+                    Box::pin(async move {
+                        conn.execute("PRAGMA busy_timeout = 10000; PRAGMA query_only = ON;")
+                            .await?;
+                        Ok(())
+                    })
+                })
+                .connect_lazy(url)?,
+            _ => pool.clone(),
+        };
         let instance = format!("{:016x}", rand::random::<u64>()).into();
         Ok(Store {
             pool,
+            reads,
             backend,
             instance,
         })
@@ -191,6 +220,7 @@ impl Store {
     }
 
     pub async fn close(&self) {
+        self.reads.close().await;
         self.pool.close().await;
     }
 

@@ -117,7 +117,7 @@ impl Store {
                       CASE WHEN a.status = 'resolved' THEN 1 ELSE 0 END",
         )
         .bind(id)
-        .fetch_all(&self.pool)
+        .fetch_all(&self.reads)
         .await?;
         rows.iter()
             .map(|r| {

@@ -614,3 +614,32 @@ async fn a_group_shows_its_newest_open_members_first_and_counts_them_all() {
     })
     .await;
 }
+
+/// Reading a group and a storm's counts (what the poster reads for every
+/// render, however large the group or storm) does not wait for a step's
+/// open transaction: on SQLite those reads have connections of their own
+/// beside the one writer.
+#[tokio::test]
+async fn group_and_storm_reads_do_not_wait_for_an_open_write() {
+    run_test(|t| {
+        Box::pin(async move {
+            let b = Bench::new(t);
+            b.alert("HighErrorRate", "i00", "warning", Status::Firing).await;
+            let group = b.p.store.alert_groups().await.unwrap()[0].id;
+            let open_step = b.p.store.begin().await.unwrap();
+            let within = std::time::Duration::from_secs(5);
+            let members = tokio::time::timeout(within, b.p.store.group_members(group, 10))
+                .await
+                .expect("the group read waited for the open transaction")
+                .unwrap();
+            assert_eq!((members.0.len(), members.1, members.2), (1, 1, 0));
+            let counts = tokio::time::timeout(within, b.p.store.storm_counts(1))
+                .await
+                .expect("the storm count waited for the open transaction")
+                .unwrap();
+            assert!(counts.is_empty(), "{counts:?}");
+            drop(open_step);
+        })
+    })
+    .await;
+}
