@@ -256,6 +256,24 @@ pub(crate) fn example(state: State) -> Approval {
     }
 }
 
+/// [`example`] rejected, with markup in every dynamic string it shows
+/// outside code (requester, roles, who voted and decided, the reason).
+#[cfg(test)]
+pub(crate) fn hostile_example() -> Approval {
+    let mut a = example(State::Rejected);
+    a.display = "/queue note *x* ```".into();
+    a.requester = "*x*".into();
+    a.roles = vec!["_y_".into(), "~z~".into()];
+    a.votes.push(Vote {
+        person: "`bob`".into(),
+        identity: "console:bob".into(),
+        at: 1,
+    });
+    a.decided_by = Some("~z~ <!channel>".into());
+    a.result = Some("`rm` *now* _please_ <@U0EVE>".into());
+    a
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -163,4 +163,27 @@ impl GroupView {
             new: true,
         }
     }
+    /// [`GroupView::example`] with markup in every dynamic string: names,
+    /// severity, summary and who acknowledged try to format, ping and link.
+    pub(crate) fn hostile_example() -> GroupView {
+        let mut g = GroupView::example();
+        g.route = "*prod*".into();
+        g.profile = Some("_chat_".into());
+        let evil = [
+            ("*x*", "_y_", "~z~ `rm -rf` <!channel> disk_usage_high"),
+            (
+                "disk_usage_high",
+                "~sev~",
+                "`a` *b* _c_ <https://evil.example|runbook>",
+            ),
+            ("_y_", "`crit`", "> quoted\n> <@U0EVE>"),
+        ];
+        for (l, (name, severity, summary)) in g.lines.iter_mut().zip(evil) {
+            l.name = name.into();
+            l.severity = Some(severity.into());
+            l.summary = Some(summary.into());
+        }
+        g.lines[1].acknowledged_by = Some("*eve* `x`".into());
+        g
+    }
 }

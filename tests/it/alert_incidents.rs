@@ -9,7 +9,7 @@ use crate::support::{audit_counts, run_test, say};
 use opsbot::alerts::Status;
 use opsbot::engine::Outcome;
 use opsbot::incident::{Incident, State};
-use opsbot::store::INCIDENT_STEP;
+use opsbot::store::{OutOp, INCIDENT_STEP};
 
 const MINUTE: i64 = 60_000;
 const PD: &str = "pagerduty/chat";
@@ -25,6 +25,21 @@ impl Bench {
             .timer_due(INCIDENT_STEP, &id.to_string())
             .await
             .expect("timer")
+    }
+
+    /// The blocks of incident `id`'s first Slack card (as posted), as JSON text.
+    async fn card_blocks(&self, id: i64) -> String {
+        let rows = self
+            .p
+            .store
+            .outbox_pending_for_tests("slack")
+            .await
+            .expect("outbox");
+        let prefix = format!("incident:{id}:");
+        rows.iter()
+            .find(|r| matches!(&r.message.op, OutOp::Post { key: Some(k), .. } if k.starts_with(&prefix)))
+            .map(|r| r.message.body["blocks"].to_string())
+            .unwrap_or_else(|| panic!("no card for incident {id}"))
     }
 
     /// The pending Slack messages' texts.
@@ -93,7 +108,17 @@ async fn an_acknowledge_before_the_incident_opens_it_acknowledged() {
                 .expect("HighErrorRate's");
             assert_eq!(high.state, State::Acked, "{high:#?}");
             assert_eq!(high.acked_by.as_deref(), Some(PD));
+            assert_eq!(high.acked_at, Some(high.declared_at), "acked as it opened");
             assert_eq!(b.step_due(high.id).await, None, "nobody paged");
+            let card = b.card_blocks(high.id).await;
+            assert!(
+                card.contains("acknowledged by pagerduty/chat") && !card.contains("not acknowledged"),
+                "the card shows it acked: {card}"
+            );
+            assert!(
+                !card.contains("incident_ack") && !card.contains("Ack by"),
+                "no Ack button, no ack deadline: {card}"
+            );
             let events = b.p.store.incident_events(high.id).await.unwrap();
             assert!(
                 events.iter().any(|e| e.kind == "ack"

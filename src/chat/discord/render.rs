@@ -696,6 +696,19 @@ mod tests {
     }
 
     #[test]
+    fn formatting_in_dynamic_text_stays_literal() {
+        use crate::alerts::post::GroupView;
+        let g = GroupView::hostile_example();
+        let m = render(Notification::AlertGroup { group: &g });
+        insta::assert_json_snapshot!("alert_group_hostile", m[0].body);
+        assert_eq!(m[0].body["allowed_mentions"], json!({"parse": []}));
+        let mut a = crate::approval::hostile_example();
+        a.origin = Some(stored(&origin(OriginKind::Command)));
+        let m = render(Notification::ApprovalOpened { approval: &a });
+        insta::assert_json_snapshot!("approval_card_hostile", m[0].body);
+    }
+
+    #[test]
     fn incident_cards_and_thread_posts() {
         let inc = crate::incident::example();
         let card = render(Notification::IncidentCard {

@@ -123,7 +123,7 @@ fn unauthorized() -> Response {
 }
 
 fn ephemeral(reply: &Reply) -> Response {
-    let text = super::escape::text(&reply.text);
+    let text = super::escape::outside_code(&reply.text);
     Json(json!({ "response_type": "ephemeral", "text": text })).into_response()
 }
 

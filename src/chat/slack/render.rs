@@ -2,7 +2,9 @@
 //! notification (reply, approval snapshot, where the request came from) →
 //! outbox messages (Block Kit). Every dynamic string goes through
 //! [`escape`]: the only mention opsbot writes is `<@requester>`, built from
-//! the verified user id of the request.
+//! the verified user id of the request, and the only formatting is opsbot's
+//! own (`*bold*` labels, code): text shown outside code is
+//! [`escape::literal`] (or [`escape::outside_code`] for replies).
 
 use super::escape;
 use crate::approval::{Approval, State};
@@ -88,11 +90,11 @@ impl Renderer for SlackRenderer {
             Notification::AlertGroup { group } => {
                 let link =
                     |u: &str, label: &str| format!("<{}|{label}>", escape::text(&u.replace('|', "%7C")));
-                let text = card::alert_group_text(group, &escape::text, &link);
+                let text = card::alert_group_text(group, &escape::literal, &link);
                 card::alert_group_messages(PLATFORM, group, json!({ "text": text }))
             }
             Notification::AlertDigest { digest } => {
-                let text = card::alert_digest_text(digest, &escape::text);
+                let text = card::alert_digest_text(digest, &escape::literal);
                 card::alert_digest_messages(PLATFORM, digest, json!({ "text": text }))
             }
             n @ (Notification::IncidentCard { .. } | Notification::IncidentThread { .. }) => {
@@ -110,12 +112,13 @@ impl Renderer for SlackRenderer {
 /// A post in an incident's thread, mentioning the people it pages.
 fn thread_post(_: &Incident, text: &str, mentions: &[crate::engine::Mention]) -> Value {
     let mention = |id: &str| format!("<@{}>", escape::text(id));
-    json!({ "text": card::with_mentions(&escape::text(text), mentions, PLATFORM, &mention, &escape::text) })
+    let text = escape::outside_code(text);
+    json!({ "text": card::with_mentions(&text, mentions, PLATFORM, &mention, &escape::literal) })
 }
 
 /// An incident's card: title, fields, Ack / Resolve buttons until resolved.
 pub fn incident_card(inc: &Incident, ack_by: Option<Millis>, now: Millis) -> Value {
-    let c = card::incident_card(inc, ack_by, now, &escape::text);
+    let c = card::incident_card(inc, ack_by, now, &escape::literal);
     let fields: Vec<Value> = c
         .fields
         .iter()
@@ -270,16 +273,16 @@ pub fn card_update(a: &Approval, result: Option<&str>, now: Millis) -> OutMessag
     )
 }
 
-/// A message of `text` alone (escaped).
+/// A message of `text` alone (escaped; its `code spans` kept).
 pub fn plain(text: &str) -> Value {
-    json!({ "text": escape::text(text) })
+    json!({ "text": escape::outside_code(text) })
 }
 
 fn result(text: &str, outcome: Outcome, user: &str) -> Value {
     let icon = if outcome == Outcome::Failed { "❌" } else { "✅" };
     let (first, rest) = text.split_once('\n').unwrap_or((text, ""));
     let mut blocks = vec![json!({"type": "section", "text": {"type": "mrkdwn",
-        "text": format!("{icon} {}", escape::text(first))}})];
+        "text": format!("{icon} {}", escape::outside_code(first))}})];
     if !rest.trim().is_empty() {
         blocks.push(json!({"type": "section", "text": {"type": "mrkdwn", "text": escape::code_block(rest)}}));
     }
@@ -293,8 +296,8 @@ fn result(text: &str, outcome: Outcome, user: &str) -> Value {
 /// the buttons (pending) or the decision and result.
 pub fn card(a: &Approval, result: Option<&str>, now: Millis) -> Value {
     let label = a.label();
-    let (risk, requester) = (escape::code(&a.risk), escape::text(&a.requester));
-    let roles = escape::text(&a.roles.join(", "));
+    let (risk, requester) = (escape::code(&a.risk), escape::literal(&a.requester));
+    let roles = escape::literal(&a.roles.join(", "));
     let mut blocks = vec![
         json!({"type": "section", "text": {"type": "mrkdwn",
             "text": format!("*Approval {label}* · {risk} · requested by *{requester}*")}}),
@@ -305,7 +308,7 @@ pub fn card(a: &Approval, result: Option<&str>, now: Millis) -> Value {
     ];
     if let Some((headline, samples)) = card::preview(a) {
         blocks.push(json!({"type": "section", "text": {"type": "mrkdwn",
-            "text": format!("*Preview:* {}", escape::text(&headline))}}));
+            "text": format!("*Preview:* {}", escape::literal(&headline))}}));
         if !samples.is_empty() {
             blocks.push(
                 json!({"type": "section", "text": {"type": "mrkdwn", "text": escape::code_block(&samples)}}),
@@ -322,7 +325,7 @@ pub fn card(a: &Approval, result: Option<&str>, now: Millis) -> Value {
             ]}),
         );
     }
-    if let Some(status) = status_line(a, &escape::text) {
+    if let Some(status) = status_line(a, &escape::literal) {
         blocks.push(json!({"type": "context", "elements": [{"type": "mrkdwn", "text": status}]}));
     }
     if let Some(r) = result.filter(|r| !r.trim().is_empty()) {
@@ -650,8 +653,51 @@ mod tests {
         );
         assert_eq!(
             post[0].body["text"],
-            "📟 paging &lt;!channel&gt; <@U0A>, dave_*x*"
+            "📟 paging &lt;!channel&gt; <@U0A>, daveˍ∗x∗"
         );
+    }
+
+    #[test]
+    fn formatting_in_dynamic_text_stays_literal_and_opsbots_own_stays() {
+        use crate::alerts::post::GroupView;
+        let g = GroupView::hostile_example();
+        let m = render(Notification::AlertGroup { group: &g });
+        insta::assert_json_snapshot!("alert_group_hostile", m[0].body);
+        let text = m[0].body["text"].as_str().unwrap_or_default();
+        for raw in ["*", "_y_", "~", "`", "<!channel>", "<@U0EVE>", "<https://evil"] {
+            assert!(!text.contains(raw), "{raw} left in: {text}");
+        }
+        assert!(text.contains("disk_usage_high"), "identifiers copy as typed");
+
+        let mut a = crate::approval::hostile_example();
+        a.origin = Some(stored(&origin(OriginKind::Command)));
+        let m = render(Notification::ApprovalOpened { approval: &a });
+        insta::assert_json_snapshot!("approval_card_hostile", m[0].body);
+        let blocks = &m[0].body["blocks"];
+        assert!(
+            blocks[0]["text"]["text"]
+                .as_str()
+                .is_some_and(|t| t.starts_with("*Approval a7*") && t.ends_with("*∗x∗*")),
+            "opsbot's bold labels stay: {blocks}"
+        );
+
+        let r = Reply::new(Outcome::Done, "`/alerts ack *x*` done for *prod* by _eve_");
+        let m = reply_to(OriginKind::Command, &r, None);
+        assert_eq!(
+            m[0].body["blocks"][0]["text"]["text"],
+            "✅ `/alerts ack *x*` done for ∗prod∗ by ˍeveˍ"
+        );
+        let refused = Reply::new(Outcome::NotPermitted, "refused: *x* `a7`");
+        let m = reply_to(OriginKind::Command, &refused, None);
+        assert_eq!(m[0].body["text"], "refused: ∗x∗ `a7`");
+
+        let inc = crate::incident::example();
+        let post = render(Notification::IncidentThread {
+            incident: &inc,
+            text: "📝 *eve*: _rolled back_ `v2`",
+            mentions: &[],
+        });
+        assert_eq!(post[0].body["text"], "📝 ∗eve∗: ˍrolled backˍ `v2`");
     }
 
     #[test]
