@@ -332,6 +332,10 @@ pub struct Executor {
     limits: Limits,
     redactor: Redactor,
     clock: SharedClock,
+    /// The bot's environment as given at construction (`main` reads the
+    /// process environment once): header, body and process secrets, and what
+    /// a process inherits. The executor never reads the process environment.
+    env: HashMap<String, String>,
 }
 
 /// The argument key of the run's timestamp, `{run.ts}` in process templates.
@@ -363,8 +367,10 @@ pub const READ_ITEMS: usize = 200;
 pub const READ_BYTES: usize = 1 << 20;
 
 impl Executor {
-    /// An executor with `limits`, redacting `secrets` from everything it returns.
-    pub fn new(limits: Limits, secrets: Vec<SecretString>) -> Self {
+    /// An executor with `limits`, redacting `secrets` from everything it
+    /// returns, reading `env:NAME` / `{secret.NAME}` values (and what a
+    /// process inherits, such as `PATH`) from `env`.
+    pub fn new(limits: Limits, secrets: Vec<SecretString>, env: HashMap<String, String>) -> Self {
         let http = reqwest::Client::builder()
             .redirect(reqwest::redirect::Policy::none())
             .user_agent(concat!("opsbot/", env!("CARGO_PKG_VERSION")))
@@ -377,6 +383,7 @@ impl Executor {
             limits,
             redactor: Redactor::new(secrets),
             clock: Arc::new(crate::clock::SystemClock),
+            env,
         }
     }
 
@@ -453,7 +460,7 @@ impl Executor {
     fn learn_header_secrets(&self, targets: &BTreeMap<String, Target>) {
         let refs = targets.values().flat_map(|t| t.headers.values());
         for (_, var) in refs.filter_map(|v| http::env_reference(v)) {
-            if let Some(secret) = http::env_secret(var) {
+            if let Some(secret) = http::env_secret(&self.env, var) {
                 self.redactor.add(&secret);
             }
         }

@@ -417,7 +417,7 @@ async fn secrets_are_redacted_from_every_step_of_a_failure() {
 ]"#,
     )
     .expect("seq action");
-    let ex = opsbot::exec::Executor::new(opsbot::exec::Limits::default(), vec![SECRET.into()]);
+    let ex = opsbot::exec::Executor::new(opsbot::exec::Limits::default(), vec![SECRET.into()], crate::support::bot_env(&[]));
     let err = ex
         .execute(&action, &c.targets, &Default::default())
         .await
@@ -444,7 +444,7 @@ async fn a_process_step_off_the_allow_list_stops_the_seq_before_anything_runs() 
 ]"#,
     )
     .expect("seq action");
-    let ex = opsbot::exec::Executor::new(opsbot::exec::Limits::default(), vec![]);
+    let ex = opsbot::exec::Executor::new(opsbot::exec::Limits::default(), vec![], crate::support::bot_env(&[]));
     let err = ex
         .execute(&action, &c.targets, &Default::default())
         .await
