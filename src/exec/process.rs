@@ -529,11 +529,7 @@ fn command(
     let mut cmd = tokio::process::Command::new(program);
     cmd.args(&plan.argv[1..])
         .env_clear()
-        .envs(
-            INHERITED_ENV
-                .iter()
-                .filter_map(|k| Some((*k, env.get(*k)?))),
-        )
+        .envs(INHERITED_ENV.iter().filter_map(|k| Some((*k, env.get(*k)?))))
         .envs(&plan.env)
         .stdin(if plan.stdin.is_some() {
             Stdio::piped()

@@ -7,8 +7,8 @@
 //! enum values stay inert parameters.
 
 use crate::support::{
-    bot_env, both, bound, clock, config, pipeline_env, pipeline_for, render_cases, run_shipped, run_shipped_env,
-    say_in, serve, shipped_catalog_env, unique, PgSchema, TestStore,
+    bot_env, both, bound, clock, config, pipeline_env, pipeline_for, render_cases, run_shipped,
+    run_shipped_env, say_in, serve, shipped_catalog_env, unique, PgSchema, TestStore,
 };
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
@@ -210,7 +210,9 @@ async fn the_deepseek_key_comes_from_the_environment_and_is_redacted() {
         err.to_string(),
         format!("target deepseek: header Authorization needs environment variable {var}, which is not set")
     );
-    let out = run_shipped_env(&c, "chat", "ai provider", &[], &bot_env(&[(&var, KEY)])).await.unwrap();
+    let out = run_shipped_env(&c, "chat", "ai provider", &[], &bot_env(&[(&var, KEY)]))
+        .await
+        .unwrap();
     assert_eq!(out.fields["you_sent"], "Bearer [redacted]");
     assert!(!out.text.contains(KEY), "{}", out.text);
     // Or from the file named by <VAR>_FILE.
@@ -220,13 +222,17 @@ async fn the_deepseek_key_comes_from_the_environment_and_is_redacted() {
     std::fs::write(&path, format!("{KEY}\n")).expect("key file");
     header(&mut c, format!("Bearer env:{from_file}"));
     let env = bot_env(&[(&format!("{from_file}_FILE"), &path.display().to_string())]);
-    let out = run_shipped_env(&c, "chat", "ai provider", &[], &env).await.unwrap();
+    let out = run_shipped_env(&c, "chat", "ai provider", &[], &env)
+        .await
+        .unwrap();
     assert_eq!(out.fields["you_sent"], "Bearer [redacted]");
     // A rejected key: the 401's body echoes it, the error shows it redacted.
     let wrong = format!("{var}_WRONG");
     header(&mut c, format!("Bearer env:{wrong}"));
     let env = bot_env(&[(&wrong, "sk-test-wrong-key-value")]);
-    let err = run_shipped_env(&c, "chat", "ai provider", &[], &env).await.unwrap_err();
+    let err = run_shipped_env(&c, "chat", "ai provider", &[], &env)
+        .await
+        .unwrap_err();
     let text = err.to_string();
     assert!(
         text.starts_with("target deepseek answered 401 (expected 2xx): "),

@@ -65,7 +65,11 @@ async fn the_token_comes_from_the_environment_and_is_redacted() {
         )
     );
     assert!(api.take().is_empty(), "nothing is sent without the token");
-    let ex = Executor::new(Limits::default(), vec![], crate::support::bot_env(&[(&var, token)]));
+    let ex = Executor::new(
+        Limits::default(),
+        vec![],
+        crate::support::bot_env(&[(&var, token)]),
+    );
     let out = ex.execute(&action, &c.targets, &args(&[])).await.unwrap();
     let sent = api.take();
     assert_eq!(sent.len(), 1);

@@ -48,7 +48,11 @@ fn executor_with(limits: Limits) -> Executor {
 
 /// An executor whose bot environment holds `extra` too.
 fn executor_env(limits: Limits, extra: &[(&str, &str)]) -> Executor {
-    Executor::new(limits, vec![SecretString::from(SECRET)], crate::support::bot_env(extra))
+    Executor::new(
+        limits,
+        vec![SecretString::from(SECRET)],
+        crate::support::bot_env(extra),
+    )
 }
 
 fn rand_tag() -> String {
@@ -746,9 +750,7 @@ async fn process_env_is_rendered_and_minimal() {
     );
     // In the bot's environment, but not one the process inherits.
     let ex = executor_env(proc_limits(3000), &[("OPSBOT_TEST_BOT_ONLY", "bot-private")]);
-    let out = run(&ex, &a, &BTreeMap::new(), &[("n", "4 $(id)")])
-        .await
-        .unwrap();
+    let out = run(&ex, &a, &BTreeMap::new(), &[("n", "4 $(id)")]).await.unwrap();
     assert_eq!(out.text, "4 $(id):unset\n");
 }
 

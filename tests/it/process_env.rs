@@ -317,7 +317,13 @@ async fn through_the_pipeline_the_reply_and_the_audit_log_hold_no_secret() {
         let bin = s.path("bin");
         let c = load(&catalog_text("queue", None, &format!("{bin}/"))).expect("catalog");
         let cfg = config(&format!("[process]\nallow = [\"{bin}/pgtool\"]\n"));
-        let p = pipeline_env(&cfg, c, t.store.clone(), crate::support::clock(), &env_with_token());
+        let p = pipeline_env(
+            &cfg,
+            c,
+            t.store.clone(),
+            crate::support::clock(),
+            &env_with_token(),
+        );
         let r = say(&p, "console:alice", "/dump --tag nightly").await;
         assert_eq!(r.outcome, Outcome::Done, "{}", r.text);
         assert_no_secret("the reply", &r.text);
