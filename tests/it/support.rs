@@ -1198,11 +1198,23 @@ impl StandIns {
     /// Adds (or replaces) the stand-in `name` printing `stdout`; a `name`
     /// with a `/` is written at that path relative to the directory.
     pub fn add(&self, name: &str, stdout: &str) {
+        self.write_stand_in(name, stdout, "");
+    }
+
+    /// Adds (or replaces) the stand-in `name` that records its call like
+    /// the others, prints `stderr` there and exits 1.
+    pub fn add_failing(&self, name: &str, stderr: &str) {
+        self.write_stand_in(name, stderr, " >&2; exit 1");
+    }
+
+    /// A stand-in recording its argv and environment, then printing `out`
+    /// followed by the shell text `then`.
+    fn write_stand_in(&self, name: &str, out: &str, then: &str) {
         let root = self.dir.path().display().to_string();
         let file = name.replace('/', "_");
-        std::fs::write(self.dir.path().join("out").join(&file), stdout).unwrap();
+        std::fs::write(self.dir.path().join("out").join(&file), out).unwrap();
         let script = format!(
-            "#!/bin/sh\n{{ printf '%s\\037' \"$PWD\"; for a in \"$@\"; do printf '%s\\037' \"$a\"; done; printf '\\036'; }} >> '{root}/log/{file}'\n{{ env; printf '\\036'; }} >> '{root}/log/{file}.env'\ncat '{root}/out/{file}'\n"
+            "#!/bin/sh\n{{ printf '%s\\037' \"$PWD\"; for a in \"$@\"; do printf '%s\\037' \"$a\"; done; printf '\\036'; }} >> '{root}/log/{file}'\n{{ env; printf '\\036'; }} >> '{root}/log/{file}.env'\ncat '{root}/out/{file}'{then}\n"
         );
         let path = if name.contains('/') {
             self.dir.path().join(name)
