@@ -229,15 +229,18 @@ pub async fn build(
     let (catalog, directory) = validate(config, env).map_err(BuildError::Invalid)?;
     let store = Store::connect(config.database_url.expose_secret()).await?;
     store.migrate().await?;
-    Ok(assemble(config, catalog, directory, store, clock))
+    Ok(assemble(config, catalog, directory, store, env, clock))
 }
 
 /// Puts already-built parts together (tests use this with their own store).
+/// `env` is the bot's environment, the one the config was loaded with: the
+/// executor reads its secrets from it, never from the process environment.
 pub fn assemble(
     config: &Config,
     catalog: Catalog,
     directory: Directory,
     store: Store,
+    env: &HashMap<String, String>,
     clock: SharedClock,
 ) -> Pipeline {
     let mut secrets = config.secrets.clone();
@@ -252,7 +255,7 @@ pub fn assemble(
         catalog: Arc::new(catalog),
         directory: Arc::new(directory),
         store,
-        executor: Arc::new(Executor::new(limits, secrets).with_clock(clock.clone())),
+        executor: Arc::new(Executor::new(limits, secrets, env.clone()).with_clock(clock.clone())),
         clock,
         profiles: Arc::new(config.profiles.clone()),
         channels: Arc::new(config.channels.clone()),

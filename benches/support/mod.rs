@@ -46,7 +46,7 @@ impl Bench {
         let (catalog, _) = app::validate(&config, &env).expect("catalog");
         let directory = Directory::new(&config.people, &Roles::new(&config.roles)).expect("people");
         let clock: SharedClock = Arc::new(SystemClock);
-        let pipeline = app::assemble(&config, catalog, directory, store.clone(), clock);
+        let pipeline = app::assemble(&config, catalog, directory, store.clone(), &env, clock);
         Bench {
             store,
             pipeline,

@@ -234,16 +234,23 @@ fn action_json(a: &Action) -> Value {
                 .collect();
             json!({ "health": checks })
         }
-        Action::Seq(steps) => {
+        Action::Seq(Seq { steps, finally }) => {
             // Every step, in order: an approval binds to all of them.
-            let steps: Vec<Value> = steps
-                .iter()
-                .map(|s| {
-                    let Step { action, offset: _ } = s;
-                    action_json(action)
-                })
-                .collect();
-            json!({ "seq": steps })
+            let list = |steps: &[Step]| -> Vec<Value> {
+                steps
+                    .iter()
+                    .map(|s| {
+                        let Step { action, offset: _ } = s;
+                        action_json(action)
+                    })
+                    .collect()
+            };
+            // Without cleanup steps, as before they existed (the same hash).
+            if finally.is_empty() {
+                json!({ "seq": list(steps) })
+            } else {
+                json!({ "seq": { "steps": list(steps), "finally": list(finally) } })
+            }
         }
         Action::Internal(InternalAction::Link { target, path }) => {
             json!({ "internal": { "link": { "target": target, "path": path } } })
@@ -477,7 +484,7 @@ action = { seq = [
 
     fn steps(c: &mut Command) -> &mut Vec<Step> {
         match &mut c.action {
-            Action::Seq(steps) => steps,
+            Action::Seq(seq) => &mut seq.steps,
             other => panic!("not a seq: {other:?}"),
         }
     }
@@ -502,7 +509,13 @@ action = { seq = [
             }),
             ("a step nested", |c| {
                 let inner = steps(c).remove(1);
-                steps(c).push(Action::Seq(vec![inner]).into());
+                steps(c).push(Action::Seq(vec![inner].into()).into());
+            }),
+            ("a finally step", |c| {
+                let cleanup = steps(c)[0].clone();
+                if let Action::Seq(seq) = &mut c.action {
+                    seq.finally.push(cleanup);
+                }
             }),
         ];
         for (what, change) in changes {

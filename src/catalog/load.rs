@@ -698,19 +698,27 @@ impl Builder {
     /// Checks `action` (each step of a seq at its own line, its messages
     /// prefixed with `step n of m: `).
     fn check_action(&mut self, c: &ActionChecks, loc: &Location, action: &Action, prefix: &str) {
-        if let Action::Seq(steps) = action {
+        if let Action::Seq(Seq { steps, finally }) = action {
             if steps.is_empty() {
                 let msg = format!("{prefix}seq has no steps: list at least one action");
                 self.problem(&loc.file, loc.line, msg);
             }
-            if steps.len() > MAX_SEQ_STEPS {
-                let msg = format!("{prefix}seq has {} steps (at most {MAX_SEQ_STEPS})", steps.len());
+            let count = steps.len() + finally.len();
+            if count > MAX_SEQ_STEPS {
+                let also = if finally.is_empty() {
+                    ""
+                } else {
+                    ", finally steps included"
+                };
+                let msg = format!("{prefix}seq has {count} steps (at most {MAX_SEQ_STEPS}{also})");
                 self.problem(&loc.file, loc.line, msg);
             }
-            for (i, step) in steps.iter().enumerate() {
-                let step_loc = at_offset(loc, c.text, step.offset);
-                let step_prefix = format!("{prefix}step {} of {}: ", i + 1, steps.len());
-                self.check_action(c, &step_loc, &step.action, &step_prefix);
+            for (list, word) in [(steps, "step"), (finally, "finally step")] {
+                for (i, step) in list.iter().enumerate() {
+                    let step_loc = at_offset(loc, c.text, step.offset);
+                    let step_prefix = format!("{prefix}{word} {} of {}: ", i + 1, list.len());
+                    self.check_action(c, &step_loc, &step.action, &step_prefix);
+                }
             }
             return;
         }
@@ -870,7 +878,7 @@ impl Builder {
 /// Every choice of a `variants` at any depth of `action`.
 fn all_choices(action: &Action) -> Vec<&Choice> {
     match action {
-        Action::Seq(steps) => steps.iter().flat_map(|s| all_choices(&s.action)).collect(),
+        Action::Seq(seq) => seq.all().flat_map(|s| all_choices(&s.action)).collect(),
         Action::Summarize(s) => all_choices(&s.of.action),
         Action::Variants(v) => v
             .choices

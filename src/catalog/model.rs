@@ -229,9 +229,11 @@ pub enum Action {
     Sql(SqlAction),
     Process(ProcessAction),
     Health(HealthAction),
-    /// Ordered steps, each another action: `seq = [{ http = … }, { sql = … }]`.
-    /// Runs them in order and stops at the first failure.
-    Seq(Vec<Step>),
+    /// Ordered steps, each another action: `seq = [{ http = … }, { sql = … }]`,
+    /// or with cleanup steps `seq = { steps = [ … ], finally = [ … ] }`.
+    /// Runs the steps in order and stops at the first failure; the `finally`
+    /// steps run after them either way.
+    Seq(Seq),
     /// Answered by opsbot itself; nothing is sent to any target.
     Internal(InternalAction),
     /// One action per value of an enum argument: `variants = { by = "k",
@@ -448,6 +450,103 @@ pub const MAX_SEQ_STEPS: usize = 20;
 /// Deepest nesting of `seq` actions: a seq may hold seqs of plain actions.
 pub const MAX_SEQ_DEPTH: usize = 2;
 
+/// The steps of a `seq` and its cleanup. Written as a list of steps, or as
+/// `{ steps = [ … ], finally = [ … ] }`.
+#[derive(Debug, Clone, Default)]
+pub struct Seq {
+    pub steps: Vec<Step>,
+    /// Run after `steps` whether they succeeded or not (each of them, in
+    /// order, even when an earlier one failed): a cleanup such as dropping
+    /// the scratch database a restore check created.
+    pub finally: Vec<Step>,
+}
+
+impl Seq {
+    /// `steps` then `finally`.
+    pub fn all(&self) -> impl Iterator<Item = &Step> {
+        self.steps.iter().chain(&self.finally)
+    }
+
+    /// [`Seq::all`], to change.
+    pub fn all_mut(&mut self) -> impl Iterator<Item = &mut Step> {
+        self.steps.iter_mut().chain(&mut self.finally)
+    }
+}
+
+impl From<Vec<Step>> for Seq {
+    fn from(steps: Vec<Step>) -> Self {
+        Seq {
+            steps,
+            finally: Vec::new(),
+        }
+    }
+}
+
+/// A list of steps, or a table `{ steps, finally }`; read field by field
+/// (not through an untagged enum) so each step keeps its TOML span.
+impl<'de> Deserialize<'de> for Seq {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct Form;
+        impl<'de> serde::de::Visitor<'de> for Form {
+            type Value = Seq;
+
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a list of steps, or a table with `steps` and `finally`")
+            }
+
+            fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut list: A) -> Result<Seq, A::Error> {
+                let mut steps = Vec::new();
+                while let Some(step) = list.next_element::<Step>()? {
+                    steps.push(step);
+                }
+                Ok(steps.into())
+            }
+
+            fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<Seq, A::Error> {
+                let (mut steps, mut finally) = (None, None);
+                while let Some(key) = map.next_key::<String>()? {
+                    let slot = match key.as_str() {
+                        "steps" => &mut steps,
+                        "finally" => &mut finally,
+                        other => return Err(serde::de::Error::unknown_field(other, &["steps", "finally"])),
+                    };
+                    if slot.is_some() {
+                        return Err(serde::de::Error::custom(format!("duplicate field `{key}`")));
+                    }
+                    *slot = Some(map.next_value::<Vec<Step>>()?);
+                }
+                Ok(Seq {
+                    steps: steps.ok_or_else(|| serde::de::Error::missing_field("steps"))?,
+                    finally: finally.unwrap_or_default(),
+                })
+            }
+        }
+        d.deserialize_any(Form)
+    }
+}
+
+impl JsonSchema for Seq {
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        "Seq".into()
+    }
+
+    fn json_schema(generator: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        let steps = generator.subschema_for::<Vec<Step>>();
+        schemars::json_schema!({
+            "description": "Steps run in order, stopping at the first failure: a list, or a table whose `finally` steps run after `steps` whether they succeeded or failed.",
+            "oneOf": [
+                steps,
+                {
+                    "type": "object",
+                    "properties": { "steps": steps, "finally": steps },
+                    "required": ["steps"],
+                    "additionalProperties": false
+                }
+            ]
+        })
+    }
+}
+
 /// One step of a `seq`, with where it is written in its catalog file. Read
 /// from TOML only (its offset comes from the TOML deserializer's spans).
 #[derive(Debug, Clone)]
@@ -508,7 +607,7 @@ impl Action {
     /// step of a `seq` (nested seqs flattened).
     pub fn leaves(&self) -> Vec<&Action> {
         match self {
-            Action::Seq(steps) => steps.iter().flat_map(|s| s.action.leaves()).collect(),
+            Action::Seq(seq) => seq.all().flat_map(|s| s.action.leaves()).collect(),
             Action::Variants(v) => v.choices.iter().flat_map(|c| c.action.action.leaves()).collect(),
             Action::Summarize(s) => s.of.action.leaves(),
             Action::Each(s) => s.action.leaves(),
@@ -530,7 +629,7 @@ impl Action {
     /// [`leaves`](Action::leaves), to change: filled in when the catalog is loaded.
     pub fn leaves_mut(&mut self) -> Vec<&mut Action> {
         match self {
-            Action::Seq(steps) => steps.iter_mut().flat_map(|s| s.action.leaves_mut()).collect(),
+            Action::Seq(seq) => seq.all_mut().flat_map(|s| s.action.leaves_mut()).collect(),
             Action::Variants(v) => v
                 .choices
                 .iter_mut()
@@ -578,7 +677,7 @@ impl Action {
                     _ => None,
                 })
                 .collect(),
-            Action::Seq(steps) => steps.iter().flat_map(|s| s.action.process_targets()).collect(),
+            Action::Seq(seq) => seq.all().flat_map(|s| s.action.process_targets()).collect(),
             Action::Variants(v) => v
                 .choices
                 .iter()
@@ -594,7 +693,7 @@ impl Action {
     /// actions (a `variants` adds no level: one of its choices runs).
     pub fn depth(&self) -> usize {
         match self {
-            Action::Seq(steps) => 1 + steps.iter().map(|s| s.action.depth()).max().unwrap_or(0),
+            Action::Seq(seq) => 1 + seq.all().map(|s| s.action.depth()).max().unwrap_or(0),
             Action::Variants(v) => v
                 .choices
                 .iter()
@@ -610,7 +709,7 @@ impl Action {
     /// Every template string of the action (and of every step), for validation.
     pub fn templates(&self) -> Vec<&str> {
         match self {
-            Action::Seq(steps) => steps.iter().flat_map(|s| s.action.templates()).collect(),
+            Action::Seq(seq) => seq.all().flat_map(|s| s.action.templates()).collect(),
             Action::Variants(v) => v
                 .choices
                 .iter()
@@ -651,7 +750,7 @@ impl Action {
     /// Targets the action (and every step) uses, for validation.
     pub fn targets(&self) -> Vec<(&str, TargetKind)> {
         match self {
-            Action::Seq(steps) => steps.iter().flat_map(|s| s.action.targets()).collect(),
+            Action::Seq(seq) => seq.all().flat_map(|s| s.action.targets()).collect(),
             Action::Variants(v) => v.choices.iter().flat_map(|c| c.action.action.targets()).collect(),
             Action::Summarize(s) => s.of.action.targets(),
             Action::Each(s) => s.action.targets(),

@@ -228,10 +228,10 @@ fn a_seq_loads_its_steps_in_order() {
     )
     .unwrap();
     let cmd = c.get("q", "deploy verify").unwrap();
-    let Action::Seq(steps) = &cmd.action else {
+    let Action::Seq(seq) = &cmd.action else {
         panic!("{:?}", cmd.action)
     };
-    let kinds: Vec<&str> = steps.iter().map(|s| s.action.kind()).collect();
+    let kinds: Vec<&str> = seq.steps.iter().map(|s| s.action.kind()).collect();
     assert_eq!(kinds, ["http", "redis"]);
     assert_eq!(cmd.action.kind(), "seq");
     assert_eq!(cmd.action.depth(), 1);

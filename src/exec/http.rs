@@ -11,7 +11,7 @@ use crate::catalog::{HttpAction, Target, TargetKind};
 use percent_encoding::{utf8_percent_encode, AsciiSet, NON_ALPHANUMERIC};
 use reqwest::header::{HeaderMap, HeaderName, HeaderValue};
 use serde_json::Value;
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::time::{Duration, Instant};
 
 /// Everything except the RFC 3986 unreserved characters `A-Z a-z 0-9 - . _ ~`.
@@ -42,7 +42,7 @@ impl Executor {
         let t = self.target(targets, &a.target, TargetKind::Http)?;
         let mut planned = request(t, a, args)?;
         for (field, var) in &a.body_secrets {
-            let v = env_secret(var).ok_or_else(|| {
+            let v = env_secret(&self.env, var).ok_or_else(|| {
                 invalid(
                     t,
                     format!("body field {field} needs environment variable {var} (or {var}_FILE), which is not set"),
@@ -111,7 +111,7 @@ impl Executor {
         for (name, raw) in &t.headers {
             let (value, secret) = match env_reference(raw) {
                 Some((prefix, var)) => {
-                    let v = env_secret(var).ok_or_else(|| {
+                    let v = env_secret(&self.env, var).ok_or_else(|| {
                         invalid(
                             t,
                             format!("header {name} needs environment variable {var}, which is not set"),
@@ -164,12 +164,12 @@ pub(super) fn env_reference(raw: &str) -> Option<(&str, &str)> {
     plain.then(|| (&raw[..at], var))
 }
 
-/// `var` from the environment, or the trimmed contents of the file named by
-/// `<var>_FILE`; `None` when neither gives a non-empty value.
-pub(super) fn env_secret(var: &str) -> Option<String> {
-    let direct = std::env::var(var).ok().filter(|v| !v.is_empty());
+/// `var` from `env` (the bot's environment), or the trimmed contents of the
+/// file named by `<var>_FILE`; `None` when neither gives a non-empty value.
+pub(super) fn env_secret(env: &HashMap<String, String>, var: &str) -> Option<String> {
+    let direct = env.get(var).filter(|v| !v.is_empty()).cloned();
     direct.or_else(|| {
-        let path = std::env::var(format!("{var}_FILE")).ok()?;
+        let path = env.get(&format!("{var}_FILE"))?;
         let v = std::fs::read_to_string(path).ok()?.trim().to_string();
         (!v.is_empty()).then_some(v)
     })

@@ -169,19 +169,28 @@ pub enum ExecError {
     /// The program exited unsuccessfully; `excerpt` is from stderr (or stdout).
     #[error("{}: {excerpt}", exit_label(*.code))]
     Exit { code: Option<i32>, excerpt: String },
-    /// Step `step` of a `seq` failed; `ran` are the summaries of the steps
-    /// before it (they succeeded), `not_run` what each later step would have
-    /// done. The text lists every step's outcome, one per line. `effects`
-    /// are those of the steps that ran: they hold, the failure
-    /// notwithstanding.
-    #[error("{}", seq::step_report(*.step, *.of, .what, .source, .ran, .not_run))]
+    /// Step `step` of a `seq` failed; `lines` tell every step's outcome
+    /// (the finally steps' too, which all ran after the failure). The text
+    /// lists them, one per line. `effects` are those of the steps that ran:
+    /// they hold, the failure notwithstanding.
+    #[error("{}", seq::step_report(*.step, *.of, .what, .source, .lines))]
     Step {
         step: usize,
         of: usize,
         what: String,
         source: Box<ExecError>,
-        ran: Vec<String>,
-        not_run: Vec<String>,
+        lines: Box<SeqLines>,
+        effects: Vec<Effect>,
+    },
+    /// Every step of a `seq` succeeded, then its finally step `step` of `of`
+    /// failed (`source`); `lines` tell every step's outcome (that failure's
+    /// included), `effects` are those of all that succeeded.
+    #[error("{}", seq::finally_report(*.step, *.of, .lines))]
+    Finally {
+        step: usize,
+        of: usize,
+        source: Box<ExecError>,
+        lines: Box<SeqLines>,
         effects: Vec<Effect>,
     },
     /// Some items of an `each` action failed; `report` lists every item's
@@ -196,6 +205,26 @@ pub enum ExecError {
         path: Vec<(usize, usize)>,
         source: Box<ExecError>,
     },
+}
+
+/// The outcome lines of a failed `seq`'s steps.
+#[derive(Debug, Default)]
+pub struct SeqLines {
+    /// The summaries of the steps that succeeded, before the failure.
+    pub ran: Vec<String>,
+    /// What each step after the failed one would have done.
+    pub not_run: Vec<String>,
+    /// The outcome of each finally step.
+    pub finally: Vec<String>,
+}
+
+impl SeqLines {
+    fn texts_mut(&mut self) -> impl Iterator<Item = &mut String> {
+        self.ran
+            .iter_mut()
+            .chain(self.not_run.iter_mut())
+            .chain(self.finally.iter_mut())
+    }
 }
 
 fn exit_label(code: Option<i32>) -> String {
@@ -222,14 +251,16 @@ impl ExecError {
             | ExecError::Spawn { .. }
             | ExecError::Exit { .. }
             | ExecError::Items { .. } => None,
-            ExecError::Step { source, .. } | ExecError::StepRefused { source, .. } => source.target(),
+            ExecError::Step { source, .. }
+            | ExecError::Finally { source, .. }
+            | ExecError::StepRefused { source, .. } => source.target(),
         }
     }
 
     /// The effects of the steps that ran before the failure (a seq's).
     pub fn effects(&self) -> &[Effect] {
         match self {
-            ExecError::Step { effects, .. } => effects,
+            ExecError::Step { effects, .. } | ExecError::Finally { effects, .. } => effects,
             _ => &[],
         }
     }
@@ -270,15 +301,16 @@ impl ExecError {
             Exit { excerpt, .. } => vec![excerpt],
             Items { report } => vec![report],
             Step {
-                what,
-                source,
-                ran,
-                not_run,
-                ..
+                what, source, lines, ..
             } => {
                 let mut v = vec![what];
                 v.extend(source.texts_mut());
-                v.extend(ran.iter_mut().chain(not_run.iter_mut()));
+                v.extend(lines.texts_mut());
+                v
+            }
+            Finally { source, lines, .. } => {
+                let mut v = source.texts_mut();
+                v.extend(lines.texts_mut());
                 v
             }
             StepRefused { source, .. } => source.texts_mut(),
@@ -332,6 +364,10 @@ pub struct Executor {
     limits: Limits,
     redactor: Redactor,
     clock: SharedClock,
+    /// The bot's environment as given at construction (`main` reads the
+    /// process environment once): header, body and process secrets, and what
+    /// a process inherits. The executor never reads the process environment.
+    env: HashMap<String, String>,
 }
 
 /// The argument key of the run's timestamp, `{run.ts}` in process templates.
@@ -363,8 +399,10 @@ pub const READ_ITEMS: usize = 200;
 pub const READ_BYTES: usize = 1 << 20;
 
 impl Executor {
-    /// An executor with `limits`, redacting `secrets` from everything it returns.
-    pub fn new(limits: Limits, secrets: Vec<SecretString>) -> Self {
+    /// An executor with `limits`, redacting `secrets` from everything it
+    /// returns, reading `env:NAME` / `{secret.NAME}` values (and what a
+    /// process inherits, such as `PATH`) from `env`.
+    pub fn new(limits: Limits, secrets: Vec<SecretString>, env: HashMap<String, String>) -> Self {
         let http = reqwest::Client::builder()
             .redirect(reqwest::redirect::Policy::none())
             .user_agent(concat!("opsbot/", env!("CARGO_PKG_VERSION")))
@@ -377,6 +415,7 @@ impl Executor {
             limits,
             redactor: Redactor::new(secrets),
             clock: Arc::new(crate::clock::SystemClock),
+            env,
         }
     }
 
@@ -431,7 +470,7 @@ impl Executor {
             Action::Sql(a) => self.run_sql(a, targets, args).await,
             Action::Process(a) => self.run_process(a, targets, args).await,
             Action::Health(a) => Ok(self.run_health(a, targets).await),
-            Action::Seq(steps) => self.run_seq(steps, targets, args).await,
+            Action::Seq(seq) => self.run_seq(seq, targets, args).await,
             Action::Internal(a) => internal::run(a, targets, args, self.clock.now_ms()),
             // Boxed: a choice may be a seq (or hold one).
             Action::Variants(v) => match variants::choose(v, args) {
@@ -453,7 +492,7 @@ impl Executor {
     fn learn_header_secrets(&self, targets: &BTreeMap<String, Target>) {
         let refs = targets.values().flat_map(|t| t.headers.values());
         for (_, var) in refs.filter_map(|v| http::env_reference(v)) {
-            if let Some(secret) = http::env_secret(var) {
+            if let Some(secret) = http::env_secret(&self.env, var) {
                 self.redactor.add(&secret);
             }
         }

@@ -200,7 +200,7 @@ pub fn line_rows(out: ExecOutput, columns: &[&str]) -> ExecOutput {
 fn is_each(action: &Action) -> bool {
     match action {
         Action::Each(_) => true,
-        Action::Seq(steps) => steps.iter().any(|s| is_each(&s.action)),
+        Action::Seq(seq) => seq.all().any(|s| is_each(&s.action)),
         _ => false,
     }
 }

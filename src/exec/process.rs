@@ -53,7 +53,7 @@ use super::{millis, ExecError, ExecOutput, Executor};
 use crate::catalog::{holds_secret, process_ref, Placement, ProcessAction, ProcessRef, SshHost, Target};
 use crate::preview::ITEMS;
 use serde_json::json;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::process::Stdio;
 use std::time::Instant;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
@@ -72,7 +72,7 @@ impl Executor {
         targets: &BTreeMap<String, Target>,
         args: &BTreeMap<String, String>,
     ) -> Result<ExecOutput, ExecError> {
-        let plan = plan(a, args, Secrets::Resolved(targets))?;
+        let plan = plan(a, args, Secrets::Resolved(targets, &self.env))?;
         for secret in &plan.secrets {
             self.redactor.add(secret);
         }
@@ -89,7 +89,7 @@ impl Executor {
             Some(_) => self.limits.ssh_program.clone(),
             None => program.clone(),
         };
-        let cmd = command(&local, &plan)?;
+        let cmd = command(&local, &plan, &self.env)?;
         let limit = a.timeout.unwrap_or(self.limits.default_timeout);
         let started = Instant::now();
         let run = run_child(cmd, &local, plan.stdin.as_deref());
@@ -153,8 +153,8 @@ pub(super) enum Secrets<'a> {
     /// Shown as `<secret.NAME>`, `<target.NAME.part>`; nothing is read
     /// (rendering for cards, audit and snapshots).
     Masked,
-    /// Read from the environment and from these targets (execution).
-    Resolved(&'a BTreeMap<String, Target>),
+    /// Read from these targets and from this environment (execution).
+    Resolved(&'a BTreeMap<String, Target>, &'a HashMap<String, String>),
 }
 
 pub(super) fn plan(
@@ -206,7 +206,7 @@ pub(super) fn plan(
             let line = remote_command(&argv, &env, cwd.as_deref());
             let stdin = match secrets {
                 Secrets::Masked => None,
-                Secrets::Resolved(_) => Some(stdin_lines(&hidden)?),
+                Secrets::Resolved(..) => Some(stdin_lines(&hidden)?),
             };
             Plan {
                 profile,
@@ -262,11 +262,11 @@ fn render_secret(
     let mut failure: Option<ExecError> = None;
     let mut absent = false;
     let out = fill(tpl, args, place, |name, r| {
-        let Secrets::Resolved(targets) = secrets else {
+        let Secrets::Resolved(targets, env) = secrets else {
             return Some(format!("<{name}>"));
         };
         let value = match r {
-            ProcessRef::Secret(var) => match super::http::env_secret(var) {
+            ProcessRef::Secret(var) => match super::http::env_secret(env, var) {
                 Some(v) => {
                     held.push(v.clone());
                     Ok(Some(v))
@@ -519,17 +519,17 @@ fn names_only_absent_args(tpl: &str, args: &BTreeMap<String, String>) -> bool {
 }
 
 /// The command `program` with the plan's arguments: no shell, minimal
-/// environment plus the plan's `env`, its `cwd`, stdin null, output piped,
-/// killed when dropped.
-fn command(program: &str, plan: &Plan) -> Result<tokio::process::Command, ExecError> {
+/// environment (the [`INHERITED_ENV`] entries of the bot's `env`) plus the
+/// plan's `env`, its `cwd`, stdin null, output piped, killed when dropped.
+fn command(
+    program: &str,
+    plan: &Plan,
+    env: &HashMap<String, String>,
+) -> Result<tokio::process::Command, ExecError> {
     let mut cmd = tokio::process::Command::new(program);
     cmd.args(&plan.argv[1..])
         .env_clear()
-        .envs(
-            INHERITED_ENV
-                .iter()
-                .filter_map(|k| Some((*k, std::env::var_os(k)?))),
-        )
+        .envs(INHERITED_ENV.iter().filter_map(|k| Some((*k, env.get(*k)?))))
         .envs(&plan.env)
         .stdin(if plan.stdin.is_some() {
             Stdio::piped()

@@ -5,7 +5,7 @@
 //! the catalog tests' snapshots use it.
 
 use super::{http, internal, lookup, process, redis, sql, summarize, variants, ExecError, RedisPlan};
-use crate::catalog::{Action, InternalAction, Step, Target, TargetKind};
+use crate::catalog::{Action, InternalAction, Seq, Step, Target, TargetKind};
 use std::collections::BTreeMap;
 use std::fmt;
 
@@ -48,9 +48,10 @@ pub enum Rendered {
     Health {
         checks: Vec<(String, String, String)>,
     },
-    /// Every step, in order.
+    /// Every step, in order, then every `finally` step.
     Seq {
         steps: Vec<Rendered>,
+        finally: Vec<Rendered>,
     },
     /// An action whose output the bot then summarizes, and how (in words).
     Summarize {
@@ -124,9 +125,10 @@ pub fn render(
                 .map(|c| (c.component.clone(), c.target.clone(), c.path.clone()))
                 .collect(),
         },
-        Action::Seq(steps) => Rendered::Seq {
-            steps: render_steps(steps, targets, args)?,
-        },
+        Action::Seq(seq) => {
+            let (steps, finally) = render_seq(seq, targets, args)?;
+            Rendered::Seq { steps, finally }
+        }
         Action::Internal(InternalAction::Link { target, path }) => Rendered::Link {
             target: target.clone(),
             path: http::path_and_query(&internal::link(targets, target, path, args)?),
@@ -152,17 +154,42 @@ pub fn render(
 }
 
 /// Renders every step of a `seq`; a refusal names its step.
-pub(super) fn render_steps(
+fn render_steps(
     steps: &[Step],
     targets: &BTreeMap<String, Target>,
     args: &BTreeMap<String, String>,
+    first: usize,
+    of: usize,
 ) -> Result<Vec<Rendered>, ExecError> {
-    let of = steps.len();
     steps
         .iter()
         .enumerate()
-        .map(|(i, s)| render(&s.action, targets, args).map_err(|e| e.in_step(i + 1, of)))
+        .map(|(i, s)| render(&s.action, targets, args).map_err(|e| e.in_step(first + i, of)))
         .collect()
+}
+
+/// The steps and the `finally` steps of `seq`, rendered; a refusal names
+/// its step counting the finally steps after the others.
+pub(super) fn render_seq(
+    seq: &Seq,
+    targets: &BTreeMap<String, Target>,
+    args: &BTreeMap<String, String>,
+) -> Result<(Vec<Rendered>, Vec<Rendered>), ExecError> {
+    let of = seq.steps.len() + seq.finally.len();
+    let steps = render_steps(&seq.steps, targets, args, 1, of)?;
+    let finally = render_steps(&seq.finally, targets, args, seq.steps.len() + 1, of)?;
+    Ok((steps, finally))
+}
+
+/// `{word}1/2 <step>` per step; a step's later lines (bodies, parameters)
+/// are indented under it.
+fn write_steps(f: &mut fmt::Formatter<'_>, steps: &[Rendered], word: &str) -> fmt::Result {
+    let of = steps.len();
+    for (i, step) in steps.iter().enumerate() {
+        let text = step.to_string().replace('\n', "\n    ");
+        write!(f, "\n{word}{}/{of} {text}", i + 1)?;
+    }
+    Ok(())
 }
 
 impl fmt::Display for Rendered {
@@ -241,13 +268,16 @@ impl fmt::Display for Rendered {
                 let text = of.to_string().replace('\n', "\n    ");
                 write!(f, "for each previewed item, every one tried:\n    {text}")
             }
-            Rendered::Seq { steps } => {
+            Rendered::Seq { steps, finally } => {
                 let of = steps.len();
                 write!(f, "seq of {of} steps, in order, stopping at the first failure:")?;
-                for (i, step) in steps.iter().enumerate() {
-                    // A step's later lines (bodies, parameters) are indented under it.
-                    let text = step.to_string().replace('\n', "\n    ");
-                    write!(f, "\n{}/{of} {text}", i + 1)?;
+                write_steps(f, steps, "")?;
+                if !finally.is_empty() {
+                    write!(
+                        f,
+                        "\nfinally, whether those succeeded or failed, every one tried:"
+                    )?;
+                    write_steps(f, finally, "finally ")?;
                 }
                 Ok(())
             }

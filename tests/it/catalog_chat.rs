@@ -7,8 +7,8 @@
 //! enum values stay inert parameters.
 
 use crate::support::{
-    both, bound, clock, config, pipeline_for, render_cases, run_shipped, say_in, serve, shipped_catalog_env,
-    unique, PgSchema, TestStore,
+    bot_env, both, bound, clock, config, pipeline_env, pipeline_for, render_cases, run_shipped,
+    run_shipped_env, say_in, serve, shipped_catalog_env, unique, PgSchema, TestStore,
 };
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
@@ -156,15 +156,16 @@ async fn deepseek_health(State(f): State<FakeChat>, headers: HeaderMap) -> (Stat
 
 #[tokio::test]
 async fn http_commands_run_through_the_pipeline() {
-    std::env::set_var("DEEPSEEK_API_KEY", KEY);
     let cfg = config(CHAT);
+    let env = bot_env(&[("DEEPSEEK_API_KEY", KEY)]);
     for t in both().await {
         let api = FakeChat::start().await;
-        let p = pipeline_for(
+        let p = pipeline_env(
             &cfg,
             catalog(&api.url, "postgres://127.0.0.1:1/chat"),
             t.store.clone(),
             clock(),
+            &env,
         );
         let r = say_in(&p, "C_CHAT", "slack:U0STRANGER", "/ops health").await;
         assert_eq!(r.outcome, Outcome::Done, "{}", r.text);
@@ -201,7 +202,7 @@ async fn the_deepseek_key_comes_from_the_environment_and_is_redacted() {
         let t = c.targets.get_mut("deepseek").expect("shipped deepseek target");
         t.headers.insert("Authorization".into(), value);
     };
-    // The key's own variable (not DEEPSEEK_API_KEY, which another test sets).
+    // A variable of the test's own, absent from the bot's environment.
     let var = unique("OPSBOT_TEST_DEEPSEEK").to_uppercase();
     header(&mut c, format!("Bearer env:{var}"));
     let err = run_shipped(&c, "chat", "ai provider", &[]).await.unwrap_err();
@@ -209,8 +210,9 @@ async fn the_deepseek_key_comes_from_the_environment_and_is_redacted() {
         err.to_string(),
         format!("target deepseek: header Authorization needs environment variable {var}, which is not set")
     );
-    std::env::set_var(&var, KEY);
-    let out = run_shipped(&c, "chat", "ai provider", &[]).await.unwrap();
+    let out = run_shipped_env(&c, "chat", "ai provider", &[], &bot_env(&[(&var, KEY)]))
+        .await
+        .unwrap();
     assert_eq!(out.fields["you_sent"], "Bearer [redacted]");
     assert!(!out.text.contains(KEY), "{}", out.text);
     // Or from the file named by <VAR>_FILE.
@@ -218,15 +220,19 @@ async fn the_deepseek_key_comes_from_the_environment_and_is_redacted() {
     let dir = tempfile::tempdir().expect("tempdir");
     let path = dir.path().join("deepseek.key");
     std::fs::write(&path, format!("{KEY}\n")).expect("key file");
-    std::env::set_var(format!("{from_file}_FILE"), &path);
     header(&mut c, format!("Bearer env:{from_file}"));
-    let out = run_shipped(&c, "chat", "ai provider", &[]).await.unwrap();
+    let env = bot_env(&[(&format!("{from_file}_FILE"), &path.display().to_string())]);
+    let out = run_shipped_env(&c, "chat", "ai provider", &[], &env)
+        .await
+        .unwrap();
     assert_eq!(out.fields["you_sent"], "Bearer [redacted]");
     // A rejected key: the 401's body echoes it, the error shows it redacted.
     let wrong = format!("{var}_WRONG");
-    std::env::set_var(&wrong, "sk-test-wrong-key-value");
     header(&mut c, format!("Bearer env:{wrong}"));
-    let err = run_shipped(&c, "chat", "ai provider", &[]).await.unwrap_err();
+    let env = bot_env(&[(&wrong, "sk-test-wrong-key-value")]);
+    let err = run_shipped_env(&c, "chat", "ai provider", &[], &env)
+        .await
+        .unwrap_err();
     let text = err.to_string();
     assert!(
         text.starts_with("target deepseek answered 401 (expected 2xx): "),
@@ -240,13 +246,12 @@ async fn the_deepseek_key_comes_from_the_environment_and_is_redacted() {
 
 #[tokio::test]
 async fn the_deepseek_key_is_redacted_from_every_target_before_first_use() {
-    std::env::set_var("DEEPSEEK_API_KEY", KEY);
     let api = FakeChat::start().await;
     let c = catalog(&api.url, "postgres://127.0.0.1:1/chat");
     // A fresh executor whose first call goes to another target that leaks it.
     let leak: opsbot::catalog::Action =
         toml::from_str(r#"http = { target = "chat_api", path = "/leak" }"#).expect("action");
-    let out = Executor::new(Limits::default(), vec![])
+    let out = Executor::new(Limits::default(), vec![], bot_env(&[("DEEPSEEK_API_KEY", KEY)]))
         .execute(&leak, &c.targets, &Default::default())
         .await
         .unwrap();
@@ -511,7 +516,7 @@ async fn archive_needs_a_dba_and_an_approver_and_moves_rows_with_one_cutoff() {
     // The two old conversations moved; their messages followed the foreign key.
     assert_eq!(counts(&s).await, (2, 2, 20));
     let cmd = c.get("chat", "db archive conversations").unwrap();
-    let exec = opsbot::exec::Executor::new(opsbot::exec::Limits::default(), vec![]);
+    let exec = opsbot::exec::Executor::new(opsbot::exec::Limits::default(), vec![], bot_env(&[]));
     let a = crate::support::args(&[("days", "90")]);
     let found = exec
         .preview(cmd.preview.as_ref().unwrap(), &c.targets, &a)

@@ -786,7 +786,7 @@ fn processes(c: &Catalog) -> Vec<(String, &ProcessAction)> {
 fn summarizes(a: &Action) -> bool {
     match a {
         Action::Summarize(_) => true,
-        Action::Seq(steps) => steps.iter().any(|s| summarizes(&s.action)),
+        Action::Seq(seq) => seq.all().any(|s| summarizes(&s.action)),
         _ => false,
     }
 }

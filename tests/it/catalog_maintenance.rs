@@ -231,7 +231,7 @@ async fn an_enum_value_holding_sql_stays_one_identifier() {
     );
     let c = load(&text).expect("catalog");
     let cmd = c.get("t", "vacuum").unwrap();
-    let exec = Executor::new(Limits::default(), vec![]);
+    let exec = Executor::new(Limits::default(), vec![], crate::support::bot_env(&[]));
     exec.execute(&cmd.action, &c.targets, &args(&[("table", evil)]))
         .await
         .unwrap();

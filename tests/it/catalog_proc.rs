@@ -118,7 +118,18 @@ const PROGRAMS: &[&str] = &[
 
 /// Runs `profile:name` on the app host through the stand-ins.
 async fn run(profile: &str, name: &str, a: &[(&str, &str)]) -> (StandIns, Result<String, String>) {
+    run_with(profile, name, a, |_| {}).await
+}
+
+/// [`run`] with the stand-ins changed by `tweak` first (one made to fail).
+async fn run_with(
+    profile: &str,
+    name: &str,
+    a: &[(&str, &str)],
+    tweak: impl FnOnce(&StandIns),
+) -> (StandIns, Result<String, String>) {
     let s = StandIns::new(&PROGRAMS.iter().map(|p| (*p, "ok\n")).collect::<Vec<_>>());
+    tweak(&s);
     let c = catalog();
     let cmd = c.get(profile, name).unwrap_or_else(|| panic!("{profile}:{name}"));
     let out = s
@@ -190,7 +201,7 @@ async fn cap_backup_verify_restores_counts_and_drops_one_database_named_once() {
     );
     let psql = s.only_call("psql");
     assert!(psql.contains(&format!("--dbname={db}")), "{psql:?}");
-    assert_eq!(s.only_call("dropdb"), owned(&[&db]));
+    assert_eq!(s.only_call("dropdb"), owned(&["--if-exists", &db]));
     for p in ["createdb", "pg_restore", "psql", "dropdb"] {
         let env = &s.envs(p)[0];
         assert_eq!(
@@ -200,6 +211,29 @@ async fn cap_backup_verify_restores_counts_and_drops_one_database_named_once() {
         );
         assert!(!env.contains_key("PGDATABASE"), "{p} names its database in argv");
     }
+}
+
+#[tokio::test]
+async fn cap_backup_verify_drops_its_database_after_a_failed_restore_too() {
+    let (s, out) = run_with("cap", "backup verify", &[], |s| {
+        s.add_failing("pg_restore", "pg_restore: error: input file is too short\n")
+    })
+    .await;
+    let text = out.expect_err("the restore fails");
+    let db = format!("test_restore_{TS}");
+    assert!(s.calls("psql").is_empty(), "the count did not run");
+    assert_eq!(
+        s.only_call("dropdb"),
+        owned(&["--if-exists", &db]),
+        "the scratch database is dropped"
+    );
+    assert!(
+        text.starts_with("step 2 of 3 failed; step 3 did not run; 1 of 1 finally step succeeded\n"),
+        "{text}"
+    );
+    assert!(text.contains("input file is too short"), "{text}");
+    assert!(text.contains("\n✓ finally 1/1 exit 0 in "), "{text}");
+    assert!(!text.contains(PG_PASSWORD), "{text}");
 }
 
 #[tokio::test]

@@ -598,7 +598,7 @@ async fn stop_all_freezes_the_running_and_queued_jobs_and_stops_each_one_still_r
     let before = jobs_api(jobs, &[]).await;
     let c = shipped_catalog_env(&cfg(), &[("OPSBOT_TARGET_SCRAPE_API", &before.url)]);
     let cmd = c.get("scrape", "scrape stop-all").unwrap();
-    let exec = Executor::new(Default::default(), vec![]);
+    let exec = Executor::new(Default::default(), vec![], crate::support::bot_env(&[]));
     let found = exec
         .preview(cmd.preview.as_ref().unwrap(), &c.targets, &args(&[]))
         .await

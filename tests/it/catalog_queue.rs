@@ -129,7 +129,7 @@ async fn queue_board_answers_the_link_without_calling_or_showing_credentials() {
     let with_credentials = format!("http://ops:s3cret-board-pw@127.0.0.1:{port}/");
     let c = catalog(&with_credentials, "postgres://127.0.0.1:1/queue");
     let cmd = c.get("queue", "queue board").expect("queue board");
-    let out = Executor::new(Limits::default(), vec![])
+    let out = Executor::new(Limits::default(), vec![], crate::support::bot_env(&[]))
         .execute(&cmd.action, &c.targets, &args(&[]))
         .await
         .expect("a link");
@@ -311,7 +311,7 @@ async fn redis_failed_jobs_newest_first_with_reason() {
         )
         .await;
     }
-    let ex = Executor::new(Limits::default(), vec![]);
+    let ex = Executor::new(Limits::default(), vec![], crate::support::bot_env(&[]));
     let action = failed_action(&c, &k.prefix);
     let a = args(&[("queue", "ai-analysis"), ("limit", "2")]);
     let out = ex.execute(&action, &c.targets, &a).await.unwrap();

@@ -56,7 +56,7 @@ async fn the_token_comes_from_the_environment_and_is_redacted() {
     };
     h.body_secrets.insert("confirmationToken".into(), var.clone());
     let action = cmd.action.clone();
-    let ex = Executor::new(Limits::default(), vec![]);
+    let ex = Executor::new(Limits::default(), vec![], crate::support::bot_env(&[]));
     let err = ex.execute(&action, &c.targets, &args(&[])).await.unwrap_err();
     assert_eq!(
         err.to_string(),
@@ -65,7 +65,11 @@ async fn the_token_comes_from_the_environment_and_is_redacted() {
         )
     );
     assert!(api.take().is_empty(), "nothing is sent without the token");
-    std::env::set_var(&var, token);
+    let ex = Executor::new(
+        Limits::default(),
+        vec![],
+        crate::support::bot_env(&[(&var, token)]),
+    );
     let out = ex.execute(&action, &c.targets, &args(&[])).await.unwrap();
     let sent = api.take();
     assert_eq!(sent.len(), 1);

@@ -7,7 +7,8 @@
 //! from every step's part of a failure.
 
 use crate::support::{
-    clock, config, pipeline_for, redis_url, requests, say_in, unique, FakeApi, PgSchema, TestStore,
+    clock, config, owned, pipeline_for, redis_url, requests, say_in, unique, FakeApi, PgSchema, StandIns,
+    TestStore,
 };
 use opsbot::auth::Roles;
 use opsbot::catalog::{self, Catalog};
@@ -329,8 +330,8 @@ async fn reply_templates_read_each_steps_fields_by_number() {
         .expect("seq nested");
     // Without the failing step, the template sees both levels.
     if let catalog::Action::Seq(steps) = &mut cmd.action {
-        if let catalog::Action::Seq(inner) = &mut steps[1].action {
-            inner.pop();
+        if let catalog::Action::Seq(inner) = &mut steps.steps[1].action {
+            inner.steps.pop();
         }
     }
     let t = TestStore::sqlite().await;
@@ -382,7 +383,7 @@ async fn an_approval_is_bound_to_every_step() {
         .find(|c| c.name == "seq release")
         .expect("seq release");
     if let catalog::Action::Seq(steps) = &mut cmd.action {
-        if let Some(catalog::Action::Http(h)) = steps.last_mut().map(|s| &mut s.action) {
+        if let Some(catalog::Action::Http(h)) = steps.steps.last_mut().map(|s| &mut s.action) {
             h.path = "/api/purge/{job}".into();
         }
     }
@@ -417,7 +418,11 @@ async fn secrets_are_redacted_from_every_step_of_a_failure() {
 ]"#,
     )
     .expect("seq action");
-    let ex = opsbot::exec::Executor::new(opsbot::exec::Limits::default(), vec![SECRET.into()]);
+    let ex = opsbot::exec::Executor::new(
+        opsbot::exec::Limits::default(),
+        vec![SECRET.into()],
+        crate::support::bot_env(&[]),
+    );
     let err = ex
         .execute(&action, &c.targets, &Default::default())
         .await
@@ -444,7 +449,11 @@ async fn a_process_step_off_the_allow_list_stops_the_seq_before_anything_runs() 
 ]"#,
     )
     .expect("seq action");
-    let ex = opsbot::exec::Executor::new(opsbot::exec::Limits::default(), vec![]);
+    let ex = opsbot::exec::Executor::new(
+        opsbot::exec::Limits::default(),
+        vec![],
+        crate::support::bot_env(&[]),
+    );
     let err = ex
         .execute(&action, &c.targets, &Default::default())
         .await
@@ -454,4 +463,153 @@ async fn a_process_step_off_the_allow_list_stops_the_seq_before_anything_runs() 
         "step 2 of 2 › step 1 of 1 refused, nothing was run: program `opsbot-test-not-allowed` is not on the allow-list"
     );
     assert!(api.take().is_empty(), "the http step did not run either");
+}
+
+// ---------------------------------------------------------------- finally
+
+/// Three process steps and two `finally` steps; the programs are stand-ins
+/// found on the bot's `PATH` (the injected environment's), recording argv.
+const CLEANUP: &str = r#"
+[command.queue."seq cleanup"]
+summary = "Create, fill and check a scratch copy; drop it and log, whatever happened"
+args = { name = { kind = "id" } }
+risk = "write"
+roles = ["oncall"]
+action = { seq = { steps = [
+  { process = { argv = ["mk", "{name}"] } },
+  { process = { argv = ["fill", "{name}"] } },
+  { process = { argv = ["check", "{name}"] } },
+], finally = [
+  { process = { argv = ["drop", "{name}"] } },
+  { process = { argv = ["note", "done {name}"] } },
+] } }
+"#;
+
+const CLEANUP_PROGRAMS: [&str; 5] = ["mk", "fill", "check", "drop", "note"];
+
+fn cleanup_catalog() -> Catalog {
+    let roles = Roles::new(&Default::default()).names();
+    let env = HashMap::new();
+    let ctx = catalog::Context {
+        roles: &roles,
+        env: &env,
+    };
+    catalog::load_str("cleanup.toml", CLEANUP, &ctx).expect("cleanup catalog")
+}
+
+/// Runs `seq cleanup` with `name` against stand-ins changed by `tweak`; the
+/// stand-ins and the result's text (durations as `N`).
+async fn run_cleanup(tweak: impl FnOnce(&StandIns)) -> (StandIns, Result<String, String>) {
+    let s = StandIns::new(&CLEANUP_PROGRAMS.map(|p| (p, "ok\n")));
+    tweak(&s);
+    let path = format!("{}:{}", s.path("bin"), std::env::var("PATH").unwrap_or_default());
+    let ex = opsbot::exec::Executor::new(
+        opsbot::exec::Limits {
+            process_allow: CLEANUP_PROGRAMS.map(String::from).to_vec(),
+            default_timeout: std::time::Duration::from_secs(10),
+            ..opsbot::exec::Limits::default()
+        },
+        vec![],
+        crate::support::bot_env(&[("PATH", &path)]),
+    );
+    let c = cleanup_catalog();
+    let cmd = c.get("queue", "seq cleanup").expect("command");
+    let out = ex
+        .execute(
+            &cmd.action,
+            &c.targets,
+            &crate::support::args(&[("name", "scratch_1")]),
+        )
+        .await
+        .map(|o| millis_as_n(&o.text))
+        .map_err(|e| millis_as_n(&e.to_string()));
+    (s, out)
+}
+
+/// `exit 0 in 12 ms` → `exit 0 in N ms` (for snapshots).
+fn millis_as_n(text: &str) -> String {
+    regex::Regex::new(r"in \d+ ms")
+        .expect("regex")
+        .replace_all(text, "in N ms")
+        .into_owned()
+}
+
+#[tokio::test]
+async fn a_failing_middle_step_still_runs_every_finally_step() {
+    let (s, out) = run_cleanup(|s| s.add_failing("fill", "fill: disk full\n")).await;
+    let text = out.expect_err("fill fails");
+    assert_eq!(s.only_call("mk"), owned(&["scratch_1"]));
+    assert_eq!(s.only_call("fill"), owned(&["scratch_1"]));
+    assert!(
+        s.calls("check").is_empty(),
+        "the step after the failure did not run"
+    );
+    assert_eq!(s.only_call("drop"), owned(&["scratch_1"]), "the cleanup ran");
+    assert_eq!(s.only_call("note"), owned(&["done scratch_1"]));
+    insta::assert_snapshot!(text);
+}
+
+#[tokio::test]
+async fn a_failing_finally_step_does_not_stop_the_next_and_the_first_failure_is_reported() {
+    let (s, out) = run_cleanup(|s| {
+        s.add_failing("fill", "fill: disk full\n");
+        s.add_failing("drop", "drop: scratch_1 is in use\n");
+    })
+    .await;
+    let text = out.expect_err("fill fails");
+    assert_eq!(s.calls("drop").len(), 1);
+    assert_eq!(
+        s.only_call("note"),
+        owned(&["done scratch_1"]),
+        "the next cleanup step ran"
+    );
+    insta::assert_snapshot!(text);
+}
+
+#[tokio::test]
+async fn after_every_step_succeeded_a_failing_finally_step_fails_the_seq() {
+    let (s, out) = run_cleanup(|s| s.add_failing("drop", "drop: scratch_1 is in use\n")).await;
+    let text = out.expect_err("drop fails");
+    assert_eq!(s.calls("check").len(), 1);
+    assert_eq!(s.only_call("note"), owned(&["done scratch_1"]));
+    insta::assert_snapshot!(text);
+}
+
+#[tokio::test]
+async fn a_seq_whose_steps_and_finally_steps_succeed_says_so() {
+    let (s, out) = run_cleanup(|_| {}).await;
+    let text = out.expect("runs");
+    assert_eq!(s.only_call("drop"), owned(&["scratch_1"]));
+    insta::assert_snapshot!(text);
+}
+
+#[test]
+fn render_shows_the_finally_steps_after_the_steps() {
+    let c = cleanup_catalog();
+    let cases = [("console:alice", "/seq cleanup scratch_1")];
+    insta::assert_snapshot!(crate::support::render_cases(&c, &config(""), "queue", &cases));
+}
+
+#[test]
+fn a_finally_list_is_checked_like_the_steps() {
+    let text = CLEANUP.replace(r#"["note", "done {name}"]"#, r#"["note", "{nope}"]"#);
+    let roles = Roles::new(&Default::default()).names();
+    let env = HashMap::new();
+    let ctx = catalog::Context {
+        roles: &roles,
+        env: &env,
+    };
+    let err = catalog::load_str("cleanup.toml", &text, &ctx).expect_err("unknown argument");
+    let msgs: Vec<String> = err.problems.iter().map(|p| p.to_string()).collect();
+    assert_eq!(msgs.len(), 1, "{msgs:?}");
+    assert!(
+        msgs[0].starts_with("cleanup.toml:13: finally step 2 of 2: "),
+        "{msgs:?}"
+    );
+    let text = CLEANUP.replace("steps = [", "stepz = [");
+    let err = catalog::load_str("cleanup.toml", &text, &ctx).expect_err("unknown field");
+    assert!(
+        err.problems[0].message.contains("unknown field `stepz`"),
+        "{err:?}"
+    );
 }

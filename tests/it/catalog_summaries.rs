@@ -31,7 +31,7 @@ fn catalog(api: &str) -> Catalog {
 fn summary_of<'a>(c: &'a Catalog, profile: &str, name: &str, step: usize) -> &'a Summarize {
     let cmd = c.get(profile, name).unwrap_or_else(|| panic!("{profile}:{name}"));
     let action = match &cmd.action {
-        Action::Seq(steps) => &steps[step].action,
+        Action::Seq(seq) => &seq.steps[step].action,
         other => other,
     };
     match action {

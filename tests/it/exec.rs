@@ -43,7 +43,16 @@ fn executor() -> Executor {
 }
 
 fn executor_with(limits: Limits) -> Executor {
-    Executor::new(limits, vec![SecretString::from(SECRET)])
+    executor_env(limits, &[])
+}
+
+/// An executor whose bot environment holds `extra` too.
+fn executor_env(limits: Limits, extra: &[(&str, &str)]) -> Executor {
+    Executor::new(
+        limits,
+        vec![SecretString::from(SECRET)],
+        crate::support::bot_env(extra),
+    )
 }
 
 fn rand_tag() -> String {
@@ -303,12 +312,11 @@ async fn http_secrets_redacted_from_body_and_env_headers() {
     let (_s, mut t) = http_setup().await;
     let var = format!("OPSBOT_TEST_TOKEN_{}", rand_tag());
     let token = format!("Bearer tok-{}", rand_tag());
-    std::env::set_var(&var, &token);
     t.get_mut("queue_api")
         .unwrap()
         .headers
         .insert("Authorization".into(), format!("env:{var}"));
-    let ex = executor();
+    let ex = executor_env(Limits::default(), &[(&var, &token)]);
     let a = action(r#"http = { target = "queue_api", path = "/headers" }"#);
     let out = run(&ex, &a, &t, &[]).await.unwrap();
     assert_eq!(out.fields["headers"]["authorization"], "[redacted]");
@@ -711,12 +719,16 @@ async fn sql_errors_name_the_target() {
 // ---------------------------------------------------------------- process
 
 fn proc_executor(output_chars: usize) -> Executor {
-    executor_with(Limits {
+    executor_with(proc_limits(output_chars))
+}
+
+fn proc_limits(output_chars: usize) -> Limits {
+    Limits {
         output_chars,
         process_allow: vec!["echo".into(), "sleep".into(), "sh".into()],
         default_timeout: Duration::from_secs(5),
         ..Limits::default()
-    })
+    }
 }
 
 #[tokio::test]
@@ -733,13 +745,12 @@ async fn process_values_are_literal_arguments() {
 
 #[tokio::test]
 async fn process_env_is_rendered_and_minimal() {
-    std::env::set_var("OPSBOT_TEST_BOT_ONLY", "bot-private");
     let a = action(
         r#"process = { argv = ["sh", "-c", "echo \"$WORKERS:${OPSBOT_TEST_BOT_ONLY:-unset}\""], env = { WORKERS = "{n}" } }"#,
     );
-    let out = run(&proc_executor(3000), &a, &BTreeMap::new(), &[("n", "4 $(id)")])
-        .await
-        .unwrap();
+    // In the bot's environment, but not one the process inherits.
+    let ex = executor_env(proc_limits(3000), &[("OPSBOT_TEST_BOT_ONLY", "bot-private")]);
+    let out = run(&ex, &a, &BTreeMap::new(), &[("n", "4 $(id)")]).await.unwrap();
     assert_eq!(out.text, "4 $(id):unset\n");
 }
 

@@ -364,7 +364,7 @@ async fn cleanup_deletes_with_the_cutoff_the_preview_fixed() {
     .await;
     let c = shipped_catalog_env(&config_enabling("", "cap"), &[("OPSBOT_TARGET_CAP_DB", &s.url)]);
     let cmd = c.get("cap", "db cleanup queue-jobs").unwrap();
-    let exec = Executor::new(Limits::default(), vec![]);
+    let exec = Executor::new(Limits::default(), vec![], crate::support::bot_env(&[]));
     let a = args(&[("days", "7")]);
     let found = exec
         .preview(cmd.preview.as_ref().unwrap(), &c.targets, &a)
@@ -473,7 +473,7 @@ async fn flushdb_previews_one_database_and_empties_only_it() {
         .unwrap();
     let c = catalog(&r.url, "postgres://127.0.0.1:1/x");
     let cmd = c.get("queue", "cache flushdb").unwrap();
-    let exec = Executor::new(Limits::default(), vec![]);
+    let exec = Executor::new(Limits::default(), vec![], crate::support::bot_env(&[]));
     let a = args(&[("db", "3")]);
     let found = exec
         .preview(cmd.preview.as_ref().unwrap(), &c.targets, &a)
@@ -531,7 +531,7 @@ async fn flushall_previews_every_database_and_stalled_key_shows_type_and_size() 
         .query_async(&mut r.conn(0).await)
         .await
         .unwrap();
-    let exec = Executor::new(Limits::default(), vec![]);
+    let exec = Executor::new(Limits::default(), vec![], crate::support::bot_env(&[]));
     let cap = shipped_catalog_env(
         &config_enabling("", "cap"),
         &[("OPSBOT_TARGET_CAP_REDIS", &r.url)],

@@ -5,7 +5,7 @@
 //! argv (local and over ssh), the rendering, the reply and the audit log.
 //! `{run.ts}` is one UTC timestamp per run, shared by every step of a seq.
 
-use crate::support::{args, both, config, pipeline_for, say, StandIns};
+use crate::support::{args, both, config, pipeline_env, say, StandIns};
 use opsbot::catalog::{self, Catalog};
 use opsbot::clock::ManualClock;
 use opsbot::engine::Outcome;
@@ -77,8 +77,9 @@ fn stand_ins() -> StandIns {
     StandIns::new(&[("pgtool", echo.as_str()), ("tartool", "ok\n")])
 }
 
-fn set_token() {
-    std::env::set_var(TOKEN_VAR, TOKEN);
+/// The bot's environment, holding the token.
+fn env_with_token() -> HashMap<String, String> {
+    crate::support::bot_env(&[(TOKEN_VAR, TOKEN)])
 }
 
 fn secrets() -> [&'static str; 4] {
@@ -91,13 +92,14 @@ fn assert_no_secret(what: &str, text: &str) {
     }
 }
 
+/// An executor whose bot environment holds the token.
 fn executor(s: &StandIns, allow: &[&str]) -> opsbot::exec::Executor {
-    s.executor(allow).with_clock(Arc::new(ManualClock::new(NOW_MS)))
+    s.executor_env(allow, &[(TOKEN_VAR, TOKEN)])
+        .with_clock(Arc::new(ManualClock::new(NOW_MS)))
 }
 
 #[tokio::test]
 async fn a_local_process_gets_its_secrets_in_its_environment_and_nowhere_else() {
-    set_token();
     let s = stand_ins();
     let bin = s.path("bin");
     let c = load(&catalog_text("app", None, &format!("{bin}/"))).expect("catalog");
@@ -155,7 +157,6 @@ async fn a_local_process_gets_its_secrets_in_its_environment_and_nowhere_else() 
 
 #[tokio::test]
 async fn over_ssh_the_secrets_go_through_stdin_never_into_the_remote_command() {
-    set_token();
     let s = stand_ins();
     let c = load(&catalog_text("app", Some("ssh://deploy@app1.internal"), "")).expect("catalog");
     let cmd = c.get("app", "dump").unwrap();
@@ -311,13 +312,18 @@ values.app.dir = "/srv/app"
 
 #[tokio::test]
 async fn through_the_pipeline_the_reply_and_the_audit_log_hold_no_secret() {
-    set_token();
     for t in both().await {
         let s = stand_ins();
         let bin = s.path("bin");
         let c = load(&catalog_text("queue", None, &format!("{bin}/"))).expect("catalog");
         let cfg = config(&format!("[process]\nallow = [\"{bin}/pgtool\"]\n"));
-        let p = pipeline_for(&cfg, c, t.store.clone(), crate::support::clock());
+        let p = pipeline_env(
+            &cfg,
+            c,
+            t.store.clone(),
+            crate::support::clock(),
+            &env_with_token(),
+        );
         let r = say(&p, "console:alice", "/dump --tag nightly").await;
         assert_eq!(r.outcome, Outcome::Done, "{}", r.text);
         assert_no_secret("the reply", &r.text);

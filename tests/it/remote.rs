@@ -349,10 +349,10 @@ async fn a_program_on_one_profiles_allow_list_runs_for_that_profile_only() {
     let c = load(&[]);
     let cmd = c.get("app", "logs").unwrap();
     let a = args(&[("l", "app"), ("lines", "5")]);
-    let other = opsbot::exec::Executor::new(limits("other"), vec![]);
+    let other = opsbot::exec::Executor::new(limits("other"), vec![], crate::support::bot_env(&[]));
     let err = other.execute(&cmd.action, &c.targets, &a).await.unwrap_err();
     assert_eq!(err.to_string(), "program `tail` is not on the allow-list");
-    let own = opsbot::exec::Executor::new(limits("app"), vec![]);
+    let own = opsbot::exec::Executor::new(limits("app"), vec![], crate::support::bot_env(&[]));
     assert_eq!(
         own.execute(&cmd.action, &c.targets, &a).await.unwrap().text,
         "ok\n"

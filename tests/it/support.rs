@@ -510,9 +510,30 @@ pub fn pipeline_with(config: &Config, store: Store, target: &str, clock: Arc<Man
 
 /// A pipeline over `store` running `catalog`, on `clock`.
 pub fn pipeline_for(config: &Config, catalog: Catalog, store: Store, clock: Arc<ManualClock>) -> Pipeline {
+    pipeline_env(config, catalog, store, clock, &bot_env(&[]))
+}
+
+/// [`pipeline_for`] with the bot's environment `env` (see [`bot_env`]).
+pub fn pipeline_env(
+    config: &Config,
+    catalog: Catalog,
+    store: Store,
+    clock: Arc<ManualClock>,
+    env: &HashMap<String, String>,
+) -> Pipeline {
     let directory = Directory::new(&config.people, &Roles::new(&config.roles)).expect("people");
     let clock: SharedClock = clock;
-    app::assemble(config, catalog, directory, store, clock)
+    app::assemble(config, catalog, directory, store, env, clock)
+}
+
+/// The bot's environment as `main` collects it (the test process's, read
+/// once, never changed) plus `extra`: a test hands its secrets to the
+/// executor through this map, never by setting process variables, which
+/// would race with the tests running beside it.
+pub fn bot_env(extra: &[(&str, &str)]) -> HashMap<String, String> {
+    let mut env: HashMap<String, String> = std::env::vars().collect();
+    env.extend(extra.iter().map(|(k, v)| (k.to_string(), v.to_string())));
+    env
 }
 
 pub fn pipeline(store: Store, target: &str, clock: Arc<ManualClock>) -> Pipeline {
@@ -679,7 +700,7 @@ impl TestApp {
         let clock: SharedClock = Arc::new(opsbot::clock::SystemClock);
         let mut catalog = shipped_catalog(&cfg, &target.url);
         tweak(&mut catalog);
-        let pipeline = app::assemble(&cfg, catalog, directory, store, clock);
+        let pipeline = app::assemble(&cfg, catalog, directory, store, &bot_env(&[]), clock);
         let slack_cfg = opsbot::config::SlackConfig {
             signing_secret: SLACK_SECRET.to_string().into(),
             bot_token: "xoxb-test-token".to_string().into(),
@@ -1013,8 +1034,19 @@ pub async fn run_shipped(
     name: &str,
     a: &[(&str, &str)],
 ) -> Result<opsbot::exec::ExecOutput, opsbot::exec::ExecError> {
+    run_shipped_env(catalog, profile, name, a, &bot_env(&[])).await
+}
+
+/// [`run_shipped`] with the bot's environment `env`.
+pub async fn run_shipped_env(
+    catalog: &Catalog,
+    profile: &str,
+    name: &str,
+    a: &[(&str, &str)],
+    env: &HashMap<String, String>,
+) -> Result<opsbot::exec::ExecOutput, opsbot::exec::ExecError> {
     let cmd = catalog.get(profile, name).expect("shipped command");
-    opsbot::exec::Executor::new(opsbot::exec::Limits::default(), vec![])
+    opsbot::exec::Executor::new(opsbot::exec::Limits::default(), vec![], env.clone())
         .execute(&cmd.action, &catalog.targets, &args(a))
         .await
 }
@@ -1166,11 +1198,23 @@ impl StandIns {
     /// Adds (or replaces) the stand-in `name` printing `stdout`; a `name`
     /// with a `/` is written at that path relative to the directory.
     pub fn add(&self, name: &str, stdout: &str) {
+        self.write_stand_in(name, stdout, "");
+    }
+
+    /// Adds (or replaces) the stand-in `name` that records its call like
+    /// the others, prints `stderr` there and exits 1.
+    pub fn add_failing(&self, name: &str, stderr: &str) {
+        self.write_stand_in(name, stderr, " >&2; exit 1");
+    }
+
+    /// A stand-in recording its argv and environment, then printing `out`
+    /// followed by the shell text `then`.
+    fn write_stand_in(&self, name: &str, out: &str, then: &str) {
         let root = self.dir.path().display().to_string();
         let file = name.replace('/', "_");
-        std::fs::write(self.dir.path().join("out").join(&file), stdout).unwrap();
+        std::fs::write(self.dir.path().join("out").join(&file), out).unwrap();
         let script = format!(
-            "#!/bin/sh\n{{ printf '%s\\037' \"$PWD\"; for a in \"$@\"; do printf '%s\\037' \"$a\"; done; printf '\\036'; }} >> '{root}/log/{file}'\n{{ env; printf '\\036'; }} >> '{root}/log/{file}.env'\ncat '{root}/out/{file}'\n"
+            "#!/bin/sh\n{{ printf '%s\\037' \"$PWD\"; for a in \"$@\"; do printf '%s\\037' \"$a\"; done; printf '\\036'; }} >> '{root}/log/{file}'\n{{ env; printf '\\036'; }} >> '{root}/log/{file}.env'\ncat '{root}/out/{file}'{then}\n"
         );
         let path = if name.contains('/') {
             self.dir.path().join(name)
@@ -1236,6 +1280,11 @@ impl StandIns {
 
     /// An executor running `allow` (and ssh as this stand-in).
     pub fn executor(&self, allow: &[&str]) -> opsbot::exec::Executor {
+        self.executor_env(allow, &[])
+    }
+
+    /// [`StandIns::executor`] with `extra` in the bot's environment.
+    pub fn executor_env(&self, allow: &[&str], extra: &[(&str, &str)]) -> opsbot::exec::Executor {
         opsbot::exec::Executor::new(
             opsbot::exec::Limits {
                 process_allow: allow.iter().map(|s| s.to_string()).collect(),
@@ -1244,6 +1293,7 @@ impl StandIns {
                 ..opsbot::exec::Limits::default()
             },
             vec![],
+            bot_env(extra),
         )
     }
 
