@@ -25,13 +25,15 @@ pub enum LockError {
     Io { path: String, error: std::io::Error },
 }
 
-/// The database file of a `sqlite://` URL (`None`: not SQLite, or in memory).
-fn sqlite_file(url: &str) -> Option<PathBuf> {
+/// The database file of a `sqlite://` URL (`None`: not SQLite, or in
+/// memory, where a second connection would see another database).
+pub fn sqlite_file(url: &str) -> Option<PathBuf> {
     let rest = url
         .strip_prefix("sqlite://")
         .or_else(|| url.strip_prefix("sqlite:"))?;
-    let path = rest.split('?').next().unwrap_or_default();
-    (!path.is_empty() && path != ":memory:").then(|| PathBuf::from(path))
+    let (path, query) = rest.split_once('?').unwrap_or((rest, ""));
+    let memory = path == ":memory:" || query.split('&').any(|kv| kv == "mode=memory");
+    (!path.is_empty() && !memory).then(|| PathBuf::from(path))
 }
 
 /// Takes the serve lock of `database_url` (no-op for PostgreSQL).
@@ -79,6 +81,7 @@ mod tests {
     fn postgres_needs_no_lock() {
         assert!(lock("postgres://u@h/db").unwrap().is_none());
         assert_eq!(sqlite_file("sqlite::memory:"), None);
+        assert_eq!(sqlite_file("sqlite://shared?mode=memory&cache=shared"), None);
         assert_eq!(
             sqlite_file("sqlite://opsbot.db?mode=rwc"),
             Some(PathBuf::from("opsbot.db"))

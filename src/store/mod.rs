@@ -47,12 +47,6 @@ static POSTGRES_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migratio
 /// Read-only connections beside SQLite's one writer (see `Store::reads`).
 const READERS: u32 = 2;
 
-/// A SQLite database that lives in one connection's memory (a second
-/// connection would see another database).
-fn in_memory(url: &str) -> bool {
-    url.contains(":memory:") || url.contains("mode=memory")
-}
-
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Backend {
     Sqlite,
@@ -139,7 +133,7 @@ impl Store {
             .connect(url)
             .await?;
         let reads = match backend {
-            Backend::Sqlite if !in_memory(url) => AnyPoolOptions::new()
+            Backend::Sqlite if crate::instance::sqlite_file(url).is_some() => AnyPoolOptions::new()
                 .max_connections(READERS)
                 .acquire_timeout(Duration::from_secs(10))
                 .after_connect(|conn, _| {
