@@ -335,7 +335,7 @@ impl Pipeline {
             )
             .await;
         let mut reply = self.finish_execution(cmd, &req.args, &result);
-        let outcome = if result.is_ok() { "succeeded" } else { "failed" };
+        let outcome = super::pipeline::exec_outcome(&result);
         let detail = super::pipeline::exec_detail(&result);
         entry.kind = "execution.break_glass".into();
         entry.outcome = outcome.into();

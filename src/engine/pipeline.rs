@@ -337,7 +337,7 @@ impl Pipeline {
             .await;
         let reply = self.finish_execution(cmd, &req.args, &result);
         entry.kind = "execution".into();
-        entry.outcome = if result.is_ok() { "succeeded" } else { "failed" }.into();
+        entry.outcome = exec_outcome(&result).into();
         entry.detail = Some(exec_detail(&result));
         let timeline: Vec<_> = incident
             .map(|id| {
@@ -415,6 +415,15 @@ fn source(inv: &Invocation) -> &str {
         SOURCE_SYSTEM
     } else {
         &inv.origin.platform
+    }
+}
+
+/// An execution's audit outcome.
+pub(super) fn exec_outcome(result: &Result<ExecOutput, ExecError>) -> &'static str {
+    if result.is_ok() {
+        "succeeded"
+    } else {
+        "failed"
     }
 }
 

@@ -14,7 +14,7 @@
 //! crash is found when its lease lapses, reported as unknown and not run
 //! again (a watch goes on with its next run).
 
-use super::pipeline::{exec_detail, Internal, Invocation, Pipeline, SOURCE_TIMER};
+use super::pipeline::{exec_detail, exec_outcome, Internal, Invocation, Pipeline, SOURCE_TIMER};
 use super::platform::{Notification, Origin};
 use super::reply::{Outcome, Reply};
 use crate::audit::Entry;
@@ -375,7 +375,7 @@ impl Pipeline {
             .executor
             .execute(&cmd.action, &self.catalog.targets, &s.args)
             .await;
-        entry.outcome = if result.is_ok() { "succeeded" } else { "failed" }.into();
+        entry.outcome = exec_outcome(&result).into();
         entry.detail = Some(exec_detail(&result));
         (self.finish_execution(cmd, &s.args, &result), entry)
     }
