@@ -12,9 +12,8 @@ here=../shared/bench/ack-floor
 [ -f "$here/run.sh" ] || { echo "no $here/run.sh"; exit 1; }
 port=18283
 . benches/serve-lib.sh
-export CARGO_TARGET_DIR=${CARGO_TARGET_DIR_FLOOR:-/tmp/ack-floor-target}
-(cd "$here" && cargo build --release -q) || exit 1
-unset CARGO_TARGET_DIR
+floor_target=${CARGO_TARGET_DIR_FLOOR:-/tmp/ack-floor-target}
+(cd "$here" && CARGO_TARGET_DIR=$floor_target cargo build --release -q) || exit 1
 floor_lua=$(mktemp --suffix .lua)
 python3 "$here/mkwrk.py" peer-secret-123 --user U1 --command /ops --text health >"$floor_lua"
 measure() { # NAME PID URL LUA
@@ -35,7 +34,7 @@ measure() { # NAME PID URL LUA
 }
 rm -f /tmp/ack-floor.db*
 LIMIT_MODE=multi LIMIT_DB="sqlite:///tmp/ack-floor.db?mode=rwc" LIMIT_SYNC=FULL \
-  "${CARGO_TARGET_DIR_FLOOR:-/tmp/ack-floor-target}/release/ack-floor" 2>/dev/null &
+  "$floor_target/release/ack-floor" 2>/dev/null &
 floor=$!
 sleep 1
 measure floor $floor http://127.0.0.1:3109/slack/commands "$floor_lua"
