@@ -3,7 +3,7 @@
 //! then answers them all. The platform is acknowledged only after this commit.
 
 use crate::clock::Millis;
-use crate::store::{InboxItem, Store};
+use crate::store::{InboxConn, InboxItem, Store, StoreError};
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -27,6 +27,11 @@ pub enum WriteError {
 /// An item, where to answer, and the instant after which it must not be
 /// written any more (its ack would come too late).
 type Job = (InboxItem, oneshot::Sender<Result<bool, WriteError>>, Instant);
+
+/// The longest the writer keeps the store's connection through a flood
+/// before giving it back for one turn (on SQLite the pool has one: approvals,
+/// results and timers wait meanwhile).
+const HOLD_MAX: Duration = Duration::from_millis(20);
 
 /// A batch at least this large means requests are arriving faster than one
 /// commit takes: an ingest flood.
@@ -119,6 +124,9 @@ impl InboxWriter {
 
 async fn run(store: Store, mut rx: mpsc::Receiver<Job>, stored: mpsc::Sender<i64>, pressure: Pressure) {
     let mut batch: Vec<Job> = Vec::with_capacity(MAX_BATCH);
+    // The connection, kept while batches keep coming (see `Store::inbox_conn`),
+    // and since when.
+    let mut held: Option<(InboxConn, Instant)> = None;
     while rx.recv_many(&mut batch, MAX_BATCH).await > 0 {
         if batch.len() >= FLOOD_BATCH {
             pressure.flood();
@@ -133,12 +141,31 @@ async fn run(store: Store, mut rx: mpsc::Receiver<Job>, stored: mpsc::Sender<i64
             let _ = done.send(Err(WriteError::TooLate));
         }
         batch = keep;
+        // Given back after HOLD_MAX, so the rest of opsbot gets its turn
+        // (before asking for one again: on SQLite there is only one).
+        if batch.is_empty()
+            || held
+                .as_ref()
+                .is_some_and(|(_, since)| since.elapsed() >= HOLD_MAX)
+        {
+            held = None;
+        }
         if batch.is_empty() {
             continue;
         }
+        let (mut conn, since) = match held.take() {
+            Some(kept) => kept,
+            None => match store.inbox_conn().await {
+                Ok(conn) => (conn, Instant::now()),
+                Err(e) => {
+                    fail(&mut batch, &e);
+                    continue;
+                }
+            },
+        };
         // Borrowed, not cloned: the strings are written straight from the jobs.
         let items: Vec<&InboxItem> = batch.iter().map(|j| &j.0).collect();
-        let written = store.insert_inbox_batch(&items).await;
+        let written = conn.insert_batch(&items).await;
         drop(items);
         match written {
             Ok(inserted) => {
@@ -150,7 +177,7 @@ async fn run(store: Store, mut rx: mpsc::Receiver<Job>, stored: mpsc::Sender<i64
                     // A caller that stopped waiting while the batch committed
                     // was told nothing was stored: make that true.
                     match (done.send(Ok(fresh)), fresh) {
-                        (Err(_), true) => abandoned.push(item.id),
+                        (Err(_), true) => abandoned.push(item),
                         (Ok(()), true) => fresh_items.push(item.id),
                         _ => {}
                     }
@@ -160,21 +187,30 @@ async fn run(store: Store, mut rx: mpsc::Receiver<Job>, stored: mpsc::Sender<i64
                         rows = abandoned.len(),
                         "requests committed after their caller gave up: abandoned, not run"
                     );
-                    if let Err(e) = store.abandon_inbox(&abandoned).await {
+                    if let Err(e) = conn.abandon(&abandoned).await {
                         tracing::error!(error = %e, "could not mark abandoned requests");
                     }
                 }
                 for id in fresh_items {
                     let _ = stored.try_send(id);
                 }
-            }
-            Err(e) => {
-                tracing::error!(error = %e, rows = batch.len(), "inbox write failed");
-                let err = WriteError::Store(e.to_string());
-                for (_, done, _) in batch.drain(..) {
-                    let _ = done.send(Err(err.clone()));
+                // More waiting: a flood, keep the connection. Otherwise give
+                // it back (dropped).
+                if !rx.is_empty() {
+                    held = Some((conn, since));
                 }
             }
+            // The connection may be broken: given back, not kept.
+            Err(e) => fail(&mut batch, &e),
         }
+    }
+}
+
+/// Answers every job of `batch` that the store failed.
+fn fail(batch: &mut Vec<Job>, e: &StoreError) {
+    tracing::error!(error = %e, rows = batch.len(), "inbox write failed");
+    let err = WriteError::Store(e.to_string());
+    for (_, done, _) in batch.drain(..) {
+        let _ = done.send(Err(err.clone()));
     }
 }

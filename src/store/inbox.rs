@@ -2,10 +2,12 @@
 //! processed off the request path. Many concurrent requests are written as one
 //! multi-row INSERT (see `engine::writer`).
 
-use super::{int, opt_text, params, text, Result, Store, Tx, ORPHANED};
+use super::replay::{Recent, REPLAY_WINDOW};
+use super::{int, opt_text, params, text, Backend, Result, Store, Tx, ORPHANED};
 use crate::clock::Millis;
 use sqlx::any::AnyRow;
-use sqlx::Row;
+use sqlx::pool::PoolConnection;
+use sqlx::{Any, AnyConnection, Row};
 
 /// One stored chat request.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -29,58 +31,164 @@ const COLUMNS: &str = "id, received_at, source, actor, channel, thread, text, or
 
 impl Store {
     /// Stores a batch in one statement. Returns the ids actually inserted:
-    /// items whose `dedupe_key` was seen before are left out.
+    /// items whose `dedupe_key` was seen before are left out (on SQLite
+    /// within [`REPLAY_WINDOW`] of the newest stored request, by the replay
+    /// filter in memory; on PostgreSQL by the UNIQUE index).
     pub async fn insert_inbox_batch(&self, items: &[&InboxItem]) -> Result<Vec<i64>> {
-        if items.is_empty() {
-            return Ok(Vec::new());
-        }
-        let rows: Vec<String> = (0..items.len())
-            .map(|i| format!("({})", params(self.backend, i * 9 + 1, 9).join(",")))
-            .collect();
-        let sql = format!(
-            "INSERT INTO inbox ({COLUMNS}) VALUES {} ON CONFLICT DO NOTHING",
-            rows.join(",")
-        );
-        let mut q = sqlx::query(&sql);
-        for it in items {
-            q = q
-                .bind(it.id)
-                .bind(it.received_at)
-                .bind(&it.source)
-                .bind(&it.actor)
-                .bind(&it.channel)
-                .bind(&it.thread)
-                .bind(&it.text)
-                .bind(&it.origin)
-                .bind(&it.dedupe_key);
-        }
-        // No RETURNING: rows read back cost more than the insert itself, and
-        // nearly every batch has no repeat.
-        let done = q.execute(&self.pool).await?;
-        if done.rows_affected() == items.len() as u64 {
-            return Ok(items.iter().map(|it| it.id).collect());
-        }
-        // Some repeated a stored dedupe key: ours are the rows stored under
-        // our ids with our keys.
-        let sql = format!(
-            "SELECT id, dedupe_key FROM inbox WHERE id IN ({})",
-            params(self.backend, 1, items.len()).join(",")
-        );
-        let mut q = sqlx::query(&sql);
-        for it in items {
-            q = q.bind(it.id);
-        }
-        let mut stored = std::collections::HashMap::new();
-        for r in q.fetch_all(&self.pool).await? {
-            stored.insert(int(&r, "id")?, opt_text(&r, "dedupe_key")?);
-        }
-        Ok(items
-            .iter()
-            .filter(|it| stored.get(&it.id).is_some_and(|k| *k == it.dedupe_key))
-            .map(|it| it.id)
-            .collect())
+        self.inbox_conn().await?.insert_batch(items).await
     }
 
+    /// A connection of its own for the inbox writer, held across the
+    /// batches of a flood: giving one back to the pool costs a round trip to
+    /// the database (sqlx pings it on release), and on SQLite, where the
+    /// pool has one connection, it was half of each commit's time.
+    pub async fn inbox_conn(&self) -> Result<InboxConn> {
+        Ok(InboxConn {
+            conn: self.pool.acquire().await?,
+            store: self.clone(),
+        })
+    }
+
+    /// The replay filter, loaded at the first call from the keys of the rows
+    /// stored within the window of the newest (ids are time-ordered:
+    /// `received_at << 20 | n`, so this reads a range of the primary key).
+    async fn recent(&self, conn: &mut AnyConnection) -> Result<&std::sync::Mutex<Recent>> {
+        self.recent
+            .get_or_try_init(|| async {
+                let rows = sqlx::query(
+                    "SELECT dedupe_key, received_at FROM inbox
+                     WHERE id >= (SELECT MAX(id) FROM inbox) - $1 AND dedupe_key IS NOT NULL
+                     ORDER BY id",
+                )
+                .bind(REPLAY_WINDOW << 20)
+                .fetch_all(&mut *conn)
+                .await?;
+                let mut recent = Recent::new();
+                for r in &rows {
+                    recent.reserve(&text(r, "dedupe_key")?, int(r, "received_at")?);
+                }
+                Ok(std::sync::Mutex::new(recent))
+            })
+            .await
+    }
+}
+
+/// A pooled connection that stores inbox batches (see [`Store::inbox_conn`]).
+/// While it is held, nothing else gets SQLite's one connection: hold it only
+/// while more batches are waiting.
+pub struct InboxConn {
+    conn: PoolConnection<Any>,
+    store: Store,
+}
+
+impl InboxConn {
+    /// [`Store::insert_inbox_batch`] on this connection.
+    pub async fn insert_batch(&mut self, items: &[&InboxItem]) -> Result<Vec<i64>> {
+        let store = &self.store;
+        if store.backend != Backend::Sqlite {
+            return insert_rows(&mut self.conn, store.backend, items).await;
+        }
+        let recent = store.recent(&mut self.conn).await?;
+        let fresh: Vec<&InboxItem> = {
+            let mut r = lock(recent);
+            items
+                .iter()
+                .copied()
+                .filter(|it| {
+                    it.dedupe_key
+                        .as_deref()
+                        .is_none_or(|k| r.reserve(k, it.received_at))
+                })
+                .collect()
+        };
+        let stored = insert_rows(&mut self.conn, store.backend, &fresh).await;
+        if stored.is_err() {
+            // Nothing was stored: the platform's retry must be accepted.
+            let mut r = lock(recent);
+            for k in fresh.iter().filter_map(|it| it.dedupe_key.as_deref()) {
+                r.release(k);
+            }
+        }
+        stored
+    }
+
+    /// new → abandoned: committed after the caller stopped waiting for the
+    /// ack, so the user was told nothing was stored. Never run; the dedupe
+    /// key is released so the platform's retry is accepted.
+    pub async fn abandon(&mut self, items: &[InboxItem]) -> Result<()> {
+        for chunk in items.chunks(500) {
+            let sql = format!(
+                "UPDATE inbox SET state = 'abandoned', dedupe_key = NULL WHERE state = 'new' AND id IN ({})",
+                params(self.store.backend, 1, chunk.len()).join(",")
+            );
+            let mut q = sqlx::query(&sql);
+            for it in chunk {
+                q = q.bind(it.id);
+            }
+            q.execute(&mut *self.conn).await?;
+        }
+        if let Some(recent) = self.store.recent.get() {
+            let mut r = lock(recent);
+            for k in items.iter().filter_map(|it| it.dedupe_key.as_deref()) {
+                r.release(k);
+            }
+        }
+        Ok(())
+    }
+}
+
+async fn insert_rows(conn: &mut AnyConnection, backend: Backend, items: &[&InboxItem]) -> Result<Vec<i64>> {
+    if items.is_empty() {
+        return Ok(Vec::new());
+    }
+    let rows: Vec<String> = (0..items.len())
+        .map(|i| format!("({})", params(backend, i * 9 + 1, 9).join(",")))
+        .collect();
+    let sql = format!(
+        "INSERT INTO inbox ({COLUMNS}) VALUES {} ON CONFLICT DO NOTHING",
+        rows.join(",")
+    );
+    let mut q = sqlx::query(&sql);
+    for it in items {
+        q = q
+            .bind(it.id)
+            .bind(it.received_at)
+            .bind(&it.source)
+            .bind(&it.actor)
+            .bind(&it.channel)
+            .bind(&it.thread)
+            .bind(&it.text)
+            .bind(&it.origin)
+            .bind(&it.dedupe_key);
+    }
+    // No RETURNING: rows read back cost more than the insert itself, and
+    // nearly every batch has no repeat.
+    let done = q.execute(&mut *conn).await?;
+    if done.rows_affected() == items.len() as u64 {
+        return Ok(items.iter().map(|it| it.id).collect());
+    }
+    // Some repeated a stored dedupe key: ours are the rows stored under
+    // our ids with our keys.
+    let sql = format!(
+        "SELECT id, dedupe_key FROM inbox WHERE id IN ({})",
+        params(backend, 1, items.len()).join(",")
+    );
+    let mut q = sqlx::query(&sql);
+    for it in items {
+        q = q.bind(it.id);
+    }
+    let mut stored = std::collections::HashMap::new();
+    for r in q.fetch_all(&mut *conn).await? {
+        stored.insert(int(&r, "id")?, opt_text(&r, "dedupe_key")?);
+    }
+    Ok(items
+        .iter()
+        .filter(|it| stored.get(&it.id).is_some_and(|k| *k == it.dedupe_key))
+        .map(|it| it.id)
+        .collect())
+}
+
+impl Store {
     /// new → processing. True for exactly one caller.
     pub async fn claim_inbox(&self, id: i64) -> Result<bool> {
         let done =
@@ -126,24 +234,6 @@ impl Store {
             q = q.bind(*id);
         }
         sorted(q.fetch_all(&self.pool).await?)
-    }
-
-    /// new → abandoned: committed after the caller stopped waiting for the
-    /// ack, so the user was told nothing was stored. Never run; the dedupe
-    /// key is released so the platform's retry is accepted.
-    pub async fn abandon_inbox(&self, ids: &[i64]) -> Result<()> {
-        for chunk in ids.chunks(500) {
-            let sql = format!(
-                "UPDATE inbox SET state = 'abandoned', dedupe_key = NULL WHERE state = 'new' AND id IN ({})",
-                params(self.backend, 1, chunk.len()).join(",")
-            );
-            let mut q = sqlx::query(&sql);
-            for id in chunk {
-                q = q.bind(*id);
-            }
-            q.execute(&self.pool).await?;
-        }
-        Ok(())
     }
 
     /// Up to `limit` unprocessed items, oldest first.
@@ -219,6 +309,12 @@ impl Tx {
                 .await?;
         Ok(done.rows_affected() == 1)
     }
+}
+
+/// The filter's lock; a panic while it was held cannot leave it half-updated
+/// in a way that matters (at worst a key is remembered or forgotten early).
+fn lock(m: &std::sync::Mutex<Recent>) -> std::sync::MutexGuard<'_, Recent> {
+    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
 fn sorted(rows: Vec<AnyRow>) -> Result<Vec<InboxItem>> {

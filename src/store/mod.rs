@@ -25,12 +25,13 @@ mod audit;
 mod inbox;
 mod incidents;
 mod outbox;
+mod replay;
 mod silences;
 mod storms;
 mod timers;
 
 pub use alerts::{AlertGroup, AlertRecord, NewAlert, StoredAlert};
-pub use inbox::InboxItem;
+pub use inbox::{InboxConn, InboxItem};
 pub use incidents::{card_key, OverrideRow, INCIDENT_REMINDER, INCIDENT_STEP};
 pub use outbox::{KeyLookup, OutMessage, OutOp, OutboxFailure, OutboxRow, OutboxState, Thread};
 pub use silences::{OpenAlert, SilenceRow, SILENCE_END, SILENCE_START};
@@ -81,6 +82,9 @@ pub struct Store {
     /// This process's name on its claims (inbox rows, executions); see
     /// [`Store::heartbeat`].
     instance: std::sync::Arc<str>,
+    /// SQLite only: the inbox's replay filter, loaded from the recent rows
+    /// at the first write (see [`replay`]).
+    recent: std::sync::Arc<tokio::sync::OnceCell<std::sync::Mutex<replay::Recent>>>,
 }
 
 impl Store {
@@ -120,6 +124,7 @@ impl Store {
         };
         let pool = AnyPoolOptions::new()
             .max_connections(max)
+            .test_before_acquire(backend != Backend::Sqlite)
             .acquire_timeout(Duration::from_secs(10))
             .after_connect(move |conn, _| {
                 let init = init.clone();
@@ -152,6 +157,7 @@ impl Store {
             reads,
             backend,
             instance,
+            recent: Default::default(),
         })
     }
 

@@ -45,3 +45,4 @@ mod store;
 mod storm;
 mod support;
 mod wait;
+mod writer;

@@ -308,6 +308,45 @@ async fn inbox_batches_dedupe_and_housekeeping_keeps_unfinished_rows() {
     }
 }
 
+/// A request's dedupe key is refused again after the store is reopened (a
+/// restart), on SQLite from the recent rows' keys, on PostgreSQL by its
+/// index; a key whose request was abandoned is accepted again.
+#[tokio::test]
+async fn inbox_replays_are_refused_after_a_reopen_and_abandoned_keys_released() {
+    for t in both().await {
+        let item = |id: i64, key: &str| opsbot::store::InboxItem {
+            id,
+            received_at: id >> 20,
+            source: "slack".into(),
+            actor: "slack:U1".into(),
+            channel: Some("C1".into()),
+            thread: None,
+            text: "/queue stats".into(),
+            origin: "{}".into(),
+            dedupe_key: Some(key.into()),
+        };
+        let at = 1_700_000_000_000_i64;
+        let (a, b) = (item(at << 20, "cmd:a"), item((at << 20) + 1, "cmd:b"));
+        assert_eq!(t.store.insert_inbox_batch(&[&a, &b]).await.unwrap().len(), 2);
+        let mut conn = t.store.inbox_conn().await.unwrap();
+        conn.abandon(std::slice::from_ref(&b)).await.unwrap();
+        drop(conn);
+        let reopened = t.reopen().await;
+        let later = |n: i64, key: &str| item(((at + 60_000) << 20) + n, key);
+        let (a2, b2, c) = (later(0, "cmd:a"), later(1, "cmd:b"), later(2, "cmd:c"));
+        let ids = reopened.insert_inbox_batch(&[&a2, &b2, &c]).await.unwrap();
+        assert_eq!(
+            ids,
+            vec![b2.id, c.id],
+            "{}: the replay of a is refused, abandoned b and new c are stored",
+            t.name
+        );
+        assert_eq!(reopened.inbox_state(a2.id).await.unwrap(), None, "{}", t.name);
+        reopened.close().await;
+        t.cleanup().await;
+    }
+}
+
 #[tokio::test]
 async fn approvals_keep_their_expiry_on_the_timer_table() {
     use opsbot::store::APPROVAL_EXPIRY;
