@@ -18,12 +18,15 @@ serve_on $port SLACK_SIGNING_SECRET=peer-secret-123 SLACK_BOT_TOKEN=xoxb-bench O
 # command (a replayed body would be deduplicated, not stored).
 out=$(FLOOR_VARIANTS="multi:sqlite-full" bash "$floor")
 for r in $(seq "${FLOOR_RUNS:-3}"); do
+  run=$(wrk -t1 -c32 -d10s -s benches/fresh-slash.lua --latency "http://127.0.0.1:$port/slack/commands" 2>&1)
+  sent=$(( ${sent:-0} + $(echo "$run" | awk '/requests in/{print $1}') ))
   out="$out
-opsbot run $r: $(wrk -t1 -c32 -d10s -s benches/fresh-slash.lua --latency "http://127.0.0.1:$port/slack/commands" 2>&1 \
-    | grep -E 'Requests/sec|50%|99%|Non-2xx' | tr -s ' ' | tr '\n' ' ')"
+opsbot run $r: $(echo "$run" | grep -E 'Requests/sec|50%|99%|Non-2xx' | tr -s ' ' | tr '\n' ' ')"
 done
 echo "$out"
-echo "opsbot stored: $(sqlite3 "$work/opsbot.db" 'SELECT COUNT(*) FROM inbox' 2>/dev/null || echo '?') rows"
+# Every answered request must be a stored one (a replay or a busy answer
+# would be a fast 200 that stored nothing).
+echo "opsbot stored: $(sqlite3 "$work/opsbot.db" 'SELECT COUNT(*) FROM inbox' 2>/dev/null || echo '?') rows of $sent requests answered"
 echo "$out" | awk '
   /^floor multi sqlite-full run/ { for (i = 1; i <= NF; i++) if ($i == "Requests/sec:") { f += $(i+1); nf++ } }
   /^opsbot run/                  { for (i = 1; i <= NF; i++) if ($i == "Requests/sec:") { o += $(i+1); no++ } }
