@@ -82,7 +82,7 @@ pub enum Notification<'a> {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Mention {
     pub person: String,
-    /// Wire identities: `slack:U0ALICE`, `discord:1111`.
+    /// Wire identities, `<platform>:<user id>` (one per platform).
     pub identities: Vec<String>,
 }
 

@@ -44,7 +44,7 @@ pub struct NewAlert {
     pub route: String,
     pub group_key: String,
     pub profile: Option<String>,
-    /// `slack:C1,discord:2`: where the group's message will go.
+    /// `<platform>:<channel>,…`: where the group's message will go.
     pub destinations: String,
     pub record: AlertRecord,
 }

@@ -266,8 +266,8 @@ impl Store {
     }
 
     /// The incident whose card is the message `ts` on `platform` (a thread
-    /// hangs under it; on Discord a thread started from a message has that
-    /// message's id).
+    /// hangs under it; where a platform names a thread started from a
+    /// message by that message's id, the thread's id finds it too).
     pub async fn incident_by_card(&self, platform: &str, ts: &str) -> Result<Option<i64>> {
         let row = sqlx::query(
             "SELECT msg_key FROM chat_messages WHERE platform = $1 AND ts = $2 AND msg_key LIKE 'incident:%'",

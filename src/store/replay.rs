@@ -15,7 +15,8 @@ use std::hash::BuildHasher;
 /// How long a key is remembered. A replay of a signed request is accepted
 /// by its signature for at most 10 minutes after it was first received (a
 /// timestamp up to 5 minutes in the future, then 5 minutes of window);
-/// Slack retries an event after about 1 and 5 minutes.
+/// platforms retry an undelivered event within minutes (after about 1 and
+/// 5 minutes).
 pub const REPLAY_WINDOW: Millis = 15 * 60 * 1000;
 
 /// At most this many keys are held (about 100 MB at worst): only genuine,
@@ -104,11 +105,11 @@ mod tests {
     #[test]
     fn a_key_is_refused_within_the_window_and_accepted_after_it() {
         let mut r = Recent::new();
-        assert!(r.reserve("slack-cmd:1", 1_000));
-        assert!(!r.reserve("slack-cmd:1", 1_000 + REPLAY_WINDOW - 1));
-        assert!(r.reserve("slack-cmd:2", 1_000 + REPLAY_WINDOW));
+        assert!(r.reserve("cmd:1", 1_000));
+        assert!(!r.reserve("cmd:1", 1_000 + REPLAY_WINDOW - 1));
+        assert!(r.reserve("cmd:2", 1_000 + REPLAY_WINDOW));
         // The window is over for the first key once a newer one moved it on.
-        assert!(r.reserve("slack-cmd:1", 1_001 + REPLAY_WINDOW));
+        assert!(r.reserve("cmd:1", 1_001 + REPLAY_WINDOW));
     }
 
     #[test]

@@ -8,6 +8,7 @@
 mod alert_incidents;
 mod alerts;
 mod approvals;
+mod boundary;
 mod catalog_cap;
 mod catalog_chat;
 mod catalog_coverage;

@@ -188,7 +188,7 @@ async fn one_channel_runs_at_the_platform_pace_with_one_429() {
         .count();
     assert_eq!(limited, 1, "one 429 for the whole storm: {calls:#?}");
     assert_eq!(delivered_by_channel(&calls)["C1"], texts("r", 8));
-    assert!(took < Duration::from_millis(9_500), "8 results took {took:?}");
+    assert!(took < Duration::from_secs(9), "8 results took {took:?}");
     t.cleanup().await;
 }
 
