@@ -239,6 +239,7 @@ const BUILT: &[(&str, &str)] = &[
     ("pdf", "OPS-39"),
     ("pdf", "OPS-40"),
     ("pdf", "OPS-41"),
+    ("pdf", "BK-7"),
 ];
 
 /// Rows of a tracked profile that the executors cannot express yet: (profile, ID, what is missing).
@@ -252,11 +253,6 @@ const NOT_YET: &[(&str, &str, &str)] = &[
         "chat",
         "SEC-11",
         "seed 002 names no API or table for accounts and runbooks.md §1 none either (\"profile must define an http/sql target\"): a disable endpoint or statement would be invented",
-    ),
-    (
-        "pdf",
-        "BK-7",
-        "seed 004 names no place where `npm run backup:database` puts its backups, so no read-only preview can show one (time, size, target)",
     ),
 ];
 
