@@ -449,20 +449,35 @@ async fn restore_shows_the_backup_then_dumps_unpacks_and_restores_only_it() {
     );
 
     // The archive went away after the approval: nothing is dumped nor restored.
-    let s = StandIns::new(&[
-        ("find", line),
-        ("mongodump", "ok\n"),
-        ("tar", ""),
-        ("mongorestore", "ok\n"),
-    ]);
-    let found = preview(&s, &c, "scrape", "backup restore", &a).await;
+    restore_runs_nothing_once_gone(&c, "scrape", &a, line, &["mongodump", "tar", "mongorestore"]).await;
+}
+
+/// `profile`'s `/backup restore` with `a`, its backup (the preview's `line`)
+/// gone between the preview and the execution: nothing runs, none of
+/// `programs` is called.
+async fn restore_runs_nothing_once_gone(
+    c: &Catalog,
+    profile: &str,
+    a: &[(&str, &str)],
+    line: &str,
+    programs: &[&str],
+) {
+    let outputs: Vec<(&str, &str)> = std::iter::once(("find", line))
+        .chain(programs.iter().map(|p| (*p, "ok\n")))
+        .collect();
+    let s = StandIns::new(&outputs);
+    let found = preview(&s, c, profile, "backup restore", a).await;
     s.add("find", "");
-    let out = execute(&s, &c, "scrape", "backup restore", &a, &found)
+    let out = execute(&s, c, profile, "backup restore", a, &found)
         .await
         .expect("runs");
-    assert!(out.summary.starts_with("nothing run · 0 of 1"), "{}", out.summary);
-    for p in ["mongodump", "tar", "mongorestore"] {
-        assert!(s.calls(p).is_empty(), "{p} ran");
+    assert!(
+        out.summary.starts_with("nothing run · 0 of 1"),
+        "{profile}: {}",
+        out.summary
+    );
+    for p in programs {
+        assert!(s.calls(p).is_empty(), "{profile}: {p} ran");
     }
 }
 
@@ -514,14 +529,7 @@ async fn pdf_restore_shows_the_dated_dumps_then_backs_up_and_restores_that_date(
     assert!(npm.iter().all(|c| c.cwd == app));
 
     // The dump went away after the approval: nothing is backed up nor restored.
-    let s = StandIns::new(&[("find", line), ("npm", "ok\n")]);
-    let found = preview(&s, &c, "pdf", "backup restore", &a).await;
-    s.add("find", "");
-    let out = execute(&s, &c, "pdf", "backup restore", &a, &found)
-        .await
-        .expect("runs");
-    assert!(out.summary.starts_with("nothing run · 0 of 1"), "{}", out.summary);
-    assert!(s.calls("npm").is_empty(), "npm ran");
+    restore_runs_nothing_once_gone(&c, "pdf", &a, line, &["npm"]).await;
 }
 
 #[tokio::test]
