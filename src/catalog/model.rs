@@ -60,6 +60,11 @@ pub struct Target {
     #[serde(skip)]
     pub name: String,
     pub kind: TargetKind,
+    /// The base URL (http) or DSN (redis, sql, mongo). Absent (or empty):
+    /// the target is shipped unset, for a system only the operator knows
+    /// (its request contract documented beside it); every action on it is
+    /// refused, naming `OPSBOT_TARGET_<NAME>`, until that variable is set.
+    #[serde(default)]
     pub url: String,
     /// Per-call timeout; `10s` when absent.
     #[serde(default, with = "crate::duration::serde_str::opt_field")]
@@ -82,6 +87,11 @@ pub struct Target {
 }
 
 impl Target {
+    /// Whether the target has a URL (see [`Target::url`]).
+    pub fn is_set(&self) -> bool {
+        !self.url.trim().is_empty()
+    }
+
     pub fn timeout(&self) -> Duration {
         self.timeout.unwrap_or(Duration::from_secs(10))
     }

@@ -240,6 +240,7 @@ const BUILT: &[(&str, &str)] = &[
     ("pdf", "OPS-40"),
     ("pdf", "OPS-41"),
     ("pdf", "BK-7"),
+    ("chat", "SEC-11"),
 ];
 
 /// Rows of a tracked profile that the executors cannot express yet: (profile, ID, what is missing).
@@ -248,11 +249,6 @@ const NOT_YET: &[(&str, &str, &str)] = &[
         "chat",
         "DR-5",
         "guided manual steps, each confirmed in the thread: seed 002 has no command to promote the standby or to update the connection strings, and a seq runs actions, it cannot wait for a person's confirmation (its ends exist: /ops restart app, OPS-26; /db ping, D-1)",
-    ),
-    (
-        "chat",
-        "SEC-11",
-        "seed 002 names no API or table for accounts and runbooks.md §1 none either (\"profile must define an http/sql target\"): a disable endpoint or statement would be invented",
     ),
 ];
 
