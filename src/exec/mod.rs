@@ -450,6 +450,18 @@ impl Executor {
         targets: &BTreeMap<String, Target>,
         args: &BTreeMap<String, String>,
     ) -> Result<ExecOutput, ExecError> {
+        self.execute_from(action, targets, args, 0).await
+    }
+
+    /// [`Executor::execute`] from the step at index `start` of a seq (0: the
+    /// whole action; see [`Executor::resume`]).
+    async fn execute_from(
+        &self,
+        action: &Action,
+        targets: &BTreeMap<String, Target>,
+        args: &BTreeMap<String, String>,
+        start: usize,
+    ) -> Result<ExecOutput, ExecError> {
         self.learn_header_secrets(targets);
         // `{run.ts}`: once per run, so every step of a seq sees the same one.
         let stamped;
@@ -459,7 +471,10 @@ impl Executor {
             stamped = with_run_ts(args, self.clock.now_ms());
             &stamped
         };
-        let result = self.run(action, targets, args).await;
+        let result = match (action, start) {
+            (Action::Seq(seq), 1..) => self.run_seq_from(seq, targets, args, start).await,
+            _ => self.run(action, targets, args).await,
+        };
         self.finish(result)
     }
 

@@ -248,7 +248,7 @@ const NOT_YET: &[(&str, &str, &str)] = &[
     (
         "chat",
         "DR-5",
-        "guided manual steps, each confirmed in the thread: seed 002 has no command to promote the standby or to update the connection strings, and a seq runs actions, it cannot wait for a person's confirmation (its ends exist: /ops restart app, OPS-26; /db ping, D-1)",
+        "guided manual steps, each confirmed in the thread: seed 002 has no command to promote the standby or to update the connection strings. The executor part is built (a seq stops at an `internal.confirm` step with Effect::Pause, Executor::resume runs on after it; the loader checks where such steps stand), but the engine does not run guided seqs yet (no paused-run timer, no /done and /abort, no Guided notification on Slack or Discord), so the loader refuses every command holding one (its ends exist: /ops restart app, OPS-26; /db ping, D-1)",
     ),
 ];
 
