@@ -265,6 +265,10 @@ fn action_json(a: &Action) -> Value {
             };
             json!({ "internal": { "maintenance": step } })
         }
+        Action::Internal(InternalAction::Confirm(c)) => {
+            let within = crate::duration::format(c.within);
+            json!({ "internal": { "confirm": { "text": c.text, "within": within } } })
+        }
         Action::Variants(Variants { by, choices }) => {
             // Every choice: an approval binds to what each value would run.
             let choices: Vec<Value> = choices

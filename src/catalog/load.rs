@@ -438,6 +438,9 @@ impl Builder {
             );
             self.problem(&action_loc.file, action_loc.line, msg);
         }
+        for msg in guided_problems(&action) {
+            self.problem(&action_loc.file, action_loc.line, msg);
+        }
         let mut preview = raw
             .preview
             .map(|p| (at(line_of(text, p.span().start)), p.into_inner()));
@@ -1385,6 +1388,62 @@ fn variants_problems(v: &Variants, args: &[ArgSpec]) -> Vec<String> {
             out.push(format!("variants: `{key}` has two actions"));
         }
     }
+    out
+}
+
+/// Shortest and longest wait of a guided step for its confirmation.
+const CONFIRM_WITHIN: (std::time::Duration, std::time::Duration) = (
+    std::time::Duration::from_secs(60),
+    std::time::Duration::from_secs(24 * 3600),
+);
+
+/// Why the guided steps (`internal.confirm`) of a command's `action` cannot
+/// run: one anywhere but among the steps of the command's own seq (a
+/// finally step, a nested seq's, a variant's choice, each, summarize), a
+/// guided seq with finally steps (they would run at every pause), a wait
+/// out of bounds, and, while the engine does not run guided seqs, any at
+/// all. Pure.
+fn guided_problems(action: &Action) -> Vec<String> {
+    let guided: Vec<&ConfirmStep> = action
+        .leaves()
+        .into_iter()
+        .filter_map(|a| match a {
+            Action::Internal(InternalAction::Confirm(c)) => Some(c),
+            _ => None,
+        })
+        .collect();
+    if guided.is_empty() {
+        return Vec::new();
+    }
+    let mut out = Vec::new();
+    let (own, finally) = match action {
+        Action::Seq(s) => (
+            s.steps.iter().filter(|st| st.action.is_confirm()).count(),
+            !s.finally.is_empty(),
+        ),
+        _ => (0, false),
+    };
+    if guided.len() > own {
+        out.push(
+            "a confirmation step (`internal.confirm`) may only be a step of the command's own seq (not a finally step, nor inside a nested seq, variants, each or summarize)"
+                .to_string(),
+        );
+    }
+    if own > 0 && finally {
+        out.push("a seq with confirmation steps has no finally steps: they would run at every pause".into());
+    }
+    let (min, max) = CONFIRM_WITHIN;
+    for c in guided.iter().filter(|c| c.within < min || c.within > max) {
+        out.push(format!(
+            "confirmation step `{}`: within is {}, give 1m to 24h",
+            c.text,
+            crate::duration::format(c.within)
+        ));
+    }
+    out.push(
+        "confirmation steps (`internal.confirm`) are not run by the engine yet: a guided seq cannot be offered"
+            .into(),
+    );
     out
 }
 

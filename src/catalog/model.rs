@@ -60,6 +60,11 @@ pub struct Target {
     #[serde(skip)]
     pub name: String,
     pub kind: TargetKind,
+    /// The base URL (http) or DSN (redis, sql, mongo). Absent (or empty):
+    /// the target is shipped unset, for a system only the operator knows
+    /// (its request contract documented beside it); every action on it is
+    /// refused, naming `OPSBOT_TARGET_<NAME>`, until that variable is set.
+    #[serde(default)]
     pub url: String,
     /// Per-call timeout; `10s` when absent.
     #[serde(default, with = "crate::duration::serde_str::opt_field")]
@@ -82,6 +87,11 @@ pub struct Target {
 }
 
 impl Target {
+    /// Whether the target has a URL (see [`Target::url`]).
+    pub fn is_set(&self) -> bool {
+        !self.url.trim().is_empty()
+    }
+
     pub fn timeout(&self) -> Duration {
         self.timeout.unwrap_or(Duration::from_secs(10))
     }
@@ -409,6 +419,27 @@ pub enum InternalAction {
     /// it; the engine opens or ends the window in the transaction that
     /// records the execution: `internal = { maintenance = "close" }`.
     Maintenance(MaintenanceStep),
+    /// A guided step: the seq stops here until a person confirms, in the
+    /// thread and within `within`, that they did `text`; the steps after it
+    /// run only then: `internal = { confirm = { text = "Promote the standby",
+    /// within = "1h" } }`. Only a step of a command's own seq (not nested,
+    /// finally, a variant's choice, each, summarize or a preview). The
+    /// engine does not run guided seqs yet, so the loader refuses every
+    /// command that holds one (issue #17, DR-5).
+    Confirm(ConfirmStep),
+}
+
+/// What a guided step asks a person to do, and for how long it waits.
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ConfirmStep {
+    /// What the person does by hand before confirming (shown in the thread;
+    /// `{arg}`s are filled in).
+    pub text: String,
+    /// How long the confirmation may take: `"1h"`.
+    #[serde(with = "crate::duration::serde_str")]
+    #[schemars(with = "super::schema::DurationText")]
+    pub within: Duration,
 }
 
 /// What a maintenance step does to its profile's window.
@@ -626,6 +657,11 @@ impl Action {
             .collect()
     }
 
+    /// Whether this is a guided step (`internal.confirm`).
+    pub fn is_confirm(&self) -> bool {
+        matches!(self, Action::Internal(InternalAction::Confirm(_)))
+    }
+
     /// [`leaves`](Action::leaves), to change: filled in when the catalog is loaded.
     pub fn leaves_mut(&mut self) -> Vec<&mut Action> {
         match self {
@@ -744,6 +780,7 @@ impl Action {
             Action::Health(_) => vec![],
             Action::Internal(InternalAction::Link { path, .. }) => vec![path.as_str()],
             Action::Internal(InternalAction::Maintenance(m)) => m.templates(),
+            Action::Internal(InternalAction::Confirm(c)) => vec![c.text.as_str()],
         }
     }
 
@@ -766,7 +803,7 @@ impl Action {
             Action::Internal(InternalAction::Link { target, .. }) => {
                 vec![(target.as_str(), TargetKind::Http)]
             }
-            Action::Internal(InternalAction::Maintenance(_)) => vec![],
+            Action::Internal(InternalAction::Maintenance(_) | InternalAction::Confirm(_)) => vec![],
         }
     }
 }

@@ -745,3 +745,47 @@ fn a_then_follow_up_runs_with_its_set_arguments_after_its_delay() {
         Some("--for 1d1h is too long: at most 1d.")
     );
 }
+
+#[test]
+fn confirmation_steps_stand_only_in_the_command_s_own_seq_and_are_not_offered_yet() {
+    let text = |action: &str| {
+        format!(
+            "{TARGET}\n[command.chat.\"dr db-failover\"]\nsummary = \"s\"\nargs = {{ db = {{ kind = \"id\" }} }}\nrisk = \"write\"\nroles = [\"sre\"]\naction = {action}\n"
+        )
+    };
+    let confirm = "{ internal = { confirm = { text = \"promote {db}\", within = \"1h\" } } }";
+    let link = "{ internal = { link = { target = \"api\", path = \"/x\" } } }";
+    let not_yet = "c.toml:10: confirmation steps (`internal.confirm`) are not run by the engine yet";
+    let misplaced =
+        "c.toml:10: a confirmation step (`internal.confirm`) may only be a step of the command's own seq";
+    // Where it belongs: refused only because the engine does not run it yet.
+    let p = problems(&text(&format!("{{ seq = [{link}, {confirm}, {link}] }}")));
+    assert_eq!(p.len(), 1, "{p:#?}");
+    assert!(p[0].starts_with(not_yet), "{p:#?}");
+    for elsewhere in [
+        confirm.to_string(),
+        format!("{{ seq = [{link}, {{ seq = [{confirm}] }}] }}"),
+        format!("{{ seq = {{ steps = [{link}], finally = [{confirm}] }} }}"),
+        format!("{{ summarize = {{ of = {confirm}, lines = {{}} }} }}"),
+    ] {
+        assert_each_reported(&problems(&text(&elsewhere)), &[misplaced, not_yet]);
+    }
+    let with_finally = format!("{{ seq = {{ steps = [{confirm}], finally = [{link}] }} }}");
+    assert_each_reported(
+        &problems(&text(&with_finally)),
+        &[
+            "c.toml:10: a seq with confirmation steps has no finally steps",
+            not_yet,
+        ],
+    );
+    let short = format!("{{ seq = [{}] }}", confirm.replace("1h", "30s"));
+    assert_each_reported(
+        &problems(&text(&short)),
+        &["c.toml:10: confirmation step `promote {db}`: within is 30s, give 1m to 24h"],
+    );
+    let undefined = format!("{{ seq = [{}] }}", confirm.replace("{db}", "{nope}"));
+    assert_each_reported(
+        &problems(&text(&undefined)),
+        &["c.toml:10: step 1 of 1: template `promote {nope}` uses `{nope}`, which is not a defined argument"],
+    );
+}

@@ -102,6 +102,10 @@ impl Pipeline {
                         .await?
                 }
                 Effect::CloseWindow => self.close_windows(tx, cause, &open, &mut applied).await?,
+                // The loader refuses guided seqs until the engine runs them.
+                Effect::Pause { step, of, .. } => applied.lines.push(format!(
+                    "⚠️ stopped before step {step} of {of}, a confirmation step: guided runs are not built yet, nothing more runs."
+                )),
             }
         }
         Ok(applied)

@@ -7,7 +7,7 @@
 //! arguments ([`MAINTENANCE_STATE`], set by the engine).
 
 use super::{address, http, lookup, render_escaped, ExecError, ExecOutput};
-use crate::catalog::{InternalAction, MaintenanceStep, Target, TargetKind};
+use crate::catalog::{ConfirmStep, InternalAction, MaintenanceStep, Target, TargetKind};
 use crate::clock::{rfc3339, Millis};
 use serde_json::json;
 use std::collections::BTreeMap;
@@ -26,6 +26,15 @@ pub enum Effect {
     OpenWindow { starts_at: Millis, ends_at: Millis },
     /// End the command's profile's active maintenance window(s).
     CloseWindow,
+    /// A guided seq stopped at its step `step` of `of` (numbered from 1): a
+    /// person is to confirm `text` within `within`; the steps after it run
+    /// only then ([`super::Executor::resume`]).
+    Pause {
+        step: usize,
+        of: usize,
+        text: String,
+        within: Duration,
+    },
 }
 
 /// The URL a link action answers (no credentials). No I/O.
@@ -130,7 +139,19 @@ pub(super) fn run(
             })
         }
         InternalAction::Maintenance(step) => maintenance(step, args, now),
+        // A seq stops before its guided steps (`seq::run_seq`): one reached
+        // here stands alone, where nobody could resume after it.
+        InternalAction::Confirm(_) => Err(ExecError::Refused {
+            target: None,
+            what: "a confirmation step".into(),
+            reason: "it only runs as a step of a command's own seq".into(),
+        }),
     }
+}
+
+/// A guided step's text with `args` filled in, and how it is shown.
+pub(super) fn confirm_text(step: &ConfirmStep, args: &BTreeMap<String, String>) -> Result<String, ExecError> {
+    render_escaped(&step.text, args, str::to_string)
 }
 
 fn maintenance(

@@ -115,6 +115,12 @@ pub enum ExecError {
     /// The action names a target the catalog does not define.
     #[error("target {target} is not defined")]
     UnknownTarget { target: String },
+    /// The target is shipped without a URL and none was configured.
+    #[error(
+        "target {target} is not configured: set {} to its URL (the command's profile file says what it must answer)",
+        crate::catalog::target_env_var(.target)
+    )]
+    Unset { target: String },
     /// The target exists but speaks another protocol.
     #[error("target {target} is a {actual} target, not {expected}")]
     WrongKind {
@@ -239,6 +245,7 @@ impl ExecError {
     pub fn target(&self) -> Option<&str> {
         match self {
             ExecError::UnknownTarget { target }
+            | ExecError::Unset { target }
             | ExecError::WrongKind { target, .. }
             | ExecError::Unreachable { target, .. }
             | ExecError::Status { target, .. }
@@ -314,7 +321,7 @@ impl ExecError {
                 v
             }
             StepRefused { source, .. } => source.texts_mut(),
-            UnknownTarget { .. } | WrongKind { .. } | MissingArg { .. } => vec![],
+            UnknownTarget { .. } | Unset { .. } | WrongKind { .. } | MissingArg { .. } => vec![],
         }
     }
 }
@@ -443,6 +450,18 @@ impl Executor {
         targets: &BTreeMap<String, Target>,
         args: &BTreeMap<String, String>,
     ) -> Result<ExecOutput, ExecError> {
+        self.execute_from(action, targets, args, 0).await
+    }
+
+    /// [`Executor::execute`] from the step at index `start` of a seq (0: the
+    /// whole action; see [`Executor::resume`]).
+    async fn execute_from(
+        &self,
+        action: &Action,
+        targets: &BTreeMap<String, Target>,
+        args: &BTreeMap<String, String>,
+        start: usize,
+    ) -> Result<ExecOutput, ExecError> {
         self.learn_header_secrets(targets);
         // `{run.ts}`: once per run, so every step of a seq sees the same one.
         let stamped;
@@ -452,7 +471,10 @@ impl Executor {
             stamped = with_run_ts(args, self.clock.now_ms());
             &stamped
         };
-        let result = self.run(action, targets, args).await;
+        let result = match (action, start) {
+            (Action::Seq(seq), 1..) => self.run_seq_from(seq, targets, args, start).await,
+            _ => self.run(action, targets, args).await,
+        };
         self.finish(result)
     }
 
@@ -543,14 +565,25 @@ fn lookup<'a>(
     name: &str,
     kind: TargetKind,
 ) -> Result<&'a Target, ExecError> {
-    let t = targets.get(name).ok_or_else(|| ExecError::UnknownTarget {
-        target: name.to_string(),
-    })?;
+    let t = configured(targets, name)?;
     if t.kind != kind {
         return Err(ExecError::WrongKind {
             target: name.to_string(),
             expected: kind_name(kind),
             actual: kind_name(t.kind),
+        });
+    }
+    Ok(t)
+}
+
+/// The target `name`, which must be defined and have a URL.
+fn configured<'a>(targets: &'a BTreeMap<String, Target>, name: &str) -> Result<&'a Target, ExecError> {
+    let t = targets.get(name).ok_or_else(|| ExecError::UnknownTarget {
+        target: name.to_string(),
+    })?;
+    if !t.is_set() {
+        return Err(ExecError::Unset {
+            target: name.to_string(),
         });
     }
     Ok(t)

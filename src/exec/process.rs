@@ -308,10 +308,7 @@ fn target_part(
     part: Option<&str>,
     held: &mut Vec<String>,
 ) -> Result<Option<String>, ExecError> {
-    let target = targets.get(t).ok_or_else(|| ExecError::UnknownTarget {
-        target: t.to_string(),
-    })?;
-    let raw = target.url.clone();
+    let raw = super::configured(targets, t)?.url.clone();
     held.push(raw.clone());
     let parsed = reqwest::Url::parse(&raw);
     let decode = |s: &str| {

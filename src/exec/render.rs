@@ -72,6 +72,11 @@ pub enum Rendered {
     Maintenance {
         what: String,
     },
+    /// A guided step: what a person confirms, and within how long.
+    Confirm {
+        text: String,
+        within: std::time::Duration,
+    },
 }
 
 /// Renders `action` with `args` against `targets` and applies the same checks
@@ -135,6 +140,10 @@ pub fn render(
         },
         Action::Internal(InternalAction::Maintenance(step)) => Rendered::Maintenance {
             what: internal::describe(step, args)?,
+        },
+        Action::Internal(InternalAction::Confirm(step)) => Rendered::Confirm {
+            text: internal::confirm_text(step, args)?,
+            within: step.within,
         },
         // The choice is what is sent.
         Action::Variants(v) => return render(variants::choose(v, args)?, targets, args),
@@ -264,6 +273,11 @@ impl fmt::Display for Rendered {
                 write!(f, "internal: a link to {target} {path} (nothing is sent)")
             }
             Rendered::Maintenance { what } => write!(f, "internal: {what} (opsbot's own; nothing is sent)"),
+            Rendered::Confirm { text, within } => write!(
+                f,
+                "waits for a person to confirm in the thread within {}: {text}",
+                crate::duration::format(*within)
+            ),
             Rendered::Each { of } => {
                 let text = of.to_string().replace('\n', "\n    ");
                 write!(f, "for each previewed item, every one tried:\n    {text}")

@@ -7,8 +7,8 @@
 //! enum values stay inert parameters.
 
 use crate::support::{
-    bot_env, both, bound, clock, config, pipeline_env, pipeline_for, render_cases, run_shipped,
-    run_shipped_env, say_in, serve, shipped_catalog_env, unique, PgSchema, TestStore,
+    bot_env, both, bound, clock, config, pipeline_env, pipeline_for, render_cases, requests, run_shipped,
+    run_shipped_env, say_in, serve, shipped_catalog_env, unique, FakeApi, PgSchema, TestStore,
 };
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
@@ -22,14 +22,15 @@ use std::sync::atomic::{AtomicU16, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-/// A dba to request the archive, a chat channel, and the chat profile bound to it.
-const CHAT: &str =
-    "[channels.C_CHAT]\nprofile = \"chat\"\n\n[people.dana]\nconsole = \"dana\"\nroles = [\"dba\"]\n";
+/// A dba to request the archive, a responder of the security team, a chat
+/// channel, and the chat profile bound to it.
+const CHAT: &str = "[channels.C_CHAT]\nprofile = \"chat\"\n\n[people.dana]\nconsole = \"dana\"\nroles = [\"dba\"]\n\n[people.sam]\nconsole = \"sam\"\nroles = [\"security\"]\n";
 
 /// The Deepseek key of these tests (the shipped target reads DEEPSEEK_API_KEY).
 const KEY: &str = "sk-test-deepseek-0123456789";
 
-/// The shipped catalog with the chat targets pointed at test services.
+/// The shipped catalog with the chat targets pointed at test services (the
+/// account API, shipped unset, at the chat API's).
 fn catalog(api: &str, db: &str) -> Catalog {
     shipped_catalog_env(
         &config(CHAT),
@@ -37,6 +38,7 @@ fn catalog(api: &str, db: &str) -> Catalog {
             ("OPSBOT_TARGET_CHAT_API", api),
             ("OPSBOT_TARGET_DEEPSEEK", api),
             ("OPSBOT_TARGET_CHAT_DB", db),
+            ("OPSBOT_TARGET_CHAT_ACCOUNTS", api),
         ],
     )
 }
@@ -83,6 +85,9 @@ fn every_chat_command_parses_authorizes_and_renders() {
         ("console:dave", "/db log-query top-errors"),
         ("console:alice", "/security auth-failures"),
         ("console:dave", "/security auth-failures"),
+        ("console:sam", "/security disable-account u-42"),
+        ("console:sam", "/security disable-account \"u-42/../../admin\""),
+        ("console:alice", "/security disable-account u-42"),
     ];
     insta::assert_snapshot!(render_cases(&catalog, &config(CHAT), "chat", &cases));
 }
@@ -190,6 +195,70 @@ async fn http_commands_run_through_the_pipeline() {
             r.text
         );
         assert_eq!(*api.auth.lock().unwrap(), [format!("Bearer {KEY}")]);
+        t.cleanup().await;
+    }
+}
+
+/// SEC-11 against a fake of the account API its target documents: one
+/// POST per account, a 404 shown as the failure it is, a dot segment
+/// refused before anything is sent; while the target is unset (as shipped)
+/// the command is refused, naming the variable to set.
+#[tokio::test]
+async fn disable_account_posts_to_the_configured_account_api_and_is_refused_while_unset() {
+    let cfg = config(CHAT);
+    for t in both().await {
+        let api = FakeApi::start(&[(
+            "POST",
+            "/accounts/u-42/disable",
+            json!({ "id": "u-42", "disabled": true }),
+        )])
+        .await;
+        let c = shipped_catalog_env(&cfg, &[("OPSBOT_TARGET_CHAT_ACCOUNTS", &api.url)]);
+        let p = pipeline_for(&cfg, c, t.store.clone(), clock());
+        let r = say_in(&p, "C_CHAT", "console:sam", "/security disable-account u-42").await;
+        assert_eq!(r.outcome, Outcome::Done, "{}: {}", t.name, r.text);
+        assert!(
+            r.text
+                .starts_with("Account u-42 disabled: POST /accounts/u-42/disable → 200 in "),
+            "{}",
+            r.text
+        );
+        assert!(r.text.contains("\"disabled\": true"), "{}", r.text);
+        let sent = api.take();
+        assert_eq!(
+            requests(&sent),
+            [("POST".to_string(), "/accounts/u-42/disable".to_string())]
+        );
+        assert_eq!(sent[0].body, None, "no body");
+
+        let r = say_in(&p, "C_CHAT", "console:sam", "/security disable-account nobody").await;
+        assert_eq!(r.outcome, Outcome::Failed, "{}", r.text);
+        assert!(r.text.contains("target chat_accounts answered 404"), "{}", r.text);
+        let r = say_in(&p, "C_CHAT", "console:sam", "/security disable-account ..").await;
+        assert_eq!(r.outcome, Outcome::Failed, "{}", r.text);
+        let r = say_in(&p, "C_CHAT", "console:alice", "/security disable-account u-42").await;
+        assert_eq!(r.outcome, Outcome::NotPermitted, "{}", r.text);
+        assert_eq!(
+            requests(&api.take()),
+            [("POST".to_string(), "/accounts/nobody/disable".to_string())],
+            "only the 404; the dot segment and the oncall's request sent nothing"
+        );
+
+        // As shipped: no URL for the account API.
+        let unset = pipeline_for(&cfg, shipped_catalog_env(&cfg, &[]), t.store.clone(), clock());
+        let r = say_in(&unset, "C_CHAT", "console:sam", "/security disable-account u-42").await;
+        assert_eq!(
+            (r.outcome, r.text.as_str()),
+            (
+                Outcome::Failed,
+                "`/security disable-account` failed: target chat_accounts is not configured: set \
+                 OPSBOT_TARGET_CHAT_ACCOUNTS to its URL (the command's profile file says what it \
+                 must answer)"
+            ),
+            "{}",
+            t.name
+        );
+        assert!(api.take().is_empty());
         t.cleanup().await;
     }
 }

@@ -239,6 +239,8 @@ const BUILT: &[(&str, &str)] = &[
     ("pdf", "OPS-39"),
     ("pdf", "OPS-40"),
     ("pdf", "OPS-41"),
+    ("pdf", "BK-7"),
+    ("chat", "SEC-11"),
 ];
 
 /// Rows of a tracked profile that the executors cannot express yet: (profile, ID, what is missing).
@@ -246,17 +248,7 @@ const NOT_YET: &[(&str, &str, &str)] = &[
     (
         "chat",
         "DR-5",
-        "guided manual steps, each confirmed in the thread: seed 002 has no command to promote the standby or to update the connection strings, and a seq runs actions, it cannot wait for a person's confirmation (its ends exist: /ops restart app, OPS-26; /db ping, D-1)",
-    ),
-    (
-        "chat",
-        "SEC-11",
-        "seed 002 names no API or table for accounts and runbooks.md §1 none either (\"profile must define an http/sql target\"): a disable endpoint or statement would be invented",
-    ),
-    (
-        "pdf",
-        "BK-7",
-        "seed 004 names no place where `npm run backup:database` puts its backups, so no read-only preview can show one (time, size, target)",
+        "guided manual steps, each confirmed in the thread: seed 002 has no command to promote the standby or to update the connection strings. The executor part is built (a seq stops at an `internal.confirm` step with Effect::Pause, Executor::resume runs on after it; the loader checks where such steps stand), but the engine does not run guided seqs yet (no paused-run timer, no /done and /abort, no Guided notification on Slack or Discord), so the loader refuses every command holding one (its ends exist: /ops restart app, OPS-26; /db ping, D-1)",
     ),
 ];
 

@@ -3,7 +3,8 @@
 //! the previewed files that still match), scrape M-5 (opids through a
 //! mongosh process), M-9 and M-10 (a count and one cutoff, checked again
 //! before the delete), scrape BK-7 (the backup's time, size and target, a
-//! pre-restore dump first), pdf ST-5 (D-25's orphans handed to `npm run
+//! pre-restore dump first), pdf BK-7 (the dated dumps of `{backup.dir}`,
+//! a fresh backup first), pdf ST-5 (D-25's orphans handed to `npm run
 //! storage:cleanup`) and scrape S-7 (one stop per previewed job, `each`). Each is parsed, authorized and rendered (one snapshot,
 //! injection attempts included), then run on the app host through the ssh
 //! stand-in, whose `sh -c` reads the remote command as sshd's shell would;
@@ -82,6 +83,11 @@ fn every_process_preview_command_parses_authorizes_and_renders() {
     let pdf: &[(&str, &str)] = &[
         ("console:alice", "/storage cleanup"),
         ("console:dave", "/storage cleanup"),
+        ("console:erin", "/backup restore 2026-12-01"),
+        ("console:erin", "/backup restore 2026-12-01*"),
+        ("console:erin", "/backup restore ../*-12-01"),
+        ("console:erin", "/backup restore \"2026-12-01; rm -rf /\""),
+        ("console:bob", "/backup restore 2026-12-01"),
     ];
     let text = render_sections(
         &c,
@@ -443,21 +449,87 @@ async fn restore_shows_the_backup_then_dumps_unpacks_and_restores_only_it() {
     );
 
     // The archive went away after the approval: nothing is dumped nor restored.
-    let s = StandIns::new(&[
-        ("find", line),
-        ("mongodump", "ok\n"),
-        ("tar", ""),
-        ("mongorestore", "ok\n"),
-    ]);
-    let found = preview(&s, &c, "scrape", "backup restore", &a).await;
+    restore_runs_nothing_once_gone(&c, "scrape", &a, line, &["mongodump", "tar", "mongorestore"]).await;
+}
+
+/// `profile`'s `/backup restore` with `a`, its backup (the preview's `line`)
+/// gone between the preview and the execution: nothing runs, none of
+/// `programs` is called.
+async fn restore_runs_nothing_once_gone(
+    c: &Catalog,
+    profile: &str,
+    a: &[(&str, &str)],
+    line: &str,
+    programs: &[&str],
+) {
+    let outputs: Vec<(&str, &str)> = std::iter::once(("find", line))
+        .chain(programs.iter().map(|p| (*p, "ok\n")))
+        .collect();
+    let s = StandIns::new(&outputs);
+    let found = preview(&s, c, profile, "backup restore", a).await;
     s.add("find", "");
-    let out = execute(&s, &c, "scrape", "backup restore", &a, &found)
+    let out = execute(&s, c, profile, "backup restore", a, &found)
         .await
         .expect("runs");
-    assert!(out.summary.starts_with("nothing run · 0 of 1"), "{}", out.summary);
-    for p in ["mongodump", "tar", "mongorestore"] {
-        assert!(s.calls(p).is_empty(), "{p} ran");
+    assert!(
+        out.summary.starts_with("nothing run · 0 of 1"),
+        "{profile}: {}",
+        out.summary
+    );
+    for p in programs {
+        assert!(s.calls(p).is_empty(), "{profile}: {p} ran");
     }
+}
+
+#[tokio::test]
+async fn pdf_restore_shows_the_dated_dumps_then_backs_up_and_restores_that_date() {
+    let line = "2026-12-01 02:00\t73100 bytes\t/srv/pdf-pipeline/backups/db_2026-12-01.sql.gz\tpdf_db\n";
+    let s = StandIns::new(&[("find", line), ("npm", "ok\n")]);
+    let app = s.path("app");
+    let c = shipped_catalog_env(&cfg(), &[("OPSBOT_VALUE_PDF_APP_DIR", &app)]);
+    let a = [("b", "2026-12-01")];
+    let (found, out) = preview_and_run(&s, &c, "pdf", "backup restore", &a).await;
+    let out = out.expect("runs");
+    assert_eq!(
+        found.line(),
+        "1 backups (time 2026-12-01 02:00 · size 73100 bytes · path /srv/pdf-pipeline/backups/db_2026-12-01.sql.gz · target pdf_db)"
+    );
+    assert_touched(&out, 1, 1, "backups");
+    let finds = s.calls("find");
+    assert_eq!(
+        finds.len(),
+        3,
+        "the preview, it again, the record of the dump: {finds:?}"
+    );
+    assert_eq!(
+        finds[0].argv[..7],
+        owned(&[
+            "/srv/pdf-pipeline/backups",
+            "-maxdepth",
+            "1",
+            "-type",
+            "f",
+            "-name",
+            "*2026-12-01*"
+        ])
+    );
+    assert_eq!(
+        finds[2].argv[..2],
+        owned(&["/srv/pdf-pipeline/backups/db_2026-12-01.sql.gz", "-maxdepth"])
+    );
+    let npm = s.calls("npm");
+    assert_eq!(
+        npm.iter().map(|c| c.argv.clone()).collect::<Vec<_>>(),
+        [
+            owned(&["run", "backup:database"]),
+            owned(&["run", "restore:database", "--", "--date=2026-12-01"]),
+        ],
+        "the fresh backup first, then the restore"
+    );
+    assert!(npm.iter().all(|c| c.cwd == app));
+
+    // The dump went away after the approval: nothing is backed up nor restored.
+    restore_runs_nothing_once_gone(&c, "pdf", &a, line, &["npm"]).await;
 }
 
 #[tokio::test]
