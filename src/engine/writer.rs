@@ -3,7 +3,7 @@
 //! then answers them all. The platform is acknowledged only after this commit.
 
 use crate::clock::Millis;
-use crate::store::{InboxConn, InboxItem, Store, StoreError};
+use crate::store::{InboxItem, Keeper, Store, StoreError};
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -27,11 +27,6 @@ pub enum WriteError {
 /// An item, where to answer, and the instant after which it must not be
 /// written any more (its ack would come too late).
 type Job = (InboxItem, oneshot::Sender<Result<bool, WriteError>>, Instant);
-
-/// The longest the writer keeps the store's connection through a flood
-/// before giving it back for one turn (on SQLite the pool has one: approvals,
-/// results and timers wait meanwhile).
-const HOLD_MAX: Duration = Duration::from_millis(20);
 
 /// A batch at least this large means requests are arriving faster than one
 /// commit takes: an ingest flood.
@@ -124,9 +119,8 @@ impl InboxWriter {
 
 async fn run(store: Store, mut rx: mpsc::Receiver<Job>, stored: mpsc::Sender<i64>, pressure: Pressure) {
     let mut batch: Vec<Job> = Vec::with_capacity(MAX_BATCH);
-    // The connection, kept while batches keep coming (see `Store::inbox_conn`),
-    // and since when.
-    let mut held: Option<(InboxConn, Instant)> = None;
+    // The connection, kept while batches keep coming (see `store::Conn`).
+    let mut keeper = Keeper::default();
     while rx.recv_many(&mut batch, MAX_BATCH).await > 0 {
         if batch.len() >= FLOOD_BATCH {
             pressure.flood();
@@ -141,31 +135,20 @@ async fn run(store: Store, mut rx: mpsc::Receiver<Job>, stored: mpsc::Sender<i64
             let _ = done.send(Err(WriteError::TooLate));
         }
         batch = keep;
-        // Given back after HOLD_MAX, so the rest of opsbot gets its turn
-        // (before asking for one again: on SQLite there is only one).
-        if batch.is_empty()
-            || held
-                .as_ref()
-                .is_some_and(|(_, since)| since.elapsed() >= HOLD_MAX)
-        {
-            held = None;
-        }
         if batch.is_empty() {
+            keeper.release();
             continue;
         }
-        let (mut conn, since) = match held.take() {
-            Some(kept) => kept,
-            None => match store.inbox_conn().await {
-                Ok(conn) => (conn, Instant::now()),
-                Err(e) => {
-                    fail(&mut batch, &e);
-                    continue;
-                }
-            },
+        let mut conn = match keeper.take(&store).await {
+            Ok(conn) => conn,
+            Err(e) => {
+                fail(&mut batch, &e);
+                continue;
+            }
         };
         // Borrowed, not cloned: the strings are written straight from the jobs.
         let items: Vec<&InboxItem> = batch.iter().map(|j| &j.0).collect();
-        let written = conn.insert_batch(&items).await;
+        let written = conn.insert_inbox_batch(&items).await;
         drop(items);
         match written {
             Ok(inserted) => {
@@ -187,7 +170,7 @@ async fn run(store: Store, mut rx: mpsc::Receiver<Job>, stored: mpsc::Sender<i64
                         rows = abandoned.len(),
                         "requests committed after their caller gave up: abandoned, not run"
                     );
-                    if let Err(e) = conn.abandon(&abandoned).await {
+                    if let Err(e) = conn.abandon_inbox(&abandoned).await {
                         tracing::error!(error = %e, "could not mark abandoned requests");
                     }
                 }
@@ -196,8 +179,10 @@ async fn run(store: Store, mut rx: mpsc::Receiver<Job>, stored: mpsc::Sender<i64
                 }
                 // More waiting: a flood, keep the connection. Otherwise give
                 // it back (dropped).
-                if !rx.is_empty() {
-                    held = Some((conn, since));
+                if rx.is_empty() {
+                    keeper.release();
+                } else {
+                    keeper.keep(conn);
                 }
             }
             // The connection may be broken: given back, not kept.

@@ -3,11 +3,10 @@
 //! multi-row INSERT (see `engine::writer`).
 
 use super::replay::{Recent, REPLAY_WINDOW};
-use super::{int, opt_text, params, text, Backend, Result, Store, Tx, ORPHANED};
+use super::{int, opt_text, params, text, Backend, Conn, Result, Store, Tx, ORPHANED};
 use crate::clock::Millis;
 use sqlx::any::AnyRow;
-use sqlx::pool::PoolConnection;
-use sqlx::{Any, AnyConnection, Row};
+use sqlx::{AnyConnection, Row};
 
 /// One stored chat request.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -35,18 +34,7 @@ impl Store {
     /// within [`REPLAY_WINDOW`] of the newest stored request, by the replay
     /// filter in memory; on PostgreSQL by the UNIQUE index).
     pub async fn insert_inbox_batch(&self, items: &[&InboxItem]) -> Result<Vec<i64>> {
-        self.inbox_conn().await?.insert_batch(items).await
-    }
-
-    /// A connection of its own for the inbox writer, held across the
-    /// batches of a flood: giving one back to the pool costs a round trip to
-    /// the database (sqlx pings it on release), and on SQLite, where the
-    /// pool has one connection, it was half of each commit's time.
-    pub async fn inbox_conn(&self) -> Result<InboxConn> {
-        Ok(InboxConn {
-            conn: self.pool.acquire().await?,
-            store: self.clone(),
-        })
+        self.conn().await?.insert_inbox_batch(items).await
     }
 
     /// The replay filter, loaded at the first call from the keys of the rows
@@ -73,17 +61,9 @@ impl Store {
     }
 }
 
-/// A pooled connection that stores inbox batches (see [`Store::inbox_conn`]).
-/// While it is held, nothing else gets SQLite's one connection: hold it only
-/// while more batches are waiting.
-pub struct InboxConn {
-    conn: PoolConnection<Any>,
-    store: Store,
-}
-
-impl InboxConn {
+impl Conn {
     /// [`Store::insert_inbox_batch`] on this connection.
-    pub async fn insert_batch(&mut self, items: &[&InboxItem]) -> Result<Vec<i64>> {
+    pub async fn insert_inbox_batch(&mut self, items: &[&InboxItem]) -> Result<Vec<i64>> {
         let store = &self.store;
         if store.backend != Backend::Sqlite {
             return insert_rows(&mut self.conn, store.backend, items).await;
@@ -115,7 +95,7 @@ impl InboxConn {
     /// new → abandoned: committed after the caller stopped waiting for the
     /// ack, so the user was told nothing was stored. Never run; the dedupe
     /// key is released so the platform's retry is accepted.
-    pub async fn abandon(&mut self, items: &[InboxItem]) -> Result<()> {
+    pub async fn abandon_inbox(&mut self, items: &[InboxItem]) -> Result<()> {
         for chunk in items.chunks(500) {
             let sql = format!(
                 "UPDATE inbox SET state = 'abandoned', dedupe_key = NULL WHERE state = 'new' AND id IN ({})",

@@ -31,7 +31,7 @@ mod storms;
 mod timers;
 
 pub use alerts::{AlertGroup, AlertRecord, NewAlert, StoredAlert};
-pub use inbox::{InboxConn, InboxItem};
+pub use inbox::InboxItem;
 pub use incidents::{card_key, OverrideRow, INCIDENT_REMINDER, INCIDENT_STEP};
 pub use outbox::{KeyLookup, OutMessage, OutOp, OutboxFailure, OutboxRow, OutboxState, Thread};
 pub use silences::{OpenAlert, SilenceRow, SILENCE_END, SILENCE_START};
@@ -39,7 +39,7 @@ pub use storms::{Storm, StormCount};
 pub use timers::{Claimed, Timer, APPROVAL_EXPIRY, SCHEDULED};
 
 use sqlx::any::{AnyPoolOptions, AnyRow};
-use sqlx::{Any, AnyConnection, AnyPool, Executor, Row};
+use sqlx::{Any, AnyConnection, AnyPool, Executor, Row, TransactionManager};
 use std::time::Duration;
 
 static SQLITE_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
@@ -228,7 +228,7 @@ impl Store {
     /// entries, outgoing messages and timers through it, all or nothing.
     pub async fn begin(&self) -> Result<Tx> {
         Ok(Tx {
-            inner: self.pool.begin().await?,
+            inner: TxConn::Pooled(self.pool.begin().await?),
             instance: self.instance.clone(),
             backend: self.backend,
         })
@@ -239,9 +239,103 @@ impl Store {
 /// everything back. On SQLite it holds the only connection: never await
 /// anything but this transaction's own calls while it is open.
 pub struct Tx {
-    inner: sqlx::Transaction<'static, Any>,
+    inner: TxConn,
     instance: std::sync::Arc<str>,
     backend: Backend,
+}
+
+enum TxConn {
+    /// Begun on a connection from the pool, given back at its end.
+    Pooled(sqlx::Transaction<'static, Any>),
+    /// Begun on a [`Conn`] the caller keeps (`None` once committed).
+    Kept(KeptTx),
+}
+
+/// A transaction on a kept connection; rolled back if dropped open.
+struct KeptTx(Option<Conn>);
+
+impl Drop for KeptTx {
+    fn drop(&mut self) {
+        if let Some(c) = self.0.as_mut() {
+            Manager::start_rollback(&mut c.conn);
+        }
+    }
+}
+
+type Manager = <Any as sqlx::Database>::TransactionManager;
+
+/// One of the store's connections, kept by a writer between its
+/// transactions through a flood: giving one back to the pool costs a round
+/// trip to the database (sqlx pings it on release), and on SQLite, where the
+/// pool has one connection, that was a third to a half of each commit's
+/// time. While it is kept nothing else gets SQLite's one connection: keep it
+/// only while more work is waiting, and briefly.
+pub struct Conn {
+    conn: sqlx::pool::PoolConnection<Any>,
+    store: Store,
+}
+
+impl Store {
+    /// A connection to keep between transactions (see [`Conn`]).
+    pub async fn conn(&self) -> Result<Conn> {
+        Ok(Conn {
+            conn: self.pool.acquire().await?,
+            store: self.clone(),
+        })
+    }
+}
+
+/// How a writer keeps a [`Conn`] through a flood: [`Keeper::take`] gives
+/// the kept one while it was first taken less than [`KEEP_MAX`] ago, else (after
+/// giving it back, so the rest of opsbot gets its turn) a fresh one.
+#[derive(Default)]
+pub struct Keeper {
+    kept: Option<Conn>,
+    since: Option<std::time::Instant>,
+}
+
+/// The longest a writer keeps its connection through a flood before giving
+/// it back for one turn (on SQLite the pool has one: approvals, results,
+/// timers and the alert poster wait meanwhile).
+pub const KEEP_MAX: Duration = Duration::from_millis(20);
+
+impl Keeper {
+    /// The connection for the next batch.
+    pub async fn take(&mut self, store: &Store) -> Result<Conn> {
+        if self.since.is_some_and(|since| since.elapsed() >= KEEP_MAX) {
+            // Given back before asking for one again: on SQLite there is one.
+            self.release();
+        }
+        if let Some(conn) = self.kept.take() {
+            return Ok(conn);
+        }
+        self.since = Some(std::time::Instant::now());
+        store.conn().await
+    }
+
+    /// Keeps `conn` for the next batch (more work is waiting).
+    pub fn keep(&mut self, conn: Conn) {
+        self.kept = Some(conn);
+    }
+
+    /// Gives the connection back (nothing is waiting).
+    pub fn release(&mut self) {
+        self.kept = None;
+        self.since = None;
+    }
+}
+
+impl Conn {
+    /// Starts a transaction on this connection; [`Tx::commit_keep`] hands it
+    /// back for the next one.
+    pub async fn begin(mut self) -> Result<Tx> {
+        Manager::begin(&mut self.conn, None).await?;
+        Ok(Tx {
+            instance: self.store.instance.clone(),
+            backend: self.store.backend,
+            inner: TxConn::Kept(KeptTx(Some(self))),
+        })
+    }
 }
 
 /// SQL condition: the claim `owner` of the row belongs to no live instance
@@ -254,12 +348,37 @@ impl Tx {
     }
 
     pub async fn commit(self) -> Result<()> {
-        self.inner.commit().await?;
-        Ok(())
+        self.commit_keep().await.map(drop)
+    }
+
+    /// Commits; a transaction begun on a kept [`Conn`] hands it back. On an
+    /// error the connection goes back to the pool (rolled back).
+    pub async fn commit_keep(self) -> Result<Option<Conn>> {
+        match self.inner {
+            TxConn::Pooled(t) => {
+                t.commit().await?;
+                Ok(None)
+            }
+            TxConn::Kept(mut kept) => {
+                let Some(mut c) = kept.0.take() else {
+                    return Ok(None);
+                };
+                if let Err(e) = Manager::commit(&mut c.conn).await {
+                    Manager::start_rollback(&mut c.conn);
+                    return Err(e.into());
+                }
+                Ok(Some(c))
+            }
+        }
     }
 
     fn conn(&mut self) -> &mut AnyConnection {
-        &mut self.inner
+        match &mut self.inner {
+            TxConn::Pooled(t) => t,
+            TxConn::Kept(KeptTx(Some(c))) => &mut c.conn,
+            // Taken only by `commit_keep`, which consumes the transaction.
+            TxConn::Kept(KeptTx(None)) => unreachable!("a committed transaction is gone"),
+        }
     }
 }
 

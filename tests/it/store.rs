@@ -328,8 +328,8 @@ async fn inbox_replays_are_refused_after_a_reopen_and_abandoned_keys_released() 
         let at = 1_700_000_000_000_i64;
         let (a, b) = (item(at << 20, "cmd:a"), item((at << 20) + 1, "cmd:b"));
         assert_eq!(t.store.insert_inbox_batch(&[&a, &b]).await.unwrap().len(), 2);
-        let mut conn = t.store.inbox_conn().await.unwrap();
-        conn.abandon(std::slice::from_ref(&b)).await.unwrap();
+        let mut conn = t.store.conn().await.unwrap();
+        conn.abandon_inbox(std::slice::from_ref(&b)).await.unwrap();
         drop(conn);
         let reopened = t.reopen().await;
         let later = |n: i64, key: &str| item(((at + 60_000) << 20) + n, key);
@@ -343,6 +343,37 @@ async fn inbox_replays_are_refused_after_a_reopen_and_abandoned_keys_released() 
         );
         assert_eq!(reopened.inbox_state(a2.id).await.unwrap(), None, "{}", t.name);
         reopened.close().await;
+        t.cleanup().await;
+    }
+}
+
+/// A writer's kept connection: a transaction on it commits and hands the
+/// connection back for the next one; dropped open, it rolls back, and the
+/// pool still has the connection for everyone else.
+#[tokio::test]
+async fn a_kept_connection_commits_hands_itself_back_and_rolls_back_when_dropped() {
+    for t in both().await {
+        let mut tx = t.store.conn().await.unwrap().begin().await.unwrap();
+        tx.schedule("test.kept", "a", 1_000).await.unwrap();
+        let conn = tx.commit_keep().await.unwrap().expect("handed back");
+        let mut tx = conn.begin().await.unwrap();
+        tx.schedule("test.kept", "b", 2_000).await.unwrap();
+        drop(tx);
+        assert_eq!(
+            t.store.timer_due("test.kept", "a").await.unwrap(),
+            Some(1_000),
+            "{}",
+            t.name
+        );
+        assert_eq!(
+            t.store.timer_due("test.kept", "b").await.unwrap(),
+            None,
+            "{}: rolled back",
+            t.name
+        );
+        // A transaction from the pool hands nothing back.
+        let tx = t.store.begin().await.unwrap();
+        assert!(tx.commit_keep().await.unwrap().is_none());
         t.cleanup().await;
     }
 }
