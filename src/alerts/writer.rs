@@ -4,7 +4,7 @@
 //! them all. Each handler answers its sender only after that commit.
 
 use crate::clock::Millis;
-use crate::store::{Conn, Keeper, NewAlert, Store, StoreError};
+use crate::store::{NewAlert, Store};
 use tokio::sync::{mpsc, oneshot};
 
 /// Requests per transaction at most …
@@ -43,8 +43,6 @@ impl AlertWriter {
 
 async fn run(store: Store, stored: crate::engine::Signal, mut rx: mpsc::Receiver<Job>) {
     let mut jobs: Vec<Job> = Vec::new();
-    // The connection, kept while more requests wait (see `store::Conn`).
-    let mut keeper = Keeper::default();
     loop {
         if jobs.is_empty() && rx.recv_many(&mut jobs, MAX_REQUESTS).await == 0 {
             return;
@@ -72,18 +70,11 @@ async fn run(store: Store, stored: crate::engine::Signal, mut rx: mpsc::Receiver
             now = now.max(at);
             answers.push(done);
         }
-        let outcome = match ingest(&store, &mut keeper, &rows, now).await {
-            Ok(Some(conn)) if !rx.is_empty() || !jobs.is_empty() => {
-                keeper.keep(conn);
-                Ok(())
-            }
-            Ok(_) => {
-                keeper.release();
-                Ok(())
-            }
-            // The connection may be broken: given back, not kept.
-            Err(e) => Err(e.to_string()),
-        };
+        let outcome = store
+            .ingest_alerts(&rows, now)
+            .await
+            .map(|_| ())
+            .map_err(|e| e.to_string());
         if outcome.is_ok() {
             stored.raise();
         }
@@ -91,17 +82,4 @@ async fn run(store: Store, stored: crate::engine::Signal, mut rx: mpsc::Receiver
             let _ = done.send(outcome.clone());
         }
     }
-}
-
-/// Stores `rows` in one transaction on the keeper's connection, which it
-/// hands back for the next batch.
-async fn ingest(
-    store: &Store,
-    keeper: &mut Keeper,
-    rows: &[NewAlert],
-    now: Millis,
-) -> Result<Option<Conn>, StoreError> {
-    let mut tx = keeper.take(store).await?.begin().await?;
-    tx.ingest_alerts(rows, now).await?;
-    tx.commit_keep().await
 }

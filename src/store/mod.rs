@@ -39,7 +39,7 @@ pub use storms::{Storm, StormCount};
 pub use timers::{Claimed, Timer, APPROVAL_EXPIRY, SCHEDULED};
 
 use sqlx::any::{AnyPoolOptions, AnyRow};
-use sqlx::{Any, AnyConnection, AnyPool, Executor, Row, TransactionManager};
+use sqlx::{Any, AnyConnection, AnyPool, Executor, Row};
 use std::time::Duration;
 
 static SQLITE_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
@@ -228,7 +228,7 @@ impl Store {
     /// entries, outgoing messages and timers through it, all or nothing.
     pub async fn begin(&self) -> Result<Tx> {
         Ok(Tx {
-            inner: TxConn::Pooled(self.pool.begin().await?),
+            inner: self.pool.begin().await?,
             instance: self.instance.clone(),
             backend: self.backend,
         })
@@ -239,37 +239,19 @@ impl Store {
 /// everything back. On SQLite it holds the only connection: never await
 /// anything but this transaction's own calls while it is open.
 pub struct Tx {
-    inner: TxConn,
+    inner: sqlx::Transaction<'static, Any>,
     instance: std::sync::Arc<str>,
     backend: Backend,
 }
 
-enum TxConn {
-    /// Begun on a connection from the pool, given back at its end.
-    Pooled(sqlx::Transaction<'static, Any>),
-    /// Begun on a [`Conn`] the caller keeps (`None` once committed).
-    Kept(KeptTx),
-}
-
-/// A transaction on a kept connection; rolled back if dropped open.
-struct KeptTx(Option<Conn>);
-
-impl Drop for KeptTx {
-    fn drop(&mut self) {
-        if let Some(c) = self.0.as_mut() {
-            Manager::start_rollback(&mut c.conn);
-        }
-    }
-}
-
-type Manager = <Any as sqlx::Database>::TransactionManager;
-
-/// One of the store's connections, kept by a writer between its
-/// transactions through a flood: giving one back to the pool costs a round
+/// One of the store's connections, kept by a writer between its batches
+/// through a flood: giving one back to the pool costs a round
 /// trip to the database (sqlx pings it on release), and on SQLite, where the
 /// pool has one connection, that was a third to a half of each commit's
 /// time. While it is kept nothing else gets SQLite's one connection: keep it
-/// only while more work is waiting, and briefly.
+/// only while more work is waiting, and briefly. (The alert writer does not
+/// keep one: its commits are long, and the alert poster, starved between
+/// them, then held up its batches for 120 ms.)
 pub struct Conn {
     conn: sqlx::pool::PoolConnection<Any>,
     store: Store,
@@ -325,19 +307,6 @@ impl Keeper {
     }
 }
 
-impl Conn {
-    /// Starts a transaction on this connection; [`Tx::commit_keep`] hands it
-    /// back for the next one.
-    pub async fn begin(mut self) -> Result<Tx> {
-        Manager::begin(&mut self.conn, None).await?;
-        Ok(Tx {
-            instance: self.store.instance.clone(),
-            backend: self.store.backend,
-            inner: TxConn::Kept(KeptTx(Some(self))),
-        })
-    }
-}
-
 /// SQL condition: the claim `owner` of the row belongs to no live instance
 /// (`$1` = now).
 const ORPHANED: &str = "(owner IS NULL OR owner NOT IN (SELECT id FROM instances WHERE alive_until > $1))";
@@ -348,37 +317,12 @@ impl Tx {
     }
 
     pub async fn commit(self) -> Result<()> {
-        self.commit_keep().await.map(drop)
-    }
-
-    /// Commits; a transaction begun on a kept [`Conn`] hands it back. On an
-    /// error the connection goes back to the pool (rolled back).
-    pub async fn commit_keep(self) -> Result<Option<Conn>> {
-        match self.inner {
-            TxConn::Pooled(t) => {
-                t.commit().await?;
-                Ok(None)
-            }
-            TxConn::Kept(mut kept) => {
-                let Some(mut c) = kept.0.take() else {
-                    return Ok(None);
-                };
-                if let Err(e) = Manager::commit(&mut c.conn).await {
-                    Manager::start_rollback(&mut c.conn);
-                    return Err(e.into());
-                }
-                Ok(Some(c))
-            }
-        }
+        self.inner.commit().await?;
+        Ok(())
     }
 
     fn conn(&mut self) -> &mut AnyConnection {
-        match &mut self.inner {
-            TxConn::Pooled(t) => t,
-            TxConn::Kept(KeptTx(Some(c))) => &mut c.conn,
-            // Taken only by `commit_keep`, which consumes the transaction.
-            TxConn::Kept(KeptTx(None)) => unreachable!("a committed transaction is gone"),
-        }
+        &mut self.inner
     }
 }
 

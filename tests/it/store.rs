@@ -347,37 +347,6 @@ async fn inbox_replays_are_refused_after_a_reopen_and_abandoned_keys_released() 
     }
 }
 
-/// A writer's kept connection: a transaction on it commits and hands the
-/// connection back for the next one; dropped open, it rolls back, and the
-/// pool still has the connection for everyone else.
-#[tokio::test]
-async fn a_kept_connection_commits_hands_itself_back_and_rolls_back_when_dropped() {
-    for t in both().await {
-        let mut tx = t.store.conn().await.unwrap().begin().await.unwrap();
-        tx.schedule("test.kept", "a", 1_000).await.unwrap();
-        let conn = tx.commit_keep().await.unwrap().expect("handed back");
-        let mut tx = conn.begin().await.unwrap();
-        tx.schedule("test.kept", "b", 2_000).await.unwrap();
-        drop(tx);
-        assert_eq!(
-            t.store.timer_due("test.kept", "a").await.unwrap(),
-            Some(1_000),
-            "{}",
-            t.name
-        );
-        assert_eq!(
-            t.store.timer_due("test.kept", "b").await.unwrap(),
-            None,
-            "{}: rolled back",
-            t.name
-        );
-        // A transaction from the pool hands nothing back.
-        let tx = t.store.begin().await.unwrap();
-        assert!(tx.commit_keep().await.unwrap().is_none());
-        t.cleanup().await;
-    }
-}
-
 #[tokio::test]
 async fn approvals_keep_their_expiry_on_the_timer_table() {
     use opsbot::store::APPROVAL_EXPIRY;
