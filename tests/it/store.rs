@@ -265,17 +265,7 @@ async fn a_second_process_sees_the_same_state() {
 async fn inbox_batches_dedupe_and_housekeeping_keeps_unfinished_rows() {
     for t in both().await {
         let s = &t.store;
-        let item = |id: i64, at: i64, key: Option<&str>| opsbot::store::InboxItem {
-            id,
-            received_at: at,
-            source: "slack".into(),
-            actor: "slack:U1".into(),
-            channel: Some("C1".into()),
-            thread: None,
-            text: "/queue stats".into(),
-            origin: "{}".into(),
-            dedupe_key: key.map(String::from),
-        };
+        let item = crate::support::inbox_item;
         let ids = s
             .insert_inbox_batch(&[
                 &item(1, 10, Some("ev1")),
@@ -314,17 +304,7 @@ async fn inbox_batches_dedupe_and_housekeeping_keeps_unfinished_rows() {
 #[tokio::test]
 async fn inbox_replays_are_refused_after_a_reopen_and_abandoned_keys_released() {
     for t in both().await {
-        let item = |id: i64, key: &str| opsbot::store::InboxItem {
-            id,
-            received_at: id >> 20,
-            source: "slack".into(),
-            actor: "slack:U1".into(),
-            channel: Some("C1".into()),
-            thread: None,
-            text: "/queue stats".into(),
-            origin: "{}".into(),
-            dedupe_key: Some(key.into()),
-        };
+        let item = |id: i64, key: &str| crate::support::inbox_item(id, id >> 20, Some(key));
         let at = 1_700_000_000_000_i64;
         let (a, b) = (item(at << 20, "cmd:a"), item((at << 20) + 1, "cmd:b"));
         assert_eq!(t.store.insert_inbox_batch(&[&a, &b]).await.unwrap().len(), 2);

@@ -1382,3 +1382,18 @@ pub async fn scan_all(conn: &mut redis::aio::MultiplexedConnection, pattern: &st
         cursor = next;
     }
 }
+
+/// A stored `/queue stats` request (inbox tests).
+pub fn inbox_item(id: i64, received_at: i64, key: Option<&str>) -> opsbot::store::InboxItem {
+    opsbot::store::InboxItem {
+        id,
+        received_at,
+        source: "slack".into(),
+        actor: "slack:U1".into(),
+        channel: Some("C1".into()),
+        thread: None,
+        text: "/queue stats".into(),
+        origin: "{}".into(),
+        dedupe_key: key.map(String::from),
+    }
+}

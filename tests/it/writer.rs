@@ -2,7 +2,7 @@
 //! is stored, and the rest of opsbot still gets the store's connection (the
 //! writer holds it between batches only for a bounded time).
 
-use crate::support::run_test;
+use crate::support::{inbox_item, run_test};
 use opsbot::engine::InboxWriter;
 use opsbot::store::InboxItem;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -11,17 +11,7 @@ use std::time::{Duration, Instant};
 
 fn item(writer: &InboxWriter, n: usize) -> InboxItem {
     let at = 1_700_000_000_000 + n as i64;
-    InboxItem {
-        id: writer.id(at),
-        received_at: at,
-        source: "slack".into(),
-        actor: "slack:U1".into(),
-        channel: Some("C1".into()),
-        thread: None,
-        text: "/queue stats".into(),
-        origin: "{}".into(),
-        dedupe_key: Some(format!("slack-cmd:{n}")),
-    }
+    inbox_item(writer.id(at), at, Some(&format!("cmd:{n}")))
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
