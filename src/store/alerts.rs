@@ -230,16 +230,20 @@ impl Tx {
         let mut groups = Vec::new();
         for chunk in keys.chunks(CHUNK) {
             // VALUES columns are column1… on both backends.
+            // `now` bound, not spelled into the text (see `bump_groups`).
+            let at = params(backend, 1, 2);
             let sql = format!(
                 "UPDATE alerts SET status = v.column3, ends_at = COALESCE(v.column4, alerts.ends_at),
-                   changed_at = {now}, last_seen_at = {now}
+                   changed_at = {}, last_seen_at = {}
                  FROM (VALUES {}) AS v
                  WHERE alerts.scope = v.column1 AND alerts.fingerprint = v.column2
                    AND alerts.status <> 'resolved' AND alerts.status <> v.column3
                  RETURNING alerts.group_id",
-                rows(backend, 1, chunk.len(), 4)
+                at[0],
+                at[1],
+                rows(backend, 3, chunk.len(), 4)
             );
-            let mut q = sqlx::query(&sql);
+            let mut q = sqlx::query(&sql).bind(now).bind(now);
             for a in chunk {
                 let r = &a.record;
                 q = q
@@ -330,12 +334,17 @@ impl Tx {
     pub(super) async fn bump_groups(&mut self, ids: &[i64], now: Millis, also: &str) -> Result<()> {
         let backend = self.backend();
         for chunk in ids.chunks(CHUNK) {
+            // `now` bound, not spelled into the text: one statement text per
+            // chunk size, so the prepared statement is reused.
+            let at = params(backend, 1, 2);
             let sql = format!(
-                "UPDATE alert_groups SET updated_at = CASE WHEN updated_at >= {now} THEN updated_at + 1 ELSE {now} END{also}
+                "UPDATE alert_groups SET updated_at = CASE WHEN updated_at >= {} THEN updated_at + 1 ELSE {} END{also}
                  WHERE id IN ({})",
-                params(backend, 1, chunk.len()).join(", ")
+                at[0],
+                at[1],
+                params(backend, 3, chunk.len()).join(", ")
             );
-            let mut q = sqlx::query(&sql);
+            let mut q = sqlx::query(&sql).bind(now).bind(now);
             for id in chunk {
                 q = q.bind(*id);
             }
