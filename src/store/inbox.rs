@@ -84,10 +84,7 @@ impl Conn {
         let stored = insert_rows(&mut self.conn, store.backend, &fresh).await;
         if stored.is_err() {
             // Nothing was stored: the platform's retry must be accepted.
-            let mut r = lock(recent);
-            for k in fresh.iter().filter_map(|it| it.dedupe_key.as_deref()) {
-                r.release(k);
-            }
+            release(recent, fresh.iter().copied());
         }
         stored
     }
@@ -108,10 +105,7 @@ impl Conn {
             q.execute(&mut *self.conn).await?;
         }
         if let Some(recent) = self.store.recent.get() {
-            let mut r = lock(recent);
-            for k in items.iter().filter_map(|it| it.dedupe_key.as_deref()) {
-                r.release(k);
-            }
+            release(recent, items.iter());
         }
         Ok(())
     }
@@ -295,6 +289,14 @@ impl Tx {
 /// in a way that matters (at worst a key is remembered or forgotten early).
 fn lock(m: &std::sync::Mutex<Recent>) -> std::sync::MutexGuard<'_, Recent> {
     m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+/// Forgets the dedupe keys of `items` in the replay filter.
+fn release<'a>(recent: &std::sync::Mutex<Recent>, items: impl Iterator<Item = &'a InboxItem>) {
+    let mut r = lock(recent);
+    for k in items.filter_map(|it| it.dedupe_key.as_deref()) {
+        r.release(k);
+    }
 }
 
 fn sorted(rows: Vec<AnyRow>) -> Result<Vec<InboxItem>> {
