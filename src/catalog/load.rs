@@ -494,6 +494,11 @@ impl Builder {
         let approved = approve.is_some()
             || matches!(&action, Action::Variants(v) if v.choices.iter().any(|c| c.approve.is_some()));
         let schedule = self.schedule(text, &loc, (raw.watch, raw.then), &args, raw.risk, approved);
+        let guided = action.leaves().iter().any(|a| a.is_confirm());
+        if guided && (schedule.is_some() || preview.is_some()) {
+            let msg = "a guided seq (with `internal.confirm` steps) has no preview, watch or then: the steps after a pause run later, on their own";
+            self.problem(&action_loc.file, action_loc.line, msg.into());
+        }
         if self.problems.len() == before {
             self.catalog.commands.push(Command {
                 profile,
@@ -1401,8 +1406,8 @@ const CONFIRM_WITHIN: (std::time::Duration, std::time::Duration) = (
 /// run: one anywhere but among the steps of the command's own seq (a
 /// finally step, a nested seq's, a variant's choice, each, summarize), a
 /// guided seq with finally steps (they would run at every pause), a wait
-/// out of bounds, and, while the engine does not run guided seqs, any at
-/// all. Pure.
+/// out of bounds. (A guided command's preview and schedule are refused
+/// where those are checked.) Pure.
 fn guided_problems(action: &Action) -> Vec<String> {
     let guided: Vec<&ConfirmStep> = action
         .leaves()
@@ -1440,10 +1445,6 @@ fn guided_problems(action: &Action) -> Vec<String> {
             crate::duration::format(c.within)
         ));
     }
-    out.push(
-        "confirmation steps (`internal.confirm`) are not run by the engine yet: a guided seq cannot be offered"
-            .into(),
-    );
     out
 }
 

@@ -747,7 +747,7 @@ fn a_then_follow_up_runs_with_its_set_arguments_after_its_delay() {
 }
 
 #[test]
-fn confirmation_steps_stand_only_in_the_command_s_own_seq_and_are_not_offered_yet() {
+fn confirmation_steps_stand_only_in_the_command_s_own_seq_without_preview_or_schedule() {
     let text = |action: &str| {
         format!(
             "{TARGET}\n[command.chat.\"dr db-failover\"]\nsummary = \"s\"\nargs = {{ db = {{ kind = \"id\" }} }}\nrisk = \"write\"\nroles = [\"sre\"]\naction = {action}\n"
@@ -755,33 +755,33 @@ fn confirmation_steps_stand_only_in_the_command_s_own_seq_and_are_not_offered_ye
     };
     let confirm = "{ internal = { confirm = { text = \"promote {db}\", within = \"1h\" } } }";
     let link = "{ internal = { link = { target = \"api\", path = \"/x\" } } }";
-    let not_yet = "c.toml:10: confirmation steps (`internal.confirm`) are not run by the engine yet";
     let misplaced =
         "c.toml:10: a confirmation step (`internal.confirm`) may only be a step of the command's own seq";
-    // Where it belongs: refused only because the engine does not run it yet.
-    let p = problems(&text(&format!("{{ seq = [{link}, {confirm}, {link}] }}")));
-    assert_eq!(p.len(), 1, "{p:#?}");
-    assert!(p[0].starts_with(not_yet), "{p:#?}");
+    // Where it belongs: accepted.
+    let c = load(&text(&format!("{{ seq = [{link}, {confirm}, {link}] }}"))).unwrap();
+    assert!(c.get("chat", "dr db-failover").is_some());
     for elsewhere in [
         confirm.to_string(),
         format!("{{ seq = [{link}, {{ seq = [{confirm}] }}] }}"),
         format!("{{ seq = {{ steps = [{link}], finally = [{confirm}] }} }}"),
         format!("{{ summarize = {{ of = {confirm}, lines = {{}} }} }}"),
     ] {
-        assert_each_reported(&problems(&text(&elsewhere)), &[misplaced, not_yet]);
+        assert_each_reported(&problems(&text(&elsewhere)), &[misplaced]);
     }
     let with_finally = format!("{{ seq = {{ steps = [{confirm}], finally = [{link}] }} }}");
     assert_each_reported(
         &problems(&text(&with_finally)),
-        &[
-            "c.toml:10: a seq with confirmation steps has no finally steps",
-            not_yet,
-        ],
+        &["c.toml:10: a seq with confirmation steps has no finally steps"],
     );
     let short = format!("{{ seq = [{}] }}", confirm.replace("1h", "30s"));
     assert_each_reported(
         &problems(&text(&short)),
         &["c.toml:10: confirmation step `promote {db}`: within is 30s, give 1m to 24h"],
+    );
+    let previewed = format!("{{ seq = [{confirm}] }}\npreview = {{ what = \"x\", action = {link} }}");
+    assert_each_reported(
+        &problems(&text(&previewed)),
+        &["c.toml:10: a guided seq (with `internal.confirm` steps) has no preview, watch or then"],
     );
     let undefined = format!("{{ seq = [{}] }}", confirm.replace("{db}", "{nope}"));
     assert_each_reported(

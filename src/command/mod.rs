@@ -65,6 +65,10 @@ pub enum Builtin {
     Oncall(crate::incident::Oncall),
     /// `/alerts …`
     Alerts(Alerts),
+    /// `/done <id> <step>`: step `step` of guided run `id` (`g…`) is done.
+    Done { id: String, step: usize },
+    /// `/abort <id>`: guided run `id` stops where it waits.
+    Abort { id: String },
 }
 
 /// A catalog command of one profile with its arguments, validated and

@@ -8,7 +8,7 @@ use crate::catalog::{ArgKind, ArgSpec, Catalog, Command};
 use std::collections::BTreeMap;
 
 /// Built-in commands for help and did-you-mean: (word, usage, summary).
-pub(super) const BUILTINS: [(&str, &str, &str); 9] = [
+pub(super) const BUILTINS: [(&str, &str, &str); 11] = [
     (
         "approvals",
         "/approvals",
@@ -40,6 +40,16 @@ pub(super) const BUILTINS: [(&str, &str, &str); 9] = [
         "alerts",
         super::alerts::ALERTS_USAGE,
         "What is firing; silences and maintenance windows",
+    ),
+    (
+        "done",
+        "/done <id> <step>",
+        "Confirm a guided run's manual step (ids look like g1a2b3c4d); the steps after it run",
+    ),
+    (
+        "abort",
+        "/abort <id>",
+        "Stop a guided run where it waits for a confirmation",
     ),
     (
         "help",
@@ -495,10 +505,45 @@ fn builtin(word: &str, rest: &[Token], scope: &Scope) -> Result<Builtin, UsageEr
             let reason = Some(reason.trim().to_string()).filter(|r| !r.is_empty());
             Ok(Builtin::Reject { id, reason })
         }
+        "done" => {
+            let id = guided_id(rest.first(), usage)?;
+            let step = match rest.get(1).map(|t| t.text.trim()) {
+                None => Err(UsageError::new(format!(
+                    "Which step is done? Give its number, as the run's message shows.\nUsage: `{usage}`"
+                ))),
+                Some(t) => t.parse::<usize>().ok().filter(|n| *n > 0).ok_or_else(|| {
+                    UsageError::new(format!("`{}` is not a step number.\nUsage: `{usage}`", shown(t)))
+                }),
+            }?;
+            match rest.len() {
+                2 => Ok(Builtin::Done { id, step }),
+                _ => Err(extra("the run's id and the step number")),
+            }
+        }
+        "abort" if rest.len() > 1 => Err(extra("only the run's id")),
+        "abort" => guided_id(rest.first(), usage).map(|id| Builtin::Abort { id }),
         _ if rest.len() > 1 => Err(extra("only the approval id")),
         "approve" => approval_id(rest.first(), usage).map(|id| Builtin::Approve { id }),
         _ => approval_id(rest.first(), usage).map(|id| Builtin::Cancel { id }),
     }
+}
+
+/// A guided run's id: `g` and 8 hex digits, any case → lower case.
+fn guided_id(token: Option<&Token>, usage: &str) -> Result<String, UsageError> {
+    let Some(t) = token else {
+        return Err(UsageError::new(format!(
+            "Which guided run? Give its id (they look like g1a2b3c4d).\nUsage: `{usage}`"
+        )));
+    };
+    let s = t.text.trim().to_ascii_lowercase();
+    let hex = s.strip_prefix('g').unwrap_or("");
+    if hex.len() == 8 && hex.chars().all(|c| c.is_ascii_hexdigit()) {
+        return Ok(s);
+    }
+    Err(UsageError::new(format!(
+        "`{}` is not a guided run's id (they look like g1a2b3c4d).\nUsage: `{usage}`",
+        shown(t.text.trim())
+    )))
 }
 
 /// `a12`, `A12` or `12` → `a12`.

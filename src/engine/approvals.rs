@@ -148,6 +148,8 @@ impl Pipeline {
             Builtin::Incidents => return self.list_incidents(inv).await,
             Builtin::Oncall(o) => return self.oncall(inv, actor, o).await,
             Builtin::Alerts(a) => return self.alerts(inv, actor, a).await,
+            Builtin::Done { id, step } => return self.guided_done(inv, actor, &id, step).await,
+            Builtin::Abort { id } => return self.guided_abort(inv, actor, &id).await,
             Builtin::Approve { id } => (id, Decision::Approve),
             Builtin::Reject { id, reason } => (id, Decision::Reject { reason }),
             Builtin::Cancel { id } => (id, Decision::Cancel),
@@ -423,6 +425,9 @@ impl Pipeline {
                     by: &a.requester,
                     cmd,
                     display: &display,
+                    args: &a.args,
+                    origin: a.origin.as_ref().unwrap_or(&inv.origin),
+                    resumed: None,
                 };
                 self.apply_effects(&mut tx, &cause, &effects).await?
             }
@@ -445,8 +450,21 @@ impl Pipeline {
         let audit: Vec<Entry> = std::iter::once(entry)
             .chain(applied.audit.iter().cloned())
             .collect();
-        self.commit(tx, Some(inv), Some(&reply), &audit, after.as_ref(), change)
-            .await?;
+        let extra: Vec<_> = applied
+            .guided
+            .iter()
+            .map(super::guided::GuidedNote::notification)
+            .collect();
+        self.commit_with(
+            tx,
+            Some(inv),
+            Some(&reply),
+            &audit,
+            after.as_ref(),
+            change,
+            &extra,
+        )
+        .await?;
         self.after_effects(&applied);
         Ok(reply)
     }

@@ -369,6 +369,9 @@ impl Pipeline {
             by: who,
             cmd,
             display: &display,
+            args: &req.args,
+            origin: &inv.origin,
+            resumed: None,
         };
         let applied = self
             .apply_effects(&mut tx, &cause, crate::exec::effects(&result))
@@ -377,7 +380,7 @@ impl Pipeline {
         let audit: Vec<Entry> = std::iter::once(entry)
             .chain(applied.audit.iter().cloned())
             .collect();
-        let notes = [
+        let mut notes = vec![
             Notification::IncidentThread {
                 incident: &inc,
                 text: &text,
@@ -389,6 +392,7 @@ impl Pipeline {
                 approval: None,
             },
         ];
+        notes.extend(applied.guided.iter().map(super::guided::GuidedNote::notification));
         self.commit_notes(tx, &audit, &notes, inv.inbox).await?;
         self.after_effects(&applied);
         Ok(reply)

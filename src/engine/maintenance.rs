@@ -8,7 +8,8 @@
 //! poster opens the incidents it held back. Whether a profile's window is
 //! on reaches a `require` step through its arguments.
 
-use super::pipeline::{Change, Internal, Invocation, Pipeline};
+use super::pipeline::{Internal, Invocation, Pipeline};
+use super::platform::Notification;
 use super::reply::Reply;
 use super::silences::{created_detail, ended_detail, maintenance_profile, window_opened};
 use crate::alerts::silence::{Kind, Silence};
@@ -32,6 +33,12 @@ pub(super) struct Cause<'a> {
     pub cmd: &'a Command,
     /// The request as typed, stored as the window's comment.
     pub display: &'a str,
+    /// The request's arguments (as the parser gave them).
+    pub args: &'a BTreeMap<String, String>,
+    /// Where the request was made (a guided run's message goes there).
+    pub origin: &'a super::platform::Origin,
+    /// A guided run going on from a confirmation.
+    pub resumed: Option<super::guided::Resumed<'a>>,
 }
 
 /// What applying effects did: lines for the answer, audit entries, and the
@@ -41,6 +48,8 @@ pub(super) struct Applied {
     pub lines: Vec<String>,
     pub audit: Vec<Entry>,
     pub due: Vec<Millis>,
+    /// Guided runs' messages (a run paused).
+    pub guided: Vec<super::guided::GuidedNote>,
 }
 
 impl Applied {
@@ -94,7 +103,12 @@ impl Pipeline {
         if effects.is_empty() {
             return Ok(applied);
         }
-        let open = tx.open_alerts().await?;
+        // The open alerts a window covers (none read for a pause alone).
+        let windows = effects.iter().any(|e| !matches!(e, Effect::Pause { .. }));
+        let open = match windows {
+            true => tx.open_alerts().await?,
+            false => Vec::new(),
+        };
         for effect in effects {
             match effect {
                 Effect::OpenWindow { starts_at, ends_at } => {
@@ -102,10 +116,16 @@ impl Pipeline {
                         .await?
                 }
                 Effect::CloseWindow => self.close_windows(tx, cause, &open, &mut applied).await?,
-                // The loader refuses guided seqs until the engine runs them.
-                Effect::Pause { step, of, .. } => applied.lines.push(format!(
-                    "⚠️ stopped before step {step} of {of}, a confirmation step: guided runs are not built yet, nothing more runs."
-                )),
+                Effect::Pause {
+                    step,
+                    of,
+                    text,
+                    within,
+                    ran,
+                } => {
+                    self.pause_run(tx, cause, (*step, *of), text, *within, ran, &mut applied)
+                        .await?
+                }
             }
         }
         Ok(applied)
@@ -201,9 +221,13 @@ impl Pipeline {
         let audit: Vec<Entry> = std::iter::once(entry)
             .chain(applied.audit.iter().cloned())
             .collect();
-        let change = Change::Changed { result: None };
-        self.commit(tx, Some(cause.inv), Some(&reply), &audit, None, change)
-            .await?;
+        let mut notes = vec![Notification::Reply {
+            origin: &cause.inv.origin,
+            reply: &reply,
+            approval: None,
+        }];
+        notes.extend(applied.guided.iter().map(super::guided::GuidedNote::notification));
+        self.commit_notes(tx, &audit, &notes, cause.inv.inbox).await?;
         self.after_effects(&applied);
         Ok(reply)
     }

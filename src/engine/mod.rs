@@ -6,6 +6,7 @@ pub mod alert_poster;
 mod approvals;
 mod audit_sink;
 pub mod committer;
+mod guided;
 pub mod housekeeping;
 mod incidents;
 mod maintenance;

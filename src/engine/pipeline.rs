@@ -145,7 +145,23 @@ impl Pipeline {
         approval: Option<&Approval>,
         change: Change<'_>,
     ) -> Result<(), Internal> {
-        let mut notes = Vec::with_capacity(2);
+        self.commit_with(tx, inv, reply, audit, approval, change, &[])
+            .await
+    }
+
+    /// [`Self::commit`], with `extra` notifications after the step's own.
+    #[allow(clippy::too_many_arguments)]
+    pub(super) async fn commit_with(
+        &self,
+        tx: Tx,
+        inv: Option<&Invocation>,
+        reply: Option<&Reply>,
+        audit: &[Entry],
+        approval: Option<&Approval>,
+        change: Change<'_>,
+        extra: &[Notification<'_>],
+    ) -> Result<(), Internal> {
+        let mut notes = Vec::with_capacity(2 + extra.len());
         if let (Some(a), Change::Opened) = (approval, change) {
             notes.push(Notification::ApprovalOpened { approval: a });
         }
@@ -159,6 +175,7 @@ impl Pipeline {
         if let (Some(a), Change::Changed { result }) = (approval, change) {
             notes.push(Notification::ApprovalChanged { approval: a, result });
         }
+        notes.extend(extra.iter().cloned());
         self.commit_notes(tx, audit, &notes, inv.and_then(|i| i.inbox))
             .await
     }
@@ -365,6 +382,9 @@ impl Pipeline {
             by: actor.who(),
             cmd,
             display: &display,
+            args: &req.args,
+            origin: &inv.origin,
+            resumed: None,
         };
         self.answer_with_effects(&cause, reply, entry, timeline, effects)
             .await

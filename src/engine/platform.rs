@@ -50,6 +50,17 @@ pub enum Notification<'a> {
         key: Option<&'a str>,
         edit: bool,
     },
+    /// A guided run's message in the channel (and thread) its request was
+    /// made in: posted under `key` when `edit` is false, then edited in
+    /// place. `waits`: the run's id and the step it waits at, for its Done
+    /// and Abort buttons; `None` once the run ended (buttons removed).
+    Guided {
+        origin: &'a Origin,
+        reply: &'a Reply,
+        key: &'a str,
+        edit: bool,
+        waits: Option<(&'a str, usize)>,
+    },
     /// A stored request was cut off by a restart; its result is unknown.
     Interrupted { origin: &'a Origin, text: &'a str },
     /// An incident's card in each of its destinations: posted when `new`,
@@ -101,7 +112,8 @@ impl Notification<'_> {
         match self {
             Notification::Reply { origin, .. }
             | Notification::Interrupted { origin, .. }
-            | Notification::Scheduled { origin, .. } => {
+            | Notification::Scheduled { origin, .. }
+            | Notification::Guided { origin, .. } => {
                 vec![&origin.platform]
             }
             Notification::ApprovalOpened { approval } | Notification::ApprovalChanged { approval, .. } => {

@@ -492,7 +492,7 @@ fn watch_text(request: &str, run: u32, runs: u32, next: Option<Millis>, result: 
 }
 
 /// `16:04:05 UTC`.
-fn utc(ms: Millis) -> String {
+pub(super) fn utc(ms: Millis) -> String {
     chrono::DateTime::from_timestamp_millis(ms)
         .map(|t| t.format("%H:%M:%S UTC").to_string())
         .unwrap_or_else(|| ms.to_string())

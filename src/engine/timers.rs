@@ -10,7 +10,7 @@
 use super::pipeline::Internal;
 use super::Pipeline;
 use crate::store::{
-    Timer, APPROVAL_EXPIRY, INCIDENT_REMINDER, INCIDENT_STEP, SCHEDULED, SILENCE_END, SILENCE_START,
+    Timer, APPROVAL_EXPIRY, GUIDED, INCIDENT_REMINDER, INCIDENT_STEP, SCHEDULED, SILENCE_END, SILENCE_START,
 };
 use std::time::Duration;
 use tokio::sync::watch;
@@ -81,6 +81,7 @@ async fn fire_round(p: &Pipeline, runs: Runs) -> Result<Option<i64>, Internal> {
             let fired = match (t.kind.as_str(), runs) {
                 (SCHEDULED, Runs::Awaited) => p.fire_scheduled(&t).await,
                 (SCHEDULED, Runs::Detached) => detach(p, t.clone()).await,
+                (GUIDED, _) => p.fire_guided(&t).await,
                 _ => fire(p, &t).await,
             };
             if let Err(e) = fired {

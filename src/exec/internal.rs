@@ -34,6 +34,8 @@ pub enum Effect {
         of: usize,
         text: String,
         within: Duration,
+        /// The lines of the steps that ran before it in this run.
+        ran: String,
     },
 }
 

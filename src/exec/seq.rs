@@ -196,6 +196,7 @@ fn pause(
     let text = super::internal::confirm_text(c, args)?;
     let within = crate::duration::format(c.within);
     let line = format!("⏸ {step}/{of} waits for a confirmation within {within}: {text}");
+    let before = ran.lines.join("\n");
     ran.texts.push(line.clone());
     ran.lines.push(line);
     ran.fields.insert("paused_at".into(), Value::from(step));
@@ -206,6 +207,7 @@ fn pause(
         of,
         text,
         within: c.within,
+        ran: before,
     });
     Ok(ExecOutput {
         summary: format!("seq: paused at step {step} of {of}, waiting for a confirmation"),
@@ -439,6 +441,7 @@ mod tests {
                 of,
                 text,
                 within,
+                ..
             }) => (*step, *of, text.clone(), *within),
             other => panic!("no pause: {other:?}"),
         }

@@ -36,7 +36,7 @@ pub use incidents::{card_key, OverrideRow, INCIDENT_REMINDER, INCIDENT_STEP};
 pub use outbox::{KeyLookup, OutMessage, OutOp, OutboxFailure, OutboxRow, OutboxState, Thread};
 pub use silences::{OpenAlert, SilenceRow, SILENCE_END, SILENCE_START};
 pub use storms::{Storm, StormCount};
-pub use timers::{Claimed, Timer, APPROVAL_EXPIRY, SCHEDULED};
+pub use timers::{Claimed, Timer, TimerRow, APPROVAL_EXPIRY, GUIDED, SCHEDULED};
 
 use sqlx::any::{AnyPoolOptions, AnyRow};
 use sqlx::{Any, AnyConnection, AnyPool, Executor, Row};

@@ -16,6 +16,22 @@ pub const APPROVAL_EXPIRY: &str = "approval.expire";
 /// run, a command's follow-up.
 pub const SCHEDULED: &str = "action.scheduled";
 
+/// Kind of the guided runs waiting for a person's confirmation (item: the
+/// run's id, `g…`; the payload says what runs on, where it answers and at
+/// which step it waits; due: the confirmation's deadline, or while a
+/// confirmed step runs, its lease).
+pub const GUIDED: &str = "action.guided";
+
+/// A pending row as it stands ([`Store::timer_row`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TimerRow {
+    pub due_at: Millis,
+    /// The payload (empty when it has none).
+    pub payload: String,
+    /// Non-zero while a claim holds the row: its lease.
+    pub claimed_until: Millis,
+}
+
 /// A scheduled item taken for one run ([`Store::claim_timer`]).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Claimed {
@@ -231,6 +247,70 @@ impl Store {
             lease,
             lapsed: before != 0,
         }))
+    }
+}
+
+impl Tx {
+    /// Deletes `(kind, item)` when no claim holds it and its payload is still
+    /// `payload`: true for exactly one caller (a compare-and-set: whoever read
+    /// an older payload, or raced a claim, gets false and nothing changes).
+    pub async fn take_payload(&mut self, kind: &str, item: &str, payload: &str) -> Result<bool> {
+        let done = sqlx::query(
+            "DELETE FROM timers WHERE kind = $1 AND item = $2 AND claimed_until = 0 AND payload = $3",
+        )
+        .bind(kind)
+        .bind(item)
+        .bind(payload)
+        .execute(self.conn())
+        .await?;
+        Ok(done.rows_affected() == 1)
+    }
+}
+
+impl Store {
+    /// `(kind, item)` as it stands, if pending.
+    pub async fn timer_row(&self, kind: &str, item: &str) -> Result<Option<TimerRow>> {
+        let row =
+            sqlx::query("SELECT due_at, payload, claimed_until FROM timers WHERE kind = $1 AND item = $2")
+                .bind(kind)
+                .bind(item)
+                .fetch_optional(&self.pool)
+                .await?;
+        row.map(|r| {
+            let payload: Option<String> = r.try_get("payload")?;
+            Ok(TimerRow {
+                due_at: int(&r, "due_at")?,
+                payload: payload.unwrap_or_default(),
+                claimed_until: int(&r, "claimed_until")?,
+            })
+        })
+        .transpose()
+    }
+
+    /// Claims `(kind, item)` before it is due, for one run, when no claim
+    /// holds it, it is not due at `now` and its payload is still `payload`
+    /// (a compare-and-set): its due time and `claimed_until` move to `lease`,
+    /// settled later with [`Tx::settle_claim`]. True for exactly one caller.
+    pub async fn claim_payload(
+        &self,
+        kind: &str,
+        item: &str,
+        payload: &str,
+        now: Millis,
+        lease: Millis,
+    ) -> Result<bool> {
+        let done = sqlx::query(
+            "UPDATE timers SET due_at = $5, claimed_until = $5
+             WHERE kind = $1 AND item = $2 AND claimed_until = 0 AND payload = $3 AND due_at > $4",
+        )
+        .bind(kind)
+        .bind(item)
+        .bind(payload)
+        .bind(now)
+        .bind(lease)
+        .execute(&self.pool)
+        .await?;
+        Ok(done.rows_affected() == 1)
     }
 }
 

@@ -241,16 +241,11 @@ const BUILT: &[(&str, &str)] = &[
     ("pdf", "OPS-41"),
     ("pdf", "BK-7"),
     ("chat", "SEC-11"),
+    ("chat", "DR-5"),
 ];
 
 /// Rows of a tracked profile that the executors cannot express yet: (profile, ID, what is missing).
-const NOT_YET: &[(&str, &str, &str)] = &[
-    (
-        "chat",
-        "DR-5",
-        "guided manual steps, each confirmed in the thread: seed 002 has no command to promote the standby or to update the connection strings. The executor part is built (a seq stops at an `internal.confirm` step with Effect::Pause, Executor::resume runs on after it; the loader checks where such steps stand), but the engine does not run guided seqs yet (no paused-run timer, no /done and /abort, no Guided notification on Slack or Discord), so the loader refuses every command holding one (its ends exist: /ops restart app, OPS-26; /db ping, D-1)",
-    ),
-];
+const NOT_YET: &[(&str, &str, &str)] = &[];
 
 /// Rows of a tracked profile in §1 tables outside these slices (/deploy, /rollback, /backup).
 const OTHER_SLICE: &[(&str, &str)] = &[

@@ -86,6 +86,9 @@ fn every_app_host_command_parses_authorizes_and_renders() {
                 ("console:alice", "/ops restart app"),
                 ("console:bob", "/ai rotate-keys"),
                 ("console:erin", "/security rotate-keys"),
+                ("console:erin", "/dr db-failover db-standby-2"),
+                ("console:alice", "/dr db-failover db-standby-2"),
+                ("console:erin", "/dr db-failover \"db; reboot\""),
                 ("console:alice", "/security enhanced-monitoring"),
                 ("console:dave", "/security enhanced-monitoring"),
             ],
@@ -360,6 +363,14 @@ async fn queue_and_chat_app_host_commands_run_remotely_as_rendered() {
     assert_runs("chat", "ops restart app", &[], restart).await;
     assert_runs("chat", "ai rotate-keys", &[], restart).await;
     assert_runs("chat", "security rotate-keys", &[], restart).await;
+    // A guided run: the step before the first confirmation, then it pauses.
+    assert_runs(
+        "chat",
+        "dr db-failover",
+        &[("standby", "db-standby-2")],
+        &[("docker-compose", &["stop", "app"], true)],
+    )
+    .await;
     assert_runs(
         "chat",
         "security enhanced-monitoring",

@@ -345,6 +345,15 @@ async fn every_shipped_profile_registers_and_an_overfull_word_takes_the_rest_as_
         opsbot::chat::discord::register::text("db", &typed),
         "/db vacuum --table=messages --sys chat"
     );
+    // Pasted from one of opsbot's code blocks: their U+200B is not kept.
+    let pasted: Vec<serenity::all::CommandDataOption> = serde_json::from_value(json!([
+        {"name": "what", "type": 3, "value": "log-query `\u{200b}`top-errors"}
+    ]))
+    .unwrap();
+    assert_eq!(
+        opsbot::chat::discord::register::text("db", &pasted),
+        "/db log-query ``top-errors"
+    );
 }
 
 /// A sender of Discord rows against `fake`.
@@ -576,6 +585,32 @@ async fn a_flood_from_one_discord_user_is_limited() {
     crate::support::settle(&t.store).await;
     let stored: i64 = t.store.inbox_counts().await.unwrap().iter().map(|(_, n)| n).sum();
     assert_eq!(stored, 30 - refused + 1, "refused commands are not stored");
+    app.stop().await;
+    t.cleanup().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_guided_run_s_buttons_reach_done_and_abort_and_answer_the_clicker_alone() {
+    let t = crate::support::TestStore::sqlite().await;
+    let app = TestApp::spawn(t.store.clone()).await;
+    for custom_id in ["guided_done:g0000abcd 2", "guided_abort:g0000abcd"] {
+        let click = TestApp::discord_click("222", custom_id);
+        assert_eq!(json_of(app.discord(&click).await).await, json!({"type": 6}));
+        let token = click["token"].as_str().unwrap().to_string();
+        let answer = app
+            .discord
+            .wait_first(
+                move |c: &Call| c.is_followup() && c.path.contains(&token),
+                "the answer",
+            )
+            .await;
+        assert_eq!(answer.body["flags"], 64, "{custom_id}: {}", answer.text());
+        assert!(
+            answer.text().contains("No guided run `g0000abcd` is waiting"),
+            "{custom_id}: {}",
+            answer.text()
+        );
+    }
     app.stop().await;
     t.cleanup().await;
 }

@@ -31,6 +31,7 @@ mod escalation_policies;
 mod exec;
 mod fake_discord;
 mod fake_slack;
+mod guided;
 mod incidents;
 mod maintenance_window;
 mod outbox;

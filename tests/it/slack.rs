@@ -637,3 +637,34 @@ async fn requests_for_another_workspace_or_app_are_refused() {
     app.stop().await;
     t.cleanup().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_guided_run_s_buttons_reach_done_and_abort() {
+    let t = crate::support::TestStore::sqlite().await;
+    let app = TestApp::spawn(t.store.clone()).await;
+    // Done's value is "<id> <step>", Abort's the id: both reach the engine as
+    // `/done` and `/abort`, which answer the clicker alone (no such run here).
+    assert_eq!(
+        app.click("U0BOB", "guided_done", "g0000abcd 2", "4.1")
+            .await
+            .status(),
+        200
+    );
+    let eph = wait_for(&app.slack, "chat.postEphemeral", 1, Duration::from_secs(5)).await;
+    assert!(
+        body_text(&eph[0]).contains("No guided run `g0000abcd` is waiting"),
+        "{}",
+        eph[0]
+    );
+    app.click("U0BOB", "guided_abort", "g0000abcd", "4.2").await;
+    let eph = wait_for(&app.slack, "chat.postEphemeral", 2, Duration::from_secs(5)).await;
+    assert!(
+        body_text(&eph[1]).contains("No guided run `g0000abcd` is waiting"),
+        "{}",
+        eph[1]
+    );
+    app.settle().await;
+    assert!(app.slack.calls_of("chat.postMessage").is_empty());
+    app.stop().await;
+    t.cleanup().await;
+}

@@ -101,7 +101,7 @@ const DEFERRED_MESSAGE: u8 = 5;
 const DEFERRED_UPDATE: u8 = 6;
 
 /// Built-ins answer privately, as Slack answers them.
-const PRIVATE: [&str; 4] = ["approve", "reject", "cancel", "approvals"];
+const PRIVATE: [&str; 6] = ["approve", "reject", "cancel", "approvals", "done", "abort"];
 
 impl DiscordInbound {
     fn verified(&self, headers: &HeaderMap, body: &[u8]) -> bool {
@@ -213,6 +213,8 @@ async fn interactions(
                 Some(("reject", label)) => format!("/reject {label}"),
                 Some(("incident_ack", label)) => format!("/incident ack {label}"),
                 Some(("incident_resolve", label)) => format!("/incident resolve {label}"),
+                Some(("guided_done", label)) => format!("/done {label}"),
+                Some(("guided_abort", label)) => format!("/abort {label}"),
                 _ => return Json(json!({ "type": DEFERRED_UPDATE })).into_response(),
             };
             origin.kind = OriginKind::Component;

@@ -34,7 +34,7 @@ const RAW_OPTION: &str = "what";
 pub type BuiltinOption = (&'static str, &'static str, bool);
 
 /// The built-in commands: name, description, options.
-pub const BUILTINS: [(&str, &str, &[BuiltinOption]); 9] = [
+pub const BUILTINS: [(&str, &str, &[BuiltinOption]); 11] = [
     (
         "approve",
         "Approve a pending request",
@@ -77,6 +77,19 @@ pub const BUILTINS: [(&str, &str, &[BuiltinOption]); 9] = [
             "silences · silence <matchers> <dur> [comment] · maintenance <system> <dur> · unsilence <id>",
             false,
         )],
+    ),
+    (
+        "done",
+        "Confirm a guided run's manual step",
+        &[
+            ("id", "the run's id, like g1a2b3c4d", true),
+            ("step", "the step's number, as its message shows", true),
+        ],
+    ),
+    (
+        "abort",
+        "Stop a guided run where it waits",
+        &[("id", "the run's id, like g1a2b3c4d", true)],
     ),
     (
         "help",
@@ -528,7 +541,9 @@ pub fn text(name: &str, options: &[CommandDataOption]) -> String {
 
 fn plain(v: &CommandDataOptionValue) -> Option<String> {
     match v {
-        CommandDataOptionValue::String(s) => Some(s.clone()),
+        // A code block opsbot posted keeps backtick runs apart with U+200B;
+        // pasted back, it is not part of the value.
+        CommandDataOptionValue::String(s) => Some(s.replace('\u{200b}', "")),
         CommandDataOptionValue::Integer(i) => Some(i.to_string()),
         CommandDataOptionValue::Number(n) => Some(n.to_string()),
         CommandDataOptionValue::Boolean(b) => Some(b.to_string()),

@@ -115,6 +115,15 @@ impl Renderer for DiscordRenderer {
             } => parse_origin(&origin.data)
                 .map(|o| vec![scheduled(&o, reply, key, edit)])
                 .unwrap_or_default(),
+            Notification::Guided {
+                origin,
+                reply,
+                key,
+                edit,
+                waits,
+            } => parse_origin(&origin.data)
+                .map(|o| vec![guided(&o, reply, key, edit, waits)])
+                .unwrap_or_default(),
             Notification::Interrupted { origin, text } => match parse_origin(&origin.data) {
                 Some(o) => {
                     let notice = format!(
@@ -273,6 +282,28 @@ fn scheduled(o: &Origin, reply: &Reply, key: Option<&str>, edit: bool) -> OutMes
     msg(&o.channel, op, result(&reply.text, reply.outcome, &o.user))
 }
 
+/// A guided run's message, posted in the request's channel, then edited;
+/// Done and Abort buttons while it waits (removed once it ended).
+fn guided(o: &Origin, reply: &Reply, key: &str, edit: bool, waits: Option<(&str, usize)>) -> OutMessage {
+    let op = match edit {
+        true => OutOp::Update { key: key.to_string() },
+        false => OutOp::Post {
+            key: Some(key.to_string()),
+            thread: None,
+            fallback: None,
+        },
+    };
+    let mut body = result(&reply.text, reply.outcome, &o.user);
+    body["components"] = match waits {
+        Some((id, step)) => json!([{ "type": 1, "components": [
+            { "type": 2, "style": 3, "label": format!("Done: step {step}"), "custom_id": format!("guided_done:{id} {step}") },
+            { "type": 2, "style": 4, "label": "Abort", "custom_id": format!("guided_abort:{id}") },
+        ]}]),
+        None => json!([]),
+    };
+    msg(&o.channel, op, body)
+}
+
 /// The key of an approval's card, so later edits find it.
 pub fn card_key(id: i64) -> String {
     format!("approval:{id}")
@@ -280,6 +311,11 @@ pub fn card_key(id: i64) -> String {
 
 /// Messages answering `reply` where `origin` asked (see the module docs).
 pub fn messages(reply: &Reply, approval: Option<&Approval>, origin: &Origin) -> Vec<OutMessage> {
+    // A private answer to a click is for the clicker alone: it leaves the
+    // clicked message as it is.
+    if reply.private && origin.kind == OriginKind::Component {
+        return vec![answer(origin, &reply.text)];
+    }
     match (reply.outcome, approval) {
         // The card posted for the new approval is the answer.
         (Outcome::ApprovalRequested, Some(a)) if has_card(a) => Vec::new(),
@@ -625,6 +661,48 @@ mod tests {
         insta::assert_json_snapshot!(
             "result_failed",
             reply_to(&origin(OriginKind::Command), &failed, None)[0].body
+        );
+    }
+
+    #[test]
+    fn a_guided_run_s_message_has_done_and_abort_while_it_waits_and_none_after() {
+        let o = stored(&origin(OriginKind::Command));
+        let r = Reply::new(
+            Outcome::Done,
+            "⏸ `/dr drill` waits at step 2 of 5\n✓ 1/5 POST /api/stop",
+        );
+        let guided = |edit: bool, waits: Option<(&'static str, usize)>| {
+            render(Notification::Guided {
+                origin: &o,
+                reply: &r,
+                key: "guided:g1a2b3c4d",
+                edit,
+                waits,
+            })
+        };
+        let first = guided(false, Some(("g1a2b3c4d", 2)));
+        assert!(
+            matches!(&first[..], [OutMessage { op: OutOp::Post { key: Some(k), .. }, .. }] if k == "guided:g1a2b3c4d"),
+            "posted in the channel under its key: {first:?}"
+        );
+        let ids: Vec<&str> = first[0].body["components"][0]["components"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|b| b["custom_id"].as_str().unwrap())
+            .collect();
+        assert_eq!(ids, ["guided_done:g1a2b3c4d 2", "guided_abort:g1a2b3c4d"]);
+        let ended = guided(true, None);
+        assert_eq!(
+            ended[0].op,
+            OutOp::Update {
+                key: "guided:g1a2b3c4d".into()
+            }
+        );
+        assert_eq!(
+            ended[0].body["components"],
+            json!([]),
+            "the buttons go once it ended"
         );
     }
 

@@ -138,28 +138,40 @@ pub fn code(s: &str) -> String {
     format!("`{}`", text(s).replace('`', "ˋ"))
 }
 
-/// Slack's escaping undone: `&lt;` → `<`, `&gt;` → `>`, `&amp;` → `&`, in
-/// one pass (`&amp;lt;` is `&lt;`, not `<`). Other `&` sequences stay.
+/// What the user typed, from Slack's escaped slash-command text: `&lt;` →
+/// `<`, `&gt;` → `>`, `&amp;` → `&`, in one pass (`&amp;lt;` is `&lt;`, not
+/// `<`; other `&` sequences stay), and what [`literal`] and [`code_block`]
+/// put into text a person may copy back into a command undone: the
+/// lookalikes become the characters they stand for (`∗` → `*`, `ˍ` → `_`,
+/// `∼` → `~`, `ˋ` → `` ` ``) and the invisible U+200B and U+00AD are dropped,
+/// so an alert name or a label value copied from opsbot's message matches.
 pub fn unescape(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
     let mut rest = s;
-    while let Some(i) = rest.find('&') {
-        out.push_str(&rest[..i]);
-        rest = &rest[i..];
-        let (c, len) = if rest.starts_with("&amp;") {
-            ('&', 5)
-        } else if rest.starts_with("&lt;") {
-            ('<', 4)
-        } else if rest.starts_with("&gt;") {
-            ('>', 4)
-        } else {
-            ('&', 1)
+    while let Some(c) = rest.chars().next() {
+        let (c, len) = match c {
+            '&' if rest.starts_with("&amp;") => (Some('&'), 5),
+            '&' if rest.starts_with("&lt;") => (Some('<'), 4),
+            '&' if rest.starts_with("&gt;") => (Some('>'), 4),
+            ZWSP | SOFT_HYPHEN => (None, c.len_utf8()),
+            c => (Some(unlookalike(c)), c.len_utf8()),
         };
-        out.push(c);
+        out.extend(c);
         rest = &rest[len..];
     }
-    out.push_str(rest);
     out
+}
+
+/// The formatting character a lookalike stands for (the reverse of
+/// [`lookalike`]).
+fn unlookalike(c: char) -> char {
+    match c {
+        '∗' => '*',
+        'ˍ' => '_',
+        '∼' => '~',
+        'ˋ' => '`',
+        c => c,
+    }
 }
 
 #[cfg(test)]
@@ -244,5 +256,22 @@ mod tests {
         assert_eq!(unescape("AT&T &x; &"), "AT&T &x; &");
         assert_eq!(unescape(&text("<x> & y")), "<x> & y");
         assert_eq!(unescape("ünï &gt;"), "ünï >");
+    }
+
+    #[test]
+    fn text_copied_from_opsbot_s_messages_reads_back_as_it_was() {
+        // What a person sees in a message and pastes back into a command.
+        for typed in [
+            "name=~\"_disk.*\"",
+            "a*b _c_ ~d~ `e`",
+            "> quoted\n> twice",
+            "disk_usage_high",
+        ] {
+            assert_eq!(unescape(&literal(typed)), typed, "{typed:?}");
+            assert_eq!(unescape(&outside_code(typed)), typed, "{typed:?}");
+        }
+        let block = code_block("a```b``");
+        assert_eq!(unescape(&block[3..block.len() - 3]), "a```b``");
+        assert_eq!(unescape("x\u{200B}y\u{AD}z ∗ ˍ ∼ ˋ"), "xyz * _ ~ `");
     }
 }

@@ -230,6 +230,8 @@ async fn interactions(State(s): State<Arc<SlackInbound>>, headers: HeaderMap, bo
         "reject" => "/reject",
         "incident_ack" => "/incident ack",
         "incident_resolve" => "/incident resolve",
+        "guided_done" => "/done",
+        "guided_abort" => "/abort",
         _ => return StatusCode::OK.into_response(),
     };
     let channel = ev.channel.map(|c| c.id.0).unwrap_or_default();

@@ -83,6 +83,16 @@ impl Renderer for SlackRenderer {
                 Some(o) => vec![scheduled(&o, reply, key, edit)],
                 None => Vec::new(),
             },
+            Notification::Guided {
+                origin,
+                reply,
+                key,
+                edit,
+                waits,
+            } => match parse_origin(&origin.data) {
+                Some(o) => vec![guided(&o, reply, key, edit, waits)],
+                None => Vec::new(),
+            },
             Notification::Interrupted { origin, text } => match parse_origin(&origin.data) {
                 Some(o) => vec![interrupted(&o, text)],
                 None => Vec::new(),
@@ -192,15 +202,40 @@ fn interrupted(o: &Origin, text: &str) -> OutMessage {
 /// A scheduled run's message in the request's channel and thread: posted
 /// (under `key`, if any) or, for `edit`, the keyed message edited.
 fn scheduled(o: &Origin, reply: &Reply, key: Option<&str>, edit: bool) -> OutMessage {
-    let op = match (key, edit) {
+    msg(
+        &o.channel,
+        keyed_op(o, key, edit),
+        result(&reply.text, reply.outcome, &o.user),
+    )
+}
+
+/// Post in the request's channel and thread (under `key`, if any) or, for
+/// `edit`, edit the keyed message.
+fn keyed_op(o: &Origin, key: Option<&str>, edit: bool) -> OutOp {
+    match (key, edit) {
         (Some(k), true) => OutOp::Update { key: k.to_string() },
         (key, _) => OutOp::Post {
             key: key.map(str::to_string),
             thread: o.thread_ts.clone().map(Thread::Ts),
             fallback: None,
         },
-    };
-    msg(&o.channel, op, result(&reply.text, reply.outcome, &o.user))
+    }
+}
+
+/// A guided run's message, posted in the request's channel and thread, then
+/// edited; Done and Abort buttons while it waits.
+fn guided(o: &Origin, reply: &Reply, key: &str, edit: bool, waits: Option<(&str, usize)>) -> OutMessage {
+    let op = keyed_op(o, Some(key), edit);
+    let mut body = result(&reply.text, reply.outcome, &o.user);
+    if let (Some((id, step)), Some(blocks)) = (waits, body["blocks"].as_array_mut()) {
+        blocks.push(json!({"type": "actions", "elements": [
+            {"type": "button", "action_id": "guided_done", "value": format!("{id} {step}"), "style": "primary",
+             "text": {"type": "plain_text", "text": format!("Done: step {step}")}},
+            {"type": "button", "action_id": "guided_abort", "value": id, "style": "danger",
+             "text": {"type": "plain_text", "text": "Abort"}},
+        ]}));
+    }
+    msg(&o.channel, op, body)
 }
 
 /// The key of an approval's card, so later edits find it.
@@ -289,7 +324,14 @@ fn result(text: &str, outcome: Outcome, user: &str) -> Value {
     // The one mention opsbot means: the requester, from the verified user id.
     let mention = format!("requested by <@{}>", escape::text(user));
     blocks.push(json!({"type": "context", "elements": [{"type": "mrkdwn", "text": mention}]}));
-    json!({ "text": format!("{icon} {}", escape::text(text)), "blocks": blocks })
+    // The fallback (notifications, clients without blocks) is mrkdwn too:
+    // escaped as the blocks are.
+    let mut fallback = format!("{icon} {}", escape::outside_code(first));
+    if !rest.trim().is_empty() {
+        fallback.push('\n');
+        fallback.push_str(&escape::code_block(rest));
+    }
+    json!({ "text": fallback, "blocks": blocks })
 }
 
 /// The approval card: the exact request, requester, risk, expiry, and either
@@ -332,13 +374,12 @@ pub fn card(a: &Approval, result: Option<&str>, now: Millis) -> Value {
         blocks.push(json!({"type": "section", "text": {"type": "mrkdwn", "text": escape::code_block(r)}}));
     }
     let fallback = format!(
-        "Approval {label} ({}) by {}: {} — {}",
+        "Approval {label} ({}) by {requester}: {} — {}",
         a.risk,
-        a.requester,
-        a.display,
+        escape::code(&a.display),
         a.state.as_str()
     );
-    json!({ "text": escape::text(&fallback), "blocks": blocks })
+    json!({ "text": fallback, "blocks": blocks })
 }
 
 #[cfg(test)]
