@@ -36,11 +36,22 @@ pub struct Settings {
     pub routes: Arc<RouteTree>,
 }
 
+/// The handlers' state: shared, not cloned per request (the credentials and
+/// the writer's handle would be, at every request of a flood).
 #[derive(Clone)]
-struct Inbound {
+struct Inbound(Arc<Shared>);
+
+struct Shared {
     settings: Settings,
     writer: AlertWriter,
     clock: SharedClock,
+}
+
+impl std::ops::Deref for Inbound {
+    type Target = Shared;
+    fn deref(&self) -> &Shared {
+        &self.0
+    }
 }
 
 /// `/alerts/alertmanager`, `/alerts/grafana`, `/alerts/generic` and
@@ -51,11 +62,11 @@ pub fn routes(settings: Settings, store: Store, clock: SharedClock, stored: crat
         .route("/alerts/grafana", post(grafana))
         .route("/alerts/generic", post(generic))
         .route("/alerts/v2/enqueue", post(pagerduty))
-        .with_state(Inbound {
+        .with_state(Inbound(Arc::new(Shared {
             settings,
             writer: AlertWriter::spawn(store, stored),
             clock,
-        })
+        })))
 }
 
 async fn alertmanager(State(s): State<Inbound>, headers: HeaderMap, body: Bytes) -> Response {
@@ -110,7 +121,7 @@ fn new_dedup_key() -> String {
     format!("{:032x}", rand::random::<u128>())
 }
 
-impl Inbound {
+impl Shared {
     async fn ingest(&self, format: &str, parsed: Result<Vec<Alert>, Invalid>) -> Response {
         let alerts = match parsed {
             Ok(a) => a,

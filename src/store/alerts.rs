@@ -162,7 +162,10 @@ impl Tx {
         let group = |a: &NewAlert| ids[&(a.route.clone(), a.group_key.clone())];
         let (firing, moves): (Vec<&NewAlert>, Vec<&NewAlert>) =
             batch.iter().copied().partition(|a| a.record.status == "firing");
-        let mut touched: BTreeSet<i64> = ids.values().copied().collect();
+        // A group with a firing alert in the batch is firing after it
+        // (`upsert_groups` says so); only the groups an acknowledge or a
+        // resolve reached are counted again (a batch of triggers, none).
+        let mut touched: BTreeSet<i64> = moves.iter().map(|a| group(a)).collect();
         touched.extend(self.move_open(&moves, now).await?);
         self.insert_unseen(&moves, &group, now).await?;
         self.upsert_firing(&firing, &group, now).await?;
@@ -172,14 +175,21 @@ impl Tx {
     }
 
     /// Creates or touches each group of `batch`; their ids by (route, key).
+    /// A group with a firing alert in the batch is made firing; the others
+    /// keep their state (a new one starts resolved) until `recount_groups`
+    /// counts their members.
     async fn upsert_groups(
         &mut self,
         batch: &[&NewAlert],
         now: Millis,
     ) -> Result<HashMap<(String, String), i64>> {
+        // Each group's alert that decides its state: a firing one if any.
         let mut groups: BTreeMap<(&str, &str), &NewAlert> = BTreeMap::new();
         for a in batch {
-            groups.insert((&a.route, &a.group_key), a);
+            let e = groups.entry((&a.route, &a.group_key)).or_insert(a);
+            if a.record.status == "firing" {
+                *e = a;
+            }
         }
         let groups: Vec<&NewAlert> = groups.into_values().collect();
         let backend = self.backend();
@@ -190,6 +200,7 @@ impl Tx {
                  VALUES {}
                  ON CONFLICT (route, group_key) DO UPDATE SET profile = excluded.profile,
                    destinations = excluded.destinations,
+                   state = CASE WHEN excluded.state = 'firing' THEN 'firing' ELSE alert_groups.state END,
                    updated_at = CASE WHEN alert_groups.updated_at >= excluded.updated_at
                      THEN alert_groups.updated_at + 1 ELSE excluded.updated_at END
                  RETURNING id, route, group_key",
@@ -197,10 +208,10 @@ impl Tx {
             );
             let mut q = sqlx::query(&sql);
             for g in chunk {
-                let state = if g.record.status == "resolved" {
-                    "resolved"
-                } else {
+                let state = if g.record.status == "firing" {
                     "firing"
+                } else {
+                    "resolved"
                 };
                 q = q
                     .bind(&g.route)

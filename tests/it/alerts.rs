@@ -556,6 +556,62 @@ async fn within_one_batch_the_last_entry_of_a_key_wins() {
     .await;
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_group_s_state_follows_its_members_whatever_a_batch_mixes() {
+    run_test(|t| {
+        Box::pin(async move {
+            let tree = tree(TWO_ROUTES);
+            let store = &t.store;
+            // One group per alertname; (status, fingerprint) per alert.
+            let ingest = |at: i64, alerts: &[(&str, &str, &str)]| {
+                let alerts: Vec<Value> = alerts
+                    .iter()
+                    .map(|(name, status, fp)| json!({"status": status, "labels": {"alertname": name}, "fingerprint": fp}))
+                    .collect();
+                let parsed =
+                    opsbot::alerts::alertmanager::parse(json!({"version": "4", "alerts": alerts}).to_string().as_bytes())
+                        .unwrap();
+                let batch = opsbot::alerts::placed(&parsed, &tree, at);
+                async move { store.ingest_alerts(&batch, at).await.unwrap() }
+            };
+            let states = || async {
+                let mut s: Vec<(String, String)> = store
+                    .alert_groups()
+                    .await
+                    .unwrap()
+                    .into_iter()
+                    .map(|g| (g.group_key, g.state))
+                    .collect();
+                s.sort();
+                s
+            };
+            let key = |n: &str| format!("{{alertname=\"{n}\"}}");
+            // New groups: C has only the resolve of a key never seen.
+            ingest(1, &[("A", "firing", "a1"), ("B", "firing", "b1"), ("C", "resolved", "c1")]).await;
+            assert_eq!(
+                states().await,
+                [(key("A"), "firing".into()), (key("B"), "firing".into()), (key("C"), "resolved".into())]
+            );
+            // A: one member resolves as another fires; B: its only member
+            // resolves; C: a member fires in its resolved group.
+            ingest(2, &[("A", "resolved", "a1"), ("A", "firing", "a2"), ("B", "resolved", "b1"), ("C", "firing", "c2")])
+                .await;
+            assert_eq!(
+                states().await,
+                [(key("A"), "firing".into()), (key("B"), "resolved".into()), (key("C"), "firing".into())]
+            );
+            // A trigger-only batch reopens B; A's last open member resolves.
+            ingest(3, &[("B", "firing", "b2")]).await;
+            ingest(4, &[("A", "resolved", "a2")]).await;
+            assert_eq!(
+                states().await,
+                [(key("A"), "resolved".into()), (key("B"), "firing".into()), (key("C"), "firing".into())]
+            );
+        })
+    })
+    .await;
+}
+
 /// Where PagerDuty's Python client (`pagerduty` on PyPI) is importable:
 /// already installed, or installed here once per target dir. `None` (the
 /// test skips, saying why) when Python or pip is unavailable.
