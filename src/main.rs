@@ -209,6 +209,21 @@ fn check(config: &Config, env: &HashMap<String, String>) -> u8 {
                 config.people.len(),
                 config.profiles.join(", ")
             );
+            for (t, users) in cat.unset_targets() {
+                let names: Vec<String> = users
+                    .iter()
+                    .map(|c| format!("/{} ({})", c.name, c.profile))
+                    .collect();
+                let refused = match names.is_empty() {
+                    true => "no command calls it".to_string(),
+                    false => format!("refused until then: {}", names.join(", ")),
+                };
+                say!(
+                    "note: target `{}` has no URL: set {} ({refused})",
+                    t.name,
+                    opsbot::catalog::target_env_var(&t.name)
+                );
+            }
             0
         }
         Err(problems) => {

@@ -499,6 +499,12 @@ impl Builder {
             let msg = "a guided seq (with `internal.confirm` steps) has no preview, watch or then: the steps after a pause run later, on their own";
             self.problem(&action_loc.file, action_loc.line, msg.into());
         }
+        // A scheduled run executes the action alone: no window is read for
+        // a `require` step, none opened or closed from its result.
+        if schedule.is_some() && !action.maintenance_steps().is_empty() {
+            let msg = "a command with maintenance steps (`internal.maintenance`) has no watch or then: its scheduled runs would not open, close or check the window";
+            self.problem(&action_loc.file, action_loc.line, msg.into());
+        }
         if self.problems.len() == before {
             self.catalog.commands.push(Command {
                 profile,

@@ -39,6 +39,20 @@ impl Catalog {
             .iter()
             .find(|c| c.profile == profile && c.name == name)
     }
+
+    /// The targets without a URL (shipped unset, and no
+    /// `OPSBOT_TARGET_<NAME>` given), each with the commands whose action
+    /// or preview calls it: those are refused until it is set.
+    pub fn unset_targets(&self) -> Vec<(&Target, Vec<&Command>)> {
+        self.targets
+            .values()
+            .filter(|t| !t.is_set())
+            .map(|t| {
+                let users = self.commands.iter().filter(|c| c.calls(&t.name)).collect();
+                (t, users)
+            })
+            .collect()
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
@@ -1295,6 +1309,16 @@ pub struct Command {
 }
 
 impl Command {
+    /// Whether the action or the preview calls target `name`.
+    pub fn calls(&self, name: &str) -> bool {
+        let preview = self.preview.iter().flat_map(|p| p.action.targets());
+        self.action
+            .targets()
+            .into_iter()
+            .chain(preview)
+            .any(|(t, _)| t == name)
+    }
+
     /// The usage line, generated from the argument definitions.
     pub fn usage(&self) -> String {
         let mut s = format!("/{}", self.name);

@@ -747,6 +747,29 @@ fn a_then_follow_up_runs_with_its_set_arguments_after_its_delay() {
 }
 
 #[test]
+fn a_command_with_maintenance_steps_is_not_scheduled() {
+    let with = |maintenance: &str, extra: &str| {
+        scheduled_command(
+            "state = { kind = \"enum\", values = [\"on\", \"off\"] }, for = { kind = \"duration\", flag = true }",
+            "write",
+            extra,
+        )
+        .replace(
+            "action = { http = { target = \"api\", path = \"/x\" } }",
+            &format!("action = {{ seq = [{{ internal = {{ maintenance = {maintenance} }} }}, {{ http = {{ target = \"api\", path = \"/x\" }} }}] }}"),
+        )
+    };
+    let then = "then = { after = \"for\", default = \"30m\", max = \"1d\", when = { state = \"on\" }, set = { state = \"off\" } }";
+    assert!(load(&with("\"require\"", "")).is_ok(), "unscheduled, it loads");
+    for maintenance in ["\"require\"", "\"close\""] {
+        assert_each_reported(
+            &problems(&with(maintenance, then)),
+            &["c.toml:10: a command with maintenance steps (`internal.maintenance`) has no watch or then"],
+        );
+    }
+}
+
+#[test]
 fn confirmation_steps_stand_only_in_the_command_s_own_seq_without_preview_or_schedule() {
     let text = |action: &str| {
         format!(
