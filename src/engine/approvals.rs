@@ -373,16 +373,7 @@ impl Pipeline {
         let cmd = checked.as_ref().ok().copied();
         let (result, reply, effects) = match &checked {
             Ok(cmd) => {
-                let args = self.execution_args(cmd, &a.args).await?;
-                let result = self
-                    .executor
-                    .execute_previewed(
-                        &cmd.action,
-                        &self.catalog.targets,
-                        &args,
-                        bound(cmd, a.preview.as_ref()),
-                    )
-                    .await;
+                let result = self.execute_command(cmd, &a.args, a.preview.as_ref()).await?;
                 let reply = self.finish_execution(cmd, &a.args, &result);
                 let effects = crate::exec::effects(&result).to_vec();
                 (

@@ -324,16 +324,7 @@ impl Pipeline {
             Ok(p) => p,
             Err(answered) => return Ok(answered),
         };
-        let args = self.execution_args(cmd, &req.args).await?;
-        let result = self
-            .executor
-            .execute_previewed(
-                &cmd.action,
-                &self.catalog.targets,
-                &args,
-                super::approvals::bound(cmd, preview.as_ref()),
-            )
-            .await;
+        let result = self.execute_command(cmd, &req.args, preview.as_ref()).await?;
         let mut reply = self.finish_execution(cmd, &req.args, &result);
         let outcome = super::pipeline::exec_outcome(&result);
         let detail = super::pipeline::exec_detail(&result);

@@ -133,6 +133,22 @@ impl Pipeline {
         reply
     }
 
+    /// Executes `cmd` with `args` (as [`Self::execution_args`] gives them to
+    /// it), bound to what its preview `found` when it has one.
+    pub(super) async fn execute_command(
+        &self,
+        cmd: &Command,
+        args: &BTreeMap<String, String>,
+        found: Option<&crate::preview::Previewed>,
+    ) -> Result<Result<crate::exec::ExecOutput, crate::exec::ExecError>, Internal> {
+        let args = self.execution_args(cmd, args).await?;
+        let bound = super::approvals::bound(cmd, found);
+        Ok(self
+            .executor
+            .execute_previewed(&cmd.action, &self.catalog.targets, &args, bound)
+            .await)
+    }
+
     /// Ends a step in `tx`: appends `audit`, renders the answer to `inv`'s
     /// origin and what `change` means for `approval` (as it stands after the
     /// step), marks the stored request done, and commits. All or nothing.
@@ -347,11 +363,7 @@ impl Pipeline {
         if cmd.schedule.as_ref().is_some_and(|s| s.stops(&req.args)) {
             return self.stop_watches(inv, actor, req, entry).await;
         }
-        let args = self.execution_args(cmd, &req.args).await?;
-        let result = self
-            .executor
-            .execute(&cmd.action, &self.catalog.targets, &args)
-            .await;
+        let result = self.execute_command(cmd, &req.args, None).await?;
         let reply = self.finish_execution(cmd, &req.args, &result);
         entry.kind = "execution".into();
         entry.outcome = exec_outcome(&result).into();
