@@ -614,3 +614,55 @@ async fn a_guided_run_s_buttons_reach_done_and_abort_and_answer_the_clicker_alon
     app.stop().await;
     t.cleanup().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_watch_answers_the_command_then_the_timer_loop_edits_that_message_until_it_ends() {
+    let t = TestStore::sqlite().await;
+    let app = TestApp::spawn_with(t.store.clone(), |cat| {
+        for c in cat.commands.iter_mut().filter(|c| c.name == "deploy watch") {
+            if let Some(opsbot::catalog::Schedule::Watch { min_every, .. }) = c.schedule.as_mut() {
+                *min_every = Duration::from_millis(200);
+            }
+        }
+    })
+    .await;
+    let options = json!([{"type": 1, "name": "watch", "options": [
+        {"type": 3, "name": "every", "value": "500ms"},
+        {"type": 3, "name": "for", "value": "1500ms"},
+    ]}]);
+    let cmd = TestApp::discord_command("111", "deploy", options);
+    assert_eq!(json_of(app.discord(&cmd).await).await, json!({"type": 5}));
+    let calls = app
+        .discord
+        .wait_for(
+            |c| c.iter().any(|c| c.ok() && c.text().contains("watch ended")),
+            "the watch's last edit",
+        )
+        .await;
+    // The first run replaces "thinking…"; every later run edits that
+    // message, as a channel message (the interaction's token expires).
+    let first = calls.iter().find(|c| c.is_edit_original()).expect("the answer");
+    assert!(first.text().contains("run 1 of 4"), "{}", first.text());
+    let message = format!("/channels/C_QUEUE/messages/{}", first.id.clone().expect("its id"));
+    let edits: Vec<&Call> = calls
+        .iter()
+        .filter(|c| c.method == "PATCH" && !c.is_edit_original())
+        .collect();
+    // (A pending edit may be superseded by the next run's.)
+    assert!((1..=3).contains(&edits.len()), "{edits:#?}");
+    assert!(
+        edits.iter().all(|c| c.path == message),
+        "every later run edits the command's answer: {edits:#?}"
+    );
+    assert!(
+        !calls
+            .iter()
+            .any(|c| c.method == "POST" && c.path.starts_with("/channels/")),
+        "nothing is posted anew: {calls:#?}"
+    );
+    let last = edits.last().unwrap().text();
+    assert!(last.contains("run 4 of 4 · watch ended"), "{last}");
+    assert_eq!(app.target.count("GET", "/api/queue/stats"), 4);
+    app.stop().await;
+    t.cleanup().await;
+}
