@@ -437,6 +437,36 @@ impl Executor {
         &self.limits
     }
 
+    /// The longest `action` may run: each action's deadline (its own
+    /// timeout, else its target's, else the process default), summed over
+    /// a seq's steps, the longest of variants' choices and of concurrent
+    /// health checks; an `each` counts its action once per item. Pure.
+    pub fn budget(&self, action: &Action, targets: &BTreeMap<String, Target>, items: usize) -> Duration {
+        let target = |name: &str| targets.get(name).map_or(Duration::from_secs(10), Target::timeout);
+        match action {
+            Action::Http(h) => target(&h.target),
+            Action::Redis(r) => r.timeout.unwrap_or_else(|| target(&r.target)),
+            Action::Sql(q) => q.timeout.unwrap_or_else(|| target(&q.target)),
+            Action::Process(p) => p.timeout.unwrap_or(self.limits.default_timeout),
+            Action::Health(h) => h
+                .checks
+                .iter()
+                .map(|c| target(&c.target))
+                .max()
+                .unwrap_or_default(),
+            Action::Internal(_) => Duration::ZERO,
+            Action::Seq(seq) => seq.all().map(|s| self.budget(&s.action, targets, items)).sum(),
+            Action::Variants(v) => v
+                .choices
+                .iter()
+                .map(|c| self.budget(&c.action.action, targets, items))
+                .max()
+                .unwrap_or_default(),
+            Action::Summarize(s) => self.budget(&s.of.action, targets, items),
+            Action::Each(step) => self.budget(&step.action, targets, items) * items.max(1) as u32,
+        }
+    }
+
     /// The redactor applied to every output (it also learns header secrets).
     pub fn redactor(&self) -> &Redactor {
         &self.redactor

@@ -1181,3 +1181,38 @@ async fn process_values_never_become_options() {
     let no_end = action(r#"process = { argv = ["grep", "-F", "{corr}", "app.log"] }"#);
     assert!(opsbot::exec::render(&no_end, &BTreeMap::new(), &args(&[("corr", "-v")])).is_err());
 }
+
+#[test]
+fn an_actions_budget_bounds_how_long_all_of_its_steps_may_run() {
+    let t = targets(vec![
+        target("queue_api", TargetKind::Http, "http://127.0.0.1:1"),
+        target("queue_db", TargetKind::Sql, "postgres://127.0.0.1/x"),
+    ]);
+    let e = executor_with(Limits {
+        default_timeout: Duration::from_secs(30),
+        ..Limits::default()
+    });
+    let budget = |text: &str| e.budget(&action(text), &t, 1).as_secs();
+    assert_eq!(
+        budget(r#"http = { target = "queue_api", path = "/x" }"#),
+        5,
+        "the target's"
+    );
+    assert_eq!(
+        budget(r#"process = { argv = ["true"] }"#),
+        30,
+        "the process default"
+    );
+    // Steps in turn add up (finally steps too); a confirmation takes none of
+    // the bot's time; of variants, the longest choice.
+    let seq = r#"seq = { steps = [
+        { process = { argv = ["a"], timeout = "2m" } },
+        { internal = { confirm = { text = "x", within = "1h" } } },
+        { sql = { target = "queue_db", query = "SELECT 1", timeout = "20s" } },
+        { variants = { by = "k", choices = [
+            { value = "a", action = { process = { argv = ["b"], timeout = "1m" } } },
+            { value = "b", action = { http = { target = "queue_api", path = "/y" } } },
+        ] } },
+    ], finally = [{ http = { target = "queue_api", path = "/z" } }] }"#;
+    assert_eq!(budget(seq), 120 + 20 + 60 + 5);
+}
