@@ -30,7 +30,7 @@ use super::maintenance::{Applied, Cause};
 use super::pipeline::{exec_detail, exec_outcome, Internal, Invocation, Pipeline, SOURCE_TIMER};
 use super::platform::{Notification, Origin};
 use super::reply::{Outcome, Reply};
-use super::scheduled::{utc, LEASE_MS};
+use super::scheduled::{lease_for, utc, LEASE_MS};
 use crate::audit::Entry;
 use crate::auth::{self, Actor};
 use crate::catalog::Command;
@@ -226,7 +226,7 @@ impl Pipeline {
                 .refuse_guided(inv, actor, "guided.done", (Outcome::Usage, why))
                 .await;
         }
-        let lease = now + lease_ms(self.executor.budget(&cmd.action, &self.catalog.targets, 1));
+        let lease = now + lease_for(self.executor.budget(&cmd.action, &self.catalog.targets, 1));
         if !self
             .store
             .claim_payload(GUIDED, id, &row.payload, now, lease)
@@ -489,15 +489,6 @@ impl Pipeline {
 }
 
 /// The edit of run `id`'s message once it ended with `head`.
-/// How long a confirmation's claim holds: longer than every step could
-/// run (`budget`, the whole seq's, bounds the steps after any pause) with a
-/// minute to settle, and at least the scheduled runs' lease. A claim that
-/// lapses is reported as cut off, so it must not lapse while steps run.
-fn lease_ms(budget: std::time::Duration) -> Millis {
-    let budget = Millis::try_from(budget.as_millis()).unwrap_or(Millis::MAX / 4);
-    LEASE_MS.max(budget + 60_000)
-}
-
 fn ended(id: &str, g: &Guided, outcome: Outcome, head: &str) -> GuidedNote {
     GuidedNote {
         id: id.to_string(),
@@ -506,25 +497,5 @@ fn ended(id: &str, g: &Guided, outcome: Outcome, head: &str) -> GuidedNote {
         reply: Reply::new(outcome, ended_text(head, &g.lines)),
         edit: true,
         waits: None,
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use std::time::Duration;
-
-    #[test]
-    fn a_confirmation_s_claim_outlasts_the_steps_it_runs() {
-        assert_eq!(
-            lease_ms(Duration::from_secs(30)),
-            LEASE_MS,
-            "at least the scheduled runs' lease"
-        );
-        assert_eq!(
-            lease_ms(Duration::from_secs(30 * 60)),
-            31 * 60_000,
-            "the steps, and a minute"
-        );
     }
 }

@@ -28,8 +28,17 @@ use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
 /// How long a claimed run may take before another instance takes it for
-/// cut off (longer than any read a watch makes, or a follow-up's action).
+/// cut off, at least (see [`lease_for`]).
 pub const LEASE_MS: Millis = 10 * 60 * 1000;
+
+/// A claim's lease for a run whose action may take `budget`
+/// (`Executor::budget`): that and a minute to settle, at least
+/// [`LEASE_MS`]. A claim that lapses is reported as cut off, so it must not
+/// lapse while the action runs.
+pub(super) fn lease_for(budget: std::time::Duration) -> Millis {
+    let budget = Millis::try_from(budget.as_millis()).unwrap_or(Millis::MAX / 4);
+    LEASE_MS.max(budget + 60_000)
+}
 
 /// What a scheduled action runs, as whom, and where it answers: the
 /// payload of its timer row.
@@ -318,9 +327,19 @@ impl Pipeline {
     /// has it, or it moved).
     pub(super) async fn claim_scheduled(&self, t: &Timer) -> Result<Option<Claimed>, Internal> {
         let now = self.now();
+        // Before the payload is read, the command is not known: the lease
+        // outlasts the longest action of any scheduled command.
+        let longest = self
+            .catalog
+            .commands
+            .iter()
+            .filter(|c| c.schedule.is_some())
+            .map(|c| self.executor.budget(&c.action, &self.catalog.targets, 1))
+            .max()
+            .unwrap_or_default();
         Ok(self
             .store
-            .claim_timer(SCHEDULED, &t.item, now, now + LEASE_MS)
+            .claim_timer(SCHEDULED, &t.item, now, now + lease_for(longest))
             .await?)
     }
 
@@ -501,4 +520,24 @@ pub(super) fn utc(ms: Millis) -> String {
 fn to_json(s: &Scheduled) -> String {
     // Strings and maps of strings: serializing cannot fail.
     serde_json::to_string(s).unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    #[test]
+    fn a_claim_outlasts_the_action_it_runs() {
+        assert_eq!(
+            lease_for(Duration::from_secs(30)),
+            LEASE_MS,
+            "at least the least lease"
+        );
+        assert_eq!(
+            lease_for(Duration::from_secs(30 * 60)),
+            31 * 60_000,
+            "the action, and a minute"
+        );
+    }
 }
