@@ -184,8 +184,13 @@ impl Pipeline {
             lines,
         };
         tx.schedule_payload(GUIDED, &id, g.deadline, &to_json(&g)).await?;
+        // Where no message is rendered (the console), the line is all there is.
+        let message = match self.renderers.renders(&g.origin.platform) {
+            true => "; its message (Done / Abort) is in this channel",
+            false => "",
+        };
         applied.lines.push(format!(
-            "⏸ guided run `{id}` waits at step {step} of {of} (confirm with `/done {id} {step}` by {}); its message is in this channel.",
+            "⏸ guided run `{id}` waits at step {step} of {of}: {text} (confirm with `/done {id} {step}` by {}, or `/abort {id}`){message}.",
             utc(g.deadline)
         ));
         let mut entry = self.entry(cause.inv, cause.actor, "guided.paused", Some(cause.cmd), None);

@@ -167,6 +167,11 @@ impl Renderers {
         self
     }
 
+    /// Whether notifications for `platform` become messages.
+    pub fn renders(&self, platform: &str) -> bool {
+        self.by_name.contains_key(platform)
+    }
+
     /// The messages for all of `notes`, in order.
     pub fn render(&self, notes: &[Notification<'_>], now: Millis) -> Vec<OutMessage> {
         notes

@@ -167,7 +167,16 @@ async fn a_guided_run_waits_at_each_manual_step_and_runs_on_when_it_is_done() {
             let w = World::new(t).await;
             let r = w.say("U0ALICE", "/dr drill standby-2").await;
             assert_eq!(r.outcome, Outcome::Done, "{}", r.text);
-            assert!(r.text.contains("waits at step 2 of 5"), "{}", r.text);
+            assert!(
+                r.text.contains("waits at step 2 of 5: promote standby-2"),
+                "{}",
+                r.text
+            );
+            assert!(
+                r.text.contains("its message (Done / Abort) is in this channel"),
+                "{}",
+                r.text
+            );
             let id = run_id(&r.text);
             assert_eq!(w.calls(), pairs(&[("POST", "/api/stop")]), "only step 1 ran");
             assert!(pending(t, &id).await);
@@ -231,6 +240,46 @@ async fn a_guided_run_waits_at_each_manual_step_and_runs_on_when_it_is_done() {
                 2,
                 "{kinds:?}"
             );
+        })
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn from_the_console_the_answer_says_what_to_do_and_done_goes_on() {
+    run_test(|t| {
+        Box::pin(async move {
+            let w = World::new(t).await;
+            // `opsbot run` has no message to edit: its answer is all there is.
+            let r = crate::support::say(&w.p, "console:alice", "/dr short").await;
+            assert_eq!(r.outcome, Outcome::Done, "{}", r.text);
+            let id = run_id(&r.text);
+            assert!(
+                r.text.contains(&format!(
+                    "waits at step 2 of 3: promote it (confirm with `/done {id} 2`"
+                )),
+                "{}",
+                r.text
+            );
+            assert!(!r.text.contains("its message"), "{}", r.text);
+            let r = crate::support::say(&w.p, "console:alice", &format!("/done {id} 2")).await;
+            assert_eq!(r.outcome, Outcome::Done, "{}", r.text);
+            assert!(
+                r.text.contains(&format!("Step 2 of `{id}` confirmed")),
+                "{}",
+                r.text
+            );
+            assert!(r.text.contains("✓ 3/3 POST /api/restart → 200"), "{}", r.text);
+            assert_eq!(
+                w.calls(),
+                pairs(&[("POST", "/api/stop"), ("POST", "/api/restart")])
+            );
+            assert!(t
+                .store
+                .outbox_pending_for_tests("slack")
+                .await
+                .unwrap()
+                .is_empty());
         })
     })
     .await;
