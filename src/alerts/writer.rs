@@ -4,13 +4,16 @@
 //! them all. Each handler answers its sender only after that commit.
 
 use crate::clock::Millis;
-use crate::store::{NewAlert, Store};
+use crate::store::{Keeper, NewAlert, Store};
 use tokio::sync::{mpsc, oneshot};
 
 /// Requests per transaction at most …
 const MAX_REQUESTS: usize = 64;
 /// … and rows (a request's batch is never split).
 const MAX_ROWS: usize = 20_000;
+/// A batch of fewer rows than this (single events) keeps the connection
+/// for the next while more wait.
+const KEEP_ROWS: usize = 100;
 
 type Job = (Vec<NewAlert>, Millis, oneshot::Sender<Result<(), String>>);
 
@@ -43,6 +46,7 @@ impl AlertWriter {
 
 async fn run(store: Store, stored: crate::engine::Signal, mut rx: mpsc::Receiver<Job>) {
     let mut jobs: Vec<Job> = Vec::new();
+    let mut keeper = Keeper::default();
     loop {
         if jobs.is_empty() && rx.recv_many(&mut jobs, MAX_REQUESTS).await == 0 {
             return;
@@ -70,11 +74,22 @@ async fn run(store: Store, stored: crate::engine::Signal, mut rx: mpsc::Receiver
             now = now.max(at);
             answers.push(done);
         }
-        let outcome = store
-            .ingest_alerts(&rows, now)
-            .await
-            .map(|_| ())
-            .map_err(|e| e.to_string());
+        let outcome = match keeper.take(&store).await {
+            Ok(mut conn) => {
+                let written = conn.ingest_alerts(&rows, now).await.map(|_| ());
+                // Small batches coming on (single events): the connection is
+                // kept for the next, as the inbox writer keeps its own. Not
+                // for webhook posts of many alerts: their commits are long,
+                // and the alert poster would wait behind them.
+                if written.is_ok() && rows.len() < KEEP_ROWS && !rx.is_empty() {
+                    keeper.keep(conn);
+                } else {
+                    keeper.release();
+                }
+                written.map_err(|e| e.to_string())
+            }
+            Err(e) => Err(e.to_string()),
+        };
         if outcome.is_ok() {
             stored.raise();
         }

@@ -2,10 +2,10 @@
 //! stored in one transaction, a few multi-row statements whatever its size,
 //! before the sender gets its 2xx.
 
-use super::{int, opt_text, params, text, Backend, Result, Store, Tx};
+use super::{int, opt_text, params, text, Backend, Conn, Result, Store, Tx};
 use crate::clock::Millis;
 use sqlx::any::AnyRow;
-use sqlx::Row;
+use sqlx::{AnyConnection, Row};
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 /// What an alert record says, going in and coming out.
@@ -146,14 +146,73 @@ super::on_tx! {
     fn ingest_alerts(batch: &[NewAlert], now: Millis) -> usize;
 }
 
+/// The statements of an alert batch, on a connection inside its
+/// transaction: a step's [`Tx`], or a writer's kept [`Conn`].
+struct Ingest<'a> {
+    conn: &'a mut AnyConnection,
+    backend: Backend,
+}
+
+impl Ingest<'_> {
+    fn conn(&mut self) -> &mut AnyConnection {
+        self.conn
+    }
+
+    fn backend(&self) -> Backend {
+        self.backend
+    }
+}
+
 impl Tx {
+    /// Stores `batch` (see [`Ingest::ingest_alerts`]).
+    pub async fn ingest_alerts(&mut self, batch: &[NewAlert], now: Millis) -> Result<usize> {
+        let backend = self.backend();
+        Ingest {
+            conn: self.conn(),
+            backend,
+        }
+        .ingest_alerts(batch, now)
+        .await
+    }
+
+    /// Marks groups changed (see [`Ingest::bump_groups`]).
+    pub(super) async fn bump_groups(&mut self, ids: &[i64], now: Millis, also: &str) -> Result<()> {
+        let backend = self.backend();
+        Ingest {
+            conn: self.conn(),
+            backend,
+        }
+        .bump_groups(ids, now, also)
+        .await
+    }
+}
+
+impl Conn {
+    /// [`Tx::ingest_alerts`] in a transaction of its own on this kept
+    /// connection (committed here; the connection stays kept).
+    pub async fn ingest_alerts(&mut self, batch: &[NewAlert], now: Millis) -> Result<usize> {
+        use sqlx::Acquire;
+        let backend = self.store.backend;
+        let mut tx = self.conn.begin().await?;
+        let n = Ingest {
+            conn: &mut tx,
+            backend,
+        }
+        .ingest_alerts(batch, now)
+        .await?;
+        tx.commit().await?;
+        Ok(n)
+    }
+}
+
+impl Ingest<'_> {
     /// Stores `batch`: each group is created or touched; a firing alert
     /// opens a record in its group or refreshes the open one; acknowledge
     /// and resolve move the key's open records (whatever group they are in),
     /// and are recorded on their own only when the key was never seen.
     /// Within the batch the last entry of a key wins. Answers the number of
     /// groups touched.
-    pub async fn ingest_alerts(&mut self, batch: &[NewAlert], now: Millis) -> Result<usize> {
+    async fn ingest_alerts(&mut self, batch: &[NewAlert], now: Millis) -> Result<usize> {
         let batch = last_per_key(batch);
         if batch.is_empty() {
             return Ok(0);
@@ -342,7 +401,7 @@ impl Tx {
     /// assignments) with it. `updated_at` only grows, also within one
     /// millisecond: the poster renders every version whose updated_at it
     /// has not shown.
-    pub(super) async fn bump_groups(&mut self, ids: &[i64], now: Millis, also: &str) -> Result<()> {
+    async fn bump_groups(&mut self, ids: &[i64], now: Millis, also: &str) -> Result<()> {
         let backend = self.backend();
         for chunk in ids.chunks(CHUNK) {
             // `now` bound, not spelled into the text: one statement text per

@@ -249,9 +249,10 @@ pub struct Tx {
 /// trip to the database (sqlx pings it on release), and on SQLite, where the
 /// pool has one connection, that was a third to a half of each commit's
 /// time. While it is kept nothing else gets SQLite's one connection: keep it
-/// only while more work is waiting, and briefly. (The alert writer does not
-/// keep one: its commits are long, and the alert poster, starved between
-/// them, then held up its batches for 120 ms.)
+/// only while more work is waiting, and briefly. (The alert writer keeps
+/// one only after a batch of few rows, single PagerDuty events: webhook
+/// posts of many alerts commit for long, and the alert poster, starved
+/// between them, then held up its batches for 120 ms.)
 pub struct Conn {
     conn: sqlx::pool::PoolConnection<Any>,
     store: Store,
