@@ -441,11 +441,7 @@ impl Pipeline {
         let audit: Vec<Entry> = std::iter::once(entry)
             .chain(applied.audit.iter().cloned())
             .collect();
-        let extra: Vec<_> = applied
-            .guided
-            .iter()
-            .map(super::guided::GuidedNote::notification)
-            .collect();
+        let extra: Vec<_> = applied.notifications().collect();
         self.commit_with(
             tx,
             Some(inv),

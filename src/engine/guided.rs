@@ -231,7 +231,7 @@ impl Pipeline {
                 .refuse_guided(inv, actor, "guided.done", (Outcome::Usage, why))
                 .await;
         }
-        let lease = now + lease_for(self.executor.budget(&cmd.action, &self.catalog.targets, 1));
+        let lease = now + lease_for(self.executor.budget(&cmd.action, &self.catalog.targets));
         if !self
             .store
             .claim_payload(GUIDED, id, &row.payload, now, lease)
@@ -316,7 +316,7 @@ impl Pipeline {
         let audit: Vec<Entry> = std::iter::once(entry)
             .chain(applied.audit.iter().cloned())
             .collect();
-        self.commit_guided(tx, inv, &reply, &audit, &applied).await?;
+        self.commit_answer(tx, inv, &reply, &audit, &applied).await?;
         self.after_effects(&applied);
         Ok(reply)
     }
@@ -351,7 +351,7 @@ impl Pipeline {
             ..Applied::default()
         };
         let reply = Reply::new(Outcome::Done, format!("`{id}` aborted at step {}.", g.step)).private();
-        self.commit_guided(tx, inv, &reply, &[entry], &applied).await?;
+        self.commit_answer(tx, inv, &reply, &[entry], &applied).await?;
         Ok(reply)
     }
 
@@ -413,24 +413,6 @@ impl Pipeline {
         entry.detail = Some(why.clone());
         self.answered(inv, Reply::new(outcome, why).private(), &[entry])
             .await
-    }
-
-    /// Commits a guided step: `audit`, the answer, then the run's messages.
-    async fn commit_guided(
-        &self,
-        tx: Tx,
-        inv: &Invocation,
-        reply: &Reply,
-        audit: &[Entry],
-        applied: &Applied,
-    ) -> Result<(), Internal> {
-        let mut notes = vec![Notification::Reply {
-            origin: &inv.origin,
-            reply,
-            approval: None,
-        }];
-        notes.extend(applied.guided.iter().map(GuidedNote::notification));
-        self.commit_notes(tx, audit, &notes, inv.inbox).await
     }
 
     /// A guided row fell due: the confirmation window passed (the run stops

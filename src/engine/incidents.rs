@@ -383,7 +383,7 @@ impl Pipeline {
                 approval: None,
             },
         ];
-        notes.extend(applied.guided.iter().map(super::guided::GuidedNote::notification));
+        notes.extend(applied.notifications());
         self.commit_notes(tx, &audit, &notes, inv.inbox).await?;
         self.after_effects(&applied);
         Ok(reply)

@@ -53,6 +53,11 @@ pub(super) struct Applied {
 }
 
 impl Applied {
+    /// The messages the effects post after their transaction (guided runs').
+    pub fn notifications(&self) -> impl Iterator<Item = Notification<'_>> {
+        self.guided.iter().map(super::guided::GuidedNote::notification)
+    }
+
     /// `text` with the lines appended, one per line.
     pub fn append_to(&self, text: &str) -> String {
         std::iter::once(text.to_string())
@@ -221,15 +226,29 @@ impl Pipeline {
         let audit: Vec<Entry> = std::iter::once(entry)
             .chain(applied.audit.iter().cloned())
             .collect();
-        let mut notes = vec![Notification::Reply {
-            origin: &cause.inv.origin,
-            reply: &reply,
-            approval: None,
-        }];
-        notes.extend(applied.guided.iter().map(super::guided::GuidedNote::notification));
-        self.commit_notes(tx, &audit, &notes, cause.inv.inbox).await?;
+        self.commit_answer(tx, cause.inv, &reply, &audit, &applied)
+            .await?;
         self.after_effects(&applied);
         Ok(reply)
+    }
+
+    /// Commits a step that answers `inv`: `audit`, the answer, then the
+    /// messages of `applied` (a guided run's).
+    pub(super) async fn commit_answer(
+        &self,
+        tx: Tx,
+        inv: &Invocation,
+        reply: &Reply,
+        audit: &[Entry],
+        applied: &Applied,
+    ) -> Result<(), Internal> {
+        let mut notes = vec![Notification::Reply {
+            origin: &inv.origin,
+            reply,
+            approval: None,
+        }];
+        notes.extend(applied.notifications());
+        self.commit_notes(tx, audit, &notes, inv.inbox).await
     }
 
     /// An audit entry of the execution's cause (source: its platform).

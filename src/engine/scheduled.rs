@@ -334,7 +334,7 @@ impl Pipeline {
             .commands
             .iter()
             .filter(|c| c.schedule.is_some())
-            .map(|c| self.executor.budget(&c.action, &self.catalog.targets, 1))
+            .map(|c| self.executor.budget(&c.action, &self.catalog.targets))
             .max()
             .unwrap_or_default();
         Ok(self

@@ -440,8 +440,9 @@ impl Executor {
     /// The longest `action` may run: each action's deadline (its own
     /// timeout, else its target's, else the process default), summed over
     /// a seq's steps, the longest of variants' choices and of concurrent
-    /// health checks; an `each` counts its action once per item. Pure.
-    pub fn budget(&self, action: &Action, targets: &BTreeMap<String, Target>, items: usize) -> Duration {
+    /// health checks. An `each` counts its action once: its items are known
+    /// only at execution (guided runs have no preview, so no `each`). Pure.
+    pub fn budget(&self, action: &Action, targets: &BTreeMap<String, Target>) -> Duration {
         let target = |name: &str| targets.get(name).map_or(Duration::from_secs(10), Target::timeout);
         match action {
             Action::Http(h) => target(&h.target),
@@ -455,15 +456,15 @@ impl Executor {
                 .max()
                 .unwrap_or_default(),
             Action::Internal(_) => Duration::ZERO,
-            Action::Seq(seq) => seq.all().map(|s| self.budget(&s.action, targets, items)).sum(),
+            Action::Seq(seq) => seq.all().map(|s| self.budget(&s.action, targets)).sum(),
             Action::Variants(v) => v
                 .choices
                 .iter()
-                .map(|c| self.budget(&c.action.action, targets, items))
+                .map(|c| self.budget(&c.action.action, targets))
                 .max()
                 .unwrap_or_default(),
-            Action::Summarize(s) => self.budget(&s.of.action, targets, items),
-            Action::Each(step) => self.budget(&step.action, targets, items) * items.max(1) as u32,
+            Action::Summarize(s) => self.budget(&s.of.action, targets),
+            Action::Each(step) => self.budget(&step.action, targets),
         }
     }
 

@@ -1192,7 +1192,7 @@ fn an_actions_budget_bounds_how_long_all_of_its_steps_may_run() {
         default_timeout: Duration::from_secs(30),
         ..Limits::default()
     });
-    let budget = |text: &str| e.budget(&action(text), &t, 1).as_secs();
+    let budget = |text: &str| e.budget(&action(text), &t).as_secs();
     assert_eq!(
         budget(r#"http = { target = "queue_api", path = "/x" }"#),
         5,
